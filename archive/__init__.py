@@ -1,0 +1,1 @@
+"""Compliance archive of case PDFs."""

@@ -1,0 +1,1 @@
+"""Keyword classification, routing and assignment of cases."""

@@ -1,0 +1,1 @@
+"""intake: customer emails and web forms to tickets, acknowledgements and a case archive."""

@@ -1,0 +1,1 @@
+"""Message sources: IMAP mailboxes, Maildir drop folders, the form spool."""
