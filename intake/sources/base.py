@@ -1,0 +1,44 @@
+"""What every source hands the pipeline, and what it gets back.
+
+A source (IMAP mailbox, Maildir drop folder, form spool) reads raw bytes, calls
+`Sink.take(raw, ref)`, and only after that call returned (the pipeline's
+transaction has committed, the ref stored with it) lets go of the item on its side:
+moves the IMAP message, moves the file to done/. A crash anywhere in between makes
+the source offer the item again, and the pipeline answers `duplicate` for a ref or
+a message it already holds.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+OUTCOMES = ("opened", "appended", "duplicate", "autoreply_ignored", "quarantined")
+
+
+@dataclass(frozen=True)
+class SourceRef:
+    """Where an item came from: unique per item within its source."""
+
+    source: str  # stable name: "imap:<account>/<mailbox>", "maildir:<name>", "spool"
+    key: str  # "<uidvalidity>:<uid>" for IMAP, the file name for folders
+    channel: str = "email"  # "email" or "form"
+
+
+@dataclass(frozen=True)
+class Result:
+    """What became of one item. `outcome` is one of OUTCOMES."""
+
+    outcome: str
+    ticket: str | None = None
+    reason: str | None = None
+
+
+class Sink(Protocol):
+    """The pipeline as a source sees it."""
+
+    def take(self, raw: bytes, ref: SourceRef) -> Result:
+        """Process one item; returns after the durable commit (or raises on a
+        failure of the database itself, in which case the item must be offered again)."""
+
+    def report(self, source: str, *, backlog: int | None = None, error: str | None = None) -> None:
+        """Record a fetch of `source`: success (error None) with its backlog, or the error."""
