@@ -58,3 +58,34 @@ def transaction(sessions: sessionmaker[Session]) -> Iterator[Session]:
     with sessions() as session:
         with session.begin():
             yield session
+
+
+def upgrade(engine: Engine) -> list[str]:
+    """Create or upgrade the schema to the newest Alembic revision; returns the
+    revisions applied (empty when already current)."""
+    from alembic import command
+    from alembic.config import Config as AlembicConfig
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+
+    cfg = AlembicConfig()
+    cfg.set_main_option("script_location", str(Path(__file__).parent / "migrations"))
+    script = ScriptDirectory.from_config(cfg)
+    with engine.begin() as connection:
+        current = set(MigrationContext.configure(connection).get_current_heads())
+    pending = [
+        rev.revision
+        for rev in reversed(list(script.walk_revisions()))
+        if rev.revision not in current and not _is_ancestor(script, rev.revision, current)
+    ]
+    with engine.begin() as connection:
+        cfg.attributes["connection"] = connection
+        command.upgrade(cfg, "heads")
+    return pending
+
+
+def _is_ancestor(script, revision: str, heads: set[str]) -> bool:
+    for head in heads:
+        if any(r.revision == revision for r in script.iterate_revisions(head, "base")):
+            return True
+    return False

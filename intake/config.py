@@ -1,0 +1,328 @@
+"""Configuration: one TOML file over built-in defaults, validated once at start-up.
+
+Every key is documented in config/intake.example.toml. A wrong key or value is
+refused with a message naming the key and the problem (`ConfigError`); secrets may
+come from environment variables (`password_env`). Relative paths are resolved
+against the directory the daemon runs in, so `./var` means the same thing to
+`intake init` and `intake run`.
+"""
+from __future__ import annotations
+
+import difflib
+import os
+import tomllib
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+TYPES = ("inquiry", "complaint", "fault", "request", "suggestion")
+URGENCIES = ("urgent", "important", "normal")
+
+
+class ConfigError(Exception):
+    """A configuration problem; the message names the key."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_default=True)
+
+
+class Database(_Section):
+    url: str = "sqlite:///var/intake.db"
+
+
+class Paths(_Section):
+    var: Path = Path("var")
+    templates: Path = REPO_ROOT / "templates"
+    rules: Path = REPO_ROOT / "config" / "rules.toml"
+    staff: Path = REPO_ROOT / "config" / "staff.toml"
+
+
+class Support(_Section):
+    address: str = "support@example.com"
+    name: str = "客户服务中心 Customer Service"
+    domain: str = ""  # Message-ID domain; defaults to the address's domain
+
+    @field_validator("address")
+    @classmethod
+    def _address(cls, v: str) -> str:
+        if "@" not in v or v.startswith("@") or v.endswith("@"):
+            raise ValueError(f"not an email address: {v!r}")
+        return v.lower()
+
+
+def _secret(password: str, password_env: str, key: str) -> str:
+    if password_env:
+        value = os.environ.get(password_env)
+        if value is None:
+            raise ValueError(f"{key}: environment variable {password_env} is not set")
+        return value
+    return password
+
+
+class Smtp(_Section):
+    host: str = ""  # empty: no SMTP server; outgoing mail goes into paths.var/outgoing (a Maildir)
+    port: int = Field(25, ge=1, le=65535)
+    security: Literal["plain", "starttls", "tls"] = "plain"
+    username: str = ""
+    password: str = Field("", repr=False)
+    password_env: str = ""
+    timeout: float = Field(30.0, gt=0)
+    ca_file: str = ""
+    verify_tls: bool = True
+
+    def secret(self) -> str:
+        return _secret(self.password, self.password_env, "smtp.password_env")
+
+    @field_validator("password_env")
+    @classmethod
+    def _env_set(cls, v: str) -> str:  # fail at boot, not at the first send
+        if v and v not in os.environ:
+            raise ValueError(f"environment variable {v} is not set")
+        return v
+
+
+class Imap(_Section):
+    name: str
+    host: str
+    port: int = Field(993, ge=1, le=65535)
+    security: Literal["plain", "starttls", "tls"] = "tls"
+    username: str
+    password: str = Field("", repr=False)
+    password_env: str = ""
+    mailboxes: list[str] = ["INBOX"]
+    on_done: Literal["move", "flag"] = "move"
+    processed_folder: str = "Processed"
+    idle: bool = True
+    idle_timeout: float = Field(300.0, gt=0, le=1740)
+    poll_interval: float = Field(30.0, gt=0)
+    batch_size: int = Field(100, ge=1, le=10000)
+    ca_file: str = ""
+    verify_tls: bool = True
+
+    def secret(self) -> str:
+        return _secret(self.password, self.password_env, f"imap[{self.name}].password_env")
+
+    @field_validator("password_env")
+    @classmethod
+    def _env_set(cls, v: str) -> str:  # fail at boot, not at the first fetch
+        if v and v not in os.environ:
+            raise ValueError(f"environment variable {v} is not set")
+        return v
+
+
+class Maildir(_Section):
+    enabled: bool = True
+    path: Path = Path("var/drop")
+
+
+class Spool(_Section):
+    enabled: bool = True
+    path: Path = Path("var/spool")
+
+
+class Web(_Section):
+    listen: str = ""  # "HOST:PORT"; empty: the web form is off
+    max_body_bytes: int = Field(20_000_000, ge=1024)
+    max_file_bytes: int = Field(10_000_000, ge=1024)
+    allowed_extensions: list[str] = [".pdf", ".png", ".jpg", ".jpeg", ".gif", ".txt", ".doc", ".docx", ".xls", ".xlsx", ".zip"]
+    rate_limit_per_minute: int = Field(10, ge=1)
+    csrf_secret: str = Field("", repr=False)
+    csrf_secret_env: str = ""
+    public_base_url: str = ""
+
+    @field_validator("listen")
+    @classmethod
+    def _listen(cls, v: str) -> str:
+        if v:
+            parse_listen(v)
+        return v
+
+
+class Limits(_Section):
+    max_message_bytes: int = Field(50_000_000, ge=1024)
+    max_attachment_bytes: int = Field(10_000_000, ge=0)
+    acks_per_sender_per_hour: int = Field(5, ge=0)
+    form_duplicate_window_seconds: int = Field(60, ge=0)
+
+
+class Outbox(_Section):
+    retry_initial_seconds: float = Field(5.0, gt=0)
+    retry_max_seconds: float = Field(900.0, gt=0)
+    give_up_after_hours: float = Field(72.0, gt=0)
+    batch_size: int = Field(50, ge=1)
+
+
+class Ack(_Section):
+    default_language: Literal["zh", "en"] = "zh"
+    # the response promised in the acknowledgement, by urgency (from the seeds)
+    response_hours: dict[str, float] = {"urgent": 2, "important": 24, "normal": 48}
+
+    @field_validator("response_hours")
+    @classmethod
+    def _hours(cls, v: dict[str, float]) -> dict[str, float]:
+        for key, hours in v.items():
+            if key not in URGENCIES:
+                raise ValueError(f"unknown urgency {key!r}; expected one of {', '.join(URGENCIES)}")
+            if hours <= 0:
+                raise ValueError(f"{key}: hours must be positive, got {hours}")
+        missing = set(URGENCIES) - set(v)
+        if missing:
+            raise ValueError(f"missing urgencies: {', '.join(sorted(missing))}")
+        return v
+
+
+class Tickets(_Section):
+    ref_prefix: str = ""  # e.g. "CS-": references read CS-261123-0007
+    timezone: str = "Asia/Shanghai"  # the day in a reference and in reports
+
+    @field_validator("timezone")
+    @classmethod
+    def _tz(cls, v: str) -> str:
+        from zoneinfo import ZoneInfo
+
+        try:
+            ZoneInfo(v)
+        except Exception:
+            raise ValueError(f"unknown time zone {v!r}") from None
+        return v
+
+
+class Log(_Section):
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    format: Literal["text", "json"] = "text"
+
+
+class Config(_Section):
+    database: Database = Database()
+    paths: Paths = Paths()
+    support: Support = Support()
+    smtp: Smtp = Smtp()
+    imap: list[Imap] = []
+    maildir: Maildir = Maildir()
+    spool: Spool = Spool()
+    web: Web = Web()
+    limits: Limits = Limits()
+    outbox: Outbox = Outbox()
+    ack: Ack = Ack()
+    tickets: Tickets = Tickets()
+    log: Log = Log()
+
+    source_file: Path | None = Field(None, exclude=True)
+
+    @model_validator(mode="after")
+    def _unique_imap_names(self) -> "Config":
+        names = [i.name for i in self.imap]
+        dupes = {n for n in names if names.count(n) > 1}
+        if dupes:
+            raise ValueError(f"imap: account names must be unique, repeated: {', '.join(sorted(dupes))}")
+        return self
+
+    @property
+    def var(self) -> Path:
+        return self.paths.var
+
+    @property
+    def outgoing_maildir(self) -> Path:
+        return self.paths.var / "outgoing"
+
+    @property
+    def message_domain(self) -> str:
+        return self.support.domain or self.support.address.split("@", 1)[1]
+
+
+def parse_listen(value: str) -> tuple[str, int]:
+    host, sep, port = value.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"expected HOST:PORT, got {value!r}")
+    return host.strip("[]"), int(port)
+
+
+def _key_path(loc: tuple, data: dict) -> str:
+    """Turn pydantic's location into the key as written in the file: imap[support].port."""
+    parts: list[str] = []
+    node = data
+    for item in loc:
+        if isinstance(item, int):
+            label = str(item)
+            if isinstance(node, list) and item < len(node) and isinstance(node[item], dict):
+                label = node[item].get("name", item)
+            parts[-1] = f"{parts[-1]}[{label}]"
+            node = node[item] if isinstance(node, list) and item < len(node) else {}
+        else:
+            parts.append(str(item))
+            node = node.get(item, {}) if isinstance(node, dict) else {}
+    return ".".join(parts)
+
+
+def _describe(error: dict, data: dict) -> str:
+    key = _key_path(error["loc"], data)
+    if error["type"] == "extra_forbidden":
+        section = _key_path(error["loc"][:-1], data)
+        known = _known_keys(error["loc"][:-1])
+        hint = difflib.get_close_matches(str(error["loc"][-1]), known, n=1)
+        where = f" in [{section}]" if section else ""
+        suggestion = f" (did you mean {hint[0]!r}?)" if hint else ""
+        return f"{key}: unknown key{where}{suggestion}"
+    message = error["msg"].removeprefix("Value error, ")
+    if error["type"] not in ("missing", "value_error") and "input" in error and not isinstance(error["input"], (dict, list)):
+        message += f" (got {error['input']!r})"
+    return f"{key}: {message}"
+
+
+def _known_keys(loc: tuple) -> list[str]:
+    model: type[BaseModel] = Config
+    for item in loc:
+        if isinstance(item, int):
+            continue
+        annotation = model.model_fields[item].annotation
+        inner = getattr(annotation, "__args__", (annotation,))[0]
+        if isinstance(inner, type) and issubclass(inner, BaseModel):
+            model = inner
+        elif isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            model = annotation
+    return list(model.model_fields)
+
+
+def from_dict(data: dict, source: Path | None = None) -> Config:
+    try:
+        config = Config.model_validate(data)
+    except ValidationError as exc:
+        where = f"{source}: " if source else ""
+        problems = "\n  ".join(_describe(e, data) for e in exc.errors())
+        raise ConfigError(f"{where}invalid configuration:\n  {problems}") from None
+    config.source_file = source
+    return config
+
+
+def load(path: Path | None = None) -> Config:
+    """--config PATH, then $INTAKE_CONFIG, then ./config/intake.toml, then built-in defaults."""
+    if path is None:
+        env = os.environ.get("INTAKE_CONFIG")
+        if env:
+            path = Path(env)
+        elif Path("config/intake.toml").exists():
+            path = Path("config/intake.toml")
+    if path is None:
+        return from_dict({})
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    return from_dict(data, Path(path))
+
+
+def masked(config: Config) -> dict:
+    """The configuration as a dict with every secret replaced, for logs and `status`."""
+    data = config.model_dump(mode="json")
+    data["smtp"]["password"] = "***" if config.smtp.password else ""
+    for account in data["imap"]:
+        account["password"] = "***" if account["password"] else ""
+    data["web"]["csrf_secret"] = "***" if config.web.csrf_secret else ""
+    return data

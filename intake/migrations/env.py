@@ -1,0 +1,32 @@
+"""Alembic environment: `intake init` passes its own connection; the alembic CLI
+(alembic -c intake/migrations/alembic.ini) reads sqlalchemy.url."""
+from alembic import context
+from sqlalchemy import engine_from_config, pool
+
+import intake.models  # noqa: F401  (registers the tables)
+from intake.db import Base
+
+try:  # the archive's tables, once that package declares them
+    import archive.models  # noqa: F401
+except ImportError:
+    pass
+
+config = context.config
+target_metadata = Base.metadata
+
+
+def run_migrations() -> None:
+    connection = config.attributes.get("connection")
+    if connection is not None:
+        context.configure(connection=connection, target_metadata=target_metadata, render_as_batch=True)
+        with context.begin_transaction():
+            context.run_migrations()
+        return
+    engine = engine_from_config(config.get_section(config.config_ini_section), prefix="sqlalchemy.", poolclass=pool.NullPool)
+    with engine.connect() as connection:
+        context.configure(connection=connection, target_metadata=target_metadata, render_as_batch=True)
+        with context.begin_transaction():
+            context.run_migrations()
+
+
+run_migrations()
