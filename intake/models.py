@@ -95,12 +95,13 @@ class Ticket(Base):
     events: Mapped[list[Event]] = relationship(back_populates="ticket", order_by="Event.id")
 
 
-class RefCounter(Base):
-    """The last reference number handed out per day (row-locked while a ticket opens)."""
+class Counter(Base):
+    """Named sequences, row-locked while used: ticket numbers per day ("t:261123"),
+    customer numbers ("customer")."""
 
-    __tablename__ = "ref_counters"
+    __tablename__ = "counters"
 
-    day: Mapped[str] = mapped_column(String(8), primary_key=True)
+    name: Mapped[str] = mapped_column(String(40), primary_key=True)
     last: Mapped[int] = mapped_column(Integer, default=0)
 
 
@@ -120,6 +121,9 @@ class Message(Base):
     # one fingerprint per distinct inbound message: the same message arriving twice
     # (two mailboxes, a re-delivery, a second ingest) hits this unique key
     fingerprint: Mapped[str | None] = mapped_column(String(64), unique=True)
+    # what the message says (sender, subject, text, attachments), for the
+    # double-submit window of web forms, which carry no Message-ID
+    content_hash: Mapped[str | None] = mapped_column(String(64), index=True)
     from_addr: Mapped[str] = mapped_column(String(320), default="")
     from_name: Mapped[str] = mapped_column(String(300), default="")
     to_addrs: Mapped[list] = mapped_column(JSON, default=list)
@@ -215,6 +219,8 @@ class OutboxMail(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    ticket: Mapped[Ticket | None] = relationship()
 
 
 class QuarantineItem(Base):

@@ -1,0 +1,265 @@
+"""The command line: `intake [--config PATH] [--json] COMMAND` (the contract in DESIGN.md)."""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import logging
+import sys
+from pathlib import Path
+
+from intake import config as config_mod
+from intake.logs import setup_logging
+
+log = logging.getLogger("intake.cli")
+
+
+class Output:
+    """Human lines, or with --json one JSON object a line."""
+
+    def __init__(self, as_json: bool):
+        self.as_json = as_json
+
+    def row(self, obj: dict, text: str) -> None:
+        print(json.dumps(obj, ensure_ascii=False, default=str) if self.as_json else text, flush=True)
+
+
+def _context(args):
+    from intake.context import build_context
+
+    return build_context(args.config_obj)
+
+
+def cmd_init(args, out: Output) -> int:
+    from intake.db import make_engine, upgrade
+
+    cfg = args.config_obj
+    applied = upgrade(make_engine(cfg.database.url))
+    out.row({"database": _safe_url(cfg.database.url), "migrations_applied": applied},
+            f"database {_safe_url(cfg.database.url)}: " + (f"applied {', '.join(applied)}" if applied else "up to date"))
+    for folder in _folders(cfg):
+        created = not folder.exists()
+        folder.mkdir(parents=True, exist_ok=True)
+        out.row({"folder": str(folder), "created": created}, f"folder {folder}: {'created' if created else 'exists'}")
+    return 0
+
+
+def _folders(cfg) -> list[Path]:
+    folders = [cfg.var, cfg.outgoing_maildir]
+    if cfg.maildir.enabled:
+        folders += [cfg.maildir.path / sub for sub in ("new", "cur", "tmp")]
+    if cfg.spool.enabled:
+        folders.append(cfg.spool.path)
+    return folders
+
+
+def _safe_url(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def cmd_run(args, out: Output) -> int:
+    from intake.daemon import Daemon
+
+    ctx = _context(args)
+    daemon = Daemon(ctx, listen=args.listen or (ctx.config.web.listen or None))
+    if args.once:
+        summary = daemon.run_once()
+        out.row(summary, f"taken {summary['taken']}; mail sent {summary['sent']}, failed attempts {summary['send_failures']}")
+        return 0
+    daemon.run_forever()
+    return 0
+
+
+def cmd_ingest(args, out: Output) -> int:
+    from intake.pipeline import Pipeline
+    from intake.sources.base import SourceRef
+
+    pipeline = Pipeline(_context(args))
+    worst = 0
+    for name in args.files:
+        path = Path(name)
+        try:
+            raw = path.read_bytes()
+        except OSError as exc:
+            out.row({"file": name, "outcome": "error", "ticket": None, "reason": exc.strerror}, f"{name}: cannot read: {exc.strerror}")
+            worst = 1
+            continue
+        channel = "form" if path.suffix.lower() == ".json" else "email"
+        result = pipeline.take(raw, SourceRef("ingest", hashlib.sha256(raw).hexdigest(), channel))
+        out.row({"file": name, "outcome": result.outcome, "ticket": result.ticket, "reason": result.reason},
+                f"{name}: {result.outcome}" + (f" {result.ticket}" if result.ticket else "") + (f" ({result.reason})" if result.reason else ""))
+    if args.send:
+        from intake.outbox import OutboxWorker
+
+        OutboxWorker(pipeline.ctx).run_once()
+    return worst
+
+
+def cmd_status(args, out: Output) -> int:
+    from intake.status import collect
+
+    ctx = _context(args)
+    status = collect(ctx)
+    if out.as_json:
+        out.row(status, "")
+        return 0
+    print("sources:")
+    for s in status["sources"]:
+        print(f"  {s['source']}: last success {s['last_success_at'] or 'never'}, backlog {s['backlog'] if s['backlog'] is not None else '?'}, "
+              f"taken {s['taken']}, errors {s['errors']}" + (f", last error {s['last_error_at']}: {s['last_error']}" if s["last_error"] else ""))
+    if not status["sources"]:
+        print("  (no source has run yet)")
+    o = status["outbox"]
+    print(f"outbox: {o['pending']} pending (oldest {o['oldest_pending'] or '-'}), {o['sent']} sent, {o['failed']} failed")
+    print(f"quarantine: {status['quarantine']['held']} held, {status['quarantine']['released']} released")
+    print(f"tickets: " + ", ".join(f"{k} {v}" for k, v in status["tickets"].items()) if status["tickets"] else "tickets: none")
+    return 0
+
+
+def cmd_quarantine(args, out: Output) -> int:
+    from sqlalchemy import select
+
+    from intake.models import QuarantineItem
+    from intake.pipeline import Pipeline
+
+    ctx = _context(args)
+    if args.action == "list":
+        with ctx.sessions() as session:
+            query = select(QuarantineItem).order_by(QuarantineItem.id)
+            if not args.all:
+                query = query.where(QuarantineItem.status == "held")
+            for q in session.scalars(query):
+                first = q.reason.splitlines()[0] if q.reason else ""
+                out.row({"id": q.id, "source": q.source, "key": q.key, "channel": q.channel, "status": q.status, "reason": q.reason,
+                         "bytes": len(q.raw), "created_at": q.created_at, "retries": q.retries, "ticket": q.ticket_ref},
+                        f"#{q.id} {q.created_at:%Y-%m-%d %H:%M} {q.source} {q.key} [{q.status}] {len(q.raw)} bytes: {first}")
+        return 0
+    try:
+        results = Pipeline(ctx).retry_quarantined(args.id)
+    except LookupError as exc:
+        print(f"intake: {exc}", file=sys.stderr)
+        return 1
+    failed = 0
+    for qid, result in results:
+        failed += result.outcome == "quarantined"
+        out.row({"id": qid, "outcome": result.outcome, "ticket": result.ticket, "reason": result.reason},
+                f"#{qid}: {result.outcome}" + (f" {result.ticket}" if result.ticket else "") + (f" ({result.reason})" if result.reason else ""))
+    return 1 if failed else 0
+
+
+def cmd_classify(args, out: Output) -> int:
+    from classify import Classifier
+
+    raw = sys.stdin.buffer.read() if args.file == "-" else Path(args.file).read_bytes()
+    is_form = args.file.endswith(".json") or raw.lstrip()[:1] == b"{"
+    if is_form:
+        from intake.forms import parse_submission, submission_fields
+
+        parsed = parse_submission(raw)
+        chosen = submission_fields(raw).get("type")
+    else:
+        from intake.message import parse_message
+
+        parsed, chosen = parse_message(raw), None
+    result = Classifier.from_file(args.config_obj.paths.rules).classify(parsed.subject, parsed.new_text)
+    if chosen:
+        result.type = chosen
+    data = {"type": result.type, "urgency": result.urgency, "department": result.departments[0] if result.departments else None,
+            "departments": result.departments, "flagged": result.flagged, "matches": result.to_dict().get("matches", [])}
+    if out.as_json:
+        out.row(data, "")
+    else:
+        print(f"type: {result.type}\nurgency: {result.urgency}\ndepartment: {', '.join(result.departments) or '-'}"
+              + ("\nflagged: 加急" if result.flagged else ""))
+        print(result.explain(parsed.language))
+    return 0
+
+
+def cmd_tickets(args, out: Output) -> int:
+    from intake.ticket_views import list_tickets, show_ticket
+
+    ctx = _context(args)
+    if args.action == "list":
+        for t in list_tickets(ctx, status=args.status, limit=args.limit):
+            out.row(t, f"{t['ref']}  {t['status']:<11} {t['type']:<10} {t['urgency']:<9} {t['customer']:<28} {t['subject'][:60]}")
+        return 0
+    ticket = show_ticket(ctx, args.ref)
+    if ticket is None:
+        print(f"intake: no ticket {args.ref}", file=sys.stderr)
+        return 1
+    if out.as_json:
+        out.row(ticket, "")
+        return 0
+    from intake.ticket_views import format_ticket
+
+    print(format_ticket(ticket))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="intake", description=__doc__)
+    parser.add_argument("--config", type=Path, help="config file (default: $INTAKE_CONFIG, ./config/intake.toml, built-in defaults)")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="one JSON object a line")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    sub.add_parser("init", parents=[common], help="create or upgrade the database and folders").set_defaults(func=cmd_init)
+
+    p = sub.add_parser("run", parents=[common], help="the daemon")
+    p.add_argument("--listen", metavar="HOST:PORT", help="serve the web form here, whatever the config says")
+    p.add_argument("--once", action="store_true", help="take what waits, carry out due effects, exit")
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("ingest", parents=[common], help="take .eml or form .json files as if they had just arrived")
+    p.add_argument("files", nargs="+")
+    p.add_argument("--send", action="store_true", help="also send the queued mail now")
+    p.set_defaults(func=cmd_ingest)
+
+    sub.add_parser("status", parents=[common], help="sources, outbox, quarantine").set_defaults(func=cmd_status)
+
+    p = sub.add_parser("quarantine", parents=[common], help="what could not be processed")
+    qsub = p.add_subparsers(dest="action", required=True)
+    q = qsub.add_parser("list", parents=[common])
+    q.add_argument("--all", action="store_true", help="released items too")
+    q = qsub.add_parser("retry", parents=[common])
+    q.add_argument("id", nargs="?", type=int)
+    p.set_defaults(func=cmd_quarantine)
+
+    p = sub.add_parser("classify", parents=[common], help="classify one .eml or form .json without storing it")
+    p.add_argument("file", help="path, or - for standard input")
+    p.set_defaults(func=cmd_classify)
+
+    p = sub.add_parser("tickets", parents=[common], help="read tickets")
+    tsub = p.add_subparsers(dest="action", required=True)
+    t = tsub.add_parser("list", parents=[common])
+    t.add_argument("--status", choices=("new", "in_progress", "follow_up", "resolved", "closed", "open"))
+    t.add_argument("--limit", type=int, default=50)
+    t = tsub.add_parser("show", parents=[common])
+    t.add_argument("ref")
+    p.set_defaults(func=cmd_tickets)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    as_json = getattr(args, "json", False)
+    try:
+        args.config_obj = config_mod.load(args.config)
+    except config_mod.ConfigError as exc:
+        print(f"intake: {exc}", file=sys.stderr)
+        return 2
+    setup_logging(args.config_obj.log, verbose=args.command == "run")
+    try:
+        return args.func(args, Output(as_json))
+    except config_mod.ConfigError as exc:
+        print(f"intake: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,61 @@
+"""What the pipeline and the workers share: config, database, templates, rules, staff, clock."""
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Callable
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from intake.config import Config
+from intake.db import make_engine, make_sessions
+from intake.render import Templates
+from intake.tickets import ref_pattern
+
+log = logging.getLogger("intake.context")
+
+
+def system_clock() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+@dataclass
+class Context:
+    config: Config
+    sessions: sessionmaker[Session]
+    templates: Templates
+    rules: Any = None  # classify.Classifier; replaced whole on hot reload
+    staff_directory: Any = None  # classify.StaffDirectory, or None when no staff file
+    now: Callable[[], datetime] = system_clock
+    wake_outbox: threading.Event = field(default_factory=threading.Event)
+
+    def __post_init__(self) -> None:
+        self.ref_pattern = ref_pattern(self.config.tickets.ref_prefix)
+
+    def classifier(self):
+        return self.rules
+
+    def staff(self):
+        return self.staff_directory
+
+    def departments_for(self, type_: str, fallback: list[str]) -> list[str]:
+        routing = getattr(self.rules, "departments_for", None)
+        return routing(type_) if routing else fallback
+
+
+def build_context(config: Config, *, now: Callable[[], datetime] = system_clock) -> Context:
+    """Load everything once, at start-up: a broken rules or staff file stops the boot."""
+    from classify import Classifier, load_staff
+
+    engine = make_engine(config.database.url)
+    staff = load_staff(config.paths.staff) if config.paths.staff.exists() else None
+    return Context(
+        config=config,
+        sessions=make_sessions(engine),
+        templates=Templates(config.paths.templates),
+        rules=Classifier.from_file(config.paths.rules),
+        staff_directory=staff,
+        now=now,
+    )

@@ -1,0 +1,136 @@
+"""`intake run`: sources and workers as threads around one pipeline.
+
+Each source and each worker runs in its own thread until the stop event is set
+(SIGTERM/SIGINT); the item in hand is finished, then the thread returns. With
+--once everything waiting is taken, every due effect carried out, and it exits.
+"""
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from dataclasses import dataclass, field
+from typing import Callable
+
+from intake.context import Context
+from intake.outbox import OutboxWorker
+from intake.pipeline import Pipeline
+
+log = logging.getLogger("intake.daemon")
+
+
+@dataclass
+class Worker:
+    name: str
+    run_once: Callable[[], object]
+    run_forever: Callable[[threading.Event], None]
+
+
+@dataclass
+class Daemon:
+    ctx: Context
+    listen: str | None = None
+    stop: threading.Event = field(default_factory=threading.Event)
+
+    def __post_init__(self) -> None:
+        self.pipeline = Pipeline(self.ctx)
+        self.sources = self._sources()
+        self.outbox = OutboxWorker(self.ctx)
+
+    def _sources(self) -> list[Worker]:
+        cfg, sink, stop = self.ctx.config, self.pipeline, self.stop
+        workers: list[Worker] = []
+        for account in cfg.imap:
+            from intake.sources.imap import ImapSource
+
+            for mailbox in account.mailboxes:
+                source = ImapSource(imap_account(account), mailbox, sink, stop)
+                workers.append(Worker(f"imap:{account.name}/{mailbox}", source.run_once, lambda _stop, s=source: s.run_forever()))
+        if cfg.maildir.enabled:
+            from intake.sources.maildir import MaildirSource
+
+            drop = MaildirSource(cfg.maildir.path, sink, name="maildir:drop")
+            workers.append(Worker("maildir:drop", drop.run_once, drop.run_forever))
+        if cfg.spool.enabled:
+            from intake.sources.spool import SpoolSource
+
+            spool = SpoolSource(cfg.spool.path, sink)
+            workers.append(Worker("spool", spool.run_once, spool.run_forever))
+        return workers
+
+    def run_once(self) -> dict[str, object]:
+        """Take what waits in every source, then carry out every due effect."""
+        taken = {w.name: w.run_once() for w in self.sources}
+        sent, failed = self.outbox.run_once()
+        return {"taken": taken, "sent": sent, "send_failures": failed}
+
+    def run_forever(self) -> None:
+        self._install_signals()
+        threads = [threading.Thread(target=w.run_forever, args=(self.stop,), name=w.name, daemon=True) for w in self.sources]
+        threads.append(threading.Thread(target=self.outbox.run_forever, args=(self.stop,), name="outbox", daemon=True))
+        if self.listen:
+            threads.append(self._web_thread())
+        rules = self._watch_rules()
+        for t in threads:
+            t.start()
+        log.info("intake running: %s", ", ".join(t.name for t in threads))
+        self.stop.wait()
+        log.info("stopping: finishing work in hand")
+        self.ctx.wake_outbox.set()
+        for t in threads:
+            t.join(timeout=30)
+            if t.is_alive():
+                log.warning("%s did not stop within 30 s", t.name)
+        if rules is not None:
+            rules.stop()
+        log.info("stopped")
+
+    def _install_signals(self) -> None:
+        def handle(signum, _frame):
+            log.info("received %s", signal.Signals(signum).name)
+            self.stop.set()
+
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, handle)
+            signal.signal(signal.SIGINT, handle)
+
+    def _watch_rules(self):
+        """Edits to the rules file take effect without a restart; a broken file is
+        refused and the rules in force stay."""
+        try:
+            from classify import RulesWatcher
+        except ImportError:
+            return None
+
+        def reloaded(classifier) -> None:
+            self.ctx.rules = classifier
+            log.info("rules reloaded from %s", self.ctx.config.paths.rules)
+
+        def refused(error) -> None:
+            log.error("rules not reloaded, the previous rules stay in force: %s", error)
+
+        watcher = RulesWatcher(self.ctx.config.paths.rules, reloaded, refused)
+        watcher.start()
+        return watcher
+
+    def _web_thread(self) -> threading.Thread:
+        from intake.config import parse_listen
+        from intake.web import create_app, serve
+        from intake.web.settings import settings_from_config
+
+        host, port = parse_listen(self.listen)
+        app = create_app(settings_from_config(self.ctx.config, host, port), self.pipeline, self.ctx.config.spool.path)
+        return threading.Thread(target=serve, args=(app, host, port, self.stop), name=f"web:{host}:{port}", daemon=True)
+
+
+def imap_account(cfg):
+    """The IMAP source's account settings from a validated [[imap]] table."""
+    from intake.sources.imap import ImapAccount
+
+    return ImapAccount(
+        name=cfg.name, host=cfg.host, port=cfg.port, security=cfg.security, username=cfg.username,
+        password=cfg.secret(), mailboxes=list(cfg.mailboxes), on_done=cfg.on_done,
+        processed_folder=cfg.processed_folder, idle=cfg.idle, idle_timeout=cfg.idle_timeout,
+        poll_interval=cfg.poll_interval, batch_size=cfg.batch_size, verify_tls=cfg.verify_tls,
+        ca_file=cfg.ca_file or None,
+    )

@@ -1,0 +1,138 @@
+"""The pipeline: every item from every source runs PIPELINE in one transaction.
+
+    parse → dedupe → loop_check → thread → ignore_autoreply → classify → route → store → acknowledge
+
+The source ref is stored in the same transaction as the ticket, so a crash at any
+point neither loses nor doubles a ticket. One bad item never stops the daemon: a
+failure rolls back and the item goes to the quarantine with its bytes and the reason.
+"""
+from __future__ import annotations
+
+import logging
+import time
+import traceback
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.orm import Session
+
+from intake.case import Case, Quarantine, Stop
+from intake.context import Context
+from intake.db import transaction
+from intake.models import QuarantineItem, SourceItem, SourceState
+from intake.sources.base import Result, SourceRef
+from intake.stages import PIPELINE
+
+log = logging.getLogger("intake.pipeline")
+
+# a unique key hit by a concurrent taker (another thread or daemon took the same
+# message a moment earlier): run again, and the stages will answer "duplicate"
+RACE_RETRIES = 3
+
+
+class Pipeline:
+    """The Sink every source feeds."""
+
+    def __init__(self, ctx: Context):
+        self.ctx = ctx
+
+    def take(self, raw: bytes, ref: SourceRef, *, quarantine_id: int | None = None) -> Result:
+        started = time.perf_counter()
+        for attempt in range(RACE_RETRIES + 1):
+            try:
+                result = self._run(raw, ref, quarantine_id)
+                break
+            except IntegrityError:
+                if attempt == RACE_RETRIES:
+                    raise
+                log.info("concurrent take of %s %s; running again", ref.source, ref.key)
+            except OperationalError:
+                raise  # the database itself: the source keeps the item and offers it again
+            except Exception as exc:  # a bug or a surprise in a stage: never lose the item
+                log.exception("failed on %s %s", ref.source, ref.key)
+                result = self._quarantine(raw, ref, f"internal error: {type(exc).__name__}: {exc}\n{traceback.format_exc(limit=4)}", quarantine_id)
+                break
+        self.ctx.wake_outbox.set()
+        log.info(
+            "%s %s %s → %s%s (%.0f ms)", ref.channel, ref.source, ref.key, result.outcome,
+            f" {result.ticket}" if result.ticket else "", (time.perf_counter() - started) * 1000,
+        )
+        return result
+
+    def _run(self, raw: bytes, ref: SourceRef, quarantine_id: int | None) -> Result:
+        try:
+            with transaction(self.ctx.sessions) as session:
+                prior = session.scalar(select(SourceItem).where(SourceItem.source == ref.source, SourceItem.key == ref.key))
+                if prior is not None:
+                    return Result("duplicate", prior.ticket_ref, f"already taken from {ref.source} as {prior.outcome}")
+                case = Case(raw=raw, ref=ref)
+                try:
+                    for stage in PIPELINE:
+                        stage(case, session, self.ctx)
+                    result = Result("opened" if case.opened else "appended", case.ticket.ref, "reopened" if case.reopened else None)
+                except Stop as stop:
+                    result = Result(stop.outcome, stop.ticket, stop.reason)
+                session.add(SourceItem(source=ref.source, key=ref.key, outcome=result.outcome, ticket_ref=result.ticket, reason=result.reason, at=self.ctx.now()))
+                if quarantine_id is not None:
+                    _release(session, quarantine_id, result.ticket, self.ctx)
+                _count_taken(session, ref.source)
+            return result
+        except Quarantine as q:  # rolled back: nothing of the item stays but its quarantine row
+            return self._quarantine(raw, ref, q.reason, quarantine_id)
+
+    def _quarantine(self, raw: bytes, ref: SourceRef, reason: str, quarantine_id: int | None) -> Result:
+        with transaction(self.ctx.sessions) as session:
+            now = self.ctx.now()
+            if quarantine_id is not None:
+                item = session.get(QuarantineItem, quarantine_id)
+                item.reason, item.retried_at, item.retries = reason, now, item.retries + 1
+            else:
+                prior = session.scalar(select(SourceItem).where(SourceItem.source == ref.source, SourceItem.key == ref.key))
+                if prior is not None:  # quarantined before, offered again after a crash
+                    return Result(prior.outcome, prior.ticket_ref, prior.reason)
+                item = QuarantineItem(source=ref.source, key=ref.key, channel=ref.channel, raw=raw, reason=reason, created_at=now)
+                session.add(item)
+                session.add(SourceItem(source=ref.source, key=ref.key, outcome="quarantined", reason=reason, at=now))
+            session.flush()
+            log.warning("quarantined %s %s as #%s: %s", ref.source, ref.key, item.id, reason.splitlines()[0])
+            return Result("quarantined", None, f"#{item.id}: {reason.splitlines()[0]}")
+
+    def report(self, source: str, *, backlog: int | None = None, error: str | None = None) -> None:
+        with transaction(self.ctx.sessions) as session:
+            state = session.get(SourceState, source) or SourceState(source=source, errors=0, taken=0)
+            now = self.ctx.now()
+            if error is None:
+                state.last_success_at, state.backlog = now, backlog
+            else:
+                state.last_error, state.last_error_at, state.errors = error[:2000], now, (state.errors or 0) + 1
+            session.merge(state)
+
+    def retry_quarantined(self, item_id: int | None = None) -> list[tuple[int, Result]]:
+        """Process held items again (after a fix); each keeps its id and history."""
+        with self.ctx.sessions() as session:
+            query = select(QuarantineItem.id).where(QuarantineItem.status == "held").order_by(QuarantineItem.id)
+            if item_id is not None:
+                query = select(QuarantineItem.id).where(QuarantineItem.id == item_id)
+            ids = list(session.scalars(query))
+        results = []
+        for qid in ids:
+            with self.ctx.sessions() as session:
+                item = session.get(QuarantineItem, qid)
+                if item is None or item.status != "held":
+                    raise LookupError(f"no held quarantine item #{qid}")
+                raw, ref = item.raw, SourceRef(f"quarantine:{item.source}", f"{item.id}/{item.retries + 1}", item.channel)
+            results.append((qid, self.take(raw, ref, quarantine_id=qid)))
+        return results
+
+
+def _release(session: Session, quarantine_id: int, ticket_ref: str | None, ctx: Context) -> None:
+    item = session.get(QuarantineItem, quarantine_id)
+    item.status, item.ticket_ref, item.retried_at, item.retries = "released", ticket_ref, ctx.now(), item.retries + 1
+
+
+def _count_taken(session: Session, source: str) -> None:
+    state = session.get(SourceState, source)
+    if state is None:
+        session.add(SourceState(source=source, taken=1, errors=0))
+    else:
+        state.taken = (state.taken or 0) + 1

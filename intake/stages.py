@@ -1,0 +1,285 @@
+"""The pipeline's stages: small functions, one job each, in the order of PIPELINE.
+
+Each takes (case, session, ctx), reads what earlier stages put on the case and adds
+to it. The session is the item's one transaction; mail to send is written as
+outbox rows in it. No stage talks to IMAP, SMTP or the file system.
+"""
+from __future__ import annotations
+
+import hashlib
+from datetime import timedelta
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from intake.case import Case, Quarantine, Stop
+from intake.compose import compose, new_message_id
+from intake.context import Context
+from intake.models import Attachment, Customer, Message, OutboxMail, Ticket, utcnow
+from intake.tickets import find_or_create_customer, log_event, new_ref, open_counts, set_status
+
+
+def parse(case: Case, session: Session, ctx: Context) -> None:
+    """Raw bytes → ParsedMessage; what cannot be read at all is quarantined."""
+    from intake.message import UnparseableMessage, parse_message
+
+    limit = ctx.config.limits.max_message_bytes
+    if len(case.raw) > limit:
+        raise Quarantine(f"{len(case.raw)} bytes exceeds limits.max_message_bytes ({limit})")
+    try:
+        if case.channel == "form":
+            from intake.forms import parse_submission, submission_fields
+
+            case.parsed = parse_submission(case.raw)
+            case.form = submission_fields(case.raw)
+        else:
+            case.parsed = parse_message(case.raw, max_attachment_bytes=ctx.config.limits.max_attachment_bytes)
+    except UnparseableMessage as exc:
+        raise Quarantine(f"unparseable: {exc.reason}") from None
+
+
+def _sha256(*parts: str | bytes) -> str:
+    digest = hashlib.sha256()
+    for part in parts:
+        digest.update(part.encode("utf-8", "surrogatepass") if isinstance(part, str) else part)
+        digest.update(b"\x00")
+    return digest.hexdigest()
+
+
+def dedupe(case: Case, session: Session, ctx: Context) -> None:
+    """The same message twice (two mailboxes, a re-delivery, a second ingest) is one
+    message; a Message-ID reused by another sender or other content is not."""
+    msg = case.parsed
+    sender = msg.from_addr or case.form.get("phone", "")
+    case.content_hash = _sha256(
+        sender, msg.subject, msg.text.strip(), *(_sha256(a.filename, a.data) for a in msg.attachments)
+    )
+    if case.channel == "form":
+        window = ctx.config.limits.form_duplicate_window_seconds
+        earlier = session.scalar(
+            select(Message)
+            .where(Message.content_hash == case.content_hash, Message.channel == "form")
+            .where(Message.received_at >= ctx.now() - timedelta(seconds=window))
+            .limit(1)
+        )
+        if earlier is not None:
+            raise Stop("duplicate", "the same submission again within seconds", _ref(earlier))
+        return
+    identity = msg.message_id or (msg.date.isoformat() if msg.date else "")
+    case.fingerprint = _sha256("email", identity, case.content_hash)
+    earlier = session.scalar(select(Message).where(Message.fingerprint == case.fingerprint))
+    if earlier is not None:
+        raise Stop("duplicate", f"message already taken (Message-ID {msg.message_id or 'none'})", _ref(earlier))
+
+
+def _ref(message: Message) -> str | None:
+    return message.ticket.ref if message.ticket is not None else None
+
+
+def loop_check(case: Case, session: Session, ctx: Context) -> None:
+    """RFC 3834: note why this message must get no automatic answer (the message is
+    still kept, and threaded when it belongs to a ticket)."""
+    from intake.loops import auto_reply_reason
+
+    if case.channel == "form":
+        return
+    if case.parsed.from_addr == ctx.config.support.address:
+        case.autoreply = "sent from our own support address"
+    else:
+        case.autoreply = auto_reply_reason(case.parsed)
+
+
+def thread(case: Case, session: Session, ctx: Context) -> None:
+    """A reply belongs to its ticket: by [#REF] in the subject or by In-Reply-To/References."""
+    msg = case.parsed
+    ticket = None
+    match = ctx.ref_pattern.search(msg.subject or "")
+    if match:
+        ticket = session.scalar(select(Ticket).where(Ticket.ref == match.group(1)))
+    ids = [*getattr(msg, "in_reply_to", []), *reversed(getattr(msg, "references", []))]
+    if ticket is None and ids:
+        known = session.scalar(
+            select(Message).where(Message.message_id.in_(ids), Message.ticket_id.is_not(None)).order_by(Message.id.desc()).limit(1)
+        )
+        ticket = known.ticket if known is not None else None
+    case.ticket = ticket
+
+
+def ignore_autoreply(case: Case, session: Session, ctx: Context) -> None:
+    """An auto-reply is stored (on its ticket when it threads) and answered by nobody."""
+    if not case.autoreply:
+        return
+    case.message = _store_message(case, session, ctx, case.ticket, kind="autoreply")
+    if case.ticket is not None:
+        log_event(session, case.ticket, "system", "autoreply_received", reason=case.autoreply)
+    raise Stop("autoreply_ignored", case.autoreply, case.ticket.ref if case.ticket else None)
+
+
+def classify(case: Case, session: Session, ctx: Context) -> None:
+    """Type and urgency of a new case from the keyword rules (a form may name the type)."""
+    if case.ticket is not None:
+        return
+    case.classification = ctx.classifier().classify(case.parsed.subject, case.parsed.new_text)
+    chosen = case.form.get("type")
+    if chosen in ("inquiry", "complaint", "fault", "request", "suggestion") and chosen != case.classification.type:
+        case.notes.append(f"type {chosen!r} chosen by the customer on the form over {case.classification.type!r}")
+        case.classification.type = chosen
+        case.classification.departments = ctx.departments_for(chosen, case.classification.departments)
+
+
+def route(case: Case, session: Session, ctx: Context) -> None:
+    """Department from the type; one person in it, by the configured strategy. A
+    customer's new case goes to whoever already holds one of their open cases."""
+    if case.ticket is not None:
+        return
+    case.department = case.classification.departments[0] if case.classification.departments else ""
+    staff = ctx.staff()
+    if staff is None or not case.department:
+        return
+    from classify import choose_assignee
+
+    holder = None
+    if case.parsed.from_addr:
+        holder = session.scalar(
+            select(Ticket.assignee)
+            .join(Ticket.customer)
+            .where(Ticket.status.in_(("new", "in_progress", "follow_up")), Ticket.department == case.department)
+            .where(Ticket.assignee.is_not(None))
+            .where(Customer.email == case.parsed.from_addr)
+            .order_by(Ticket.id.desc())
+            .limit(1)
+        )
+    last = session.scalar(
+        select(Ticket.assignee).where(Ticket.department == case.department, Ticket.assignee.is_not(None)).order_by(Ticket.id.desc()).limit(1)
+    )
+    member = choose_assignee(staff, case.department, open_counts=open_counts(session), now=ctx.now(), current_holder=holder, last_assigned=last)
+    case.assignee = member.id if member else None
+
+
+def store(case: Case, session: Session, ctx: Context) -> None:
+    """Append to the threaded ticket (reopening a finished one) or open a new ticket."""
+    msg = case.parsed
+    if case.ticket is not None:
+        ticket = case.ticket
+        case.message = _store_message(case, session, ctx, ticket, kind="customer")
+        ticket.updated_at = ctx.now()
+        log_event(session, ticket, f"customer:{msg.from_addr or case.form.get('phone', '')}", "message", message_id=msg.message_id, subject=msg.subject)
+        if ticket.status in ("resolved", "closed"):
+            set_status(session, ticket, "in_progress", "system", reason="the customer wrote again")
+            case.reopened = True
+        return
+    customer = find_or_create_customer(
+        session,
+        email=msg.from_addr,
+        phone=case.form.get("phone", ""),
+        name=msg.from_name or case.form.get("name", ""),
+        company=case.form.get("company", ""),
+        language=msg.language,
+    )
+    c = case.classification
+    now = ctx.now()
+    ticket = Ticket(
+        ref=new_ref(session, ctx.config.tickets.ref_prefix, ctx.config.tickets.timezone, now),
+        customer=customer,
+        subject=msg.subject,
+        channel="form" if case.channel == "form" else "email",
+        type=c.type,
+        urgency=c.urgency,
+        department=case.department,
+        assignee=case.assignee,
+        flagged=bool(c.flagged),
+        status="new",
+        language=msg.language,
+        classification=c.to_dict(),
+        created_at=now,
+        updated_at=now,
+        due_at=now + timedelta(hours=ctx.config.ack.response_hours[c.urgency]),
+    )
+    session.add(ticket)
+    case.ticket, case.opened = ticket, True
+    case.message = _store_message(case, session, ctx, ticket, kind="customer")
+    actor = f"customer:{msg.from_addr or case.form.get('phone', '')}"
+    log_event(session, ticket, actor, "opened", channel=ticket.channel, source=case.ref.source, subject=msg.subject)
+    log_event(session, ticket, "system", "classified", type=c.type, urgency=c.urgency, flagged=ticket.flagged, why=c.explain("en").splitlines(), notes=case.notes)
+    if ticket.department or ticket.assignee:
+        log_event(session, ticket, "system", "assigned", department=ticket.department, assignee=ticket.assignee)
+
+
+def _store_message(case: Case, session: Session, ctx: Context, ticket: Ticket | None, *, kind: str) -> Message:
+    msg = case.parsed
+    stored = Message(
+        ticket=ticket,
+        direction="in",
+        channel=case.channel,
+        kind=kind,
+        message_id=msg.message_id,
+        fingerprint=case.fingerprint,
+        content_hash=case.content_hash,
+        from_addr=msg.from_addr,
+        from_name=msg.from_name,
+        to_addrs=list(msg.to_addrs),
+        subject=msg.subject,
+        sent_at=msg.date,
+        received_at=ctx.now(),
+        text=msg.text,
+        html=msg.html,
+        defects=list(msg.defects),
+        raw=case.raw,
+        source=f"{case.ref.source}#{case.ref.key}",
+    )
+    for a in msg.attachments:
+        stored.attachments.append(Attachment(filename=a.filename, content_type=a.content_type, size=a.size, truncated=a.truncated, data=a.data))
+    session.add(stored)
+    return stored
+
+
+def acknowledge(case: Case, session: Session, ctx: Context) -> None:
+    """A new ticket's customer gets its reference at once: rendered now, queued in
+    the outbox, sent by the mailer. Capped per sender per hour against loops."""
+    if not case.opened:
+        return
+    ticket, msg = case.ticket, case.parsed
+    if not msg.from_addr:
+        log_event(session, ticket, "system", "ack_skipped", reason="no email address (phone only)")
+        return
+    cap = ctx.config.limits.acks_per_sender_per_hour
+    recent = session.scalar(
+        select(func.count())
+        .select_from(OutboxMail)
+        .where(OutboxMail.kind == "ack", OutboxMail.rcpt_to == msg.from_addr, OutboxMail.created_at >= ctx.now() - timedelta(hours=1))
+    )
+    if recent >= cap:
+        log_event(session, ticket, "system", "ack_skipped", reason=f"{recent} acknowledgements to {msg.from_addr} in the last hour (limit {cap})")
+        return
+    lang = msg.language if msg.language in ("zh", "en") else ctx.config.ack.default_language
+    hours = ctx.config.ack.response_hours[ticket.urgency]
+    due_local = ticket.due_at.astimezone(ZoneInfo(ctx.config.tickets.timezone)).strftime("%Y-%m-%d %H:%M")
+    mail = ctx.templates.mail("ack", lang, ticket=ticket, customer=ticket.customer, support=ctx.config.support, response_hours=hours, due_local=due_local)
+    queue_mail(
+        session, ctx, ticket, kind="ack", mail=mail, to_addr=msg.from_addr, to_name=msg.from_name,
+        in_reply_to=msg.message_id, references=list(getattr(msg, "references", [])), auto_submitted="auto-replied",
+    )
+    case.acknowledged = True
+
+
+def queue_mail(session: Session, ctx: Context, ticket: Ticket, *, kind: str, mail, to_addr: str, to_name: str = "", in_reply_to=None, references=None, auto_submitted=None) -> OutboxMail:
+    """Write a mail to the outbox and to the ticket's thread, in the caller's transaction."""
+    support = ctx.config.support
+    message_id = new_message_id(kind, ticket.ref, ctx.config.message_domain)
+    raw = compose(
+        mail, message_id=message_id, from_name=support.name, from_addr=support.address, to_addr=to_addr, to_name=to_name,
+        in_reply_to=in_reply_to, references=references, auto_submitted=auto_submitted, extra_headers={"X-Intake-Ticket": ticket.ref},
+    )
+    now = ctx.now()
+    row = OutboxMail(ticket=ticket, kind=kind, message_id=message_id, mail_from=support.address, rcpt_to=to_addr, raw=raw, created_at=now, next_attempt_at=now)
+    session.add(row)
+    session.add(Message(
+        ticket=ticket, direction="out", channel="email", kind=kind, message_id=message_id, from_addr=support.address,
+        from_name=support.name, to_addrs=[to_addr], subject=mail.subject, sent_at=now, received_at=now, text=mail.text, html=mail.html, raw=raw, source="outbox",
+    ))
+    log_event(session, ticket, "system", f"{kind}_queued", to=to_addr, message_id=message_id)
+    return row
+
+
+PIPELINE = (parse, dedupe, loop_check, thread, ignore_autoreply, classify, route, store, acknowledge)

@@ -1,0 +1,44 @@
+"""What `intake status` shows: per source, outbox, quarantine, tickets."""
+from __future__ import annotations
+
+from sqlalchemy import func, select
+
+from intake.context import Context
+from intake.models import OutboxMail, QuarantineItem, SourceState, Ticket
+
+
+def collect(ctx: Context) -> dict:
+    with ctx.sessions() as session:
+        sources = [
+            {
+                "source": s.source,
+                "last_success_at": s.last_success_at,
+                "backlog": s.backlog,
+                "taken": s.taken or 0,
+                "errors": s.errors or 0,
+                "last_error": s.last_error,
+                "last_error_at": s.last_error_at,
+            }
+            for s in session.scalars(select(SourceState).order_by(SourceState.source))
+        ]
+        outbox = dict(session.execute(select(OutboxMail.status, func.count()).group_by(OutboxMail.status)).all())
+        oldest = session.scalar(select(func.min(OutboxMail.created_at)).where(OutboxMail.status == "pending"))
+        quarantine = dict(session.execute(select(QuarantineItem.status, func.count()).group_by(QuarantineItem.status)).all())
+        tickets = dict(session.execute(select(Ticket.status, func.count()).group_by(Ticket.status)).all())
+        archive = _archive_counts(session)
+    return {
+        "sources": sources,
+        "outbox": {"pending": outbox.get("pending", 0), "sent": outbox.get("sent", 0), "failed": outbox.get("failed", 0), "oldest_pending": oldest},
+        "quarantine": {"held": quarantine.get("held", 0), "released": quarantine.get("released", 0)},
+        "tickets": tickets,
+        **({"archive": archive} if archive is not None else {}),
+    }
+
+
+def _archive_counts(session) -> dict | None:
+    try:
+        from archive.models import ArchiveJob
+    except ImportError:
+        return None
+    counts = dict(session.execute(select(ArchiveJob.status, func.count()).group_by(ArchiveJob.status)).all())
+    return {"pending": counts.get("pending", 0), "done": counts.get("done", 0), "failed": counts.get("failed", 0)}

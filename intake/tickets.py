@@ -1,0 +1,93 @@
+"""Tickets and customers in the database: references, numbers, status changes, events."""
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from intake.models import Counter, Customer, Event, Ticket, utcnow
+
+STATUSES = ("new", "in_progress", "follow_up", "resolved", "closed")
+OPEN_STATUSES = ("new", "in_progress", "follow_up")
+REF_BODY = r"\d{6}-\d{4,}"
+
+
+def next_number(session: Session, name: str) -> int:
+    """Take the next value of a named counter. The row lock (FOR UPDATE on
+    PostgreSQL, the write lock on SQLite) serialises concurrent openers; a race on
+    the first insert surfaces as an IntegrityError and the pipeline retries."""
+    counter = session.scalar(select(Counter).where(Counter.name == name).with_for_update())
+    if counter is None:
+        counter = Counter(name=name, last=0)
+        session.add(counter)
+    counter.last += 1
+    session.flush()
+    return counter.last
+
+
+def new_ref(session: Session, prefix: str, tz: str, now: datetime) -> str:
+    """Short, human-friendly and sortable: 261123-0007 (day in the team's time zone)."""
+    day = now.astimezone(ZoneInfo(tz)).strftime("%y%m%d")
+    return f"{prefix}{day}-{next_number(session, 't:' + day):04d}"
+
+
+def ref_pattern(prefix: str) -> re.Pattern[str]:
+    """Finds a reference as we write it in subjects: [#261123-0007]."""
+    return re.compile(r"\[#\s*(" + re.escape(prefix) + REF_BODY + r")\s*\]")
+
+
+def find_or_create_customer(session: Session, *, email: str, phone: str, name: str, company: str, language: str) -> Customer:
+    customer = None
+    if email:
+        customer = session.scalar(select(Customer).where(Customer.email == email))
+    elif phone:
+        customer = session.scalar(select(Customer).where(Customer.phone == phone, Customer.email.is_(None)))
+    if customer is None:
+        customer = Customer(
+            number=f"C{next_number(session, 'customer'):06d}",
+            email=email or None,
+            phone=phone or None,
+            name=name,
+            company=company,
+            language=language,
+        )
+        session.add(customer)
+        session.flush()
+    else:  # learn what we did not know; never overwrite what staff may have corrected
+        customer.name = customer.name or name
+        customer.company = customer.company or company
+        customer.phone = customer.phone or phone or None
+    return customer
+
+
+def log_event(session: Session, ticket: Ticket, actor: str, kind: str, **detail) -> Event:
+    event = Event(ticket=ticket, actor=actor, kind=kind, detail=detail, at=utcnow())
+    session.add(event)
+    return event
+
+
+def set_status(session: Session, ticket: Ticket, status: str, actor: str, reason: str = "") -> None:
+    if status not in STATUSES:
+        raise ValueError(f"unknown status {status!r}; expected one of {', '.join(STATUSES)}")
+    if status == ticket.status:
+        return
+    previous, now = ticket.status, utcnow()
+    ticket.status, ticket.updated_at = status, now
+    if status == "resolved":
+        ticket.resolved_at = now
+    elif status == "closed":
+        ticket.closed_at = now
+    elif previous in ("resolved", "closed"):
+        ticket.resolved_at = ticket.closed_at = None
+    log_event(session, ticket, actor, "status", old=previous, new=status, reason=reason)
+
+
+def open_counts(session: Session) -> dict[str, int]:
+    """Open tickets per assignee, for least-open assignment."""
+    rows = session.execute(
+        select(Ticket.assignee, func.count()).where(Ticket.status.in_(OPEN_STATUSES), Ticket.assignee.is_not(None)).group_by(Ticket.assignee)
+    )
+    return {assignee: count for assignee, count in rows}

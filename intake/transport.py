@@ -1,0 +1,91 @@
+"""The one place outgoing mail leaves: an SMTP server, or a local Maildir when none is configured."""
+from __future__ import annotations
+
+import mailbox
+import smtplib
+import ssl
+from pathlib import Path
+from typing import Protocol
+
+from intake.config import Smtp
+
+
+class TransportError(Exception):
+    """Sending failed; `permanent` when retrying cannot help (5xx for the recipient)."""
+
+    def __init__(self, message: str, permanent: bool = False):
+        super().__init__(message)
+        self.permanent = permanent
+
+
+class Transport(Protocol):
+    def send(self, mail_from: str, rcpt_to: str, raw: bytes) -> None: ...
+    def close(self) -> None: ...
+
+
+class MaildirTransport:
+    """Outgoing mail for the embedded defaults: each message a file in var/outgoing/new."""
+
+    def __init__(self, path: Path):
+        self.box = mailbox.Maildir(str(path), create=True)
+
+    def send(self, mail_from: str, rcpt_to: str, raw: bytes) -> None:
+        self.box.add(raw)  # mailbox writes to tmp/ and renames into new/
+
+    def close(self) -> None:
+        pass
+
+
+class SmtpTransport:
+    """Keeps one connection open across a batch; reconnects when it was dropped."""
+
+    def __init__(self, settings: Smtp):
+        self.settings = settings
+        self.conn: smtplib.SMTP | None = None
+
+    def _tls_context(self) -> ssl.SSLContext:
+        context = ssl.create_default_context(cafile=self.settings.ca_file or None)
+        if not self.settings.verify_tls:
+            context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+        return context
+
+    def _connect(self) -> smtplib.SMTP:
+        s = self.settings
+        if s.security == "tls":
+            conn = smtplib.SMTP_SSL(s.host, s.port, timeout=s.timeout, context=self._tls_context())
+        else:
+            conn = smtplib.SMTP(s.host, s.port, timeout=s.timeout)
+            if s.security == "starttls":
+                conn.starttls(context=self._tls_context())
+        if s.username:
+            conn.login(s.username, s.secret())
+        return conn
+
+    def send(self, mail_from: str, rcpt_to: str, raw: bytes) -> None:
+        try:
+            if self.conn is None:
+                self.conn = self._connect()
+            refused = self.conn.sendmail(mail_from, [rcpt_to], raw)
+        except smtplib.SMTPRecipientsRefused as exc:
+            code, text = next(iter(exc.recipients.values()))
+            raise TransportError(f"{rcpt_to} refused: {code} {text!r}", permanent=500 <= code < 600) from None
+        except smtplib.SMTPResponseException as exc:
+            self.close()
+            raise TransportError(f"SMTP {exc.smtp_code}: {exc.smtp_error!r}", permanent=500 <= exc.smtp_code < 600) from None
+        except (OSError, smtplib.SMTPException) as exc:
+            self.close()
+            raise TransportError(f"SMTP server {self.settings.host}:{self.settings.port} unavailable: {exc}") from None
+        if refused:
+            raise TransportError(f"refused: {refused}", permanent=True)
+
+    def close(self) -> None:
+        if self.conn is not None:
+            try:
+                self.conn.quit()
+            except Exception:
+                pass
+            self.conn = None
+
+
+def make_transport(settings: Smtp, outgoing_maildir: Path) -> Transport:
+    return SmtpTransport(settings) if settings.host else MaildirTransport(outgoing_maildir)
