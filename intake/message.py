@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from email import message_from_bytes
 from email.message import Message
-from email.policy import compat32
+from email.policy import Compat32
 
 from intake.charsets import cjk_share, decode_bytes, decode_header, raw_header_bytes
 from intake.quote import strip_quoted
@@ -81,6 +81,18 @@ class ParsedMessage:
         return [value for key, value in self.headers if key == name]
 
 
+class _RawHeaders(Compat32):
+    """compat32, except that header values come back exactly as received. compat32
+    turns raw 8-bit bytes into U+FFFD; we keep them (as surrogate escapes) so that an
+    undeclared GBK subject or file name can still be decoded by guess."""
+
+    def header_fetch_parse(self, name: str, value: str) -> str:
+        return value
+
+
+_POLICY = _RawHeaders()
+
+
 class UnparseableMessage(Exception):
     """The input is not an email message at all; `reason` says why."""
 
@@ -123,7 +135,7 @@ class _Body:
 
 def _parse(raw: bytes, max_bytes: int) -> ParsedMessage:
     raw = _MBOX_FROM.sub(b"", raw.lstrip(b"\r\n"), count=1)
-    msg = message_from_bytes(raw, policy=compat32)
+    msg = message_from_bytes(raw, policy=_POLICY)
     names = {str(key).lower() for key in msg.keys()}
     if not names & _KNOWN_HEADERS:
         raise UnparseableMessage("no header block: not an RFC 5322 message")
