@@ -1,9 +1,12 @@
 """The one place outgoing mail leaves: an SMTP server, or a local Maildir when none is configured."""
 from __future__ import annotations
 
-import mailbox
+import os
+import secrets
 import smtplib
+import socket
 import ssl
+import time
 from pathlib import Path
 from typing import Protocol
 
@@ -24,13 +27,30 @@ class Transport(Protocol):
 
 
 class MaildirTransport:
-    """Outgoing mail for the embedded defaults: each message a file in var/outgoing/new."""
+    """Outgoing mail for the embedded defaults: each message a file in var/outgoing/new,
+    written the Maildir way (tmp/, fsync, rename) so a reader never sees half a file."""
 
     def __init__(self, path: Path):
-        self.box = mailbox.Maildir(str(path), create=True)
+        self.path = Path(path)
 
     def send(self, mail_from: str, rcpt_to: str, raw: bytes) -> None:
-        self.box.add(raw)  # mailbox writes to tmp/ and renames into new/
+        try:
+            for sub in ("tmp", "new", "cur"):
+                (self.path / sub).mkdir(parents=True, exist_ok=True)
+            name = f"{time.time_ns()}.{os.getpid()}_{secrets.token_hex(6)}.{socket.gethostname()}"
+            tmp = self.path / "tmp" / name
+            with open(tmp, "wb") as f:
+                f.write(raw)
+                f.flush()
+                os.fsync(f.fileno())
+            os.rename(tmp, self.path / "new" / name)
+            dir_fd = os.open(self.path / "new", os.O_RDONLY)
+            try:
+                os.fsync(dir_fd)
+            finally:
+                os.close(dir_fd)
+        except OSError as exc:
+            raise TransportError(f"cannot write to {self.path}: {exc}") from None
 
     def close(self) -> None:
         pass
