@@ -310,6 +310,11 @@ def _leaf(part: Message, ctype: str, body: _Body, max_bytes: int) -> None:
     data = part.get_payload(decode=True)
     if not isinstance(data, bytes):
         data = b""
+    if ctype.startswith("multipart/"):
+        # A multipart header whose boundary is missing or never appears: the parser
+        # left the body as one string. Keep it readable rather than lose it.
+        body.defects.append(f"{ctype} part without a usable boundary; read as plain text")
+        ctype = "text/plain"
     if ctype == "application/ms-tnef" or (filename or "").lower() == "winmail.dat":
         _tnef(data, filename, ctype, body, max_bytes)
     elif ctype in ("text/plain", "text/html") and disposition != "attachment" and not filename:
@@ -431,9 +436,13 @@ def _tnef(data: bytes, filename: str | None, ctype: str, body: _Body, max_bytes:
         body.defects.append(f"winmail.dat (TNEF) could not be unpacked ({type(exc).__name__}: {exc}); kept as is")
         _attach(body, data, filename or "winmail.dat", ctype, max_bytes)
         return
+    plain, html = texts
+    if not found and not plain and not html and not tnef._rtfbody:
+        body.defects.append("winmail.dat (TNEF) held nothing readable; kept as is")
+        _attach(body, data, filename or "winmail.dat", ctype, max_bytes)
+        return
     for att_data, name, att_type in found:
         _attach(body, att_data, name, att_type, max_bytes)
-    plain, html = texts
     if plain:
         body.tnef_plain.append(plain)
     if html:
