@@ -40,7 +40,7 @@ from intake.web.security import (
     new_nonce,
 )
 from intake.web.settings import WebSettings
-from intake.web.texts import TEXTS, choose_language
+from intake.web.texts import TEXTS, choose_language, describe_kinds
 
 log = logging.getLogger("intake.web")
 abuse_log = logging.getLogger("intake.web.abuse")
@@ -112,7 +112,7 @@ class FormApp:
             honeypot=HONEYPOT_FIELD,
             accept=",".join("." + e for e in self.extensions),
             max_file=human_size(self.settings.max_file_bytes),
-            ext_list=", ".join(self.extensions),
+            kinds=describe_kinds(self.extensions, lang),
             company=self.settings.company_name,
         )
         response = HTMLResponse(html, status_code=status, headers=headers)

@@ -1,6 +1,7 @@
 """Settings of the web-form listener (the daemon maps the `[web]` config section onto them)."""
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,3 +26,19 @@ class WebSettings:
 
     def extensions(self) -> tuple[str, ...]:
         return tuple(sorted({e.lower().lstrip(".") for e in self.allowed_extensions}))
+
+
+def settings_from_config(config, host: str, port: int) -> WebSettings:
+    """The `[web]` section of intake.config.Config as WebSettings (the secret may come from the environment)."""
+    web = config.web
+    secret = web.csrf_secret or (os.environ.get(web.csrf_secret_env, "") if web.csrf_secret_env else "")
+    return WebSettings(
+        host=host,
+        port=port,
+        max_body_bytes=web.max_body_bytes,
+        max_file_bytes=web.max_file_bytes,
+        allowed_extensions=tuple(web.allowed_extensions),
+        rate_limit_per_minute=web.rate_limit_per_minute,
+        csrf_secret=secret,
+        public_base_url=web.public_base_url,
+    )

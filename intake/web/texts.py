@@ -7,12 +7,13 @@ TEXTS: dict[str, dict[str, str]] = {
         "service": "客户服务",
         "title": "提交服务请求",
         "intro": "请描述您遇到的问题或需求，我们会立即生成服务单号，并按紧急程度尽快与您联系。",
-        "required_note": "带 * 的为必填项；电子邮箱和电话至少填写一项。",
+        "required_note": "带 * 的为必填项。",
         "name": "姓名",
         "company": "公司名称",
         "email": "电子邮箱",
         "email_hint": "服务单确认将发送到此邮箱",
         "phone": "联系电话",
+        "either": "邮箱或电话至少填一项",
         "phone_hint": "例如 138 1234 5678",
         "type": "问题类型",
         "type_auto": "不确定，由系统判断",
@@ -26,14 +27,14 @@ TEXTS: dict[str, dict[str, str]] = {
         "message": "详细描述",
         "message_hint": "发生了什么、何时开始、影响范围、已尝试的方法",
         "attachments": "附件",
-        "attachments_hint": "可上传截图或文档，每个文件不超过 {max}；支持 {types}",
+        "attachments_hint": "可上传截图或文档，每个文件不超过 {max}；支持{types}",
         "submit": "提交",
         "errors_title": "请修改标出的项目后重新提交。",
         "switch": "English",
         "thanks_title": "已收到您的请求",
         "thanks_ref": "您的服务单号",
         "thanks_body": "请保存此单号，后续沟通时注明即可。",
-        "thanks_email": "确认邮件已发送至 {email}，回复该邮件即可补充信息。",
+        "thanks_email": "确认邮件将发送至 {email}，回复该邮件即可补充信息。",
         "thanks_phone": "我们将通过电话 {phone} 与您联系。",
         "thanks_queued": "您的请求已安全保存，服务单号稍后会通过邮件发送给您。",
         "thanks_again": "提交新的请求",
@@ -47,12 +48,13 @@ TEXTS: dict[str, dict[str, str]] = {
         "service": "Customer service",
         "title": "Submit a support request",
         "intro": "Tell us about your problem or request. You get a ticket number at once, and we get back to you as fast as its urgency requires.",
-        "required_note": "Fields marked * are required; give an email address or a phone number, or both.",
+        "required_note": "Fields marked * are required.",
         "name": "Name",
         "company": "Company",
         "email": "Email",
         "email_hint": "We send the ticket confirmation here",
         "phone": "Phone",
+        "either": "email or phone required",
         "phone_hint": "e.g. +86 138 1234 5678",
         "type": "Type of request",
         "type_auto": "Not sure – let us decide",
@@ -66,7 +68,7 @@ TEXTS: dict[str, dict[str, str]] = {
         "message": "Details",
         "message_hint": "What happened, since when, who is affected, what you tried",
         "attachments": "Attachments",
-        "attachments_hint": "Screenshots or documents, up to {max} each; {types}",
+        "attachments_hint": "Screenshots or documents, up to {max} each: {types}",
         "submit": "Submit",
         "errors_title": "Please correct the marked fields and submit again.",
         "switch": "中文",
@@ -104,3 +106,25 @@ def choose_language(query_lang: str | None, accept_language: str | None, default
             if lang in TEXTS:
                 return lang
     return default if default in TEXTS else "zh"
+
+
+KIND_GROUPS = (  # how the accepted extensions are named to a customer
+    ({"png", "jpg", "jpeg", "gif", "webp"}, {"zh": "图片", "en": "images"}),
+    ({"pdf"}, {"zh": "PDF", "en": "PDF"}),
+    ({"doc", "docx", "xls", "xlsx", "ppt", "pptx"}, {"zh": "Office 文档", "en": "Office documents"}),
+    ({"txt", "csv", "log", "md"}, {"zh": "文本文件", "en": "text files"}),
+    ({"zip"}, {"zh": "ZIP 压缩包", "en": "ZIP archives"}),
+)
+
+
+def describe_kinds(extensions: tuple[str, ...], lang: str) -> str:
+    """"图片、PDF、Office 文档和 ZIP 压缩包" rather than a list of extensions."""
+    names = [label[lang] for group, label in KIND_GROUPS if group & set(extensions)]
+    known = set().union(*(group for group, _ in KIND_GROUPS))
+    names += [e.upper() for e in extensions if e not in known]
+    if len(names) <= 1:
+        return "".join(names)
+    if lang == "zh":
+        last = names[-1]
+        return "、".join(names[:-1]) + ("和 " if last[0].isascii() else "和") + last
+    return ", ".join(names[:-1]) + " and " + names[-1]
