@@ -1,0 +1,144 @@
+"""Scoring a message against the rules: type, urgency, departments and why."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from classify.matcher import Matcher
+from classify.normalize import drop_quoted, normalize
+from classify.rules import TARGETS, TYPES, URGENCIES, RuleSet, load_rules
+
+LABELS_ZH = {
+    "inquiry": "咨询", "complaint": "投诉", "fault": "故障", "request": "需求", "suggestion": "建议",
+    "urgent": "紧急", "important": "重要", "normal": "一般",
+}
+_FIELD_ZH = {"subject": "主题", "body": "正文"}
+
+
+@dataclass
+class Match:
+    """One keyword found in one field. `weight` is what it adds to its target's
+    score (subject multiplier included); a negated match adds nothing."""
+
+    rule: str
+    keyword: str
+    field: str          # "subject" | "body"
+    target: str         # "type:complaint" | "urgency:urgent" ...
+    weight: float
+    negated: bool = False
+    negated_by: str | None = None
+
+
+@dataclass
+class Classification:
+    type: str
+    urgency: str
+    departments: list[str]
+    flagged: bool
+    matches: list[Match]
+    scores: dict[str, float]
+    reasons: dict[str, str] = field(default_factory=dict)   # "type"/"urgency" → how it was decided
+
+    def explain(self, lang: str = "en") -> str:
+        """Readable lines: the decision, then which keyword in which field moved which score."""
+        zh = lang.lower().startswith("zh")
+        label = (lambda v: f"{LABELS_ZH.get(v, v)}({v})") if zh else (lambda v: v)
+        lines = []
+        if zh:
+            lines.append(f"类型:{label(self.type)} — {self.reasons.get('type', '')}")
+            lines.append(f"紧急程度:{label(self.urgency)} — {self.reasons.get('urgency', '')}")
+            lines.append(f"部门:{', '.join(self.departments) or '无'}" + (f"(牵头:{self.departments[0]})" if len(self.departments) > 1 else ""))
+            if self.flagged:
+                lines.append("加急:是,须通知部门负责人")
+        else:
+            lines.append(f"type: {self.type} — {self.reasons.get('type', '')}")
+            lines.append(f"urgency: {self.urgency} — {self.reasons.get('urgency', '')}")
+            lines.append(f"departments: {', '.join(self.departments) or 'none'}" + (f" (lead: {self.departments[0]})" if len(self.departments) > 1 else ""))
+            if self.flagged:
+                lines.append("flagged: 加急 (urgent; notify the department head)")
+        for m in self.matches:
+            axis, value = m.target.split(":", 1)
+            if zh:
+                where = f"{_FIELD_ZH.get(m.field, m.field)}中的“{m.keyword}”"
+                if m.negated:
+                    lines.append(f"  {where}被“{m.negated_by}”否定,不计入{label(value)}(规则 {m.rule})")
+                else:
+                    lines.append(f"  {where} → {label(value)} +{m.weight:g}(规则 {m.rule})")
+            else:
+                where = f"'{m.keyword}' in {m.field}"
+                if m.negated:
+                    lines.append(f"  {where} cancelled by '{m.negated_by}', no {axis} {value} (rule {m.rule})")
+                else:
+                    lines.append(f"  {where} → {axis} {value} +{m.weight:g} (rule {m.rule})")
+        return "\n".join(lines)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class Classifier:
+    """A loaded rule set, ready to classify; replaced whole on hot reload."""
+
+    def __init__(self, ruleset: RuleSet) -> None:
+        self.ruleset = ruleset
+        self.matcher = Matcher(ruleset)
+
+    @classmethod
+    def from_file(cls, rules_path: Path) -> "Classifier":
+        """Load and validate a rules file; raises RulesError."""
+        return cls(load_rules(Path(rules_path)))
+
+    def departments_for(self, type_: str) -> list[str]:
+        """The routing table: departments for a type, the lead first."""
+        return list(self.ruleset.routing.get(type_, []))
+
+    def classify(self, subject: str, body: str) -> Classification:
+        rules = self.ruleset.rules
+        scores = {target: 0.0 for target in TARGETS}
+        matches: list[Match] = []
+        texts = (("subject", normalize(subject or "")), ("body", normalize(drop_quoted(body or ""))))
+        for field_name, text in texts:
+            hits, negations = self.matcher.scan(text)
+            counted: set[tuple[int, str]] = set()   # each keyword counts once per field
+            for hit in hits:
+                rule = rules[hit.rule]
+                if field_name not in rule.fields or (hit.rule, hit.keyword) in counted:
+                    continue
+                negated_by = self.matcher.negated_by(text, hit, negations)
+                weight = rule.weight * (rule.subject_weight if field_name == "subject" else 1.0)
+                if negated_by is None:
+                    counted.add((hit.rule, hit.keyword))
+                    scores[rule.target] += weight
+                elif any(m.rule == rule.name and m.keyword == hit.keyword and m.field == field_name for m in matches):
+                    continue  # report a cancelled keyword once
+                matches.append(Match(rule.name, hit.keyword, field_name, rule.target, weight, negated_by is not None, negated_by))
+
+        reasons: dict[str, str] = {}
+        type_ = self._decide("type", TYPES, scores, self.ruleset.default_type, reasons, "default type")
+        urgency = self._decide("urgency", URGENCIES, scores, self.ruleset.urgency_fallback(type_), reasons,
+                               f"default urgency for {type_}")
+        return Classification(
+            type=type_,
+            urgency=urgency,
+            departments=self.departments_for(type_),
+            flagged=urgency == "urgent",
+            matches=matches,
+            scores={k: round(v, 6) for k, v in scores.items()},
+            reasons=reasons,
+        )
+
+    @staticmethod
+    def _decide(axis: str, values: tuple[str, ...], scores: dict[str, float], fallback: str,
+                reasons: dict[str, str], fallback_name: str) -> str:
+        """Highest score wins; nothing matched, or a tie at the top, gives the fallback."""
+        ranked = sorted(((scores[f"{axis}:{v}"], v) for v in values), reverse=True)
+        best = ranked[0][0]
+        if best <= 0:
+            reasons[axis] = f"no {axis} keyword matched: {fallback_name}"
+            return fallback
+        tied = [v for s, v in ranked if s == best]
+        if len(tied) > 1:
+            reasons[axis] = f"tie between {', '.join(sorted(tied))} at {best:g}: {fallback_name}"
+            return fallback
+        reasons[axis] = f"score {best:g}" + (f", next {ranked[1][1]} {ranked[1][0]:g}" if ranked[1][0] > 0 else "")
+        return ranked[0][1]

@@ -1,0 +1,202 @@
+"""Loading config/rules.toml into plain data, refusing a bad file with its line and problem.
+
+File format (every key is shown in config/rules.toml):
+
+    [defaults]            type, urgency, subject_weight, negation_window,
+                          [defaults.urgency_by_type] type = urgency
+    [routing]             type = [departments...], the first is the lead
+    [negation_sets]       name = [phrases...]
+    [[rules]]             name, target ("type:X" | "urgency:Y"), keywords, weight,
+                          fields, subject_weight, negations, negation_sets, note
+"""
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from classify.errors import RulesError, SourceLines, describe, read_toml
+from classify.normalize import normalize
+
+TYPES = ("inquiry", "complaint", "fault", "request", "suggestion")
+URGENCIES = ("urgent", "important", "normal")
+FIELDS = ("subject", "body")
+TARGETS = tuple(f"type:{t}" for t in TYPES) + tuple(f"urgency:{u}" for u in URGENCIES)
+
+_TOP_KEYS = ("defaults", "routing", "negation_sets", "rules")
+_DEFAULT_KEYS = ("type", "urgency", "subject_weight", "negation_window", "urgency_by_type")
+_RULE_KEYS = ("name", "target", "keywords", "weight", "fields", "subject_weight", "negations", "negation_sets", "note")
+
+
+@dataclass(frozen=True)
+class Keyword:
+    text: str          # as written in the rules file
+    pattern: str       # normalised, without the trailing '*'
+    prefix: bool       # 'crash*' also matches 'crashes'
+
+
+@dataclass(frozen=True)
+class Rule:
+    name: str
+    target: str                   # "type:complaint" or "urgency:urgent"
+    keywords: tuple[Keyword, ...]
+    weight: float
+    fields: tuple[str, ...]
+    subject_weight: float         # multiplier for a hit in the subject
+    negations: tuple[str, ...]    # phrases as written; inline ones and those of the named sets
+    note: str = ""
+    line: int | None = None
+
+
+@dataclass(frozen=True)
+class RuleSet:
+    path: str
+    default_type: str
+    default_urgency: str
+    urgency_by_type: dict[str, str]
+    subject_weight: float
+    negation_window: int
+    routing: dict[str, list[str]]
+    rules: tuple[Rule, ...] = field(default_factory=tuple)
+
+    def urgency_fallback(self, type_: str) -> str:
+        return self.urgency_by_type.get(type_, self.default_urgency)
+
+
+class _Checker:
+    """Validation helpers that know where in the file a key sits."""
+
+    def __init__(self, path: Path, lines: SourceLines) -> None:
+        self.path, self.lines = path, lines
+
+    def fail(self, line: int | None, problem: str, key: str | None = None) -> RulesError:
+        return RulesError(self.path, line, problem, key)
+
+    def known_keys(self, table: dict, allowed: tuple[str, ...], table_line: int | None, where: str) -> None:
+        for key in table:
+            if key not in allowed:
+                hint = difflib.get_close_matches(key, allowed, n=1)
+                extra = f" (did you mean '{hint[0]}'?)" if hint else f" (allowed: {', '.join(allowed)})"
+                raise self.fail(self.lines.key(table_line, key), f"{where}unknown key '{key}'{extra}", key)
+
+    def table(self, data: dict, key: str, table_line: int | None, where: str = "") -> dict:
+        value = data.get(key, {})
+        if not isinstance(value, dict):
+            raise self.fail(self.lines.key(table_line, key), f"{where}'{key}' must be a table, got {describe(value)}", key)
+        return value
+
+    def string(self, value: object, line: int | None, what: str, key: str) -> str:
+        if not isinstance(value, str) or not value.strip():
+            raise self.fail(line, f"{what} must be a non-empty string, got {describe(value)}", key)
+        return value.strip()
+
+    def number(self, value: object, line: int | None, what: str, key: str, *, positive: bool = False) -> float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise self.fail(line, f"{what} must be a number, got {describe(value)}", key)
+        if positive and value <= 0:
+            raise self.fail(line, f"{what} must be greater than 0, got {value}", key)
+        return float(value)
+
+    def strings(self, value: object, line: int | None, what: str, key: str, *, allow_empty: bool = False) -> list[str]:
+        if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
+            raise self.fail(line, f"{what} must be a list of non-empty strings, got {describe(value)}", key)
+        if not value and not allow_empty:
+            raise self.fail(line, f"{what} must not be empty", key)
+        return [v.strip() for v in value]
+
+    def choice(self, value: object, choices: tuple[str, ...], line: int | None, what: str, key: str) -> str:
+        if value not in choices:
+            raise self.fail(line, f"{what} must be one of {', '.join(choices)}, got {describe(value)}", key)
+        return value  # type: ignore[return-value]
+
+
+def load_rules(path: Path) -> RuleSet:
+    """Read and validate a rules file; raises RulesError naming the line and the problem."""
+    path = Path(path)
+    data, lines = read_toml(path)
+    c = _Checker(path, lines)
+    c.known_keys(data, _TOP_KEYS, None, "")
+
+    d_line = lines.table("defaults")
+    defaults = c.table(data, "defaults", None)
+    c.known_keys(defaults, _DEFAULT_KEYS, d_line, "[defaults]: ")
+    default_type = c.choice(defaults.get("type", "inquiry"), TYPES, lines.key(d_line, "type"), "[defaults] type", "type")
+    default_urgency = c.choice(defaults.get("urgency", "normal"), URGENCIES, lines.key(d_line, "urgency"), "[defaults] urgency", "urgency")
+    subject_weight = c.number(defaults.get("subject_weight", 2.0), lines.key(d_line, "subject_weight"),
+                              "[defaults] subject_weight", "subject_weight", positive=True)
+    window = defaults.get("negation_window", 6)
+    if isinstance(window, bool) or not isinstance(window, int) or window < 0:
+        raise c.fail(lines.key(d_line, "negation_window"), f"[defaults] negation_window must be a whole number ≥ 0, got {describe(window)}", "negation_window")
+    ubt_line = lines.table("defaults.urgency_by_type") or lines.key(d_line, "urgency_by_type")
+    urgency_by_type = c.table(defaults, "urgency_by_type", d_line, "[defaults]: ")
+    for type_, urgency in urgency_by_type.items():
+        c.choice(type_, TYPES, lines.key(ubt_line, type_), "[defaults.urgency_by_type] key", type_)
+        c.choice(urgency, URGENCIES, lines.key(ubt_line, type_), f"[defaults.urgency_by_type] {type_}", type_)
+
+    r_line = lines.table("routing")
+    routing_table = c.table(data, "routing", None)
+    routing: dict[str, list[str]] = {}
+    for type_, departments in routing_table.items():
+        line = lines.key(r_line, type_)
+        c.choice(type_, TYPES, line, "[routing] key", type_)
+        routing[type_] = c.strings(departments, line, f"[routing] {type_}", type_)
+
+    n_line = lines.table("negation_sets")
+    negation_sets = c.table(data, "negation_sets", None)
+    for name, phrases in negation_sets.items():
+        c.strings(phrases, lines.key(n_line, name), f"[negation_sets] {name}", name)
+
+    raw_rules = data.get("rules", [])
+    if not isinstance(raw_rules, list):
+        raise c.fail(lines.key(None, "rules"), f"'rules' must be an array of tables ([[rules]]), got {describe(raw_rules)}", "rules")
+    rules: list[Rule] = []
+    seen: dict[str, int | None] = {}
+    for index, raw in enumerate(raw_rules):
+        rules.append(_rule(c, raw, index, negation_sets, subject_weight))
+        if rules[-1].name in seen:
+            raise c.fail(rules[-1].line, f"rule '{rules[-1].name}': the name is already used by the rule at line {seen[rules[-1].name]}", "name")
+        seen[rules[-1].name] = rules[-1].line
+    return RuleSet(str(path), default_type, default_urgency, dict(urgency_by_type), subject_weight, window, routing, tuple(rules))
+
+
+def _rule(c: _Checker, raw: object, index: int, negation_sets: dict, subject_weight: float) -> Rule:
+    line = c.lines.table("rules", index)
+    if not isinstance(raw, dict):
+        raise c.fail(line, f"rules[{index}] must be a table, got {describe(raw)}")
+
+    def at(key: str) -> int | None:
+        return c.lines.key(line, key)
+
+    name = c.string(raw.get("name"), at("name") if "name" in raw else line, f"rule #{index + 1}: name", "name")
+    where = f"rule '{name}': "
+    c.known_keys(raw, _RULE_KEYS, line, where)
+    if "target" not in raw:
+        raise c.fail(line, f"{where}target is missing (one of {', '.join(TARGETS)})", "target")
+    target = raw["target"]
+    if target not in TARGETS:
+        raise c.fail(at("target"), f"{where}unknown target {describe(target)} (one of {', '.join(TARGETS)})", "target")
+    if "keywords" not in raw:
+        raise c.fail(line, f"{where}keywords are missing", "keywords")
+    keywords = []
+    for text in c.strings(raw["keywords"], at("keywords"), f"{where}keywords", "keywords"):
+        prefix = text.endswith("*")
+        pattern = normalize(text.rstrip("*")).strip()
+        if not pattern:
+            raise c.fail(at("keywords"), f"{where}keyword {text!r} is empty after normalisation", "keywords")
+        keywords.append(Keyword(text, pattern, prefix))
+    weight = c.number(raw.get("weight", 1.0), at("weight"), f"{where}weight", "weight")
+    fields = tuple(c.strings(raw.get("fields", list(FIELDS)), at("fields"), f"{where}fields", "fields"))
+    for f in fields:
+        c.choice(f, FIELDS, at("fields"), f"{where}fields entry", "fields")
+    rule_subject_weight = c.number(raw.get("subject_weight", subject_weight), at("subject_weight"),
+                                   f"{where}subject_weight", "subject_weight", positive=True)
+    negations = c.strings(raw.get("negations", []), at("negations"), f"{where}negations", "negations", allow_empty=True)
+    for set_name in c.strings(raw.get("negation_sets", []), at("negation_sets"), f"{where}negation_sets", "negation_sets", allow_empty=True):
+        if set_name not in negation_sets:
+            known = ", ".join(negation_sets) or "none defined"
+            raise c.fail(at("negation_sets"), f"{where}unknown negation set '{set_name}' (known: {known})", "negation_sets")
+        negations.extend(negation_sets[set_name])
+    note = raw.get("note", "")
+    if not isinstance(note, str):
+        raise c.fail(at("note"), f"{where}note must be a string, got {describe(note)}", "note")
+    return Rule(name, target, tuple(keywords), weight, fields, rule_subject_weight, tuple(dict.fromkeys(negations)), note, line)
