@@ -34,6 +34,7 @@ _FOLD = re.compile(r"\r?\n(?=[ \t])")
 _MBOX_FROM = re.compile(rb"\AFrom [^\r\n]*\r?\n")
 _UNSAFE_NAME = re.compile(r'[\x00-\x1f\x7f<>:"|?*]')
 _BLANK_LINES = re.compile(r"\n[ \t\xa0]*(?:\n[ \t\xa0]*){2,}")
+_CJK_BREAK = re.compile("(?<=[\u3000-\u303f\u3400-\u9fff\uff00-\uffef])[ \t]*\r?\n[ \t]*(?=[\u3000-\u303f\u3400-\u9fff\uff00-\uffef])")
 _MD_ESCAPE = re.compile(r"\\([\\`*_{}\[\]()#+\-.!>|])")
 
 
@@ -391,6 +392,9 @@ def _html_to_text(html: str, defects: list[str]) -> str:
     """Readable text from HTML: paragraphs kept, links' text kept, script/style dropped."""
     import html2text
 
+    # A line break in the source between two Chinese characters is no space in the
+    # rendered page (CSS segment-break rules); html2text would make it one.
+    html = _CJK_BREAK.sub("", html)
     try:
         converter = html2text.HTML2Text()
         converter.body_width = 0

@@ -400,3 +400,43 @@ def test_deeply_nested_multipart_is_cut_off_not_crashed() -> None:
         inner = multipart("mixed", [inner], headers=[], boundary=f"b{level}")
     msg = parse_message(raw(base_headers(), b"") .split(b"\r\n\r\n")[0] + b"\r\n" + inner)
     assert any("nested" in d for d in msg.defects)
+
+
+def test_html_source_line_breaks_between_chinese_characters_vanish() -> None:
+    """A source line break inside a Chinese sentence does not become a space in the text."""
+    msg = parse_message(text_message("<p>需要为他们开通账号，\n并希望增加功能。</p>", "utf-8", subtype="html"))
+    assert msg.text == "需要为他们开通账号，并希望增加功能。"
+
+
+# ---- the examples a newcomer tries first --------------------------------------------------
+
+
+def test_examples_are_reproducible_and_parse_as_their_names_say() -> None:
+    """examples/*.eml are exactly what make_examples.py writes, and each parses as described."""
+    import importlib.util
+    from pathlib import Path
+
+    from intake.loops import auto_reply_reason
+
+    folder = Path(__file__).resolve().parents[2] / "examples"
+    spec = importlib.util.spec_from_file_location("make_examples", folder / "make_examples.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    made = module.examples()
+    assert sorted(made) == sorted(p.name for p in folder.glob("*.eml"))
+    for name, data in made.items():
+        assert (folder / name).read_bytes() == data, name
+
+    parsed = {name: parse_message(data) for name, data in made.items()}
+    complaint = parsed["01-complaint-gbk.eml"]
+    assert complaint.from_name == "张喆" and "13812345678" in complaint.text and complaint.defects == []
+    assert "香港恒達電子有限公司" in parsed["02-fault-big5.eml"].text
+    assert parsed["03-inquiry-en.eml"].language == "en"
+    html = parsed["04-request-html.eml"]
+    assert html.html is not None and "批量导入用户" in html.text and "tracking" not in html.text
+    reply = parsed["05-reply-to-ack.eml"]
+    assert complaint.message_id in reply.references and "写道" not in reply.new_text
+    assert auto_reply_reason(parsed["06-out-of-office.eml"]) is not None
+    assert [name for name, msg in parsed.items() if auto_reply_reason(msg)] == ["06-out-of-office.eml"]
+    assert all(msg.language == "zh" for name, msg in parsed.items() if name[:2] in ("01", "02", "04", "05"))
