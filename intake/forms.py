@@ -64,7 +64,7 @@ def submission_language(data: dict) -> str:
     lang = data.get("lang")
     if isinstance(lang, str) and lang.strip().lower() in LANGS:
         return lang.strip().lower()
-    parts = [data.get(k) for k in ("message", "subject", "name", "company")]
+    parts = [data.get(k) for k in ("subject", "message")]  # what they wrote, not their company's name
     return detect_language(" ".join(p for p in parts if isinstance(p, str)))
 
 
