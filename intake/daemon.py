@@ -49,7 +49,7 @@ class Daemon:
         if cfg.maildir.enabled:
             from intake.sources.maildir import MaildirSource
 
-            drop = MaildirSource(cfg.maildir.path, sink, name="maildir:drop")
+            drop = MaildirSource(cfg.maildir.path, sink, name="drop")
             workers.append(Worker("maildir:drop", drop.run_once, drop.run_forever))
         if cfg.spool.enabled:
             from intake.sources.spool import SpoolSource
