@@ -1,0 +1,93 @@
+"""Hot reload: when the rules file changes, load it; a broken file is refused and the
+rules in force stay.
+
+The parent directory is watched, not the file: editors and `mv` replace the file
+by renaming, which a watch on the file itself would miss. Events are debounced so
+an editor's write-then-rename counts once, and a file whose bytes did not change
+is not reloaded.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+from pathlib import Path
+from typing import Callable
+
+from watchdog.events import FileSystemEvent, FileSystemEventHandler
+from watchdog.observers import Observer
+
+from classify.classifier import Classifier
+from classify.errors import RulesError
+
+log = logging.getLogger("intake.classify.rules")
+
+
+class RulesWatcher:
+    def __init__(self, rules_path: Path, on_reload: Callable[[Classifier], None],
+                 on_error: Callable[[RulesError], None] | None = None, *, debounce: float = 0.2) -> None:
+        self.path = Path(rules_path).resolve()
+        self.on_reload, self.on_error, self.debounce = on_reload, on_error, debounce
+        self._digest = self._read_digest()  # the rules already in force came from these bytes
+        self._timer: threading.Timer | None = None
+        self._lock = threading.Lock()
+        self._observer: Observer | None = None
+
+    def _read_digest(self) -> str | None:
+        try:
+            return hashlib.sha256(self.path.read_bytes()).hexdigest()
+        except OSError:
+            return None
+
+    def start(self) -> None:
+        handler = _Handler(self.path, self._changed)
+        self._observer = Observer()
+        self._observer.schedule(handler, str(self.path.parent), recursive=False)
+        self._observer.daemon = True
+        self._observer.start()
+
+    def stop(self) -> None:
+        with self._lock:
+            if self._timer:
+                self._timer.cancel()
+        if self._observer:
+            self._observer.stop()
+            self._observer.join(timeout=5)
+            self._observer = None
+
+    def _changed(self) -> None:
+        with self._lock:
+            if self._timer:
+                self._timer.cancel()
+            self._timer = threading.Timer(self.debounce, self.reload)
+            self._timer.daemon = True
+            self._timer.start()
+
+    def reload(self) -> None:
+        """Load the file now; called by the watcher, callable by hand (e.g. on SIGHUP)."""
+        digest = self._read_digest()
+        if digest is None or digest == self._digest:
+            return
+        try:
+            classifier = Classifier.from_file(self.path)
+        except RulesError as error:
+            self._digest = digest  # report a broken file once, not on every event
+            log.error("rules not reloaded, the previous rules stay in force: %s", error)
+            if self.on_error:
+                self.on_error(error)
+            return
+        self._digest = digest
+        log.info("rules reloaded from %s (%d rules)", self.path, len(classifier.ruleset.rules))
+        self.on_reload(classifier)
+
+
+class _Handler(FileSystemEventHandler):
+    def __init__(self, path: Path, changed: Callable[[], None]) -> None:
+        self.path, self.changed = path, changed
+
+    def on_any_event(self, event: FileSystemEvent) -> None:
+        if event.event_type not in ("created", "modified", "moved", "closed"):
+            return
+        paths = {event.src_path, getattr(event, "dest_path", "") or ""}
+        if any(p and Path(p).resolve() == self.path for p in paths):
+            self.changed()
