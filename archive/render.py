@@ -1,0 +1,228 @@
+"""Render a case to PDF/A-3b bytes: jinja2 templates in templates/pdf, weasyprint, nothing fetched.
+
+Customer HTML is sanitised with nh3 down to harmless structure (no images, styles, links
+or URLs), and weasyprint gets a URL fetcher that serves only files under templates/pdf:
+a message pointing at http://, file:// or CSS url() makes no connection and reads no file.
+The originals (.eml, form .json) are embedded as PDF/A-3 associated files.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+import mimetypes
+from datetime import datetime, timezone
+from functools import lru_cache
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+import jinja2
+import nh3
+from markupsafe import Markup
+
+from archive.record import CaseRecord, label, mask_phone
+
+log = logging.getLogger("intake.archive.render")
+
+TEMPLATE_DIR = (Path(__file__).resolve().parent.parent / "templates" / "pdf").resolve()
+PDF_VARIANT = "pdf/a-3b"
+
+# Structure only: no img, style, link, form, iframe; no attributes that carry URLs or CSS.
+SAFE_TAGS = {
+    "p", "br", "div", "span", "b", "strong", "i", "em", "u", "s", "small", "sub", "sup",
+    "ul", "ol", "li", "dl", "dt", "dd", "blockquote", "pre", "code", "hr",
+    "h1", "h2", "h3", "h4", "h5", "h6",
+    "table", "thead", "tbody", "tfoot", "tr", "td", "th", "caption",
+}
+SAFE_ATTRIBUTES = {"td": {"colspan", "rowspan"}, "th": {"colspan", "rowspan"}}
+
+TEXTS = {
+    "zh": {
+        "doc_title": "客户沟通记录", "record": "记录信息", "customer_number": "客户编号",
+        "customer": "客户名称/联系人", "industry": "所属行业", "contact": "联系方式",
+        "phone": "电话", "email": "邮箱", "date": "沟通日期", "channel": "沟通方式",
+        "type": "沟通事由", "urgency": "紧急程度", "department": "处理部门", "handler": "处理人",
+        "status": "处理进度", "expected": "预计完成时间", "actual": "实际完成时间",
+        "satisfaction": "客户满意度", "description": "问题描述", "outcome": "处理结果",
+        "follow_up": "后续跟进计划", "notes": "备注", "classification": "分类依据",
+        "thread": "沟通记录", "messages_count": "共 {n} 封", "attachments": "附件",
+        "attachment_list": "附件清单", "filename": "文件名", "content_type": "类型", "size": "大小",
+        "no_attachments": "无附件", "originals": "内嵌原件",
+        "originals_hint": "以下原始邮件与表单数据已作为附件嵌入本 PDF/A 文件,可用 PDF 阅读器的附件面板打开。",
+        "generated": "生成于", "flagged": "加急", "version": "归档版本", "final": "最终版",
+        "draft": "过程版",
+    },
+    "en": {
+        "doc_title": "Customer case record", "record": "Record", "customer_number": "Customer no.",
+        "customer": "Customer / contact", "industry": "Industry", "contact": "Contact",
+        "phone": "Phone", "email": "Email", "date": "Date", "channel": "Channel",
+        "type": "Type", "urgency": "Urgency", "department": "Department", "handler": "Handler",
+        "status": "Status", "expected": "Expected completion", "actual": "Actual completion",
+        "satisfaction": "Satisfaction", "description": "Description", "outcome": "Outcome",
+        "follow_up": "Follow-up plan", "notes": "Notes", "classification": "Why this classification",
+        "thread": "Messages", "messages_count": "{n} in all", "attachments": "Attachments",
+        "attachment_list": "Attachments", "filename": "File name", "content_type": "Type", "size": "Size",
+        "no_attachments": "No attachments", "originals": "Embedded originals",
+        "originals_hint": "The original emails and form submissions below are embedded in this PDF/A file "
+                          "as attachments; open them from the attachments panel of a PDF reader.",
+        "generated": "Generated", "flagged": "expedite", "version": "Archive version", "final": "final",
+        "draft": "interim",
+    },
+}
+
+
+def sanitize_html(html: str) -> Markup:
+    """Customer HTML reduced to harmless structure; safe to put into the template as is."""
+    cleaned = nh3.clean(
+        html,
+        tags=SAFE_TAGS,
+        attributes=SAFE_ATTRIBUTES,
+        url_schemes=set(),
+        strip_comments=True,
+        link_rel=None,
+    )
+    return Markup(cleaned)
+
+
+def _size_label(size: int) -> str:
+    if size < 1024:
+        return f"{size} B"
+    if size < 1024 * 1024:
+        return f"{size / 1024:.1f} KB"
+    return f"{size / 1024 / 1024:.1f} MB"
+
+
+def _weasyprint():
+    # Imported on first use: importing weasyprint loads pango and fontconfig, which
+    # the daemon's other processes do not need.
+    import weasyprint
+    from weasyprint.urls import URLFetcher, URLFetcherResponse
+
+    return weasyprint, URLFetcher, URLFetcherResponse
+
+
+@lru_cache(maxsize=1)
+def _fetcher_class():
+    _, URLFetcher, URLFetcherResponse = _weasyprint()
+
+    class AssetsOnlyFetcher(URLFetcher):
+        """Serves files under templates/pdf and refuses every other URL, before any I/O."""
+
+        def __init__(self) -> None:
+            super().__init__(allowed_protocols={"file"}, allow_redirects=False, timeout=1)
+            self.refused: list[str] = []
+
+        def fetch(self, url, headers=None):
+            path = asset_path(url)
+            if path is None:
+                self.refused.append(url)
+                log.warning("refused to fetch %s", url[:200])
+                raise ValueError(f"fetching is disabled outside the template assets: {url[:200]}")
+            mime = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+            return URLFetcherResponse(url, body=path.read_bytes(), headers={"Content-Type": mime})
+
+    return AssetsOnlyFetcher
+
+
+def asset_path(url: str) -> Path | None:
+    """The file a URL names if it is one of our template assets, else None."""
+    parts = urlsplit(url)
+    if parts.scheme != "file" or parts.netloc not in ("", "localhost"):
+        return None
+    path = Path(unquote(parts.path)).resolve()
+    if not path.is_relative_to(TEMPLATE_DIR) or not path.is_file():
+        return None
+    return path
+
+
+def make_fetcher():
+    """A weasyprint URL fetcher that only serves templates/pdf; `.refused` lists what it refused."""
+    return _fetcher_class()()
+
+
+@lru_cache(maxsize=1)
+def _jinja() -> jinja2.Environment:
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(TEMPLATE_DIR)),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+    )
+
+
+def render_case_html(record: CaseRecord, *, lang: str = "zh", version: int | None = None,
+                     final: bool = False, generated_at: datetime | None = None) -> str:
+    """The case as the HTML that becomes the PDF (useful to test the template alone)."""
+    if lang not in TEXTS:
+        raise ValueError(f"unknown language {lang!r}; known: {', '.join(TEXTS)}")
+    t = TEXTS[lang]
+    generated_at = generated_at or datetime.now(timezone.utc)
+    messages = []
+    attachments = []
+    for no, m in enumerate(record.messages, start=1):
+        messages.append({
+            "direction": m.direction,
+            "direction_label": label("direction", m.direction, lang),
+            "at": m.at.strftime("%Y-%m-%d %H:%M %Z").strip(),
+            "sender": m.sender,
+            "subject": m.subject,
+            "text": m.text,
+            "html": sanitize_html(m.html) if m.html else None,
+            "attachments": [{"filename": a.filename, "size_label": _size_label(a.size)} for a in m.attachments],
+        })
+        for a in m.attachments:
+            attachments.append({"message_no": no, "filename": a.filename, "content_type": a.content_type,
+                                "size_label": _size_label(a.size)})
+    originals = [{"filename": o.filename, "mime": o.mime, "size_label": _size_label(len(o.data)),
+                  "sha256": hashlib.sha256(o.data).hexdigest()} for o in record.raw_originals]
+    version_line = ""
+    if version is not None:
+        version_line = f"{t['version']} v{version} · {t['final'] if final else t['draft']}"
+    customer_line = " / ".join(x for x in (record.company, record.customer_name) if x) or "—"
+    subject = next((m.subject for m in record.messages if m.subject), "")
+    return _jinja().get_template("case.html.j2").render(
+        r=record, t=t, lang=lang, dash="—",
+        type_label=label("type", record.type, lang),
+        urgency_label=label("urgency", record.urgency, lang),
+        status_label=label("status", record.status, lang),
+        channel_label=label("channel", record.channel, lang),
+        phone=mask_phone(record.phone),
+        customer_line=customer_line,
+        subject=subject,
+        messages=messages,
+        attachments=attachments,
+        originals=originals,
+        version_line=version_line,
+        generated_at=generated_at.strftime("%Y-%m-%d %H:%M UTC") if generated_at.tzinfo else
+        generated_at.strftime("%Y-%m-%d %H:%M"),
+    )
+
+
+@lru_cache(maxsize=1)
+def _stylesheet():
+    """The stylesheet and its fonts, loaded once per process: a render then costs layout only."""
+    weasyprint, _, _ = _weasyprint()
+    from weasyprint.text.fonts import FontConfiguration
+
+    font_config = FontConfiguration()
+    css = weasyprint.CSS(filename=str(TEMPLATE_DIR / "case.css"), base_url=TEMPLATE_DIR.as_uri() + "/",
+                         url_fetcher=make_fetcher(), font_config=font_config)
+    return css, font_config
+
+
+def render_case_pdf(record: CaseRecord, *, lang: str = "zh", version: int | None = None,
+                    final: bool = False, generated_at: datetime | None = None) -> bytes:
+    """The case as PDF/A-3b bytes, with its originals embedded as associated files."""
+    weasyprint, _, _ = _weasyprint()
+    css, font_config = _stylesheet()
+    generated_at = generated_at or datetime.now(timezone.utc)
+    html = render_case_html(record, lang=lang, version=version, final=final, generated_at=generated_at)
+    fetcher = make_fetcher()
+    document = weasyprint.HTML(string=html, base_url=TEMPLATE_DIR.as_uri() + "/", url_fetcher=fetcher)
+    naive = generated_at.astimezone(timezone.utc).replace(tzinfo=None)
+    originals = [
+        weasyprint.Attachment(string=o.data, name=o.filename, description=f"original {o.mime}",
+                              relationship="Source", created=naive, modified=naive,
+                              url_fetcher=fetcher)
+        for o in record.raw_originals
+    ]
+    return document.write_pdf(pdf_variant=PDF_VARIANT, attachments=originals, stylesheets=[css],
+                              font_config=font_config)
