@@ -1,0 +1,156 @@
+"""Unit tests of keyword matching and scoring on small rule files (plain data, no servers)."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from classify import Classifier
+from classify.normalize import normalize
+
+RULES = """
+[defaults]
+type = "inquiry"
+urgency = "normal"
+subject_weight = 3.0
+negation_window = 4
+
+[defaults.urgency_by_type]
+fault = "important"
+
+[routing]
+complaint = ["after_sales"]
+fault = ["after_sales", "tech"]
+
+[negation_sets]
+not_urgent = ["不急", "不紧急", "并不紧急", "not urgent", "no rush"]
+
+[[rules]]
+name = "complaint"
+target = "type:complaint"
+weight = 2
+keywords = ["投诉", "complaint"]
+negations = ["不是投诉"]
+
+[[rules]]
+name = "fault"
+target = "type:fault"
+weight = 2
+keywords = ["故障", "bug", "crash*"]
+
+[[rules]]
+name = "request"
+target = "type:request"
+weight = 1
+keywords = ["希望增加"]
+
+[[rules]]
+name = "urgent"
+target = "urgency:urgent"
+weight = 3
+keywords = ["紧急", "urgent", "急"]
+negation_sets = ["not_urgent"]
+"""
+
+
+@pytest.fixture
+def clf(tmp_path: Path) -> Classifier:
+    path = tmp_path / "rules.toml"
+    path.write_text(RULES, encoding="utf-8")
+    return Classifier.from_file(path)
+
+
+def test_normalize_maps_fullwidth_case_and_traditional():
+    """NFKC turns full-width into half-width, case is folded, traditional becomes simplified."""
+    assert normalize("ＵＲＧＥＮＴ　ＡＳＡＰ") == "urgent asap"
+    assert normalize("投訴 緊急 系統癱瘓") == "投诉 紧急 系统瘫痪"
+
+
+def test_traditional_and_fullwidth_keywords_count_like_simplified(clf: Classifier):
+    """投訴 from a Big5 customer and full-width ＢＵＧ score like 投诉 and bug."""
+    assert clf.classify("", "我要投訴你們").type == "complaint"
+    r = clf.classify("", "發現一個ＢＵＧ,很緊急")
+    assert (r.type, r.urgency) == ("fault", "urgent")
+
+
+def test_english_keywords_respect_word_boundaries(clf: Classifier):
+    """'bug' does not match inside 'debug'; 'crash*' matches 'crashes'."""
+    assert clf.classify("", "please debug this").type == "inquiry"
+    assert clf.classify("", "it has a bug").type == "fault"
+    assert clf.classify("", "the app crashes daily").type == "fault"
+
+
+def test_negation_cancels_nearby_hit(clf: Classifier):
+    """不急 / not urgent cancel the urgency keyword they overlap or stand next to."""
+    r = clf.classify("", "系统有故障,不急,有空看看")
+    assert r.urgency == "important"  # fault's default urgency, the 急 hit was cancelled
+    cancelled = [m for m in r.matches if m.negated]
+    assert cancelled and cancelled[0].negated_by == "不急" and cancelled[0].target == "urgency:urgent"
+    assert clf.classify("", "This bug is not urgent").urgency == "important"
+    assert clf.classify("", "这个并不紧急").urgency == "normal"
+    assert clf.classify("", "我不是投诉,只是问问").type == "inquiry"
+
+
+def test_negation_outside_window_or_sentence_does_not_cancel(clf: Classifier):
+    """A negation further than the window, or in another sentence, leaves the hit standing."""
+    assert clf.classify("", "No rush on the invoice question. But this bug is urgent").urgency == "urgent"
+    assert clf.classify("", "不急。紧急:系统故障").urgency == "urgent"
+
+
+def test_subject_weighs_more_than_body(clf: Classifier):
+    """A keyword in the subject beats a same-weight keyword in the body."""
+    r = clf.classify("投诉", "系统故障")
+    assert r.type == "complaint"
+    assert r.scores["type:complaint"] == 6.0 and r.scores["type:fault"] == 2.0
+    assert clf.classify("故障", "投诉").type == "fault"
+
+
+def test_no_match_and_ties_fall_back_to_defaults(clf: Classifier):
+    """Nothing matched gives the default type and urgency; a tie at the top gives the default too."""
+    r = clf.classify("hello", "nothing to see here")
+    assert (r.type, r.urgency, r.matches) == ("inquiry", "normal", [])
+    tie = clf.classify("", "投诉 故障")
+    assert tie.scores["type:complaint"] == tie.scores["type:fault"] == 2.0
+    assert tie.type == "inquiry" and "tie" in tie.reasons["type"]
+
+
+def test_quoted_lines_are_ignored(clf: Classifier):
+    """Lines starting with '>' (an earlier reply) never count."""
+    r = clf.classify("Re: order", "thanks, that's all\n> this is a complaint, urgent\n  > 紧急故障")
+    assert (r.type, r.urgency, r.matches) == ("inquiry", "normal", [])
+
+
+def test_each_keyword_counts_once_per_field(clf: Classifier):
+    """Repeating a word does not multiply its weight."""
+    assert clf.classify("", "投诉投诉投诉投诉").scores["type:complaint"] == 2.0
+
+
+def test_routing_flag_explain_and_json(clf: Classifier):
+    """An urgent fault goes to after-sales then tech, is flagged, and says why in both languages."""
+    r = clf.classify("系统故障", "紧急")
+    assert r.departments == ["after_sales", "tech"] and r.flagged
+    en, zh = r.explain(), r.explain("zh")
+    assert "'故障' in subject → type fault +6 (rule fault)" in en
+    assert "正文中的“紧急” → 紧急(urgent) +3(规则 urgent)" in zh and "加急" in zh
+    data = json.loads(json.dumps(r.to_dict(), ensure_ascii=False))
+    assert data["type"] == "fault" and {m["keyword"] for m in data["matches"]} >= {"故障", "紧急"}
+
+
+def test_rule_fields_restrict_where_a_keyword_counts(tmp_path: Path):
+    """A rule limited to the subject ignores the body."""
+    path = tmp_path / "rules.toml"
+    path.write_text('[[rules]]\nname = "s"\ntarget = "type:fault"\nkeywords = ["down"]\nfields = ["subject"]\n')
+    clf = Classifier.from_file(path)
+    assert clf.classify("site down", "").type == "fault"
+    assert clf.classify("hello", "site down").type == "inquiry"
+
+
+def test_default_rules_classify_typical_messages():
+    """The shipped rules get plain cases right in both languages."""
+    clf = Classifier.from_file(Path(__file__).resolve().parents[2] / "config" / "rules.toml")
+    r = clf.classify("系统瘫痪", "所有用户都无法登录,业务全部停了")
+    assert (r.type, r.urgency, r.departments, r.flagged) == ("fault", "urgent", ["after_sales", "tech"], True)
+    r = clf.classify("Feature request", "Could you add a dark mode? No rush.")
+    assert (r.type, r.urgency, r.departments) == ("request", "normal", ["product"])
+    assert clf.classify("投訴客服態度", "態度非常惡劣").type == "complaint"
