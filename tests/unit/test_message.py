@@ -440,3 +440,15 @@ def test_examples_are_reproducible_and_parse_as_their_names_say() -> None:
     assert auto_reply_reason(parsed["06-out-of-office.eml"]) is not None
     assert [name for name, msg in parsed.items() if auto_reply_reason(msg)] == ["06-out-of-office.eml"]
     assert all(msg.language == "zh" for name, msg in parsed.items() if name[:2] in ("01", "02", "04", "05"))
+
+
+def test_committed_eml_fixtures_match_the_builder_and_parse_exactly() -> None:
+    """tests/fixtures/mail/eml/*.eml are the builder's bytes and parse to their expected subject and text."""
+    from pathlib import Path
+
+    folder = Path(build.__file__).resolve().parent / "eml"
+    files = {p.name: p.read_bytes() for p in folder.glob("*.eml")}
+    assert files == {f"{name}.eml": data for name, data in zip(build.SAMPLE_NAMES, build.samples())}
+    for name, (subject, text) in build.EXPECTED.items():
+        msg = parse_message(files[name])
+        assert (msg.subject, msg.text) == (subject, text), name
