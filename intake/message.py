@@ -145,7 +145,7 @@ def _parse(raw: bytes, max_bytes: int) -> ParsedMessage:
     headers: list[tuple[str, str]] = []
     for key, value in msg.items():
         text, header_defects = decode_header(str(value))
-        headers.append((str(key).lower(), text.strip()))
+        headers.append((_storable(str(key)).lower(), _storable(text).strip()))
         defects.extend(f"{key}: {d}" for d in header_defects)
 
     body = _Body()
@@ -157,7 +157,8 @@ def _parse(raw: bytes, max_bytes: int) -> ParsedMessage:
     text = "\n\n".join(t for t in body.plain if t.strip())
     if not text.strip() and html:
         text = _html_to_text(html, defects)
-    text = text.replace("\r\n", "\n").replace("\r", "\n").strip()
+    text = _storable(text).replace("\r\n", "\n").replace("\r", "\n").strip()
+    html = _storable(html) if html is not None else None
 
     from_name, from_addr = _first_address(msg, "from", defects)
     if not from_addr:
@@ -192,13 +193,18 @@ def _parse(raw: bytes, max_bytes: int) -> ParsedMessage:
 # ---- headers ---------------------------------------------------------------------
 
 
+def _storable(text: str) -> str:
+    """Drop NUL characters: never meaningful in mail text, and refused by PostgreSQL."""
+    return text.replace("\x00", "") if "\x00" in text else text
+
+
 def _raw_all(msg: Message, name: str) -> list[str]:
     return [_FOLD.sub("", str(v)) for v in (msg.get_all(name) or [])]
 
 
 def _header_text(msg: Message, name: str) -> str:
     values = _raw_all(msg, name)
-    return decode_header(values[0])[0].strip() if values else ""
+    return _storable(decode_header(values[0])[0]).strip() if values else ""
 
 
 def _ids(value: str) -> list[str]:
@@ -235,7 +241,7 @@ def _addresses(msg: Message, name: str, defects: list[str]) -> list[tuple[str, s
         addr = addr.strip("<> ").lower()
         if "@" not in addr:
             continue
-        result.append((" ".join(decode_header(raw_name)[0].split()), addr))
+        result.append((" ".join(_storable(decode_header(raw_name)[0]).split()), _storable(addr)))
     return result
 
 

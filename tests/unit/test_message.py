@@ -388,6 +388,12 @@ def test_fuzzed_real_messages_never_raise_anything_but_unparseable() -> None:
         assert isinstance(msg.text, str) and isinstance(msg.new_text, str) and isinstance(msg.subject, str)
         assert msg.language in ("zh", "en")
         assert all(a.filename and "/" not in a.filename and "\\" not in a.filename for a in msg.attachments)
+        # Everything textual must be storable: valid UTF-8, no NUL (PostgreSQL refuses both).
+        texts = [msg.text, msg.new_text, msg.subject, msg.from_name, msg.from_addr, msg.html or ""]
+        texts += [v for pair in msg.headers for v in pair] + [a.filename for a in msg.attachments]
+        for value in texts:
+            assert "\x00" not in value
+            value.encode("utf-8")  # raises on a lone surrogate
         parsed += 1
     assert parsed > 2000  # the damage is real but most messages should survive it
     assert refused >= 0
@@ -452,3 +458,11 @@ def test_committed_eml_fixtures_match_the_builder_and_parse_exactly() -> None:
     for name, (subject, text) in build.EXPECTED.items():
         msg = parse_message(files[name])
         assert (msg.subject, msg.text) == (subject, text), name
+
+
+def test_nul_characters_are_dropped_from_text_fields() -> None:
+    """NUL bytes in headers or body (refused by PostgreSQL text columns) do not reach the fields."""
+    msg = parse_message(raw(base_headers(subject="Printer\x00 problem"), b"Body\x00 text"))
+    assert msg.subject == "Printer problem"
+    assert msg.text == "Body text"
+    assert msg.header("subject") == "Printer problem"
