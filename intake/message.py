@@ -435,7 +435,9 @@ def _tnef(data: bytes, filename: str | None, ctype: str, body: _Body, max_bytes:
                 raw = att._name if isinstance(att._name, bytes) else str(att._name).encode("utf-8", "replace")
                 name = decode_bytes(raw.rstrip(b"\x00"), tnef.codepage)[0]
             name = name.strip("\x00")
-            att_type = mimetypes.guess_type(name)[0] or "application/octet-stream"
+            tags = [a.data for a in att.mapi_attrs if a.name == properties.MAPI_ATTACH_MIME_TAG]
+            tag = tags[0].strip("\x00").strip().lower() if tags and isinstance(tags[0], str) else ""
+            att_type = tag if "/" in tag else mimetypes.guess_type(name)[0] or "application/octet-stream"
             found.append((bytes(att.data), name, att_type))
         texts = []
         for value in (tnef.body, tnef.htmlbody):

@@ -261,7 +261,7 @@ def test_tnef_is_unpacked_into_body_and_attachments() -> None:
     msg = parse_message(winmail_message(tnef("服务器磁盘已满，请看附件日志。", files)))
     assert msg.text == "服务器磁盘已满，请看附件日志。"
     assert [(a.filename, a.data) for a in msg.attachments] == [(name, data) for name, data, _ in files]
-    assert msg.attachments[0].content_type == "text/plain"
+    assert [a.content_type for a in msg.attachments] == ["text/plain", "application/vnd.ms-excel"]
     assert "winmail.dat" not in [a.filename for a in msg.attachments]
 
 
