@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from classify.matcher import Matcher
+from classify.matcher import Hit, Matcher
 from classify.normalize import drop_quoted, normalize
 from classify.rules import TARGETS, TYPES, URGENCIES, RuleSet, load_rules
 
@@ -76,6 +76,22 @@ class Classification:
         return asdict(self)
 
 
+def _longest_per_axis(hits: list[Hit], rules) -> list[Hit]:
+    """Drop a hit lying inside a longer hit on the same axis (type or urgency):
+    '离线模式' (offline mode, a request) is not also '离线' (offline, a fault), but
+    '瘫痪' still counts for urgency inside '系统瘫痪' counted for the type."""
+    axis = [rules[h.rule].target.split(":", 1)[0] for h in hits]
+    kept = []
+    for i, h in enumerate(hits):
+        inside = any(
+            axis[j] == axis[i] and o.start <= h.start and h.end <= o.end and (o.end - o.start) > (h.end - h.start)
+            for j, o in enumerate(hits)
+        )
+        if not inside:
+            kept.append(h)
+    return kept
+
+
 class Classifier:
     """A loaded rule set, ready to classify; replaced whole on hot reload."""
 
@@ -99,6 +115,7 @@ class Classifier:
         texts = (("subject", normalize(subject or "")), ("body", normalize(drop_quoted(body or ""))))
         for field_name, text in texts:
             hits, negations = self.matcher.scan(text)
+            hits = _longest_per_axis(hits, rules)
             counted: set[tuple[int, str]] = set()   # each keyword counts once per field
             for hit in hits:
                 rule = rules[hit.rule]

@@ -1,0 +1,35 @@
+"""Regression guard: the default rules keep their accuracy on the whole labelled evaluation set."""
+from __future__ import annotations
+
+import importlib.util
+from collections import Counter
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _bench():
+    spec = importlib.util.spec_from_file_location("classify_eval", ROOT / "bench" / "classify_eval.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_eval_set_is_large_and_varied():
+    """At least 300 messages, about two thirds Chinese, every type and urgency, a held-out third."""
+    rows = _bench().load_set()
+    assert len(rows) >= 300
+    langs = Counter(r["lang"] for r in rows)
+    assert 0.6 <= (langs["zh"] + langs["zh-hant"]) / len(rows) <= 0.72 and langs["zh-hant"] >= 20
+    assert set(Counter(r["type"] for r in rows)) == {"inquiry", "complaint", "fault", "request", "suggestion"}
+    assert set(Counter(r["urgency"] for r in rows)) == {"urgent", "important", "normal"}
+    assert 0.28 <= sum(r["split"] == "heldout" for r in rows) / len(rows) <= 0.4
+
+
+def test_default_rules_accuracy_on_whole_set():
+    """Type accuracy ≥ 0.90 and urgency accuracy ≥ 0.85 over all messages with config/rules.toml."""
+    bench = _bench()
+    results = bench.evaluate(bench.Classifier.from_file(ROOT / "config" / "rules.toml"), bench.load_set())
+    type_acc, urgency_acc = bench.accuracy(results, "type"), bench.accuracy(results, "urgency")
+    assert type_acc >= 0.90, f"type accuracy fell to {type_acc:.3f}"
+    assert urgency_acc >= 0.85, f"urgency accuracy fell to {urgency_acc:.3f}"
