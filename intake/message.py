@@ -359,7 +359,10 @@ def _filename(part: Message, body: _Body) -> str | None:
             continue
         if isinstance(value, tuple):  # RFC 2231: (charset, language, %-decoded latin-1 text)
             charset, _language, text = value
-            raw = str(text).encode("latin-1", "surrogateescape")
+            try:
+                raw = str(text).encode("latin-1", "surrogateescape")
+            except UnicodeEncodeError:  # not what decode_params yields, but never lose the part
+                raw = str(text).encode("utf-8", "surrogatepass")
             name, defect = decode_bytes(raw, charset or None)
         else:
             name, defects = decode_header(str(value))
