@@ -11,33 +11,27 @@ from pathlib import Path
 
 import pytest
 
-from intake.message import UnparseableMessage, parse_message
-from intake.sources.base import Result, SourceRef
+from sqlalchemy import func, select
+
+from intake.models import OutboxMail, QuarantineItem, SourceItem, Ticket
+from intake.pipeline import Pipeline
+from intake.sources.base import SourceRef
 from intake.sources.maildir import MaildirSource
 
 
-class RecordingSink:
-    """Stands in for the pipeline: parses with the real parser, duplicate for a ref seen before."""
+@pytest.fixture
+def ctx(make_ctx, tmp_path):
+    return make_ctx(f"sqlite:///{tmp_path / 'intake.db'}")
 
-    def __init__(self) -> None:
-        self.taken: list[tuple[bytes, SourceRef]] = []
-        self.tickets: dict[tuple[str, str], str] = {}
-        self.lock = threading.Lock()
 
-    def take(self, raw: bytes, ref: SourceRef) -> Result:
-        with self.lock:
-            self.taken.append((raw, ref))
-            if (ref.source, ref.key) in self.tickets:
-                return Result("duplicate", self.tickets[(ref.source, ref.key)])
-            try:
-                parse_message(raw)
-            except UnparseableMessage as exc:
-                return Result("quarantined", reason=exc.reason)
-            self.tickets[(ref.source, ref.key)] = ticket = f"T-{len(self.tickets) + 1}"
-            return Result("opened", ticket)
+@pytest.fixture
+def sink(ctx) -> Pipeline:
+    return Pipeline(ctx)
 
-    def report(self, source: str, *, backlog: int | None = None, error: str | None = None) -> None:
-        pass
+
+def source_items(ctx) -> list[tuple[str, str, str, str | None]]:
+    with ctx.sessions() as s:
+        return [(i.source, i.key, i.outcome, i.ticket_ref) for i in s.scalars(select(SourceItem).order_by(SourceItem.id))]
 
 
 def mail(n: int) -> bytes:
@@ -72,21 +66,23 @@ def drop(tmp_path) -> Path:
     return tmp_path / "drop"
 
 
-def test_new_and_cur_messages_are_taken_and_moved_to_processed(drop):
+def test_new_and_cur_messages_are_taken_and_moved_to_processed(drop, ctx, sink):
     """new/ and cur/ (read and flagged by a mail client) are taken once each, moved into
     .Processed/cur/ with the Seen flag; tmp/ (a delivery in progress) is left alone."""
     deliver(drop, "1700000001.M1P1.host", mail(1), "new")
     deliver(drop, "1700000002.M1P1.host:2,F", mail(2), "cur")
     (drop / "tmp" / "1700000003.M1P1.host").write_bytes(mail(3))  # still being delivered
-    sink = RecordingSink()
     source = MaildirSource(drop, sink, name="drop")
     source.prepare()
     assert source.run_once() == 2
-    assert [ref for _, ref in sink.taken] == [
-        SourceRef("maildir:drop", "1700000001.M1P1.host", "email"),
-        SourceRef("maildir:drop", "1700000002.M1P1.host", "email"),
+    items = source_items(ctx)
+    assert [i[:3] for i in items] == [
+        ("maildir:drop", "1700000001.M1P1.host", "opened"),
+        ("maildir:drop", "1700000002.M1P1.host", "opened"),
     ]
-    assert [raw for raw, _ in sink.taken] == [mail(1), mail(2)]
+    with ctx.sessions() as s:
+        assert sorted(t.channel for t in s.scalars(select(Ticket))) == ["email", "email"]
+        assert sorted(o.rcpt_to for o in s.scalars(select(OutboxMail))) == ["kehu1@example.cn", "kehu2@example.cn"]
     assert names(drop / "new") == [] and names(drop / "cur") == []
     assert names(drop / "tmp") == ["1700000003.M1P1.host"]
     assert names(drop / ".Processed" / "cur") == ["1700000001.M1P1.host:2,S", "1700000002.M1P1.host:2,FS"]
@@ -95,34 +91,41 @@ def test_new_and_cur_messages_are_taken_and_moved_to_processed(drop):
     assert sorted(m["Message-ID"] for m in processed) == ["<drop1@example.cn>", "<drop2@example.cn>"]
 
 
-def test_message_moved_from_new_to_cur_is_the_same_item(drop):
-    """A mail client moving a message from new/ to cur/ (adding :2,S) does not make it a second item."""
-    sink = RecordingSink()
+def test_message_moved_from_new_to_cur_is_the_same_item(drop, ctx, sink):
+    """A mail client moving a message from new/ to cur/ (adding :2,S) after a crash does not make it a second ticket."""
     source = MaildirSource(drop, sink)
     source.prepare()
     deliver(drop, "1700000009.M9P9.host", mail(9), "new")
     ref = SourceRef("maildir:drop", "1700000009.M9P9.host", "email")
-    assert sink.take(mail(9), ref).outcome == "opened"  # taken once already (a crash before the move)
+    first = sink.take(mail(9), ref)  # taken once already, then a crash before the move
+    assert first.outcome == "opened"
     os.rename(drop / "new" / "1700000009.M9P9.host", drop / "cur" / "1700000009.M9P9.host:2,S")
     assert source.run_once() == 1
-    assert sink.taken[-1][1] == ref and sink.tickets == {("maildir:drop", "1700000009.M9P9.host"): "T-1"}
+    assert names(drop / ".Processed" / "cur") == ["1700000009.M9P9.host:2,S"]
+    with ctx.sessions() as s:
+        assert s.scalar(select(func.count()).select_from(Ticket)) == 1
+        assert s.scalar(select(func.count()).select_from(OutboxMail)) == 1
 
 
-def test_unparseable_message_goes_to_rejected_with_reason(drop):
-    deliver(drop, "1700000005.M5P5.host", b"\x00\x01 this is not an email at all \xff" * 3, "new")
-    sink = RecordingSink()
+def test_unparseable_message_goes_to_rejected_with_reason(drop, ctx, sink):
+    """Quarantined by the pipeline (bytes kept there too), moved to .Rejected with the reason beside it."""
+    junk = b"\x00\x01 this is not an email at all \xff" * 3
+    deliver(drop, "1700000005.M5P5.host", junk, "new")
     source = MaildirSource(drop, sink)
     source.prepare()
     assert source.run_once() == 1
     assert names(drop / ".Rejected" / "cur") == ["1700000005.M5P5.host"]
     assert (drop / ".Rejected" / "1700000005.M5P5.host.reason.txt").read_text("utf-8").strip()
     assert names(drop / ".Processed" / "cur") == []
+    assert (drop / ".Rejected" / "cur" / "1700000005.M5P5.host").read_bytes() == junk
+    with ctx.sessions() as s:
+        [item] = s.scalars(select(QuarantineItem))
+        assert item.raw == junk and item.source == "maildir:drop"
 
 
-def test_messages_delivered_while_stopped_are_taken_at_start_and_watched_after(drop):
+def test_messages_delivered_while_stopped_are_taken_at_start_and_watched_after(drop, ctx, sink):
     """Start takes the backlog; a message delivered while running is taken within seconds."""
     deliver(drop, "1700000010.M1P1.host", mail(10))
-    sink = RecordingSink()
     source = MaildirSource(drop, sink, rescan_seconds=600, settle_seconds=0.2)
     stop = threading.Event()
     runner = threading.Thread(target=source.run_forever, args=(stop,))
@@ -140,3 +143,4 @@ def test_messages_delivered_while_stopped_are_taken_at_start_and_watched_after(d
         runner.join(timeout=5)
     assert not runner.is_alive()
     assert names(drop / ".Processed" / "cur") == ["1700000010.M1P1.host:2,S", "1700000011.M1P1.host:2,S"]
+    assert [i[2] for i in source_items(ctx)] == ["opened", "opened"]

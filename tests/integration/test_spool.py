@@ -10,40 +10,55 @@ from pathlib import Path
 
 import pytest
 
-from intake.forms import now_iso, parse_submission
-from intake.message import UnparseableMessage
+from sqlalchemy import select
+
+from intake.forms import now_iso
+from intake.models import OutboxMail, QuarantineItem, SourceItem, Ticket
+from intake.pipeline import Pipeline
 from intake.sources.base import Result, SourceRef
 from intake.sources.spool import SpoolSource, write_spool_file
 
 
-class RecordingSink:
-    """Stands in for the pipeline: parses like it, answers duplicate for a ref seen before."""
+class FlakySink:
+    """The real pipeline behind a switch that makes it fail like a database that is down."""
 
-    def __init__(self, fail_times: int = 0) -> None:
-        self.taken: list[tuple[bytes, SourceRef]] = []
-        self.tickets: dict[tuple[str, str], str] = {}
-        self.reports: list[tuple[str, int | None, str | None]] = []
+    def __init__(self, pipeline: Pipeline, fail_times: int = 0) -> None:
+        self.pipeline = pipeline
         self.fail_times = fail_times
-        self.lock = threading.Lock()
+        self.reports: list[tuple[str, int | None, str | None]] = []
 
     def take(self, raw: bytes, ref: SourceRef) -> Result:
-        with self.lock:
-            if self.fail_times:
-                self.fail_times -= 1
-                raise RuntimeError("database is down")
-            self.taken.append((raw, ref))
-            if (ref.source, ref.key) in self.tickets:
-                return Result("duplicate", self.tickets[(ref.source, ref.key)])
-            try:
-                parse_submission(raw)
-            except UnparseableMessage as exc:
-                return Result("quarantined", reason=exc.reason)
-            ticket = f"T-{len(self.tickets) + 1}"
-            self.tickets[(ref.source, ref.key)] = ticket
-            return Result("opened", ticket)
+        if self.fail_times:
+            self.fail_times -= 1
+            raise RuntimeError("database is down")
+        return self.pipeline.take(raw, ref)
 
     def report(self, source: str, *, backlog: int | None = None, error: str | None = None) -> None:
         self.reports.append((source, backlog, error))
+        self.pipeline.report(source, backlog=backlog, error=error)
+
+
+@pytest.fixture
+def ctx(make_ctx, tmp_path):
+    return make_ctx(f"sqlite:///{tmp_path / 'intake.db'}")
+
+
+@pytest.fixture
+def sink(ctx) -> FlakySink:
+    return FlakySink(Pipeline(ctx))
+
+
+def source_items(ctx) -> list[SourceItem]:
+    with ctx.sessions() as s:
+        return list(s.scalars(select(SourceItem).order_by(SourceItem.id)))
+
+
+def tickets(ctx) -> list[Ticket]:
+    with ctx.sessions() as s:
+        found = list(s.scalars(select(Ticket).order_by(Ticket.id)))
+        for t in found:
+            t.customer, t.messages  # load while the session is open
+        return found
 
 
 def submission(n: int = 1, **extra) -> dict:
@@ -84,14 +99,13 @@ def test_write_spool_file_is_atomic_and_sortable(spool):
     assert json.loads(paths[0].read_text("utf-8"))["name"] == "李娜"
 
 
-def test_files_dropped_while_stopped_are_taken_at_start_and_stop_is_prompt(spool):
-    """Submissions written while the daemon was down are taken when it starts; stop returns within a second."""
+def test_files_dropped_while_stopped_are_taken_at_start_and_stop_is_prompt(spool, ctx, sink):
+    """Submissions written while the daemon was down become tickets when it starts; stop returns within a second."""
     written = [write_spool_file(spool, submission(n)) for n in range(3)]
     other = spool / "crm-export-0001.json"  # another system's file, same format, extra fields
-    other.write_text(json.dumps(submission(9, crm_id="A-17"), ensure_ascii=False), "utf-8")
+    other.write_text(json.dumps(submission(9, crm_id="A-17", phone="13912345678", company="某某贸易"), ensure_ascii=False), "utf-8")
     for p in [*written, other]:
         age(p)
-    sink = RecordingSink()
     source = SpoolSource(spool, sink, rescan_seconds=60)
     stop = threading.Event()
     runner = threading.Thread(target=source.run_forever, args=(stop,))
@@ -104,13 +118,19 @@ def test_files_dropped_while_stopped_are_taken_at_start_and_stop_is_prompt(spool
         runner.join(timeout=5)
     assert not runner.is_alive() and time.monotonic() - started < 1.5
     assert files(spool) == [] and files(spool / "done") == sorted(p.name for p in [*written, other])
-    assert [ref for _, ref in sink.taken] == [SourceRef("spool", p.name, "form") for p in [*written, other]]
+    items = source_items(ctx)
+    assert [(i.source, i.key, i.outcome) for i in items] == [("spool", p.name, "opened") for p in [*written, other]]
+    found = tickets(ctx)
+    assert len(found) == 4 and {t.channel for t in found} == {"form"}
+    crm = next(t for t in found if t.customer.email == "li.na9@kehu.example.cn")
+    assert crm.customer.phone == "13912345678" and crm.customer.company == "某某贸易" and crm.customer.name == "李娜"
+    with ctx.sessions() as s:
+        assert sorted(o.rcpt_to for o in s.scalars(select(OutboxMail))) == sorted(f"li.na{n}@kehu.example.cn" for n in (0, 1, 2, 9))
     assert ("spool", 0, None) in sink.reports
 
 
-def test_file_dropped_while_running_is_taken_after_settling(spool):
+def test_file_dropped_while_running_is_taken_after_settling(spool, ctx, sink):
     """The watchdog wakes the loop: a new file is taken within seconds, not at the next rescan."""
-    sink = RecordingSink()
     source = SpoolSource(spool, sink, rescan_seconds=600, settle_seconds=0.3)
     stop = threading.Event()
     runner = threading.Thread(target=source.run_forever, args=(stop,))
@@ -122,23 +142,23 @@ def test_file_dropped_while_running_is_taken_after_settling(spool):
     finally:
         stop.set()
         runner.join(timeout=5)
-    assert len(sink.taken) == 1
+    assert len(tickets(ctx)) == 1
 
 
-def test_fresh_file_waits_until_it_stops_changing(spool):
+def test_fresh_file_waits_until_it_stops_changing(spool, ctx, sink):
     """A file copied in without tmp/+rename is left alone until settled (it may be half written)."""
     path = spool / "half.json"
     path.write_text('{"name": "王', "utf-8")
-    sink = RecordingSink()
     source = SpoolSource(spool, sink, settle_seconds=5)
-    assert source.run_once() == 0 and sink.taken == [] and path.exists()
+    assert source.run_once() == 0 and source_items(ctx) == [] and path.exists()
     path.write_text(json.dumps(submission(), ensure_ascii=False), "utf-8")
     age(path)
-    assert source.run_once() == 1 and files(spool / "done") == ["half.json"]
+    assert source.run_once() == 1 and files(spool / "done") == ["half.json"] and len(tickets(ctx)) == 1
 
 
-def test_invalid_files_go_to_rejected_with_a_reason_and_nothing_is_deleted(spool):
-    """Not JSON, or fields missing: moved unchanged to rejected/ with <name>.reason.txt naming the problem."""
+def test_invalid_files_go_to_rejected_with_a_reason_and_nothing_is_deleted(spool, ctx, sink):
+    """Not JSON, or fields missing: quarantined by the pipeline, moved unchanged to rejected/
+    with <name>.reason.txt naming the problem."""
     broken = spool / "broken.json"
     broken.write_bytes(b"{this is not json")
     missing = spool / "missing.json"
@@ -147,7 +167,6 @@ def test_invalid_files_go_to_rejected_with_a_reason_and_nothing_is_deleted(spool
     for p in (broken, missing, good):
         age(p)
     originals = {p.name: p.read_bytes() for p in (broken, missing, good)}
-    sink = RecordingSink()
     assert SpoolSource(spool, sink).run_once() == 3
     rejected = spool / "rejected"
     assert files(rejected) == ["broken.json", "broken.json.reason.txt", "missing.json", "missing.json.reason.txt"]
@@ -158,51 +177,68 @@ def test_invalid_files_go_to_rejected_with_a_reason_and_nothing_is_deleted(spool
     for name, data in originals.items():
         place = spool / ("done" if name == good.name else "rejected") / name
         assert place.read_bytes() == data
+    with ctx.sessions() as s:  # the pipeline kept them too, for `intake quarantine retry`
+        assert sorted((q.key, q.raw) for q in s.scalars(select(QuarantineItem))) == sorted(
+            (n, originals[n]) for n in ("broken.json", "missing.json"))
+    assert len(tickets(ctx)) == 1
 
 
-def test_temp_dot_and_other_files_are_ignored(spool):
+def test_temp_dot_and_other_files_are_ignored(spool, ctx, sink):
     (spool / "tmp").mkdir()
     for p in (spool / "tmp" / "x.json", spool / ".partial.json", spool / "notes.txt"):
         p.write_text(json.dumps(submission()), "utf-8")
         age(p)
-    sink = RecordingSink()
-    assert SpoolSource(spool, sink).run_once() == 0 and sink.taken == []
+    assert SpoolSource(spool, sink).run_once() == 0 and source_items(ctx) == []
     assert files(spool / "tmp") == ["x.json"] and files(spool) == [".partial.json", "notes.txt"]
 
 
-def test_sink_failure_keeps_the_file_for_the_next_scan(spool):
+def test_sink_failure_keeps_the_file_for_the_next_scan(spool, ctx, sink):
     """The database down: the file stays, the error is reported, the next scan takes it."""
     path = write_spool_file(spool, submission())
     age(path)
-    sink = RecordingSink(fail_times=1)
+    sink.fail_times = 1
     source = SpoolSource(spool, sink)
     assert source.run_once() == 0 and path.exists()
     assert sink.reports[-1][0] == "spool" and "database is down" in sink.reports[-1][2]
-    assert source.run_once() == 1 and files(spool / "done") == [path.name]
+    assert source.run_once() == 1 and files(spool / "done") == [path.name] and len(tickets(ctx)) == 1
 
 
-def test_a_same_named_file_in_done_is_never_replaced(spool):
+def test_a_same_named_file_in_done_is_never_replaced(spool, sink):
     (spool / "done").mkdir()
     (spool / "done" / "same.json").write_text("earlier", "utf-8")
     (spool / "same.json").write_text(json.dumps(submission(), ensure_ascii=False), "utf-8")
     age(spool / "same.json")
-    assert SpoolSource(spool, RecordingSink()).run_once() == 1
+    assert SpoolSource(spool, sink).run_once() == 1
     assert files(spool / "done") == ["same.json", "same.json.1"]
     assert (spool / "done" / "same.json").read_text("utf-8") == "earlier"
 
 
-def test_two_takers_of_one_file_get_one_ticket(spool):
-    """The web endpoint and the watcher reaching for the same file: one goes first, the
-    other gets the same ticket (duplicate) and the file is moved once."""
+def test_a_file_offered_again_after_a_crash_is_one_ticket(spool, ctx, sink):
+    """Crash after the commit, before the move: the file is offered again at start and answered duplicate."""
+    path = write_spool_file(spool, submission())
+    age(path)
+    first = sink.take(path.read_bytes(), SourceRef("spool", path.name, "form"))  # ... and then the crash
+    assert first.outcome == "opened" and path.exists()
+    source = SpoolSource(spool, sink)
+    assert source.run_once() == 1 and files(spool / "done") == [path.name]
+    assert [t.ref for t in tickets(ctx)] == [first.ticket]
+
+
+def test_two_takers_of_one_file_get_one_ticket(spool, make_ctx, db_url):
+    """The web endpoint and the watcher reaching for the same file (two source objects, one
+    process; and the same on PostgreSQL): one goes first, the others get the same ticket
+    as duplicate, and the file is moved once."""
+    ctx = make_ctx(db_url)
+    pipeline = Pipeline(ctx)
     path = write_spool_file(spool, submission())
     raw = path.read_bytes()
-    sink = RecordingSink()
     results: list[Result | None] = []
-    threads = [threading.Thread(target=lambda: results.append(SpoolSource(spool, sink).take_file(path, raw))) for _ in range(4)]
+    threads = [threading.Thread(target=lambda: results.append(SpoolSource(spool, pipeline).take_file(path, raw))) for _ in range(4)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
     assert sorted(r.outcome for r in results) == ["duplicate", "duplicate", "duplicate", "opened"]
-    assert {r.ticket for r in results} == {"T-1"}
+    assert len({r.ticket for r in results}) == 1
     assert files(spool / "done") == [path.name] and files(spool) == []
+    assert len(tickets(ctx)) == 1
