@@ -196,7 +196,6 @@ class SourceState(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     last_error_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     errors: Mapped[int] = mapped_column(Integer, default=0)
-    taken: Mapped[int] = mapped_column(Integer, default=0)
 
 
 class OutboxMail(Base):

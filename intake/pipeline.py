@@ -75,7 +75,6 @@ class Pipeline:
                 session.add(SourceItem(source=ref.source, key=ref.key, outcome=result.outcome, ticket_ref=result.ticket, reason=result.reason, at=self.ctx.now()))
                 if quarantine_id is not None:
                     _release(session, quarantine_id, result.ticket, self.ctx)
-                _count_taken(session, ref.source)
             return result
         except Quarantine as q:  # rolled back: nothing of the item stays but its quarantine row
             return self._quarantine(raw, ref, q.reason, quarantine_id)
@@ -99,7 +98,7 @@ class Pipeline:
 
     def report(self, source: str, *, backlog: int | None = None, error: str | None = None) -> None:
         with transaction(self.ctx.sessions) as session:
-            state = session.get(SourceState, source) or SourceState(source=source, errors=0, taken=0)
+            state = session.get(SourceState, source) or SourceState(source=source, errors=0)
             now = self.ctx.now()
             if error is None:
                 state.last_success_at, state.backlog = now, backlog
@@ -129,10 +128,3 @@ def _release(session: Session, quarantine_id: int, ticket_ref: str | None, ctx: 
     item = session.get(QuarantineItem, quarantine_id)
     item.status, item.ticket_ref, item.retried_at, item.retries = "released", ticket_ref, ctx.now(), item.retries + 1
 
-
-def _count_taken(session: Session, source: str) -> None:
-    state = session.get(SourceState, source)
-    if state is None:
-        session.add(SourceState(source=source, taken=1, errors=0))
-    else:
-        state.taken = (state.taken or 0) + 1

@@ -4,22 +4,25 @@ from __future__ import annotations
 from sqlalchemy import func, select
 
 from intake.context import Context
-from intake.models import OutboxMail, QuarantineItem, SourceState, Ticket
+from intake.models import OutboxMail, QuarantineItem, SourceItem, SourceState, Ticket
 
 
 def collect(ctx: Context) -> dict:
     with ctx.sessions() as session:
+        taken = dict(session.execute(select(SourceItem.source, func.count()).group_by(SourceItem.source)).all())
+        states = {s.source: s for s in session.scalars(select(SourceState))}
         sources = [
             {
-                "source": s.source,
-                "last_success_at": s.last_success_at,
-                "backlog": s.backlog,
-                "taken": s.taken or 0,
-                "errors": s.errors or 0,
-                "last_error": s.last_error,
-                "last_error_at": s.last_error_at,
+                "source": name,
+                "last_success_at": s.last_success_at if s else None,
+                "backlog": s.backlog if s else None,
+                "taken": taken.get(name, 0),
+                "errors": (s.errors or 0) if s else 0,
+                "last_error": s.last_error if s else None,
+                "last_error_at": s.last_error_at if s else None,
             }
-            for s in session.scalars(select(SourceState).order_by(SourceState.source))
+            for name in sorted(set(taken) | set(states))
+            for s in [states.get(name)]
         ]
         outbox = dict(session.execute(select(OutboxMail.status, func.count()).group_by(OutboxMail.status)).all())
         oldest = session.scalar(select(func.min(OutboxMail.created_at)).where(OutboxMail.status == "pending"))

@@ -74,7 +74,6 @@ def upgrade() -> None:
     sa.Column('last_error', sa.Text(), nullable=True),
     sa.Column('last_error_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('errors', sa.Integer(), nullable=False),
-    sa.Column('taken', sa.Integer(), nullable=False),
     sa.PrimaryKeyConstraint('source')
     )
     op.create_table('tickets',
