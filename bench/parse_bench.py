@@ -98,7 +98,8 @@ def main() -> None:
         f"Measured {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC on this machine ({platform.python_implementation()} "
         f"{platform.python_version()}, {platform.machine()}), by `bench/parse_bench.py`.",
         f"Corpus: {len(messages)} messages, {total_bytes / 1e6:.1f} MB, the fixture samples mixed with examples/.",
-        f"Median of {args.runs} runs, single thread.",
+        f"Median of {args.runs} runs, single thread. On this shared 2-core machine absolute figures move by up",
+        "to ~40% between runs while other jobs run; the ratios within one run are steadier.",
         "",
         "| parser | messages/s | ratio to parse_message |",
         "|---|---:|---:|",
