@@ -14,39 +14,33 @@ from pathlib import Path
 import httpx
 import pytest
 
+from sqlalchemy import select
+
 from intake.forms import parse_submission
-from intake.message import UnparseableMessage
+from intake.models import OutboxMail, Ticket
+from intake.pipeline import Pipeline
 from intake.sources.base import Result, SourceRef
 from intake.web import WebSettings, create_app, serve
 
 PDF = b"%PDF-1.7\n1 0 obj\n<< /Type /Catalog >>\nendobj\ntrailer\n<<>>\n%%EOF\n"
 
 
-class RecordingSink:
-    """Stands in for the pipeline: parses like it, duplicate for a ref seen before; can be made to fail."""
+class FlakySink:
+    """The real pipeline behind a switch that makes it fail like a database that is down."""
 
-    def __init__(self) -> None:
-        self.taken: list[tuple[bytes, SourceRef]] = []
-        self.tickets: dict[tuple[str, str], str] = {}
+    def __init__(self, pipeline: Pipeline) -> None:
+        self.pipeline = pipeline
         self.fail = False
-        self.lock = threading.Lock()
+        self.taken: list[tuple[bytes, SourceRef]] = []
 
     def take(self, raw: bytes, ref: SourceRef) -> Result:
-        with self.lock:
-            if self.fail:
-                raise RuntimeError("database is down")
-            self.taken.append((raw, ref))
-            if (ref.source, ref.key) in self.tickets:
-                return Result("duplicate", self.tickets[(ref.source, ref.key)])
-            try:
-                parse_submission(raw)
-            except UnparseableMessage as exc:
-                return Result("quarantined", reason=exc.reason)
-            self.tickets[(ref.source, ref.key)] = ticket = f"261123-{len(self.tickets) + 1:04d}"
-            return Result("opened", ticket)
+        if self.fail:
+            raise RuntimeError("database is down")
+        self.taken.append((raw, ref))
+        return self.pipeline.take(raw, ref)
 
     def report(self, source, *, backlog=None, error=None) -> None:
-        pass
+        self.pipeline.report(source, backlog=backlog, error=error)
 
 
 def free_port() -> int:
@@ -56,8 +50,8 @@ def free_port() -> int:
 
 
 class Web:
-    def __init__(self, base: str, spool: Path, sink: RecordingSink) -> None:
-        self.base, self.spool, self.sink = base, spool, sink
+    def __init__(self, base: str, spool: Path, sink: FlakySink, ctx) -> None:
+        self.base, self.spool, self.sink, self.ctx = base, spool, sink, ctx
 
     def client(self, **kwargs) -> httpx.Client:
         return httpx.Client(base_url=self.base, timeout=10, **kwargs)
@@ -70,14 +64,15 @@ class Web:
 
 
 @pytest.fixture
-def make_web(tmp_path):
+def make_web(tmp_path, make_ctx):
     """make_web(**WebSettings overrides) → a running server; stopped after the test."""
     stops: list[tuple[threading.Event, threading.Thread]] = []
 
     def make(**overrides) -> Web:
         settings = WebSettings(**{"max_body_bytes": 200_000, "max_file_bytes": 50_000, "rate_limit_per_minute": 50,
                                   "csrf_secret": "test-secret", **overrides})
-        sink = RecordingSink()
+        ctx = make_ctx(f"sqlite:///{tmp_path / f'intake{len(stops)}.db'}")
+        sink = FlakySink(Pipeline(ctx))
         spool = tmp_path / f"spool{len(stops)}"
         port = free_port()
         app = create_app(settings, sink, spool)
@@ -86,7 +81,7 @@ def make_web(tmp_path):
         thread.start()
         assert ready.wait(10), "server did not start"
         stops.append((stop, thread))
-        return Web(f"http://127.0.0.1:{port}", spool, sink)
+        return Web(f"http://127.0.0.1:{port}", spool, sink, ctx)
 
     yield make
     for stop, thread in stops:
@@ -118,6 +113,26 @@ def ticket_on_page(html: str) -> str:
     return re.search(r'id="ticket-ref">([^<]+)<', html).group(1)
 
 
+REF = re.compile(r"\d{6}-\d{4}")
+
+
+def ticket(web: Web, ref: str) -> Ticket:
+    with web.ctx.sessions() as s:
+        t = s.scalar(select(Ticket).where(Ticket.ref == ref))
+        t.customer, [m.attachments for m in t.messages]  # load while the session is open
+        return t
+
+
+def acks(web: Web) -> list[str]:
+    with web.ctx.sessions() as s:
+        return [o.rcpt_to for o in s.scalars(select(OutboxMail).order_by(OutboxMail.id))]
+
+
+def ticket_count(web: Web) -> int:
+    with web.ctx.sessions() as s:
+        return len(list(s.scalars(select(Ticket))))
+
+
 # -- JSON clients --------------------------------------------------------------------
 
 
@@ -126,12 +141,27 @@ def test_json_submission_answers_201_with_ticket_after_spooling_and_taking(web):
         r = c.post("/submit", json=valid(crm_id="A-17"))
     assert r.status_code == 201
     body = r.json()
-    assert body["ticket"] == "261123-0001" and body["outcome"] == "opened"
+    assert REF.fullmatch(body["ticket"]) and body["outcome"] == "opened"
     [path] = web.done()  # written to the spool, then moved to done/ by the take
     [(raw, ref)] = web.sink.taken
     assert ref == SourceRef("spool", path.name, "form") and raw == path.read_bytes()
     stored = json.loads(raw)
     assert stored["crm_id"] == "A-17" and stored["submitted_at"] and stored["message"] == valid()["message"]
+    t = ticket(web, body["ticket"])
+    assert t.channel == "form" and t.language == "zh" and t.subject == "打印机故障"
+    assert (t.customer.name, t.customer.email, t.customer.phone, t.customer.company) == (
+        "张伟", "zhang.wei@kehu.example.cn", "13812345678", "某某科技")
+    assert acks(web) == ["zhang.wei@kehu.example.cn"]
+
+
+def test_double_click_gives_one_ticket(web):
+    """The same submission twice within seconds: the second answer carries the same ticket, one ticket exists."""
+    with web.client() as c:
+        first = c.post("/", json=valid())
+        second = c.post("/", json=valid())
+    assert first.status_code == second.status_code == 201
+    assert second.json() == {"ticket": first.json()["ticket"], "outcome": "duplicate"}
+    assert ticket_count(web) == 1 and acks(web) == ["zhang.wei@kehu.example.cn"] and len(web.done()) == 2
 
 
 def test_json_422_names_every_invalid_field(web):
@@ -200,11 +230,12 @@ def test_urlencoded_form_submission_shows_confirmation_with_ticket(web):
         token = csrf(c)
         r = c.post("/submit", data={**valid(type="fault"), "csrf_token": token, "lang": "zh"})
     assert r.status_code == 200 and "已收到您的请求" in r.text
-    assert ticket_on_page(r.text) == "261123-0001"
+    ref = ticket_on_page(r.text)
     assert "138****5678" not in r.text and "zhang.wei@kehu.example.cn" in r.text
     [path] = web.done()
     stored = json.loads(path.read_bytes())
     assert stored["type"] == "fault" and stored["lang"] == "zh" and "csrf_token" not in stored and "website" not in stored
+    assert ticket(web, ref).type == "fault"  # the customer's choice on the form stands
 
 
 def test_multipart_form_with_a_file_keeps_the_attachment(web):
@@ -217,6 +248,10 @@ def test_multipart_form_with_a_file_keeps_the_attachment(web):
     [att] = json.loads(path.read_bytes())["attachments"]
     assert att["filename"] == "报告.pdf" and base64.b64decode(att["data_base64"]) == PDF
     assert parse_submission(path.read_bytes()).attachments[0].data == PDF
+    t = ticket(web, ticket_on_page(r.text))
+    [attachment] = t.messages[0].attachments
+    assert (attachment.filename, attachment.data) == ("报告.pdf", PDF)
+    assert t.language == "en" and acks(web) == ["zhang.wei@kehu.example.cn"]  # the page language the customer chose
 
 
 def test_phone_only_confirmation_masks_the_number(web):
@@ -224,6 +259,8 @@ def test_phone_only_confirmation_masks_the_number(web):
         token = csrf(c)
         r = c.post("/submit", data={**valid(email=""), "csrf_token": token})
     assert r.status_code == 200 and "138****5678" in r.text
+    t = ticket(web, ticket_on_page(r.text))
+    assert t.customer.phone == "13812345678" and t.customer.email is None and acks(web) == []  # no email: no ack
 
 
 def test_form_errors_next_to_fields_with_input_kept_and_escaped(web):
@@ -328,7 +365,7 @@ def test_rate_limit_per_ip_and_per_email_answers_429_with_retry_after(make_web):
 
 def test_server_stops_promptly(tmp_path):
     """serve() returns within about a second of the stop event."""
-    app = create_app(WebSettings(), RecordingSink(), tmp_path / "spool")
+    app = create_app(WebSettings(), FlakySink(None), tmp_path / "spool")
     stop, ready = threading.Event(), threading.Event()
     port = free_port()
     thread = threading.Thread(target=serve, args=(app, "127.0.0.1", port, stop), kwargs={"ready": ready})
