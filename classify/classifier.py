@@ -114,7 +114,7 @@ class Classifier:
         matches: list[Match] = []
         texts = (("subject", normalize(subject or "")), ("body", normalize(drop_quoted(body or ""))))
         for field_name, text in texts:
-            hits, negations = self.matcher.scan(text)
+            text, hits, negations = self.matcher.scan(text)
             hits = _longest_per_axis(hits, rules)
             counted: set[tuple[int, str]] = set()   # each keyword counts once per field
             for hit in hits:

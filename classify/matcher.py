@@ -3,6 +3,13 @@
 A text is scanned once whatever the number of rules; the work afterwards is
 proportional to the hits. Latin keywords respect word boundaries ('bug' does not
 match 'debug'; 'crash*' matches 'crashes'); CJK keywords match anywhere.
+
+Keywords and texts go into the automaton as UTF-8 bytes (spelled as latin-1
+characters), not as Unicode characters: pyahocorasick searches a trie node's
+children one by one, and a large Chinese rule set gives the root node tens of
+thousands of children (one per distinct first character), which made a 100×
+rule set ~30× slower. Over bytes a node has at most 256 children. ASCII keeps its
+byte values, so word-boundary checks read the same; positions are byte offsets.
 """
 from __future__ import annotations
 
@@ -13,8 +20,20 @@ import ahocorasick
 from classify.normalize import normalize
 from classify.rules import RuleSet
 
+
+
+def to_bytes(text: str) -> str:
+    """UTF-8 bytes of the text, one latin-1 character per byte."""
+    return text.encode("utf-8").decode("latin-1")
+
+
 # A negation and its keyword must stand in the same sentence.
-_SENTENCE_ENDS = frozenset("。.!?;\n")
+_SENTENCE_ENDS = tuple(to_bytes(ch) for ch in "。.!?;\n")
+
+
+def _char_count(raw: str) -> int:
+    """Characters in a byte-spelled string: UTF-8 continuation bytes do not start one."""
+    return sum(1 for ch in raw if not 0x80 <= ord(ch) < 0xC0)
 
 
 def _is_word_char(ch: str) -> bool:
@@ -53,17 +72,20 @@ class Matcher:
         self.window = ruleset.negation_window
         self.automaton = ahocorasick.Automaton()
         for pattern, (owners, nid) in entries.items():
-            self.automaton.add_word(pattern, (len(pattern), tuple(owners), nid))
+            raw = to_bytes(pattern)
+            self.automaton.add_word(raw, (len(raw), tuple(owners), nid))
         if entries:
             self.automaton.make_automaton()
         self.empty = not entries
 
-    def scan(self, text: str) -> tuple[list[Hit], list[tuple[int, int, int]]]:
-        """Keyword hits and negation occurrences (negation id, start, end) in normalised text."""
+    def scan(self, normalized: str) -> tuple[str, list[Hit], list[tuple[int, int, int]]]:
+        """The text as bytes, its keyword hits and its negation occurrences (negation id,
+        start, end), positions in bytes."""
+        text = to_bytes(normalized)
         hits: list[Hit] = []
         negations: list[tuple[int, int, int]] = []
         if self.empty or not text:
-            return hits, negations
+            return text, hits, negations
         n = len(text)
         for last, (length, owners, nid) in self.automaton.iter(text):
             start, end = last - length + 1, last + 1
@@ -76,11 +98,12 @@ class Matcher:
             for rule, keyword, prefix in owners:
                 if prefix or not right_open:
                     hits.append(Hit(rule, keyword, start, end))
-        return hits, negations
+        return text, hits, negations
 
     def negated_by(self, text: str, hit: Hit, negations: list[tuple[int, int, int]]) -> str | None:
         """The negation phrase that cancels this hit: one of its rule's phrases that
-        overlaps it or stands within the window, in the same sentence."""
+        overlaps it or stands within the window (in characters), in the same sentence.
+        `text` is the byte-spelled text scan() returned."""
         wanted = self.rule_negations[hit.rule]
         if not wanted:
             return None
@@ -95,6 +118,8 @@ class Matcher:
                 gap = text[hit.end:start]
             else:  # pragma: no cover - overlap handled above
                 continue
-            if len(gap) <= self.window and not _SENTENCE_ENDS.intersection(gap):
+            # a character is 1 to 4 bytes: count only when the byte length leaves doubt
+            near = len(gap) <= self.window or (len(gap) <= 4 * self.window and _char_count(gap) <= self.window)
+            if near and not any(end_mark in gap for end_mark in _SENTENCE_ENDS):
                 return self.negation_text[nid]
         return None

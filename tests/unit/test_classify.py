@@ -154,3 +154,23 @@ def test_default_rules_classify_typical_messages():
     r = clf.classify("Feature request", "Could you add a dark mode? No rush.")
     assert (r.type, r.urgency, r.departments) == ("request", "normal", ["product"])
     assert clf.classify("投訴客服態度", "態度非常惡劣").type == "complaint"
+
+
+def test_negation_window_counts_characters_not_bytes(clf: Classifier):
+    """The window (4 here) is in characters: two Chinese characters between 不急 and 紧急 are
+    within it, five are not, though both gaps are longer than 4 UTF-8 bytes."""
+    assert clf.classify("", "不急啊啊紧急").urgency == "normal"
+    assert clf.classify("", "不急啊啊啊啊啊紧急").urgency == "urgent"
+
+
+def test_larger_rule_set_gives_the_same_answers(clf: Classifier, tmp_path: Path):
+    """Adding many rules with unrelated keywords changes nothing for existing keywords."""
+    extra = "".join(f'\n[[rules]]\nname = "x{i}"\ntarget = "type:suggestion"\nkeywords = ["词{i}号", "zzword{i}"]\n'
+                    for i in range(500))
+    path = tmp_path / "big.toml"
+    path.write_text(RULES + extra, encoding="utf-8")
+    big = Classifier.from_file(path)
+    for subject, body in [("投诉", "紧急"), ("", "发現一個ＢＵＧ"), ("", "不急啊啊紧急"), ("Re: x", "> 投诉\nthis bug")]:
+        assert big.classify(subject, body).to_dict() == clf.classify(subject, body).to_dict()
+    r = big.classify("", "词7号 zzword9 zzword99x")
+    assert r.type == "suggestion" and r.scores["type:suggestion"] == 2.0
