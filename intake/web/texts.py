@@ -64,7 +64,7 @@ TEXTS: dict[str, dict[str, str]] = {
         "type_request": "Feature request",
         "type_suggestion": "Suggestion",
         "subject": "Subject",
-        "subject_hint": "One line, e.g. The printer cannot reach the network",
+        "subject_hint": "e.g. Printer offline since 9:00",
         "message": "Details",
         "message_hint": "What happened, since when, who is affected, what you tried",
         "attachments": "Attachments",
