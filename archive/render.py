@@ -47,7 +47,7 @@ TEXTS = {
         "thread": "沟通记录", "messages_count": "共 {n} 封", "attachments": "附件",
         "attachment_list": "附件清单", "filename": "文件名", "content_type": "类型", "size": "大小",
         "no_attachments": "无附件", "originals": "内嵌原件",
-        "originals_hint": "以下原始邮件与表单数据已作为附件嵌入本 PDF/A 文件,可用 PDF 阅读器的附件面板打开。",
+        "originals_hint": "以下原始邮件与表单数据已作为附件嵌入本 PDF/A 文件，可用 PDF 阅读器的附件面板打开。",
         "generated": "生成于", "flagged": "加急", "version": "归档版本", "final": "最终版",
         "draft": "过程版",
     },
