@@ -190,6 +190,9 @@ class FormApp:
         if files_error:
             errors["attachments"] = files_error
         if errors:
+            # Browsers never refill a file input: say so, or the files would silently be lost.
+            if attachments and "attachments" not in errors:
+                errors["attachments"] = TEXTS[lang]["reattach"]
             return self.form_page(request, lang, values, errors, status=422)
         wait = self.limiter.hit(f"ip:{ip}", *email_key(data))
         if wait:

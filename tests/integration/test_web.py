@@ -279,6 +279,14 @@ def test_form_errors_next_to_fields_with_input_kept_and_escaped(web):
     assert web.stored() == []
 
 
+def test_files_must_be_chosen_again_after_an_error_and_the_page_says_so(web):
+    with web.client() as c:
+        token = csrf(c)
+        r = c.post("/submit", data={**valid(message=""), "csrf_token": token},
+                   files={"attachments": ("日志.txt", "错误日志".encode(), "text/plain")})
+    assert r.status_code == 422 and 'id="attachments-error">出于安全原因' in r.text and web.stored() == []
+
+
 def test_bad_file_types_are_refused_next_to_the_field(web):
     with web.client() as c:
         token = csrf(c)
