@@ -37,7 +37,24 @@ class Classification:
     flagged: bool
     matches: list[Match]
     scores: dict[str, float]
-    reasons: dict[str, str] = field(default_factory=dict)   # "type"/"urgency" → how it was decided
+    # how each axis was decided: {"type": {"how": "score"|"no_match"|"tie", "score": 4.0,
+    # "runner_up": "request", "runner_up_score": 2.0, "tied": [...], "fallback": "inquiry"}, "urgency": {...}}
+    decision: dict[str, dict] = field(default_factory=dict)
+
+    def reason(self, axis: str, lang: str = "en") -> str:
+        """One phrase saying how the type or urgency was decided."""
+        d = self.decision.get(axis, {})
+        zh = lang.lower().startswith("zh")
+        if d.get("how") == "no_match":
+            return "未匹配关键词,取默认值" if zh else "no keyword matched: the default"
+        if d.get("how") == "tie":
+            tied = ", ".join(d.get("tied", []))
+            return f"{tied} 同分 {d['score']:g},取默认值" if zh else f"tie between {tied} at {d['score']:g}: the default"
+        text = f"得分 {d.get('score', 0):g}" if zh else f"score {d.get('score', 0):g}"
+        if d.get("runner_up"):
+            text += (f",其次 {d['runner_up']} {d['runner_up_score']:g}" if zh
+                     else f", next {d['runner_up']} {d['runner_up_score']:g}")
+        return text
 
     def explain(self, lang: str = "en") -> str:
         """Readable lines: the decision, then which keyword in which field moved which score."""
@@ -45,14 +62,14 @@ class Classification:
         label = (lambda v: f"{LABELS_ZH.get(v, v)}({v})") if zh else (lambda v: v)
         lines = []
         if zh:
-            lines.append(f"类型:{label(self.type)} — {self.reasons.get('type', '')}")
-            lines.append(f"紧急程度:{label(self.urgency)} — {self.reasons.get('urgency', '')}")
+            lines.append(f"类型:{label(self.type)} — {self.reason('type', lang)}")
+            lines.append(f"紧急程度:{label(self.urgency)} — {self.reason('urgency', lang)}")
             lines.append(f"部门:{', '.join(self.departments) or '无'}" + (f"(牵头:{self.departments[0]})" if len(self.departments) > 1 else ""))
             if self.flagged:
                 lines.append("加急:是,须通知部门负责人")
         else:
-            lines.append(f"type: {self.type} — {self.reasons.get('type', '')}")
-            lines.append(f"urgency: {self.urgency} — {self.reasons.get('urgency', '')}")
+            lines.append(f"type: {self.type} — {self.reason('type', lang)}")
+            lines.append(f"urgency: {self.urgency} — {self.reason('urgency', lang)}")
             lines.append(f"departments: {', '.join(self.departments) or 'none'}" + (f" (lead: {self.departments[0]})" if len(self.departments) > 1 else ""))
             if self.flagged:
                 lines.append("flagged: 加急 (urgent; notify the department head)")
@@ -130,10 +147,9 @@ class Classifier:
                     continue  # report a cancelled keyword once
                 matches.append(Match(rule.name, hit.keyword, field_name, rule.target, weight, negated_by is not None, negated_by))
 
-        reasons: dict[str, str] = {}
-        type_ = self._decide("type", TYPES, scores, self.ruleset.default_type, reasons, "default type")
-        urgency = self._decide("urgency", URGENCIES, scores, self.ruleset.urgency_fallback(type_), reasons,
-                               f"default urgency for {type_}")
+        decision: dict[str, dict] = {}
+        type_ = self._decide("type", TYPES, scores, self.ruleset.default_type, decision)
+        urgency = self._decide("urgency", URGENCIES, scores, self.ruleset.urgency_fallback(type_), decision)
         return Classification(
             type=type_,
             urgency=urgency,
@@ -141,21 +157,23 @@ class Classifier:
             flagged=urgency == "urgent",
             matches=matches,
             scores={k: round(v, 6) for k, v in scores.items()},
-            reasons=reasons,
+            decision=decision,
         )
 
     @staticmethod
     def _decide(axis: str, values: tuple[str, ...], scores: dict[str, float], fallback: str,
-                reasons: dict[str, str], fallback_name: str) -> str:
+                decision: dict[str, dict]) -> str:
         """Highest score wins; nothing matched, or a tie at the top, gives the fallback."""
-        ranked = sorted(((scores[f"{axis}:{v}"], v) for v in values), reverse=True)
+        ranked = sorted(((scores[f"{axis}:{v}"], v) for v in values), key=lambda sv: -sv[0])
         best = ranked[0][0]
         if best <= 0:
-            reasons[axis] = f"no {axis} keyword matched: {fallback_name}"
+            decision[axis] = {"how": "no_match", "fallback": fallback}
             return fallback
         tied = [v for s, v in ranked if s == best]
         if len(tied) > 1:
-            reasons[axis] = f"tie between {', '.join(sorted(tied))} at {best:g}: {fallback_name}"
+            decision[axis] = {"how": "tie", "score": best, "tied": sorted(tied), "fallback": fallback}
             return fallback
-        reasons[axis] = f"score {best:g}" + (f", next {ranked[1][1]} {ranked[1][0]:g}" if ranked[1][0] > 0 else "")
+        decision[axis] = {"how": "score", "score": best}
+        if ranked[1][0] > 0:
+            decision[axis].update(runner_up=ranked[1][1], runner_up_score=ranked[1][0])
         return ranked[0][1]

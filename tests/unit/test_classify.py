@@ -112,7 +112,9 @@ def test_no_match_and_ties_fall_back_to_defaults(clf: Classifier):
     assert (r.type, r.urgency, r.matches) == ("inquiry", "normal", [])
     tie = clf.classify("", "投诉 故障")
     assert tie.scores["type:complaint"] == tie.scores["type:fault"] == 2.0
-    assert tie.type == "inquiry" and "tie" in tie.reasons["type"]
+    assert tie.type == "inquiry" and tie.decision["type"] == {"how": "tie", "score": 2.0, "tied": ["complaint", "fault"], "fallback": "inquiry"}
+    assert "tie between complaint, fault at 2: the default" in tie.explain()
+    assert r.decision["urgency"]["how"] == "no_match" and "未匹配关键词" in r.explain("zh")
 
 
 def test_quoted_lines_are_ignored(clf: Classifier):
