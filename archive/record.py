@@ -151,3 +151,14 @@ def _mask_one(number: str) -> str:
     for i in hidden:
         chars[i] = "*"
     return "".join(chars) + extension
+
+
+def searchable_text(record: CaseRecord) -> str:
+    """The words of a case, stored with each archived file for word search."""
+    parts = [record.ticket_ref, record.customer_number, record.customer_name, record.company,
+             record.industry, record.email, record.department, record.handler, record.description,
+             record.outcome, record.follow_up_plan, record.notes]
+    for m in record.messages:
+        parts += [m.sender, m.subject, m.text]
+        parts += [a.filename for a in m.attachments]
+    return "\n".join(p for p in parts if p)

@@ -1,0 +1,112 @@
+"""Where archive files live: a small Protocol and its local-folder backend.
+
+A backend stores bytes under relative POSIX paths. `put` is atomic (a reader sees the
+old file or the new one, never a part) and durable when it returns. The backend knows
+nothing of retention: only archive.retention decides what may be deleted.
+Another backend (S3) implements the same five methods.
+"""
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path, PurePosixPath
+from typing import Iterator, Protocol, runtime_checkable
+
+TEMP_PREFIX = ".tmp-"
+
+
+@runtime_checkable
+class Storage(Protocol):
+    def put(self, path: PurePosixPath, data: bytes) -> None:
+        """Store `data` at `path` atomically and durably, replacing what was there."""
+
+    def get(self, path: PurePosixPath) -> bytes:
+        """The bytes at `path`; FileNotFoundError if there are none."""
+
+    def delete(self, path: PurePosixPath) -> None:
+        """Remove `path`; FileNotFoundError if it is not there."""
+
+    def list(self, prefix: str = "") -> Iterator[PurePosixPath]:
+        """Every stored path (under `prefix`), sorted."""
+
+    def exists(self, path: PurePosixPath) -> bool:
+        ...
+
+
+def check_relative(path: PurePosixPath | str) -> PurePosixPath:
+    """A relative path inside the archive, or ValueError: no absolute paths, no '..', no temp names."""
+    p = PurePosixPath(path)
+    if p.is_absolute() or not p.parts or any(part in ("", ".", "..") for part in p.parts):
+        raise ValueError(f"not a relative archive path: {str(path)!r}")
+    if any("\x00" in part or "\\" in part for part in p.parts) or p.name.startswith(TEMP_PREFIX):
+        raise ValueError(f"not a valid archive path: {str(path)!r}")
+    return p
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class LocalStorage:
+    """Files in a folder: temp file, fsync, rename, fsync the folder."""
+
+    def __init__(self, root: Path | str) -> None:
+        self.root = Path(root)
+        self.root.mkdir(parents=True, exist_ok=True)
+
+    def _full(self, path: PurePosixPath | str) -> Path:
+        return self.root.joinpath(*check_relative(path).parts)
+
+    def _makedirs(self, folder: Path) -> None:
+        # Create missing parents one by one and fsync each one's parent, so the
+        # new folder entries survive a power cut along with the file.
+        missing = []
+        while not folder.exists():
+            missing.append(folder)
+            folder = folder.parent
+        for d in reversed(missing):
+            d.mkdir(exist_ok=True)
+            _fsync_dir(d.parent)
+
+    def put(self, path: PurePosixPath, data: bytes) -> None:
+        full = self._full(path)
+        self._makedirs(full.parent)
+        tmp = full.parent / f"{TEMP_PREFIX}{secrets.token_hex(6)}"
+        try:
+            with open(tmp, "xb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, full)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        _fsync_dir(full.parent)
+
+    def get(self, path: PurePosixPath) -> bytes:
+        return self._full(path).read_bytes()
+
+    def delete(self, path: PurePosixPath) -> None:
+        full = self._full(path)
+        full.unlink()
+        _fsync_dir(full.parent)
+
+    def exists(self, path: PurePosixPath) -> bool:
+        return self._full(path).is_file()
+
+    def list(self, prefix: str = "") -> Iterator[PurePosixPath]:
+        base = self.root.joinpath(*PurePosixPath(prefix).parts) if prefix else self.root
+        if not base.exists():
+            return iter(())
+        found = []
+        for dirpath, dirnames, filenames in os.walk(base):
+            dirnames.sort()
+            rel = Path(dirpath).relative_to(self.root)
+            for name in filenames:
+                if not name.startswith(TEMP_PREFIX):
+                    found.append(PurePosixPath(*rel.parts, name))
+        return iter(sorted(found))

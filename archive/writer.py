@@ -1,0 +1,73 @@
+"""Put one rendered case into the archive: the file, its row in the hash chain, the audit entry.
+
+The file is written first (atomically), then the row and audit entry in the caller's
+transaction: a crash in between leaves an unreferenced file that the retried job
+overwrites with the same name, never a row pointing at nothing.
+"""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from pathlib import PurePosixPath
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from archive.integrity import link, sha256
+from archive.models import ArchiveAudit, ArchiveFile
+from archive.naming import archive_path
+from archive.record import CaseRecord, label, searchable_text
+from archive.retention import RetentionPolicy, apply_close
+from archive.storage import Storage
+
+
+def next_version(session: Session, ticket_ref: str) -> int:
+    current = session.scalar(select(func.max(ArchiveFile.version)).where(ArchiveFile.ticket_ref == ticket_ref))
+    return (current or 0) + 1
+
+
+def is_final(record: CaseRecord) -> bool:
+    """The version written at close is the final one (a reopened case gets a later final)."""
+    return record.status == "closed"
+
+
+def store_file(storage: Storage, record: CaseRecord, pdf: bytes, *, version: int, lang: str) -> PurePosixPath:
+    path = archive_path(record.customer_label, record.date_opened, label("type", record.type, lang),
+                        record.ticket_ref, version, is_final(record))
+    storage.put(path, pdf)
+    return path
+
+
+def record_file(session: Session, record: CaseRecord, pdf: bytes, path: PurePosixPath, *, version: int,
+                policy: RetentionPolicy, ticket_id: int | None = None, actor: str = "archiver",
+                now: datetime | None = None) -> ArchiveFile:
+    """The archive_files row (linked into the chain) and the `written` audit entry; the caller commits."""
+    now = now or datetime.now(timezone.utc)
+    row = ArchiveFile(
+        ticket_ref=record.ticket_ref, ticket_id=ticket_id, version=version, final=is_final(record),
+        path=str(path), sha256=sha256(pdf), size=len(pdf), created_at=now,
+        customer=record.customer_label, case_date=record.date_opened, type=record.type,
+        text=searchable_text(record), legal_hold=False,
+    )
+    link(session, row)
+    session.add(row)
+    session.flush()
+    if record.closed_on is not None:
+        apply_close(session, record.ticket_ref, record.closed_on, policy)
+    session.add(ArchiveAudit(actor=actor, action="written", path=str(path), ticket_ref=record.ticket_ref, at=now,
+                             detail={"version": version, "final": row.final, "sha256": row.sha256,
+                                     "size": row.size, "seq": row.seq}))
+    return row
+
+
+def archive_now(session: Session, storage: Storage, record: CaseRecord, *, lang: str = "zh",
+                policy: RetentionPolicy = RetentionPolicy(), ticket_id: int | None = None,
+                actor: str = "archiver", now: datetime | None = None) -> ArchiveFile:
+    """Render, store and record one case in the caller's transaction, in this process
+    (tools and tests; the daemon goes through ArchiveWorker)."""
+    from archive.render import render_case_pdf
+
+    version = next_version(session, record.ticket_ref)
+    pdf = render_case_pdf(record, lang=lang, version=version, final=is_final(record))
+    path = store_file(storage, record, pdf, version=version, lang=lang)
+    return record_file(session, record, pdf, path, version=version, policy=policy, ticket_id=ticket_id,
+                       actor=actor, now=now)
