@@ -57,6 +57,10 @@ def report(results: list[dict]) -> str:
     parts.append("| split | messages | type accuracy | urgency accuracy |\n|---|---|---|---|")
     for name, rows in splits:
         parts.append(f"| {name} | {len(rows)} | {accuracy(rows, 'type'):.1%} | {accuracy(rows, 'urgency'):.1%} |")
+    parts.append("\n| batch | messages | type accuracy | urgency accuracy |\n|---|---|---|---|")
+    for batch in sorted({r.get("batch", 1) for r in results}):
+        rows = [r for r in results if r.get("batch", 1) == batch]
+        parts.append(f"| {batch} | {len(rows)} | {accuracy(rows, 'type'):.1%} | {accuracy(rows, 'urgency'):.1%} |")
     parts.append("\n| language | messages | type accuracy | urgency accuracy |\n|---|---|---|---|")
     for lang in sorted({r["lang"] for r in results}):
         rows = [r for r in results if r["lang"] == lang]
@@ -71,9 +75,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rules", type=Path, default=ROOT / "config" / "rules.toml")
     parser.add_argument("--errors", action="store_true", help="list misclassified messages of the tuning split")
+    parser.add_argument("--batch", type=int, help="only this batch of messages (1: written before the rules, 2: after)")
     parser.add_argument("--write", action="store_true", help="write the figures to bench/classify_eval.md")
     args = parser.parse_args()
-    results = evaluate(Classifier.from_file(args.rules), load_set())
+    rows = [r for r in load_set() if args.batch is None or r.get("batch", 1) == args.batch]
+    results = evaluate(Classifier.from_file(args.rules), rows)
     text = report(results)
     print(text)
     if args.errors:
