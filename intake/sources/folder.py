@@ -54,7 +54,8 @@ class _Claims:
             self._cond.notify_all()
 
 
-_CLAIMS = _Claims()  # one per process, shared by every source instance on any folder
+_CLAIMS = _Claims()
+REPORT_EVERY = 10.0  # one per process, shared by every source instance on any folder
 
 
 class FolderSource:
@@ -81,6 +82,8 @@ class FolderSource:
         self.settle_seconds = settle_seconds
         self.rescan_seconds = rescan_seconds
         self.max_bytes = max_bytes
+        self._last_report: tuple[int, str | None] | None = None
+        self._last_report_at = 0.0
 
     # -- what subclasses decide -------------------------------------------------
 
@@ -92,12 +95,16 @@ class FolderSource:
             except FileNotFoundError:
                 continue
             for entry in entries:
-                if entry.name.startswith(".") or not entry.is_file(follow_symlinks=False):
+                if not self.wanted(entry.name) or not entry.is_file(follow_symlinks=False):
                     continue
                 yield Path(entry.path)
 
     def key(self, path: Path) -> str:
         return path.name
+
+    def wanted(self, name: str) -> bool:
+        """Whether a file of this name in a watched folder may be an item (temp files are not)."""
+        return not name.startswith(".")
 
     def places(self, path: Path) -> Places:
         raise NotImplementedError
@@ -144,12 +151,21 @@ class FolderSource:
                 error = f"{path.name}: {exc}"
                 log.exception("%s: could not take %s; it stays for the next scan", self.name, path.name)
                 break
-        backlog = len(files) - taken
+        self._report(len(files) - taken, error)
+        return taken, next_ready
+
+    def _report(self, backlog: int, error: str | None) -> None:
+        """Record the scan for `intake status`: at once when something changed, else at most
+        every REPORT_EVERY seconds (a busy folder must not add a database write per event)."""
+        now = time.monotonic()
+        changed = (backlog, error) != self._last_report
+        if not changed and now - self._last_report_at < REPORT_EVERY:
+            return
         try:
             self.sink.report(self.name, backlog=backlog, error=error)
+            self._last_report, self._last_report_at = (backlog, error), now
         except Exception:  # reporting is best effort; the files matter
             log.exception("%s: could not record the scan", self.name)
-        return taken, next_ready
 
     # -- taking one file --------------------------------------------------------
 
@@ -216,7 +232,7 @@ class FolderSource:
                 observer.join(timeout=2)
 
     def _start_observer(self, wake: threading.Event) -> Observer | None:
-        handler = _Wake(wake)
+        handler = _Wake(wake, self)
         observer = Observer()
         try:
             for folder in self.watch_dirs:
@@ -230,11 +246,20 @@ class FolderSource:
 
 
 class _Wake(FileSystemEventHandler):
-    def __init__(self, wake: threading.Event) -> None:
+    """Wakes the loop when a possible item appears in a watched folder; our own moves
+    out of it (to done/) and temp files do not wake it."""
+
+    def __init__(self, wake: threading.Event, source: FolderSource) -> None:
         self.wake = wake
+        self.source = source
+        self.folders = {str(d) for d in source.watch_dirs}
 
     def on_any_event(self, event: FileSystemEvent) -> None:
-        if event.event_type in ("created", "moved", "closed", "modified"):
+        if event.is_directory or event.event_type not in ("created", "moved", "closed", "modified"):
+            return
+        path = os.fsdecode(event.dest_path if event.event_type == "moved" else event.src_path)
+        folder, _, name = path.rpartition(os.sep)
+        if folder in self.folders and self.source.wanted(name):
             self.wake.set()
 
 

@@ -12,8 +12,6 @@ import json
 import secrets
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Iterator
-
 from intake.sources.base import Sink
 from intake.sources.folder import FolderSource, Places, write_atomic
 
@@ -29,8 +27,8 @@ class SpoolSource(FolderSource):
         for sub in ("tmp", "done", "rejected"):
             (self.root / sub).mkdir(parents=True, exist_ok=True)
 
-    def candidates(self) -> Iterator[Path]:
-        return (p for p in super().candidates() if p.name.endswith(".json"))
+    def wanted(self, name: str) -> bool:
+        return name.endswith(".json") and super().wanted(name)
 
     def places(self, path: Path) -> Places:
         return Places(

@@ -224,9 +224,12 @@ class FormApp:
 
     async def store(self, data: dict) -> Result | None:
         """Spool first (durable), then take at once. None: stored, ticket to follow."""
-        path, raw = await run_in_threadpool(write_spool_file_bytes, self.spool_dir, data)
+        return await run_in_threadpool(self._spool_and_take, data)  # one hop to a worker thread, not two
+
+    def _spool_and_take(self, data: dict) -> Result | None:
+        path, raw = write_spool_file_bytes(self.spool_dir, data)  # a failure here (disk full) is a 500: nothing promised
         try:
-            result = await run_in_threadpool(self.spool.take_file, path, raw)
+            result = self.spool.take_file(path, raw)
         except Exception:
             log.exception("%s is safe in the spool but the pipeline failed; the daemon takes it later", path.name)
             return None

@@ -125,7 +125,7 @@ def ticket(web: Web, ref: str) -> Ticket:
 
 def acks(web: Web) -> list[str]:
     with web.ctx.sessions() as s:
-        return [o.rcpt_to for o in s.scalars(select(OutboxMail).order_by(OutboxMail.id))]
+        return [o.rcpt_to for o in s.scalars(select(OutboxMail).where(OutboxMail.kind == "ack").order_by(OutboxMail.id))]
 
 
 def ticket_count(web: Web) -> int:
