@@ -49,6 +49,8 @@ class Classification:
             return "未匹配关键词,取默认值" if zh else "no keyword matched: the default"
         if d.get("how") == "tie":
             tied = ", ".join(d.get("tied", []))
+            if d.get("chosen") != d.get("fallback"):
+                return f"{tied} 同分 {d['score']:g},按平局顺序" if zh else f"tie between {tied} at {d['score']:g}: first in the tie order"
             return f"{tied} 同分 {d['score']:g},取默认值" if zh else f"tie between {tied} at {d['score']:g}: the default"
         text = f"得分 {d.get('score', 0):g}" if zh else f"score {d.get('score', 0):g}"
         if d.get("runner_up"):
@@ -148,8 +150,9 @@ class Classifier:
                 matches.append(Match(rule.name, hit.keyword, field_name, rule.target, weight, negated_by is not None, negated_by))
 
         decision: dict[str, dict] = {}
-        type_ = self._decide("type", TYPES, scores, self.ruleset.default_type, decision)
-        urgency = self._decide("urgency", URGENCIES, scores, self.ruleset.urgency_fallback(type_), decision)
+        rs = self.ruleset
+        type_ = self._decide("type", TYPES, scores, rs.default_type, rs.type_tie_order, decision)
+        urgency = self._decide("urgency", URGENCIES, scores, rs.urgency_fallback(type_), rs.urgency_tie_order, decision)
         return Classification(
             type=type_,
             urgency=urgency,
@@ -162,8 +165,9 @@ class Classifier:
 
     @staticmethod
     def _decide(axis: str, values: tuple[str, ...], scores: dict[str, float], fallback: str,
-                decision: dict[str, dict]) -> str:
-        """Highest score wins; nothing matched, or a tie at the top, gives the fallback."""
+                tie_order: tuple[str, ...], decision: dict[str, dict]) -> str:
+        """Highest score wins; nothing matched gives the fallback; a tie at the top
+        gives the first tied value in tie_order, else the fallback."""
         ranked = sorted(((scores[f"{axis}:{v}"], v) for v in values), key=lambda sv: -sv[0])
         best = ranked[0][0]
         if best <= 0:
@@ -171,8 +175,9 @@ class Classifier:
             return fallback
         tied = [v for s, v in ranked if s == best]
         if len(tied) > 1:
-            decision[axis] = {"how": "tie", "score": best, "tied": sorted(tied), "fallback": fallback}
-            return fallback
+            chosen = next((v for v in tie_order if v in tied), fallback)
+            decision[axis] = {"how": "tie", "score": best, "tied": sorted(tied), "fallback": fallback, "chosen": chosen}
+            return chosen
         decision[axis] = {"how": "score", "score": best}
         if ranked[1][0] > 0:
             decision[axis].update(runner_up=ranked[1][1], runner_up_score=ranked[1][0])

@@ -24,7 +24,7 @@ FIELDS = ("subject", "body")
 TARGETS = tuple(f"type:{t}" for t in TYPES) + tuple(f"urgency:{u}" for u in URGENCIES)
 
 _TOP_KEYS = ("defaults", "routing", "negation_sets", "rules")
-_DEFAULT_KEYS = ("type", "urgency", "subject_weight", "negation_window", "urgency_by_type")
+_DEFAULT_KEYS = ("type", "urgency", "subject_weight", "negation_window", "urgency_by_type", "type_tie_order", "urgency_tie_order")
 _RULE_KEYS = ("name", "target", "keywords", "weight", "fields", "subject_weight", "negations", "negation_sets", "note")
 
 
@@ -58,6 +58,9 @@ class RuleSet:
     negation_window: int
     routing: dict[str, list[str]]
     rules: tuple[Rule, ...] = field(default_factory=tuple)
+    # A tie at the top goes to the first tied value in this order; empty: to the default.
+    type_tie_order: tuple[str, ...] = ()
+    urgency_tie_order: tuple[str, ...] = ()
 
     def urgency_fallback(self, type_: str) -> str:
         return self.urgency_by_type.get(type_, self.default_urgency)
@@ -127,6 +130,13 @@ def load_rules(path: Path) -> RuleSet:
     window = defaults.get("negation_window", 6)
     if isinstance(window, bool) or not isinstance(window, int) or window < 0:
         raise c.fail(lines.key(d_line, "negation_window"), f"[defaults] negation_window must be a whole number ≥ 0, got {describe(window)}", "negation_window")
+    tie_orders = []
+    for key, values in (("type_tie_order", TYPES), ("urgency_tie_order", URGENCIES)):
+        line = lines.key(d_line, key)
+        order = c.strings(defaults.get(key, []), line, f"[defaults] {key}", key, allow_empty=True)
+        for value in order:
+            c.choice(value, values, line, f"[defaults] {key} entry", key)
+        tie_orders.append(tuple(order))
     ubt_line = lines.table("defaults.urgency_by_type") or lines.key(d_line, "urgency_by_type")
     urgency_by_type = c.table(defaults, "urgency_by_type", d_line, "[defaults]: ")
     for type_, urgency in urgency_by_type.items():
@@ -156,7 +166,8 @@ def load_rules(path: Path) -> RuleSet:
         if rules[-1].name in seen:
             raise c.fail(rules[-1].line, f"rule '{rules[-1].name}': the name is already used by the rule at line {seen[rules[-1].name]}", "name")
         seen[rules[-1].name] = rules[-1].line
-    return RuleSet(str(path), default_type, default_urgency, dict(urgency_by_type), subject_weight, window, routing, tuple(rules))
+    return RuleSet(str(path), default_type, default_urgency, dict(urgency_by_type), subject_weight, window, routing,
+                   tuple(rules), *tie_orders)
 
 
 def _rule(c: _Checker, raw: object, index: int, negation_sets: dict, subject_weight: float) -> Rule:

@@ -112,7 +112,7 @@ def test_no_match_and_ties_fall_back_to_defaults(clf: Classifier):
     assert (r.type, r.urgency, r.matches) == ("inquiry", "normal", [])
     tie = clf.classify("", "投诉 故障")
     assert tie.scores["type:complaint"] == tie.scores["type:fault"] == 2.0
-    assert tie.type == "inquiry" and tie.decision["type"] == {"how": "tie", "score": 2.0, "tied": ["complaint", "fault"], "fallback": "inquiry"}
+    assert tie.type == "inquiry" and tie.decision["type"] == {"how": "tie", "score": 2.0, "tied": ["complaint", "fault"], "fallback": "inquiry", "chosen": "inquiry"}
     assert "tie between complaint, fault at 2: the default" in tie.explain()
     assert r.decision["urgency"]["how"] == "no_match" and "未匹配关键词" in r.explain("zh")
 
@@ -176,3 +176,13 @@ def test_larger_rule_set_gives_the_same_answers(clf: Classifier, tmp_path: Path)
         assert big.classify(subject, body).to_dict() == clf.classify(subject, body).to_dict()
     r = big.classify("", "词7号 zzword9 zzword99x")
     assert r.type == "suggestion" and r.scores["type:suggestion"] == 2.0
+
+
+def test_tie_order_decides_ties_when_configured(tmp_path: Path):
+    """With [defaults] type_tie_order a tie goes to the first tied type in that order, not the default."""
+    path = tmp_path / "rules.toml"
+    path.write_text(RULES.replace('negation_window = 4', 'negation_window = 4\ntype_tie_order = ["fault", "complaint"]'), encoding="utf-8")
+    clf = Classifier.from_file(path)
+    tie = clf.classify("", "投诉 故障")
+    assert tie.type == "fault" and "first in the tie order" in tie.explain()
+    assert clf.classify("", "投诉 希望增加").type == "complaint"  # weights 2 vs 1: no tie
