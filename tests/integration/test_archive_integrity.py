@@ -19,18 +19,15 @@ from archive.sample import sample_case
 from archive.search import Query, describe, export_zip, search
 from archive.storage import LocalStorage
 from archive.writer import archive_now
-from intake.db import make_engine, make_sessions
+from intake.db import make_engine, make_sessions, upgrade
 
 T0 = datetime(2026, 11, 22, 9, 0, tzinfo=timezone.utc)
 
 
 @pytest.fixture
 def env(db_url, tmp_path):
-    from archive.models import ArchiveFile as F, ArchiveAudit as A, ArchiveJob as J
-    from intake.db import Base
-
     engine = make_engine(db_url)
-    Base.metadata.create_all(engine, tables=[F.__table__, A.__table__, J.__table__])
+    upgrade(engine)  # the real migrations, 0002_archive included
     sessions = make_sessions(engine)
     storage = LocalStorage(tmp_path / "archive")
     yield sessions, storage

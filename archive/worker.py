@@ -1,0 +1,253 @@
+"""The archiver: carries out archive_jobs, rendering in a pool of processes, off the acknowledgement path.
+
+Jobs are claimed per ticket (all due jobs of one ticket become one rendering of its
+current state), the record is loaded through the owner's `load_record`, rendered in a
+ProcessPoolExecutor, stored, and recorded (row, chain, audit, jobs done) in one
+transaction; the manifest is extended right after. A failure is retried with
+exponential backoff and after `max_attempts` the job is marked failed with its error:
+never silently skipped.
+"""
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import threading
+from collections import defaultdict
+from concurrent.futures import Executor, Future, ProcessPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Callable
+
+from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from archive.integrity import ManifestMismatch, sync_manifest
+from archive.models import ArchiveAudit, ArchiveJob
+from archive.record import CaseRecord
+from archive.retention import RetentionPolicy, record_policy
+from archive.storage import Storage
+from archive.writer import is_final, next_version, record_file, store_file
+
+log = logging.getLogger("intake.archive.worker")
+
+LoadRecord = Callable[[Session, int], CaseRecord]
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def _render(record: CaseRecord, lang: str, version: int, final: bool) -> bytes:
+    # Runs in a pool process: imports weasyprint there, not in the daemon.
+    from archive.render import render_case_pdf
+
+    return render_case_pdf(record, lang=lang, version=version, final=final)
+
+
+def _warm_up() -> None:
+    # Load fonts and stylesheet once per pool process, before the first job.
+    from archive.render import _stylesheet
+
+    _stylesheet()
+
+
+@dataclass
+class RunStats:
+    written: int = 0
+    retried: int = 0
+    failed: int = 0
+    paths: list[str] = field(default_factory=list)
+
+
+class ArchiveWorker:
+    """Carries out archive jobs. `processes=0` renders in this process (tests, small setups)."""
+
+    def __init__(self, sessions: sessionmaker[Session], storage: Storage, load_record: LoadRecord, *,
+                 processes: int = 2, lang: str = "zh", policy: RetentionPolicy = RetentionPolicy(),
+                 max_attempts: int = 5, backoff: timedelta = timedelta(seconds=30),
+                 lease: timedelta = timedelta(minutes=10), batch: int | None = None,
+                 actor: str = "archiver", clock: Callable[[], datetime] = utcnow) -> None:
+        self.sessions = sessions
+        self.storage = storage
+        self.load_record = load_record
+        self.processes = processes
+        self.lang = lang
+        self.policy = policy
+        self.max_attempts = max_attempts
+        self.backoff = backoff
+        self.lease = lease
+        self.batch = batch or max(1, processes) * 4
+        self.actor = actor
+        self.clock = clock
+        self._pool: Executor | None = None
+        if policy.override or policy.years < 2:
+            with sessions() as session, session.begin():
+                record_policy(session, policy, actor=actor)
+
+    # -- the pool -----------------------------------------------------------------------
+    def _executor(self) -> Executor | None:
+        if self.processes <= 0:
+            return None
+        if self._pool is None:
+            # forkserver: children do not inherit the daemon's threads, sockets or DB connections
+            self._pool = ProcessPoolExecutor(self.processes, mp_context=multiprocessing.get_context("forkserver"),
+                                             initializer=_warm_up)
+        return self._pool
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+
+    def __enter__(self) -> ArchiveWorker:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # -- claiming -----------------------------------------------------------------------
+    def _claim(self) -> dict[int, list[int]]:
+        """Claim every due job of up to `batch` tickets: ticket_id → job ids.
+        A job whose claim expired (a worker died) is due again."""
+        now = self.clock()
+        with self.sessions() as session, session.begin():
+            due = session.execute(
+                select(ArchiveJob.id, ArchiveJob.ticket_id)
+                .where(ArchiveJob.status.in_(("pending", "running")), ArchiveJob.next_attempt_at <= now)
+                .order_by(ArchiveJob.next_attempt_at, ArchiveJob.id)
+            ).all()
+            groups: dict[int, list[int]] = defaultdict(list)
+            for job_id, ticket_id in due:
+                if ticket_id in groups or len(groups) < self.batch:
+                    groups[ticket_id].append(job_id)
+            claimed: dict[int, list[int]] = defaultdict(list)
+            for ticket_id, ids in groups.items():
+                for job_id in ids:
+                    # compare-and-set: another daemon on the same database may be claiming too
+                    res = session.execute(
+                        update(ArchiveJob)
+                        .where(ArchiveJob.id == job_id, ArchiveJob.status.in_(("pending", "running")),
+                               ArchiveJob.next_attempt_at <= now)
+                        .values(status="running", next_attempt_at=now + self.lease,
+                                attempts=ArchiveJob.attempts + 1))
+                    if res.rowcount == 1:
+                        claimed[ticket_id].append(job_id)
+        return dict(claimed)
+
+    # -- one ticket -----------------------------------------------------------------------
+    def _prepare(self, ticket_id: int) -> tuple[CaseRecord, int]:
+        with self.sessions() as session:
+            record = self.load_record(session, ticket_id)
+            return record, next_version(session, record.ticket_ref)
+
+    def _finish(self, ticket_id: int, job_ids: list[int], record: CaseRecord, version: int, pdf: bytes,
+                stats: RunStats) -> None:
+        path = store_file(self.storage, record, pdf, version=version, lang=self.lang)
+        for attempt in range(5):
+            try:
+                with self.sessions() as session, session.begin():
+                    row = record_file(session, record, pdf, path, version=version, policy=self.policy,
+                                      ticket_id=ticket_id, actor=self.actor, now=self.clock())
+                    session.execute(update(ArchiveJob).where(ArchiveJob.id.in_(job_ids)).values(
+                        status="done", done_at=self.clock(), last_error=None, archive_file_id=row.id))
+                break
+            except IntegrityError:
+                # another writer took this place in the chain first: link again on top of it
+                if attempt == 4:
+                    raise
+                log.info("chain position taken for %s, relinking", record.ticket_ref)
+        stats.written += 1
+        stats.paths.append(str(path))
+        log.info("archived %s v%d → %s", record.ticket_ref, version, path)
+
+    def _fail(self, job_ids: list[int], error: BaseException, stats: RunStats) -> None:
+        message = f"{type(error).__name__}: {error}"[:2000]
+        now = self.clock()
+        with self.sessions() as session, session.begin():
+            for job in session.scalars(select(ArchiveJob).where(ArchiveJob.id.in_(job_ids))):
+                job.last_error = message
+                if job.attempts >= self.max_attempts:
+                    job.status = "failed"
+                    stats.failed += 1
+                    log.error("archive job %d (ticket %d) failed for good after %d attempts: %s",
+                              job.id, job.ticket_id, job.attempts, message)
+                    session.add(ArchiveAudit(actor=self.actor, action="refused", detail={
+                        "job": job.id, "ticket_id": job.ticket_id, "error": message, "attempts": job.attempts}))
+                else:
+                    job.status = "pending"
+                    job.next_attempt_at = now + self.backoff * (2 ** (job.attempts - 1))
+                    stats.retried += 1
+                    log.warning("archive job %d (ticket %d) attempt %d failed, retry at %s: %s",
+                                job.id, job.ticket_id, job.attempts, job.next_attempt_at, message)
+
+    # -- loops ----------------------------------------------------------------------------
+    def run_once(self) -> RunStats:
+        """Carry out every due job, batch after batch, until none is due."""
+        stats = RunStats()
+        while claimed := self._claim():
+            self._run_batch(claimed, stats)
+        if stats.written:
+            self._sync_manifest()
+        return stats
+
+    def _run_batch(self, claimed: dict[int, list[int]], stats: RunStats) -> None:
+        executor = self._executor()
+        pending: list[tuple[int, list[int], CaseRecord, int, Future | bytes]] = []
+        for ticket_id, job_ids in claimed.items():
+            try:
+                record, version = self._prepare(ticket_id)
+                if executor is None:
+                    work: Future | bytes = _render(record, self.lang, version, is_final(record))
+                else:
+                    work = executor.submit(_render, record, self.lang, version, is_final(record))
+                pending.append((ticket_id, job_ids, record, version, work))
+            except Exception as error:  # one bad case never stops the others
+                log.exception("archive job for ticket %d could not start", ticket_id)
+                self._fail(job_ids, error, stats)
+        for ticket_id, job_ids, record, version, work in pending:
+            try:
+                pdf = work.result() if isinstance(work, Future) else work
+                self._finish(ticket_id, job_ids, record, version, pdf, stats)
+            except Exception as error:
+                log.exception("archiving ticket %d (%s) failed", ticket_id, record.ticket_ref)
+                self._fail(job_ids, error, stats)
+
+    def _sync_manifest(self) -> None:
+        try:
+            with self.sessions() as session:
+                sync_manifest(session, self.storage)
+        except ManifestMismatch as error:
+            # The files and rows are safe; the manifest stays as found, as evidence.
+            log.error("manifest not extended: %s", error)
+
+    def run_forever(self, stop: threading.Event, poll: float = 2.0) -> None:
+        """run_once, then wait `poll` seconds (or until `stop` is set), until stopped."""
+        try:
+            while not stop.is_set():
+                try:
+                    self.run_once()
+                except Exception:
+                    log.exception("archive worker round failed; going on")
+                stop.wait(poll)
+        finally:
+            self.close()
+
+
+def enqueue(session: Session, ticket_id: int, reason: str, *, now: datetime | None = None) -> ArchiveJob:
+    """The pipeline's side: a job row in the ticket's own transaction."""
+    if reason not in ("opened", "changed", "closed"):
+        raise ValueError(f"unknown archive job reason {reason!r}")
+    job = ArchiveJob(ticket_id=ticket_id, reason=reason, status="pending", attempts=0,
+                     next_attempt_at=now or utcnow(), created_at=now or utcnow())
+    session.add(job)
+    return job
+
+
+def job_counts(session: Session) -> dict[str, int]:
+    """Jobs per status, for `intake status`."""
+    rows = session.execute(select(ArchiveJob.status, func.count()).group_by(ArchiveJob.status)).all()
+    return {status: n for status, n in rows}
+
+
+__all__ = ["ArchiveWorker", "RunStats", "enqueue", "job_counts"]
