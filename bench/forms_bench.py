@@ -15,6 +15,7 @@ import argparse
 import base64
 import json
 import os
+import secrets
 import socket
 import statistics
 import subprocess
@@ -22,7 +23,9 @@ import sys
 import tempfile
 import threading
 import time
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 import httpx
 from sqlalchemy import create_engine, func, select
@@ -127,9 +130,34 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=600, help="submissions per run")
     parser.add_argument("--attachment-kb", type=int, default=0, help="attach a text file of this size to each")
     parser.add_argument("--db", help="database URL (default: a fresh SQLite file)")
+    parser.add_argument("--postgres", metavar="ADMIN_URL", nargs="?", const="postgresql+psycopg://postgres@127.0.0.1:5432/test",
+                        help="run on a fresh PostgreSQL database created (and dropped) through this server")
     args = parser.parse_args()
     attachment = (b"2026-11-23 09:00:01 ERROR connection timed out\n" * (args.attachment_kb * 1024 // 46 + 1))[: args.attachment_kb * 1024] if args.attachment_kb else None
 
+    if args.postgres:
+        with fresh_postgres(args.postgres) as url:
+            args.db = url
+            bench(args, attachment)
+    else:
+        bench(args, attachment)
+
+
+@contextmanager
+def fresh_postgres(admin_url: str) -> Iterator[str]:
+    name = f"forms_bench_{secrets.token_hex(4)}"
+    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f"CREATE DATABASE {name}")
+    try:
+        yield admin_url.rsplit("/", 1)[0] + "/" + name
+    finally:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        admin.dispose()
+
+
+def bench(args: argparse.Namespace, attachment: bytes | None) -> None:
     with tempfile.TemporaryDirectory(prefix="forms-bench-") as tmp:
         proc, base, url = start_daemon(Path(tmp), args.db)
         try:
@@ -146,9 +174,11 @@ def main() -> None:
         finally:
             proc.terminate()
             proc.wait(timeout=60)
-        with Session(create_engine(url)) as session:
+        engine = create_engine(url)
+        with Session(engine) as session:
             tickets = session.scalar(select(func.count()).select_from(Ticket).where(Ticket.channel == "form"))
             acks = session.scalar(select(func.count()).select_from(OutboxMail).where(OutboxMail.kind == "ack"))
+        engine.dispose()
         spool_done = len(list((Path(tmp) / "var" / "spool" / "done").glob("*.json")))
 
     total = 40 + sum(args.count for _ in args.clients)

@@ -12,6 +12,7 @@ import base64
 import json
 import logging
 import secrets
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -60,6 +61,9 @@ class FormApp:
         self.spool_dir = Path(spool_dir)
         self.secret = (settings.csrf_secret or secrets.token_hex(32)).encode()
         self.limiter = RateLimiter(settings.rate_limit_per_minute)
+        # Requests queue here rather than on the database's write lock: on SQLite, writers
+        # racing for the lock back off in sleeps, which turned a 4-client p95 of 100 ms into 255 ms.
+        self.takes = threading.BoundedSemaphore(max(1, settings.concurrent_takes))
         self.extensions = settings.extensions()
         folder = settings.templates_dir or TEMPLATES_DIR
         self.env = jinja2.Environment(
@@ -229,7 +233,8 @@ class FormApp:
     def _spool_and_take(self, data: dict) -> Result | None:
         path, raw = write_spool_file_bytes(self.spool_dir, data)  # a failure here (disk full) is a 500: nothing promised
         try:
-            result = self.spool.take_file(path, raw)
+            with self.takes:
+                result = self.spool.take_file(path, raw)
         except Exception:
             log.exception("%s is safe in the spool but the pipeline failed; the daemon takes it later", path.name)
             return None

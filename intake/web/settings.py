@@ -21,6 +21,7 @@ class WebSettings:
     default_lang: str = "zh"  # when neither ?lang= nor Accept-Language decides
     company_name: str = ""  # shown in the page header; empty: a neutral "Customer service"
     max_files: int = 10
+    concurrent_takes: int = 1  # submissions handed to the pipeline at once; 1 suits SQLite, more helps PostgreSQL
     templates_dir: Path | None = None  # default: templates/forms/ of this checkout
     trusted_proxies: tuple[str, ...] = field(default_factory=tuple)  # whose X-Forwarded-For is believed
 
@@ -41,4 +42,5 @@ def settings_from_config(config, host: str, port: int) -> WebSettings:
         rate_limit_per_minute=web.rate_limit_per_minute,
         csrf_secret=secret,
         public_base_url=web.public_base_url,
+        concurrent_takes=1 if config.database.url.startswith("sqlite") else 4,
     )
