@@ -190,6 +190,114 @@ class Tickets(_Section):
         return v
 
 
+class StaffMail(_Section):
+    """Staff work tickets by email (intake/staffmail): signed Reply-To tokens, relays."""
+
+    # HMAC key of the Reply-To tokens (support+<ref>.<mac>@domain). Empty: a random
+    # key is made once in paths.var/reply-token.key; daemons sharing one database
+    # on several machines must all be given the same key here or by secret_env.
+    secret: str = Field("", repr=False)
+    secret_env: str = ""
+    mac_length: int = Field(20, ge=16, le=64)  # hex characters of the token's MAC
+    # besides the assignee, the head of the ticket's department may reply and command
+    allow_department_head: bool = True
+    earlier_tickets: int = Field(5, ge=0, le=50)  # the customer's earlier tickets listed in a notification
+
+    def key(self) -> str:
+        return _secret(self.secret, self.secret_env, "staff_mail.secret_env")
+
+    @field_validator("secret")
+    @classmethod
+    def _long_enough(cls, v: str) -> str:
+        if v and len(v) < 16:
+            raise ValueError("must be at least 16 characters")
+        return v
+
+    @field_validator("secret_env")
+    @classmethod
+    def _env_set(cls, v: str) -> str:
+        if v and v not in os.environ:
+            raise ValueError(f"environment variable {v} is not set")
+        return v
+
+
+class Sla(_Section):
+    """Due times and the timers around them (intake/staffmail/sla.py).
+
+    The due time of a ticket is ack.response_hours[urgency] (what the customer was
+    promised), unless type_hours names that type and urgency."""
+
+    type_hours: dict[str, dict[str, float]] = {}  # e.g. {complaint = {important = 12}}
+    remind_before_hours: dict[str, float] = {"urgent": 0.5, "important": 4, "normal": 8}
+    escalate: bool = True  # tell the department head at breach
+    # "mon-fri 09:00-18:00" in tickets.timezone: due times count only these hours
+    # (and skip holidays) for the urgencies in working_hours_for. Empty: round the clock.
+    working_hours: str = ""
+    working_hours_for: list[str] = ["important", "normal"]
+    holidays: list[str] = []  # "2026-10-01", ...
+    follow_up_hour: int = Field(9, ge=0, le=23)  # local hour a follow-up reminder goes out on its date
+
+    @field_validator("type_hours")
+    @classmethod
+    def _types(cls, v: dict[str, dict[str, float]]) -> dict[str, dict[str, float]]:
+        for type_, hours in v.items():
+            if type_ not in TYPES:
+                raise ValueError(f"unknown type {type_!r}; expected one of {', '.join(TYPES)}")
+            for urgency, h in hours.items():
+                if urgency not in URGENCIES:
+                    raise ValueError(f"{type_}: unknown urgency {urgency!r}; expected one of {', '.join(URGENCIES)}")
+                if h <= 0:
+                    raise ValueError(f"{type_}.{urgency}: hours must be positive, got {h}")
+        return v
+
+    @field_validator("remind_before_hours")
+    @classmethod
+    def _remind(cls, v: dict[str, float]) -> dict[str, float]:
+        for key, hours in v.items():
+            if key not in URGENCIES:
+                raise ValueError(f"unknown urgency {key!r}; expected one of {', '.join(URGENCIES)}")
+            if hours < 0:
+                raise ValueError(f"{key}: hours must not be negative, got {hours}")
+        return v
+
+    @field_validator("working_hours_for")
+    @classmethod
+    def _urgencies(cls, v: list[str]) -> list[str]:
+        bad = [u for u in v if u not in URGENCIES]
+        if bad:
+            raise ValueError(f"unknown urgency {bad[0]!r}; expected one of {', '.join(URGENCIES)}")
+        return v
+
+    @field_validator("working_hours")
+    @classmethod
+    def _hours_text(cls, v: str) -> str:
+        if v:
+            from intake.staffmail.workhours import parse_hours
+
+            parse_hours(v)
+        return v
+
+    @field_validator("holidays")
+    @classmethod
+    def _dates(cls, v: list[str]) -> list[str]:
+        from datetime import date
+
+        for day in v:
+            try:
+                date.fromisoformat(day)
+            except ValueError:
+                raise ValueError(f"not a date like 2026-10-01: {day!r}") from None
+        return v
+
+
+class Survey(_Section):
+    """The satisfaction loop after a ticket is resolved (intake/staffmail/survey.py)."""
+
+    enabled: bool = True
+    close_at: int = Field(4, ge=1, le=5)  # a score at or above this closes the ticket; below reopens it
+    timeout_days: float = Field(7, gt=0)  # no answer within this: closed as "no objection"
+
+
 class Log(_Section):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     format: Literal["text", "json"] = "text"
@@ -208,6 +316,9 @@ class Config(_Section):
     outbox: Outbox = Outbox()
     ack: Ack = Ack()
     tickets: Tickets = Tickets()
+    staff_mail: StaffMail = StaffMail()
+    sla: Sla = Sla()
+    survey: Survey = Survey()
     log: Log = Log()
 
     source_file: Path | None = Field(None, exclude=True)
@@ -325,4 +436,5 @@ def masked(config: Config) -> dict:
     for account in data["imap"]:
         account["password"] = "***" if account["password"] else ""
     data["web"]["csrf_secret"] = "***" if config.web.csrf_secret else ""
+    data["staff_mail"]["secret"] = "***" if config.staff_mail.secret else ""
     return data

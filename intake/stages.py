@@ -282,4 +282,9 @@ def queue_mail(session: Session, ctx: Context, ticket: Ticket, *, kind: str, mai
     return row
 
 
-PIPELINE = (parse, dedupe, loop_check, thread, ignore_autoreply, classify, route, store, acknowledge)
+from intake.staffmail.stages import notify, schedule, staff_reply, survey_answer  # noqa: E402  (staff mail loop, issue 6)
+
+PIPELINE = (
+    parse, dedupe, loop_check, thread, staff_reply, ignore_autoreply, survey_answer,
+    classify, route, store, schedule, acknowledge, notify,
+)

@@ -4,6 +4,7 @@ from alembic import context
 from sqlalchemy import engine_from_config, pool
 
 import intake.models  # noqa: F401  (registers the tables)
+import intake.staffmail.models  # noqa: F401  (staff mail: SLA state, follow-ups, surveys)
 from intake.db import Base
 
 try:  # the archive's tables, once that package declares them

@@ -1,0 +1,217 @@
+"""Staff replies: recognised by the signed Reply-To token, checked, relayed.
+
+Who may act on a ticket by mail: its assignee, and (staff_mail.allow_department_head,
+on by default) the head of the ticket's department — the person who gets its 加急
+and escalation notices and must be able to step in. Both conditions must hold: the
+reply comes to the ticket's token address with a valid MAC, AND the From address is
+the directory address of an allowed person. A reply failing either is never relayed:
+it is quarantined with its bytes, and the staff member is told why (mail goes to the
+directory address, never to the From of a stranger: no backscatter).
+
+A staff member's mail that threads to a ticket by subject or References but came
+to the plain support address (no token) is refused the same way: a forged From
+alone never passes, and a real colleague learns to reply to the notification.
+"""
+from __future__ import annotations
+
+from datetime import date, datetime, time
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from intake.case import Case, Quarantine, Stop
+from intake.context import Context
+from intake.models import Message, QuarantineItem, Ticket
+from intake.staffmail import commands, mailq, notify, sla
+from intake.staffmail.token import TokenAddress, load_key, parse_address, verify
+
+
+def token_addresses(case: Case, ctx: Context) -> list[TokenAddress]:
+    msg = case.parsed
+    candidates = [*msg.to_addrs, *msg.cc_addrs, *msg.header_all("delivered-to"), *msg.header_all("x-original-to")]
+    found = []
+    for address in candidates:
+        token = parse_address(address, ctx.config.support.address)
+        if token is not None and token not in found:
+            found.append(token)
+    return found
+
+
+def member_by_address(ctx: Context, address: str):
+    directory = ctx.staff()
+    if directory is None or not address:
+        return None
+    address = address.lower()
+    return next((m for m in directory.members if m.email and m.email.lower() == address), None)
+
+
+def allowed(ctx: Context, ticket: Ticket, member) -> bool:
+    if member is None:
+        return False
+    if ticket.assignee and member.id == ticket.assignee:
+        return True
+    directory = ctx.staff()
+    head = directory.head(ticket.department) if directory is not None and ticket.department else None
+    return bool(ctx.config.staff_mail.allow_department_head and head is not None and head.id == member.id)
+
+
+def handle(case: Case, session: Session, ctx: Context) -> None:
+    """The staff_reply stage's work; ends the pipeline (Stop) for every staff mail."""
+    tokens = token_addresses(case, ctx)
+    msg = case.parsed
+    sender = member_by_address(ctx, msg.from_addr)
+    if not tokens:
+        if sender is not None and case.ticket is not None and not case.autoreply:
+            _refuse(case, session, ctx, case.ticket, sender,
+                    f"a reply from staff address {msg.from_addr} without the ticket's reply address; reply to the notification mail "
+                    "/ 请直接回复通知邮件（使用其专用回复地址）")
+        return  # a customer's mail: the rest of the pipeline
+    if case.autoreply:  # an out-of-office answering a notification: nobody hears of it
+        raise Stop("autoreply_ignored", f"automatic reply to a staff reply address: {case.autoreply}", None)
+    token = tokens[0]
+    ticket = session.scalar(select(Ticket).where(func.upper(Ticket.ref) == token.ref.upper()))
+    cfg = ctx.config
+    if ticket is None or not verify(load_key(cfg), token, ticket.ref, cfg.staff_mail.mac_length):
+        # tell a colleague who mistyped; a stranger probing addresses hears nothing
+        _refuse(case, session, ctx, ticket, sender, f"the reply address {token.address} is not valid for any ticket (bad token) / 回复地址无效")
+    if not allowed(ctx, ticket, sender):
+        directory = ctx.staff()
+        owner = directory.member(ticket.assignee) if directory is not None and ticket.assignee else None
+        _refuse(case, session, ctx, ticket, sender or owner,
+                f"{msg.from_addr or 'an unknown sender'} may not act on ticket {ticket.ref}: only its assignee"
+                + (" or the department head" if cfg.staff_mail.allow_department_head else "") + " / 发件人无权处理此工单")
+    _accept(case, session, ctx, ticket, sender)
+
+
+def _refuse(case: Case, session: Session, ctx: Context, ticket: Ticket | None, tell, reason: str) -> None:
+    """Quarantine the mail (its bytes and the reason) and tell the staff member why."""
+    if case.ref.source.startswith("quarantine:"):
+        raise Quarantine(reason)  # a retry refused again: the item stays held; they were told the first time
+    item = QuarantineItem(source=case.ref.source, key=case.ref.key, channel=case.ref.channel, raw=case.raw, reason=reason, created_at=ctx.now())
+    session.add(item)
+    session.flush()
+    if ticket is not None:
+        mailq.event(session, ctx, ticket, "system", "staff_reply_refused", sender=case.parsed.from_addr, reason=reason, quarantine=item.id)
+    if tell is not None and tell.email:
+        notify.tell_staff(session, ctx, ticket, tell, problems=[reason], subject=case.parsed.subject, original="")
+    raise Stop("quarantined", f"#{item.id}: {reason}", ticket.ref if ticket is not None else None)
+
+
+def _accept(case: Case, session: Session, ctx: Context, ticket: Ticket, member) -> None:
+    from intake.stages import _store_message
+
+    actor = f"staff:{member.id}"
+    today = ctx.now().astimezone(ZoneInfo(ctx.config.tickets.timezone)).date()
+    parsed = commands.parse(case.parsed.new_text, staff_lookup=lambda word: _lookup(ctx, word), today=today)
+    stored = _store_message(case, session, ctx, ticket, kind="staff")
+    stored.to_addrs = [ctx.config.support.address]  # the token address is a credential: not kept in the thread
+    mailq.event(session, ctx, ticket, actor, "staff_reply", message_id=case.parsed.message_id)
+    if parsed.errors:
+        mailq.event(session, ctx, ticket, actor, "commands_refused", errors=parsed.errors)
+        notify.tell_staff(session, ctx, ticket, member, problems=parsed.errors, subject=case.parsed.subject, original=case.parsed.new_text)
+        raise Stop("appended", f"staff reply with {len(parsed.errors)} bad command(s): nothing relayed", ticket.ref)
+    relayed = False
+    if parsed.body and not parsed.internal:  # the answer first: a survey (#status resolved) follows it
+        relayed = relay(session, ctx, ticket, member, parsed.body)
+    for command in parsed.commands:
+        apply(command, session, ctx, ticket, member, parsed)
+    if parsed.commands and not relayed and ticket.status == "new":
+        mailq.change_status(session, ctx, ticket, "in_progress", actor, reason="first staff action")
+    ticket.updated_at = ctx.now()
+    done = ", ".join(c.name for c in parsed.commands) or "no commands"
+    raise Stop("appended", f"staff reply from {member.id}: {done}; {'relayed to the customer' if relayed else 'not relayed'}", ticket.ref)
+
+
+def _lookup(ctx: Context, word: str) -> str | None:
+    directory = ctx.staff()
+    if directory is None:
+        return None
+    word = word.strip().lower()
+    for m in directory.members:
+        if word in (m.id.lower(), (m.email or "").lower(), m.name.lower()):
+            return m.id
+    return None
+
+
+def relay(session: Session, ctx: Context, ticket: Ticket, member, body: str) -> bool:
+    """The staff member's text to the customer, from the support address, signed with their name."""
+    customer = ticket.customer
+    actor = f"staff:{member.id}"
+    if not customer.email:
+        mailq.event(session, ctx, ticket, actor, "relay_skipped", reason="the customer has no email address")
+        notify.tell_staff(session, ctx, ticket, member, problems=["the customer has no email address; please call them / 客户没有邮箱，请电话联系"],
+                          subject=ticket.subject, original=body)
+        return False
+    last_in = session.scalar(
+        select(Message).where(Message.ticket_id == ticket.id, Message.direction == "in", Message.kind == "customer").order_by(Message.id.desc()).limit(1)
+    )
+    lang = ticket.language if ticket.language in ("zh", "en") else ctx.config.ack.default_language
+    mail = ctx.templates.mail("relay", lang, ticket=ticket, customer=customer, member=member, body=body, support=ctx.config.support)
+    mailq.queue(
+        session, ctx, ticket, kind="staff_reply", mail=mail, to_addr=customer.email, to_name=customer.name,
+        from_name=f"{member.name} | {ctx.config.support.name}", in_reply_to=last_in.message_id if last_in is not None else None,
+        to_customer=True, auto_submitted=None,
+    )
+    now = ctx.now()
+    if ticket.first_response_at is None:
+        ticket.first_response_at = now
+        minutes = round((now - ticket.created_at).total_seconds() / 60, 1)
+        mailq.event(session, ctx, ticket, actor, "first_response", minutes=minutes, due_at=ticket.due_at.isoformat() if ticket.due_at else None,
+                    met=bool(ticket.due_at is None or now <= ticket.due_at))
+    if ticket.status == "new":
+        mailq.change_status(session, ctx, ticket, "in_progress", actor, reason="first answer to the customer")
+    return True
+
+
+def apply(command: commands.Command, session: Session, ctx: Context, ticket: Ticket, member, parsed: commands.Parsed) -> None:
+    """Carry out one checked command, with its event in the ticket's log."""
+    from intake.staffmail import survey
+    from intake.staffmail.models import FollowUp, SlaState
+
+    actor = f"staff:{member.id}"
+    tz = ZoneInfo(ctx.config.tickets.timezone)
+    name = command.name
+    if name == "note":
+        text = "\n".join(t for t in (command.text, parsed.body) if t)
+        stamp = sla.local(ctx.config, ctx.now())
+        ticket.notes = (ticket.notes + "\n" if ticket.notes else "") + f"[{stamp} {member.name}] {text}"
+        mailq.event(session, ctx, ticket, actor, "note", text=text)
+    elif name == "status":
+        if mailq.change_status(session, ctx, ticket, command.value, actor, reason="#status"):
+            if command.value == "resolved":
+                survey.start(session, ctx, ticket)
+    elif name == "assign":
+        previous = ticket.assignee
+        if previous != command.value:
+            ticket.assignee = command.value
+            mailq.event(session, ctx, ticket, actor, "assigned", department=ticket.department, assignee=command.value, previous=previous)
+            notify.notify_assignee(session, ctx, ticket, reason="reassigned", by=member.name)
+    elif name == "eta":
+        ticket.expected_completion = datetime.combine(date.fromisoformat(command.value), time(0), tzinfo=tz)
+        mailq.event(session, ctx, ticket, actor, "eta", date=command.value)
+    elif name == "type":
+        if ticket.type != command.value:
+            old, ticket.type = ticket.type, command.value
+            mailq.event(session, ctx, ticket, actor, "type", old=old, new=command.value)
+    elif name == "urgency":
+        if ticket.urgency != command.value:
+            old, ticket.urgency = ticket.urgency, command.value
+            ticket.due_at = sla.due_time(ctx.config, ticket.created_at, ticket.type, ticket.urgency)
+            state = session.get(SlaState, ticket.id)
+            if state is not None:  # a new due time: its reminder and escalation may come again
+                state.reminder_sent_at = state.escalated_at = None
+            mailq.event(session, ctx, ticket, actor, "urgency", old=old, new=command.value, due_at=ticket.due_at.isoformat())
+            if command.value == "urgent" and not ticket.flagged:
+                ticket.flagged = True
+                notify.notify_head(session, ctx, ticket, kind="flagged")
+    elif name == "followup":
+        session.add(FollowUp(ticket=ticket, due_on=date.fromisoformat(command.value), what=command.text, created_by=member.id, created_at=ctx.now()))
+        ticket.follow_up_plan = (ticket.follow_up_plan + "\n" if ticket.follow_up_plan else "") + f"{command.value} {command.text}"
+        mailq.event(session, ctx, ticket, actor, "followup", date=command.value, what=command.text)
+        if ticket.status in ("new", "in_progress"):
+            mailq.change_status(session, ctx, ticket, "follow_up", actor, reason="#followup")
+
+
+def _customer_actor(ticket: Ticket) -> str:
+    return f"customer:{ticket.customer.email or ticket.customer.phone or ticket.customer.number}"
