@@ -104,6 +104,7 @@ class FormApp:
     ) -> Response:
         nonce = request.cookies.get(CSRF_COOKIE) or new_nonce()
         html = self.env.get_template("form.html").render(
+            root=request.scope.get("root_path", ""),
             t=TEXTS[lang],
             lang=lang,
             other_lang="en" if lang == "zh" else "zh",
@@ -125,9 +126,9 @@ class FormApp:
         )
         return response
 
-    def thanks_page(self, lang: str, ticket: str | None, email: str, phone: str) -> Response:
+    def thanks_page(self, request: Request, lang: str, ticket: str | None, email: str, phone: str) -> Response:
         html = self.env.get_template("thanks.html").render(
-            t=TEXTS[lang], lang=lang, other_lang="en" if lang == "zh" else "zh", ticket=ticket,
+            root=request.scope.get("root_path", ""), t=TEXTS[lang], lang=lang, other_lang="en" if lang == "zh" else "zh", ticket=ticket,
             email=email, phone=mask_phone(phone), company=self.settings.company_name,
         )
         return HTMLResponse(html, headers={"Cache-Control": "no-store"})
@@ -150,13 +151,11 @@ class FormApp:
             return JSONResponse({"errors": {"_": "the body is not valid JSON"}}, 400)
         if not isinstance(data, dict):
             return JSONResponse({"errors": {"_": msg("not_object", "en")}}, 422)
-        if _filled(data.get(HONEYPOT_FIELD)):
-            return self.honeypot_hit(ip, data, lambda ref: JSONResponse({"ticket": ref, "outcome": "opened"}, 201))
-        data.pop(HONEYPOT_FIELD, None)
+        # No honeypot here: JSON comes from integrations, whose extra fields (a "website" too) are kept.
         errors = validate_submission(data, max_file_bytes=self.settings.max_file_bytes, allowed_extensions=self.extensions)
         if errors:
             return JSONResponse({"errors": errors}, 422)
-        wait = self.limiter.hit(f"ip:{ip}", *email_key(data))
+        wait = self.limiter.hit(f"ip:{ip}", *contact_keys(data))
         if wait:
             abuse_log.warning("rate limit: %s (%s) refused for %ss", ip, data.get("email", ""), wait)
             return JSONResponse({"errors": {"_": TEXTS["en"]["rate"].format(seconds=wait)}}, 429, headers={"Retry-After": str(wait)})
@@ -183,7 +182,7 @@ class FormApp:
             # a forged cross-site post must not put the forger's text in our page.
             return self.form_page(request, lang, values if nonce else {}, {}, status=403, general=TEXTS[lang]["csrf"])
         if _filled(form.get(HONEYPOT_FIELD)):
-            return self.honeypot_hit(ip, values, lambda ref: self.thanks_page(lang, ref, values.get("email", ""), values.get("phone", "")))
+            return self.honeypot_hit(ip, values, lambda ref: self.thanks_page(request, lang, ref, values.get("email", ""), values.get("phone", "")))
 
         data: dict[str, Any] = {k: v for k, v in values.items() if v}
         data["lang"] = lang
@@ -198,7 +197,7 @@ class FormApp:
             if attachments and "attachments" not in errors:
                 errors["attachments"] = TEXTS[lang]["reattach"]
             return self.form_page(request, lang, values, errors, status=422)
-        wait = self.limiter.hit(f"ip:{ip}", *email_key(data))
+        wait = self.limiter.hit(f"ip:{ip}", *contact_keys(data))
         if wait:
             abuse_log.warning("rate limit: %s (%s) refused for %ss", ip, data.get("email", ""), wait)
             return self.form_page(
@@ -208,7 +207,7 @@ class FormApp:
         data["submitted_at"] = now_iso()
         data["received_via"] = "web form"
         result = await self.store(data)
-        return self.thanks_page(lang, result.ticket if result else None, values.get("email", ""), values.get("phone", ""))
+        return self.thanks_page(request, lang, result.ticket if result else None, values.get("email", ""), values.get("phone", ""))
 
     async def read_files(self, form: FormData, lang: str) -> tuple[str | None, list[dict]]:
         """The uploads as spool attachments; an oversize file is refused before it is read."""
@@ -258,9 +257,15 @@ def _filled(value: Any) -> bool:
     return isinstance(value, str) and value.strip() != "" or (value is not None and not isinstance(value, str))
 
 
-def email_key(data: dict) -> tuple[str, ...]:
-    email = data.get("email")
-    return (f"email:{email.strip().lower()}",) if isinstance(email, str) and email.strip() else ()
+def contact_keys(data: dict) -> tuple[str, ...]:
+    """The rate-limit keys of the person: their email address and their phone number's digits."""
+    keys = []
+    email, phone = data.get("email"), data.get("phone")
+    if isinstance(email, str) and email.strip():
+        keys.append(f"email:{email.strip().lower()}")
+    if isinstance(phone, str) and any(c.isdigit() for c in phone):
+        keys.append("phone:" + "".join(c for c in phone if c.isdigit()))
+    return tuple(keys)
 
 
 def client_ip(request: Request, settings: WebSettings) -> str:
@@ -282,11 +287,12 @@ def mask_phone(phone: str) -> str:
 
 
 def create_app(settings: WebSettings, sink: Sink, spool_dir: Path) -> Starlette:
-    """The ASGI app: GET / and /form (the page), POST / /form /submit (the endpoint), /forms.css, /healthz."""
+    """The ASGI app: GET / /form /submit (the page), POST / /form /submit (the endpoint), /forms.css, /healthz."""
     handlers = FormApp(settings, sink, spool_dir)
     routes = [
         Route("/", handlers.page, methods=["GET"]),
         Route("/form", handlers.page, methods=["GET"]),
+        Route("/submit", handlers.page, methods=["GET"]),  # a reload or a bookmark of the answer page
         Route("/", handlers.submit, methods=["POST"]),
         Route("/form", handlers.submit, methods=["POST"]),
         Route("/submit", handlers.submit, methods=["POST"]),
@@ -309,7 +315,7 @@ def _too_large_page(handlers: FormApp):
             return json.dumps({"errors": {"_": TEXTS["en"]["too_large"].format(max=limit)}}).encode(), "application/json"
         lang = choose_language(None, lang_header, handlers.settings.default_lang)
         html = handlers.env.get_template("error.html").render(
-            t=TEXTS[lang], lang=lang, other_lang="en" if lang == "zh" else "zh",
+            root="", t=TEXTS[lang], lang=lang, other_lang="en" if lang == "zh" else "zh",
             message=TEXTS[lang]["too_large"].format(max=limit), company=handlers.settings.company_name,
         )
         return html.encode(), "text/html; charset=utf-8"
