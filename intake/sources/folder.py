@@ -252,13 +252,13 @@ class _Wake(FileSystemEventHandler):
     def __init__(self, wake: threading.Event, source: FolderSource) -> None:
         self.wake = wake
         self.source = source
-        self.folders = {str(d) for d in source.watch_dirs}
+        self.folders = {os.path.abspath(d) for d in source.watch_dirs}
 
     def on_any_event(self, event: FileSystemEvent) -> None:
         if event.is_directory or event.event_type not in ("created", "moved", "closed", "modified"):
             return
         path = os.fsdecode(event.dest_path if event.event_type == "moved" else event.src_path)
-        folder, _, name = path.rpartition(os.sep)
+        folder, name = os.path.split(os.path.abspath(path))
         if folder in self.folders and self.source.wanted(name):
             self.wake.set()
 
