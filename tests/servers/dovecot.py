@@ -121,7 +121,14 @@ first_valid_gid = 1
 mail_uid = {self.mail_user.pw_uid}
 mail_gid = {self.mail_user.pw_gid}
 mail_home = {self.root}/home/%u
+# No delay after a failed login, and no auth penalty (a delay growing to 15 s per
+# client IP): tests of wrong passwords and of retries must not wait for them.
 auth_failure_delay = 0
+service anvil {{
+  unix_listener anvil-auth-penalty {{
+    mode = 0
+  }}
+}}
 mail_location = maildir:{self.mail_root}/%u
 mail_max_userip_connections = 1000
 # IDLE: inotify wakes us at once; this is only the fallback check.

@@ -1,0 +1,373 @@
+"""IMAP mailbox source: take every message waiting in a mailbox, exactly once, then wait (IDLE or poll).
+
+For each message: FETCH BODY.PEEK[] (the \\Seen flag is neither read nor changed: a
+message another client already opened is taken all the same), hand it to
+`sink.take(raw, ref)` with ref key "<UIDVALIDITY>:<UID>", and only after that returned
+(the pipeline committed) let go of it on the server: MOVE it to the processed folder
+(or COPY + \\Deleted + UID EXPUNGE of exactly those UIDs), or set the done keyword.
+Nothing is ever deleted otherwise. A crash between commit and move offers the message
+again; the pipeline answers `duplicate`. A new UIDVALIDITY only means new keys; the
+pipeline dedupes by content.
+
+Every connection is made by `connect(account)`, so tests and other providers replace
+one function. Any error (socket drop, BYE, timeout, refused login) is reported through
+`sink.report`, and the source reconnects with exponential backoff.
+"""
+from __future__ import annotations
+
+import logging
+import ssl
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Iterable, Iterator
+
+from imapclient import IMAPClient
+from imapclient.exceptions import IMAPClientError
+from imapclient.imapclient import DELETED, SocketTimeout
+
+from intake.sources.backoff import Backoff
+from intake.sources.base import Sink, SourceRef
+
+log = logging.getLogger("intake.sources.imap")
+
+FETCH_MAX_BYTES = 16_000_000  # bodies fetched in one command: bounds memory, not count
+REPORT_EVERY = 10.0  # an unchanged backlog is recorded at most this often
+STOP_CHECK = 0.5  # how often a wait (IDLE, poll, backoff) looks at the stop event
+
+
+@dataclass
+class ImapAccount:
+    """One IMAP login, as the config describes it."""
+
+    name: str
+    host: str
+    port: int
+    security: str  # "tls" | "starttls" | "plain"
+    username: str
+    password: str = field(repr=False)
+    mailboxes: list[str] = field(default_factory=lambda: ["INBOX"])
+    on_done: str = "move"  # "move" or "flag"; never delete
+    processed_folder: str = "Processed"
+    done_flag: str = "$IntakeDone"
+    idle: bool = True
+    idle_timeout: float = 300.0  # IDLE is re-issued at least this often (RFC 2177: < 29 min)
+    poll_interval: float = 30.0  # when the server has no IDLE, or idle is off
+    batch_size: int = 100
+    verify_tls: bool = True
+    ca_file: str | None = None
+    connect_timeout: float = 30.0
+
+    def __post_init__(self) -> None:
+        if self.security not in ("tls", "starttls", "plain"):
+            raise ValueError(f"imap[{self.name}].security: {self.security!r} is not tls, starttls or plain")
+        if self.on_done not in ("move", "flag"):
+            raise ValueError(f"imap[{self.name}].on_done: {self.on_done!r} is not move or flag")
+
+
+class ConnectionLost(ConnectionError):
+    """The server closed the connection or said BYE."""
+
+
+def ssl_context(account: ImapAccount) -> ssl.SSLContext:
+    if not account.verify_tls:
+        ctx = ssl.create_default_context()
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+        return ctx
+    return ssl.create_default_context(cafile=account.ca_file or None)
+
+
+def connect(account: ImapAccount) -> IMAPClient:
+    """Open, secure and log in one connection: the only place a socket is made."""
+    timeout = SocketTimeout(connect=account.connect_timeout, read=account.connect_timeout)
+    if account.security == "tls":
+        client = IMAPClient(account.host, port=account.port, ssl=True, ssl_context=ssl_context(account), timeout=timeout)
+    else:
+        client = IMAPClient(account.host, port=account.port, ssl=False, timeout=timeout)
+    try:
+        if account.security == "starttls":
+            client.starttls(ssl_context(account))
+        client.login(account.username, account.password)
+    except BaseException:
+        _close_quietly(client)
+        raise
+    return client
+
+
+def mask(text: str, secret: str) -> str:
+    """`text` with every occurrence of `secret` replaced by ***."""
+    return text.replace(secret, "***") if secret else text
+
+
+def ref_key(uidvalidity: int, uid: int) -> str:
+    return f"{uidvalidity}:{uid}"
+
+
+def chunks(uid_sizes: Iterable[tuple[int, int]], max_count: int, max_bytes: int) -> Iterator[list[int]]:
+    """Split (uid, size) pairs, in order, into lists of at most `max_count` UIDs and
+    about `max_bytes` (a single larger message goes alone)."""
+    batch: list[int] = []
+    total = 0
+    for uid, size in uid_sizes:
+        if batch and (len(batch) >= max_count or total + size > max_bytes):
+            yield batch
+            batch, total = [], 0
+        batch.append(uid)
+        total += size
+    if batch:
+        yield batch
+
+
+def search_criteria(account: ImapAccount) -> list[str]:
+    """Every message not yet marked done. The done keyword is honoured in both modes:
+    "flag" sets it, and "move" on a server without UIDPLUS falls back to it."""
+    return ["UNKEYWORD", account.done_flag]
+
+
+class ImapSource:
+    """One mailbox of one account, feeding the pipeline."""
+
+    def __init__(
+        self,
+        account: ImapAccount,
+        mailbox: str,
+        sink: Sink,
+        stop: threading.Event,
+        *,
+        log: logging.Logger = log,
+    ) -> None:
+        if account.on_done == "move" and mailbox == account.processed_folder:
+            raise ValueError(f"imap[{account.name}]: mailbox {mailbox!r} is also the processed folder")
+        self.account = account
+        self.mailbox = mailbox
+        self.sink = sink
+        self.stop = stop
+        self.log = log
+        self.name = f"imap:{account.name}/{mailbox}"
+        self.backoff = Backoff(initial=1.0, maximum=60.0)
+        self._client: IMAPClient | None = None
+        self._uidvalidity: int | None = None
+        self._can_idle = False
+        self._can_move = False
+        self._can_uidplus = False
+        self._warned_no_uidplus = False
+        self._last_report: tuple[int | None, str | None] | None = None
+        self._last_report_at = 0.0
+
+    # -- the two ways to run ---------------------------------------------------
+
+    def run_once(self) -> int:
+        """Connect if needed and take everything waiting; return how many were taken.
+        An error is logged and reported (never raised); what was committed stays taken."""
+        self._taken = 0
+        try:
+            self._drain()
+        except Exception as exc:
+            self._failed(exc)
+        return self._taken
+
+    def run_forever(self) -> None:
+        """Take, wait for new mail, take again, until `stop` is set. Reconnects with
+        backoff after any error. Returns within about a second of `stop`."""
+        while not self.stop.is_set():
+            self._taken = 0
+            try:
+                self._drain()
+                self.backoff.reset()
+                if not self.stop.is_set():
+                    self._wait_for_mail()
+            except Exception as exc:
+                self._failed(exc)
+                delay = self.backoff.next()
+                self.log.info("%s: reconnecting in %.1f s", self.name, delay)
+                self.stop.wait(delay)
+        self.close()
+
+    def close(self) -> None:
+        """Log out (best effort) and forget the connection."""
+        client, self._client = self._client, None
+        if client is not None:
+            try:
+                client.logout()
+            except Exception:
+                _close_quietly(client)
+
+    # -- connecting ---------------------------------------------------------------
+
+    def _connected(self) -> IMAPClient:
+        if self._client is not None:
+            return self._client
+        account = self.account
+        self.log.info("%s: connecting to %s:%s (%s) as %s", self.name, account.host, account.port, account.security, account.username)
+        client = connect(account)
+        try:
+            caps = set(client.capabilities())
+            self._can_idle = b"IDLE" in caps
+            self._can_move = b"MOVE" in caps
+            self._can_uidplus = b"UIDPLUS" in caps
+            if account.on_done == "move":
+                self._ensure_folder(client, account.processed_folder)
+            info = client.select_folder(self.mailbox)
+            uidvalidity = int(info[b"UIDVALIDITY"])
+        except BaseException:
+            _close_quietly(client)
+            raise
+        if self._uidvalidity is not None and uidvalidity != self._uidvalidity:
+            # Every message now has a new key; the pipeline knows them by content.
+            self.log.warning("%s: UIDVALIDITY changed %s -> %s; messages are offered again", self.name, self._uidvalidity, uidvalidity)
+        self._uidvalidity = uidvalidity
+        self._client = client
+        return client
+
+    @staticmethod
+    def _ensure_folder(client: IMAPClient, folder: str) -> None:
+        if client.folder_exists(folder):
+            return
+        try:
+            client.create_folder(folder)
+        except IMAPClientError:
+            if not client.folder_exists(folder):  # another source of this account made it first
+                raise
+
+    # -- taking -------------------------------------------------------------------
+
+    def _drain(self) -> None:
+        """Take batches until a search finds nothing new (or stop is set), then report."""
+        client = self._connected()
+        client.noop()  # lets the server show us what arrived since the last command
+        while True:
+            _pop_exists(client)
+            uids = sorted(client.search(search_criteria(self.account)))
+            if not uids:
+                if _pop_exists(client):  # mail arrived while the search ran: look again
+                    continue
+                break
+            sizes = client.fetch(uids, ["RFC822.SIZE"])
+            pending = [(uid, int(sizes[uid].get(b"RFC822.SIZE", 0))) for uid in uids if uid in sizes]
+            left = len(pending)
+            for batch in chunks(pending, self.account.batch_size, FETCH_MAX_BYTES):
+                if self.stop.is_set():
+                    self._report(backlog=left)
+                    return
+                left -= self._take_batch(client, batch)
+                self._report(backlog=left, throttle=True)
+        self._report(backlog=0)
+
+    def _take_batch(self, client: IMAPClient, uids: list[int]) -> int:
+        """Fetch, take and let go of one batch; returns how many were taken. If the sink
+        fails, what it committed is still let go of, then the error goes up."""
+        data = client.fetch(uids, ["BODY.PEEK[]"])
+        taken: list[int] = []
+        try:
+            for uid in uids:
+                item = data.get(uid)
+                raw = item.get(b"BODY[]") if item else None
+                if raw is None:  # expunged by someone else meanwhile
+                    continue
+                ref = SourceRef(source=self.name, key=ref_key(self._uidvalidity, uid), channel="email")
+                result = self.sink.take(raw, ref)
+                taken.append(uid)
+                self._taken += 1
+                self.log.debug("%s: uid %s -> %s %s", self.name, uid, result.outcome, result.ticket or "")
+        finally:
+            if taken:
+                self._let_go(client, taken)
+        if taken:
+            self.log.info("%s: took %d message(s)", self.name, len(taken))
+        return len(uids)
+
+    def _let_go(self, client: IMAPClient, uids: list[int]) -> None:
+        """Mark committed messages done on the server, with one command where possible."""
+        account = self.account
+        if account.on_done == "flag":
+            client.add_flags(uids, [account.done_flag], silent=True)
+        elif self._can_move:
+            client.move(uids, account.processed_folder)
+        elif self._can_uidplus:
+            client.copy(uids, account.processed_folder)
+            client.add_flags(uids, [DELETED], silent=True)
+            client.uid_expunge(uids)  # exactly these UIDs, never other clients' \Deleted mail
+        else:
+            # A plain EXPUNGE would also remove messages others marked \Deleted: copy and
+            # mark done instead; the search skips done messages.
+            if not self._warned_no_uidplus:
+                self.log.warning("%s: server has neither MOVE nor UIDPLUS; copies and flags %s instead of moving", self.name, account.done_flag)
+                self._warned_no_uidplus = True
+            client.copy(uids, account.processed_folder)
+            client.add_flags(uids, [account.done_flag], silent=True)
+
+    # -- waiting ------------------------------------------------------------------
+
+    def _wait_for_mail(self) -> None:
+        """Return when new mail may be there, at the latest after idle_timeout (IDLE) or
+        poll_interval (polling), or soon after stop is set."""
+        client = self._connected()
+        if not (self.account.idle and self._can_idle):
+            self._sleep(self.account.poll_interval)
+            return
+        client.idle()
+        try:
+            if _pop_exists(client):
+                return
+            deadline = time.monotonic() + self.account.idle_timeout
+            while not self.stop.is_set() and time.monotonic() < deadline:
+                started = time.monotonic()
+                responses = client.idle_check(timeout=STOP_CHECK)
+                if any(_is_bye(r) for r in responses):
+                    raise ConnectionLost(f"server said BYE: {responses}")
+                if any(_is_new_mail(r) for r in responses):
+                    return
+                if not responses and time.monotonic() - started < STOP_CHECK / 2:
+                    # idle_check swallows EOF and returns at once: leave IDLE, whose
+                    # DONE fails if the connection is gone.
+                    return
+        finally:
+            client.idle_done()
+
+    def _sleep(self, seconds: float) -> None:
+        self.stop.wait(seconds)
+
+    # -- reporting ----------------------------------------------------------------
+
+    def _failed(self, exc: Exception) -> None:
+        message = mask(f"{type(exc).__name__}: {exc}", self.account.password)
+        self.log.warning("%s: %s", self.name, message)
+        client, self._client = self._client, None
+        if client is not None:
+            _close_quietly(client)
+        self._report(error=message)
+
+    def _report(self, backlog: int | None = None, error: str | None = None, throttle: bool = False) -> None:
+        """Tell the pipeline how the fetch went. Unchanged news is sent at most every
+        REPORT_EVERY seconds, so a quiet IDLE or a long backlog adds few writes."""
+        now = time.monotonic()
+        state = (backlog, error)
+        if (throttle or state == self._last_report) and now - self._last_report_at < REPORT_EVERY and error is None:
+            return
+        try:
+            self.sink.report(self.name, backlog=backlog, error=error)
+            self._last_report, self._last_report_at = state, now
+        except Exception:  # reporting is best effort; the messages matter
+            self.log.exception("%s: could not record the fetch", self.name)
+
+
+def _pop_exists(client: IMAPClient) -> bool:
+    """Whether the server announced new messages (untagged EXISTS) since the last look.
+    imaplib keeps untagged responses that came with other commands' replies."""
+    return client._imap.untagged_responses.pop("EXISTS", None) is not None
+
+
+def _is_new_mail(response: tuple) -> bool:
+    return len(response) > 1 and response[1] in (b"EXISTS", b"RECENT")
+
+
+def _is_bye(response: tuple) -> bool:
+    return len(response) > 0 and response[0] == b"BYE"
+
+
+def _close_quietly(client: IMAPClient) -> None:
+    try:
+        client.shutdown()
+    except Exception:
+        pass
