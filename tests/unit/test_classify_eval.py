@@ -16,14 +16,14 @@ def _bench():
 
 
 def test_eval_set_is_large_and_varied():
-    """At least 300 messages, about two thirds Chinese, every type and urgency, a held-out third."""
+    """At least 300 messages, about two thirds Chinese, every type and urgency, at least a third held out."""
     rows = _bench().load_set()
     assert len(rows) >= 300
     langs = Counter(r["lang"] for r in rows)
     assert 0.6 <= (langs["zh"] + langs["zh-hant"]) / len(rows) <= 0.72 and langs["zh-hant"] >= 20
     assert set(Counter(r["type"] for r in rows)) == {"inquiry", "complaint", "fault", "request", "suggestion"}
     assert set(Counter(r["urgency"] for r in rows)) == {"urgent", "important", "normal"}
-    assert 0.28 <= sum(r["split"] == "heldout" for r in rows) / len(rows) <= 0.4
+    assert 0.3 <= sum(r["split"] == "heldout" for r in rows) / len(rows) <= 0.5
 
 
 def test_default_rules_accuracy_on_whole_set():
