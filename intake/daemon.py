@@ -14,6 +14,7 @@ from typing import Callable
 
 from intake.context import Context
 from intake.outbox import OutboxWorker
+from intake.staffmail.timers import TimersWorker
 from intake.pipeline import Pipeline
 
 log = logging.getLogger("intake.daemon")
@@ -36,6 +37,7 @@ class Daemon:
         self.pipeline = Pipeline(self.ctx)
         self.sources = self._sources()
         self.outbox = OutboxWorker(self.ctx)
+        self.timers = TimersWorker(self.ctx)  # SLA reminders/escalations, follow-ups, survey time-outs
 
     def _sources(self) -> list[Worker]:
         cfg, sink, stop = self.ctx.config, self.pipeline, self.stop
@@ -61,13 +63,15 @@ class Daemon:
     def run_once(self) -> dict[str, object]:
         """Take what waits in every source, then carry out every due effect."""
         taken = {w.name: w.run_once() for w in self.sources}
+        timers = self.timers.run_once()  # before the mailer, so what the timers queue goes out now
         sent, failed = self.outbox.run_once()
-        return {"taken": taken, "sent": sent, "send_failures": failed}
+        return {"taken": taken, "sent": sent, "send_failures": failed, "timers": timers}
 
     def run_forever(self) -> None:
         self._install_signals()
         threads = [threading.Thread(target=w.run_forever, args=(self.stop,), name=w.name, daemon=True) for w in self.sources]
         threads.append(threading.Thread(target=self.outbox.run_forever, args=(self.stop,), name="outbox", daemon=True))
+        threads.append(threading.Thread(target=self.timers.run_forever, args=(self.stop,), name="timers", daemon=True))
         if self.listen:
             threads.append(self._web_thread())
         rules = self._watch_rules()
