@@ -28,6 +28,8 @@ def mask_phone(phone: str | None) -> str:
     if not phone:
         return ""
     digits = re.sub(r"\D", "", phone)
+    if len(digits) == 13 and digits.startswith("86"):  # +86 mobile numbers: mask the 11-digit number
+        digits = digits[2:]
     if len(digits) < 7:
         return phone
     return digits[:3] + "****" + digits[-4:]
