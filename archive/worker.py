@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import threading
-from collections import defaultdict
+from collections import defaultdict, deque
 from concurrent.futures import Executor, Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -77,7 +77,7 @@ class ArchiveWorker:
         self.max_attempts = max_attempts
         self.backoff = backoff
         self.lease = lease
-        self.batch = batch or max(1, processes) * 4
+        self.batch = batch or max(1, processes) * 3
         self.actor = actor
         self.clock = clock
         self._pool: Executor | None = None
@@ -107,8 +107,8 @@ class ArchiveWorker:
         self.close()
 
     # -- claiming -----------------------------------------------------------------------
-    def _claim(self) -> dict[int, list[int]]:
-        """Claim every due job of up to `batch` tickets: ticket_id → job ids.
+    def _claim(self, limit: int, busy: set[int]) -> dict[int, list[int]]:
+        """Claim every due job of up to `limit` tickets not in `busy`: ticket_id → job ids.
         A job whose claim expired (a worker died) is due again."""
         now = self.clock()
         with self.sessions() as session, session.begin():
@@ -119,7 +119,8 @@ class ArchiveWorker:
             ).all()
             groups: dict[int, list[int]] = defaultdict(list)
             for job_id, ticket_id in due:
-                if ticket_id in groups or len(groups) < self.batch:
+                # a ticket being rendered waits: its next version number depends on this one
+                if ticket_id not in busy and (ticket_id in groups or len(groups) < limit):
                     groups[ticket_id].append(job_id)
             claimed: dict[int, list[int]] = defaultdict(list)
             for ticket_id, ids in groups.items():
@@ -183,35 +184,44 @@ class ArchiveWorker:
 
     # -- loops ----------------------------------------------------------------------------
     def run_once(self) -> RunStats:
-        """Carry out every due job, batch after batch, until none is due."""
+        """Carry out every due job until none is due. Keeps up to `batch` tickets in flight,
+        claiming more while earlier ones render, so the pool never waits for the database."""
         stats = RunStats()
-        while claimed := self._claim():
-            self._run_batch(claimed, stats)
+        inflight: deque[tuple[int, list[int], CaseRecord, int, Future | bytes]] = deque()
+        while True:
+            if len(inflight) < self.batch:
+                busy = {item[0] for item in inflight}
+                for ticket_id, job_ids in self._claim(self.batch - len(inflight), busy).items():
+                    started = self._start(ticket_id, job_ids, stats)
+                    if started is not None:
+                        inflight.append(started)
+            if not inflight:
+                break
+            ticket_id, job_ids, record, version, work = inflight.popleft()
+            try:
+                pdf = work.result() if isinstance(work, Future) else work
+                self._finish(ticket_id, job_ids, record, version, pdf, stats)
+            except Exception as error:  # one bad case never stops the others
+                log.exception("archiving ticket %d (%s) failed", ticket_id, record.ticket_ref)
+                self._fail(job_ids, error, stats)
         if stats.written:
             self._sync_manifest()
         return stats
 
-    def _run_batch(self, claimed: dict[int, list[int]], stats: RunStats) -> None:
-        executor = self._executor()
-        pending: list[tuple[int, list[int], CaseRecord, int, Future | bytes]] = []
-        for ticket_id, job_ids in claimed.items():
-            try:
-                record, version = self._prepare(ticket_id)
-                if executor is None:
-                    work: Future | bytes = _render(record, self.lang, version, is_final(record))
-                else:
-                    work = executor.submit(_render, record, self.lang, version, is_final(record))
-                pending.append((ticket_id, job_ids, record, version, work))
-            except Exception as error:  # one bad case never stops the others
-                log.exception("archive job for ticket %d could not start", ticket_id)
-                self._fail(job_ids, error, stats)
-        for ticket_id, job_ids, record, version, work in pending:
-            try:
-                pdf = work.result() if isinstance(work, Future) else work
-                self._finish(ticket_id, job_ids, record, version, pdf, stats)
-            except Exception as error:
-                log.exception("archiving ticket %d (%s) failed", ticket_id, record.ticket_ref)
-                self._fail(job_ids, error, stats)
+    def _start(self, ticket_id: int, job_ids: list[int], stats: RunStats):
+        """Load the record and hand it to the pool (or render it here when processes=0)."""
+        try:
+            record, version = self._prepare(ticket_id)
+            executor = self._executor()
+            if executor is None:
+                work: Future | bytes = _render(record, self.lang, version, is_final(record))
+            else:
+                work = executor.submit(_render, record, self.lang, version, is_final(record))
+            return ticket_id, job_ids, record, version, work
+        except Exception as error:
+            log.exception("archive job for ticket %d could not start", ticket_id)
+            self._fail(job_ids, error, stats)
+            return None
 
     def _sync_manifest(self) -> None:
         try:
