@@ -286,6 +286,23 @@ def test_idle_takes_a_new_message_within_about_a_second(dovecot: DovecotServer, 
     assert not thread.is_alive()
 
 
+def test_polling_without_idle_takes_new_mail_each_interval(dovecot: DovecotServer, stop):
+    """idle=False: the source polls every poll_interval and takes what arrived."""
+    sink = RecordingSink()
+    source = ImapSource(account(dovecot, idle=False, poll_interval=0.3), "INBOX", sink, stop)
+    thread = start_forever(source)
+    try:
+        wait_until_idle(sink)
+        for i in range(2):
+            dovecot.append("support", "INBOX", message(f"polled {i}"))
+            assert sink.wait(lambda: len(sink.takes) == i + 1, timeout=3)
+    finally:
+        stop.set()
+        thread.join(5)
+    assert not thread.is_alive()
+    assert dovecot.list_uids("support", "INBOX") == []
+
+
 def test_kick_during_idle_reconnects_and_loses_nothing(dovecot: DovecotServer, stop):
     """The connection is dropped during IDLE: the error is reported, the source reconnects, and
     everything that arrived meanwhile is taken exactly once."""
