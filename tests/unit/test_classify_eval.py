@@ -1,4 +1,4 @@
-"""Regression guard: the default rules keep their accuracy on the whole labelled evaluation set."""
+"""Regression guards: the default rules keep their accuracy on the labelled evaluation sets."""
 from __future__ import annotations
 
 import importlib.util
@@ -16,20 +16,31 @@ def _bench():
 
 
 def test_eval_set_is_large_and_varied():
-    """At least 300 messages, about two thirds Chinese, every type and urgency, at least a third held out."""
+    """At least 300 messages, about two thirds Chinese, every type and urgency, a held-out third."""
     rows = _bench().load_set()
     assert len(rows) >= 300
     langs = Counter(r["lang"] for r in rows)
     assert 0.6 <= (langs["zh"] + langs["zh-hant"]) / len(rows) <= 0.72 and langs["zh-hant"] >= 20
     assert set(Counter(r["type"] for r in rows)) == {"inquiry", "complaint", "fault", "request", "suggestion"}
     assert set(Counter(r["urgency"] for r in rows)) == {"urgent", "important", "normal"}
-    assert 0.3 <= sum(r["split"] == "heldout" for r in rows) / len(rows) <= 0.5
+    assert 0.28 <= sum(r["split"] == "heldout" for r in rows) / len(rows) <= 0.4
 
 
-def test_default_rules_accuracy_on_whole_set():
-    """Type accuracy ≥ 0.90 and urgency accuracy ≥ 0.85 over all messages with config/rules.toml."""
+def test_default_rules_accuracy_on_whole_eval_set():
+    """Type accuracy ≥ 0.90 and urgency accuracy ≥ 0.85 over the whole evaluation set with config/rules.toml."""
     bench = _bench()
     results = bench.evaluate(bench.Classifier.from_file(ROOT / "config" / "rules.toml"), bench.load_set())
     type_acc, urgency_acc = bench.accuracy(results, "type"), bench.accuracy(results, "urgency")
     assert type_acc >= 0.90, f"type accuracy fell to {type_acc:.3f}"
     assert urgency_acc >= 0.85, f"urgency accuracy fell to {urgency_acc:.3f}"
+
+
+def test_default_rules_do_not_get_worse_on_unseen_messages():
+    """On messages never tuned on (unseen.jsonl) the rules stay at least at today's level:
+    a floor just under what they score now (about 0.58 type, 0.71 urgency), not a target."""
+    bench = _bench()
+    rows = bench.load_set(bench.UNSEEN_SET)
+    assert len(rows) >= 100 and all(r["split"] == "heldout" for r in rows)
+    results = bench.evaluate(bench.Classifier.from_file(ROOT / "config" / "rules.toml"), rows)
+    assert bench.accuracy(results, "type") >= 0.55
+    assert bench.accuracy(results, "urgency") >= 0.65
