@@ -154,6 +154,7 @@ class ImapSource:
         self._warned_no_uidplus = False
         self._last_report: tuple[int | None, str | None] | None = None
         self._last_report_at = 0.0
+        self._taken = 0
 
     # -- the two ways to run ---------------------------------------------------
 
@@ -234,8 +235,19 @@ class ImapSource:
 
     def _drain(self) -> None:
         """Take batches until a search finds nothing new (or stop is set), then report."""
+        reused = self._client is not None
         client = self._connected()
-        client.noop()  # lets the server show us what arrived since the last command
+        try:
+            client.noop()  # lets the server show us what arrived since the last command
+        except Exception as exc:
+            if not reused:
+                raise
+            # The connection kept from the last pass died meanwhile (server restart,
+            # idle timeout): one fresh connection at once, no error, no backoff.
+            self.log.info("%s: kept connection is gone (%s); reconnecting", self.name, type(exc).__name__)
+            self.close()
+            client = self._connected()
+            client.noop()
         while True:
             _pop_exists(client)
             uids = sorted(client.search(search_criteria(self.account)))

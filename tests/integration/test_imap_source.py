@@ -349,6 +349,22 @@ def test_server_restart_during_idle_reconnects(dovecot: DovecotServer, stop):
     assert not thread.is_alive()
 
 
+def test_run_once_after_a_server_restart_reconnects_at_once(dovecot: DovecotServer, stop):
+    """A connection kept between two run_once calls died with the server: the next call
+    reconnects and takes the mail, without reporting an error."""
+    sink = RecordingSink()
+    source = ImapSource(account(dovecot), "INBOX", sink, stop)
+    try:
+        assert source.run_once() == 0
+        dovecot.stop()
+        dovecot.start()
+        dovecot.append("support", "INBOX", message("after restart"))
+        assert source.run_once() == 1
+    finally:
+        source.close()
+    assert sink.errors == []
+
+
 def test_stop_ends_run_forever_within_two_seconds(dovecot: DovecotServer, stop):
     """Setting stop while the source idles ends run_forever in under 2 s and logs out."""
     sink = RecordingSink()
