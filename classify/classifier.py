@@ -58,21 +58,24 @@ class Classification:
                      else f", next {d['runner_up']} {d['runner_up_score']:g}")
         return text
 
-    def explain(self, lang: str = "en") -> str:
-        """Readable lines: the decision, then which keyword in which field moved which score."""
+    def explain(self, lang: str = "en", labels: dict[str, str] | None = None) -> str:
+        """Readable lines: the decision, then which keyword in which field moved which score.
+        `labels` names departments for people, e.g. StaffDirectory.labels("zh") → {"after_sales": "售后部"}."""
         zh = lang.lower().startswith("zh")
+        name = (lambda d: f"{labels[d]}({d})" if zh else f"{labels[d]} ({d})") if labels else (lambda d: d)
+        depts = [name(d) if not labels or d in labels else d for d in self.departments]
         label = (lambda v: f"{LABELS_ZH.get(v, v)}({v})") if zh else (lambda v: v)
         lines = []
         if zh:
             lines.append(f"类型:{label(self.type)} — {self.reason('type', lang)}")
             lines.append(f"紧急程度:{label(self.urgency)} — {self.reason('urgency', lang)}")
-            lines.append(f"部门:{', '.join(self.departments) or '无'}" + (f"(牵头:{self.departments[0]})" if len(self.departments) > 1 else ""))
+            lines.append(f"部门:{'、'.join(depts) or '无'}" + (f",{depts[0]}牵头" if len(depts) > 1 else ""))
             if self.flagged:
                 lines.append("加急:是,须通知部门负责人")
         else:
             lines.append(f"type: {self.type} — {self.reason('type', lang)}")
             lines.append(f"urgency: {self.urgency} — {self.reason('urgency', lang)}")
-            lines.append(f"departments: {', '.join(self.departments) or 'none'}" + (f" (lead: {self.departments[0]})" if len(self.departments) > 1 else ""))
+            lines.append(f"departments: {', '.join(depts) or 'none'}" + (f"; lead: {depts[0]}" if len(depts) > 1 else ""))
             if self.flagged:
                 lines.append("flagged: 加急 (urgent; notify the department head)")
         for m in self.matches:

@@ -102,6 +102,11 @@ class StaffDirectory:
         """Members of a department, in file order."""
         return [m for m in self.members if department in m.departments]
 
+    def labels(self, lang: str = "en") -> dict[str, str]:
+        """Department id → its name for people, in Chinese ("zh") or English."""
+        zh = lang.lower().startswith("zh")
+        return {name: (d.label_zh if zh else d.label_en) for name, d in self.departments.items()}
+
     def head(self, department: str) -> StaffMember | None:
         """Who is notified of a 加急 case in this department."""
         dept = self.departments.get(department)

@@ -45,3 +45,12 @@ def test_routing_in_a_custom_file(tmp_path: Path):
     clf = Classifier.from_file(path)
     assert clf.departments_for("complaint") == ["quality", "after_sales"]
     assert clf.classify("", "").departments == []
+
+
+def test_explanation_names_departments_for_people():
+    """With the staff directory's labels, explanations say 售后部 / After-sales, the lead first."""
+    clf = Classifier.from_file(ROOT / "config" / "rules.toml")
+    staff = load_staff(ROOT / "config" / "staff.toml")
+    r = clf.classify("系统瘫痪", "所有用户都无法登录")
+    assert "部门:售后部(after_sales)、技术部(tech),售后部(after_sales)牵头" in r.explain("zh", staff.labels("zh"))
+    assert "departments: After-sales (after_sales), Technical support (tech); lead: After-sales (after_sales)" in r.explain("en", staff.labels())
