@@ -1,7 +1,7 @@
 """A CaseRecord from intake's tables (tickets, customers, messages, attachments): the worker's `load_record`.
 
 The only module of the archive that reads the ticket system's models; the owner may pass
-`make_loader(tz, lang)` to ArchiveWorker or write their own loader.
+`TicketLoader(tz, lang, staff)` to ArchiveWorker or write their own loader.
 """
 from __future__ import annotations
 
@@ -102,8 +102,8 @@ def load_record(session: Session, ticket_id: int, *, tz: str = "Asia/Shanghai", 
     )
 
 
-class make_loader:
-    """A picklable `load_record(session, ticket_id)` for ArchiveWorker with the configured zone,
+class TicketLoader:
+    """The `load_record(session, ticket_id)` for ArchiveWorker, with the configured zone,
     language and, optionally, a callable returning the current staff directory (it hot-reloads)."""
 
     def __init__(self, tz: str = "Asia/Shanghai", lang: str = "zh", staff: Callable[[], object] | None = None):

@@ -14,7 +14,7 @@ from intake.models import UTCDateTime
 
 JOB_REASONS = ("opened", "changed", "closed")
 JOB_STATUSES = ("pending", "running", "done", "failed")
-AUDIT_ACTIONS = ("written", "purge", "hold", "release", "override", "verify", "refused")
+AUDIT_ACTIONS = ("written", "purge", "hold", "release", "override", "verify", "failed")
 
 
 def utcnow() -> datetime:

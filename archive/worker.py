@@ -173,7 +173,7 @@ class ArchiveWorker:
                     stats.failed += 1
                     log.error("archive job %d (ticket %d) failed for good after %d attempts: %s",
                               job.id, job.ticket_id, job.attempts, message)
-                    session.add(ArchiveAudit(actor=self.actor, action="refused", detail={
+                    session.add(ArchiveAudit(actor=self.actor, action="failed", detail={
                         "job": job.id, "ticket_id": job.ticket_id, "error": message, "attempts": job.attempts}))
                 else:
                     job.status = "pending"

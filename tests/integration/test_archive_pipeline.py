@@ -10,7 +10,7 @@ from pathlib import Path, PurePosixPath
 import pypdf
 from sqlalchemy import select
 
-from archive.from_tickets import make_loader
+from archive.from_tickets import TicketLoader
 from classify import load_staff
 from archive.integrity import verify
 from archive.models import ArchiveFile
@@ -43,7 +43,7 @@ def test_a_real_ticket_is_archived_with_its_email_embedded(ctx, pipeline, tmp_pa
         enqueue(s, ticket.id, "opened")
     storage = LocalStorage(tmp_path / "archive")
     staff = load_staff(Path(__file__).resolve().parents[2] / "config" / "staff.toml")
-    with ArchiveWorker(ctx.sessions, storage, make_loader(ctx.config.tickets.timezone, "zh", staff=lambda: staff), processes=1) as worker:
+    with ArchiveWorker(ctx.sessions, storage, TicketLoader(ctx.config.tickets.timezone, "zh", staff=lambda: staff), processes=1) as worker:
         assert worker.run_once().written == 1
     with ctx.sessions() as s:
         row = s.scalars(select(ArchiveFile)).one()

@@ -127,7 +127,7 @@ def test_failed_job_is_retried_with_backoff_then_marked_failed_with_its_error(en
     with sessions() as s:
         job = s.scalars(select(ArchiveJob).where(ArchiveJob.ticket_id == 4)).one()
         assert (job.status, job.attempts) == ("failed", 3)
-        audit = s.scalars(select(ArchiveAudit).where(ArchiveAudit.action == "refused")).one()
+        audit = s.scalars(select(ArchiveAudit).where(ArchiveAudit.action == "failed")).one()
         assert audit.detail["ticket_id"] == 4 and "cannot be loaded" in audit.detail["error"]
         assert job_counts(s) == {"done": 1, "failed": 1}
 
