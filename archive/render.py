@@ -53,10 +53,10 @@ TEXTS = {
     },
     "en": {
         "doc_title": "Customer case record", "record": "Record", "customer_number": "Customer no.",
-        "customer": "Customer / contact", "industry": "Industry", "contact": "Contact",
+        "customer": "Customer", "industry": "Industry", "contact": "Contact",
         "phone": "Phone", "email": "Email", "date": "Date", "channel": "Channel",
         "type": "Type", "urgency": "Urgency", "department": "Department", "handler": "Handler",
-        "status": "Status", "expected": "Expected completion", "actual": "Actual completion",
+        "status": "Status", "expected": "Expected by", "actual": "Completed on",
         "satisfaction": "Satisfaction", "description": "Description", "outcome": "Outcome",
         "follow_up": "Follow-up plan", "notes": "Notes", "classification": "Why this classification",
         "thread": "Messages", "messages_count": "{n} in all", "attachments": "Attachments",
