@@ -102,16 +102,21 @@ def _longest_per_axis(hits: list[Hit], rules) -> list[Hit]:
     """Drop a hit lying inside a longer hit on the same axis (type or urgency):
     '离线模式' (offline mode, a request) is not also '离线' (offline, a fault), but
     '瘫痪' still counts for urgency inside '系统瘫痪' counted for the type."""
-    axis = [rules[h.rule].target.split(":", 1)[0] for h in hits]
-    kept = []
+    inside: set[int] = set()
+    by_axis: dict[str, list[int]] = {}
     for i, h in enumerate(hits):
-        inside = any(
-            axis[j] == axis[i] and o.start <= h.start and h.end <= o.end and (o.end - o.start) > (h.end - h.start)
-            for j, o in enumerate(hits)
-        )
-        if not inside:
-            kept.append(h)
-    return kept
+        by_axis.setdefault(rules[h.rule].target.split(":", 1)[0], []).append(i)
+    for indexes in by_axis.values():
+        # by start, longest first: every earlier hit starts at or before this one
+        indexes.sort(key=lambda i: (hits[i].start, -hits[i].end))
+        far_end, far_start = -1, -1   # furthest end so far, and the first start reaching it
+        for i in indexes:
+            h = hits[i]
+            if far_end > h.end or (far_end == h.end and far_start < h.start):
+                inside.add(i)
+            if h.end > far_end:
+                far_end, far_start = h.end, h.start
+    return [h for i, h in enumerate(hits) if i not in inside]
 
 
 class Classifier:

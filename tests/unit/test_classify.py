@@ -186,3 +186,29 @@ def test_tie_order_decides_ties_when_configured(tmp_path: Path):
     tie = clf.classify("", "投诉 故障")
     assert tie.type == "fault" and "first in the tie order" in tie.explain()
     assert clf.classify("", "投诉 希望增加").type == "complaint"  # weights 2 vs 1: no tie
+
+
+def test_longer_keyword_wins_on_its_axis_only(tmp_path: Path):
+    """'离线模式' (a request) hides '离线' (a fault) inside it, while '瘫痪' inside '系统瘫痪'
+    still counts for urgency, which is another axis."""
+    path = tmp_path / "rules.toml"
+    path.write_text("""
+[[rules]]
+name = "fault"
+target = "type:fault"
+keywords = ["离线", "系统瘫痪"]
+[[rules]]
+name = "request"
+target = "type:request"
+keywords = ["离线模式"]
+[[rules]]
+name = "urgent"
+target = "urgency:urgent"
+keywords = ["瘫痪"]
+""", encoding="utf-8")
+    clf = Classifier.from_file(path)
+    r = clf.classify("", "希望APP有离线模式")
+    assert r.type == "request" and [m.keyword for m in r.matches] == ["离线模式"]
+    assert clf.classify("", "设备离线了").type == "fault"
+    r = clf.classify("", "系统瘫痪")
+    assert (r.type, r.urgency) == ("fault", "urgent")
