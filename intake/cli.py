@@ -198,6 +198,25 @@ def cmd_tickets(args, out: Output) -> int:
     return 0
 
 
+def cmd_report(args, out: Output) -> int:
+    from intake.report import as_text, weekly
+
+    ctx = _context(args)
+    try:
+        report = weekly(ctx, args.week)
+    except ValueError as exc:
+        print(f"intake: --week: {exc}", file=sys.stderr)
+        return 2
+    out.row(report, as_text(report))
+    if args.pdf:
+        from intake.report_pdf import write_pdf
+
+        write_pdf(report, args.pdf, ctx.config.paths.templates)
+        if not out.as_json:
+            print(f"PDF written to {args.pdf}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="intake", description=__doc__)
     parser.add_argument("--config", type=Path, help="config file (default: $INTAKE_CONFIG, ./config/intake.toml, built-in defaults)")
@@ -239,6 +258,13 @@ def build_parser() -> argparse.ArgumentParser:
     t = tsub.add_parser("show", parents=[common])
     t.add_argument("ref")
     p.set_defaults(func=cmd_tickets)
+
+    p = sub.add_parser("report", parents=[common], help="review figures")
+    rsub = p.add_subparsers(dest="action", required=True)
+    r = rsub.add_parser("weekly", parents=[common], help="the weekly review: counts, SLA, response times, satisfaction, keywords")
+    r.add_argument("--week", metavar="2026-W47", help="ISO week (default: the last complete week)")
+    r.add_argument("--pdf", metavar="FILE", type=Path, help="also write the report with charts as a PDF")
+    p.set_defaults(func=cmd_report)
     return parser
 
 
