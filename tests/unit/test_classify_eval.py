@@ -37,10 +37,10 @@ def test_default_rules_accuracy_on_whole_eval_set():
 
 def test_default_rules_do_not_get_worse_on_unseen_messages():
     """On messages never tuned on (unseen.jsonl) the rules stay at least at today's level:
-    a floor just under what they score now (about 0.58 type, 0.71 urgency), not a target."""
+    a floor just under what they score now (about 0.67 type, 0.73 urgency), not a target."""
     bench = _bench()
     rows = bench.load_set(bench.UNSEEN_SET)
     assert len(rows) >= 100 and all(r["split"] == "heldout" for r in rows)
     results = bench.evaluate(bench.Classifier.from_file(ROOT / "config" / "rules.toml"), rows)
-    assert bench.accuracy(results, "type") >= 0.55
-    assert bench.accuracy(results, "urgency") >= 0.65
+    assert bench.accuracy(results, "type") >= 0.62
+    assert bench.accuracy(results, "urgency") >= 0.68
