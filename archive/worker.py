@@ -14,6 +14,7 @@ import multiprocessing
 import threading
 from collections import defaultdict, deque
 from concurrent.futures import Executor, Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Callable
@@ -94,6 +95,14 @@ class ArchiveWorker:
             self._pool = ProcessPoolExecutor(self.processes, mp_context=multiprocessing.get_context("forkserver"),
                                              initializer=_warm_up)
         return self._pool
+
+    def _reset_pool(self) -> None:
+        # a render process died (killed, out of memory): every future of that pool fails
+        # and the pool takes no more work, so the next job starts a fresh one
+        log.error("a render process died; starting a new pool")
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = None
 
     def close(self) -> None:
         if self._pool is not None:
@@ -204,6 +213,8 @@ class ArchiveWorker:
             except Exception as error:  # one bad case never stops the others
                 log.exception("archiving ticket %d (%s) failed", ticket_id, record.ticket_ref)
                 self._fail(job_ids, error, stats)
+                if isinstance(error, BrokenProcessPool):
+                    self._reset_pool()
         if stats.written:
             self._sync_manifest()
         return stats
@@ -221,6 +232,8 @@ class ArchiveWorker:
         except Exception as error:
             log.exception("archive job for ticket %d could not start", ticket_id)
             self._fail(job_ids, error, stats)
+            if isinstance(error, BrokenProcessPool):
+                self._reset_pool()
             return None
 
     def _sync_manifest(self) -> None:

@@ -151,6 +151,35 @@ def test_a_render_that_fails_in_the_worker_process_is_retried(env):
         assert s.scalars(select(ArchiveJob.status)).one() == "done"
 
 
+class DiesWhenUnpickled(str):
+    """A string that kills the process that unpickles it: a render process dying mid-job."""
+
+    def __reduce__(self):
+        import os
+
+        return (os._exit, (3,))
+
+
+def test_a_render_process_that_dies_is_replaced_and_the_job_retried(env):
+    """A pool process killed mid-render fails that job (retried later), and the next jobs get a new pool."""
+    sessions, storage = env
+    cases, clock = Cases(), Clock()
+    good = cases.records[1]
+    cases.records[1] = replace(good, notes=DiesWhenUnpickled("x"))
+    add_jobs(sessions, (1, "opened"), now=clock.at)
+    with ArchiveWorker(sessions, storage, cases, processes=1, clock=clock) as worker:
+        stats = worker.run_once()
+        assert (stats.written, stats.retried) == (0, 1)
+        with sessions() as s:
+            assert "BrokenProcessPool" in s.scalars(select(ArchiveJob.last_error)).one()
+        cases.records[1] = good
+        add_jobs(sessions, (2, "opened"), now=clock.at)
+        clock.at += timedelta(minutes=1)
+        assert worker.run_once().written == 2
+    with sessions() as s:
+        assert job_counts(s) == {"done": 2}
+
+
 def test_a_job_claimed_by_a_worker_that_died_is_taken_again_after_its_lease(env):
     """A job left `running` (its worker crashed) is due again once the claim expires."""
     sessions, storage = env
