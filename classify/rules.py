@@ -3,6 +3,7 @@
 File format (every key is shown in config/rules.toml):
 
     [defaults]            type, urgency, subject_weight, negation_window,
+                          type_tie_order, urgency_tie_order,
                           [defaults.urgency_by_type] type = urgency
     [routing]             type = [departments...], the first is the lead
     [negation_sets]       name = [phrases...]
