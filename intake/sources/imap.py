@@ -273,6 +273,8 @@ class ImapSource:
         taken: list[int] = []
         try:
             for uid in uids:
+                if self.stop.is_set():  # finish the message in hand, leave the rest for next time
+                    break
                 item = data.get(uid)
                 raw = item.get(b"BODY[]") if item else None
                 if raw is None:  # expunged by someone else meanwhile
@@ -287,7 +289,7 @@ class ImapSource:
                 self._let_go(client, taken)
         if taken:
             self.log.info("%s: took %d message(s)", self.name, len(taken))
-        return len(uids)
+        return len(uids) if not self.stop.is_set() else len(taken)
 
     def _let_go(self, client: IMAPClient, uids: list[int]) -> None:
         """Mark committed messages done on the server, with one command where possible."""

@@ -365,6 +365,30 @@ def test_run_once_after_a_server_restart_reconnects_at_once(dovecot: DovecotServ
     assert sink.errors == []
 
 
+def test_stop_during_a_batch_finishes_the_message_in_hand_and_moves_only_taken_ones(dovecot: DovecotServer, stop):
+    """stop is set while the 2nd message is being taken: 2 are taken and moved, 3 stay for next time."""
+    raws = [message(i) for i in range(5)]
+    dovecot.append_many("support", "INBOX", raws)
+    sink = RecordingSink()
+    take = sink.take
+
+    def take_then_stop(raw, ref):
+        result = take(raw, ref)
+        if len(sink.takes) == 2:
+            stop.set()
+        return result
+
+    sink.take = take_then_stop
+    source = ImapSource(account(dovecot), "INBOX", sink, stop)
+    try:
+        assert source.run_once() == 2
+    finally:
+        source.close()
+    assert [m["raw"] for m in dovecot.fetch_all("support", "Processed")] == raws[:2]
+    assert [m["raw"] for m in dovecot.fetch_all("support", "INBOX")] == raws[2:]
+    assert sink.reports[-1] == {"source": "imap:support/INBOX", "backlog": 3, "error": None}
+
+
 def test_stop_ends_run_forever_within_two_seconds(dovecot: DovecotServer, stop):
     """Setting stop while the source idles ends run_forever in under 2 s and logs out."""
     sink = RecordingSink()
