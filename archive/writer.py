@@ -42,11 +42,15 @@ def record_file(session: Session, record: CaseRecord, pdf: bytes, path: PurePosi
                 now: datetime | None = None) -> ArchiveFile:
     """The archive_files row (linked into the chain) and the `written` audit entry; the caller commits."""
     now = now or datetime.now(timezone.utc)
+    # a legal hold is on the case: a version written while it holds is held too
+    held = session.scalars(select(ArchiveFile).where(ArchiveFile.ticket_ref == record.ticket_ref,
+                                                     ArchiveFile.legal_hold.is_(True)).limit(1)).first()
     row = ArchiveFile(
         ticket_ref=record.ticket_ref, ticket_id=ticket_id, version=version, final=is_final(record),
         path=str(path), sha256=sha256(pdf), size=len(pdf), created_at=now,
         customer=record.customer_label, case_date=record.date_opened, type=record.type,
-        text=searchable_text(record), legal_hold=False,
+        text=searchable_text(record), legal_hold=held is not None,
+        hold_reason=held.hold_reason if held is not None else None,
     )
     link(session, row)
     session.add(row)

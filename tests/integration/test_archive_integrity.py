@@ -193,6 +193,20 @@ def test_legal_hold_blocks_purge_until_released(env):
     assert actions == ["written", "hold", "release", "purge"]
 
 
+def test_a_version_written_during_a_hold_is_held_too(env):
+    """The hold is on the case: a later version inherits it and is not purged either."""
+    sessions, storage = env
+    c = open_case("261122-0001")
+    write(sessions, storage, c)
+    with sessions() as s, s.begin():
+        hold(s, "261122-0001", "监管调查", actor="staff:legal")
+    write(sessions, storage, closed(c, date(2026, 11, 30)))
+    with sessions() as s, s.begin():
+        rows = s.scalars(select(ArchiveFile).order_by(ArchiveFile.version)).all()
+        assert [(r.legal_hold, r.hold_reason) for r in rows] == [(True, "监管调查")] * 2
+        assert purge(s, storage, datetime(2030, 1, 1, tzinfo=timezone.utc)) == []
+
+
 def test_hold_of_unknown_case_and_without_reason_is_refused(env):
     sessions, storage = env
     write(sessions, storage, open_case("261122-0001"))
