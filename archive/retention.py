@@ -61,11 +61,20 @@ def apply_close(session: Session, ticket_ref: str, closed_on: date, policy: Rete
     """Set the retention date of every version of a closed case; only ever moves it later
     (a case reopened and closed again is kept from its last close)."""
     until = policy.until(closed_on)
-    for row in session.scalars(select(ArchiveFile).where(ArchiveFile.ticket_ref == ticket_ref)):
+    for row in session.scalars(select(ArchiveFile).where(ArchiveFile.ticket_ref == ticket_ref,
+                                                         ArchiveFile.purged_at.is_(None))):
         row.closed_on = max(filter(None, (row.closed_on, closed_on)))
         if row.retention_until is None or row.retention_until < until:
             row.retention_until = until
     return until
+
+
+def apply_open(session: Session, ticket_ref: str) -> None:
+    """A case (re)opened has no retention date: nothing of it may go while it is open,
+    whatever an earlier close allowed. Its next close sets the date again."""
+    for row in session.scalars(select(ArchiveFile).where(ArchiveFile.ticket_ref == ticket_ref,
+                                                         ArchiveFile.purged_at.is_(None))):
+        row.retention_until = None
 
 
 def expired(row: ArchiveFile, today: date) -> bool:

@@ -16,7 +16,7 @@ from archive.integrity import link, sha256
 from archive.models import ArchiveAudit, ArchiveFile
 from archive.naming import archive_path
 from archive.record import CaseRecord, label, searchable_text
-from archive.retention import RetentionPolicy, apply_close
+from archive.retention import RetentionPolicy, apply_close, apply_open
 from archive.storage import Storage
 
 
@@ -57,6 +57,8 @@ def record_file(session: Session, record: CaseRecord, pdf: bytes, path: PurePosi
     session.flush()
     if record.closed_on is not None:
         apply_close(session, record.ticket_ref, record.closed_on, policy)
+    else:
+        apply_open(session, record.ticket_ref)
     session.add(ArchiveAudit(actor=actor, action="written", path=str(path), ticket_ref=record.ticket_ref, at=now,
                              detail={"version": version, "final": row.final, "sha256": row.sha256,
                                      "size": row.size, "seq": row.seq}))

@@ -218,11 +218,15 @@ def test_hold_of_unknown_case_and_without_reason_is_refused(env):
 
 
 def test_reopened_case_is_kept_from_its_last_close(env):
-    """Closed, reopened, closed again a year later: every version's retention moves to the later date."""
+    """Closed, reopened: nothing of it can go while open, even past two years from the first close;
+    closed again a year later: every version is kept two years from that close."""
     sessions, storage = env
     c = open_case("261122-0001")
-    write(sessions, storage, closed(c, date(2026, 11, 30)), replace(c, status="in_progress"),
-          closed(c, date(2027, 12, 1)))
+    write(sessions, storage, closed(c, date(2026, 11, 30)), replace(c, status="in_progress"))
+    with sessions() as s, s.begin():
+        assert set(s.scalars(select(ArchiveFile.retention_until))) == {None}
+        assert purge(s, storage, datetime(2029, 1, 1, tzinfo=timezone.utc)) == []
+    write(sessions, storage, closed(c, date(2027, 12, 1)))
     with sessions() as s:
         assert set(s.scalars(select(ArchiveFile.retention_until))) == {date(2029, 12, 1)}
 
