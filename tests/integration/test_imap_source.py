@@ -286,6 +286,29 @@ def test_idle_takes_a_new_message_within_about_a_second(dovecot: DovecotServer, 
     assert not thread.is_alive()
 
 
+def test_mail_arriving_while_the_source_works_is_never_left_waiting(dovecot: DovecotServer, stop):
+    """Appends racing with searches, moves and IDLE: each of 60 messages is taken once, within
+    seconds of the last append (a missed EXISTS would leave one waiting for idle_timeout)."""
+    sink = RecordingSink()
+    source = ImapSource(account(dovecot, idle_timeout=120, batch_size=7), "INBOX", sink, stop)
+    thread = start_forever(source)
+    raws = [message(i) for i in range(60)]
+    try:
+        wait_until_idle(sink)
+        with dovecot.client("support") as writer:
+            for i, raw in enumerate(raws):
+                writer.append("INBOX", raw)
+                time.sleep(0.002 * (i % 7))
+        assert sink.wait(lambda: len(sink.takes) == 60, timeout=5), f"{len(sink.takes)} of 60 taken"
+        assert sink.raws == raws  # in arrival (UID) order
+        assert len({ref.key for _, ref in sink.takes}) == 60
+        assert _eventually(lambda: dovecot.list_uids("support", "INBOX") == [])
+    finally:
+        stop.set()
+        thread.join(5)
+    assert not thread.is_alive()
+
+
 def test_polling_without_idle_takes_new_mail_each_interval(dovecot: DovecotServer, stop):
     """idle=False: the source polls every poll_interval and takes what arrived."""
     sink = RecordingSink()
