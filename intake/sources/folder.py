@@ -116,7 +116,7 @@ class FolderSource:
 
     # -- scanning ---------------------------------------------------------------
 
-    def pending(self, now: float | None = None) -> tuple[list[Path], float | None]:
+    def pending(self, now: float | None = None, *, settle: bool = True) -> tuple[list[Path], float | None]:
         """Ready files in arrival order, and when the next not-yet-settled one will be ready."""
         now = time.time() if now is None else now
         ready: list[tuple[float, str, Path]] = []
@@ -126,7 +126,7 @@ class FolderSource:
                 mtime = path.stat().st_mtime
             except FileNotFoundError:
                 continue
-            if now - mtime < self.settle_seconds:
+            if settle and now - mtime < self.settle_seconds:
                 at = mtime + self.settle_seconds
                 next_ready = at if next_ready is None else min(next_ready, at)
                 continue
@@ -135,12 +135,13 @@ class FolderSource:
         return [p for _, _, p in ready], next_ready
 
     def run_once(self) -> int:
-        """Take every ready file once; returns how many were taken (done or rejected)."""
-        taken, _ = self._scan()
+        """Take every file there once (`intake run --once`, `intake ingest`-like: the caller
+        says the files are complete, so no settling); returns how many were taken."""
+        taken, _ = self._scan(settle=False)
         return taken
 
-    def _scan(self) -> tuple[int, float | None]:
-        files, next_ready = self.pending()
+    def _scan(self, *, settle: bool = True) -> tuple[int, float | None]:
+        files, next_ready = self.pending(settle=settle)
         taken = 0
         error: str | None = None
         for path in files:

@@ -146,14 +146,25 @@ def test_file_dropped_while_running_is_taken_after_settling(spool, ctx, sink):
 
 
 def test_fresh_file_waits_until_it_stops_changing(spool, ctx, sink):
-    """A file copied in without tmp/+rename is left alone until settled (it may be half written)."""
+    """The watcher leaves a file copied in without tmp/+rename alone until settled (it may be
+    half written); `run --once` (run_once) takes what is there."""
     path = spool / "half.json"
     path.write_text('{"name": "王', "utf-8")
-    source = SpoolSource(spool, sink, settle_seconds=5)
-    assert source.run_once() == 0 and source_items(ctx) == [] and path.exists()
-    path.write_text(json.dumps(submission(), ensure_ascii=False), "utf-8")
-    age(path)
-    assert source.run_once() == 1 and files(spool / "done") == ["half.json"] and len(tickets(ctx)) == 1
+    source = SpoolSource(spool, sink, settle_seconds=3, rescan_seconds=0.2)
+    stop = threading.Event()
+    runner = threading.Thread(target=source.run_forever, args=(stop,))
+    runner.start()
+    try:
+        time.sleep(1.0)  # several rescans while the file is fresh
+        assert source_items(ctx) == [] and path.exists()
+        path.write_text(json.dumps(submission(), ensure_ascii=False), "utf-8")  # the writer finishes
+        wait_for(lambda: files(spool / "done") == ["half.json"], timeout=8)
+    finally:
+        stop.set()
+        runner.join(timeout=5)
+    assert len(tickets(ctx)) == 1
+    fresh = write_spool_file(spool, submission(2))
+    assert source.run_once() == 1 and files(spool / "done") == sorted(["half.json", fresh.name])
 
 
 def test_invalid_files_go_to_rejected_with_a_reason_and_nothing_is_deleted(spool, ctx, sink):
