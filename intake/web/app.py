@@ -169,7 +169,9 @@ class FormApp:
     async def submit_form(self, request: Request) -> Response:
         ip = client_ip(request, self.settings)
         try:
-            form = await request.form(max_files=self.settings.max_files, max_fields=50)
+            # The parser's own file cap is generous: over `max_files` becomes a field error
+            # on the page (input kept) rather than a bare 400; the body limit bounds the bytes.
+            form = await request.form(max_files=max(100, self.settings.max_files), max_fields=50)
         except HTTPException as exc:  # too many files or fields, or a malformed body
             return PlainTextResponse(exc.detail, exc.status_code)
         lang = self.lang(request, str(form.get("lang") or ""))
@@ -212,9 +214,11 @@ class FormApp:
     async def read_files(self, form: FormData, lang: str) -> tuple[str | None, list[dict]]:
         """The uploads as spool attachments; an oversize file is refused before it is read."""
         out: list[dict] = []
-        for upload in form.getlist("attachments"):
-            if not isinstance(upload, UploadFile) or not upload.filename:
-                continue  # an empty file input sends a nameless part
+        # an empty file input sends a nameless part
+        uploads = [u for u in form.getlist("attachments") if isinstance(u, UploadFile) and u.filename]
+        if len(uploads) > self.settings.max_files:
+            return msg("too_many", lang, max=self.settings.max_files), []
+        for upload in uploads:
             if upload.size is not None and upload.size > self.settings.max_file_bytes:
                 return msg("file_too_big", lang, name=upload.filename, max=human_size(self.settings.max_file_bytes)), []
             blob = await upload.read()

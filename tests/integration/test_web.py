@@ -392,6 +392,25 @@ def test_rate_limit_per_ip_email_and_phone_answers_429_with_retry_after(make_web
     assert len(web.done()) == 9
 
 
+def test_too_many_files_is_a_field_error_with_input_kept(make_web):
+    web = make_web(max_files=2)
+    with web.client() as c:
+        token = csrf(c)
+        r = c.post("/submit", data={**valid(), "csrf_token": token},
+                   files=[("attachments", (f"p{i}.pdf", PDF, "application/pdf")) for i in range(3)])
+    assert r.status_code == 422 and 'id="attachments-error">附件过多（最多 2 个）' in r.text and 'value="张伟"' in r.text
+    assert web.stored() == []
+
+
+def test_port_in_use_is_an_error_not_a_silent_thread_exit(tmp_path):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        app = create_app(WebSettings(), FlakySink(None), tmp_path / "spool")
+        with pytest.raises(OSError, match="could not start"):
+            serve(app, "127.0.0.1", taken.getsockname()[1], threading.Event())
+
+
 def test_server_stops_promptly(tmp_path):
     """serve() returns within about a second of the stop event."""
     app = create_app(WebSettings(), FlakySink(None), tmp_path / "spool")
