@@ -108,3 +108,37 @@ def test_a_late_reply_after_the_timeout_is_an_ordinary_customer_message(resolved
     assert result.outcome == "appended" and ticket(ctx, ref).status == "in_progress"
     assert [to_addr(m) for m in sent] == ["li.na@example.com"] and "客户新来信" in sent[0]["Subject"]
     assert surveys(ctx)[0].outcome == "no_objection" and ticket(ctx, ref).satisfaction is None
+
+
+def test_one_question_page_records_the_score_once(make_ctx, db_url, smtp_server):
+    """The link in the survey mail (web.public_base_url set): GET shows 1–5, POST 5 closes the
+    ticket; a second POST and a tampered link change nothing."""
+    import re
+
+    from starlette.applications import Starlette
+    from starlette.testclient import TestClient
+
+    from intake.staffmail.survey_page import survey_routes
+
+    clock = Clock(MONDAY_10)
+    ctx = make_ctx(db_url, clock, **staff_config(smtp_server, web={"public_base_url": "https://help.example.com/"}))
+    pipeline = Pipeline(ctx)
+    ref = pipeline.take(complaint(), SourceRef("t", "open")).ticket
+    [note] = [m for m in deliver(ctx, smtp_server) if to_addr(m) == "li.na@example.com"]
+    pipeline.take(reply_to(note.as_bytes(), sender="李娜 <li.na@example.com>", body="#status resolved\n已处理。"), SourceRef("t", "fix"))
+    survey_mail = [m for m in deliver(ctx, smtp_server) if "满意度调查" in m["Subject"]][0]
+    [link] = re.findall(r"https://help\.example\.com(/survey/\S+)", body(survey_mail))
+
+    client = TestClient(Starlette(routes=survey_routes(ctx)))
+    page = client.get(link)
+    assert page.status_code == 200 and ref in page.text and page.text.count('name="score"') == 5
+    assert client.post(link, data={"score": "9"}).status_code == 400
+    tampered = link[:-1] + ("0" if link[-1] != "0" else "1")
+    assert client.post(tampered, data={"score": "1"}).status_code == 404
+    done = client.post(link, data={"score": "5"})
+    assert done.status_code == 200 and "感谢您的评价" in done.text and "工单已关闭" in done.text
+    assert client.post(link, data={"score": "1"}).status_code == 409
+    t = ticket(ctx, ref)
+    assert t.status == "closed" and t.satisfaction == 5
+    [s] = surveys(ctx)
+    assert (s.outcome, s.score, s.via) == ("satisfied", 5, "web")
