@@ -140,3 +140,41 @@ def test_department_head_refused_when_the_policy_is_off(make_ctx, db_url, smtp_s
     result = pipeline.take(reply_to(note.as_bytes(), sender="李娜 <li.na@example.com>", body="我来处理。"), SourceRef("t", "2"))
     assert result.outcome == "quarantined"
     assert nothing_to_customer(deliver(ctx, smtp_server))
+
+
+def test_retrying_a_refused_reply_keeps_it_held_and_tells_nobody_again(setup, smtp_server):
+    """`intake quarantine retry` on a forged reply: refused again, the same item stays held."""
+    ctx, pipeline, ref, ack, note = setup
+    forged = reply_to(note.as_bytes(), sender="Mallory <mallory@evil.example>", body="转账给我。")
+    pipeline.take(forged, SourceRef("t", "m"))
+    deliver(ctx, smtp_server)
+    [(qid, result)] = pipeline.retry_quarantined()
+    assert result.outcome == "quarantined"
+    [item] = held(ctx)
+    assert item.id == qid and item.retries == 1
+    assert deliver(ctx, smtp_server) == []
+
+
+def test_the_same_staff_reply_from_two_mailboxes_is_relayed_once(setup, smtp_server):
+    """Dedupe covers staff replies too: the customer gets one answer."""
+    ctx, pipeline, ref, ack, note = setup
+    answer = reply_to(note.as_bytes(), sender="李娜 <li.na@example.com>", body="已安排。")
+    assert pipeline.take(answer, SourceRef("imap:a/INBOX", "1:1")).outcome == "appended"
+    assert pipeline.take(answer, SourceRef("imap:b/INBOX", "1:1")).outcome == "duplicate"
+    assert [to_addr(m) for m in deliver(ctx, smtp_server)] == [CUSTOMER]
+
+
+def test_reply_on_a_phone_only_ticket_tells_the_staff_member_to_call(make_ctx, db_url, smtp_server):
+    """A form case with a phone number only cannot be answered by mail: the staff member hears so."""
+    import json
+
+    ctx = make_ctx(db_url, Clock(MONDAY_10), **staff_config(smtp_server))
+    pipeline = Pipeline(ctx)
+    form = json.dumps({"name": "赵丽", "phone": "13812345678", "subject": "投诉", "message": "我要投诉：维修人员一直没来，太差了。"}, ensure_ascii=False)
+    ref = pipeline.take(form.encode(), SourceRef("spool", "f1", "form")).ticket
+    [note] = deliver(ctx, smtp_server)
+    assert to_addr(note) == "li.na@example.com" and "138****5678" in body(note) and "13812345678" not in body(note)
+    pipeline.take(reply_to(note.as_bytes(), sender="李娜 <li.na@example.com>", body="您好，已处理。"), SourceRef("t", "2"))
+    [told] = deliver(ctx, smtp_server)
+    assert to_addr(told) == "li.na@example.com" and "请电话联系" in body(told)
+    assert ticket(ctx, ref).first_response_at is None

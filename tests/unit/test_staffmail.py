@@ -140,3 +140,43 @@ def test_bad_working_hours_are_refused():
 @pytest.mark.parametrize("phone, shown", [("13812345678", "138****5678"), ("+86 138-1234-5678", "138****5678"), ("010-6552-1234", "010****1234"), ("12345", "12345"), (None, "")])
 def test_phone_masked_middle_digits(phone, shown):
     assert mask_phone(phone) == shown
+
+
+# ---- config ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("section, value, key", [
+    ("staff_mail", {"secret": "short"}, "staff_mail.secret"),
+    ("staff_mail", {"secret_env": "INTAKE_TEST_NO_SUCH_VARIABLE"}, "staff_mail.secret_env"),
+    ("staff_mail", {"reply_secret": "x" * 20}, "staff_mail.reply_secret"),
+    ("sla", {"type_hours": {"praise": {"urgent": 1}}}, "sla.type_hours"),
+    ("sla", {"type_hours": {"complaint": {"asap": 1}}}, "sla.type_hours"),
+    ("sla", {"working_hours": "weekdays 9-6"}, "sla.working_hours"),
+    ("sla", {"holidays": ["1 Oct"]}, "sla.holidays"),
+    ("sla", {"remind_before_hours": {"urgent": -1}}, "sla.remind_before_hours"),
+    ("survey", {"close_at": 6}, "survey.close_at"),
+    ("survey", {"timeout_days": 0}, "survey.timeout_days"),
+])
+def test_bad_staff_mail_config_names_the_key(section, value, key):
+    from intake.config import ConfigError, from_dict
+
+    with pytest.raises(ConfigError) as err:
+        from_dict({section: value})
+    assert key in str(err.value)
+
+
+def test_secret_is_masked():
+    from intake.config import from_dict, masked
+
+    assert masked(from_dict({"staff_mail": {"secret": "s" * 32}}))["staff_mail"]["secret"] == "***"
+
+
+def test_key_file_is_made_once_and_kept(tmp_path):
+    """No configured secret: one random key in paths.var, the same on every load."""
+    from intake.config import from_dict
+    from intake.staffmail.token import load_key
+
+    cfg = from_dict({"paths": {"var": str(tmp_path)}})
+    first = load_key(cfg)
+    assert len(first) == 64 and load_key(cfg) == first
+    assert (tmp_path / "reply-token.key").stat().st_mode & 0o777 == 0o600
