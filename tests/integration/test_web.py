@@ -20,6 +20,7 @@ from intake.forms import parse_submission
 from intake.models import OutboxMail, Ticket
 from intake.pipeline import Pipeline
 from intake.sources.base import Result, SourceRef
+from intake.sources.spool import SpoolSource
 from intake.web import WebSettings, create_app, serve
 
 PDF = b"%PDF-1.7\n1 0 obj\n<< /Type /Catalog >>\nendobj\ntrailer\n<<>>\n%%EOF\n"
@@ -194,14 +195,22 @@ def test_json_attachment_with_wrong_type_is_refused(web):
     assert r.status_code == 422 and "invoice.pdf" in r.json()["errors"]["attachments"]
 
 
-def test_pipeline_down_still_spools_and_answers_202(web):
-    """The submission is durable before the answer: with the pipeline failing, the file waits in the spool."""
+def test_pipeline_down_still_spools_and_the_daemon_takes_it_later(web):
+    """The submission is durable before the answer: with the pipeline failing, the file waits
+    in the spool (JSON 202, page says it is stored), and the spool watcher makes it a ticket later."""
     web.sink.fail = True
     with web.client() as c:
         r = c.post("/", json=valid())
+        token = csrf(c)
+        page = c.post("/submit", data={**valid(email="other@kehu.example.cn", message="另一个问题：网络很慢。"), "csrf_token": token})
     assert r.status_code == 202 and r.json() == {"ticket": None, "outcome": "queued"}
-    [waiting] = sorted(web.spool.glob("*.json"))
-    assert json.loads(waiting.read_bytes())["email"] == "zhang.wei@kehu.example.cn"
+    assert page.status_code == 200 and "您的请求已安全保存" in page.text and 'id="ticket-ref"' not in page.text
+    waiting = sorted(web.spool.glob("*.json"))
+    assert [json.loads(p.read_bytes())["email"] for p in waiting] == ["zhang.wei@kehu.example.cn", "other@kehu.example.cn"]
+    assert ticket_count(web) == 0
+    web.sink.fail = False
+    assert SpoolSource(web.spool, web.sink).run_once() == 2  # what the daemon's watcher does
+    assert ticket_count(web) == 2 and sorted(acks(web)) == ["other@kehu.example.cn", "zhang.wei@kehu.example.cn"]
 
 
 # -- the HTML form --------------------------------------------------------------------
