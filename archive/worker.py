@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import threading
-from collections import defaultdict, deque
+from collections import deque
 from concurrent.futures import Executor, Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
@@ -118,32 +118,39 @@ class ArchiveWorker:
     # -- claiming -----------------------------------------------------------------------
     def _claim(self, limit: int, busy: set[int]) -> dict[int, list[int]]:
         """Claim every due job of up to `limit` tickets not in `busy`: ticket_id → job ids.
-        A job whose claim expired (a worker died) is due again."""
+
+        A ticket is claimed whole or not at all, and never while another worker holds a
+        live claim on it: its job rows are locked (FOR UPDATE on PostgreSQL; SQLite has
+        one writer anyway), so two daemons never render the same ticket's next version.
+        A job whose claim expired (its worker died) is due again."""
         now = self.clock()
+        claimed: dict[int, list[int]] = {}
         with self.sessions() as session, session.begin():
-            due = session.execute(
-                select(ArchiveJob.id, ArchiveJob.ticket_id)
+            candidates = session.scalars(
+                select(ArchiveJob.ticket_id)
                 .where(ArchiveJob.status.in_(("pending", "running")), ArchiveJob.next_attempt_at <= now)
-                .order_by(ArchiveJob.next_attempt_at, ArchiveJob.id)
+                .group_by(ArchiveJob.ticket_id)
+                .order_by(func.min(ArchiveJob.next_attempt_at), func.min(ArchiveJob.id))
             ).all()
-            groups: dict[int, list[int]] = defaultdict(list)
-            for job_id, ticket_id in due:
-                # a ticket being rendered waits: its next version number depends on this one
-                if ticket_id not in busy and (ticket_id in groups or len(groups) < limit):
-                    groups[ticket_id].append(job_id)
-            claimed: dict[int, list[int]] = defaultdict(list)
-            for ticket_id, ids in groups.items():
-                for job_id in ids:
-                    # compare-and-set: another daemon on the same database may be claiming too
-                    res = session.execute(
-                        update(ArchiveJob)
-                        .where(ArchiveJob.id == job_id, ArchiveJob.status.in_(("pending", "running")),
-                               ArchiveJob.next_attempt_at <= now)
-                        .values(status="running", next_attempt_at=now + self.lease,
-                                attempts=ArchiveJob.attempts + 1))
-                    if res.rowcount == 1:
-                        claimed[ticket_id].append(job_id)
-        return dict(claimed)
+            for ticket_id in candidates:
+                if len(claimed) >= limit:
+                    break
+                if ticket_id in busy:  # its next version number depends on the one in flight
+                    continue
+                jobs = session.scalars(
+                    select(ArchiveJob)
+                    .where(ArchiveJob.ticket_id == ticket_id, ArchiveJob.status.in_(("pending", "running")))
+                    .order_by(ArchiveJob.id)
+                    .with_for_update()
+                ).all()
+                if any(j.status == "running" and j.next_attempt_at > now for j in jobs):
+                    continue  # another worker is on it
+                due = [j for j in jobs if j.next_attempt_at <= now]
+                for job in due:
+                    job.status, job.next_attempt_at, job.attempts = "running", now + self.lease, job.attempts + 1
+                if due:
+                    claimed[ticket_id] = [j.id for j in due]
+        return claimed
 
     # -- one ticket -----------------------------------------------------------------------
     def _prepare(self, ticket_id: int) -> tuple[CaseRecord, int]:

@@ -217,6 +217,30 @@ def test_run_forever_works_until_stopped(env):
         assert job_counts(s) == {"done": 1}
 
 
+def test_two_workers_on_one_database_keep_one_unbroken_chain(env):
+    """Two archivers (two daemons) draining the same queue concurrently: every job done once,
+    one version per ticket, the chain and manifest intact."""
+    sessions, storage = env
+    cases = Cases()
+    cases.records.update({i: replace(cases.records[1], ticket_ref=f"261122-{i:04d}", customer_name=f"客户{i}")
+                          for i in range(6, 17)})
+    add_jobs(sessions, *((i, "opened") for i in range(1, 17)))
+    workers = [ArchiveWorker(sessions, storage, cases, processes=0, batch=2) for _ in range(2)]
+    results = []
+    threads = [threading.Thread(target=lambda w=w: results.append(w.run_once())) for w in workers]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert sum(r.written for r in results) == 16 and all(r.failed == 0 for r in results)
+    workers[0]._sync_manifest()  # each run_once synced its own view; this one sees all rows
+    with sessions() as s:
+        assert job_counts(s) == {"done": 16}
+        rows = s.scalars(select(ArchiveFile).order_by(ArchiveFile.seq)).all()
+        assert [r.seq for r in rows] == list(range(1, 17)) and {r.version for r in rows} == {1}
+        assert verify(s, storage, record=False) == []
+
+
 def test_enqueue_refuses_unknown_reasons(env):
     sessions, _ = env
     with sessions() as s, pytest.raises(ValueError):
