@@ -172,8 +172,14 @@ class FormApp:
             # The parser's own file cap is generous: over `max_files` becomes a field error
             # on the page (input kept) rather than a bare 400; the body limit bounds the bytes.
             form = await request.form(max_files=max(100, self.settings.max_files), max_fields=50)
-        except HTTPException as exc:  # too many files or fields, or a malformed body
+        except HTTPException as exc:  # too many fields, or a malformed body
             return PlainTextResponse(exc.detail, exc.status_code)
+        try:
+            return await self.handle_form(request, form, ip)
+        finally:
+            await form.close()  # uploads over 1 MB live in temp files until closed
+
+    async def handle_form(self, request: Request, form: FormData, ip: str) -> Response:
         lang = self.lang(request, str(form.get("lang") or ""))
         values = {k: str(form.get(k) or "").strip() for k in FIELDS if not isinstance(form.get(k), UploadFile)}
 
