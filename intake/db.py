@@ -9,7 +9,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
-from sqlalchemy import create_engine, event
+from sqlalchemy import create_engine
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
@@ -19,32 +19,13 @@ class Base(DeclarativeBase):
 
 
 def make_engine(url: str) -> Engine:
-    """One engine per process. SQLite gets WAL, a busy timeout and full durability:
-    a committed ticket must survive a power cut, because the source lets go of
-    the message right after the commit."""
+    """One engine per process. SQLite gets WAL, full durability (a committed ticket
+    must survive a power cut: the source lets go of the message right after the
+    commit) and writers that take turns (intake/sqlite.py)."""
     if url.startswith("sqlite"):
-        path = url.split("///", 1)[-1]
-        if path and path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+        from intake.sqlite import make_sqlite_engine
 
-        @event.listens_for(engine, "connect")
-        def _sqlite_pragmas(dbapi_conn, _record) -> None:  # pragma: no cover - trivial
-            # Python's sqlite3 opens transactions lazily; BEGIN IMMEDIATE makes
-            # writers queue on the busy timeout instead of failing mid-transaction.
-            dbapi_conn.isolation_level = None
-            cur = dbapi_conn.cursor()
-            cur.execute("PRAGMA journal_mode=WAL")
-            cur.execute("PRAGMA synchronous=FULL")
-            cur.execute("PRAGMA foreign_keys=ON")
-            cur.execute("PRAGMA busy_timeout=30000")
-            cur.close()
-
-        @event.listens_for(engine, "begin")
-        def _sqlite_begin(conn) -> None:  # pragma: no cover - trivial
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
-
-        return engine
+        return make_sqlite_engine(url)
     return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
 
 

@@ -48,9 +48,10 @@ def count(ctx, model, *where) -> int:
         return s.scalar(select(func.count()).select_from(model).where(*where))
 
 
-def outbox(ctx) -> list[OutboxMail]:
+def outbox(ctx, kind: str = "ack") -> list[OutboxMail]:
+    """Queued mail of one kind (staff notifications share the outbox with acknowledgements)."""
     with ctx.sessions() as s:
-        return list(s.scalars(select(OutboxMail).order_by(OutboxMail.id)))
+        return list(s.scalars(select(OutboxMail).where(OutboxMail.kind == kind).order_by(OutboxMail.id)))
 
 
 def ticket(ctx, reference: str) -> Ticket:

@@ -1,0 +1,111 @@
+"""SQLite as the embedded database: WAL, full durability, and writers taking turns.
+
+SQLite allows one writer at a time. Left to its busy handler, a waiting writer
+sleeps and polls, and a thread that commits and begins again at once (the IMAP
+source working through a backlog) keeps the lock while the mailer starves. Inside
+one process, writers therefore queue first-come first-served on a ticket lock, and
+the busy timeout only matters against other processes (a CLI command beside the
+daemon). Every transaction is BEGIN IMMEDIATE: taking the write lock up front means
+a transaction never fails half-way when it turns from reading to writing.
+"""
+from __future__ import annotations
+
+import sqlite3
+import threading
+from pathlib import Path
+
+from sqlalchemy import create_engine, event
+from sqlalchemy.engine import Engine
+
+BUSY_TIMEOUT_MS = 30_000
+
+
+class TurnLock:
+    """A first-come first-served lock, re-entrant for the thread that holds it."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._next_ticket = 0
+        self._serving = 0
+        self._owner: int | None = None
+        self._depth = 0
+
+    def acquire(self) -> None:
+        me = threading.get_ident()
+        with self._cond:
+            if self._owner == me:
+                self._depth += 1
+                return
+            ticket = self._next_ticket
+            self._next_ticket += 1
+            while ticket != self._serving:
+                self._cond.wait()
+            self._owner, self._depth = me, 1
+
+    def release(self) -> None:
+        with self._cond:
+            if self._owner != threading.get_ident():
+                return  # not ours (already released by a failed BEGIN)
+            self._depth -= 1
+            if self._depth == 0:
+                self._owner = None
+                self._serving += 1
+                self._cond.notify_all()
+
+
+_locks: dict[str, TurnLock] = {}
+_locks_guard = threading.Lock()
+
+
+def _lock_for(path: str) -> TurnLock:
+    with _locks_guard:
+        return _locks.setdefault(str(Path(path).resolve()), TurnLock())
+
+
+class TurnTakingConnection(sqlite3.Connection):
+    """Holds the database's TurnLock from BEGIN until COMMIT or ROLLBACK is done."""
+
+    turns: TurnLock
+
+    def begin_immediate(self) -> None:
+        self.turns.acquire()
+        try:
+            self.execute("BEGIN IMMEDIATE")
+        except BaseException:
+            self.turns.release()
+            raise
+
+    def commit(self) -> None:
+        try:
+            super().commit()
+        finally:
+            if not self.in_transaction:
+                self.turns.release()
+
+    def rollback(self) -> None:
+        try:
+            super().rollback()
+        finally:
+            self.turns.release()
+
+
+def make_sqlite_engine(url: str) -> Engine:
+    path = url.split("///", 1)[-1]
+    if path and path != ":memory:":
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+    turns = _lock_for(path or ":memory:")
+    # a subclass per database, so every connection to it shares that database's lock
+    factory = type("TurnTakingConnection", (TurnTakingConnection,), {"turns": turns})
+    engine = create_engine(url, connect_args={"timeout": BUSY_TIMEOUT_MS / 1000, "check_same_thread": False, "factory": factory})
+
+    @event.listens_for(engine, "connect")
+    def _pragmas(dbapi_conn, _record) -> None:
+        dbapi_conn.isolation_level = None  # we issue BEGIN ourselves
+        for pragma in ("journal_mode=WAL", "synchronous=FULL", "foreign_keys=ON", f"busy_timeout={BUSY_TIMEOUT_MS}"):
+            dbapi_conn.execute(f"PRAGMA {pragma}")
+
+    @event.listens_for(engine, "begin")
+    def _begin(conn) -> None:
+        conn.connection.dbapi_connection.begin_immediate()
+
+    return engine
