@@ -113,7 +113,7 @@ def _accept(case: Case, session: Session, ctx: Context, ticket: Ticket, member) 
         raise Stop("appended", f"staff reply with {len(parsed.errors)} bad command(s): nothing relayed", ticket.ref)
     relayed = False
     if parsed.body and not parsed.internal:  # the answer first: a survey (#status resolved) follows it
-        relayed = relay(session, ctx, ticket, member, parsed.body)
+        relayed = relay(session, ctx, ticket, member, parsed.body, attachments=case.parsed.attachments)
     for command in parsed.commands:
         apply(command, session, ctx, ticket, member, parsed)
     if parsed.commands and not relayed and ticket.status == "new":
@@ -134,25 +134,34 @@ def _lookup(ctx: Context, word: str) -> str | None:
     return None
 
 
-def relay(session: Session, ctx: Context, ticket: Ticket, member, body: str) -> bool:
-    """The staff member's text to the customer, from the support address, signed with their name."""
+def relay(session: Session, ctx: Context, ticket: Ticket, member, body: str, attachments: list | None = None) -> bool:
+    """The staff member's text (and attached files) to the customer, from the support
+    address, signed with their name. A file over limits.max_attachment_bytes was kept
+    by the parser as name and size only: it is not sent, and the staff member is told."""
     customer = ticket.customer
     actor = f"staff:{member.id}"
     if not customer.email:
         mailq.event(session, ctx, ticket, actor, "relay_skipped", reason="the customer has no email address")
         notify.tell_staff(session, ctx, ticket, member, problems=["the customer has no email address; please call them / 客户没有邮箱，请电话联系"],
-                          subject=ticket.subject, original=body)
+                          subject=ticket.subject, original=body, commands_applied=True)
         return False
     last_in = session.scalar(
         select(Message).where(Message.ticket_id == ticket.id, Message.direction == "in", Message.kind == "customer").order_by(Message.id.desc()).limit(1)
     )
     lang = ticket.language if ticket.language in ("zh", "en") else ctx.config.ack.default_language
     mail = ctx.templates.mail("relay", lang, ticket=ticket, customer=customer, member=member, body=body, support=ctx.config.support)
+    files = [a for a in attachments or [] if not a.truncated]
+    dropped = [a.filename for a in attachments or [] if a.truncated]
     mailq.queue(
         session, ctx, ticket, kind="staff_reply", mail=mail, to_addr=customer.email, to_name=customer.name,
         from_name=f"{member.name} | {ctx.config.support.name}", in_reply_to=last_in.message_id if last_in is not None else None,
-        to_customer=True, auto_submitted=None,
+        to_customer=True, auto_submitted=None, attachments=files,
     )
+    if dropped:
+        limit = ctx.config.limits.max_attachment_bytes
+        mailq.event(session, ctx, ticket, actor, "attachments_not_relayed", files=dropped, limit=limit)
+        notify.tell_staff(session, ctx, ticket, member, subject=ticket.subject, original="", relayed=True,
+                          problems=[f"your answer was sent, but without {', '.join(dropped)}: larger than {limit} bytes / 附件过大，未随回复发送"])
     now = ctx.now()
     if ticket.first_response_at is None:
         ticket.first_response_at = now

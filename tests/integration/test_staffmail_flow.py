@@ -115,3 +115,29 @@ def test_urgent_flagged_case_notifies_the_department_head(make_ctx, db_url, smtp
     assert len(heads) == 1
     assert to_addr(heads[0]) in {"li.na@example.com", "wang.lei@example.com"}  # the head of the ticket's department
     assert "宕机" in body(heads[0])
+
+
+def test_staff_attachments_go_to_the_customer_and_oversized_ones_are_reported(make_ctx, db_url, smtp_server):
+    """A PDF attached to the reply reaches the customer and stays on the ticket; a file over the
+    size limit is not sent and the staff member hears so."""
+    from email.message import EmailMessage
+
+    ctx = make_ctx(db_url, Clock(MONDAY_10), limits={"max_attachment_bytes": 50_000}, **staff_config(smtp_server))
+    pipeline = Pipeline(ctx)
+    ref = pipeline.take(complaint(), SourceRef("t", "1")).ticket
+    [note] = [m for m in deliver(ctx, smtp_server) if to_addr(m) == "li.na@example.com"]
+    reply = email.message_from_bytes(reply_to(note.as_bytes(), sender="李娜 <li.na@example.com>", body="维修单见附件。"), policy=default)
+    assert isinstance(reply, EmailMessage)
+    reply.add_attachment(b"%PDF-1.7 repair order", maintype="application", subtype="pdf", filename="维修单.pdf")
+    reply.add_attachment(b"x" * 60_000, maintype="application", subtype="zip", filename="logs.zip")
+    assert pipeline.take(reply.as_bytes(), SourceRef("t", "2")).outcome == "appended"
+    sent = deliver(ctx, smtp_server)
+    [relayed] = [m for m in sent if to_addr(m) == CUSTOMER]
+    files = {part.get_filename(): part.get_content() for part in relayed.iter_attachments()}
+    assert files == {"维修单.pdf": b"%PDF-1.7 repair order"} and "维修单见附件" in body(relayed)
+    [told] = [m for m in sent if to_addr(m) == "li.na@example.com"]
+    assert "logs.zip" in body(told) and "已转发" in told["Subject"]
+    [out] = [m for m in ticket(ctx, ref).messages if m.kind == "staff_reply"]
+    with ctx.sessions() as s:
+        from intake.models import Message
+        assert [a.filename for a in s.get(Message, out.id).attachments] == ["维修单.pdf"]
