@@ -194,7 +194,7 @@ class FolderSource:
             if result.outcome == "quarantined":
                 self._reject(path, result.reason or "quarantined by the pipeline")
             else:
-                _move(path, self.places(path).done)
+                move(path, self.places(path).done)
             log.info("%s: %s -> %s %s", self.name, path.name, result.outcome, result.ticket or "")
             return result
         finally:
@@ -205,7 +205,7 @@ class FolderSource:
         # The reason first: a crash between the two leaves the file to be offered again.
         places.reason.parent.mkdir(parents=True, exist_ok=True)
         write_atomic(places.reason, (reason.rstrip() + "\n").encode("utf-8"))
-        _move(path, places.rejected)
+        move(path, places.rejected)
         log.warning("%s: %s rejected: %s", self.name, path.name, reason)
 
     # -- watching ---------------------------------------------------------------
@@ -288,7 +288,7 @@ def write_atomic(path: Path, data: bytes, tmp_dir: Path | None = None) -> None:
     fsync_dir(path.parent)
 
 
-def _move(src: Path, dst: Path) -> Path:
+def move(src: Path, dst: Path) -> Path:
     """Rename without ever replacing an existing file (a same-named earlier file gets kept)."""
     dst.parent.mkdir(parents=True, exist_ok=True)
     target, n = dst, 1

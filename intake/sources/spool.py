@@ -2,7 +2,8 @@
 web endpoint or dropped by other systems.
 
 Layout: `<spool>/*.json` waiting, `<spool>/tmp/` for files being written (never read),
-`<spool>/done/` taken, `<spool>/rejected/` refused with `<name>.reason.txt` beside each.
+`<spool>/done/` taken, `<spool>/rejected/` refused with `<name>.reason.txt` beside each
+(also temp files a crashed writer left in tmp/ for over an hour).
 Other systems must write into tmp/ and rename into the spool (as write_spool_file does);
 a file copied in directly is only taken once it has not changed for `settle_seconds`.
 """
@@ -10,10 +11,13 @@ from __future__ import annotations
 
 import json
 import secrets
+import time
 from datetime import datetime, timezone
 from pathlib import Path
 from intake.sources.base import Sink
-from intake.sources.folder import FolderSource, Places, write_atomic
+from intake.sources.folder import FolderSource, Places, move, write_atomic
+
+STALE_TMP_SECONDS = 3600.0  # no honest writer takes an hour between creating and renaming a temp file
 
 
 class SpoolSource(FolderSource):
@@ -26,6 +30,25 @@ class SpoolSource(FolderSource):
     def prepare(self) -> None:
         for sub in ("tmp", "done", "rejected"):
             (self.root / sub).mkdir(parents=True, exist_ok=True)
+        self.sweep_tmp()
+
+    def sweep_tmp(self, max_age: float = STALE_TMP_SECONDS) -> int:
+        """Move temp files a crash left half-written (never renamed, so never answered or
+        taken) out of tmp/ into rejected/, with a reason; returns how many."""
+        moved = 0
+        now = time.time()
+        for path in sorted((self.root / "tmp").iterdir()):
+            try:
+                if not path.is_file() or now - path.stat().st_mtime < max_age:
+                    continue
+            except FileNotFoundError:
+                continue
+            rejected = self.root / "rejected" / path.name.lstrip(".")
+            write_atomic(rejected.with_name(rejected.name + ".reason.txt"),
+                         b"an unfinished write left in tmp/ (the writer crashed); it was never a submission\n")
+            move(path, rejected)
+            moved += 1
+        return moved
 
     def wanted(self, name: str) -> bool:
         return name.endswith(".json") and super().wanted(name)

@@ -194,6 +194,19 @@ def test_invalid_files_go_to_rejected_with_a_reason_and_nothing_is_deleted(spool
     assert len(tickets(ctx)) == 1
 
 
+def test_stale_temp_files_from_a_crashed_writer_are_moved_aside_not_deleted(spool, sink):
+    (spool / "tmp").mkdir()
+    stale = spool / "tmp" / ".20261123T010203.000000Z-00.json.123.456.tmp"
+    stale.write_bytes(b'{"name": "half')
+    age(stale, 7200)
+    fresh = spool / "tmp" / "being-written.json"
+    fresh.write_bytes(b'{"name": "in progress')
+    SpoolSource(spool, sink).prepare()
+    assert files(spool / "tmp") == ["being-written.json"]
+    kept = spool / "rejected" / "20261123T010203.000000Z-00.json.123.456.tmp"
+    assert kept.read_bytes() == b'{"name": "half' and "crashed" in kept.with_name(kept.name + ".reason.txt").read_text()
+
+
 def test_temp_dot_and_other_files_are_ignored(spool, ctx, sink):
     (spool / "tmp").mkdir()
     for p in (spool / "tmp" / "x.json", spool / ".partial.json", spool / "notes.txt"):
