@@ -63,6 +63,7 @@ def _case_context(session: Session, ctx: Context, ticket: Ticket, lang: str) -> 
         "ticket": ticket, "customer": customer, "phone": mask_phone(customer.phone), "support": ctx.config.support,
         "due_local": sla.local(ctx.config, ticket.due_at), "eta_local": sla.local(ctx.config, ticket.expected_completion)[:10] if ticket.expected_completion else "",
         "department": department_label(ctx, ticket.department, lang), "earlier": earlier_tickets(session, ctx, ticket),
+        "tz": ctx.config.tickets.timezone,
     }
 
 

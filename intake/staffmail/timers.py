@@ -101,7 +101,7 @@ class TimersWorker:
         lang = notify.staff_language(member)
         mail = self.ctx.templates.mail(
             "reminder", lang, member=member, kind=kind, ticket=ticket, follow_up=follow_up, customer=ticket.customer,
-            due_local=sla.local(self.ctx.config, ticket.due_at), department=notify.department_label(self.ctx, ticket.department, lang),
+            due_local=sla.local(self.ctx.config, ticket.due_at), tz=self.ctx.config.tickets.timezone, department=notify.department_label(self.ctx, ticket.department, lang),
         )
         mailq.queue(session, self.ctx, ticket, kind="reminder", mail=mail, to_addr=member.email, to_name=member.name,
                     reply_to=notify.reply_address(self.ctx, ticket))
