@@ -190,6 +190,8 @@ def apply(command: commands.Command, session: Session, ctx: Context, ticket: Tic
         if mailq.change_status(session, ctx, ticket, command.value, actor, reason="#status"):
             if command.value == "resolved":
                 survey.start(session, ctx, ticket)
+            else:
+                survey.withdraw(session, ctx, ticket)  # taken up again: a late score must not close it
     elif name == "assign":
         previous = ticket.assignee
         if previous != command.value:

@@ -90,6 +90,13 @@ def start(session: Session, ctx: Context, ticket: Ticket) -> Survey | None:
     return survey
 
 
+def withdraw(session: Session, ctx: Context, ticket: Ticket) -> None:
+    """Staff took the ticket up again before the customer answered: the survey is void."""
+    for item in session.scalars(select(Survey).where(Survey.ticket_id == ticket.id, Survey.outcome == "pending")):
+        item.outcome = "superseded"
+        mailq.event(session, ctx, ticket, "system", "survey_withdrawn", survey=item.id)
+
+
 def pending(session: Session, ticket: Ticket) -> Survey | None:
     return session.scalar(select(Survey).where(Survey.ticket_id == ticket.id, Survey.outcome == "pending").order_by(Survey.id.desc()).limit(1))
 

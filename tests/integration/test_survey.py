@@ -3,7 +3,9 @@ closes, a low score or a reply that is not a score reopens and tells the assigne
 silence closes as "no objection"; every step in the event log."""
 from __future__ import annotations
 
+import email
 from datetime import timedelta
+from email.policy import default as default_policy
 
 import pytest
 from sqlalchemy import select
@@ -14,7 +16,9 @@ from intake.staffmail.models import Survey
 from intake.staffmail.timers import TimersWorker
 
 from tests.integration.conftest import Clock
-from tests.integration.test_staffmail_kit import CUSTOMER, MONDAY_10, body, complaint, deliver, events, reply_to, staff_config, ticket, to_addr
+from tests.integration.test_staffmail_kit import (
+    CUSTOMER, MONDAY_10, body, complaint, deliver, events, outbox, reply_to, staff_config, ticket, to_addr,
+)
 
 
 @pytest.fixture
@@ -142,3 +146,16 @@ def test_one_question_page_records_the_score_once(make_ctx, db_url, smtp_server)
     assert t.status == "closed" and t.satisfaction == 5
     [s] = surveys(ctx)
     assert (s.outcome, s.score, s.via) == ("satisfied", 5, "web")
+
+
+def test_staff_taking_the_ticket_up_again_withdraws_the_survey(resolved, smtp_server):
+    """#status in_progress after resolving: a later "5" from the customer does not close the ticket."""
+    ctx, clock, ref, customer_says = resolved
+    [note_row] = outbox(ctx, "notify")
+    note = email.message_from_bytes(note_row.raw, policy=default_policy)
+    Pipeline(ctx).take(reply_to(note.as_bytes(), sender="李娜 <li.na@example.com>", body="#status in_progress"), SourceRef("t", "again"))
+    assert surveys(ctx)[0].outcome == "superseded" and events(ctx, ref, "survey_withdrawn")
+    result, sent = customer_says("5")
+    t = ticket(ctx, ref)
+    assert t.status == "in_progress" and t.satisfaction is None
+    assert [to_addr(m) for m in sent] == ["li.na@example.com"]  # an ordinary customer message for the assignee
