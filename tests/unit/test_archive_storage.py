@@ -62,3 +62,26 @@ def test_temp_files_of_an_interrupted_put_are_not_listed(tmp_path):
     s = LocalStorage(tmp_path / "a")
     (tmp_path / "a" / f"{TEMP_PREFIX}abc").write_bytes(b"partial")
     assert list(s.list()) == []
+
+
+def test_put_fsyncs_the_file_before_the_rename_and_the_folder_after(tmp_path, monkeypatch):
+    """Durable when put returns: data fsync'd, renamed into place, then the folder fsync'd."""
+    s = LocalStorage(tmp_path / "a")
+    events = []
+    real_fsync, real_replace = os.fsync, os.replace
+
+    def fsync(fd):
+        events.append(("fsync", os.path.basename(os.readlink(f"/proc/self/fd/{fd}"))))
+        real_fsync(fd)
+
+    def replace(src, dst):
+        events.append(("rename", os.path.basename(dst)))
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "replace", replace)
+    s.put(PurePosixPath("2026/11/x.pdf"), b"data")
+    assert events[-3][0] == "fsync" and events[-3][1].startswith(TEMP_PREFIX)  # the data
+    assert events[-2] == ("rename", "x.pdf")
+    assert events[-1] == ("fsync", "11")  # the folder holding the new name
+    assert ("fsync", "2026") in events[:-3]  # new folders are made durable too
