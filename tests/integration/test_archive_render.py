@@ -215,3 +215,17 @@ def test_empty_case_still_renders(tmp_path):
     text = pdf_text(render_case_pdf(record), tmp_path)
     assert "无附件" in text and "客户编号" in text
 
+
+
+def test_rare_and_traditional_characters_render_as_real_glyphs(tmp_path):
+    """Characters outside the common subset (堃, 喆, 𠀾 of Ext-B, traditional 處理) fall back to the
+    other subset or the system's Noto Sans CJK: real glyphs, extractable text, never boxes."""
+    record = replace(sample_case(), customer_name="王堃", company="喆𠀾實業有限公司", notes="已處理完畢")
+    pdf = render_case_pdf(record)
+    text = pdf_text(pdf, tmp_path)
+    assert "喆𠀾實業有限公司/王堃" in text and "已處理完畢" in text
+    path = tmp_path / "rare.pdf"
+    path.write_bytes(pdf)
+    fonts = subprocess.run(["pdffonts", str(path)], capture_output=True, text=True, check=True).stdout
+    assert "Noto-Sans-CJK" in fonts or "NotoSansCJK" in fonts, fonts  # the system fallback was used
+    assert "Intake-Sans-Rare" in fonts, fonts
