@@ -97,3 +97,8 @@ def _with_attachments(raw: bytes, attachments: list) -> bytes:
         maintype, _, subtype = (a.content_type or "application/octet-stream").partition("/")
         msg.add_attachment(a.data, maintype=maintype or "application", subtype=subtype or "octet-stream", filename=a.filename)
     return msg.as_bytes()
+
+
+def customer_actor(ticket: Ticket) -> str:
+    """How the customer appears in the event log."""
+    return f"customer:{ticket.customer.email or ticket.customer.phone or ticket.customer.number}"

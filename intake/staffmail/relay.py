@@ -14,7 +14,6 @@ alone never passes, and a real colleague learns to reply to the notification.
 """
 from __future__ import annotations
 
-from datetime import date, datetime, time
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
@@ -23,7 +22,7 @@ from sqlalchemy.orm import Session
 from intake.case import Case, Quarantine, Stop
 from intake.context import Context
 from intake.models import Message, QuarantineItem, Ticket
-from intake.staffmail import commands, mailq, notify, sla
+from intake.staffmail import actions, commands, mailq, notify
 from intake.staffmail.token import TokenAddress, load_key, parse_address, verify
 
 
@@ -115,7 +114,7 @@ def _accept(case: Case, session: Session, ctx: Context, ticket: Ticket, member) 
     if parsed.body and not parsed.internal:  # the answer first: a survey (#status resolved) follows it
         relayed = relay(session, ctx, ticket, member, parsed.body, attachments=case.parsed.attachments)
     for command in parsed.commands:
-        apply(command, session, ctx, ticket, member, parsed)
+        actions.apply(command, session, ctx, ticket, member, parsed)
     if parsed.commands and not relayed and ticket.status == "new":
         mailq.change_status(session, ctx, ticket, "in_progress", actor, reason="first staff action")
     ticket.updated_at = ctx.now()
@@ -171,58 +170,3 @@ def relay(session: Session, ctx: Context, ticket: Ticket, member, body: str, att
     if ticket.status == "new":
         mailq.change_status(session, ctx, ticket, "in_progress", actor, reason="first answer to the customer")
     return True
-
-
-def apply(command: commands.Command, session: Session, ctx: Context, ticket: Ticket, member, parsed: commands.Parsed) -> None:
-    """Carry out one checked command, with its event in the ticket's log."""
-    from intake.staffmail import survey
-    from intake.staffmail.models import FollowUp, SlaState
-
-    actor = f"staff:{member.id}"
-    tz = ZoneInfo(ctx.config.tickets.timezone)
-    name = command.name
-    if name == "note":
-        text = "\n".join(t for t in (command.text, parsed.body) if t)
-        stamp = sla.local(ctx.config, ctx.now())
-        ticket.notes = (ticket.notes + "\n" if ticket.notes else "") + f"[{stamp} {member.name}] {text}"
-        mailq.event(session, ctx, ticket, actor, "note", text=text)
-    elif name == "status":
-        if mailq.change_status(session, ctx, ticket, command.value, actor, reason="#status"):
-            if command.value == "resolved":
-                survey.start(session, ctx, ticket)
-            else:
-                survey.withdraw(session, ctx, ticket)  # taken up again: a late score must not close it
-    elif name == "assign":
-        previous = ticket.assignee
-        if previous != command.value:
-            ticket.assignee = command.value
-            mailq.event(session, ctx, ticket, actor, "assigned", department=ticket.department, assignee=command.value, previous=previous)
-            notify.notify_assignee(session, ctx, ticket, reason="reassigned", by=member.name)
-    elif name == "eta":
-        ticket.expected_completion = datetime.combine(date.fromisoformat(command.value), time(0), tzinfo=tz)
-        mailq.event(session, ctx, ticket, actor, "eta", date=command.value)
-    elif name == "type":
-        if ticket.type != command.value:
-            old, ticket.type = ticket.type, command.value
-            mailq.event(session, ctx, ticket, actor, "type", old=old, new=command.value)
-    elif name == "urgency":
-        if ticket.urgency != command.value:
-            old, ticket.urgency = ticket.urgency, command.value
-            ticket.due_at = sla.due_time(ctx.config, ticket.created_at, ticket.type, ticket.urgency)
-            state = session.get(SlaState, ticket.id)
-            if state is not None:  # a new due time: its reminder and escalation may come again
-                state.reminder_sent_at = state.escalated_at = None
-            mailq.event(session, ctx, ticket, actor, "urgency", old=old, new=command.value, due_at=ticket.due_at.isoformat())
-            if command.value == "urgent" and not ticket.flagged:
-                ticket.flagged = True
-                notify.notify_head(session, ctx, ticket, kind="flagged")
-    elif name == "followup":
-        session.add(FollowUp(ticket=ticket, due_on=date.fromisoformat(command.value), what=command.text, created_by=member.id, created_at=ctx.now()))
-        ticket.follow_up_plan = (ticket.follow_up_plan + "\n" if ticket.follow_up_plan else "") + f"{command.value} {command.text}"
-        mailq.event(session, ctx, ticket, actor, "followup", date=command.value, what=command.text)
-        if ticket.status in ("new", "in_progress"):
-            mailq.change_status(session, ctx, ticket, "follow_up", actor, reason="#followup")
-
-
-def _customer_actor(ticket: Ticket) -> str:
-    return f"customer:{ticket.customer.email or ticket.customer.phone or ticket.customer.number}"

@@ -103,9 +103,7 @@ def pending(session: Session, ticket: Ticket) -> Survey | None:
 
 def answer(session: Session, ctx: Context, ticket: Ticket, survey: Survey, score: int, *, via: str, text: str = "") -> str:
     """Record a score; close the ticket (satisfied) or reopen it and tell the assignee."""
-    from intake.staffmail.relay import _customer_actor
-
-    actor = _customer_actor(ticket)
+    actor = mailq.customer_actor(ticket)
     survey.score, survey.answer, survey.via, survey.answered_at = score, text[:2000], via, ctx.now()
     ticket.satisfaction = score
     mailq.event(session, ctx, ticket, actor, "survey_answered", score=score, via=via, survey=survey.id)

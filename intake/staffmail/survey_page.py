@@ -8,7 +8,6 @@ would (survey.answer), once. Mount with `routes += survey_routes(ctx)`.
 from __future__ import annotations
 
 import jinja2
-from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
@@ -16,7 +15,6 @@ from starlette.routing import Route
 
 from intake.context import Context
 from intake.db import transaction
-from intake.models import Ticket
 from intake.staffmail import survey as surveys
 from intake.staffmail.models import Survey
 

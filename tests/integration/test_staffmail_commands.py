@@ -9,7 +9,7 @@ from sqlalchemy import select
 
 from intake.pipeline import Pipeline
 from intake.sources.base import SourceRef
-from intake.staffmail.models import FollowUp, Survey
+from intake.staffmail.models import FollowUp
 
 from tests.integration.conftest import Clock
 from tests.integration.test_staffmail_kit import (

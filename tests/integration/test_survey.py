@@ -4,7 +4,6 @@ silence closes as "no objection"; every step in the event log."""
 from __future__ import annotations
 
 import email
-from datetime import timedelta
 from email.policy import default as default_policy
 
 import pytest
