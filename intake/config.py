@@ -202,6 +202,9 @@ class StaffMail(_Section):
     # besides the assignee, the head of the ticket's department may reply and command
     allow_department_head: bool = True
     earlier_tickets: int = Field(5, ge=0, le=50)  # the customer's earlier tickets listed in a notification
+    # our receiving mail server's authserv-id (RFC 8601, e.g. "mx.example.com"): when set, a
+    # staff reply must also carry its Authentication-Results with dmarc, aligned dkim or spf pass
+    trusted_authserv_id: str = ""
 
     def key(self) -> str:
         return _secret(self.secret, self.secret_env, "staff_mail.secret_env")

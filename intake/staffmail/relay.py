@@ -8,6 +8,10 @@ the directory address of an allowed person. A reply failing either is never rela
 it is quarantined with its bytes, and the staff member is told why (mail goes to the
 directory address, never to the From of a stranger: no backscatter).
 
+With staff_mail.trusted_authserv_id set, a third condition: our own receiving server's
+Authentication-Results must show the From domain authenticated (auth.py), so a
+leaked token plus a forged From is refused too.
+
 A staff member's mail that threads to a ticket by subject or References but came
 to the plain support address (no token) is refused the same way: a forged From
 alone never passes, and a real colleague learns to reply to the notification.
@@ -23,6 +27,7 @@ from intake.case import Case, Quarantine, Stop
 from intake.context import Context
 from intake.models import Message, QuarantineItem, Ticket
 from intake.staffmail import actions, commands, mailq, notify
+from intake.staffmail.auth import authenticated
 from intake.staffmail.token import TokenAddress, load_key, parse_address, verify
 
 
@@ -74,6 +79,11 @@ def handle(case: Case, session: Session, ctx: Context) -> None:
     if ticket is None or not verify(load_key(cfg), token, ticket.ref, cfg.staff_mail.mac_length):
         # tell a colleague who mistyped; a stranger probing addresses hears nothing
         _refuse(case, session, ctx, ticket, sender, f"the reply address {token.address} is not valid for any ticket (bad token) / 回复地址无效")
+    authserv = cfg.staff_mail.trusted_authserv_id
+    if authserv and sender is not None:
+        passed, why = authenticated(msg.header_all("authentication-results"), authserv, msg.from_addr)
+        if not passed:
+            _refuse(case, session, ctx, ticket, sender, f"the sender address {msg.from_addr} was not authenticated: {why} / 发件人未通过验证")
     if not allowed(ctx, ticket, sender):
         directory = ctx.staff()
         owner = directory.member(ticket.assignee) if directory is not None and ticket.assignee else None

@@ -178,3 +178,23 @@ def test_reply_on_a_phone_only_ticket_tells_the_staff_member_to_call(make_ctx, d
     [told] = deliver(ctx, smtp_server)
     assert to_addr(told) == "li.na@example.com" and "请电话联系" in body(told)
     assert ticket(ctx, ref).first_response_at is None
+
+
+def test_with_trusted_authserv_only_authenticated_staff_replies_pass(make_ctx, db_url, smtp_server):
+    """staff_mail.trusted_authserv_id: right token and From, but no pass from our server → refused;
+    a foreign server's pass → refused; our server's dkim pass for the From domain → relayed."""
+    ctx = make_ctx(db_url, Clock(MONDAY_10), **staff_config(smtp_server, staff_mail={"secret": "x" * 20, "trusted_authserv_id": "mx.example.com"}))
+    pipeline = Pipeline(ctx)
+    pipeline.take(complaint(), SourceRef("t", "1"))
+    [note] = [m for m in deliver(ctx, smtp_server) if to_addr(m) == "li.na@example.com"]
+
+    def answer(key, header=None):
+        extra = {"Authentication-Results": header} if header else {}
+        return pipeline.take(reply_to(note.as_bytes(), sender="李娜 <li.na@example.com>", body="已处理。", headers=extra), SourceRef("t", key))
+
+    assert answer("none").outcome == "quarantined"
+    assert answer("foreign", "mx.evil.example; dkim=pass header.d=example.com").outcome == "quarantined"
+    sent = deliver(ctx, smtp_server)
+    assert nothing_to_customer(sent) and all("was not authenticated" in body(m) for m in sent) and len(sent) == 2
+    assert answer("ok", "mx.example.com; dkim=pass header.d=example.com; spf=pass smtp.mailfrom=example.com").outcome == "appended"
+    assert [to_addr(m) for m in deliver(ctx, smtp_server)] == [CUSTOMER]

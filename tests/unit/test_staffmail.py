@@ -180,3 +180,28 @@ def test_key_file_is_made_once_and_kept(tmp_path):
     first = load_key(cfg)
     assert len(first) == 64 and load_key(cfg) == first
     assert (tmp_path / "reply-token.key").stat().st_mode & 0o777 == 0o600
+
+
+# ---- Authentication-Results --------------------------------------------------------
+
+from intake.staffmail.auth import authenticated  # noqa: E402
+
+MX = "mx.example.com"
+
+
+@pytest.mark.parametrize("headers, ok", [
+    ([f"{MX}; dmarc=pass header.from=example.com"], True),
+    ([f"{MX}; dkim=pass header.d=example.com header.s=s1; spf=fail"], True),
+    ([f"{MX}; spf=pass smtp.mailfrom=li.na@example.com"], True),
+    ([f"{MX}; dkim=pass header.d=mail.example.com"], False),  # a subdomain does not vouch for its parent
+    ([f"{MX}; dkim=pass header.d=evil.example; spf=pass smtp.mailfrom=x@evil.example"], False),
+    ([f"{MX}; dmarc=fail header.from=example.com; dkim=fail header.d=example.com"], False),
+    (["mx.evil.example; dmarc=pass header.from=example.com"], False),  # not our server
+    ([], False),
+])
+def test_authentication_results_only_from_our_server_and_aligned(headers, ok):
+    assert authenticated(headers, MX, "li.na@example.com")[0] is ok
+
+
+def test_parent_domain_signature_covers_a_subdomain_sender():
+    assert authenticated([f"{MX}; dkim=pass header.d=example.com"], MX, "li.na@cs.example.com")[0]
