@@ -114,7 +114,7 @@ def _accept(case: Case, session: Session, ctx: Context, ticket: Ticket, member) 
     today = ctx.now().astimezone(ZoneInfo(ctx.config.tickets.timezone)).date()
     parsed = commands.parse(case.parsed.new_text, staff_lookup=lambda word: _lookup(ctx, word), today=today)
     stored = _store_message(case, session, ctx, ticket, kind="staff")
-    stored.to_addrs = [ctx.config.support.address]  # the token address is a credential: not kept in the thread
+    stored.to_addrs = [ctx.config.support.address]  # the token address is a credential: not listed (the raw bytes keep it as received)
     mailq.event(session, ctx, ticket, actor, "staff_reply", message_id=case.parsed.message_id)
     if parsed.errors:
         mailq.event(session, ctx, ticket, actor, "commands_refused", errors=parsed.errors)
