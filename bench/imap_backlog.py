@@ -1,0 +1,97 @@
+"""Benchmark: a backlog of mixed messages in a private Dovecot → all ticketed and
+acknowledged by the real daemon process; then the latency from IMAP APPEND to the
+acknowledgement arriving at the SMTP server while the daemon idles (IMAP IDLE).
+
+    .venv/bin/python bench/imap_backlog.py [--messages 2000] [--latency-samples 100] [--db URL]
+
+Prints messages/second, the daemon's peak RSS, and latency p50/p95; the latest
+figures are kept in bench/imap_backlog.md. Needs Dovecot (scripts/test installs it).
+"""
+from __future__ import annotations
+
+import argparse
+import email
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from tests.daemonproc import DaemonProcess, Db, wait_until, write_config  # noqa: E402
+from tests.fixtures.mail.build import corpus  # noqa: E402
+from tests.servers import DovecotServer, SmtpServer  # noqa: E402
+
+
+def mixed_backlog(n: int) -> list[bytes]:
+    """Every language, charset and attachment kind of the parser's fixtures, each
+    message with its own Message-ID and its own sender (as a real backlog has)."""
+    return [raw.replace(b"li.wei@example.cn", f"customer{i}@example.cn".encode()) for i, raw in enumerate(corpus(n))]
+
+
+def acks(smtp: SmtpServer) -> list:
+    return [m for m in smtp.messages if (email.message_from_bytes(m.raw)["Message-ID"] or "").startswith("<ack.")]
+
+
+def peak_rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--messages", type=int, default=2000)
+    parser.add_argument("--latency-samples", type=int, default=100)
+    parser.add_argument("--db", help="database URL (default: a fresh SQLite file)")
+    args = parser.parse_args()
+
+    work = Path(tempfile.mkdtemp(prefix="intake-bench-"))
+    db_url = args.db or f"sqlite:///{work / 'intake.db'}"
+    with DovecotServer() as dovecot, SmtpServer() as smtp:
+        config = write_config(work / "intake.toml", db_url=db_url, var=work / "var", dovecot=dovecot, smtp=smtp,
+                              extra="[log]\nlevel = \"WARNING\"\n")
+        daemon = DaemonProcess(config, work)
+        daemon.cli("init")
+        db = Db(db_url)
+
+        backlog = mixed_backlog(args.messages)
+        print(f"appending {len(backlog)} messages ({sum(map(len, backlog)) / 1e6:.1f} MB) ...", flush=True)
+        dovecot.append_many("support", "INBOX", backlog)
+
+        started = time.monotonic()
+        daemon.start()
+        wait_until(lambda: db.tickets() > 0, 60, interval=0.01, what="first ticket")
+        first = time.monotonic()
+        wait_until(lambda: len(acks(smtp)) >= args.messages, 1800, interval=0.05, what="all acknowledgements")
+        done = time.monotonic()
+        tickets = db.tickets()
+        rss = peak_rss_mb(daemon.proc.pid)
+
+        latencies = []
+        for i in range(args.latency_samples):
+            before = len(acks(smtp))
+            raw = corpus(1, seed=1000 + i)[0].replace(b"li.wei@example.cn", f"idle{i}@example.cn".encode())
+            t0 = time.monotonic()
+            dovecot.append("support", "INBOX", raw)
+            wait_until(lambda: len(acks(smtp)) > before, 30, interval=0.002, what="acknowledgement")
+            latencies.append(time.monotonic() - t0)
+        rss = max(rss, peak_rss_mb(daemon.proc.pid))
+        daemon.terminate()
+        db.close()
+
+    n = args.messages
+    q = statistics.quantiles(latencies, n=20)
+    print(f"database:              {db_url.split(':')[0]}")
+    print(f"backlog:               {n} messages -> {tickets} tickets, {n} acknowledgements received")
+    print(f"throughput:            {n / (done - first):.0f} messages/s (first ticket to last acknowledgement)")
+    print(f"including start-up:    {n / (done - started):.0f} messages/s ({done - started:.1f} s)")
+    print(f"daemon peak RSS:       {rss:.0f} MB")
+    print(f"APPEND -> ack (IDLE):  p50 {statistics.median(latencies) * 1000:.0f} ms, p95 {q[18] * 1000:.0f} ms over {len(latencies)} messages")
+
+
+if __name__ == "__main__":
+    main()
