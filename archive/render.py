@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import mimetypes
+import os
 import zlib
 from datetime import datetime, timezone
 from functools import lru_cache
@@ -129,7 +130,11 @@ def asset_path(url: str) -> Path | None:
     parts = urlsplit(url)
     if parts.scheme != "file" or parts.netloc not in ("", "localhost"):
         return None
-    path = Path(unquote(parts.path)).resolve()
+    # decided on the text of the path first: nothing outside templates/pdf is even stat'ed
+    lexical = Path(os.path.normpath(unquote(parts.path)))
+    if not lexical.is_absolute() or not lexical.is_relative_to(TEMPLATE_DIR) or "\x00" in str(lexical):
+        return None
+    path = lexical.resolve()  # a symlink inside the assets must not lead outside them
     if not path.is_relative_to(TEMPLATE_DIR) or not path.is_file():
         return None
     return path

@@ -193,6 +193,20 @@ def test_fetcher_serves_template_assets_only():
     assert asset_path("file:///etc/passwd") is None
     assert asset_path("http://127.0.0.1/case.css") is None
     assert asset_path("file://otherhost" + str(TEMPLATE_DIR / "case.css")) is None
+    assert asset_path((TEMPLATE_DIR / "case.css").as_uri() + "%00.png") is None
+
+
+def test_a_symlink_among_the_assets_cannot_lead_outside(tmp_path, monkeypatch, secret):
+    """An asset folder holding a symlink to a file elsewhere does not serve that file."""
+    import archive.render as render
+
+    assets = tmp_path / "assets"
+    assets.mkdir()
+    (assets / "ok.css").write_text("p {}")
+    (assets / "evil.css").symlink_to(secret)
+    monkeypatch.setattr(render, "TEMPLATE_DIR", assets.resolve())
+    assert render.asset_path((assets / "ok.css").as_uri()) == (assets / "ok.css").resolve()
+    assert render.asset_path((assets / "evil.css").as_uri()) is None
 
 
 def test_rendered_page_image_for_people_to_look_at(zh_pdf):
