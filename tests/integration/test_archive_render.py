@@ -243,3 +243,26 @@ def test_rare_and_traditional_characters_render_as_real_glyphs(tmp_path):
     fonts = subprocess.run(["pdffonts", str(path)], capture_output=True, text=True, check=True).stdout
     assert "Noto-Sans-CJK" in fonts or "NotoSansCJK" in fonts, fonts  # the system fallback was used
     assert "Intake-Sans-Rare" in fonts, fonts
+
+
+def test_long_thread_with_unbreakable_strings_and_html_tables(tmp_path):
+    """40 messages, a 600-character URL, an Outlook-style HTML table: every message is in the PDF,
+    nothing runs off the page (pdftotext -layout keeps each line within the text width)."""
+    base = sample_case()
+    long_url = "https://example.cn/" + "a" * 600
+    html = ("<table><tr><td>订单号</td><td>数量</td></tr><tr><td>PO-2026-001</td><td>12</td></tr></table>"
+            "<blockquote>原始邮件 quoted</blockquote>")
+    messages = [ThreadMessage("in" if i % 2 == 0 else "out", base.messages[0].at + timedelta(hours=i),
+                              "张伟 <zhang.wei@example.cn>", f"第 {i} 封 [261122-0007]",
+                              f"消息编号 M{i:03d} 内容。{long_url if i == 7 else ''}",
+                              html=html if i == 9 else None) for i in range(40)]
+    pdf = render_case_pdf(replace(base, messages=messages))
+    text = pdf_text(pdf, tmp_path)
+    assert all(f"M{i:03d}" in text for i in range(40) if i != 9)
+    assert "PO-2026-001" in text and "原始邮件quoted" in text
+    assert "a" * 100 in text  # the long URL is wrapped, not cut
+    path = tmp_path / "long.pdf"
+    path.write_bytes(pdf)
+    boxes = subprocess.run(["pdftotext", "-bbox", str(path), "-"], capture_output=True, text=True, check=True).stdout
+    xmax = max(float(m) for m in re.findall(r'xMax="([0-9.]+)"', boxes))
+    assert xmax <= 595.3 - 16 * 72 / 25.4 + 1  # within the right margin of A4
