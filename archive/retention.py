@@ -69,6 +69,24 @@ def apply_close(session: Session, ticket_ref: str, closed_on: date, policy: Rete
     return until
 
 
+def extend_all(session: Session, policy: RetentionPolicy, *, actor: str) -> int:
+    """Apply a longer policy to what is already archived (call at start-up after raising
+    the configured years). Dates only move later; returns how many files got a later date."""
+    changed = 0
+    rows = session.scalars(select(ArchiveFile).where(ArchiveFile.purged_at.is_(None),
+                                                     ArchiveFile.closed_on.is_not(None),
+                                                     ArchiveFile.retention_until.is_not(None)))
+    for row in rows:
+        until = policy.until(row.closed_on)
+        if until > row.retention_until:
+            row.retention_until = until
+            changed += 1
+    if changed:
+        session.add(ArchiveAudit(actor=actor, action="override", detail={
+            "retention_years": policy.years, "extended_files": changed}))
+    return changed
+
+
 def apply_open(session: Session, ticket_ref: str) -> None:
     """A case (re)opened has no retention date: nothing of it may go while it is open,
     whatever an earlier close allowed. Its next close sets the date again."""

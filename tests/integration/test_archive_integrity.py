@@ -14,7 +14,8 @@ from sqlalchemy import delete, select
 
 from archive.integrity import MANIFEST, ManifestMismatch, sync_manifest, verify
 from archive.models import ArchiveAudit, ArchiveFile
-from archive.retention import RetentionError, RetentionPolicy, delete_archived, hold, purge, record_policy, release
+from archive.retention import (RetentionError, RetentionPolicy, delete_archived, extend_all, hold, purge,
+                               record_policy, release)
 from archive.sample import sample_case
 from archive.search import Query, describe, export_zip, search
 from archive.storage import LocalStorage
@@ -241,6 +242,21 @@ def test_retention_below_two_years_needs_an_override_that_is_logged(env):
     with sessions() as s:
         audit = s.scalars(select(ArchiveAudit)).one()
         assert (audit.action, audit.detail) == ("override", {"retention_years": 1, "minimum": 2})
+
+
+def test_raising_the_retention_years_extends_what_is_archived_but_lowering_never_shortens(env):
+    """5 years configured later: existing closed cases are kept 5 years from close; a 1-year
+    override afterwards shortens nothing already archived."""
+    sessions, storage = env
+    write(sessions, storage, closed(open_case("261122-0001"), date(2026, 11, 30)), open_case("261122-0002"))
+    with sessions() as s, s.begin():
+        assert extend_all(s, RetentionPolicy(years=5), actor="config") == 1
+    with sessions() as s, s.begin():
+        assert sorted(s.scalars(select(ArchiveFile.retention_until)), key=str) == [date(2031, 11, 30), None]
+        assert extend_all(s, RetentionPolicy(years=1, override=True), actor="config") == 0
+        assert purge(s, storage, datetime(2030, 1, 1, tzinfo=timezone.utc)) == []
+        extended = s.scalars(select(ArchiveAudit).where(ArchiveAudit.action == "override")).one()
+        assert extended.detail == {"retention_years": 5, "extended_files": 1}
 
 
 def test_search_by_customer_dates_type_ticket_and_words(env):
