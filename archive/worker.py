@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from archive.integrity import ManifestMismatch, sync_manifest
 from archive.models import ArchiveAudit, ArchiveJob
 from archive.record import CaseRecord
-from archive.retention import RetentionPolicy, record_policy
+from archive.retention import RetentionPolicy, extend_all, record_policy
 from archive.storage import Storage
 from archive.writer import is_final, next_version, record_file, store_file
 
@@ -82,9 +82,9 @@ class ArchiveWorker:
         self.actor = actor
         self.clock = clock
         self._pool: Executor | None = None
-        if policy.override or policy.years < 2:
-            with sessions() as session, session.begin():
-                record_policy(session, policy, actor=actor)
+        with sessions() as session, session.begin():
+            record_policy(session, policy, actor=actor)  # logs an override below the minimum
+            extend_all(session, policy, actor=actor)  # a longer configured retention applies to the past too
 
     # -- the pool -----------------------------------------------------------------------
     def _executor(self) -> Executor | None:
