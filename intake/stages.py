@@ -153,7 +153,10 @@ def route(case: Case, session: Session, ctx: Context) -> None:
     last = session.scalar(
         select(Ticket.assignee).where(Ticket.department == case.department, Ticket.assignee.is_not(None)).order_by(Ticket.id.desc()).limit(1)
     )
-    member = choose_assignee(staff, case.department, open_counts=open_counts(session), now=ctx.now(), current_holder=holder, last_assigned=last)
+    member = choose_assignee(
+        staff, case.department, open_counts=open_counts(session), now=ctx.now(),
+        current_holder=holder, last_assigned=last, urgent=bool(case.classification.flagged),
+    )
     case.assignee = member.id if member else None
 
 
