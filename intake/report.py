@@ -137,6 +137,7 @@ def weekly(ctx: Context, week: str | None = None) -> dict:
             "by_status": _counts(tickets, "status", ("new", "in_progress", "follow_up", "resolved", "closed")),
             "flagged": sum(1 for t in tickets if t.flagged),
             "sla": _sla(tickets, now),
+            "sla_by_urgency": {u: _sla([t for t in tickets if t.urgency == u], now) for u in URGENCIES},
             "first_response": _hours(first),
             "resolution": _hours(resolved),
             "satisfaction": _satisfaction(session, start, end),
@@ -184,6 +185,8 @@ def as_text(r: dict) -> str:
     block("渠道 by channel:", r["by_channel"])
     s = r["sla"]
     lines.append(f"时限达成 SLA met: {_fmt(s['met_percent'], '%')} (met {s['met']}, missed {s['missed']}, pending {s['pending']})")
+    for urgency, u in r["sla_by_urgency"].items():
+        lines.append(f"  {label('urgency', urgency, 'zh')} {urgency:<10} {_fmt(u['met_percent'], '%'):>7}  (met {u['met']}, missed {u['missed']}, pending {u['pending']})")
     for key, title in (("first_response", "首次响应 first response"), ("resolution", "解决用时 resolution")):
         f = r[key]
         lines.append(f"{title}: median {_fmt(f['median_hours'], ' h')}, p90 {_fmt(f['p90_hours'], ' h')} ({f['count']} tickets)")

@@ -112,6 +112,11 @@ def test_weekly_figures_on_a_known_week(week):
     assert r["by_channel"] == {"email": 5, "form": 1}
     assert r["by_status"] == {"new": 2, "in_progress": 2, "follow_up": 0, "resolved": 0, "closed": 2}
     assert r["sla"] == {"met": 3, "missed": 2, "pending": 1, "met_percent": 60.0}
+    assert r["sla_by_urgency"] == {  # urgent C missed; important A met; normal B, D met, E missed, F pending
+        "urgent": {"met": 0, "missed": 1, "pending": 0, "met_percent": 0.0},
+        "important": {"met": 1, "missed": 0, "pending": 0, "met_percent": 100.0},
+        "normal": {"met": 2, "missed": 1, "pending": 1, "met_percent": 66.7},
+    }
     assert r["first_response"] == {"count": 4, "median_hours": 6.5, "p90_hours": 30.0}  # 1, 3, 10, 30 h
     assert r["resolution"] == {"count": 2, "median_hours": 16.0, "p90_hours": 27.0}  # A 5 h, C 27 h (B reopened)
     assert r["satisfaction"] == {"answered": 3, "average": 3.67, "distribution": {"1": 0, "2": 1, "3": 0, "4": 1, "5": 1}, "no_objection": 0}
@@ -146,7 +151,7 @@ def test_pdf_has_charts_and_the_figures(week, tmp_path):
         assert len(pdf.pages) == 2  # figures and charts on one page, trend and tables on the next
         text = "\n".join(p.extract_text() for p in pdf.pages)
         curves = sum(len(p.curves) + len(p.rects) for p in pdf.pages)
-    for figure in ("2026-W48", "60.0%", "6.5 h", "30.0 h", "3.67", "客服周报", "投诉", "紧急", "时限达成", "满意度", "周趋势", "增加", "建议", "售后部"):
+    for figure in ("2026-W48", "60.0%", "6.5 h", "30.0 h", "3.67", "客服周报", "投诉", "紧急", "时限达成", "满意度", "周趋势", "增加", "建议", "售后部", "66.7%"):
         assert figure in text, figure
     assert curves > 20  # the charts are drawn vector shapes, not text
     if shutil.which("pdftoppm"):
