@@ -259,6 +259,10 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("ref")
     p.set_defaults(func=cmd_tickets)
 
+    from intake.cli_archive import add_parser as add_archive_parser
+
+    add_archive_parser(sub, common)
+
     p = sub.add_parser("report", parents=[common], help="review figures")
     rsub = p.add_subparsers(dest="action", required=True)
     r = rsub.add_parser("weekly", parents=[common], help="the weekly review: counts, SLA, response times, satisfaction, keywords")

@@ -301,6 +301,23 @@ class Survey(_Section):
     timeout_days: float = Field(7, gt=0)  # no answer within this: closed as "no objection"
 
 
+class Archive(_Section):
+    enabled: bool = True
+    path: Path = Path("var/archive")  # year/month folders of case PDFs and MANIFEST.jsonl
+    retention_years: int = Field(2, ge=0)  # from the case's close; below 2 only with the override
+    retention_override: bool = False  # allow retention_years < 2 (written to the audit log)
+    workers: int = Field(2, ge=0, le=32)  # render processes; 0 renders inside the daemon
+    language: Literal["zh", "en"] = "zh"  # labels in the PDF and the type in file names
+
+    @model_validator(mode="after")
+    def _minimum(self) -> "Archive":
+        if self.retention_years < 2 and not self.retention_override:
+            raise ValueError(
+                f"retention_years = {self.retention_years} is below the required 2 years; "
+                "set retention_override = true to allow it (it is written to the audit log)")
+        return self
+
+
 class Log(_Section):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     format: Literal["text", "json"] = "text"
@@ -322,6 +339,7 @@ class Config(_Section):
     staff_mail: StaffMail = StaffMail()
     sla: Sla = Sla()
     survey: Survey = Survey()
+    archive: Archive = Archive()
     log: Log = Log()
 
     source_file: Path | None = Field(None, exclude=True)

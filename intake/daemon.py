@@ -38,6 +38,7 @@ class Daemon:
         self.sources = self._sources()
         self.outbox = OutboxWorker(self.ctx)
         self.timers = TimersWorker(self.ctx)  # SLA reminders/escalations, follow-ups, survey time-outs
+        self.archiver = make_archiver(self.ctx) if self.ctx.config.archive.enabled else None
 
     def _sources(self) -> list[Worker]:
         cfg, sink, stop = self.ctx.config, self.pipeline, self.stop
@@ -65,13 +66,20 @@ class Daemon:
         taken = {w.name: w.run_once() for w in self.sources}
         timers = self.timers.run_once()  # before the mailer, so what the timers queue goes out now
         sent, failed = self.outbox.run_once()
-        return {"taken": taken, "sent": sent, "send_failures": failed, "timers": timers}
+        summary = {"taken": taken, "sent": sent, "send_failures": failed, "timers": timers}
+        if self.archiver is not None:
+            stats = self.archiver.run_once()
+            self.archiver.close()
+            summary["archived"], summary["archive_failures"] = stats.written, stats.failed
+        return summary
 
     def run_forever(self) -> None:
         self._install_signals()
         threads = [threading.Thread(target=w.run_forever, args=(self.stop,), name=w.name, daemon=True) for w in self.sources]
         threads.append(threading.Thread(target=self.outbox.run_forever, args=(self.stop,), name="outbox", daemon=True))
         threads.append(threading.Thread(target=self.timers.run_forever, args=(self.stop,), name="timers", daemon=True))
+        if self.archiver is not None:
+            threads.append(threading.Thread(target=self.archiver.run_forever, args=(self.stop,), name="archiver", daemon=True))
         if self.listen:
             threads.append(self._web_thread())
         rules = self._watch_rules()
@@ -137,4 +145,19 @@ def imap_account(cfg):
         processed_folder=cfg.processed_folder, idle=cfg.idle, idle_timeout=cfg.idle_timeout,
         poll_interval=cfg.poll_interval, batch_size=cfg.batch_size, verify_tls=cfg.verify_tls,
         ca_file=cfg.ca_file or None,
+    )
+
+
+def make_archiver(ctx: Context):
+    """The archive worker: renders case PDFs in its own processes, off the acknowledgement path."""
+    from archive.from_tickets import TicketLoader
+    from archive.retention import RetentionPolicy
+    from archive.storage import LocalStorage
+    from archive.worker import ArchiveWorker
+
+    cfg = ctx.config.archive
+    return ArchiveWorker(
+        ctx.sessions, LocalStorage(cfg.path), TicketLoader(ctx.config.tickets.timezone, cfg.language, ctx.staff),
+        processes=cfg.workers, lang=cfg.language, policy=RetentionPolicy(cfg.retention_years, cfg.retention_override),
+        clock=ctx.now,
     )

@@ -17,7 +17,7 @@ from intake.case import Case, Quarantine, Stop
 from intake.compose import compose, new_message_id
 from intake.context import Context
 from intake.models import Attachment, Customer, Message, OutboxMail, Ticket, utcnow
-from intake.tickets import find_or_create_customer, log_event, new_ref, open_counts, set_status
+from intake.tickets import find_or_create_customer, log_event, new_ref, open_counts, queue_archive, set_status
 
 
 def parse(case: Case, session: Session, ctx: Context) -> None:
@@ -287,7 +287,14 @@ def queue_mail(session: Session, ctx: Context, ticket: Ticket, *, kind: str, mai
 
 from intake.staffmail.stages import notify, schedule, staff_reply, survey_answer  # noqa: E402  (staff mail loop, issue 6)
 
+def to_archive(case: Case, session: Session, ctx: Context) -> None:
+    """The case PDF is (re)written off the acknowledgement path: a job row here, the
+    archive worker renders it. A customer's new message is a significant change."""
+    if ctx.config.archive.enabled and case.ticket is not None and (case.opened or case.message is not None) and not case.reopened:
+        queue_archive(session, case.ticket, "opened" if case.opened else "changed", ctx.now())
+
+
 PIPELINE = (
     parse, dedupe, loop_check, thread, staff_reply, ignore_autoreply, survey_answer,
-    classify, route, store, schedule, acknowledge, notify,
+    classify, route, store, schedule, acknowledge, notify, to_archive,
 )

@@ -83,6 +83,17 @@ def set_status(session: Session, ticket: Ticket, status: str, actor: str, reason
     elif previous in ("resolved", "closed"):
         ticket.resolved_at = ticket.closed_at = None
     log_event(session, ticket, actor, "status", old=previous, new=status, reason=reason)
+    queue_archive(session, ticket, "closed" if status == "closed" else "changed", now)
+
+
+def queue_archive(session: Session, ticket: Ticket, reason: str, now: datetime) -> None:
+    """A new version of the case PDF, rendered by the archive worker after this
+    transaction commits: when a case opens, on each significant change, at close."""
+    from archive.models import ArchiveJob  # the table only: no PDF machinery on this path
+
+    if ticket.id is None:
+        session.flush()
+    session.add(ArchiveJob(ticket_id=ticket.id, reason=reason, status="pending", attempts=0, next_attempt_at=now, created_at=now))
 
 
 def open_counts(session: Session) -> dict[str, int]:

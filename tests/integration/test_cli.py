@@ -130,3 +130,29 @@ def test_classify_prints_type_urgency_department_and_matches(home):
     assert result["type"] == "complaint" and result["department"] and result["matches"]
     text = run(home, "classify", "-", input=path.read_bytes()).stdout.decode()
     assert "type: complaint" in text and "urgency:" in text
+
+
+def test_archive_from_the_command_line_search_verify_export_tamper_and_purge(home):
+    """A case PDF appears after `run --once`; verify passes, then catches a changed
+    file; export writes a zip with a manifest; purge deletes nothing that is not expired."""
+    import zipfile
+
+    run(home, "ingest", str(eml(home / "a.eml", "你们的快递员态度恶劣，我要投诉。", "投诉快递员", sender="某科技有限公司 <kefu@mou-keji.example.cn>")))
+    run(home, "run", "--once")
+    [found] = lines(run(home, "archive", "search", "--json", "--type", "投诉"))
+    pdf = home / "var" / "archive" / found["path"]
+    assert pdf.read_bytes().startswith(b"%PDF") and "_投诉_" in pdf.name and found["sha256"]
+    assert lines(run(home, "archive", "search", "--json", "--customer", "nobody-such")) == []
+    assert lines(run(home, "archive", "verify", "--json"))[0]["kind"] == "ok"
+
+    exported = lines(run(home, "archive", "export", "--json", "--output", str(home / "out.zip")))[0]
+    assert exported["files"] == 1
+    with zipfile.ZipFile(home / "out.zip") as z:
+        assert any(name.endswith(".pdf") for name in z.namelist()) and any("manifest" in name for name in z.namelist())
+
+    assert lines(run(home, "archive", "purge", "--json")) == []  # an open case is never past retention
+    assert pdf.exists()
+
+    pdf.write_bytes(pdf.read_bytes() + b"%tampered")
+    tampered = run(home, "archive", "verify", "--json", ok=False)
+    assert tampered.returncode == 1 and any(p["kind"] == "changed" for p in lines(tampered))
