@@ -131,7 +131,10 @@ class Daemon:
         from intake.web.settings import settings_from_config
 
         host, port = parse_listen(self.listen)
-        app = create_app(settings_from_config(self.ctx.config, host, port), self.pipeline, self.ctx.config.spool.path)
+        from intake.staffmail.survey_page import survey_routes
+
+        app = create_app(settings_from_config(self.ctx.config, host, port), self.pipeline, self.ctx.config.spool.path,
+                         extra_routes=survey_routes(self.ctx))
         return threading.Thread(target=serve, args=(app, host, port, self.stop), name=f"web:{host}:{port}", daemon=True)
 
 

@@ -296,10 +296,11 @@ def mask_phone(phone: str) -> str:
     return "".join("*" if i in hide else c for i, c in enumerate(phone))
 
 
-def create_app(settings: WebSettings, sink: Sink, spool_dir: Path) -> Starlette:
-    """The ASGI app: GET / /form /submit (the page), POST / /form /submit (the endpoint), /forms.css, /healthz."""
+def create_app(settings: WebSettings, sink: Sink, spool_dir: Path, extra_routes: list | None = None) -> Starlette:
+    """The ASGI app: GET / /form /submit (the page), POST / /form /submit (the endpoint), /forms.css, /healthz,
+    and whatever `extra_routes` the daemon mounts (the satisfaction survey's page)."""
     handlers = FormApp(settings, sink, spool_dir)
-    routes = [
+    routes = [*(extra_routes or []),
         Route("/", handlers.page, methods=["GET"]),
         Route("/form", handlers.page, methods=["GET"]),
         Route("/submit", handlers.page, methods=["GET"]),  # a reload or a bookmark of the answer page
