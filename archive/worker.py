@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import os
 import threading
 from collections import deque
 from concurrent.futures import Executor, Future, ProcessPoolExecutor
@@ -39,6 +40,9 @@ def utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
 
+RENDER_NICENESS = 10
+
+
 def _render(record: CaseRecord, lang: str, version: int, final: bool) -> bytes:
     # Runs in a pool process: imports weasyprint there, not in the daemon.
     from archive.render import render_case_pdf
@@ -47,6 +51,12 @@ def _render(record: CaseRecord, lang: str, version: int, final: bool) -> bytes:
 
 
 def _warm_up() -> None:
+    # Rendering is batch work: below the daemon's priority, so acknowledgements get the
+    # CPU first when a backlog arrives and both compete for the same cores.
+    try:
+        os.nice(RENDER_NICENESS)
+    except OSError:
+        pass
     # Load fonts and stylesheet once per pool process, before the first job.
     from archive.render import _stylesheet
 
@@ -199,13 +209,14 @@ class ArchiveWorker:
                                 job.id, job.ticket_id, job.attempts, job.next_attempt_at, message)
 
     # -- loops ----------------------------------------------------------------------------
-    def run_once(self) -> RunStats:
+    def run_once(self, stop: threading.Event | None = None) -> RunStats:
         """Carry out every due job until none is due. Keeps up to `batch` tickets in flight,
-        claiming more while earlier ones render, so the pool never waits for the database."""
+        claiming more while earlier ones render, so the pool never waits for the database.
+        Once `stop` is set, claims nothing more and finishes what is in flight."""
         stats = RunStats()
         inflight: deque[tuple[int, list[int], CaseRecord, int, Future | bytes]] = deque()
         while True:
-            if len(inflight) < self.batch:
+            if len(inflight) < self.batch and not (stop is not None and stop.is_set()):
                 busy = {item[0] for item in inflight}
                 for ticket_id, job_ids in self._claim(self.batch - len(inflight), busy).items():
                     started = self._start(ticket_id, job_ids, stats)
@@ -256,7 +267,7 @@ class ArchiveWorker:
         try:
             while not stop.is_set():
                 try:
-                    self.run_once()
+                    self.run_once(stop)
                 except Exception:
                     log.exception("archive worker round failed; going on")
                 stop.wait(poll)
