@@ -7,6 +7,9 @@ Two sets under tests/classify_eval/:
                   `heldout` split (hash-chosen, never used for tuning)
   unseen.jsonl    messages written after the rules and scored once, never tuned
                   on: the honest figure for text the rules have not seen
+  fresh*.jsonl    batches written before a rule rewrite by someone who had not
+                  read the rules or the other sets (fresh.jsonl, fresh2.jsonl, ...);
+                  each is reported as its own set, never tuned on
 Prints type and urgency accuracy and both confusion matrices for the tuning
 split, the held-out split, the whole evaluation set and the unseen set.
 --errors lists misclassified messages of the tuning split only. --write puts the
@@ -27,6 +30,7 @@ from classify import TYPES, URGENCIES, Classifier  # noqa: E402
 
 EVAL_SET = ROOT / "tests" / "classify_eval" / "messages.jsonl"
 UNSEEN_SET = ROOT / "tests" / "classify_eval" / "unseen.jsonl"
+FRESH_SETS = sorted((ROOT / "tests" / "classify_eval").glob("fresh*.jsonl"))
 NOTES = "## Notes"
 
 
@@ -63,13 +67,17 @@ def _table(groups: list[tuple[str, list[dict]]], title: str) -> str:
     return "\n".join(lines)
 
 
-def report(results: list[dict], unseen: list[dict]) -> str:
+def report(results: list[dict], unseen: list[dict], fresh: dict[str, list[dict]] | None = None) -> str:
+    """All tables: per set, per batch, per language, then confusion matrices.
+    `fresh` maps a fresh file's stem (fresh, fresh2) to its evaluated rows."""
+    fresh = {name: rows for name, rows in (fresh or {}).items() if rows}
     parts = []
     splits = [("tuning", [r for r in results if r["split"] == "tune"]),
               ("held-out", [r for r in results if r["split"] == "heldout"]),
               ("evaluation set", results)]
     if unseen:
         splits.append(("unseen set", unseen))
+    splits += [(f"{name} set", rows) for name, rows in fresh.items()]
     parts.append(_table(splits, "set"))
     everything = results + unseen
     batches = sorted({r.get("batch", 1) for r in everything})
@@ -81,6 +89,9 @@ def report(results: list[dict], unseen: list[dict]) -> str:
     if unseen:
         parts.append("\n" + _table([(lang, [r for r in unseen if r["lang"] == lang]) for lang in sorted({r["lang"] for r in unseen})],
                                    "language (unseen set)"))
+    for name, rows in fresh.items():
+        parts.append("\n" + _table([(lang, [r for r in rows if r["lang"] == lang]) for lang in sorted({r["lang"] for r in rows})],
+                                   f"language ({name} set)"))
     for name, rows in splits:
         if rows:
             parts.append(f"\n### {name}: type\n\n{confusion(rows, 'type', TYPES)}")
@@ -99,7 +110,8 @@ def main() -> None:
     keep = lambda r: args.batch is None or r.get("batch", 1) == args.batch  # noqa: E731
     results = evaluate(classifier, [r for r in load_set() if keep(r)])
     unseen = evaluate(classifier, [r for r in load_set(UNSEEN_SET) if keep(r)]) if UNSEEN_SET.exists() else []
-    text = report(results, unseen)
+    fresh = {path.stem: evaluate(classifier, [r for r in load_set(path) if keep(r)]) for path in FRESH_SETS}
+    text = report(results, unseen, fresh)
     print(text)
     if args.errors:
         print("\n## tuning-split errors")
@@ -114,7 +126,9 @@ def main() -> None:
         header = ("# Classification accuracy of the default rules\n\n"
                   f"`bench/classify_eval.py --write` with `config/rules.toml` on the evaluation set "
                   f"`tests/classify_eval/messages.jsonl` ({len(results)} messages) and the unseen set "
-                  f"`tests/classify_eval/unseen.jsonl` ({len(unseen)} messages). Rules were tuned on the `tune` "
+                  f"`tests/classify_eval/unseen.jsonl` ({len(unseen)} messages), and the fresh sets "
+                  + ", ".join(f"`tests/classify_eval/{n}.jsonl` ({len(r)} messages)" for n, r in fresh.items())
+                  + ". Rules were tuned on the `tune` "
                   "split only. Read the notes below before trusting the evaluation-set figure.\n\n## Figures\n\n")
         md.write_text(header + text + "\n\n" + notes, encoding="utf-8")
 
