@@ -2,7 +2,9 @@
 
 A text is scanned once whatever the number of rules; the work afterwards is
 proportional to the hits. Latin keywords respect word boundaries ('bug' does not
-match 'debug'; 'crash*' matches 'crashes'); CJK keywords match anywhere.
+match 'debug'; 'crash*' matches 'crashes'); CJK keywords match anywhere. A keyword
+written '^how' matches only at the start of a sentence or clause, so a question's
+opening word can count without every 'how' in the middle of a report counting.
 
 Keywords and texts go into the automaton as UTF-8 bytes (spelled as latin-1
 characters), not as Unicode characters: pyahocorasick searches a trie node's
@@ -29,6 +31,9 @@ def to_bytes(text: str) -> str:
 
 # A negation and its keyword must stand in the same sentence.
 _SENTENCE_ENDS = tuple(to_bytes(ch) for ch in "。.!?;\n")
+# What may stand before an anchored ('^how') keyword: the start of the text or the end
+# of a sentence or clause (after NFKC full-width ，：！？ are their ASCII forms).
+_CLAUSE_ENDS = tuple(to_bytes(ch) for ch in "。.!?;\n,:、")
 
 
 def _char_count(raw: str) -> int:
@@ -38,6 +43,12 @@ def _char_count(raw: str) -> int:
 
 def _is_word_char(ch: str) -> bool:
     return ch.isascii() and (ch.isalnum() or ch == "_")
+
+
+def _starts_clause(text: str, start: int) -> bool:
+    """Whether only spaces lie between `start` and the text's start or a clause end."""
+    before = text[:start].rstrip()
+    return not before or before.endswith(_CLAUSE_ENDS)
 
 
 @dataclass(frozen=True)
@@ -50,14 +61,14 @@ class Hit:
 
 class Matcher:
     def __init__(self, ruleset: RuleSet) -> None:
-        # pattern -> ([(rule index, keyword text, prefix)], negation id or -1)
-        entries: dict[str, tuple[list[tuple[int, str, bool]], int]] = {}
+        # pattern -> ([(rule index, keyword text, prefix, anchored)], negation id or -1)
+        entries: dict[str, tuple[list[tuple[int, str, bool, bool]], int]] = {}
         negation_ids: dict[str, int] = {}
         self.negation_text: list[str] = []
         self.rule_negations: list[frozenset[int]] = []
         for index, rule in enumerate(ruleset.rules):
             for kw in rule.keywords:
-                entries.setdefault(kw.pattern, ([], -1))[0].append((index, kw.text, kw.prefix))
+                entries.setdefault(kw.pattern, ([], -1))[0].append((index, kw.text, kw.prefix, kw.anchored))
             ids = set()
             for phrase in rule.negations:
                 pattern = normalize(phrase).strip()
@@ -95,8 +106,8 @@ class Matcher:
                 continue
             if nid >= 0 and not right_open:
                 negations.append((nid, start, end))
-            for rule, keyword, prefix in owners:
-                if prefix or not right_open:
+            for rule, keyword, prefix, anchored in owners:
+                if (prefix or not right_open) and (not anchored or _starts_clause(text, start)):
                     hits.append(Hit(rule, keyword, start, end))
         return text, hits, negations
 

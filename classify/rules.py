@@ -7,7 +7,8 @@ File format (every key is shown in config/rules.toml):
                           [defaults.urgency_by_type] type = urgency
     [routing]             type = [departments...], the first is the lead
     [negation_sets]       name = [phrases...]
-    [[rules]]             name, target ("type:X" | "urgency:Y"), keywords, weight,
+    [[rules]]             name, target ("type:X" | "urgency:Y"), keywords ('crash*' also
+                          matches longer words, '^how' only at a sentence start), weight,
                           fields, subject_weight, negations, negation_sets, note
 """
 from __future__ import annotations
@@ -34,6 +35,7 @@ class Keyword:
     text: str          # as written in the rules file
     pattern: str       # normalised, without the trailing '*'
     prefix: bool       # 'crash*' also matches 'crashes'
+    anchored: bool = False  # '^how' matches only where a sentence or clause starts
 
 
 @dataclass(frozen=True)
@@ -192,10 +194,11 @@ def _rule(c: _Checker, raw: object, index: int, negation_sets: dict, subject_wei
     keywords = []
     for text in c.strings(raw["keywords"], at("keywords"), f"{where}keywords", "keywords"):
         prefix = text.endswith("*")
-        pattern = normalize(text.rstrip("*")).strip()
+        anchored = text.startswith("^")
+        pattern = normalize(text.rstrip("*").lstrip("^")).strip()
         if not pattern:
             raise c.fail(at("keywords"), f"{where}keyword {text!r} is empty after normalisation", "keywords")
-        keywords.append(Keyword(text, pattern, prefix))
+        keywords.append(Keyword(text, pattern, prefix, anchored))
     weight = c.number(raw.get("weight", 1.0), at("weight"), f"{where}weight", "weight")
     fields = tuple(c.strings(raw.get("fields", list(FIELDS)), at("fields"), f"{where}fields", "fields"))
     for f in fields:

@@ -212,3 +212,17 @@ keywords = ["瘫痪"]
     assert clf.classify("", "设备离线了").type == "fault"
     r = clf.classify("", "系统瘫痪")
     assert (r.type, r.urgency) == ("fault", "urgent")
+
+
+def test_anchored_keyword_counts_only_at_a_sentence_or_clause_start(tmp_path: Path):
+    """'^how' counts when a sentence or clause opens with it, not in the middle of one."""
+    path = tmp_path / "rules.toml"
+    path.write_text('[[rules]]\nname = "q"\ntarget = "type:suggestion"\nkeywords = ["^how", "^请问"]\n', encoding="utf-8")
+    clf = Classifier.from_file(path)
+    assert clf.classify("", "How do I add a user?").type == "suggestion"
+    assert clf.classify("", "Hi, how do I add a user?").type == "suggestion"
+    assert clf.classify("", "It broke. How come?").type == "suggestion"
+    assert clf.classify("", "No idea how it broke").type == "inquiry"
+    assert clf.classify("", "您好，请问发票怎么开").type == "suggestion"
+    assert clf.classify("", "我想请问一下").type == "inquiry"
+    assert clf.classify("", "somehow").type == "inquiry"
