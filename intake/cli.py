@@ -114,6 +114,9 @@ def cmd_status(args, out: Output) -> int:
     o = status["outbox"]
     print(f"outbox: {o['pending']} pending (oldest {o['oldest_pending'] or '-'}), {o['sent']} sent, {o['failed']} failed")
     print(f"quarantine: {status['quarantine']['held']} held, {status['quarantine']['released']} released")
+    if "archive" in status:
+        a = status["archive"]
+        print(f"archive jobs: {a['pending']} pending, {a['running']} running, {a['done']} done, {a['failed']} failed")
     print(f"tickets: " + ", ".join(f"{k} {v}" for k, v in status["tickets"].items()) if status["tickets"] else "tickets: none")
     return 0
 

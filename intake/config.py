@@ -345,6 +345,14 @@ class Config(_Section):
     source_file: Path | None = Field(None, exclude=True)
 
     @model_validator(mode="after")
+    def _paths_under_var(self) -> "Config":
+        """Folders not set on their own live under paths.var, so moving var moves them all."""
+        for section, sub in ((self.maildir, "drop"), (self.spool, "spool"), (self.archive, "archive")):
+            if "path" not in section.model_fields_set:
+                section.path = self.paths.var / sub
+        return self
+
+    @model_validator(mode="after")
     def _unique_imap_names(self) -> "Config":
         names = [i.name for i in self.imap]
         dupes = {n for n in names if names.count(n) > 1}

@@ -171,6 +171,7 @@ def store(case: Case, session: Session, ctx: Context) -> None:
         if ticket.status in ("resolved", "closed"):
             set_status(session, ticket, "in_progress", "system", reason="the customer wrote again")
             case.reopened = True
+        session.flush()
         return
     customer = find_or_create_customer(
         session,
@@ -207,6 +208,9 @@ def store(case: Case, session: Session, ctx: Context) -> None:
     log_event(session, ticket, "system", "classified", type=c.type, urgency=c.urgency, flagged=ticket.flagged, why=c.explain("en").splitlines(), notes=case.notes)
     if ticket.department or ticket.assignee:
         log_event(session, ticket, "system", "assigned", department=ticket.department, assignee=ticket.assignee)
+    # Sessions do not autoflush (one flush of many rows is far cheaper than a flush
+    # before every query): later stages look the new rows up by id, so write them now.
+    session.flush()
 
 
 def _store_message(case: Case, session: Session, ctx: Context, ticket: Ticket | None, *, kind: str) -> Message:

@@ -44,4 +44,4 @@ def _archive_counts(session) -> dict | None:
     except ImportError:
         return None
     counts = dict(session.execute(select(ArchiveJob.status, func.count()).group_by(ArchiveJob.status)).all())
-    return {"pending": counts.get("pending", 0), "done": counts.get("done", 0), "failed": counts.get("failed", 0)}
+    return {status: counts.get(status, 0) for status in ("pending", "running", "done", "failed")}

@@ -81,3 +81,14 @@ def test_example_config_is_valid_and_matches_defaults():
     example = Path(__file__).resolve().parents[2] / "config" / "intake.example.toml"
     cfg = from_dict(tomllib.loads(example.read_text(encoding="utf-8")))
     assert cfg.model_dump() == from_dict({}).model_dump()
+
+
+def test_folders_follow_paths_var_unless_set_on_their_own():
+    cfg = from_dict({"paths": {"var": "/srv/intake"}, "archive": {"path": "/mnt/archive"}})
+    assert str(cfg.maildir.path) == "/srv/intake/drop" and str(cfg.spool.path) == "/srv/intake/spool"
+    assert str(cfg.archive.path) == "/mnt/archive"
+
+
+def test_retention_below_two_years_needs_the_override():
+    assert "retention_override" in error_of({"archive": {"retention_years": 1}})
+    assert from_dict({"archive": {"retention_years": 1, "retention_override": True}}).archive.retention_years == 1
