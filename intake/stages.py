@@ -154,7 +154,7 @@ def route(case: Case, session: Session, ctx: Context) -> None:
         select(Ticket.assignee).where(Ticket.department == case.department, Ticket.assignee.is_not(None)).order_by(Ticket.id.desc()).limit(1)
     )
     member = choose_assignee(
-        staff, case.department, open_counts=open_counts(session), now=ctx.now(),
+        staff, case.department, open_counts=open_counts(session, [m.id for m in staff.members if case.department in m.departments]), now=ctx.now(),
         current_holder=holder, last_assigned=last, urgent=bool(case.classification.flagged),
     )
     case.assignee = member.id if member else None

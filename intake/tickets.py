@@ -5,7 +5,7 @@ import re
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.orm import Session
 
 from intake.models import Counter, Customer, Event, Ticket, utcnow
@@ -16,16 +16,17 @@ REF_BODY = r"\d{6}-\d{4,}"
 
 
 def next_number(session: Session, name: str) -> int:
-    """Take the next value of a named counter. The row lock (FOR UPDATE on
-    PostgreSQL, the write lock on SQLite) serialises concurrent openers; a race on
-    the first insert surfaces as an IntegrityError and the pipeline retries."""
-    counter = session.scalar(select(Counter).where(Counter.name == name).with_for_update())
-    if counter is None:
-        counter = Counter(name=name, last=0)
-        session.add(counter)
-    counter.last += 1
-    session.flush()
-    return counter.last
+    """Take the next value of a named counter in one statement. The UPDATE's row lock
+    (PostgreSQL) or the write lock (SQLite) serialises concurrent openers; a race on
+    the first insert surfaces as an IntegrityError and the pipeline runs again."""
+    taken = session.execute(
+        update(Counter).where(Counter.name == name).values(last=Counter.last + 1).returning(Counter.last)
+        .execution_options(synchronize_session=False)
+    ).scalar()
+    if taken is None:
+        session.execute(insert(Counter).values(name=name, last=1))
+        taken = 1
+    return taken
 
 
 def new_ref(session: Session, prefix: str, tz: str, now: datetime) -> str:
@@ -96,9 +97,9 @@ def queue_archive(session: Session, ticket: Ticket, reason: str, now: datetime) 
     session.add(ArchiveJob(ticket_id=ticket.id, reason=reason, status="pending", attempts=0, next_attempt_at=now, created_at=now))
 
 
-def open_counts(session: Session) -> dict[str, int]:
-    """Open tickets per assignee, for least-open assignment."""
-    rows = session.execute(
-        select(Ticket.assignee, func.count()).where(Ticket.status.in_(OPEN_STATUSES), Ticket.assignee.is_not(None)).group_by(Ticket.assignee)
-    )
-    return {assignee: count for assignee, count in rows}
+def open_counts(session: Session, staff_ids: list[str] | None = None) -> dict[str, int]:
+    """Open tickets per assignee, for least-open assignment (of `staff_ids` only, when
+    given: a department's people, counted on the (assignee, status) index)."""
+    query = select(Ticket.assignee, func.count()).where(Ticket.status.in_(OPEN_STATUSES))
+    query = query.where(Ticket.assignee.in_(staff_ids)) if staff_ids is not None else query.where(Ticket.assignee.is_not(None))
+    return {assignee: count for assignee, count in session.execute(query.group_by(Ticket.assignee))}
