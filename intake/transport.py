@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Protocol
 
 from intake.config import Smtp
+from intake.files import write_atomic
 
 
 class TransportError(Exception):
@@ -35,20 +36,10 @@ class MaildirTransport:
 
     def send(self, mail_from: str, rcpt_to: str, raw: bytes) -> None:
         try:
-            for sub in ("tmp", "new", "cur"):
+            for sub in ("new", "cur"):
                 (self.path / sub).mkdir(parents=True, exist_ok=True)
             name = f"{time.time_ns()}.{os.getpid()}_{secrets.token_hex(6)}.{socket.gethostname()}"
-            tmp = self.path / "tmp" / name
-            with open(tmp, "wb") as f:
-                f.write(raw)
-                f.flush()
-                os.fsync(f.fileno())
-            os.rename(tmp, self.path / "new" / name)
-            dir_fd = os.open(self.path / "new", os.O_RDONLY)
-            try:
-                os.fsync(dir_fd)
-            finally:
-                os.close(dir_fd)
+            write_atomic(self.path / "new" / name, raw, tmp_dir=self.path / "tmp")
         except OSError as exc:
             raise TransportError(f"cannot write to {self.path}: {exc}") from None
 

@@ -15,7 +15,8 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 from intake.sources.base import Sink
-from intake.sources.folder import FolderSource, Places, move, write_atomic
+from intake.files import move, write_atomic
+from intake.sources.folder import FolderSource, Places
 
 STALE_TMP_SECONDS = 3600.0  # no honest writer takes an hour between creating and renaming a temp file
 
