@@ -17,6 +17,7 @@ from email.message import Message
 from email.policy import Compat32
 
 from intake.charsets import cjk_share, decode_bytes, decode_header, raw_header_bytes
+from intake.htmltext import html_to_text
 from intake.quote import strip_quoted
 
 log = logging.getLogger("intake.parse")
@@ -33,9 +34,6 @@ _MSGID = re.compile(r"<\s*([^<>\s]+?)\s*>")
 _FOLD = re.compile(r"\r?\n(?=[ \t])")
 _MBOX_FROM = re.compile(rb"\AFrom [^\r\n]*\r?\n")
 _UNSAFE_NAME = re.compile(r'[\x00-\x1f\x7f<>:"|?*]')
-_BLANK_LINES = re.compile(r"\n[ \t\xa0]*(?:\n[ \t\xa0]*){2,}")
-_CJK_BREAK = re.compile("(?<=[\u3000-\u303f\u3400-\u9fff\uff00-\uffef])[ \t]*\r?\n[ \t]*(?=[\u3000-\u303f\u3400-\u9fff\uff00-\uffef])")
-_MD_ESCAPE = re.compile(r"\\([\\`*_{}\[\]()#+\-.!>|])")
 
 
 @dataclass
@@ -156,7 +154,7 @@ def _parse(raw: bytes, max_bytes: int) -> ParsedMessage:
     html = "\n".join(body.html) if body.html else None
     text = "\n\n".join(t for t in body.plain if t.strip())
     if not text.strip() and html:
-        text = _html_to_text(html, defects)
+        text = html_to_text(html, defects)
     text = _storable(text).replace("\r\n", "\n").replace("\r", "\n").strip()
     html = _storable(html) if html is not None else None
 
@@ -395,29 +393,6 @@ def _attach(body: _Body, data: bytes, filename: str | None, ctype: str, max_byte
         body.attachments.append(Attachment(name, ctype, size, b"", truncated=True))
     else:
         body.attachments.append(Attachment(name, ctype, size, data))
-
-
-def _html_to_text(html: str, defects: list[str]) -> str:
-    """Readable text from HTML: paragraphs kept, links' text kept, script/style dropped."""
-    import html2text
-
-    # A line break in the source between two Chinese characters is no space in the
-    # rendered page (CSS segment-break rules); html2text would make it one.
-    html = _CJK_BREAK.sub("", html)
-    try:
-        converter = html2text.HTML2Text()
-        converter.body_width = 0
-        converter.ignore_links = True
-        converter.ignore_images = True
-        converter.ignore_emphasis = True
-        converter.unicode_snob = True
-        text = converter.handle(html)
-    except Exception as exc:
-        defects.append(f"HTML body could not be converted ({type(exc).__name__}); tags stripped instead")
-        text = re.sub(r"(?is)<(script|style)\b.*?</\1>|<[^>]+>", " ", html)
-    text = _MD_ESCAPE.sub(r"\1", text).replace("\xa0", " ")
-    text = "\n".join(line.rstrip() for line in text.splitlines())
-    return _BLANK_LINES.sub("\n\n", text).strip()
 
 
 # ---- Outlook winmail.dat ---------------------------------------------------------
