@@ -61,7 +61,17 @@ def _safe_url(url: str) -> str:
 
 def cmd_run(args, out: Output) -> int:
     from intake.daemon import Daemon
+    from intake.ops.guard import AlreadyRunning, daemon_lock
 
+    # one daemon per SQLite database, --once included (it works the same mailboxes);
+    # held until this process ends (intake/ops/guard.py)
+    lock = daemon_lock(args.config_obj.database.url)
+    try:
+        if lock is not None:
+            lock.acquire()
+    except AlreadyRunning as exc:
+        print(f"intake: {exc}", file=sys.stderr)
+        return 1
     ctx = _context(args)
     daemon = Daemon(ctx, listen=args.listen or (ctx.config.web.listen or None))
     if args.once:

@@ -318,6 +318,19 @@ class Archive(_Section):
         return self
 
 
+class Metrics(_Section):
+    """/metrics (Prometheus) and /healthz on their own listener (intake/ops)."""
+
+    listen: str = ""  # "HOST:PORT", e.g. "127.0.0.1:9108"; empty: off
+
+    @field_validator("listen")
+    @classmethod
+    def _listen(cls, v: str) -> str:
+        if v:
+            parse_listen(v)
+        return v
+
+
 class Log(_Section):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     format: Literal["text", "json"] = "text"
@@ -340,6 +353,7 @@ class Config(_Section):
     sla: Sla = Sla()
     survey: Survey = Survey()
     archive: Archive = Archive()
+    metrics: Metrics = Metrics()
     log: Log = Log()
 
     source_file: Path | None = Field(None, exclude=True)

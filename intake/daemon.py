@@ -82,6 +82,10 @@ class Daemon:
             threads.append(threading.Thread(target=self.archiver.run_forever, args=(self.stop,), name="archiver", daemon=True))
         if self.listen:
             threads.append(self._web_thread())
+        if self.ctx.config.metrics.listen:  # /metrics and /healthz (intake/ops)
+            from intake.ops.server import ops_thread
+
+            threads.append(ops_thread(self.ctx, self.ctx.config.metrics.listen, self.stop))
         rules = self._watch_rules()
         for t in threads:
             t.start()

@@ -20,6 +20,7 @@ from intake.case import Case, Quarantine, Stop
 from intake.context import Context
 from intake.db import transaction
 from intake.models import QuarantineItem, SourceItem, SourceState
+from intake.ops.metrics import record_take
 from intake.sources.base import Result, SourceRef
 from intake.stages import PIPELINE
 
@@ -53,9 +54,11 @@ class Pipeline:
                 result = self._quarantine(raw, ref, f"internal error: {type(exc).__name__}: {exc}\n{traceback.format_exc(limit=4)}", quarantine_id)
                 break
         self.ctx.wake_outbox.set()
+        elapsed = time.perf_counter() - started
+        record_take(ref.source, ref.channel, result.outcome, elapsed)  # /metrics (intake/ops)
         log.info(
             "%s %s %s → %s%s (%.0f ms)", ref.channel, ref.source, ref.key, result.outcome,
-            f" {result.ticket}" if result.ticket else "", (time.perf_counter() - started) * 1000,
+            f" {result.ticket}" if result.ticket else "", elapsed * 1000,
         )
         return result
 

@@ -1,0 +1,1 @@
+"""Operations: the single-daemon guard for SQLite, /healthz and /metrics."""

@@ -1,0 +1,122 @@
+"""Prometheus metrics: counters the pipeline updates as it goes, gauges read from the
+database at scrape time.
+
+The counters live in this process (reset on restart, as Prometheus expects); the
+gauges are short read queries, so they show the whole database, whichever daemon did
+the work. A database that does not answer turns into `intake_database_up 0`, never
+into a failed scrape.
+"""
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from typing import Callable, Iterator
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.gc_collector import GCCollector
+from prometheus_client.platform_collector import PlatformCollector
+from prometheus_client.process_collector import ProcessCollector
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, sessionmaker
+
+log = logging.getLogger("intake.ops.metrics")
+
+# not in prometheus_client's global registry: each listener builds its own (registry())
+TAKEN = Counter("intake_messages_taken", "Items the pipeline took, by source and outcome",
+                ["source", "outcome"], registry=None)
+LATENCY = Histogram("intake_pipeline_seconds", "Time from the pipeline receiving an item to its outcome",
+                    ["channel"], registry=None,
+                    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60))
+
+
+def record_take(source: str, channel: str, outcome: str, seconds: float) -> None:
+    """Called by Pipeline.take once an item has its outcome."""
+    TAKEN.labels(source=source, outcome=outcome).inc()
+    LATENCY.labels(channel=channel).observe(seconds)
+
+
+class DatabaseCollector:
+    """Gauges computed at scrape time from the database."""
+
+    def __init__(self, sessions: sessionmaker[Session], now: Callable[[], datetime]):
+        self.sessions, self.now = sessions, now
+
+    def collect(self) -> Iterator[Metric]:
+        up = GaugeMetricFamily("intake_database_up", "1 when the database answered this scrape's queries")
+        try:
+            gauges = list(self._gauges())
+        except Exception as exc:  # the database is down or locked: say so, keep the scrape
+            log.warning("metrics: database unreachable: %s", exc)
+            up.add_metric([], 0)
+            yield up
+            return
+        up.add_metric([], 1)
+        yield up
+        yield from gauges
+
+    def _gauges(self) -> Iterator[Metric]:
+        from intake.models import OutboxMail, QuarantineItem, SourceState
+
+        now = self.now()
+        with self.sessions() as session:
+            outbox = dict(session.execute(select(OutboxMail.status, func.count()).group_by(OutboxMail.status)).all())
+            oldest = session.scalar(select(func.min(OutboxMail.created_at)).where(OutboxMail.status == "pending"))
+            held = session.scalar(select(func.count()).select_from(QuarantineItem).where(QuarantineItem.status == "held"))
+            states = list(session.execute(select(SourceState.source, SourceState.last_success_at, SourceState.errors)))
+            archive = _archive_counts(session)
+            breaches = _sla_breaches(session)
+
+        g = GaugeMetricFamily("intake_outbox_mails", "Outbox mails by status", labels=["status"])
+        for status in ("pending", "sent", "failed"):
+            g.add_metric([status], outbox.get(status, 0))
+        yield g
+        yield GaugeMetricFamily("intake_outbox_depth", "Mails waiting to be sent", value=outbox.get("pending", 0))
+        yield GaugeMetricFamily("intake_outbox_oldest_pending_age_seconds", "Age of the oldest mail waiting to be sent (0: none)",
+                                value=max(0.0, (now - oldest).total_seconds()) if oldest else 0.0)
+        yield GaugeMetricFamily("intake_quarantine_held", "Items held in the quarantine", value=held or 0)
+        age = GaugeMetricFamily("intake_source_last_success_age_seconds", "Seconds since each source last succeeded", labels=["source"])
+        errors = GaugeMetricFamily("intake_source_errors", "Errors each source has reported", labels=["source"])
+        for source, last, errs in states:
+            if last is not None:
+                age.add_metric([source], max(0.0, (now - last).total_seconds()))
+            errors.add_metric([source], errs or 0)
+        yield age
+        yield errors
+        if archive is not None:
+            jobs = GaugeMetricFamily("intake_archive_jobs", "Archive jobs by status", labels=["status"])
+            for status in ("pending", "running", "done", "failed"):
+                jobs.add_metric([status], archive.get(status, 0))
+            yield jobs
+            yield GaugeMetricFamily("intake_archive_backlog", "Archive jobs not yet done (pending or running)",
+                                    value=archive.get("pending", 0) + archive.get("running", 0))
+        if breaches is not None:
+            yield GaugeMetricFamily("intake_sla_breaches", "Tickets escalated at an SLA breach", value=breaches)
+
+
+def _archive_counts(session: Session) -> dict | None:
+    try:
+        from archive.models import ArchiveJob
+    except ImportError:
+        return None
+    return dict(session.execute(select(ArchiveJob.status, func.count()).group_by(ArchiveJob.status)).all())
+
+
+def _sla_breaches(session: Session) -> int | None:
+    try:
+        from intake.staffmail.models import SlaState
+    except ImportError:
+        return None
+    return session.scalar(select(func.count()).select_from(SlaState).where(SlaState.escalated_at.is_not(None)))
+
+
+def registry(sessions: sessionmaker[Session], now: Callable[[], datetime]) -> CollectorRegistry:
+    """What one listener serves: the pipeline's counters, the database gauges, the process."""
+    reg = CollectorRegistry()
+    reg.register(TAKEN)
+    reg.register(LATENCY)
+    reg.register(DatabaseCollector(sessions, now))
+    ProcessCollector(registry=reg)
+    PlatformCollector(registry=reg)
+    GCCollector(registry=reg)
+    return reg
