@@ -52,7 +52,8 @@ class DaemonLock:
 
     def acquire(self) -> "DaemonLock":
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        # no O_TRUNC: the holder's pid must survive a refused opener
+        # no O_TRUNC: the holder's pid must survive a refused opener; O_CLOEXEC: programs
+        # the daemon starts (the archive's forkserver) must not inherit and outlive the lock
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -1,6 +1,6 @@
-"""/metrics and /healthz over real HTTP: from the real daemon process on SQLite (counts
-match what the pipeline did and what the database holds), and 503 / database_up 0
-from a listener whose PostgreSQL does not answer."""
+"""/metrics and /healthz over real HTTP: from the real daemon process on SQLite and
+PostgreSQL (counts match what the pipeline did and what the database holds), and
+503 / database_up 0 from a listener whose PostgreSQL does not answer."""
 from __future__ import annotations
 
 import json
@@ -62,17 +62,16 @@ def mail(i: int, **headers) -> bytes:
     return bytes(msg)
 
 
-def test_daemon_metrics_and_healthz_match_what_was_taken_and_what_the_database_holds(tmp_path):
+def test_daemon_metrics_and_healthz_match_what_was_taken_and_what_the_database_holds(tmp_path, db_url):
     """Two new cases, an out-of-office and a non-message into the drop folder of a real
     daemon whose SMTP server is down: the counters say 2 opened, 1 autoreply_ignored,
     1 quarantined; the outbox, quarantine and age gauges equal the database's figures."""
     port, dead_smtp = free_port(), free_port()
-    database = tmp_path / "var" / "intake.db"
-    config = write_config(tmp_path / "intake.toml", db_url=f"sqlite:///{database}", var=tmp_path / "var", extra=(
+    config = write_config(tmp_path / "intake.toml", db_url=db_url, var=tmp_path / "var", extra=(
         f'[smtp]\nhost = "127.0.0.1"\nport = {dead_smtp}\ntimeout = 1.0\n[metrics]\nlisten = "127.0.0.1:{port}"\n'))
     daemon = DaemonProcess(config, tmp_path)
     daemon.cli("init")
-    db = Db(f"sqlite:///{database}")
+    db = Db(db_url)
     try:
         daemon.start()
         base = f"http://127.0.0.1:{port}"
