@@ -157,3 +157,27 @@ def test_metrics_listen_is_off_by_default_and_a_bad_address_names_the_key():
     assert from_dict({}).metrics.listen == ""
     with pytest.raises(ConfigError, match=r"metrics\.listen"):
         from_dict({"metrics": {"listen": "9108"}})
+
+
+def test_a_taken_metrics_port_is_logged_and_the_daemon_keeps_working(tmp_path):
+    """The metrics address already in use: the daemon says so in its log and still takes mail."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        database = tmp_path / "var" / "intake.db"
+        config = write_config(tmp_path / "intake.toml", db_url=f"sqlite:///{database}", var=tmp_path / "var",
+                              extra=f'[metrics]\nlisten = "127.0.0.1:{port}"\n')
+        daemon = DaemonProcess(config, tmp_path)
+        daemon.cli("init")
+        db = Db(f"sqlite:///{database}")
+        try:
+            daemon.start()
+            wait_until(lambda: "metrics listener" in daemon.log.read_text(errors="replace"), 60, what="the error logged")
+            drop(tmp_path / "var" / "drop", "a.eml", mail(1))
+            wait_until(lambda: db.tickets() == 1, 60, what="the ticket")
+            assert daemon.alive() and daemon.terminate() == 0
+        finally:
+            daemon.close()
+            db.close()
+    assert f"127.0.0.1:{port}" in daemon.log.read_text(errors="replace")
