@@ -5,6 +5,8 @@ configured. Fewer only with an explicit override, which is written to the audit 
 Until a case is closed its files have no retention date and cannot be deleted at all.
 `purge` removes what expired and is not on hold; `delete_archived` is the guarded
 deletion every command must use, and refuses anything else with RetentionError.
+Given the storage, dates and holds are passed on to it too (`set_retention`,
+`set_legal_hold`), so a backend with its own lock (S3 Object Lock) enforces them as well.
 """
 from __future__ import annotations
 
@@ -57,7 +59,8 @@ def record_policy(session: Session, policy: RetentionPolicy, *, actor: str) -> N
                                  detail={"retention_years": policy.years, "minimum": MIN_YEARS}))
 
 
-def apply_close(session: Session, ticket_ref: str, closed_on: date, policy: RetentionPolicy) -> date:
+def apply_close(session: Session, ticket_ref: str, closed_on: date, policy: RetentionPolicy,
+                storage: Storage | None = None) -> date:
     """Set the retention date of every version of a closed case; only ever moves it later
     (a case reopened and closed again is kept from its last close)."""
     until = policy.until(closed_on)
@@ -66,10 +69,13 @@ def apply_close(session: Session, ticket_ref: str, closed_on: date, policy: Rete
         row.closed_on = max(filter(None, (row.closed_on, closed_on)))
         if row.retention_until is None or row.retention_until < until:
             row.retention_until = until
+        if storage is not None:
+            # the lock only moves later, so setting it before the commit is safe either way
+            storage.set_retention(PurePosixPath(row.path), row.retention_until)
     return until
 
 
-def extend_all(session: Session, policy: RetentionPolicy, *, actor: str) -> int:
+def extend_all(session: Session, policy: RetentionPolicy, *, actor: str, storage: Storage | None = None) -> int:
     """Apply a longer policy to what is already archived (call at start-up after raising
     the configured years). Dates only move later; returns how many files got a later date."""
     changed = 0
@@ -81,6 +87,8 @@ def extend_all(session: Session, policy: RetentionPolicy, *, actor: str) -> int:
         if until > row.retention_until:
             row.retention_until = until
             changed += 1
+            if storage is not None:
+                storage.set_retention(PurePosixPath(row.path), until)
     if changed:
         session.add(ArchiveAudit(actor=actor, action="override", detail={
             "retention_years": policy.years, "extended_files": changed}))
@@ -158,7 +166,14 @@ def _case_rows(session: Session, ticket_ref: str) -> list[ArchiveFile]:
     return list(rows)
 
 
-def hold(session: Session, ticket_ref: str, reason: str, *, actor: str) -> list[ArchiveFile]:
+def _tell_storage(storage: Storage | None, rows: list[ArchiveFile], on: bool) -> None:
+    for row in rows:
+        if storage is not None and row.purged_at is None:
+            storage.set_legal_hold(PurePosixPath(row.path), on)
+
+
+def hold(session: Session, ticket_ref: str, reason: str, *, actor: str,
+         storage: Storage | None = None) -> list[ArchiveFile]:
     """Put every version of a case on legal hold: nothing of it is deleted until released."""
     if not reason.strip():
         raise ValueError("a legal hold needs a reason")
@@ -166,15 +181,17 @@ def hold(session: Session, ticket_ref: str, reason: str, *, actor: str) -> list[
     for row in rows:
         row.legal_hold = True
         row.hold_reason = reason
+    _tell_storage(storage, rows, True)
     session.add(ArchiveAudit(actor=actor, action="hold", ticket_ref=ticket_ref, detail={"reason": reason}))
     return rows
 
 
-def release(session: Session, ticket_ref: str, *, actor: str) -> list[ArchiveFile]:
+def release(session: Session, ticket_ref: str, *, actor: str, storage: Storage | None = None) -> list[ArchiveFile]:
     """Lift a legal hold; retention dates apply again."""
     rows = _case_rows(session, ticket_ref)
     was = next((r.hold_reason for r in rows if r.legal_hold), None)
     for row in rows:
         row.legal_hold = False
+    _tell_storage(storage, rows, False)
     session.add(ArchiveAudit(actor=actor, action="release", ticket_ref=ticket_ref, detail={"was": was}))
     return rows

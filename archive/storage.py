@@ -1,14 +1,17 @@
 """Where archive files live: a small Protocol and its local-folder backend.
 
 A backend stores bytes under relative POSIX paths. `put` is atomic (a reader sees the
-old file or the new one, never a part) and durable when it returns. The backend knows
-nothing of retention: only archive.retention decides what may be deleted.
-Another backend (S3) implements the same five methods.
+old file or the new one, never a part) and durable when it returns. The backend never
+decides retention: only archive.retention decides what may be deleted. It is told the
+retention dates and legal holds (`retain_until`, `set_retention`, `set_legal_hold`) so a
+backend that can enforce them itself (S3 Object Lock, archive.s3) does; the local folder
+ignores them. `open_storage` picks the backend named in the config.
 """
 from __future__ import annotations
 
 import os
 import secrets
+from datetime import date
 from pathlib import Path, PurePosixPath
 from typing import Iterator, Protocol, runtime_checkable
 
@@ -17,8 +20,9 @@ TEMP_PREFIX = ".tmp-"
 
 @runtime_checkable
 class Storage(Protocol):
-    def put(self, path: PurePosixPath, data: bytes) -> None:
-        """Store `data` at `path` atomically and durably, replacing what was there."""
+    def put(self, path: PurePosixPath, data: bytes, *, retain_until: date | None = None) -> None:
+        """Store `data` at `path` atomically and durably, replacing what was there; a backend
+        that can lock it keeps it undeletable through the day `retain_until`."""
 
     def get(self, path: PurePosixPath) -> bytes:
         """The bytes at `path`; FileNotFoundError if there are none."""
@@ -31,6 +35,12 @@ class Storage(Protocol):
 
     def exists(self, path: PurePosixPath) -> bool:
         ...
+
+    def set_retention(self, path: PurePosixPath, until: date) -> None:
+        """Keep `path` through the day `until` (where enforced: only ever later)."""
+
+    def set_legal_hold(self, path: PurePosixPath, on: bool) -> None:
+        """Put `path` on legal hold or release it (where enforced)."""
 
 
 def check_relative(path: PurePosixPath | str) -> PurePosixPath:
@@ -72,7 +82,8 @@ class LocalStorage:
             d.mkdir(exist_ok=True)
             _fsync_dir(d.parent)
 
-    def put(self, path: PurePosixPath, data: bytes) -> None:
+    def put(self, path: PurePosixPath, data: bytes, *, retain_until: date | None = None) -> None:
+        # retain_until: a folder cannot enforce it; archive.retention does, for this backend
         full = self._full(path)
         self._makedirs(full.parent)
         tmp = full.parent / f"{TEMP_PREFIX}{secrets.token_hex(6)}"
@@ -98,6 +109,12 @@ class LocalStorage:
     def exists(self, path: PurePosixPath) -> bool:
         return self._full(path).is_file()
 
+    def set_retention(self, path: PurePosixPath, until: date) -> None:
+        """Nothing to do: a folder has no lock; the database's date is what guards it."""
+
+    def set_legal_hold(self, path: PurePosixPath, on: bool) -> None:
+        """Nothing to do: a folder has no lock; the database's hold is what guards it."""
+
     def list(self, prefix: str = "") -> Iterator[PurePosixPath]:
         base = self.root.joinpath(*PurePosixPath(prefix).parts) if prefix else self.root
         if not base.exists():
@@ -110,3 +127,13 @@ class LocalStorage:
                 if not name.startswith(TEMP_PREFIX):
                     found.append(PurePosixPath(*rel.parts, name))
         return iter(sorted(found))
+
+
+def open_storage(cfg) -> Storage:
+    """The backend the [archive] config section names (`storage = "local" | "s3"`).
+    The daemon and the CLI both open it here, so they always see the same archive."""
+    if cfg.storage == "s3":
+        from archive.s3 import S3Storage
+
+        return S3Storage.from_config(cfg)
+    return LocalStorage(cfg.path)

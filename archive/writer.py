@@ -30,17 +30,22 @@ def is_final(record: CaseRecord) -> bool:
     return record.status == "closed"
 
 
-def store_file(storage: Storage, record: CaseRecord, pdf: bytes, *, version: int, lang: str) -> PurePosixPath:
+def store_file(storage: Storage, record: CaseRecord, pdf: bytes, *, version: int, lang: str,
+               policy: RetentionPolicy | None = None) -> PurePosixPath:
+    """Write the PDF; given the policy, a closed case's file is locked from the start
+    (on storage that can lock) until its retention date."""
     path = archive_path(record.customer_label, record.date_opened, label("type", record.type, lang),
                         record.ticket_ref, version, is_final(record))
-    storage.put(path, pdf)
+    retain_until = policy.until(record.closed_on) if policy is not None and record.closed_on else None
+    storage.put(path, pdf, retain_until=retain_until)
     return path
 
 
 def record_file(session: Session, record: CaseRecord, pdf: bytes, path: PurePosixPath, *, version: int,
                 policy: RetentionPolicy, ticket_id: int | None = None, actor: str = "archiver",
-                now: datetime | None = None) -> ArchiveFile:
-    """The archive_files row (linked into the chain) and the `written` audit entry; the caller commits."""
+                now: datetime | None = None, storage: Storage | None = None) -> ArchiveFile:
+    """The archive_files row (linked into the chain) and the `written` audit entry; the caller commits.
+    Given the storage, it is told the hold and retention dates too (S3 Object Lock)."""
     now = now or datetime.now(timezone.utc)
     # a legal hold is on the case: a version written while it holds is held too
     held = session.scalars(select(ArchiveFile).where(ArchiveFile.ticket_ref == record.ticket_ref,
@@ -55,8 +60,10 @@ def record_file(session: Session, record: CaseRecord, pdf: bytes, path: PurePosi
     link(session, row)
     session.add(row)
     session.flush()
+    if storage is not None and row.legal_hold:
+        storage.set_legal_hold(path, True)
     if record.closed_on is not None:
-        apply_close(session, record.ticket_ref, record.closed_on, policy)
+        apply_close(session, record.ticket_ref, record.closed_on, policy, storage)
     else:
         apply_open(session, record.ticket_ref)
     session.add(ArchiveAudit(actor=actor, action="written", path=str(path), ticket_ref=record.ticket_ref, at=now,
@@ -74,6 +81,6 @@ def archive_now(session: Session, storage: Storage, record: CaseRecord, *, lang:
 
     version = next_version(session, record.ticket_ref)
     pdf = render_case_pdf(record, lang=lang, version=version, final=is_final(record))
-    path = store_file(storage, record, pdf, version=version, lang=lang)
+    path = store_file(storage, record, pdf, version=version, lang=lang, policy=policy)
     return record_file(session, record, pdf, path, version=version, policy=policy, ticket_id=ticket_id,
-                       actor=actor, now=now)
+                       actor=actor, now=now, storage=storage)

@@ -17,9 +17,9 @@ def _date(value: str) -> date:
 
 
 def _storage(ctx):
-    from archive.storage import LocalStorage
+    from archive.storage import open_storage
 
-    return LocalStorage(ctx.config.archive.path)
+    return open_storage(ctx.config.archive)
 
 
 def _query(args):
@@ -99,9 +99,9 @@ def _hold(ctx, args, out) -> int:
     try:
         with transaction(ctx.sessions) as session:
             if args.action == "hold":
-                rows = hold(session, args.ref, args.reason, actor="cli")
+                rows = hold(session, args.ref, args.reason, actor="cli", storage=_storage(ctx))
             else:
-                rows = release(session, args.ref, actor="cli")
+                rows = release(session, args.ref, actor="cli", storage=_storage(ctx))
             paths = [r.path for r in rows]
     except (LookupError, ValueError) as exc:
         print(f"intake: {exc}", file=sys.stderr)

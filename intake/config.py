@@ -308,6 +308,12 @@ class Archive(_Section):
     retention_override: bool = False  # allow retention_years < 2 (written to the audit log)
     workers: int = Field(2, ge=0, le=32)  # render processes; 0 renders inside the daemon
     language: Literal["zh", "en"] = "zh"  # labels in the PDF and the type in file names
+    storage: Literal["local", "s3"] = "local"  # where the files live: `path`, or an S3 bucket with Object Lock
+    s3_endpoint: str = ""  # e.g. "http://127.0.0.1:8333"; empty: the provider's default
+    s3_bucket: str = ""  # must exist with Object Lock enabled
+    s3_region: str = "us-east-1"
+    s3_access_key_env: str = ""  # names of environment variables holding the keys (never the keys);
+    s3_secret_key_env: str = ""  # empty: boto3's own credential chain
 
     @model_validator(mode="after")
     def _minimum(self) -> "Archive":
@@ -315,6 +321,8 @@ class Archive(_Section):
             raise ValueError(
                 f"retention_years = {self.retention_years} is below the required 2 years; "
                 "set retention_override = true to allow it (it is written to the audit log)")
+        if self.storage == "s3" and not self.s3_bucket:
+            raise ValueError("storage = 's3' needs s3_bucket")
         return self
 
 

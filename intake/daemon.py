@@ -159,12 +159,12 @@ def make_archiver(ctx: Context):
     """The archive worker: renders case PDFs in its own processes, off the acknowledgement path."""
     from archive.from_tickets import TicketLoader
     from archive.retention import RetentionPolicy
-    from archive.storage import LocalStorage
+    from archive.storage import open_storage
     from archive.worker import ArchiveWorker
 
     cfg = ctx.config.archive
     return ArchiveWorker(
-        ctx.sessions, LocalStorage(cfg.path), TicketLoader(ctx.config.tickets.timezone, cfg.language, ctx.staff),
+        ctx.sessions, open_storage(cfg), TicketLoader(ctx.config.tickets.timezone, cfg.language, ctx.staff),
         processes=cfg.workers, lang=cfg.language, policy=RetentionPolicy(cfg.retention_years, cfg.retention_override),
         clock=ctx.now,
     )
