@@ -102,9 +102,10 @@ class SeaweedServer:
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
+            # weed's graceful shutdown can take 15 s or more; a test server's data is thrown away
             os.killpg(self.proc.pid, signal.SIGTERM)
             try:
-                self.proc.wait(15)
+                self.proc.wait(3)
             except subprocess.TimeoutExpired:
                 os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait(5)
