@@ -258,3 +258,18 @@ s3_secret_key_env = "T_S3_SECRET"
     client.put_object(Bucket=bucket, Key=found["path"], Body=b"%PDF-forged")
     changed = intake("archive", "verify", "--json", ok=False)
     assert [p["kind"] for p in changed] == ["changed"]
+
+
+@pytest.mark.xfail(strict=True, reason="archive/worker.py (not owned here) still calls store_file without "
+                   "policy= and record_file without storage=, so the daemon's files are not locked yet")
+def test_the_archive_worker_locks_a_closed_case_it_writes_to_s3(env):
+    """The daemon's path: ArchiveWorker stores a closed case with its COMPLIANCE lock, like archive_now."""
+    from archive.worker import ArchiveWorker, enqueue
+
+    sessions, storage = env
+    record = case("261123-0008", closed_on=TODAY)
+    with sessions() as s, s.begin():
+        enqueue(s, 1, "closed")
+    with ArchiveWorker(sessions, storage, lambda session, ticket_id: record, processes=0) as worker:
+        [path] = worker.run_once().paths
+    assert storage.retention(PurePosixPath(path)) == lock_end(TODAY.replace(year=TODAY.year + 2))
