@@ -18,11 +18,17 @@ _MACHINE_SENDER = re.compile(
     re.IGNORECASE,
 )
 _REPORT_TYPES = ("multipart/report", "message/delivery-status", "message/disposition-notification")
+# Phrases that only automatic replies put in a subject, wherever they stand ...
 _OUT_OF_OFFICE = re.compile(
     r"out\s+of\s+(?:the\s+)?office|automatic\s+reply|auto[-\s]?reply|autoreply|auto[-\s]?response"
-    r"|^\s*auto\s*:|\bvacation\b|\bon\s+leave\b|undeliverable|delivery\s+status\s+notification"
-    r"|mail\s+delivery\s+(?:failed|failure|subsystem)|returned\s+mail"
-    r"|自动回复|自動回覆|自动答复|自動答覆|自动应答|休假|外出|不在办公室|不在辦公室|退信|系统退信",
+    r"|delivery\s+status\s+notification|mail\s+delivery\s+(?:failed|failure|subsystem)|returned\s+mail"
+    r"|自动回复|自動回覆|自动答复|自動答覆|自动应答|不在办公室|不在辦公室|系统退信",
+    re.IGNORECASE,
+)
+# ... and words a customer may well write ("我休假回来发现系统坏了", "vacation booking
+# fails"), which mark an automatic reply only as the subject's first word.
+_AUTO_SUBJECT_START = re.compile(
+    r"^\s*(?:\[?auto\]?\s*:|vacation\b|on\s+(?:vacation|holiday|leave)\b|undeliverable\b|undelivered\b|休假|外出|退信)",
     re.IGNORECASE,
 )
 
@@ -63,6 +69,6 @@ def auto_reply_reason(msg: ParsedMessage) -> str | None:
         if content_type.startswith(report) or any(a.content_type == report for a in msg.attachments):
             return f"delivery or read report ({report})"
 
-    if _OUT_OF_OFFICE.search(msg.subject):
+    if _OUT_OF_OFFICE.search(msg.subject) or _AUTO_SUBJECT_START.match(msg.subject):
         return f"auto-reply subject: {msg.subject!r}"
     return None

@@ -20,8 +20,9 @@ from intake.transport import Transport, TransportError, make_transport
 
 log = logging.getLogger("intake.outbox")
 
-# mark sent mail in groups: fewer commits, and after a crash at most this many resends
-MARK_EVERY = 20
+# Mail is claimed, sent and marked sent in groups of this many: fewer commits, after a
+# crash at most this many resends, and a claim's lease covers every send of its group.
+GROUP = 10
 
 
 class OutboxWorker:
@@ -30,19 +31,19 @@ class OutboxWorker:
         self.transport = transport or make_transport(ctx.config.smtp, ctx.config.outgoing_maildir)
 
     def _claim(self) -> list[OutboxMail]:
-        """Take a batch of due rows for one attempt each, in one short transaction:
-        their next attempt moves past the sends' time-out, so no other worker takes
-        them meanwhile, and a crash mid-send only delays the resend (same bytes, same
-        Message-ID). No lock is held while sending."""
+        """Take a group of due rows for one attempt each, in one short transaction:
+        their next attempt moves past the time all their sends may take, so no other
+        worker takes them meanwhile, and a crash mid-send only delays the resend (same
+        bytes, same Message-ID). No lock is held while sending."""
         cfg = self.ctx.config
-        lease = timedelta(seconds=2 * cfg.smtp.timeout + 5)
+        lease = timedelta(seconds=GROUP * (cfg.smtp.timeout + 1) + 5)
         with transaction(self.ctx.sessions) as session:
             now = self.ctx.now()
             due = (
                 select(OutboxMail.id)
                 .where(OutboxMail.status == "pending", OutboxMail.next_attempt_at <= now)
                 .order_by(OutboxMail.id)
-                .limit(cfg.outbox.batch_size)
+                .limit(GROUP)
             )
             if session.get_bind().dialect.name == "postgresql":
                 due = due.with_for_update(skip_locked=True)  # several daemons: each row to one
@@ -57,26 +58,31 @@ class OutboxWorker:
             )
             return list(session.scalars(select(OutboxMail).where(OutboxMail.id.in_(ids)).order_by(OutboxMail.id)))
 
-    def run_once(self) -> tuple[int, int]:
-        """Send everything that is due; returns (sent, failed attempts)."""
+    def run_once(self, stop: threading.Event | None = None) -> tuple[int, int]:
+        """Send everything that is due (until `stop` is set); returns (sent, failed attempts)."""
         sent = failed = 0
         try:
-            while rows := self._claim():
+            while not (stop is not None and stop.is_set()) and (rows := self._claim()):
                 done: list[int] = []
                 batch_failed = 0
-                for row in rows:
-                    try:
-                        self.transport.send(row.mail_from, row.rcpt_to, row.raw)
-                    except TransportError as exc:
-                        failed += 1
-                        batch_failed += 1
-                        self._failed(row, exc)
-                        continue
-                    done.append(row.id)
-                    if len(done) >= MARK_EVERY:
-                        self._mark_sent(done)
-                        sent, done = sent + len(done), []
-                self._mark_sent(done)
+                try:
+                    for row in rows:
+                        try:
+                            self.transport.send(row.mail_from, row.rcpt_to, row.raw)
+                        except TransportError as exc:
+                            failed += 1
+                            batch_failed += 1
+                            self._failed(row, exc)
+                            continue
+                        except Exception as exc:  # a surprise must not cost the group's marks
+                            log.exception("sending %s failed unexpectedly", row.message_id)
+                            failed += 1
+                            batch_failed += 1
+                            self._failed(row, TransportError(f"{type(exc).__name__}: {exc}"))
+                            continue
+                        done.append(row.id)
+                finally:
+                    self._mark_sent(done)  # whatever went out is recorded, whatever happened next
                 sent += len(done)
                 if batch_failed == len(rows):
                     break  # the server is down: the rows wait for their next attempt
@@ -116,7 +122,7 @@ class OutboxWorker:
     def run_forever(self, stop: threading.Event, idle_wait: float = 5.0) -> None:
         while not stop.is_set():
             try:
-                self.run_once()
+                self.run_once(stop)
                 wait = self.next_due_in()
             except Exception:
                 log.exception("outbox pass failed")

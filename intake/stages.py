@@ -10,7 +10,7 @@ import hashlib
 from datetime import timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
 from intake.case import Case, Quarantine, Stop
@@ -56,6 +56,10 @@ def dedupe(case: Case, session: Session, ctx: Context) -> None:
         sender, msg.subject, msg.text.strip(), *(_sha256(a.filename, a.data) for a in msg.attachments)
     )
     if case.channel == "form":
+        if session.get_bind().dialect.name == "postgresql":
+            # two identical submissions at the same moment (a double click reaching two
+            # daemons or two request threads) queue here, so the second sees the first
+            session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": int(case.content_hash[:15], 16)})
         window = ctx.config.limits.form_duplicate_window_seconds
         earlier = session.scalar(
             select(Message)
@@ -97,6 +101,9 @@ def thread(case: Case, session: Session, ctx: Context) -> None:
     match = ctx.ref_pattern.search(msg.subject or "")
     if match:
         ticket = session.scalar(select(Ticket).where(Ticket.ref == match.group(1)))
+        if ticket is not None and not _may_write_to(ticket, msg.from_addr):
+            case.notes.append(f"{msg.from_addr or 'a sender'} named ticket {ticket.ref} in the subject but is not its customer")
+            ticket = None
     ids = [*getattr(msg, "in_reply_to", []), *reversed(getattr(msg, "references", []))]
     if ticket is None and ids:
         known = session.scalar(
@@ -104,6 +111,27 @@ def thread(case: Case, session: Session, ctx: Context) -> None:
         )
         ticket = known.ticket if known is not None else None
     case.ticket = ticket
+
+
+# Domains anyone can have an address at: sharing one proves nothing.
+PUBLIC_MAIL_DOMAINS = frozenset(
+    "qq.com foxmail.com 163.com 126.com yeah.net sina.com sina.cn sohu.com aliyun.com 139.com 189.cn "
+    "gmail.com googlemail.com outlook.com hotmail.com live.com msn.com yahoo.com icloud.com me.com "
+    "proton.me protonmail.com gmx.com gmx.net mail.com yandex.ru".split()
+)
+
+
+def _may_write_to(ticket: Ticket, sender: str) -> bool:
+    """A reference in a subject is easy to guess (they are sequential): it threads mail
+    from the ticket's customer, or a colleague at the customer's own company domain.
+    A reply carrying our Message-ID in In-Reply-To/References needs no such check."""
+    customer = (ticket.customer.email or "").lower()
+    if not sender or not customer:
+        return False
+    if sender == customer:
+        return True
+    domain = customer.rpartition("@")[2]
+    return sender.rpartition("@")[2] == domain and domain not in PUBLIC_MAIL_DOMAINS
 
 
 def ignore_autoreply(case: Case, session: Session, ctx: Context) -> None:

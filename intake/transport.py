@@ -76,7 +76,14 @@ class SmtpTransport:
         try:
             if self.conn is None:
                 self.conn = self._connect()
-            refused = self.conn.sendmail(mail_from, [rcpt_to], raw)
+            options = [] if rcpt_to.isascii() else ["SMTPUTF8"]  # an internationalised address (RFC 6531)
+            if options and not self.conn.has_extn("smtputf8"):
+                raise TransportError(f"{rcpt_to}: the SMTP server does not accept internationalised addresses (no SMTPUTF8)", permanent=True)
+            refused = self.conn.sendmail(mail_from, [rcpt_to], raw, mail_options=options)
+        except TransportError:
+            raise
+        except UnicodeError as exc:
+            raise TransportError(f"{rcpt_to}: cannot be sent: {exc}", permanent=True) from None
         except smtplib.SMTPRecipientsRefused as exc:
             code, text = next(iter(exc.recipients.values()))
             raise TransportError(f"{rcpt_to} refused: {code} {text!r}", permanent=500 <= code < 600) from None

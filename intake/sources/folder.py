@@ -9,6 +9,7 @@ where it is, to be offered again at the next scan.
 """
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import threading
@@ -103,6 +104,12 @@ class FolderSource:
     def key(self, path: Path) -> str:
         return path.name
 
+    def ref(self, path: Path, data: bytes) -> SourceRef:
+        """The item's identity: its name and its content, so a name used again for other
+        bytes (another system reusing "submission.json") is a new item, not a duplicate."""
+        digest = hashlib.sha256(data).hexdigest()[:16]
+        return SourceRef(source=self.name, key=f"{self.key(path)}#{digest}", channel=self.channel)
+
     def wanted(self, name: str) -> bool:
         """Whether a file of this name in a watched folder may be an item (temp files are not)."""
         return not name.startswith(".")
@@ -176,7 +183,6 @@ class FolderSource:
         already gone and no `raw` was given. With `raw` (the web endpoint, which wrote
         the file), a file that another thread took first is offered again so the
         pipeline answers `duplicate` with the ticket reference."""
-        ref = SourceRef(source=self.name, key=self.key(path), channel=self.channel)
         claim = str(path.absolute())
         _CLAIMS.acquire(claim)
         try:
@@ -190,8 +196,8 @@ class FolderSource:
             except FileNotFoundError:
                 if raw is None:
                     return None
-                return self.sink.take(raw, ref)
-            result = self.sink.take(data, ref)
+                return self.sink.take(raw, self.ref(path, raw))
+            result = self.sink.take(data, self.ref(path, data))
             if result.outcome == "quarantined":
                 self._reject(path, result.reason or "quarantined by the pipeline")
             else:
@@ -222,7 +228,12 @@ class FolderSource:
                 now = time.monotonic()
                 if wake.is_set() or now >= next_scan:
                     wake.clear()
-                    _, next_ready = self._scan()
+                    try:
+                        _, next_ready = self._scan()
+                    except Exception as exc:  # a file-system error must not end the source for good
+                        log.exception("%s: scan failed; trying again", self.name)
+                        self._report(-1, f"scan failed: {exc}")
+                        next_ready = time.time() + 5
                     next_scan = time.monotonic() + self.rescan_seconds
                     if next_ready is not None:  # a file still settling: look again when it is ready
                         next_scan = min(next_scan, time.monotonic() + max(0.05, next_ready - time.time()))

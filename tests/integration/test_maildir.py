@@ -31,7 +31,8 @@ def sink(ctx) -> Pipeline:
 
 def source_items(ctx) -> list[tuple[str, str, str, str | None]]:
     with ctx.sessions() as s:
-        return [(i.source, i.key, i.outcome, i.ticket_ref) for i in s.scalars(select(SourceItem).order_by(SourceItem.id))]
+        # the key is the file's unique name and a digest of its content
+        return [(i.source, i.key.split("#")[0], i.outcome, i.ticket_ref) for i in s.scalars(select(SourceItem).order_by(SourceItem.id))]
 
 
 def mail(n: int) -> bytes:

@@ -293,3 +293,13 @@ def test_events_record_who_and_what(ctx, pipeline):
     assert opened.kind == "opened" and opened.actor == "customer:zhang.wei@kehu.example.cn"
     classified = next(e for e in events if e.kind == "classified")
     assert classified.detail["type"] and classified.detail["urgency"]
+
+
+def test_a_stranger_naming_a_ticket_in_the_subject_does_not_join_it(ctx, pipeline):
+    """References are sequential and easy to guess: only the customer (or a colleague at
+    the customer's company domain) threads by subject; a stranger opens a ticket of their own."""
+    first = pipeline.take(mail("我的订单有问题", subject="订单问题", sender="alice@kehu.example.cn"), ref())
+    colleague = pipeline.take(mail("补充：订单号 1001", subject=f"Re: [#{first.ticket}] 订单问题", sender="bob@kehu.example.cn"), ref())
+    stranger = pipeline.take(mail("5", subject=f"Re: [#{first.ticket}] 满意度", sender="mallory@evil.example.net"), ref())
+    assert colleague.outcome == "appended" and colleague.ticket == first.ticket
+    assert stranger.outcome == "opened" and stranger.ticket != first.ticket

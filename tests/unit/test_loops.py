@@ -113,3 +113,19 @@ def test_no_sender_address_gets_no_reply() -> None:
     """Without a sender address there is no one to acknowledge."""
     msg = parse_message(raw([("Subject", "hi"), ("Date", "Mon, 23 Nov 2026 10:15:00 +0800")], b"body"))
     assert auto_reply_reason(msg) == "no sender address"
+
+
+@pytest.mark.parametrize(
+    "subject",
+    [
+        "我休假回来发现系统无法登录",
+        "员工外出打卡功能报错",
+        "Cannot book my vacation days in the HR module",
+        "我们的员工休假审批流程出错",
+        "The delivery status page shows an error",
+        "Parcel returned as undeliverable, order 2026112301",
+    ],
+)
+def test_customer_subjects_mentioning_leave_or_delivery_are_not_auto_replies(subject: str) -> None:
+    """Words like 休假, 外出, vacation, undeliverable mark an auto-reply only as a subject's first word."""
+    assert auto_reply_reason(_message(subject=encoded_word(subject, "utf-8"))) is None
