@@ -135,5 +135,7 @@ def open_storage(cfg) -> Storage:
     if cfg.storage == "s3":
         from archive.s3 import S3Storage
 
-        return S3Storage.from_config(cfg)
+        storage = S3Storage.from_config(cfg)
+        storage.check_bucket()  # a bucket without Object Lock fails at start, not at the first file
+        return storage
     return LocalStorage(cfg.path)

@@ -213,6 +213,18 @@ def test_open_storage_builds_the_s3_backend_from_config_with_keys_from_the_envir
         from_dict({"archive": {"storage": "s3"}})
 
 
+def test_open_storage_refuses_a_bucket_without_object_lock(seaweed, monkeypatch):
+    """A bucket created without Object Lock could not refuse an early delete: refused at start."""
+    plain = "plain-" + seaweed.bucket()[-8:]
+    seaweed.client().create_bucket(Bucket=plain)
+    monkeypatch.setenv("T_S3_KEY", seaweed.access_key)
+    monkeypatch.setenv("T_S3_SECRET", seaweed.secret_key)
+    cfg = from_dict({"archive": {"storage": "s3", "s3_endpoint": seaweed.endpoint, "s3_bucket": plain,
+                                 "s3_access_key_env": "T_S3_KEY", "s3_secret_key_env": "T_S3_SECRET"}}).archive
+    with pytest.raises(RuntimeError, match="Object Lock"):
+        open_storage(cfg)
+
+
 def test_daemon_and_cli_use_the_s3_archive_from_config(seaweed, tmp_path):
     """`intake run --once` archives the case into the bucket (nothing under var/archive);
     `intake archive search/verify/hold` work on it, and hold sets the S3 legal hold."""
