@@ -94,7 +94,7 @@ class ArchiveWorker:
         self._pool: Executor | None = None
         with sessions() as session, session.begin():
             record_policy(session, policy, actor=actor)  # logs an override below the minimum
-            extend_all(session, policy, actor=actor)  # a longer configured retention applies to the past too
+            extend_all(session, policy, actor=actor, storage=storage)  # a longer configured retention applies to the past too
 
     # -- the pool -----------------------------------------------------------------------
     def _executor(self) -> Executor | None:
@@ -170,12 +170,12 @@ class ArchiveWorker:
 
     def _finish(self, ticket_id: int, job_ids: list[int], record: CaseRecord, version: int, pdf: bytes,
                 stats: RunStats) -> None:
-        path = store_file(self.storage, record, pdf, version=version, lang=self.lang)
+        path = store_file(self.storage, record, pdf, version=version, lang=self.lang, policy=self.policy)
         for attempt in range(5):
             try:
                 with self.sessions() as session, session.begin():
                     row = record_file(session, record, pdf, path, version=version, policy=self.policy,
-                                      ticket_id=ticket_id, actor=self.actor, now=self.clock())
+                                      ticket_id=ticket_id, actor=self.actor, now=self.clock(), storage=self.storage)
                     session.execute(update(ArchiveJob).where(ArchiveJob.id.in_(job_ids)).values(
                         status="done", done_at=self.clock(), last_error=None, archive_file_id=row.id))
                 break

@@ -6,6 +6,8 @@ import sys
 from datetime import date
 from pathlib import Path
 
+from sqlalchemy import func, select
+
 from intake.db import transaction
 
 
@@ -39,7 +41,7 @@ def cmd_archive(args, out) -> int:
 def _search(ctx, args, out) -> int:
     from archive.search import describe, search
 
-    with ctx.sessions() as session:
+    with ctx.read_sessions() as session:
         rows = [describe(r) for r in search(session, _query(args))]
     for r in rows:
         out.row(r, f"{r['path']}  sha256 {r['sha256'][:16]}…  keep until {r['retention_until'] or '(open case)'}"
@@ -58,7 +60,7 @@ def _export(ctx, args, out) -> int:
             filled = width * done // max(total, 1)
             print(f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{total} {path[-40:]:<40}", end="", file=sys.stderr, flush=True)
 
-    with ctx.sessions() as session:
+    with ctx.read_sessions() as session:  # a snapshot: the daemon goes on writing meanwhile
         rows = search(session, _query(args))
         result = export_zip(rows, _storage(ctx), args.output, progress=progress)
     if sys.stderr.isatty() or args.progress:
@@ -69,10 +71,15 @@ def _export(ctx, args, out) -> int:
 
 
 def _verify(ctx, args, out) -> int:
-    from archive.integrity import verify
+    from archive.integrity import verify, verify_counts
+    from archive.models import ArchiveAudit, ArchiveFile
 
+    with ctx.read_sessions() as session:  # reading every file takes long: no write lock meanwhile
+        problems = verify(session, _storage(ctx), record=False)
+        files = session.scalar(select(func.count()).select_from(ArchiveFile))
     with transaction(ctx.sessions) as session:
-        problems = verify(session, _storage(ctx), actor="cli")
+        session.add(ArchiveAudit(actor="cli", action="verify", detail={
+            "files": files, "problems": len(problems), "kinds": sorted(verify_counts(problems))}))
     for p in problems:
         out.row({"kind": p.kind, "path": p.path, "detail": p.detail}, f"{p.kind}: {p.path or '-'}: {p.detail}")
     if not problems:

@@ -10,7 +10,7 @@ from typing import Any, Callable
 from sqlalchemy.orm import Session, sessionmaker
 
 from intake.config import Config
-from intake.db import make_engine, make_sessions
+from intake.db import make_engine, make_read_sessions, make_sessions
 from intake.render import Templates
 from intake.tickets import ref_pattern
 
@@ -30,8 +30,11 @@ class Context:
     staff_directory: Any = None  # classify.StaffDirectory, or None when no staff file
     now: Callable[[], datetime] = system_clock
     wake_outbox: threading.Event = field(default_factory=threading.Event)
+    read_sessions: sessionmaker[Session] | None = None  # reads only: no write lock (intake/sqlite.py)
 
     def __post_init__(self) -> None:
+        if self.read_sessions is None:
+            self.read_sessions = self.sessions
         self.ref_pattern = ref_pattern(self.config.tickets.ref_prefix)
 
     def classifier(self):
@@ -54,6 +57,7 @@ def build_context(config: Config, *, now: Callable[[], datetime] = system_clock)
     return Context(
         config=config,
         sessions=make_sessions(engine),
+        read_sessions=make_read_sessions(engine),
         templates=Templates(config.paths.templates),
         rules=Classifier.from_file(config.paths.rules),
         staff_directory=staff,

@@ -29,6 +29,14 @@ def make_engine(url: str) -> Engine:
     return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
 
 
+def make_read_sessions(engine: Engine) -> sessionmaker[Session]:
+    """Sessions for reading only: on SQLite a snapshot that takes no write lock, so a
+    long export or verify never holds up the daemon. Writing through them is an error."""
+    from intake.sqlite import READ_ONLY
+
+    return sessionmaker(engine.execution_options(**{READ_ONLY: True}), expire_on_commit=False, autoflush=False)
+
+
 def make_sessions(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(engine, expire_on_commit=False, autoflush=False)
 

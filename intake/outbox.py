@@ -115,7 +115,7 @@ class OutboxWorker:
 
     def next_due_in(self) -> float | None:
         """Seconds until the earliest pending retry, or None when nothing waits."""
-        with self.ctx.sessions() as session:
+        with self.ctx.read_sessions() as session:
             due = session.scalar(select(OutboxMail.next_attempt_at).where(OutboxMail.status == "pending").order_by(OutboxMail.next_attempt_at).limit(1))
         return None if due is None else max(0.0, (due - self.ctx.now()).total_seconds())
 

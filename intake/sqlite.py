@@ -6,7 +6,9 @@ source working through a backlog) keeps the lock while the mailer starves. Insid
 one process, writers therefore queue first-come first-served on a ticket lock, and
 the busy timeout only matters against other processes (a CLI command beside the
 daemon). Every transaction is BEGIN IMMEDIATE: taking the write lock up front means
-a transaction never fails half-way when it turns from reading to writing.
+a transaction never fails half-way when it turns from reading to writing. Sessions
+that only read (status, searches, exports, verify) take a plain BEGIN instead: a
+snapshot that neither waits for the writers nor holds them up while it reads files.
 """
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine
 
 BUSY_TIMEOUT_MS = 30_000
+READ_ONLY = "intake_read_only"  # execution option of sessions that only read (see db.make_read_sessions)
 
 
 class TurnLock:
@@ -106,6 +109,9 @@ def make_sqlite_engine(url: str) -> Engine:
 
     @event.listens_for(engine, "begin")
     def _begin(conn) -> None:
-        conn.connection.dbapi_connection.begin_immediate()
+        if conn.get_execution_options().get(READ_ONLY):
+            conn.exec_driver_sql("BEGIN")  # a WAL snapshot: neither waits for nor blocks writers
+        else:
+            conn.connection.dbapi_connection.begin_immediate()
 
     return engine

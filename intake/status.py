@@ -8,7 +8,7 @@ from intake.models import OutboxMail, QuarantineItem, SourceItem, SourceState, T
 
 
 def collect(ctx: Context) -> dict:
-    with ctx.sessions() as session:
+    with ctx.read_sessions() as session:
         taken = dict(session.execute(select(SourceItem.source, func.count()).group_by(SourceItem.source)).all())
         states = {s.source: s for s in session.scalars(select(SourceState))}
         sources = [

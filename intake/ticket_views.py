@@ -11,7 +11,7 @@ from intake.tickets import OPEN_STATUSES
 
 
 def list_tickets(ctx: Context, *, status: str | None = None, limit: int = 50) -> list[dict]:
-    with ctx.sessions() as session:
+    with ctx.read_sessions() as session:
         query = select(Ticket).options(selectinload(Ticket.customer)).order_by(Ticket.id.desc()).limit(limit)
         if status == "open":
             query = query.where(Ticket.status.in_(OPEN_STATUSES))
@@ -30,7 +30,7 @@ def _summary(t: Ticket) -> dict:
 
 
 def show_ticket(ctx: Context, ref: str) -> dict | None:
-    with ctx.sessions() as session:
+    with ctx.read_sessions() as session:
         t = session.scalar(
             select(Ticket).where(Ticket.ref == ref).options(
                 selectinload(Ticket.customer), selectinload(Ticket.events),

@@ -272,8 +272,6 @@ s3_secret_key_env = "T_S3_SECRET"
     assert [p["kind"] for p in changed] == ["changed"]
 
 
-@pytest.mark.xfail(strict=True, reason="archive/worker.py (not owned here) still calls store_file without "
-                   "policy= and record_file without storage=, so the daemon's files are not locked yet")
 def test_the_archive_worker_locks_a_closed_case_it_writes_to_s3(env):
     """The daemon's path: ArchiveWorker stores a closed case with its COMPLIANCE lock, like archive_now."""
     from archive.worker import ArchiveWorker, enqueue

@@ -303,3 +303,18 @@ def test_a_stranger_naming_a_ticket_in_the_subject_does_not_join_it(ctx, pipelin
     stranger = pipeline.take(mail("5", subject=f"Re: [#{first.ticket}] 满意度", sender="mallory@evil.example.net"), ref())
     assert colleague.outcome == "appended" and colleague.ticket == first.ticket
     assert stranger.outcome == "opened" and stranger.ticket != first.ticket
+
+
+def test_a_long_read_does_not_hold_up_writers(ctx, pipeline):
+    """Reading sessions (status, search, export, verify) take no write lock on SQLite:
+    a ticket opens while a read transaction is open in another thread."""
+    import threading
+
+    done = threading.Event()
+    with ctx.read_sessions() as reader:
+        reader.scalar(select(func.count()).select_from(Ticket))  # the read transaction is open now
+        worker = threading.Thread(target=lambda: (pipeline.take(mail(), ref()), done.set()))
+        worker.start()
+        assert done.wait(10), "the pipeline waited for a reader"
+        worker.join()
+    assert count(ctx, Ticket) == 1
