@@ -42,6 +42,8 @@ def compose(
         msg.attach(MIMEText(mail.html, "html", "utf-8"))
     else:
         msg = text
+    # display names come from customers: one line, whatever they typed
+    from_name, to_name = " ".join(from_name.split()), " ".join(to_name.split())
     msg["From"] = formataddr((from_name, from_addr), charset="utf-8")
     msg["To"] = formataddr((to_name, to_addr), charset="utf-8") if to_name else to_addr
     msg["Subject"] = Header(mail.subject, "utf-8")

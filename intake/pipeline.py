@@ -43,9 +43,10 @@ class Pipeline:
             try:
                 result = self._run(raw, ref, quarantine_id)
                 break
-            except IntegrityError:
-                if attempt == RACE_RETRIES:
-                    raise
+            except IntegrityError as exc:
+                if attempt == RACE_RETRIES:  # not a race after all: a constraint this item breaks
+                    result = self._quarantine(raw, ref, f"database constraint: {exc.orig}", quarantine_id)
+                    break
                 log.info("concurrent take of %s %s; running again", ref.source, ref.key)
             except OperationalError:
                 raise  # the database itself: the source keeps the item and offers it again

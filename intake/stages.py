@@ -16,8 +16,8 @@ from sqlalchemy.orm import Session
 from intake.case import Case, Quarantine, Stop
 from intake.compose import compose, new_message_id
 from intake.context import Context
-from intake.models import Attachment, Customer, Message, OutboxMail, Ticket, utcnow
-from intake.tickets import find_or_create_customer, log_event, new_ref, open_counts, queue_archive, set_status
+from intake.models import Attachment, Customer, Message, OutboxMail, Ticket
+from intake.tickets import clip, find_or_create_customer, log_event, new_ref, open_counts, queue_archive, set_status
 
 
 def parse(case: Case, session: Session, ctx: Context) -> None:
@@ -248,11 +248,11 @@ def _store_message(case: Case, session: Session, ctx: Context, ticket: Ticket | 
         direction="in",
         channel=case.channel,
         kind=kind,
-        message_id=msg.message_id,
+        message_id=clip(msg.message_id, Message.message_id) or None,
         fingerprint=case.fingerprint,
         content_hash=case.content_hash,
-        from_addr=msg.from_addr,
-        from_name=msg.from_name,
+        from_addr=clip(msg.from_addr, Message.from_addr),
+        from_name=clip(msg.from_name, Message.from_name),
         to_addrs=list(msg.to_addrs),
         subject=msg.subject,
         sent_at=msg.date,
@@ -264,7 +264,8 @@ def _store_message(case: Case, session: Session, ctx: Context, ticket: Ticket | 
         source=f"{case.ref.source}#{case.ref.key}",
     )
     for a in msg.attachments:
-        stored.attachments.append(Attachment(filename=a.filename, content_type=a.content_type, size=a.size, truncated=a.truncated, data=a.data))
+        stored.attachments.append(Attachment(filename=clip(a.filename, Attachment.filename), content_type=clip(a.content_type, Attachment.content_type),
+                                             size=a.size, truncated=a.truncated, data=a.data))
     session.add(stored)
     return stored
 

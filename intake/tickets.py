@@ -40,6 +40,14 @@ def ref_pattern(prefix: str) -> re.Pattern[str]:
     return re.compile(r"\[#\s*(" + re.escape(prefix) + REF_BODY + r")\s*\]")
 
 
+def clip(value: str | None, column) -> str:
+    """Fit a customer-supplied value into its column: PostgreSQL refuses what is longer
+    (SQLite would take it), and a 500-character display name is no reason to lose a message."""
+    value = value or ""
+    limit = column.property.columns[0].type.length
+    return value[:limit] if limit else value
+
+
 def find_or_create_customer(session: Session, *, email: str, phone: str, name: str, company: str, language: str) -> Customer:
     customer = None
     if email:
@@ -50,17 +58,17 @@ def find_or_create_customer(session: Session, *, email: str, phone: str, name: s
         customer = Customer(
             number=f"C{next_number(session, 'customer'):06d}",
             email=email or None,
-            phone=phone or None,
-            name=name,
-            company=company,
+            phone=clip(phone, Customer.phone) or None,
+            name=clip(name, Customer.name),
+            company=clip(company, Customer.company),
             language=language,
         )
         session.add(customer)
         session.flush()
     else:  # learn what we did not know; never overwrite what staff may have corrected
-        customer.name = customer.name or name
-        customer.company = customer.company or company
-        customer.phone = customer.phone or phone or None
+        customer.name = customer.name or clip(name, Customer.name)
+        customer.company = customer.company or clip(company, Customer.company)
+        customer.phone = customer.phone or clip(phone, Customer.phone) or None
     return customer
 
 

@@ -318,3 +318,17 @@ def test_a_long_read_does_not_hold_up_writers(ctx, pipeline):
         assert done.wait(10), "the pipeline waited for a reader"
         worker.join()
     assert count(ctx, Ticket) == 1
+
+
+def test_overlong_names_and_a_line_break_in_a_form_name_still_make_a_ticket(ctx, pipeline):
+    """Customer-supplied values longer than their columns are clipped (PostgreSQL refuses
+    them), and a name typed with a line break cannot break the acknowledgement's headers."""
+    long_name = "某" * 400
+    emailed = pipeline.take(mail("请帮忙查一下发票。", subject="发票", sender=f"{long_name} <long@kehu.example.cn>"), ref())
+    form = {"name": "李娜\r\nBcc: victim@example.org", "email": "lina2@kehu.example.cn", "company": "某科技有限公司", "message": "订单没有发货。"}
+    submitted = pipeline.take(json.dumps(form, ensure_ascii=False).encode(), ref(channel="form", source="spool"))
+    assert emailed.outcome == "opened" and submitted.outcome == "opened"
+    acks = outbox(ctx)
+    assert len(acks) == 2
+    headers = email.message_from_bytes(acks[1].raw)
+    assert "Bcc" not in headers and headers["To"].endswith("<lina2@kehu.example.cn>")
