@@ -45,9 +45,11 @@ class Daemon:
         workers: list[Worker] = []
         for account in cfg.imap:
             from intake.sources.imap import ImapSource
+            from intake.sources.lease import lease_for
 
             for mailbox in account.mailboxes:
-                source = ImapSource(imap_account(account), mailbox, sink, stop)
+                name = f"imap:{account.name}/{mailbox}"
+                source = ImapSource(imap_account(account), mailbox, sink, stop, lease=lease_for(self.ctx.sessions.kw["bind"], name))
                 workers.append(Worker(f"imap:{account.name}/{mailbox}", source.run_once, lambda _stop, s=source: s.run_forever()))
         if cfg.maildir.enabled:
             from intake.sources.maildir import MaildirSource

@@ -28,6 +28,7 @@ from imapclient.imapclient import DELETED, SocketTimeout
 
 from intake.sources.backoff import Backoff
 from intake.sources.base import Sink, SourceRef
+from intake.sources.lease import RETRY_SECONDS, Lease
 
 log = logging.getLogger("intake.sources.imap")
 
@@ -136,6 +137,7 @@ class ImapSource:
         stop: threading.Event,
         *,
         log: logging.Logger = log,
+        lease: Lease | None = None,
     ) -> None:
         if account.on_done == "move" and mailbox == account.processed_folder:
             raise ValueError(f"imap[{account.name}]: mailbox {mailbox!r} is also the processed folder")
@@ -155,6 +157,8 @@ class ImapSource:
         self._last_report: tuple[int | None, str | None] | None = None
         self._last_report_at = 0.0
         self._taken = 0
+        self.lease = lease  # several daemons on PostgreSQL: only the holder reads (intake/sources/lease.py)
+        self._standing_by = False
 
     # -- the two ways to run ---------------------------------------------------
 
@@ -162,6 +166,8 @@ class ImapSource:
         """Connect if needed and take everything waiting; return how many were taken.
         An error is logged and reported (never raised); what was committed stays taken."""
         self._taken = 0
+        if not self._leased():
+            return 0
         try:
             self._drain()
         except Exception as exc:
@@ -173,6 +179,9 @@ class ImapSource:
         backoff after any error. Returns within about a second of `stop`."""
         while not self.stop.is_set():
             self._taken = 0
+            if not self._leased():
+                self.stop.wait(RETRY_SECONDS)
+                continue
             try:
                 self._drain()
                 self.backoff.reset()
@@ -184,6 +193,19 @@ class ImapSource:
                 self.log.info("%s: reconnecting in %.1f s", self.name, delay)
                 self.stop.wait(delay)
         self.close()
+        if self.lease is not None:
+            self.lease.release()
+
+    def _leased(self) -> bool:
+        """Whether this daemon reads the mailbox now (another daemon may hold its lease)."""
+        if self.lease is None or self.lease.acquire():
+            self._standing_by = False
+            return True
+        if not self._standing_by:
+            self.log.info("%s: another daemon holds the mailbox; standing by", self.name)
+            self._standing_by = True
+            self.close()
+        return False
 
     def close(self) -> None:
         """Log out (best effort) and forget the connection."""

@@ -1,0 +1,99 @@
+"""Which daemon reads a mailbox: a lease, so that several daemons sharing one
+PostgreSQL never read the same mailbox at once, and a standby takes over within
+seconds when the holder dies.
+
+The lease is a PostgreSQL session-level advisory lock, held on a connection of its
+own for as long as the daemon reads the mailbox. A daemon that dies (kill -9
+included) loses its connection and with it the lock; the others try every
+`RETRY_SECONDS`. Exactly once does not depend on the lease (the pipeline knows every
+message by its content and source key); the lease keeps daemons from fetching the
+same mail twice and from moving it under each other's feet.
+SQLite serves one daemon only (intake/ops/guard.py), so there the lease is always held.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+from typing import Protocol
+
+from sqlalchemy import text
+from sqlalchemy.engine import Connection, Engine
+
+log = logging.getLogger("intake.sources.lease")
+
+RETRY_SECONDS = 2.0
+
+
+class Lease(Protocol):
+    name: str
+
+    def acquire(self) -> bool:
+        """True while this daemon holds the lease (taking it if free); cheap to call often."""
+
+    def release(self) -> None: ...
+
+
+class SoleReader:
+    """The one daemon of a SQLite database reads everything."""
+
+    def __init__(self, name: str):
+        self.name = name
+
+    def acquire(self) -> bool:
+        return True
+
+    def release(self) -> None:
+        pass
+
+
+class AdvisoryLease:
+    """A PostgreSQL advisory lock named after the source, on its own connection."""
+
+    def __init__(self, engine: Engine, name: str):
+        self.engine, self.name = engine, name
+        self.key = int(hashlib.sha256(f"intake-source:{name}".encode()).hexdigest()[:15], 16)
+        self.conn: Connection | None = None
+
+    def acquire(self) -> bool:
+        if self.conn is not None:
+            try:
+                self.conn.execute(text("SELECT 1"))
+                return True
+            except Exception:  # the database went away: so did the lock
+                log.warning("%s: lost the lease with its database connection", self.name)
+                self._drop()
+        try:
+            conn = self.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+        except Exception as exc:
+            log.warning("%s: cannot reach the database for the lease: %s", self.name, exc)
+            return False
+        try:
+            held = conn.execute(text("SELECT pg_try_advisory_lock(:key)"), {"key": self.key}).scalar()
+        except Exception:
+            conn.close()
+            raise
+        if not held:
+            conn.close()
+            return False
+        self.conn = conn
+        log.info("%s: lease taken", self.name)
+        return True
+
+    def release(self) -> None:
+        if self.conn is not None:
+            try:
+                self.conn.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": self.key})
+            except Exception:
+                pass
+            self._drop()
+
+    def _drop(self) -> None:
+        conn, self.conn = self.conn, None
+        try:
+            conn.close()
+        except Exception:
+            pass
+
+
+def lease_for(engine: Engine, name: str) -> Lease:
+    return AdvisoryLease(engine, name) if engine.dialect.name == "postgresql" else SoleReader(name)

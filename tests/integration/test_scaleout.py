@@ -1,0 +1,100 @@
+"""Several daemons on one PostgreSQL: each mailbox read by one daemon at a time, a
+standby taking over within seconds of a kill -9, and the work shared without doubling."""
+from __future__ import annotations
+
+import email
+import random
+import time
+from collections import Counter
+
+import pytest
+
+from tests.daemonproc import DaemonProcess, Db, wait_until, write_config
+from tests.integration.test_daemon_email import acks, customer_mail
+
+pytestmark = pytest.mark.postgres
+
+SHARED = "[archive]\nenabled = false\n[log]\nlevel = \"INFO\"\n"
+
+
+@pytest.fixture
+def cluster(tmp_path, dovecot, smtp_server, pg_url):
+    """make(n) → n daemon processes with one config: one PostgreSQL, two mailboxes."""
+    config = write_config(tmp_path / "intake.toml", db_url=pg_url, var=tmp_path / "var", dovecot=dovecot, smtp=smtp_server,
+                          users=("support", "support2"), extra=SHARED)
+    daemons: list[DaemonProcess] = []
+
+    def make(n: int) -> list[DaemonProcess]:
+        for i in range(n):
+            daemon = DaemonProcess(config, tmp_path, log=tmp_path / f"daemon-{i}.log")
+            if i == 0:
+                daemon.cli("init")
+            daemons.append(daemon)
+        return daemons
+
+    yield make, Db(pg_url)
+    for daemon in daemons:
+        daemon.close()
+
+
+def lease_holders(daemons: list[DaemonProcess], mailbox: str) -> list[int]:
+    """Which daemons took the lease of `mailbox` (from their logs)."""
+    return [i for i, d in enumerate(daemons) if d.log.exists() and f"{mailbox}: lease taken" in d.log.read_text(errors="replace")]
+
+
+def test_one_reader_per_mailbox_and_a_standby_takes_over_after_kill_9(cluster, dovecot, smtp_server):
+    make, db = cluster
+    a, b = make(2)
+    a.start()
+    wait_until(lambda: lease_holders([a, b], "imap:support/INBOX") == [0], 20, what="daemon a reading")
+    b.start()
+    dovecot.append("support", "INBOX", customer_mail(1))
+    wait_until(lambda: len(acks(smtp_server)) == 1, 20, what="first acknowledgement")
+    time.sleep(3)  # b has tried the lease at least once by now
+    assert lease_holders([a, b], "imap:support/INBOX") == [0]
+    assert "another daemon holds the mailbox; standing by" in b.log.read_text()
+
+    a.kill9()
+    killed_at = time.monotonic()
+    dovecot.append("support", "INBOX", customer_mail(2))
+    wait_until(lambda: len(acks(smtp_server)) == 2, 30, what="acknowledgement after the takeover")
+    assert time.monotonic() - killed_at < 15
+    assert 1 in lease_holders([a, b], "imap:support/INBOX")
+    assert db.tickets() == 2
+    b.terminate()
+
+
+@pytest.mark.slow
+def test_three_daemons_two_mailboxes_kill_9_of_one_every_message_exactly_once(cluster, dovecot, smtp_server):
+    """A backlog in two mailboxes, three daemons on one PostgreSQL, one killed with
+    kill -9 mid-way and started again: every message one ticket, every acknowledgement
+    delivered, a repeat only with the same Message-ID."""
+    n = 300
+    make, db = cluster
+    daemons = make(3)
+    for box, user in ((0, "support"), (1, "support2")):
+        dovecot.append_many(user, "INBOX", [customer_mail(box * n + i) for i in range(n)])
+    for d in daemons:
+        d.start()
+    rng = random.Random(7)
+    wait_until(lambda: db.tickets() > 50, 60, interval=0.2, what="work under way")
+    victim = daemons[rng.randrange(3)]
+    victim.kill9()
+    at_kill = db.tickets()
+    time.sleep(1.0)
+    victim.start()
+    total = 2 * n
+    wait_until(lambda: db.tickets() == total and len(acks(smtp_server)) >= total, 180, interval=0.5,
+               what=f"{total} tickets and acknowledgements")
+    time.sleep(1.0)
+    for d in daemons:
+        d.terminate()
+
+    assert 0 < at_kill < total, f"the kill did not hit the backlog ({at_kill} of {total})"
+    subjects = [row[0] for row in db.rows("select subject from tickets")]
+    assert len(subjects) == len(set(subjects)) == total
+    queued = {f"<{row[0]}>" for row in db.rows("select message_id from outbox where kind='ack'")}
+    delivered = Counter(email.message_from_bytes(m.raw)["Message-ID"] for m in acks(smtp_server))
+    assert set(delivered) == queued and len(queued) == total
+    for user in ("support", "support2"):
+        assert dovecot.list_uids(user, "INBOX") == [] and len(dovecot.list_uids(user, "Processed")) == n
