@@ -16,6 +16,7 @@ from intake.context import Context
 from intake.outbox import OutboxWorker
 from intake.staffmail.timers import TimersWorker
 from intake.pipeline import Pipeline
+from intake.sources.lease import lease_for
 
 log = logging.getLogger("intake.daemon")
 
@@ -45,7 +46,6 @@ class Daemon:
         workers: list[Worker] = []
         for account in cfg.imap:
             from intake.sources.imap import ImapSource
-            from intake.sources.lease import lease_for
 
             for mailbox in account.mailboxes:
                 name = f"imap:{account.name}/{mailbox}"
@@ -55,11 +55,13 @@ class Daemon:
             from intake.sources.maildir import MaildirSource
 
             drop = MaildirSource(cfg.maildir.path, sink, name="drop")
+            drop.lease = lease_for(self.ctx.sessions.kw["bind"], f"maildir:{cfg.maildir.path.resolve()}")
             workers.append(Worker("maildir:drop", drop.run_once, drop.run_forever))
         if cfg.spool.enabled:
             from intake.sources.spool import SpoolSource
 
             spool = SpoolSource(cfg.spool.path, sink)
+            spool.lease = lease_for(self.ctx.sessions.kw["bind"], f"spool:{cfg.spool.path.resolve()}")
             workers.append(Worker("spool", spool.run_once, spool.run_forever))
         return workers
 

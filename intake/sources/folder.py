@@ -79,6 +79,7 @@ class FolderSource:
         self.name = name
         self.sink = sink
         self.watch_dirs = watch_dirs
+        self.lease = None  # set by the daemon on PostgreSQL (intake/sources/lease.py)
         # A file younger than this may still be being written by someone who did not
         # use tmp/ + rename (a person copying with cp); it is taken a moment later.
         self.settle_seconds = settle_seconds
@@ -149,6 +150,8 @@ class FolderSource:
         return taken
 
     def _scan(self, *, settle: bool = True) -> tuple[int, float | None]:
+        if self.lease is not None and not self.lease.acquire():
+            return 0, None  # a folder shared by several daemons is scanned by the lease holder
         files, next_ready = self.pending(settle=settle)
         taken = 0
         error: str | None = None

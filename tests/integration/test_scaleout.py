@@ -98,3 +98,24 @@ def test_three_daemons_two_mailboxes_kill_9_of_one_every_message_exactly_once(cl
     assert set(delivered) == queued and len(queued) == total
     for user in ("support", "support2"):
         assert dovecot.list_uids(user, "INBOX") == [] and len(dovecot.list_uids(user, "Processed")) == n
+
+
+def test_a_shared_spool_is_scanned_by_one_daemon_and_every_file_is_one_ticket(cluster, tmp_path):
+    import json
+
+    make, db = cluster
+    daemons = make(2)
+    for d in daemons:
+        d.start()
+    spool = tmp_path / "var" / "spool"
+    wait_until(lambda: (spool / "tmp").is_dir(), 20, what="spool ready")
+    for i in range(20):
+        tmp = spool / "tmp" / f"sub-{i}.json"
+        tmp.write_text(json.dumps({"name": f"客户{i}", "phone": f"1380000{i:04d}", "message": f"第 {i} 个问题：无法登录"}), encoding="utf-8")
+        tmp.rename(spool / f"sub-{i}.json")
+    wait_until(lambda: db.tickets() == 20 and len(list((spool / "done").glob("*.json"))) == 20, 60, what="20 spooled tickets")
+    holders = [i for i, d in enumerate(daemons)
+               if any("spool:" in line and line.endswith(": lease taken") for line in d.log.read_text().splitlines())]
+    assert len(holders) == 1
+    for d in daemons:
+        d.terminate()
