@@ -43,6 +43,13 @@ class DatabaseCollector:
         self.sessions, self.now = sessions, now
 
     def collect(self) -> Iterator[Metric]:
+        from intake.sources.lease import held
+
+        leases = GaugeMetricFamily("intake_lease_held", "1 where this daemon holds the source's lease (reads it), 0 where it stands by",
+                                   labels=["source"])
+        for source, holds in sorted(held.items()):
+            leases.add_metric([source], 1 if holds else 0)
+        yield leases
         up = GaugeMetricFamily("intake_database_up", "1 when the database answered this scrape's queries")
         try:
             gauges = list(self._gauges())

@@ -23,6 +23,9 @@ log = logging.getLogger("intake.sources.lease")
 
 RETRY_SECONDS = 2.0
 
+# source name → whether this daemon holds its lease now: the `intake_lease_held` gauge
+held: dict[str, bool] = {}
+
 
 class Lease(Protocol):
     name: str
@@ -40,10 +43,11 @@ class SoleReader:
         self.name = name
 
     def acquire(self) -> bool:
+        held[self.name] = True
         return True
 
     def release(self) -> None:
-        pass
+        held.pop(self.name, None)
 
 
 class AdvisoryLease:
@@ -66,13 +70,15 @@ class AdvisoryLease:
             conn = self.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
         except Exception as exc:
             log.warning("%s: cannot reach the database for the lease: %s", self.name, exc)
+            held[self.name] = False
             return False
         try:
-            held = conn.execute(text("SELECT pg_try_advisory_lock(:key)"), {"key": self.key}).scalar()
+            got = conn.execute(text("SELECT pg_try_advisory_lock(:key)"), {"key": self.key}).scalar()
         except Exception:
             conn.close()
             raise
-        if not held:
+        held[self.name] = bool(got)
+        if not got:
             conn.close()
             return False
         self.conn = conn
@@ -88,6 +94,7 @@ class AdvisoryLease:
             self._drop()
 
     def _drop(self) -> None:
+        held[self.name] = False
         conn, self.conn = self.conn, None
         try:
             conn.close()

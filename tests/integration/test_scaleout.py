@@ -119,3 +119,32 @@ def test_a_shared_spool_is_scanned_by_one_daemon_and_every_file_is_one_ticket(cl
     assert len(holders) == 1
     for d in daemons:
         d.terminate()
+
+
+def test_advisory_lease_is_exclusive_survives_checks_and_passes_on_release(pg_url):
+    from sqlalchemy import create_engine
+
+    from intake.sources import lease as lease_mod
+
+    first_engine, second_engine = create_engine(pg_url), create_engine(pg_url)
+    first = lease_mod.lease_for(first_engine, "imap:test/INBOX")
+    second = lease_mod.lease_for(second_engine, "imap:test/INBOX")
+    try:
+        assert first.acquire() and first.acquire()  # held, and cheap to ask again
+        assert not second.acquire() and lease_mod.held["imap:test/INBOX"] is False
+        first.release()
+        assert second.acquire() and lease_mod.held["imap:test/INBOX"] is True
+        assert not first.acquire()
+    finally:
+        first.release()
+        second.release()
+        first_engine.dispose()
+        second_engine.dispose()
+
+
+def test_sqlite_has_a_sole_reader():
+    from sqlalchemy import create_engine
+
+    from intake.sources.lease import SoleReader, lease_for
+
+    assert isinstance(lease_for(create_engine("sqlite://"), "spool"), SoleReader)
