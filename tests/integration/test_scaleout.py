@@ -65,13 +65,17 @@ def test_one_reader_per_mailbox_and_a_standby_takes_over_after_kill_9(cluster, d
 
 
 @pytest.mark.slow
-def test_three_daemons_two_mailboxes_kill_9_of_one_every_message_exactly_once(cluster, dovecot, smtp_server):
-    """A backlog in two mailboxes, three daemons on one PostgreSQL, one killed with
-    kill -9 mid-way and started again: every message one ticket, every acknowledgement
-    delivered, a repeat only with the same Message-ID."""
-    n = 300
-    make, db = cluster
-    daemons = make(3)
+def test_three_daemons_two_mailboxes_kill_9_of_one_every_message_exactly_once(tmp_path, dovecot, smtp_server, pg_url):
+    """A backlog of 2,000 messages in two mailboxes, three daemons on one PostgreSQL, one
+    killed with kill -9 mid-way and started again: every message one ticket, every
+    acknowledgement delivered, a repeat only with the same Message-ID, every archive
+    job done once."""
+    n = 1000
+    config = write_config(tmp_path / "intake.toml", db_url=pg_url, var=tmp_path / "var", dovecot=dovecot, smtp=smtp_server,
+                          users=("support", "support2"), extra="[log]\nlevel = \"INFO\"\n")
+    daemons = [DaemonProcess(config, tmp_path, log=tmp_path / f"daemon-{i}.log") for i in range(3)]
+    daemons[0].cli("init")
+    db = Db(pg_url)
     for box, user in ((0, "support"), (1, "support2")):
         dovecot.append_many(user, "INBOX", [customer_mail(box * n + i) for i in range(n)])
     for d in daemons:
@@ -84,11 +88,17 @@ def test_three_daemons_two_mailboxes_kill_9_of_one_every_message_exactly_once(cl
     time.sleep(1.0)
     victim.start()
     total = 2 * n
-    wait_until(lambda: db.tickets() == total and len(acks(smtp_server)) >= total, 180, interval=0.5,
-               what=f"{total} tickets and acknowledgements")
-    time.sleep(1.0)
-    for d in daemons:
-        d.terminate()
+    try:
+        wait_until(lambda: db.tickets() == total and len(acks(smtp_server)) >= total, 300, interval=0.5,
+                   what=f"{total} tickets and acknowledgements")
+        wait_until(lambda: db.scalar("select count(*) from archive_jobs where status <> 'done'") == 0, 600, interval=1,
+                   what="every archive job done")
+        time.sleep(1.0)
+        for d in daemons:
+            d.terminate()
+    finally:
+        for d in daemons:
+            d.close()
 
     assert 0 < at_kill < total, f"the kill did not hit the backlog ({at_kill} of {total})"
     subjects = [row[0] for row in db.rows("select subject from tickets")]
@@ -98,6 +108,10 @@ def test_three_daemons_two_mailboxes_kill_9_of_one_every_message_exactly_once(cl
     assert set(delivered) == queued and len(queued) == total
     for user in ("support", "support2"):
         assert dovecot.list_uids(user, "INBOX") == [] and len(dovecot.list_uids(user, "Processed")) == n
+    # each job rendered once: one file per (ticket, version), every job pointing at its file
+    assert db.rows("select ticket_id, version from archive_files group by ticket_id, version having count(*) > 1") == []
+    assert db.scalar("select count(*) from archive_jobs where archive_file_id is null") == 0
+    assert db.scalar("select count(distinct ticket_id) from archive_files") == total
 
 
 def test_a_shared_spool_is_scanned_by_one_daemon_and_every_file_is_one_ticket(cluster, tmp_path):
