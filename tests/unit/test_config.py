@@ -92,3 +92,18 @@ def test_folders_follow_paths_var_unless_set_on_their_own():
 def test_retention_below_two_years_needs_the_override():
     assert "retention_override" in error_of({"archive": {"retention_years": 1}})
     assert from_dict({"archive": {"retention_years": 1, "retention_override": True}}).archive.retention_years == 1
+
+
+def test_the_readme_cluster_config_loads(monkeypatch):
+    """The config shown in README's "Running in production" is valid as written."""
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    start = readme.index("# /etc/intake/intake.toml on every machine")
+    snippet = readme[start:readme.index("```", start)]
+    for name in ("INTAKE_REPLY_KEY", "INTAKE_S3_KEY", "INTAKE_S3_SECRET", "INTAKE_IMAP_SUPPORT"):
+        monkeypatch.setenv(name, "x")
+    import tomllib
+
+    cfg = from_dict(tomllib.loads(snippet))
+    assert cfg.database.url.startswith("postgresql") and cfg.archive.storage == "s3"
