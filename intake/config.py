@@ -31,6 +31,9 @@ class _Section(BaseModel):
 
 class Database(_Section):
     url: str = "sqlite:///var/intake.db"
+    # several daemons on PostgreSQL: how often a standby tries to take over a mailbox or
+    # shared folder whose reader died (the takeover time)
+    lease_retry_seconds: float = Field(2.0, gt=0, le=300)
 
 
 class Paths(_Section):

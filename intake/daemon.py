@@ -49,21 +49,25 @@ class Daemon:
 
             for mailbox in account.mailboxes:
                 name = f"imap:{account.name}/{mailbox}"
-                source = ImapSource(imap_account(account), mailbox, sink, stop, lease=lease_for(self.ctx.sessions.kw["bind"], name))
+                source = ImapSource(imap_account(account), mailbox, sink, stop, lease=self._lease(name))
                 workers.append(Worker(f"imap:{account.name}/{mailbox}", source.run_once, lambda _stop, s=source: s.run_forever()))
         if cfg.maildir.enabled:
             from intake.sources.maildir import MaildirSource
 
             drop = MaildirSource(cfg.maildir.path, sink, name="drop")
-            drop.lease = lease_for(self.ctx.sessions.kw["bind"], f"maildir:{cfg.maildir.path.resolve()}")
+            drop.lease = self._lease(f"maildir:{cfg.maildir.path.resolve()}")
             workers.append(Worker("maildir:drop", drop.run_once, drop.run_forever))
         if cfg.spool.enabled:
             from intake.sources.spool import SpoolSource
 
             spool = SpoolSource(cfg.spool.path, sink)
-            spool.lease = lease_for(self.ctx.sessions.kw["bind"], f"spool:{cfg.spool.path.resolve()}")
+            spool.lease = self._lease(f"spool:{cfg.spool.path.resolve()}")
             workers.append(Worker("spool", spool.run_once, spool.run_forever))
         return workers
+
+    def _lease(self, source: str):
+        """Who reads `source` when several daemons share a PostgreSQL (intake/sources/lease.py)."""
+        return lease_for(self.ctx.sessions.kw["bind"], source, self.ctx.config.database.lease_retry_seconds)
 
     def run_once(self) -> dict[str, object]:
         """Take what waits in every source, then carry out every due effect."""

@@ -14,9 +14,11 @@ from sqlalchemy import create_engine, func, select, text
 from intake.models import OutboxMail, Ticket
 
 
-def write_config(path: Path, *, db_url: str, var: Path, dovecot=None, smtp=None, users=("support",), extra: str = "") -> Path:
+def write_config(path: Path, *, db_url: str, var: Path, dovecot=None, smtp=None, users=("support",), extra: str = "",
+                 lease_retry_seconds: float | None = None) -> Path:
     lines = [
         "[database]", f'url = "{db_url}"',
+        *([f"lease_retry_seconds = {lease_retry_seconds}"] if lease_retry_seconds else []),
         "[paths]", f'var = "{var}"',
         "[maildir]", f'path = "{var / "drop"}"',
         "[spool]", f'path = "{var / "spool"}"',

@@ -28,7 +28,7 @@ from imapclient.imapclient import DELETED, SocketTimeout
 
 from intake.sources.backoff import Backoff
 from intake.sources.base import Sink, SourceRef
-from intake.sources.lease import RETRY_SECONDS, Lease
+from intake.sources.lease import Lease
 
 log = logging.getLogger("intake.sources.imap")
 
@@ -180,7 +180,7 @@ class ImapSource:
         while not self.stop.is_set():
             self._taken = 0
             if not self._leased():
-                self.stop.wait(RETRY_SECONDS)
+                self.stop.wait(self.lease.retry_seconds)
                 continue
             try:
                 self._drain()

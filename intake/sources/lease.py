@@ -5,7 +5,7 @@ seconds when the holder dies.
 The lease is a PostgreSQL session-level advisory lock, held on a connection of its
 own for as long as the daemon reads the mailbox. A daemon that dies (kill -9
 included) loses its connection and with it the lock; the others try every
-`RETRY_SECONDS`. Exactly once does not depend on the lease (the pipeline knows every
+`[database] lease_retry_seconds`. Exactly once does not depend on the lease (the pipeline knows every
 message by its content and source key); the lease keeps daemons from fetching the
 same mail twice and from moving it under each other's feet.
 SQLite serves one daemon only (intake/ops/guard.py), so there the lease is always held.
@@ -29,6 +29,7 @@ held: dict[str, bool] = {}
 
 class Lease(Protocol):
     name: str
+    retry_seconds: float  # how often a standby tries to take the lease over
 
     def acquire(self) -> bool:
         """True while this daemon holds the lease (taking it if free); cheap to call often."""
@@ -39,8 +40,8 @@ class Lease(Protocol):
 class SoleReader:
     """The one daemon of a SQLite database reads everything."""
 
-    def __init__(self, name: str):
-        self.name = name
+    def __init__(self, name: str, retry_seconds: float = RETRY_SECONDS):
+        self.name, self.retry_seconds = name, retry_seconds
 
     def acquire(self) -> bool:
         held[self.name] = True
@@ -53,8 +54,8 @@ class SoleReader:
 class AdvisoryLease:
     """A PostgreSQL advisory lock named after the source, on its own connection."""
 
-    def __init__(self, engine: Engine, name: str):
-        self.engine, self.name = engine, name
+    def __init__(self, engine: Engine, name: str, retry_seconds: float = RETRY_SECONDS):
+        self.engine, self.name, self.retry_seconds = engine, name, retry_seconds
         self.key = int(hashlib.sha256(f"intake-source:{name}".encode()).hexdigest()[:15], 16)
         self.conn: Connection | None = None
 
@@ -102,5 +103,7 @@ class AdvisoryLease:
             pass
 
 
-def lease_for(engine: Engine, name: str) -> Lease:
-    return AdvisoryLease(engine, name) if engine.dialect.name == "postgresql" else SoleReader(name)
+def lease_for(engine: Engine, name: str, retry_seconds: float = RETRY_SECONDS) -> Lease:
+    if engine.dialect.name == "postgresql":
+        return AdvisoryLease(engine, name, retry_seconds)
+    return SoleReader(name, retry_seconds)
