@@ -15,6 +15,8 @@ from datetime import date
 from pathlib import Path, PurePosixPath
 from typing import Iterator, Protocol, runtime_checkable
 
+from intake.files import fsync_dir
+
 TEMP_PREFIX = ".tmp-"
 
 
@@ -53,14 +55,6 @@ def check_relative(path: PurePosixPath | str) -> PurePosixPath:
     return p
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 class LocalStorage:
     """Files in a folder: temp file, fsync, rename, fsync the folder."""
 
@@ -80,7 +74,7 @@ class LocalStorage:
             folder = folder.parent
         for d in reversed(missing):
             d.mkdir(exist_ok=True)
-            _fsync_dir(d.parent)
+            fsync_dir(d.parent)
 
     def put(self, path: PurePosixPath, data: bytes, *, retain_until: date | None = None) -> None:
         # retain_until: a folder cannot enforce it; archive.retention does, for this backend
@@ -96,7 +90,7 @@ class LocalStorage:
         except BaseException:
             tmp.unlink(missing_ok=True)
             raise
-        _fsync_dir(full.parent)
+        fsync_dir(full.parent)
 
     def get(self, path: PurePosixPath) -> bytes:
         return self._full(path).read_bytes()
@@ -104,7 +98,7 @@ class LocalStorage:
     def delete(self, path: PurePosixPath) -> None:
         full = self._full(path)
         full.unlink()
-        _fsync_dir(full.parent)
+        fsync_dir(full.parent)
 
     def exists(self, path: PurePosixPath) -> bool:
         return self._full(path).is_file()

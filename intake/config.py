@@ -12,9 +12,9 @@ import difflib
 import os
 import tomllib
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 TYPES = ("inquiry", "complaint", "fault", "request", "suggestion")
@@ -56,6 +56,18 @@ class Support(_Section):
         return v.lower()
 
 
+def env_variable_set(name: str) -> str:
+    """A `*_env` key names an environment variable: it must exist when the daemon starts."""
+    if name and name not in os.environ:
+        raise ValueError(f"environment variable {name} is not set")
+    return name
+
+
+# The name of an environment variable holding a secret: checked when the config loads,
+# so a missing one stops the start instead of the first send or fetch.
+EnvName = Annotated[str, AfterValidator(env_variable_set)]
+
+
 def _secret(password: str, password_env: str, key: str) -> str:
     if password_env:
         value = os.environ.get(password_env)
@@ -71,7 +83,7 @@ class Smtp(_Section):
     security: Literal["plain", "starttls", "tls"] = "plain"
     username: str = ""
     password: str = Field("", repr=False)
-    password_env: str = ""
+    password_env: EnvName = ""
     timeout: float = Field(30.0, gt=0)
     ca_file: str = ""
     verify_tls: bool = True
@@ -79,12 +91,6 @@ class Smtp(_Section):
     def secret(self) -> str:
         return _secret(self.password, self.password_env, "smtp.password_env")
 
-    @field_validator("password_env")
-    @classmethod
-    def _env_set(cls, v: str) -> str:  # fail at boot, not at the first send
-        if v and v not in os.environ:
-            raise ValueError(f"environment variable {v} is not set")
-        return v
 
 
 class Imap(_Section):
@@ -94,7 +100,7 @@ class Imap(_Section):
     security: Literal["plain", "starttls", "tls"] = "tls"
     username: str
     password: str = Field("", repr=False)
-    password_env: str = ""
+    password_env: EnvName = ""
     mailboxes: list[str] = ["INBOX"]
     on_done: Literal["move", "flag"] = "move"
     processed_folder: str = "Processed"
@@ -108,12 +114,6 @@ class Imap(_Section):
     def secret(self) -> str:
         return _secret(self.password, self.password_env, f"imap[{self.name}].password_env")
 
-    @field_validator("password_env")
-    @classmethod
-    def _env_set(cls, v: str) -> str:  # fail at boot, not at the first fetch
-        if v and v not in os.environ:
-            raise ValueError(f"environment variable {v} is not set")
-        return v
 
 
 class Maildir(_Section):
@@ -200,7 +200,7 @@ class StaffMail(_Section):
     # key is made once in paths.var/reply-token.key; daemons sharing one database
     # on several machines must all be given the same key here or by secret_env.
     secret: str = Field("", repr=False)
-    secret_env: str = ""
+    secret_env: EnvName = ""
     mac_length: int = Field(20, ge=16, le=64)  # hex characters of the token's MAC
     # besides the assignee, the head of the ticket's department may reply and command
     allow_department_head: bool = True
@@ -219,12 +219,6 @@ class StaffMail(_Section):
             raise ValueError("must be at least 16 characters")
         return v
 
-    @field_validator("secret_env")
-    @classmethod
-    def _env_set(cls, v: str) -> str:
-        if v and v not in os.environ:
-            raise ValueError(f"environment variable {v} is not set")
-        return v
 
 
 class Sla(_Section):
