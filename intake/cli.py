@@ -127,7 +127,7 @@ def cmd_status(args, out: Output) -> int:
     if "archive" in status:
         a = status["archive"]
         print(f"archive jobs: {a['pending']} pending, {a['running']} running, {a['done']} done, {a['failed']} failed")
-    print(f"tickets: " + ", ".join(f"{k} {v}" for k, v in status["tickets"].items()) if status["tickets"] else "tickets: none")
+    print("tickets: " + (", ".join(f"{k} {v}" for k, v in status["tickets"].items()) or "none"))
     return 0
 
 

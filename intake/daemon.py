@@ -14,9 +14,9 @@ from typing import Callable
 
 from intake.context import Context
 from intake.outbox import OutboxWorker
-from intake.staffmail.timers import TimersWorker
 from intake.pipeline import Pipeline
 from intake.sources.lease import lease_for
+from intake.staffmail.timers import TimersWorker
 
 log = logging.getLogger("intake.daemon")
 
@@ -50,7 +50,7 @@ class Daemon:
             for mailbox in account.mailboxes:
                 name = f"imap:{account.name}/{mailbox}"
                 source = ImapSource(imap_account(account), mailbox, sink, stop, lease=self._lease(name))
-                workers.append(Worker(f"imap:{account.name}/{mailbox}", source.run_once, lambda _stop, s=source: s.run_forever()))
+                workers.append(Worker(name, source.run_once, lambda _stop, s=source: s.run_forever()))
         if cfg.maildir.enabled:
             from intake.sources.maildir import MaildirSource
 

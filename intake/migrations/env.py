@@ -3,14 +3,10 @@
 from alembic import context
 from sqlalchemy import engine_from_config, pool
 
-import intake.models  # noqa: F401  (registers the tables)
-import intake.staffmail.models  # noqa: F401  (staff mail: SLA state, follow-ups, surveys)
+import archive.models  # noqa: F401  (every package's tables register on Base)
+import intake.models  # noqa: F401
+import intake.staffmail.models  # noqa: F401
 from intake.db import Base
-
-try:  # the archive's tables, once that package declares them
-    import archive.models  # noqa: F401
-except ImportError:
-    pass
 
 config = context.config
 target_metadata = Base.metadata
