@@ -68,6 +68,23 @@ def env_variable_set(name: str) -> str:
 EnvName = Annotated[str, AfterValidator(env_variable_set)]
 
 
+def _check_listen(value: str) -> str:
+    if value:
+        parse_listen(value)
+    return value
+
+
+def parse_listen(value: str) -> tuple[str, int]:
+    host, sep, port = value.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"expected HOST:PORT, got {value!r}")
+    return host.strip("[]"), int(port)
+
+
+# "HOST:PORT" of a listener, or empty for none
+ListenAddress = Annotated[str, AfterValidator(_check_listen)]
+
+
 def _secret(password: str, password_env: str, key: str) -> str:
     if password_env:
         value = os.environ.get(password_env)
@@ -127,7 +144,7 @@ class Spool(_Section):
 
 
 class Web(_Section):
-    listen: str = ""  # "HOST:PORT"; empty: the web form is off
+    listen: ListenAddress = ""  # "HOST:PORT"; empty: the web form is off
     max_body_bytes: int = Field(20_000_000, ge=1024)
     max_file_bytes: int = Field(10_000_000, ge=1024)
     allowed_extensions: list[str] = [".pdf", ".png", ".jpg", ".jpeg", ".gif", ".txt", ".doc", ".docx", ".xls", ".xlsx", ".zip"]
@@ -135,13 +152,6 @@ class Web(_Section):
     csrf_secret: str = Field("", repr=False)
     csrf_secret_env: str = ""
     public_base_url: str = ""
-
-    @field_validator("listen")
-    @classmethod
-    def _listen(cls, v: str) -> str:
-        if v:
-            parse_listen(v)
-        return v
 
 
 class Limits(_Section):
@@ -326,14 +336,7 @@ class Archive(_Section):
 class Metrics(_Section):
     """/metrics (Prometheus) and /healthz on their own listener (intake/ops)."""
 
-    listen: str = ""  # "HOST:PORT", e.g. "127.0.0.1:9108"; empty: off
-
-    @field_validator("listen")
-    @classmethod
-    def _listen(cls, v: str) -> str:
-        if v:
-            parse_listen(v)
-        return v
+    listen: ListenAddress = ""  # "HOST:PORT", e.g. "127.0.0.1:9108"; empty: off
 
 
 class Log(_Section):
@@ -390,13 +393,6 @@ class Config(_Section):
     @property
     def message_domain(self) -> str:
         return self.support.domain or self.support.address.split("@", 1)[1]
-
-
-def parse_listen(value: str) -> tuple[str, int]:
-    host, sep, port = value.rpartition(":")
-    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
-        raise ValueError(f"expected HOST:PORT, got {value!r}")
-    return host.strip("[]"), int(port)
 
 
 def _key_path(loc: tuple, data: dict) -> str:
