@@ -11,31 +11,17 @@ from pathlib import Path
 
 import jinja2
 
-LABELS = {
-    "type": {
-        "inquiry": ("咨询", "Inquiry"),
-        "complaint": ("投诉", "Complaint"),
-        "fault": ("故障", "Fault"),
-        "request": ("需求", "Request"),
-        "suggestion": ("建议", "Suggestion"),
-    },
-    "urgency": {"urgent": ("紧急", "Urgent"), "important": ("重要", "Important"), "normal": ("一般", "Normal")},
-    "status": {
-        "new": ("待处理", "New"),
-        "in_progress": ("处理中", "In progress"),
-        "follow_up": ("需跟进", "Follow-up"),
-        "resolved": ("已完成", "Resolved"),
-        "closed": ("已关闭", "Closed"),
-    },
-}
-
+from archive.record import LABELS
+from archive.record import label as record_label
 
 def label(kind: str, value: str, lang: str) -> str:
-    """The word a person reads for a stored value: label("type", "complaint", "zh") == "投诉"."""
-    pair = LABELS.get(kind, {}).get(value)
-    if pair is None:
+    """The word a person reads for a stored value: label("type", "complaint", "zh") == "投诉".
+    One table for mail, pages and the archive (archive/record.py); in English sentences
+    the word starts with a capital ("Complaint", "In progress")."""
+    if kind not in ("type", "urgency", "status") or value not in LABELS[kind]["zh"]:
         return value
-    return pair[0] if lang == "zh" else pair[1]
+    shown = record_label(kind, value, "zh" if lang == "zh" else "en")
+    return shown if lang == "zh" else shown[:1].upper() + shown[1:]
 
 
 @dataclass(frozen=True)
