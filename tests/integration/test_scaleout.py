@@ -47,6 +47,8 @@ def test_one_reader_per_mailbox_and_a_standby_takes_over_after_kill_9(cluster, d
     a, b = make(2)
     a.start()
     wait_until(lambda: lease_holders([a, b], "imap:support/INBOX") == [0], 20, what="daemon a reading")
+    wait_until(lambda: db.scalar("select count(*) from source_state where source = 'imap:support/INBOX' and last_success_at is not null"),
+               20, what="daemon a's first pass of the mailbox")
     b.start()
     dovecot.append("support", "INBOX", customer_mail(1))
     wait_until(lambda: len(acks(smtp_server)) == 1, 20, what="first acknowledgement")
