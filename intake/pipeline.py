@@ -5,12 +5,17 @@
 The source ref is stored in the same transaction as the ticket, so a crash at any
 point neither loses nor doubles a ticket. One bad item never stops the daemon: a
 failure rolls back and the item goes to the quarantine with its bytes and the reason.
+
+A source with a backlog hands over a batch (`take_many`): one transaction and one
+durable commit for the batch, each item in its own savepoint, so a failing item still
+rolls back alone.
 """
 from __future__ import annotations
 
 import logging
 import time
 import traceback
+from typing import Sequence
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError, OperationalError
@@ -55,50 +60,96 @@ class Pipeline:
                 result = self._quarantine(raw, ref, f"internal error: {type(exc).__name__}: {exc}\n{traceback.format_exc(limit=4)}", quarantine_id)
                 break
         self.ctx.wake_outbox.set()
-        elapsed = time.perf_counter() - started
+        self._record(ref, result, time.perf_counter() - started)
+        return result
+
+    def take_many(self, items: Sequence[tuple[bytes, SourceRef]]) -> list[Result]:
+        """Take a batch (an IMAP fetch) in one transaction: one commit instead of one
+        per item. Each item runs in its own savepoint: one that fails rolls back alone
+        and its quarantine row joins the batch. If the transaction itself fails (a
+        concurrent taker's unique key, a deadlock between daemons) it rolls back whole
+        and the items are taken one by one, each in its own transaction."""
+        if len(items) <= 1:
+            return [self.take(raw, ref) for raw, ref in items]
+        taken: list[tuple[SourceRef, Result, float]] = []
+        try:
+            with transaction(self.ctx.sessions) as session:
+                for raw, ref in items:
+                    started = time.perf_counter()
+                    taken.append((ref, self._take_in(session, raw, ref), time.perf_counter() - started))
+        except (IntegrityError, OperationalError) as exc:
+            log.info("batch of %d rolled back (%s); taking the items one by one", len(items), type(exc.orig).__name__)
+            return [self.take(raw, ref) for raw, ref in items]
+        self.ctx.wake_outbox.set()
+        for ref, result, elapsed in taken:
+            self._record(ref, result, elapsed)
+        return [result for _, result, _ in taken]
+
+    def _take_in(self, session: Session, raw: bytes, ref: SourceRef) -> Result:
+        """One item of a batch, in a savepoint of the batch's transaction."""
+        try:
+            with session.begin_nested():
+                return self._stages(session, raw, ref, None)
+        except Quarantine as q:
+            reason = q.reason
+        except (IntegrityError, OperationalError):
+            raise  # the batch's business: roll it back, take the items one by one
+        except Exception as exc:
+            log.exception("failed on %s %s", ref.source, ref.key)
+            reason = f"internal error: {type(exc).__name__}: {exc}\n{traceback.format_exc(limit=4)}"
+        with session.begin_nested():
+            return self._quarantine_in(session, raw, ref, reason, None)
+
+    def _record(self, ref: SourceRef, result: Result, elapsed: float) -> None:
         record_take(ref.source, ref.channel, result.outcome, elapsed)  # /metrics (intake/ops)
         log.info(
             "%s %s %s → %s%s (%.0f ms)", ref.channel, ref.source, ref.key, result.outcome,
             f" {result.ticket}" if result.ticket else "", elapsed * 1000,
         )
-        return result
 
     def _run(self, raw: bytes, ref: SourceRef, quarantine_id: int | None) -> Result:
         try:
             with transaction(self.ctx.sessions) as session:
-                prior = session.scalar(select(SourceItem).where(SourceItem.source == ref.source, SourceItem.key == ref.key))
-                if prior is not None:
-                    return Result("duplicate", prior.ticket_ref, f"already taken from {ref.source} as {prior.outcome}")
-                case = Case(raw=raw, ref=ref)
-                try:
-                    for stage in PIPELINE:
-                        stage(case, session, self.ctx)
-                    result = Result("opened" if case.opened else "appended", case.ticket.ref, "reopened" if case.reopened else None)
-                except Stop as stop:
-                    result = Result(stop.outcome, stop.ticket, stop.reason)
-                session.add(SourceItem(source=ref.source, key=ref.key, outcome=result.outcome, ticket_ref=result.ticket, reason=result.reason, at=self.ctx.now()))
-                if quarantine_id is not None:
-                    _release(session, quarantine_id, result.ticket, self.ctx)
-            return result
+                return self._stages(session, raw, ref, quarantine_id)
         except Quarantine as q:  # rolled back: nothing of the item stays but its quarantine row
             return self._quarantine(raw, ref, q.reason, quarantine_id)
 
+    def _stages(self, session: Session, raw: bytes, ref: SourceRef, quarantine_id: int | None) -> Result:
+        """The item's work inside the caller's transaction (or savepoint)."""
+        prior = session.scalar(select(SourceItem).where(SourceItem.source == ref.source, SourceItem.key == ref.key))
+        if prior is not None:
+            return Result("duplicate", prior.ticket_ref, f"already taken from {ref.source} as {prior.outcome}")
+        case = Case(raw=raw, ref=ref)
+        try:
+            for stage in PIPELINE:
+                stage(case, session, self.ctx)
+            result = Result("opened" if case.opened else "appended", case.ticket.ref, "reopened" if case.reopened else None)
+        except Stop as stop:
+            result = Result(stop.outcome, stop.ticket, stop.reason)
+        session.add(SourceItem(source=ref.source, key=ref.key, outcome=result.outcome, ticket_ref=result.ticket, reason=result.reason, at=self.ctx.now()))
+        if quarantine_id is not None:
+            _release(session, quarantine_id, result.ticket, self.ctx)
+        return result
+
     def _quarantine(self, raw: bytes, ref: SourceRef, reason: str, quarantine_id: int | None) -> Result:
         with transaction(self.ctx.sessions) as session:
-            now = self.ctx.now()
-            if quarantine_id is not None:
-                item = session.get(QuarantineItem, quarantine_id)
-                item.reason, item.retried_at, item.retries = reason, now, item.retries + 1
-            else:
-                prior = session.scalar(select(SourceItem).where(SourceItem.source == ref.source, SourceItem.key == ref.key))
-                if prior is not None:  # quarantined before, offered again after a crash
-                    return Result(prior.outcome, prior.ticket_ref, prior.reason)
-                item = QuarantineItem(source=ref.source, key=ref.key, channel=ref.channel, raw=raw, reason=reason, created_at=now)
-                session.add(item)
-                session.add(SourceItem(source=ref.source, key=ref.key, outcome="quarantined", reason=reason, at=now))
-            session.flush()
-            log.warning("quarantined %s %s as #%s: %s", ref.source, ref.key, item.id, reason.splitlines()[0])
-            return Result("quarantined", None, f"#{item.id}: {reason.splitlines()[0]}")
+            return self._quarantine_in(session, raw, ref, reason, quarantine_id)
+
+    def _quarantine_in(self, session: Session, raw: bytes, ref: SourceRef, reason: str, quarantine_id: int | None) -> Result:
+        now = self.ctx.now()
+        if quarantine_id is not None:
+            item = session.get(QuarantineItem, quarantine_id)
+            item.reason, item.retried_at, item.retries = reason, now, item.retries + 1
+        else:
+            prior = session.scalar(select(SourceItem).where(SourceItem.source == ref.source, SourceItem.key == ref.key))
+            if prior is not None:  # quarantined before, offered again after a crash
+                return Result(prior.outcome, prior.ticket_ref, prior.reason)
+            item = QuarantineItem(source=ref.source, key=ref.key, channel=ref.channel, raw=raw, reason=reason, created_at=now)
+            session.add(item)
+            session.add(SourceItem(source=ref.source, key=ref.key, outcome="quarantined", reason=reason, at=now))
+        session.flush()
+        log.warning("quarantined %s %s as #%s: %s", ref.source, ref.key, item.id, reason.splitlines()[0])
+        return Result("quarantined", None, f"#{item.id}: {reason.splitlines()[0]}")
 
     def report(self, source: str, *, backlog: int | None = None, error: str | None = None) -> None:
         with transaction(self.ctx.sessions) as session:

@@ -1,7 +1,7 @@
 """What every source hands the pipeline, and what it gets back.
 
 A source (IMAP mailbox, Maildir drop folder, form spool) reads raw bytes, calls
-`Sink.take(raw, ref)`, and only after that call returned (the pipeline's
+`Sink.take(raw, ref)` (or `Sink.take_many` for a batch), and only after that call returned (the pipeline's
 transaction has committed, the ref stored with it) lets go of the item on its side:
 moves the IMAP message, moves the file to done/. A crash anywhere in between makes
 the source offer the item again, and the pipeline answers `duplicate` for a ref or
@@ -10,7 +10,7 @@ a message it already holds.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, Sequence
 
 OUTCOMES = ("opened", "appended", "duplicate", "autoreply_ignored", "quarantined")
 
@@ -39,6 +39,10 @@ class Sink(Protocol):
     def take(self, raw: bytes, ref: SourceRef) -> Result:
         """Process one item; returns after the durable commit (or raises on a
         failure of the database itself, in which case the item must be offered again)."""
+
+    def take_many(self, items: Sequence[tuple[bytes, SourceRef]]) -> list[Result]:
+        """Process a batch (raw, ref) in one transaction, all or nothing: returns a
+        result per item after the one durable commit, or raises and commits none."""
 
     def report(self, source: str, *, backlog: int | None = None, error: str | None = None) -> None:
         """Record a fetch of `source`: success (error None) with its backlog, or the error."""

@@ -17,18 +17,19 @@ class RecordingSink:
     def __init__(self, fail_on_take: int | None = None):
         self.takes: list[tuple[bytes, SourceRef]] = []
         self.reports: list[dict] = []
-        self.fail_on_take = fail_on_take  # 1-based number of the take that raises, once
+        self.fail_on_take = fail_on_take  # 1-based number of the batch whose take raises, once
         self._calls = 0
         self._cond = threading.Condition()
 
-    def take(self, raw: bytes, ref: SourceRef) -> Result:
+    def take_many(self, items: list[tuple[bytes, SourceRef]]) -> list[Result]:
+        """All or nothing, like the pipeline's one transaction per batch."""
         with self._cond:
             self._calls += 1
             if self._calls == self.fail_on_take:
                 raise RuntimeError("database is down")
-            self.takes.append((raw, ref))
+            self.takes.extend(items)
             self._cond.notify_all()
-            return Result("opened", ticket=f"T-{len(self.takes)}")
+            return [Result("opened", ticket=f"T-{len(self.takes) - len(items) + i + 1}") for i in range(len(items))]
 
     def report(self, source: str, *, backlog: int | None = None, error: str | None = None) -> None:
         with self._cond:
@@ -141,11 +142,11 @@ def test_flag_mode_flags_and_never_deletes(dovecot: DovecotServer, stop):
 
 
 def test_sink_failure_moves_only_what_was_committed(dovecot: DovecotServer, stop):
-    """The sink raises on the 3rd message: 1-2 are moved, 3-5 stay and are taken on the next pass."""
+    """Batches of two; the sink raises on the 2nd batch: 1-2 are moved, 3-5 stay and are taken on the next pass."""
     raws = [message(i) for i in range(5)]
     dovecot.append_many("support", "INBOX", raws)
-    sink = RecordingSink(fail_on_take=3)
-    source = ImapSource(account(dovecot), "INBOX", sink, stop)
+    sink = RecordingSink(fail_on_take=2)
+    source = ImapSource(account(dovecot, batch_size=2), "INBOX", sink, stop)
     try:
         assert source.run_once() == 2
         assert [m["raw"] for m in dovecot.fetch_all("support", "Processed")] == raws[:2]
@@ -388,21 +389,20 @@ def test_run_once_after_a_server_restart_reconnects_at_once(dovecot: DovecotServ
     assert sink.errors == []
 
 
-def test_stop_during_a_batch_finishes_the_message_in_hand_and_moves_only_taken_ones(dovecot: DovecotServer, stop):
-    """stop is set while the 2nd message is being taken: 2 are taken and moved, 3 stay for next time."""
+def test_stop_during_a_batch_finishes_the_batch_in_hand_and_moves_only_taken_ones(dovecot: DovecotServer, stop):
+    """Batches of two; stop is set while the 1st batch is being taken: 2 are taken and moved, 3 stay for next time."""
     raws = [message(i) for i in range(5)]
     dovecot.append_many("support", "INBOX", raws)
     sink = RecordingSink()
-    take = sink.take
+    take_many = sink.take_many
 
-    def take_then_stop(raw, ref):
-        result = take(raw, ref)
-        if len(sink.takes) == 2:
-            stop.set()
-        return result
+    def take_then_stop(items):
+        results = take_many(items)
+        stop.set()
+        return results
 
-    sink.take = take_then_stop
-    source = ImapSource(account(dovecot), "INBOX", sink, stop)
+    sink.take_many = take_then_stop
+    source = ImapSource(account(dovecot, batch_size=2), "INBOX", sink, stop)
     try:
         assert source.run_once() == 2
     finally:
