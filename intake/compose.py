@@ -5,13 +5,26 @@ import secrets
 from email.header import Header
 from email.mime.multipart import MIMEMultipart
 from email.mime.text import MIMEText
-from email.policy import compat32
+from email.policy import Compat32
 from email.utils import format_datetime, formataddr
 
 from intake.models import utcnow
 from intake.render import RenderedMail
 
-_CRLF = compat32.clone(linesep="\r\n")
+
+
+class _Compat32CRLF(Compat32):
+    """compat32 with RFC 5322 line ends. A plain ASCII header that fits on its line is
+    written as it is: compat32 would build an email.header.Header for every header
+    just to return the same bytes, half the cost of composing a mail."""
+
+    def fold_binary(self, name, value):
+        if isinstance(value, str) and value.isascii() and len(name) + len(value) + 2 <= 78 and "\r" not in value and "\n" not in value:
+            return f"{name}: {value}{self.linesep}".encode("ascii")
+        return super().fold_binary(name, value)
+
+
+_CRLF = _Compat32CRLF(linesep="\r\n")
 
 
 def new_message_id(kind: str, ticket_ref: str, domain: str) -> str:
