@@ -10,7 +10,6 @@ figures are kept in bench/imap_backlog.md. Needs Dovecot (scripts/test installs 
 from __future__ import annotations
 
 import argparse
-import email
 import statistics
 import sys
 import tempfile
@@ -20,6 +19,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.common import AckCounter  # noqa: E402
 from tests.daemonproc import DaemonProcess, Db, wait_until, write_config  # noqa: E402
 from tests.fixtures.mail.build import corpus  # noqa: E402
 from tests.servers import DovecotServer, SmtpServer  # noqa: E402
@@ -29,10 +29,6 @@ def mixed_backlog(n: int) -> list[bytes]:
     """Every language, charset and attachment kind of the parser's fixtures, each
     message with its own Message-ID and its own sender (as a real backlog has)."""
     return [raw.replace(b"li.wei@example.cn", f"customer{i}@example.cn".encode()) for i, raw in enumerate(corpus(n))]
-
-
-def acks(smtp: SmtpServer) -> list:
-    return [m for m in smtp.messages if (email.message_from_bytes(m.raw)["Message-ID"] or "").startswith("<ack.")]
 
 
 def peak_rss_mb(pid: int) -> float:
@@ -67,18 +63,19 @@ def main() -> None:
         daemon.start()
         wait_until(lambda: db.tickets() > 0, 60, interval=0.01, what="first ticket")
         first = time.monotonic()
-        wait_until(lambda: len(acks(smtp)) >= args.messages, 1800, interval=0.05, what="all acknowledgements")
+        acks = AckCounter(smtp)
+        wait_until(lambda: acks() >= args.messages, 1800, interval=0.05, what="all acknowledgements")
         done = time.monotonic()
         tickets = db.tickets()
         rss = peak_rss_mb(daemon.proc.pid)
 
         latencies = []
         for i in range(args.latency_samples):
-            before = len(acks(smtp))
+            before = acks()
             raw = corpus(1, seed=1000 + i)[0].replace(b"li.wei@example.cn", f"idle{i}@example.cn".encode())
             t0 = time.monotonic()
             dovecot.append("support", "INBOX", raw)
-            wait_until(lambda: len(acks(smtp)) > before, 30, interval=0.002, what="acknowledgement")
+            wait_until(lambda: acks() > before, 30, interval=0.002, what="acknowledgement")
             latencies.append(time.monotonic() - t0)
         rss = max(rss, peak_rss_mb(daemon.proc.pid))
         daemon.terminate()

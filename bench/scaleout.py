@@ -11,7 +11,6 @@ from the first ticket to the last acknowledgement received; figures in bench/sca
 from __future__ import annotations
 
 import argparse
-import email
 import sys
 import tempfile
 import time
@@ -23,16 +22,13 @@ sys.path.insert(0, str(ROOT))
 
 import psycopg  # noqa: E402
 
+from bench.common import AckCounter  # noqa: E402
 from tests.daemonproc import DaemonProcess, Db, wait_until, write_config  # noqa: E402
 from tests.fixtures.mail.build import corpus  # noqa: E402
 from tests.servers import DovecotServer, SmtpServer  # noqa: E402
 
 PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/test"
 USERS = ("support", "support2", "staff")
-
-
-def acks(smtp: SmtpServer) -> int:
-    return sum(1 for m in smtp.messages if (email.message_from_bytes(m.raw)["Message-ID"] or "").startswith("<ack."))
 
 
 def backlog(user: str, n: int) -> list[bytes]:
@@ -56,7 +52,8 @@ def run(db_url: str, daemons: int, per_mailbox: int, dovecot: DovecotServer, smt
             p.start()
         wait_until(lambda: db.tickets() > 0, 60, interval=0.01, what="first ticket")
         first = time.monotonic()
-        wait_until(lambda: acks(smtp) >= total, 1800, interval=0.05, what="all acknowledgements")
+        acks = AckCounter(smtp)
+        wait_until(lambda: acks() >= total, 1800, interval=0.05, what="all acknowledgements")
         rate = total / (time.monotonic() - first)
         assert db.tickets() == total, f"{db.tickets()} tickets for {total} messages"
     finally:

@@ -14,9 +14,9 @@ from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
 from intake.case import Case, Quarantine, Stop
-from intake.compose import compose, new_message_id
 from intake.context import Context
 from intake.models import Attachment, Customer, Message, OutboxMail, Ticket
+from intake.outgoing import queue_mail
 from intake.tickets import clip, find_or_create_customer, log_event, new_ref, open_counts, queue_archive, set_status
 
 
@@ -140,7 +140,7 @@ def ignore_autoreply(case: Case, session: Session, ctx: Context) -> None:
         return
     case.message = _store_message(case, session, ctx, case.ticket, kind="autoreply")
     if case.ticket is not None:
-        log_event(session, case.ticket, "system", "autoreply_received", reason=case.autoreply)
+        log_event(session, case.ticket, "system", "autoreply_received", at=ctx.now(), reason=case.autoreply)
     raise Stop("autoreply_ignored", case.autoreply, case.ticket.ref if case.ticket else None)
 
 
@@ -178,12 +178,16 @@ def route(case: Case, session: Session, ctx: Context) -> None:
             .order_by(Ticket.id.desc())
             .limit(1)
         )
-    last = session.scalar(
-        select(Ticket.assignee).where(Ticket.department == case.department, Ticket.assignee.is_not(None)).order_by(Ticket.id.desc()).limit(1)
-    )
+    # each strategy reads only what it needs: the last assignee, or the open counts
+    last, counts = None, {}
+    if staff.strategy == "round_robin":
+        last = session.scalar(
+            select(Ticket.assignee).where(Ticket.department == case.department, Ticket.assignee.is_not(None)).order_by(Ticket.id.desc()).limit(1)
+        )
+    else:
+        counts = open_counts(session, [m.id for m in staff.members if case.department in m.departments])
     member = choose_assignee(
-        staff, case.department, open_counts=open_counts(session, [m.id for m in staff.members if case.department in m.departments]), now=ctx.now(),
-        current_holder=holder, last_assigned=last, urgent=bool(case.classification.flagged),
+        staff, case.department, open_counts=counts, now=ctx.now(), current_holder=holder, last_assigned=last, urgent=bool(case.classification.flagged),
     )
     case.assignee = member.id if member else None
 
@@ -195,9 +199,9 @@ def store(case: Case, session: Session, ctx: Context) -> None:
         ticket = case.ticket
         case.message = _store_message(case, session, ctx, ticket, kind="customer")
         ticket.updated_at = ctx.now()
-        log_event(session, ticket, f"customer:{msg.from_addr or case.form.get('phone', '')}", "message", message_id=msg.message_id, subject=msg.subject)
+        log_event(session, ticket, f"customer:{msg.from_addr or case.form.get('phone', '')}", "message", at=ctx.now(), message_id=msg.message_id, subject=msg.subject)
         if ticket.status in ("resolved", "closed"):
-            set_status(session, ticket, "in_progress", "system", reason="the customer wrote again")
+            set_status(session, ticket, "in_progress", "system", reason="the customer wrote again", now=ctx.now())
             case.reopened = True
         session.flush()
         return
@@ -232,10 +236,10 @@ def store(case: Case, session: Session, ctx: Context) -> None:
     case.ticket, case.opened = ticket, True
     case.message = _store_message(case, session, ctx, ticket, kind="customer")
     actor = f"customer:{msg.from_addr or case.form.get('phone', '')}"
-    log_event(session, ticket, actor, "opened", channel=ticket.channel, source=case.ref.source, subject=msg.subject)
-    log_event(session, ticket, "system", "classified", type=c.type, urgency=c.urgency, flagged=ticket.flagged, why=c.explain("en").splitlines(), notes=case.notes)
+    log_event(session, ticket, actor, "opened", at=now, channel=ticket.channel, source=case.ref.source, subject=msg.subject)
+    log_event(session, ticket, "system", "classified", at=now, type=c.type, urgency=c.urgency, flagged=ticket.flagged, why=c.explain("en").splitlines(), notes=case.notes)
     if ticket.department or ticket.assignee:
-        log_event(session, ticket, "system", "assigned", department=ticket.department, assignee=ticket.assignee)
+        log_event(session, ticket, "system", "assigned", at=now, department=ticket.department, assignee=ticket.assignee)
     # Sessions do not autoflush (one flush of many rows is far cheaper than a flush
     # before every query): later stages look the new rows up by id, so write them now.
     session.flush()
@@ -277,7 +281,7 @@ def acknowledge(case: Case, session: Session, ctx: Context) -> None:
         return
     ticket, msg = case.ticket, case.parsed
     if not msg.from_addr:
-        log_event(session, ticket, "system", "ack_skipped", reason="no email address (phone only)")
+        log_event(session, ticket, "system", "ack_skipped", at=ctx.now(), reason="no email address (phone only)")
         return
     cap = ctx.config.limits.acks_per_sender_per_hour
     recent = session.scalar(
@@ -286,7 +290,7 @@ def acknowledge(case: Case, session: Session, ctx: Context) -> None:
         .where(OutboxMail.kind == "ack", OutboxMail.rcpt_to == msg.from_addr, OutboxMail.created_at >= ctx.now() - timedelta(hours=1))
     )
     if recent >= cap:
-        log_event(session, ticket, "system", "ack_skipped", reason=f"{recent} acknowledgements to {msg.from_addr} in the last hour (limit {cap})")
+        log_event(session, ticket, "system", "ack_skipped", at=ctx.now(), reason=f"{recent} acknowledgements to {msg.from_addr} in the last hour (limit {cap})")
         return
     lang = msg.language if msg.language in ("zh", "en") else ctx.config.ack.default_language
     hours = ctx.config.ack.response_hours[ticket.urgency]
@@ -294,31 +298,13 @@ def acknowledge(case: Case, session: Session, ctx: Context) -> None:
     mail = ctx.templates.mail("ack", lang, ticket=ticket, customer=ticket.customer, support=ctx.config.support, response_hours=hours, due_local=due_local)
     queue_mail(
         session, ctx, ticket, kind="ack", mail=mail, to_addr=msg.from_addr, to_name=msg.from_name,
-        in_reply_to=msg.message_id, references=list(getattr(msg, "references", [])), auto_submitted="auto-replied",
+        in_reply_to=msg.message_id, references=list(getattr(msg, "references", [])), auto_submitted="auto-replied", to_customer=True,
     )
     case.acknowledged = True
 
 
-def queue_mail(session: Session, ctx: Context, ticket: Ticket, *, kind: str, mail, to_addr: str, to_name: str = "", in_reply_to=None, references=None, auto_submitted=None) -> OutboxMail:
-    """Write a mail to the outbox and to the ticket's thread, in the caller's transaction."""
-    support = ctx.config.support
-    message_id = new_message_id(kind, ticket.ref, ctx.config.message_domain)
-    raw = compose(
-        mail, message_id=message_id, from_name=support.name, from_addr=support.address, to_addr=to_addr, to_name=to_name,
-        in_reply_to=in_reply_to, references=references, auto_submitted=auto_submitted, extra_headers={"X-Intake-Ticket": ticket.ref},
-    )
-    now = ctx.now()
-    row = OutboxMail(ticket=ticket, kind=kind, message_id=message_id, mail_from=support.address, rcpt_to=to_addr, raw=raw, created_at=now, next_attempt_at=now)
-    session.add(row)
-    session.add(Message(
-        ticket=ticket, direction="out", channel="email", kind=kind, message_id=message_id, from_addr=support.address,
-        from_name=support.name, to_addrs=[to_addr], subject=mail.subject, sent_at=now, received_at=now, text=mail.text, html=mail.html, raw=raw, source="outbox",
-    ))
-    log_event(session, ticket, "system", f"{kind}_queued", to=to_addr, message_id=message_id)
-    return row
-
-
 from intake.staffmail.stages import notify, schedule, staff_reply, survey_answer  # noqa: E402  (staff mail loop, issue 6)
+
 
 def to_archive(case: Case, session: Session, ctx: Context) -> None:
     """The case PDF is (re)written off the acknowledgement path: a job row here, the

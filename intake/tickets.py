@@ -63,8 +63,7 @@ def find_or_create_customer(session: Session, *, email: str, phone: str, name: s
             company=clip(company, Customer.company),
             language=language,
         )
-        session.add(customer)
-        session.flush()
+        session.add(customer)  # flushed with the ticket
     else:  # learn what we did not know; never overwrite what staff may have corrected
         customer.name = customer.name or clip(name, Customer.name)
         customer.company = customer.company or clip(company, Customer.company)
@@ -72,18 +71,29 @@ def find_or_create_customer(session: Session, *, email: str, phone: str, name: s
     return customer
 
 
-def log_event(session: Session, ticket: Ticket, actor: str, kind: str, **detail) -> Event:
-    event = Event(ticket=ticket, actor=actor, kind=kind, detail=detail, at=utcnow())
-    session.add(event)
-    return event
+def row_id(session: Session, obj) -> int:
+    """The database id of an ORM object, flushing it first if it is new (sessions do
+    not autoflush)."""
+    if obj.id is None:
+        session.flush()
+    return obj.id
 
 
-def set_status(session: Session, ticket: Ticket, status: str, actor: str, reason: str = "") -> None:
+_EVENT = insert(Event.__table__)
+
+
+def log_event(session: Session, ticket: Ticket, actor: str, kind: str, *, at: datetime | None = None, **detail) -> None:
+    """One entry in the ticket's event log (who, when, what). The log is only ever
+    appended to: a plain insert, a fraction of the ORM's cost on the hot path."""
+    session.execute(_EVENT, {"ticket_id": row_id(session, ticket), "actor": actor, "kind": kind, "detail": detail, "at": at or utcnow()})
+
+
+def set_status(session: Session, ticket: Ticket, status: str, actor: str, reason: str = "", *, now: datetime | None = None) -> None:
     if status not in STATUSES:
         raise ValueError(f"unknown status {status!r}; expected one of {', '.join(STATUSES)}")
     if status == ticket.status:
         return
-    previous, now = ticket.status, utcnow()
+    previous, now = ticket.status, now or utcnow()
     ticket.status, ticket.updated_at = status, now
     if status == "resolved":
         ticket.resolved_at = now
@@ -91,18 +101,20 @@ def set_status(session: Session, ticket: Ticket, status: str, actor: str, reason
         ticket.closed_at = now
     elif previous in ("resolved", "closed"):
         ticket.resolved_at = ticket.closed_at = None
-    log_event(session, ticket, actor, "status", old=previous, new=status, reason=reason)
+    log_event(session, ticket, actor, "status", at=now, old=previous, new=status, reason=reason)
     queue_archive(session, ticket, "closed" if status == "closed" else "changed", now)
 
 
 def queue_archive(session: Session, ticket: Ticket, reason: str, now: datetime) -> None:
     """A new version of the case PDF, rendered by the archive worker after this
     transaction commits: when a case opens, on each significant change, at close."""
-    from archive.models import ArchiveJob  # the table only: no PDF machinery on this path
+    from archive.models import (
+        ArchiveJob,  # the table only: no PDF machinery on this path
+    )
 
-    if ticket.id is None:
-        session.flush()
-    session.add(ArchiveJob(ticket_id=ticket.id, reason=reason, status="pending", attempts=0, next_attempt_at=now, created_at=now))
+    session.execute(insert(ArchiveJob.__table__), {
+        "ticket_id": row_id(session, ticket), "reason": reason, "status": "pending", "attempts": 0, "next_attempt_at": now, "created_at": now,
+    })
 
 
 def open_counts(session: Session, staff_ids: list[str] | None = None) -> dict[str, int]:

@@ -41,8 +41,10 @@ class Sink(Protocol):
         failure of the database itself, in which case the item must be offered again)."""
 
     def take_many(self, items: Sequence[tuple[bytes, SourceRef]]) -> list[Result]:
-        """Process a batch (raw, ref) in one transaction, all or nothing: returns a
-        result per item after the one durable commit, or raises and commits none."""
+        """Process a batch of (raw, ref) in one transaction: returns a result per item
+        after the durable commit. If it raises, the source keeps every item of the batch
+        and offers them again; items committed before the failure (a rolled-back batch is
+        retried item by item) then come back as `duplicate`."""
 
     def report(self, source: str, *, backlog: int | None = None, error: str | None = None) -> None:
         """Record a fetch of `source`: success (error None) with its backlog, or the error."""

@@ -295,8 +295,9 @@ class ImapSource:
     def _take_batch(self, client: IMAPClient, uids: list[int]) -> int:
         """Fetch one batch and take it in groups of COMMIT_GROUP, each group one
         transaction of the pipeline, let go of on the server right after its commit.
-        Returns how many were taken or found gone. If the sink fails, nothing of that
-        group was committed: its messages stay, and the error goes up."""
+        Returns how many were taken or found gone. If the sink fails, the group's
+        messages stay on the server (what of it was committed is answered `duplicate`
+        next time), and the error goes up."""
         data = client.fetch(uids, ["BODY.PEEK[]"])
         done = 0
         for group in chunks([(uid, 0) for uid in uids], COMMIT_GROUP, FETCH_MAX_BYTES):

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from intake.context import Context
 from intake.models import Message, Ticket
+from intake.outgoing import queue_mail
 from intake.staffmail import mailq, sla
 from intake.staffmail.token import load_key, make_address
 
@@ -84,7 +85,7 @@ def notify_assignee(session: Session, ctx: Context, ticket: Ticket, *, reason: s
     mail = ctx.templates.mail(
         "notify", lang, member=member, reason=reason, by=by, message=message, message_text=text, **_case_context(session, ctx, ticket, lang),
     )
-    mailq.queue(session, ctx, ticket, kind="notify", mail=mail, to_addr=member.email, to_name=member.name, reply_to=reply_address(ctx, ticket))
+    queue_mail(session, ctx, ticket, kind="notify", mail=mail, to_addr=member.email, to_name=member.name, reply_to=reply_address(ctx, ticket))
     return True
 
 
@@ -106,7 +107,7 @@ def notify_head(session: Session, ctx: Context, ticket: Ticket, *, kind: str, me
         "escalation", lang, head=head, kind=kind, assignee=assignee, message_text=text, now_local=sla.local(ctx.config, ctx.now()),
         **_case_context(session, ctx, ticket, lang),
     )
-    mailq.queue(session, ctx, ticket, kind="flagged" if kind == "flagged" else "escalation", mail=mail, to_addr=head.email, to_name=head.name,
+    queue_mail(session, ctx, ticket, kind="flagged" if kind == "flagged" else "escalation", mail=mail, to_addr=head.email, to_name=head.name,
                 reply_to=reply_address(ctx, ticket))
     return True
 
@@ -118,4 +119,4 @@ def tell_staff(session: Session, ctx: Context, ticket: Ticket | None, member, *,
     mail = ctx.templates.mail("staff_error", lang, member=member, ticket=ticket, problems=problems, subject=subject, original=original,
                               support=ctx.config.support, relayed=relayed, commands_applied=commands_applied)
     reply_to = reply_address(ctx, ticket) if ticket is not None and ticket.assignee == member.id else None
-    mailq.queue(session, ctx, ticket, kind="staff_error", mail=mail, to_addr=member.email, to_name=member.name, reply_to=reply_to)
+    queue_mail(session, ctx, ticket, kind="staff_error", mail=mail, to_addr=member.email, to_name=member.name, reply_to=reply_to)

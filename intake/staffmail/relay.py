@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session
 from intake.case import Case, Quarantine, Stop
 from intake.context import Context
 from intake.models import Message, QuarantineItem, Ticket
+from intake.outgoing import queue_mail
 from intake.staffmail import actions, commands, mailq, notify
 from intake.staffmail.auth import authenticated
 from intake.staffmail.token import TokenAddress, load_key, parse_address, verify
@@ -161,7 +162,7 @@ def relay(session: Session, ctx: Context, ticket: Ticket, member, body: str, att
     mail = ctx.templates.mail("relay", lang, ticket=ticket, customer=customer, member=member, body=body, support=ctx.config.support)
     files = [a for a in attachments or [] if not a.truncated]
     dropped = [a.filename for a in attachments or [] if a.truncated]
-    mailq.queue(
+    queue_mail(
         session, ctx, ticket, kind="staff_reply", mail=mail, to_addr=customer.email, to_name=customer.name,
         from_name=f"{member.name} | {ctx.config.support.name}", in_reply_to=last_in.message_id if last_in is not None else None,
         to_customer=True, auto_submitted=None, attachments=files,

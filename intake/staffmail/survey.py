@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 from intake.case import Case, Stop
 from intake.context import Context
 from intake.models import Message, Ticket
+from intake.outgoing import queue_mail
 from intake.staffmail import mailq, notify
 from intake.staffmail.models import Survey
 from intake.staffmail.token import load_key
@@ -83,9 +84,8 @@ def start(session: Session, ctx: Context, ticket: Ticket) -> Survey | None:
     )
     mail = ctx.templates.mail("survey", lang, ticket=ticket, customer=customer, support=ctx.config.support, link=link(ctx, ticket, survey),
                               timeout_days=ctx.config.survey.timeout_days)
-    row = mailq.queue(session, ctx, ticket, kind="survey", mail=mail, to_addr=customer.email, to_name=customer.name,
-                      in_reply_to=last_in.message_id if last_in is not None else None, to_customer=True)
-    survey.message_id = row.message_id
+    survey.message_id = queue_mail(session, ctx, ticket, kind="survey", mail=mail, to_addr=customer.email, to_name=customer.name,
+                                   in_reply_to=last_in.message_id if last_in is not None else None, to_customer=True)
     mailq.event(session, ctx, ticket, "system", "survey_sent", survey=survey.id, expires_at=survey.expires_at.isoformat())
     return survey
 

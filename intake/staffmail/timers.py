@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 from intake.context import Context
 from intake.db import transaction
 from intake.models import Ticket
+from intake.outgoing import queue_mail
 from intake.staffmail import mailq, notify, sla, survey
 from intake.staffmail.models import FollowUp, SlaState, Survey
 from intake.tickets import OPEN_STATUSES
@@ -103,7 +104,7 @@ class TimersWorker:
             "reminder", lang, member=member, kind=kind, ticket=ticket, follow_up=follow_up, customer=ticket.customer,
             due_local=sla.local(self.ctx.config, ticket.due_at), tz=self.ctx.config.tickets.timezone, department=notify.department_label(self.ctx, ticket.department, lang),
         )
-        mailq.queue(session, self.ctx, ticket, kind="reminder", mail=mail, to_addr=member.email, to_name=member.name,
+        queue_mail(session, self.ctx, ticket, kind="reminder", mail=mail, to_addr=member.email, to_name=member.name,
                     reply_to=notify.reply_address(self.ctx, ticket))
 
     # ---- follow-ups and surveys --------------------------------------------------

@@ -13,7 +13,7 @@ PLAIN = compat32.clone(linesep="\r\n")
 
 
 @pytest.mark.parametrize("value", [
-    "short", "a" * 70, "a" * 75, "a" * 76, "x y " * 30, "<id@example.cn> " * 15, "", " leading space",
+    "short", "a" * 66, "a" * 70, "a" * 75, "a" * 76, "x y " * 30, "<id@example.cn> " * 15, "", " leading space",
     "tab\tinside", "=?utf-8?b?5a6i5pyN?= <support@example.cn>", "客服", "line\r\nbreak", "café",
 ])
 @pytest.mark.parametrize("name", ["To", "References", "X-Intake-Ticket"])
@@ -35,3 +35,17 @@ def test_composed_mail_reads_back_with_every_header_and_crlf_line_ends():
     assert msg["References"].split() == ["<" + "r" * 80 + "@example.cn>", "<m1@example.cn>"]
     assert msg["Auto-Submitted"] == "auto-replied" and msg["X-Intake-Ticket"] == "261123-0007"
     assert msg.get_body(("plain",)).get_content() == "您好，\n收到。\n"
+
+
+@pytest.mark.parametrize("text", [
+    "订单 2 无法付款", "[#261123-0007] 我们已收到您的来信 / We received your message " * 3, "é" * 100, "𠀀𪚥 emoji 😀 " * 10, "ASCII only",
+])
+def test_folded_words_read_back_as_the_text_and_each_fits_rfc_2047(text):
+    from email.header import decode_header, make_header
+
+    from intake.compose import folded_words
+
+    value = folded_words(text)
+    assert value.isascii()
+    assert str(make_header(decode_header(value))) == text
+    assert text.isascii() or all(len(word) <= 75 and len("Subject: " + word) <= 78 for word in value.split("\r\n "))
