@@ -11,7 +11,7 @@ import logging
 import threading
 from datetime import timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import case, select, update
 
 from intake.context import Context
 from intake.db import transaction
@@ -30,19 +30,24 @@ class OutboxWorker:
         self.ctx = ctx
         self.transport = transport or make_transport(ctx.config.smtp, ctx.config.outgoing_maildir)
 
-    def _claim(self) -> list[OutboxMail]:
-        """Take a group of due rows for one attempt each, in one short transaction:
-        their next attempt moves past the time all their sends may take, so no other
-        worker takes them meanwhile, and a crash mid-send only delays the resend (same
-        bytes, same Message-ID). No lock is held while sending."""
+    def _claim(self, sent: list[int]) -> list[OutboxMail]:
+        """Record the last group as sent and take the next group for one attempt each,
+        in one short transaction (one turn at the database's write lock, which the
+        pipeline holds most of the time during a backlog): the group's next attempt
+        moves past the time all its sends may take, so no other worker takes it
+        meanwhile, and a crash mid-send only delays the resend (same bytes, same
+        Message-ID). No lock is held while sending. Acknowledgements go first: they
+        are the customer's promise; staff notifications may trail by seconds."""
         cfg = self.ctx.config
         lease = timedelta(seconds=GROUP * (cfg.smtp.timeout + 1) + 5)
         with transaction(self.ctx.sessions) as session:
             now = self.ctx.now()
+            if sent:
+                _record_sent(session, sent, now)
             due = (
                 select(OutboxMail.id)
                 .where(OutboxMail.status == "pending", OutboxMail.next_attempt_at <= now)
-                .order_by(OutboxMail.id)
+                .order_by(case((OutboxMail.kind == "ack", 0), else_=1), OutboxMail.id)
                 .limit(GROUP)
             )
             if session.get_bind().dialect.name == "postgresql":
@@ -61,44 +66,44 @@ class OutboxWorker:
     def run_once(self, stop: threading.Event | None = None) -> tuple[int, int]:
         """Send everything that is due (until `stop` is set); returns (sent, failed attempts)."""
         sent = failed = 0
+        done: list[int] = []  # sent, not yet recorded: the next claim records them
         try:
-            while not (stop is not None and stop.is_set()) and (rows := self._claim()):
-                done: list[int] = []
+            while not (stop is not None and stop.is_set()):
+                rows = self._claim(done)
+                done = []
+                if not rows:
+                    break
                 batch_failed = 0
-                try:
-                    for row in rows:
-                        try:
-                            self.transport.send(row.mail_from, row.rcpt_to, row.raw)
-                        except TransportError as exc:
-                            failed += 1
-                            batch_failed += 1
-                            self._failed(row, exc)
-                            continue
-                        except Exception as exc:  # a surprise must not cost the group's marks
-                            log.exception("sending %s failed unexpectedly", row.message_id)
-                            failed += 1
-                            batch_failed += 1
-                            self._failed(row, TransportError(f"{type(exc).__name__}: {exc}"))
-                            continue
-                        done.append(row.id)
-                finally:
-                    self._mark_sent(done)  # whatever went out is recorded, whatever happened next
+                for row in rows:
+                    try:
+                        self.transport.send(row.mail_from, row.rcpt_to, row.raw)
+                    except TransportError as exc:
+                        failed += 1
+                        batch_failed += 1
+                        self._failed(row, exc)
+                        continue
+                    except Exception as exc:  # a surprise must not cost the group's marks
+                        log.exception("sending %s failed unexpectedly", row.message_id)
+                        failed += 1
+                        batch_failed += 1
+                        self._failed(row, TransportError(f"{type(exc).__name__}: {exc}"))
+                        continue
+                    done.append(row.id)
                 sent += len(done)
                 if batch_failed == len(rows):
                     break  # the server is down: the rows wait for their next attempt
         finally:
-            self.transport.close()
+            try:
+                self._mark_sent(done)  # whatever went out is recorded, whatever happened next
+            finally:
+                self.transport.close()
         return sent, failed
 
     def _mark_sent(self, ids: list[int]) -> None:
         if not ids:
             return
         with transaction(self.ctx.sessions) as session:
-            session.execute(
-                update(OutboxMail).where(OutboxMail.id.in_(ids)).values(status="sent", sent_at=self.ctx.now(), last_error=None)
-                .execution_options(synchronize_session=False)
-            )
-        log.info("sent %d mail(s)", len(ids))
+            _record_sent(session, ids, self.ctx.now())
 
     def _failed(self, row: OutboxMail, exc: TransportError) -> None:
         cfg, now = self.ctx.config.outbox, self.ctx.now()
@@ -130,3 +135,11 @@ class OutboxWorker:
             wait = idle_wait if wait is None else min(wait, idle_wait)
             self.ctx.wake_outbox.wait(wait)
             self.ctx.wake_outbox.clear()
+
+
+def _record_sent(session, ids: list[int], now) -> None:
+    session.execute(
+        update(OutboxMail).where(OutboxMail.id.in_(ids)).values(status="sent", sent_at=now, last_error=None)
+        .execution_options(synchronize_session=False)
+    )
+    log.info("sent %d mail(s)", len(ids))

@@ -38,7 +38,7 @@ STOP_CHECK = 0.5  # how often a wait (IDLE, poll, backoff) looks at the stop eve
 # Messages taken in one transaction of the pipeline: one durable commit for the group
 # instead of one per message, while a group still commits (and its acknowledgements
 # leave) within a fraction of a second, and a kill -9 costs at most a group's work.
-COMMIT_GROUP = 20
+COMMIT_GROUP = 10
 
 
 @dataclass
