@@ -17,6 +17,7 @@ from intake.case import Case, Quarantine, Stop
 from intake.context import Context
 from intake.models import Attachment, Customer, Message, OutboxMail, Ticket
 from intake.outgoing import queue_mail
+from intake.staffmail.sla import due_time
 from intake.tickets import clip, find_or_create_customer, log_event, new_ref, open_counts, queue_archive, set_status
 
 
@@ -230,7 +231,7 @@ def store(case: Case, session: Session, ctx: Context) -> None:
         classification=c.to_dict(),
         created_at=now,
         updated_at=now,
-        due_at=now + timedelta(hours=ctx.config.ack.response_hours[c.urgency]),
+        due_at=due_time(ctx.config, now, c.type, c.urgency),  # type overrides, working hours
     )
     session.add(ticket)
     case.ticket, case.opened = ticket, True

@@ -5,13 +5,15 @@
 """
 from __future__ import annotations
 
+from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
 from intake.case import Case
 from intake.context import Context
 from intake.staffmail import notify as notices
-from intake.staffmail import relay, sla, survey
+from intake.staffmail import relay, survey
 from intake.staffmail.models import SlaState
+from intake.tickets import row_id
 
 
 def staff_reply(case: Case, session: Session, ctx: Context) -> None:
@@ -26,13 +28,13 @@ def survey_answer(case: Case, session: Session, ctx: Context) -> None:
     survey.handle_reply(case, session, ctx)
 
 
+_SLA_STATE = insert(SlaState.__table__)
+
+
 def schedule(case: Case, session: Session, ctx: Context) -> None:
-    """A new ticket's due time (type overrides, working hours) and its SLA timer state."""
-    if not case.opened:
-        return
-    ticket = case.ticket
-    ticket.due_at = sla.due_time(ctx.config, ticket.created_at, ticket.type, ticket.urgency)
-    session.add(SlaState(ticket=ticket))
+    """A new ticket's SLA timer state (its due time was set by store: sla.due_time)."""
+    if case.opened:
+        session.execute(_SLA_STATE, {"ticket_id": row_id(session, case.ticket)})
 
 
 def notify(case: Case, session: Session, ctx: Context) -> None:
