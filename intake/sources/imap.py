@@ -351,10 +351,16 @@ class ImapSource:
         if not (self.account.idle and self._can_idle):
             self._sleep(self.account.poll_interval)
             return
+        # IDLE announces only what changes after it began (Dovecot 2.3 says nothing in
+        # IDLE of mail that came since our last command, only at DONE): mail that arrived
+        # after the pass's last SEARCH, e.g. while its report was being written, would wait
+        # for idle_timeout. A NOOP just before IDLE shows it, and shrinks that window to
+        # the one round trip between the NOOP's answer and the IDLE.
+        client.noop()
+        if _pop_exists(client):
+            return
         client.idle()
         try:
-            if _pop_exists(client):
-                return
             deadline = time.monotonic() + self.account.idle_timeout
             while not self.stop.is_set() and time.monotonic() < deadline:
                 started = time.monotonic()
