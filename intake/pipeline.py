@@ -17,7 +17,7 @@ import time
 import traceback
 from typing import Sequence
 
-from sqlalchemy import insert, select
+from sqlalchemy import bindparam, insert, select
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
@@ -35,7 +35,11 @@ log = logging.getLogger("intake.pipeline")
 # message a moment earlier): run again, and the stages will answer "duplicate"
 RACE_RETRIES = 3
 
-_SOURCE_ITEM = insert(SourceItem.__table__)  # written once per item, never changed: a plain insert
+# Looked up and written once per item: plain statements, built once (intake/stages.py).
+_SOURCE_ITEMS = SourceItem.__table__
+_SOURCE_ITEM = insert(_SOURCE_ITEMS)
+_PRIOR_TAKE = select(_SOURCE_ITEMS.c.outcome, _SOURCE_ITEMS.c.ticket_ref, _SOURCE_ITEMS.c.reason).where(
+    _SOURCE_ITEMS.c.source == bindparam("source"), _SOURCE_ITEMS.c.key == bindparam("key"))
 
 
 class Pipeline:
@@ -118,7 +122,7 @@ class Pipeline:
 
     def _stages(self, session: Session, raw: bytes, ref: SourceRef, quarantine_id: int | None) -> Result:
         """The item's work inside the caller's transaction (or savepoint)."""
-        prior = session.scalar(select(SourceItem).where(SourceItem.source == ref.source, SourceItem.key == ref.key))
+        prior = session.execute(_PRIOR_TAKE, {"source": ref.source, "key": ref.key}).first()
         if prior is not None:
             return Result("duplicate", prior.ticket_ref, f"already taken from {ref.source} as {prior.outcome}")
         case = Case(raw=raw, ref=ref)
@@ -144,7 +148,7 @@ class Pipeline:
             item = session.get(QuarantineItem, quarantine_id)
             item.reason, item.retried_at, item.retries = reason, now, item.retries + 1
         else:
-            prior = session.scalar(select(SourceItem).where(SourceItem.source == ref.source, SourceItem.key == ref.key))
+            prior = session.execute(_PRIOR_TAKE, {"source": ref.source, "key": ref.key}).first()
             if prior is not None:  # quarantined before, offered again after a crash
                 return Result(prior.outcome, prior.ticket_ref, prior.reason)
             item = QuarantineItem(source=ref.source, key=ref.key, channel=ref.channel, raw=raw, reason=reason, created_at=now)

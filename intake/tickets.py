@@ -5,7 +5,7 @@ import re
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from intake.models import Counter, Customer, Event, Ticket, utcnow
@@ -19,14 +19,15 @@ def next_number(session: Session, name: str) -> int:
     """Take the next value of a named counter in one statement. The UPDATE's row lock
     (PostgreSQL) or the write lock (SQLite) serialises concurrent openers; a race on
     the first insert surfaces as an IntegrityError and the pipeline runs again."""
-    taken = session.execute(
-        update(Counter).where(Counter.name == name).values(last=Counter.last + 1).returning(Counter.last)
-        .execution_options(synchronize_session=False)
-    ).scalar()
+    taken = session.execute(_TAKE_NUMBER, {"counter": name}).scalar()
     if taken is None:
-        session.execute(insert(Counter).values(name=name, last=1))
+        session.execute(insert(_COUNTERS), {"name": name, "last": 1})
         taken = 1
     return taken
+
+
+_COUNTERS = Counter.__table__
+_TAKE_NUMBER = update(_COUNTERS).where(_COUNTERS.c.name == bindparam("counter")).values(last=_COUNTERS.c.last + 1).returning(_COUNTERS.c.last)
 
 
 def new_ref(session: Session, prefix: str, tz: str, now: datetime) -> str:
@@ -48,12 +49,19 @@ def clip(value: str | None, column) -> str:
     return value[:limit] if limit else value
 
 
+_CUSTOMERS = Customer.__table__
+_CUSTOMER_BY_EMAIL = select(_CUSTOMERS.c.id).where(_CUSTOMERS.c.email == bindparam("email"))
+_CUSTOMER_BY_PHONE = select(_CUSTOMERS.c.id).where(_CUSTOMERS.c.phone == bindparam("phone"), _CUSTOMERS.c.email.is_(None)).limit(1)
+
+
 def find_or_create_customer(session: Session, *, email: str, phone: str, name: str, company: str, language: str) -> Customer:
-    customer = None
+    known = None
     if email:
-        customer = session.scalar(select(Customer).where(Customer.email == email))
+        known = session.execute(_CUSTOMER_BY_EMAIL, {"email": email}).scalar()
     elif phone:
-        customer = session.scalar(select(Customer).where(Customer.phone == phone, Customer.email.is_(None)))
+        known = session.execute(_CUSTOMER_BY_PHONE, {"phone": phone}).scalar()
+    # a new customer (most mail in a backlog) costs one plain lookup, no ORM query
+    customer = session.get(Customer, known) if known is not None else None
     if customer is None:
         customer = Customer(
             number=f"C{next_number(session, 'customer'):06d}",
@@ -120,6 +128,14 @@ def queue_archive(session: Session, ticket: Ticket, reason: str, now: datetime) 
 def open_counts(session: Session, staff_ids: list[str] | None = None) -> dict[str, int]:
     """Open tickets per assignee, for least-open assignment (of `staff_ids` only, when
     given: a department's people, counted on the (assignee, status) index)."""
-    query = select(Ticket.assignee, func.count()).where(Ticket.status.in_(OPEN_STATUSES))
-    query = query.where(Ticket.assignee.in_(staff_ids)) if staff_ids is not None else query.where(Ticket.assignee.is_not(None))
+    if staff_ids is not None:  # the per-ticket case: one statement, built once
+        return {assignee: count for assignee, count in session.execute(_OPEN_OF, {"ids": staff_ids})}
+    query = select(Ticket.assignee, func.count()).where(Ticket.status.in_(OPEN_STATUSES), Ticket.assignee.is_not(None))
     return {assignee: count for assignee, count in session.execute(query.group_by(Ticket.assignee))}
+
+
+_OPEN_OF = (
+    select(Ticket.__table__.c.assignee, func.count())
+    .where(Ticket.__table__.c.status.in_(OPEN_STATUSES), Ticket.__table__.c.assignee.in_(bindparam("ids", expanding=True)))
+    .group_by(Ticket.__table__.c.assignee)
+)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from intake.context import Context
@@ -53,9 +53,13 @@ def earlier_tickets(session: Session, ctx: Context, ticket: Ticket) -> list[Tick
     limit = ctx.config.staff_mail.earlier_tickets
     if not limit:
         return []
-    return list(session.scalars(
-        select(Ticket).where(Ticket.customer_id == ticket.customer_id, Ticket.id != ticket.id).order_by(Ticket.id.desc()).limit(limit)
-    ))
+    return list(session.scalars(_EARLIER_TICKETS, {"customer": ticket.customer_id, "ticket": ticket.id, "limit": limit}))
+
+
+_EARLIER_TICKETS = (  # built once: it runs for every notification
+    select(Ticket).where(Ticket.customer_id == bindparam("customer"), Ticket.id != bindparam("ticket"))
+    .order_by(Ticket.id.desc()).limit(bindparam("limit"))
+)
 
 
 def _case_context(session: Session, ctx: Context, ticket: Ticket, lang: str) -> dict:
