@@ -23,6 +23,7 @@ log = logging.getLogger("intake.outbox")
 # Mail is claimed, sent and marked sent in groups of this many: fewer commits, after a
 # crash at most this many resends, and a claim's lease covers every send of its group.
 GROUP = 10
+_ACKS_FIRST = case((OutboxMail.kind == "ack", 0), else_=1)
 
 
 class OutboxWorker:
@@ -47,7 +48,7 @@ class OutboxWorker:
             due = (
                 select(OutboxMail.id)
                 .where(OutboxMail.status == "pending", OutboxMail.next_attempt_at <= now)
-                .order_by(case((OutboxMail.kind == "ack", 0), else_=1), OutboxMail.id)
+                .order_by(_ACKS_FIRST, OutboxMail.id)
                 .limit(GROUP)
             )
             if session.get_bind().dialect.name == "postgresql":
@@ -61,7 +62,7 @@ class OutboxWorker:
                 .values(attempts=OutboxMail.attempts + 1, next_attempt_at=now + lease)
                 .execution_options(synchronize_session=False)
             )
-            return list(session.scalars(select(OutboxMail).where(OutboxMail.id.in_(ids)).order_by(OutboxMail.id)))
+            return list(session.scalars(select(OutboxMail).where(OutboxMail.id.in_(ids)).order_by(_ACKS_FIRST, OutboxMail.id)))
 
     def run_once(self, stop: threading.Event | None = None) -> tuple[int, int]:
         """Send everything that is due (until `stop` is set); returns (sent, failed attempts)."""
@@ -73,24 +74,21 @@ class OutboxWorker:
                 done = []
                 if not rows:
                     break
-                batch_failed = 0
+                retry_later = 0
                 for row in rows:
                     try:
                         self.transport.send(row.mail_from, row.rcpt_to, row.raw)
-                    except TransportError as exc:
+                    except Exception as exc:  # a surprise must not cost the group's marks either
+                        if not isinstance(exc, TransportError):
+                            log.exception("sending %s failed unexpectedly", row.message_id)
+                            exc = TransportError(f"{type(exc).__name__}: {exc}")
                         failed += 1
-                        batch_failed += 1
+                        retry_later += not exc.permanent
                         self._failed(row, exc)
-                        continue
-                    except Exception as exc:  # a surprise must not cost the group's marks
-                        log.exception("sending %s failed unexpectedly", row.message_id)
-                        failed += 1
-                        batch_failed += 1
-                        self._failed(row, TransportError(f"{type(exc).__name__}: {exc}"))
                         continue
                     done.append(row.id)
                 sent += len(done)
-                if batch_failed == len(rows):
+                if not done and retry_later:
                     break  # the server is down: the rows wait for their next attempt
         finally:
             try:

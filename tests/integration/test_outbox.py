@@ -144,9 +144,6 @@ def refusing_server():
 # ---------------------------------------------------------------- 1. acks first
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG intake/outbox.py _claim: the group is claimed acks first, but the rows are returned and sent "
-    "ORDER BY id, so a notify with a lower id in the same group goes out before the acks"))
 def test_acknowledgements_are_sent_before_other_mail_queued_earlier(make_ctx, db_url, smtp_server):
     ctx = mailer_ctx(make_ctx, db_url, smtp_server)
     earlier = queue(ctx, ["notify", "reminder", "escalation", "survey"] * 3)  # 12 non-acks, lowest ids
@@ -336,10 +333,6 @@ def test_permanent_refusal_fails_that_row_only_and_temporary_one_is_retried(make
     assert [r.status for r in rows(ctx)] == ["sent", "sent", "failed", "sent", "sent", "sent", "sent"]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "minor BUG intake/outbox.py run_once: a group in which every send failed is taken for 'server down' even "
-    "when every failure was a permanent 5xx refusal of its recipient, so the pass ends and the due mail "
-    "behind it is left for the next pass (with `intake run --once` / `ingest --send`: not sent at all)"))
 def test_a_group_refused_entirely_does_not_stop_later_groups_from_going_out(make_ctx, db_url, refusing_server):
     """A whole group of permanently refused recipients is not a 'server down': run_once sends what is due."""
     ctx = mailer_ctx(make_ctx, db_url, refusing_server)
