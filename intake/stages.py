@@ -7,10 +7,11 @@ outbox rows in it. No stage talks to IMAP, SMTP or the file system.
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass
 from datetime import timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import bindparam, func, select, text
+from sqlalchemy import bindparam, func, insert, select, text
 from sqlalchemy.orm import Session
 
 from intake.case import Case, Quarantine, Stop
@@ -18,7 +19,7 @@ from intake.context import Context
 from intake.models import Attachment, Customer, Message, OutboxMail, Ticket
 from intake.outgoing import queue_mail
 from intake.staffmail.sla import due_time
-from intake.tickets import OPEN_STATUSES, clip, find_or_create_customer, log_event, new_ref, open_counts, queue_archive, set_status
+from intake.tickets import OPEN_STATUSES, clip, find_or_create_customer, log_event, new_ref, open_counts, queue_archive, row_id, set_status
 
 
 def parse(case: Case, session: Session, ctx: Context) -> None:
@@ -239,44 +240,64 @@ def store(case: Case, session: Session, ctx: Context) -> None:
     )
     session.add(ticket)
     case.ticket, case.opened = ticket, True
+    # Sessions do not autoflush: the customer and the ticket are written in one flush
+    # here, when the message needs the ticket's id; every row after is a plain insert.
     case.message = _store_message(case, session, ctx, ticket, kind="customer")
     actor = f"customer:{msg.from_addr or case.form.get('phone', '')}"
     log_event(session, ticket, actor, "opened", at=now, channel=ticket.channel, source=case.ref.source, subject=msg.subject)
     log_event(session, ticket, "system", "classified", at=now, type=c.type, urgency=c.urgency, flagged=ticket.flagged, why=c.explain("en").splitlines(), notes=case.notes)
     if ticket.department or ticket.assignee:
         log_event(session, ticket, "system", "assigned", at=now, department=ticket.department, assignee=ticket.assignee)
-    # Sessions do not autoflush (one flush of many rows is far cheaper than a flush
-    # before every query): later stages look the new rows up by id, so write them now.
-    session.flush()
 
 
-def _store_message(case: Case, session: Session, ctx: Context, ticket: Ticket | None, *, kind: str) -> Message:
+@dataclass(frozen=True)
+class StoredMessage:
+    """What later stages read of an inbound message once it is written."""
+
+    kind: str
+    text: str
+
+
+_INBOUND = insert(Message.__table__)
+_INBOUND_WITH_ID = insert(Message.__table__).returning(Message.__table__.c.id)
+_ATTACHMENT = insert(Attachment.__table__)
+
+
+def _store_message(case: Case, session: Session, ctx: Context, ticket: Ticket | None, *, kind: str,
+                   to_addrs: list[str] | None = None) -> StoredMessage:
+    """The inbound message with its raw bytes and attachments, on its ticket (if any).
+    Written once and never changed: plain inserts, not the ORM's unit of work."""
     msg = case.parsed
-    stored = Message(
-        ticket=ticket,
-        direction="in",
-        channel=case.channel,
-        kind=kind,
-        message_id=clip(msg.message_id, Message.message_id) or None,
-        fingerprint=case.fingerprint,
-        content_hash=case.content_hash,
-        from_addr=clip(msg.from_addr, Message.from_addr),
-        from_name=clip(msg.from_name, Message.from_name),
-        to_addrs=list(msg.to_addrs),
-        subject=msg.subject,
-        sent_at=msg.date,
-        received_at=ctx.now(),
-        text=msg.text,
-        html=msg.html,
-        defects=list(msg.defects),
-        raw=case.raw,
-        source=f"{case.ref.source}#{case.ref.key}",
-    )
-    for a in msg.attachments:
-        stored.attachments.append(Attachment(filename=clip(a.filename, Attachment.filename), content_type=clip(a.content_type, Attachment.content_type),
-                                             size=a.size, truncated=a.truncated, data=a.data))
-    session.add(stored)
-    return stored
+    row = {
+        "ticket_id": row_id(session, ticket) if ticket is not None else None,
+        "direction": "in",
+        "channel": case.channel,
+        "kind": kind,
+        "message_id": clip(msg.message_id, Message.message_id) or None,
+        "fingerprint": case.fingerprint,
+        "content_hash": case.content_hash,
+        "from_addr": clip(msg.from_addr, Message.from_addr),
+        "from_name": clip(msg.from_name, Message.from_name),
+        "to_addrs": list(msg.to_addrs) if to_addrs is None else to_addrs,
+        "subject": msg.subject,
+        "sent_at": msg.date,
+        "received_at": ctx.now(),
+        "text": msg.text,
+        "html": msg.html,
+        "defects": list(msg.defects),
+        "raw": case.raw,
+        "source": f"{case.ref.source}#{case.ref.key}",
+    }
+    if msg.attachments:
+        stored_id = session.execute(_INBOUND_WITH_ID, row).scalar_one()
+        session.execute(_ATTACHMENT, [
+            {"message_id": stored_id, "filename": clip(a.filename, Attachment.filename), "content_type": clip(a.content_type, Attachment.content_type),
+             "size": a.size, "truncated": a.truncated, "data": a.data}
+            for a in msg.attachments
+        ])
+    else:
+        session.execute(_INBOUND, row)
+    return StoredMessage(kind=kind, text=msg.text)
 
 
 _OUTBOX = OutboxMail.__table__

@@ -114,8 +114,8 @@ def _accept(case: Case, session: Session, ctx: Context, ticket: Ticket, member) 
     actor = f"staff:{member.id}"
     today = ctx.now().astimezone(ZoneInfo(ctx.config.tickets.timezone)).date()
     parsed = commands.parse(case.parsed.new_text, staff_lookup=lambda word: _lookup(ctx, word), today=today)
-    stored = _store_message(case, session, ctx, ticket, kind="staff")
-    stored.to_addrs = [ctx.config.support.address]  # the token address is a credential: not listed (the raw bytes keep it as received)
+    # the token address is a credential: not listed (the raw bytes keep it as received)
+    _store_message(case, session, ctx, ticket, kind="staff", to_addrs=[ctx.config.support.address])
     mailq.event(session, ctx, ticket, actor, "staff_reply", message_id=case.parsed.message_id)
     if parsed.errors:
         mailq.event(session, ctx, ticket, actor, "commands_refused", errors=parsed.errors)
