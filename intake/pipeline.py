@@ -103,6 +103,10 @@ class Pipeline:
         except Exception as exc:
             log.exception("failed on %s %s", ref.source, ref.key)
             reason = f"internal error: {type(exc).__name__}: {exc}\n{traceback.format_exc(limit=4)}"
+        # Rows written as plain inserts (intake.tickets.insert_new) are unknown to the
+        # savepoint's rollback: forget every object, so none of the item's stays. The
+        # earlier items were flushed when their savepoints were released.
+        session.expunge_all()
         with session.begin_nested():
             return self._quarantine_in(session, raw, ref, reason, None)
 

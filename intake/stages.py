@@ -19,7 +19,7 @@ from intake.context import Context
 from intake.models import Attachment, Customer, Message, OutboxMail, Ticket
 from intake.outgoing import queue_mail
 from intake.staffmail.sla import due_time
-from intake.tickets import OPEN_STATUSES, clip, find_or_create_customer, log_event, new_ref, open_counts, queue_archive, row_id, set_status
+from intake.tickets import OPEN_STATUSES, clip, find_or_create_customer, insert_new, log_event, new_ref, open_counts, queue_archive, row_id, set_status
 
 
 def parse(case: Case, session: Session, ctx: Context) -> None:
@@ -224,6 +224,7 @@ def store(case: Case, session: Session, ctx: Context) -> None:
     ticket = Ticket(
         ref=new_ref(session, ctx.config.tickets.ref_prefix, ctx.config.tickets.timezone, now),
         customer=customer,
+        customer_id=customer.id,
         subject=msg.subject,
         channel="form" if case.channel == "form" else "email",
         type=c.type,
@@ -238,10 +239,8 @@ def store(case: Case, session: Session, ctx: Context) -> None:
         updated_at=now,
         due_at=due_time(ctx.config, now, c.type, c.urgency),  # type overrides, working hours
     )
-    session.add(ticket)
+    insert_new(session, ticket)
     case.ticket, case.opened = ticket, True
-    # Sessions do not autoflush: the customer and the ticket are written in one flush
-    # here, when the message needs the ticket's id; every row after is a plain insert.
     case.message = _store_message(case, session, ctx, ticket, kind="customer")
     actor = f"customer:{msg.from_addr or case.form.get('phone', '')}"
     log_event(session, ticket, actor, "opened", at=now, channel=ticket.channel, source=case.ref.source, subject=msg.subject)
