@@ -13,12 +13,11 @@ from sqlalchemy.orm import Session
 
 from intake.compose import compose, new_message_id
 from intake.context import Context
+from intake.db import add_row
 from intake.models import Attachment, Message, OutboxMail, Ticket
 from intake.render import RenderedMail
 from intake.tickets import log_event, row_id
 
-_OUTBOX = insert(OutboxMail.__table__)
-_MESSAGE = insert(Message.__table__)
 _MESSAGE_WITH_ID = insert(Message.__table__).returning(Message.__table__.c.id)
 _ATTACHMENT = insert(Attachment.__table__)
 
@@ -56,7 +55,7 @@ def queue_mail(
         raw = _with_attachments(raw, attachments)
     now = ctx.now()
     ticket_id = row_id(session, ticket) if ticket is not None else None
-    session.execute(_OUTBOX, {
+    add_row(session, OutboxMail.__table__, {
         "ticket_id": ticket_id, "kind": kind, "message_id": message_id, "mail_from": support.address, "rcpt_to": to_addr, "raw": raw,
         "status": "pending", "attempts": 0, "created_at": now, "next_attempt_at": now,
     })
@@ -73,7 +72,7 @@ def queue_mail(
                 for a in attachments
             ])
         else:
-            session.execute(_MESSAGE, record)
+            add_row(session, Message.__table__, record)
     if ticket is not None:
         log_event(session, ticket, "system", f"{kind}_queued", at=now, to=to_addr, message_id=message_id)
     return message_id

@@ -17,13 +17,13 @@ import time
 import traceback
 from typing import Sequence
 
-from sqlalchemy import bindparam, insert, select
+from sqlalchemy import bindparam, select
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
 from intake.case import Case, Quarantine, Stop
 from intake.context import Context
-from intake.db import transaction
+from intake.db import add_row, drop_rows, transaction, write_rows
 from intake.models import QuarantineItem, SourceItem, SourceState
 from intake.ops.metrics import record_take
 from intake.sources.base import Result, SourceRef
@@ -37,7 +37,6 @@ RACE_RETRIES = 3
 
 # Looked up and written once per item: plain statements, built once (intake/stages.py).
 _SOURCE_ITEMS = SourceItem.__table__
-_SOURCE_ITEM = insert(_SOURCE_ITEMS)
 _PRIOR_TAKE = select(_SOURCE_ITEMS.c.outcome, _SOURCE_ITEMS.c.ticket_ref, _SOURCE_ITEMS.c.reason).where(
     _SOURCE_ITEMS.c.source == bindparam("source"), _SOURCE_ITEMS.c.key == bindparam("key"))
 
@@ -107,6 +106,7 @@ class Pipeline:
         # savepoint's rollback: forget every object, so none of the item's stays. The
         # earlier items were flushed when their savepoints were released.
         session.expunge_all()
+        drop_rows(session)
         with session.begin_nested():
             return self._quarantine_in(session, raw, ref, reason, None)
 
@@ -136,10 +136,11 @@ class Pipeline:
             result = Result("opened" if case.opened else "appended", case.ticket.ref, "reopened" if case.reopened else None)
         except Stop as stop:
             result = Result(stop.outcome, stop.ticket, stop.reason)
-        session.execute(_SOURCE_ITEM, {"source": ref.source, "key": ref.key, "outcome": result.outcome, "ticket_ref": result.ticket,
-                                       "reason": result.reason, "at": self.ctx.now()})
+        add_row(session, _SOURCE_ITEMS, {"source": ref.source, "key": ref.key, "outcome": result.outcome, "ticket_ref": result.ticket,
+                                         "reason": result.reason, "at": self.ctx.now()})
         if quarantine_id is not None:
             _release(session, quarantine_id, result.ticket, self.ctx)
+        write_rows(session)  # the item's appended rows, a statement a table, inside its savepoint
         return result
 
     def _quarantine(self, raw: bytes, ref: SourceRef, reason: str, quarantine_id: int | None) -> Result:

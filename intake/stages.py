@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from intake.case import Case, Quarantine, Stop
 from intake.context import Context
+from intake.db import add_row
 from intake.models import Attachment, Customer, Message, OutboxMail, Ticket
 from intake.outgoing import queue_mail
 from intake.staffmail.sla import due_time
@@ -257,7 +258,6 @@ class StoredMessage:
     text: str
 
 
-_INBOUND = insert(Message.__table__)
 _INBOUND_WITH_ID = insert(Message.__table__).returning(Message.__table__.c.id)
 _ATTACHMENT = insert(Attachment.__table__)
 
@@ -295,7 +295,7 @@ def _store_message(case: Case, session: Session, ctx: Context, ticket: Ticket | 
             for a in msg.attachments
         ])
     else:
-        session.execute(_INBOUND, row)
+        add_row(session, Message.__table__, row)
     return StoredMessage(kind=kind, text=msg.text)
 
 

@@ -8,6 +8,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.orm import Session, make_transient_to_detached
 
+from intake.db import add_row
 from intake.models import Counter, Customer, Event, Ticket, utcnow
 
 STATUSES = ("new", "in_progress", "follow_up", "resolved", "closed")
@@ -113,13 +114,10 @@ def row_id(session: Session, obj) -> int:
     return obj.id
 
 
-_EVENT = insert(Event.__table__)
-
-
 def log_event(session: Session, ticket: Ticket, actor: str, kind: str, *, at: datetime | None = None, **detail) -> None:
     """One entry in the ticket's event log (who, when, what). The log is only ever
-    appended to: a plain insert, a fraction of the ORM's cost on the hot path."""
-    session.execute(_EVENT, {"ticket_id": row_id(session, ticket), "actor": actor, "kind": kind, "detail": detail, "at": at or utcnow()})
+    appended to: a plain insert (intake.db.add_row), a fraction of the ORM's cost."""
+    add_row(session, Event.__table__, {"ticket_id": row_id(session, ticket), "actor": actor, "kind": kind, "detail": detail, "at": at or utcnow()})
 
 
 def set_status(session: Session, ticket: Ticket, status: str, actor: str, reason: str = "", *, now: datetime | None = None) -> None:
@@ -146,7 +144,7 @@ def queue_archive(session: Session, ticket: Ticket, reason: str, now: datetime) 
         ArchiveJob,  # the table only: no PDF machinery on this path
     )
 
-    session.execute(insert(ArchiveJob.__table__), {
+    add_row(session, ArchiveJob.__table__, {
         "ticket_id": row_id(session, ticket), "reason": reason, "status": "pending", "attempts": 0, "next_attempt_at": now, "created_at": now,
     })
 

@@ -5,11 +5,11 @@
 """
 from __future__ import annotations
 
-from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
 from intake.case import Case
 from intake.context import Context
+from intake.db import add_row
 from intake.staffmail import notify as notices
 from intake.staffmail import relay, survey
 from intake.staffmail.models import SlaState
@@ -28,13 +28,10 @@ def survey_answer(case: Case, session: Session, ctx: Context) -> None:
     survey.handle_reply(case, session, ctx)
 
 
-_SLA_STATE = insert(SlaState.__table__)
-
-
 def schedule(case: Case, session: Session, ctx: Context) -> None:
     """A new ticket's SLA timer state (its due time was set by store: sla.due_time)."""
     if case.opened:
-        session.execute(_SLA_STATE, {"ticket_id": row_id(session, case.ticket)})
+        add_row(session, SlaState.__table__, {"ticket_id": row_id(session, case.ticket)})
 
 
 def notify(case: Case, session: Session, ctx: Context) -> None:

@@ -1,0 +1,62 @@
+"""intake.db.add_row: append-only rows wait in the session and are written before commit."""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from sqlalchemy import select, text
+
+from intake.db import add_row, transaction, write_rows
+from intake.models import Event, Message, SourceItem
+from intake.tickets import insert_new, log_event
+
+AT = datetime(2026, 11, 23, 8, 0, tzinfo=timezone.utc)
+
+
+def _ticket(session):
+    from intake.models import Customer, Ticket
+
+    customer = insert_new(session, Customer(number="C000001", email="li@example.cn", language="zh"))
+    return insert_new(session, Ticket(ref="261123-0001", customer=customer, customer_id=customer.id, channel="email",
+                                      type="inquiry", urgency="normal", created_at=AT, updated_at=AT))
+
+
+def test_queued_rows_are_written_at_commit_in_order_whatever_their_columns(ctx):
+    with transaction(ctx.sessions) as session:
+        ticket = _ticket(session)
+        log_event(session, ticket, "system", "first", at=AT)
+        add_row(session, Message.__table__, {"ticket_id": ticket.id, "direction": "in", "channel": "email", "fingerprint": "f1", "raw": b"1"})
+        add_row(session, Message.__table__, {"ticket_id": ticket.id, "direction": "out", "channel": "email", "raw": b"2"})
+        log_event(session, ticket, "system", "second", at=AT, n=2)
+        assert session.execute(text("select count(*) from events")).scalar() == 0  # still waiting
+    with ctx.sessions() as session:
+        assert [e.kind for e in session.scalars(select(Event).order_by(Event.id))] == ["first", "second"]
+        assert [(m.direction, m.fingerprint, m.raw) for m in session.scalars(select(Message).order_by(Message.id))] == [
+            ("in", "f1", b"1"), ("out", None, b"2")]
+
+
+def test_queued_rows_are_dropped_with_a_rollback_and_not_written_later(ctx):
+    session = ctx.sessions()
+    with session.begin():
+        _ticket(session)
+    session.begin()
+    add_row(session, SourceItem.__table__, {"source": "s", "key": "k1", "outcome": "opened", "at": AT})
+    session.rollback()
+    with session.begin():
+        add_row(session, SourceItem.__table__, {"source": "s", "key": "k2", "outcome": "opened", "at": AT})
+    session.close()
+    with ctx.sessions() as check:
+        assert list(check.scalars(select(SourceItem.key))) == ["k2"]
+
+
+def test_write_rows_inside_a_savepoint_goes_with_its_rollback(ctx):
+    with transaction(ctx.sessions) as session:
+        try:
+            with session.begin_nested():
+                add_row(session, SourceItem.__table__, {"source": "s", "key": "gone", "outcome": "opened", "at": AT})
+                write_rows(session)
+                raise RuntimeError("the item fails after its rows were written")
+        except RuntimeError:
+            pass
+        add_row(session, SourceItem.__table__, {"source": "s", "key": "kept", "outcome": "opened", "at": AT})
+    with ctx.sessions() as check:
+        assert list(check.scalars(select(SourceItem.key))) == ["kept"]
