@@ -13,6 +13,7 @@ import logging
 import multiprocessing
 import os
 import threading
+import time
 from collections import deque
 from concurrent.futures import Executor, Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -50,17 +51,31 @@ def _render(record: CaseRecord, lang: str, version: int, final: bool) -> bytes:
     return render_case_pdf(record, lang=lang, version=version, final=final)
 
 
-def _warm_up() -> None:
+def _warm_up(daemon_pid: int) -> None:
     # Rendering is batch work: below the daemon's priority, so acknowledgements get the
     # CPU first when a backlog arrives and both compete for the same cores.
     try:
         os.nice(RENDER_NICENESS)
     except OSError:
         pass
+    # A pool process waits on a queue whose both ends it holds: if the daemon is killed
+    # (kill -9, out of memory), nothing would ever end it (nor its forkserver).
+    threading.Thread(target=_exit_when_gone, args=(daemon_pid,), name="exit-with-daemon", daemon=True).start()
     # Load fonts and stylesheet once per pool process, before the first job.
     from archive.render import _stylesheet
 
     _stylesheet()
+
+
+def _exit_when_gone(daemon_pid: int, every: float = 2.0) -> None:
+    while True:
+        time.sleep(every)
+        try:
+            os.kill(daemon_pid, 0)
+        except ProcessLookupError:
+            os._exit(0)
+        except PermissionError:  # a process of another user took the pid: ours is gone
+            os._exit(0)
 
 
 @dataclass
@@ -103,7 +118,7 @@ class ArchiveWorker:
         if self._pool is None:
             # forkserver: children do not inherit the daemon's threads, sockets or DB connections
             self._pool = ProcessPoolExecutor(self.processes, mp_context=multiprocessing.get_context("forkserver"),
-                                             initializer=_warm_up)
+                                             initializer=_warm_up, initargs=(os.getpid(),))
         return self._pool
 
     def _reset_pool(self) -> None:
