@@ -44,13 +44,14 @@ def main() -> None:
     parser.add_argument("--latency-samples", type=int, default=100)
     parser.add_argument("--db", help="database URL (default: a fresh SQLite file)")
     parser.add_argument("--no-archive", action="store_true", help="leave case PDFs out (the email core alone)")
+    parser.add_argument("--log-level", default="WARNING", help="the daemon's log level (its log is work/daemon.log)")
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="intake-bench-"))
     db_url = args.db or f"sqlite:///{work / 'intake.db'}"
     with DovecotServer() as dovecot, SmtpServer() as smtp:
         config = write_config(work / "intake.toml", db_url=db_url, var=work / "var", dovecot=dovecot, smtp=smtp,
-                              extra="[log]\nlevel = \"WARNING\"\n" + ("[archive]\nenabled = false\n" if args.no_archive else ""))
+                              extra=f"[log]\nlevel = \"{args.log_level}\"\n" + ("[archive]\nenabled = false\n" if args.no_archive else ""))
         daemon = DaemonProcess(config, work)
         daemon.cli("init")
         db = Db(db_url)

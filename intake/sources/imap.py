@@ -35,6 +35,7 @@ log = logging.getLogger("intake.sources.imap")
 FETCH_MAX_BYTES = 16_000_000  # bodies fetched in one command: bounds memory, not count
 REPORT_EVERY = 10.0  # an unchanged backlog is recorded at most this often
 STOP_CHECK = 0.5  # how often a wait (IDLE, poll, backoff) looks at the stop event
+SECOND_LOOK = 1.0  # seconds into IDLE: leave it once to see what came just before it began
 # Messages taken in one transaction of the pipeline: one durable commit for the group
 # instead of one per message, while a group still commits (and its acknowledgements
 # leave) within a fraction of a second, and a kill -9 costs at most a group's work.
@@ -360,8 +361,10 @@ class ImapSource:
         if _pop_exists(client):
             return
         client.idle()
+        idling = True
         try:
             deadline = time.monotonic() + self.account.idle_timeout
+            second_look = time.monotonic() + SECOND_LOOK
             while not self.stop.is_set() and time.monotonic() < deadline:
                 started = time.monotonic()
                 responses = client.idle_check(timeout=STOP_CHECK)
@@ -373,8 +376,20 @@ class ImapSource:
                     # idle_check swallows EOF and returns at once: leave IDLE, whose
                     # DONE fails if the connection is gone.
                     return
+                if second_look and time.monotonic() >= second_look:
+                    # Mail that came between the NOOP's answer and the IDLE (one round
+                    # trip, longer when this thread waits for the interpreter) is told
+                    # only at DONE: look once, then idle for good.
+                    second_look = 0.0
+                    idling = False
+                    _, responses = client.idle_done()
+                    if any(_is_new_mail(r) for r in responses) or _pop_exists(client):
+                        return
+                    client.idle()
+                    idling = True
         finally:
-            client.idle_done()
+            if idling:
+                client.idle_done()
 
     def _sleep(self, seconds: float) -> None:
         self.stop.wait(seconds)

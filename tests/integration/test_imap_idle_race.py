@@ -179,3 +179,26 @@ def _eventually(check, timeout: float = 3.0) -> bool:
             return True
         time.sleep(0.05)
     return check()
+
+
+def test_mail_appended_just_before_idle_begins_is_taken_at_the_second_look(dovecot: DovecotServer, stop, monkeypatch):
+    """A message appended after the NOOP, right before IDLE is sent (the last window): the
+    source leaves IDLE once a second in (Dovecot tells at DONE) and takes it."""
+    raw = message("before idle")
+    appended = threading.Event()
+
+    def wrap(client):
+        idle = client.idle
+
+        def append_then_idle():
+            if not appended.is_set():
+                dovecot.append("support", "INBOX", raw)
+                appended.set()
+            return idle()
+
+        client.idle = append_then_idle
+
+    hook_client(monkeypatch, wrap)
+    source = ImapSource(account(dovecot, idle_timeout=IDLE_TIMEOUT), "INBOX", RecordingSink(), stop)
+    latency = run_and_expect(source, source.sink, stop, appended, raw)
+    assert latency < imap.SECOND_LOOK + 2.0
