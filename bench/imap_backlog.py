@@ -60,29 +60,32 @@ def main() -> None:
         print(f"appending {len(backlog)} messages ({sum(map(len, backlog)) / 1e6:.1f} MB) ...", flush=True)
         dovecot.append_many("support", "INBOX", backlog)
 
-        started = time.monotonic()
-        daemon.start()
-        wait_until(lambda: db.tickets() > 0, 60, interval=0.01, what="first ticket")
-        first = time.monotonic()
-        acks = AckCounter(smtp)
-        wait_until(lambda: db.tickets() >= args.messages, 1800, interval=0.05, what="all tickets")
-        ticketed = time.monotonic()
-        wait_until(lambda: acks() >= args.messages, 1800, interval=0.05, what="all acknowledgements")
-        done = time.monotonic()
-        tickets = db.tickets()
-        rss = peak_rss_mb(daemon.proc.pid)
+        try:
+            started = time.monotonic()
+            daemon.start()
+            wait_until(lambda: db.tickets() > 0, 60, interval=0.01, what="first ticket")
+            first = time.monotonic()
+            acks = AckCounter(smtp)
+            wait_until(lambda: db.tickets() >= args.messages, 1800, interval=0.05, what="all tickets")
+            ticketed = time.monotonic()
+            wait_until(lambda: acks() >= args.messages, 1800, interval=0.05, what="all acknowledgements")
+            done = time.monotonic()
+            tickets = db.tickets()
+            rss = peak_rss_mb(daemon.proc.pid)
 
-        latencies = []
-        for i in range(args.latency_samples):
-            before = acks()
-            raw = corpus(1, seed=1000 + i)[0].replace(b"li.wei@example.cn", f"idle{i}@example.cn".encode())
-            t0 = time.monotonic()
-            dovecot.append("support", "INBOX", raw)
-            wait_until(lambda: acks() > before, 30, interval=0.002, what="acknowledgement")
-            latencies.append(time.monotonic() - t0)
-        rss = max(rss, peak_rss_mb(daemon.proc.pid))
-        daemon.terminate()
-        db.close()
+            latencies = []
+            for i in range(args.latency_samples):
+                before = acks()
+                raw = corpus(1, seed=1000 + i)[0].replace(b"li.wei@example.cn", f"idle{i}@example.cn".encode())
+                t0 = time.monotonic()
+                dovecot.append("support", "INBOX", raw)
+                wait_until(lambda: acks() > before, 30, interval=0.002, what="acknowledgement")
+                latencies.append(time.monotonic() - t0)
+            rss = max(rss, peak_rss_mb(daemon.proc.pid))
+            daemon.terminate()
+        finally:
+            daemon.close()  # killed if a wait above failed: no daemon is left running
+            db.close()
 
     n = args.messages
     q = statistics.quantiles(latencies, n=20)
