@@ -50,7 +50,9 @@ def test_a_real_ticket_is_archived_with_its_email_embedded(ctx, pipeline, tmp_pa
         assert row.ticket_ref == result.ticket and verify(s, storage, record=False) == []
         assert "多工厂数据同步延迟" in row.text
     pdf = storage.get(PurePosixPath(row.path))
-    assert re.search(r"_2026-11-23_投诉_" + re.escape(result.ticket) + r"_v1\.pdf$", row.path), row.path
+    ref = result.ticket  # YYMMDD-NNNN: the day the case opened in the team's time zone, as the file name has it
+    opened_on = f"20{ref[0:2]}-{ref[2:4]}-{ref[4:6]}"
+    assert re.search(rf"_{opened_on}_投诉_{re.escape(ref)}_v1\.pdf$", row.path), row.path
     (tmp_path / "a.pdf").write_bytes(pdf)
     text = re.sub(r"\s+", "", subprocess.run(["pdftotext", str(tmp_path / "a.pdf"), "-"], capture_output=True,
                                             check=True).stdout.decode())
