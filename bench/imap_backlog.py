@@ -19,10 +19,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.common import AckCounter  # noqa: E402
 from tests.daemonproc import DaemonProcess, Db, wait_until, write_config  # noqa: E402
 from tests.fixtures.mail.build import corpus  # noqa: E402
-from tests.servers import DovecotServer, SmtpServer  # noqa: E402
+from tests.servers import AckCounter, DovecotServer, SmtpServer  # noqa: E402
 
 
 def mixed_backlog(n: int) -> list[bytes]:

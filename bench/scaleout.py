@@ -22,10 +22,9 @@ sys.path.insert(0, str(ROOT))
 
 import psycopg  # noqa: E402
 
-from bench.common import AckCounter  # noqa: E402
 from tests.daemonproc import DaemonProcess, Db, wait_until, write_config  # noqa: E402
 from tests.fixtures.mail.build import corpus  # noqa: E402
-from tests.servers import DovecotServer, SmtpServer  # noqa: E402
+from tests.servers import AckCounter, DovecotServer, SmtpServer  # noqa: E402
 
 PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/test"
 USERS = ("support", "support2", "staff")

@@ -10,6 +10,6 @@ From a bench script (run from the repository root)::
         smtp.wait_for(len(raws), timeout=60)
 """
 from tests.servers.dovecot import DovecotServer, free_port, make_self_signed_cert
-from tests.servers.smtp import Received, SmtpServer
+from tests.servers.smtp import AckCounter, Received, SmtpServer
 
-__all__ = ["DovecotServer", "SmtpServer", "Received", "free_port", "make_self_signed_cert"]
+__all__ = ["AckCounter", "DovecotServer", "SmtpServer", "Received", "free_port", "make_self_signed_cert"]
