@@ -17,7 +17,7 @@ import pytest
 
 from intake.sources import imap
 from intake.sources.imap import ImapSource
-from tests.integration.test_imap_source import RecordingSink, account, message, start_forever
+from tests.integration.test_imap_source import RecordingSink, _eventually, account, message, start_forever
 from tests.servers import DovecotServer
 
 IDLE_TIMEOUT = 60.0  # far longer than any wait below: a missed message would wait this long
@@ -170,15 +170,6 @@ def test_mail_appended_during_idle_is_taken_within_a_second(dovecot: DovecotServ
         stop.set()
         thread.join(5)
     assert not thread.is_alive()
-
-
-def _eventually(check, timeout: float = 3.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return True
-        time.sleep(0.05)
-    return check()
 
 
 def test_mail_appended_just_before_idle_begins_is_taken_at_the_second_look(dovecot: DovecotServer, stop, monkeypatch):
