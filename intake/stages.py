@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import bindparam, func, insert, select, text
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
 from intake.case import Case, Quarantine, Stop
 from intake.context import Context
@@ -224,7 +225,6 @@ def store(case: Case, session: Session, ctx: Context) -> None:
     now = ctx.now()
     ticket = Ticket(
         ref=new_ref(session, ctx.config.tickets.ref_prefix, ctx.config.tickets.timezone, now),
-        customer=customer,
         customer_id=customer.id,
         subject=msg.subject,
         channel="form" if case.channel == "form" else "email",
@@ -241,6 +241,9 @@ def store(case: Case, session: Session, ctx: Context) -> None:
         due_at=due_time(ctx.config, now, c.type, c.urgency),  # type overrides, working hours
     )
     insert_new(session, ticket)
+    # the relationship set as loaded: setting it would make the customer dirty (its
+    # `tickets` backref) and cost a flush of both at the next savepoint
+    set_committed_value(ticket, "customer", customer)
     case.ticket, case.opened = ticket, True
     case.message = _store_message(case, session, ctx, ticket, kind="customer")
     actor = f"customer:{msg.from_addr or case.form.get('phone', '')}"

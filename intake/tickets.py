@@ -100,10 +100,20 @@ def insert_new(session: Session, obj):
             value = None
         setattr(obj, column.key, value)
         values[column.key] = value
-    obj.id = session.execute(insert(table).returning(table.c.id), values).scalar_one()
+    obj.id = session.execute(_insert_returning_id(table), values).scalar_one()
     make_transient_to_detached(obj)
     session.add(obj)
     return obj
+
+
+_INSERTS_RETURNING_ID: dict = {}
+
+
+def _insert_returning_id(table):
+    statement = _INSERTS_RETURNING_ID.get(table)
+    if statement is None:
+        statement = _INSERTS_RETURNING_ID[table] = insert(table).returning(table.c.id)
+    return statement
 
 
 def row_id(session: Session, obj) -> int:

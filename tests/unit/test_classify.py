@@ -226,3 +226,19 @@ def test_anchored_keyword_counts_only_at_a_sentence_or_clause_start(tmp_path: Pa
     assert clf.classify("", "您好，请问发票怎么开").type == "suggestion"
     assert clf.classify("", "我想请问一下").type == "inquiry"
     assert clf.classify("", "somehow").type == "inquiry"
+
+
+def test_to_dict_is_a_deep_plain_copy_of_every_field(tmp_path: Path):
+    """to_dict is written out by hand for speed: it must keep giving what dataclasses.asdict
+    gives (every field, a copy that later changes to the result do not reach)."""
+    from dataclasses import asdict
+
+    path = tmp_path / "rules.toml"
+    path.write_text(RULES.replace('negation_window = 4', 'negation_window = 4\ntype_tie_order = ["fault", "complaint"]'), encoding="utf-8")
+    clf = Classifier.from_file(path)
+    for subject, body in [("投诉", "紧急 故障"), ("", "投诉 故障"), ("hello", ""), ("Re: x", "不急 bug")]:
+        result = clf.classify(subject, body)
+        data = result.to_dict()
+        assert data == asdict(result)
+        result.matches.clear(), result.departments.append("changed"), result.decision.clear()
+        assert data != asdict(result) or not data["matches"]
