@@ -8,18 +8,14 @@ unit of work would cost several times as much on the acknowledgement path.
 """
 from __future__ import annotations
 
-from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
 from intake.compose import compose, new_message_id
 from intake.context import Context
 from intake.db import add_row
-from intake.models import Attachment, Message, OutboxMail, Ticket
+from intake.models import OutboxMail, Ticket
 from intake.render import RenderedMail
-from intake.tickets import log_event, row_id
-
-_MESSAGE_WITH_ID = insert(Message.__table__).returning(Message.__table__.c.id)
-_ATTACHMENT = insert(Attachment.__table__)
+from intake.tickets import log_event, row_id, store_message
 
 
 def queue_mail(
@@ -65,14 +61,9 @@ def queue_mail(
             "from_name": from_name or support.name, "to_addrs": [to_addr], "subject": mail.subject, "sent_at": now, "received_at": now,
             "text": mail.text, "html": mail.html, "defects": [], "raw": raw, "source": "outbox",
         }
-        if attachments:
-            stored_id = session.execute(_MESSAGE_WITH_ID, record).scalar_one()
-            session.execute(_ATTACHMENT, [
-                {"message_id": stored_id, "filename": a.filename, "content_type": a.content_type, "size": a.size, "truncated": False, "data": a.data}
-                for a in attachments
-            ])
-        else:
-            add_row(session, Message.__table__, record)
+        store_message(session, record, [
+            {"filename": a.filename, "content_type": a.content_type, "size": a.size, "truncated": False, "data": a.data} for a in attachments or ()
+        ])
     if ticket is not None:
         log_event(session, ticket, "system", f"{kind}_queued", at=now, to=to_addr, message_id=message_id)
     return message_id

@@ -11,17 +11,18 @@ from dataclasses import dataclass
 from datetime import timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import bindparam, func, insert, select, text
+from sqlalchemy import bindparam, func, select, text
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
 from intake.case import Case, Quarantine, Stop
 from intake.context import Context
-from intake.db import add_row
 from intake.models import Attachment, Customer, Message, OutboxMail, Ticket
 from intake.outgoing import queue_mail
 from intake.staffmail.sla import due_time
-from intake.tickets import OPEN_STATUSES, clip, find_or_create_customer, insert_new, log_event, new_ref, open_counts, queue_archive, row_id, set_status
+from intake.tickets import (
+    OPEN_STATUSES, clip, find_or_create_customer, insert_new, log_event, new_ref, open_counts, queue_archive, row_id, set_status, store_message,
+)
 
 
 def parse(case: Case, session: Session, ctx: Context) -> None:
@@ -261,10 +262,6 @@ class StoredMessage:
     text: str
 
 
-_INBOUND_WITH_ID = insert(Message.__table__).returning(Message.__table__.c.id)
-_ATTACHMENT = insert(Attachment.__table__)
-
-
 def _store_message(case: Case, session: Session, ctx: Context, ticket: Ticket | None, *, kind: str,
                    to_addrs: list[str] | None = None) -> StoredMessage:
     """The inbound message with its raw bytes and attachments, on its ticket (if any).
@@ -290,15 +287,11 @@ def _store_message(case: Case, session: Session, ctx: Context, ticket: Ticket | 
         "raw": case.raw,
         "source": f"{case.ref.source}#{case.ref.key}",
     }
-    if msg.attachments:
-        stored_id = session.execute(_INBOUND_WITH_ID, row).scalar_one()
-        session.execute(_ATTACHMENT, [
-            {"message_id": stored_id, "filename": clip(a.filename, Attachment.filename), "content_type": clip(a.content_type, Attachment.content_type),
-             "size": a.size, "truncated": a.truncated, "data": a.data}
-            for a in msg.attachments
-        ])
-    else:
-        add_row(session, Message.__table__, row)
+    store_message(session, row, [
+        {"filename": clip(a.filename, Attachment.filename), "content_type": clip(a.content_type, Attachment.content_type),
+         "size": a.size, "truncated": a.truncated, "data": a.data}
+        for a in msg.attachments
+    ])
     return StoredMessage(kind=kind, text=msg.text)
 
 

@@ -8,8 +8,8 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.orm import Session, make_transient_to_detached
 
-from intake.db import add_row
-from intake.models import Counter, Customer, Event, Ticket, utcnow
+from intake.db import add_row, insert_into, write_rows
+from intake.models import Attachment, Counter, Customer, Event, Message, Ticket, utcnow
 
 STATUSES = ("new", "in_progress", "follow_up", "resolved", "closed")
 OPEN_STATUSES = ("new", "in_progress", "follow_up")
@@ -122,6 +122,22 @@ def row_id(session: Session, obj) -> int:
     if obj.id is None:
         session.flush()
     return obj.id
+
+
+_MESSAGE_WITH_ID = insert(Message.__table__).returning(Message.__table__.c.id)
+
+
+def store_message(session: Session, row: dict, attachments: list[dict] = ()) -> None:
+    """One message of a thread (inbound or outbound), written once and never changed.
+    Without attachments it waits with the other appended rows (intake.db.add_row);
+    with them it needs its id now, so the rows queued before it are written first:
+    ids keep the order in which the thread happened."""
+    if not attachments:
+        add_row(session, Message.__table__, row)
+        return
+    write_rows(session)
+    stored_id = session.execute(_MESSAGE_WITH_ID, row).scalar_one()
+    session.execute(insert_into(Attachment.__table__), [{**a, "message_id": stored_id} for a in attachments])
 
 
 def log_event(session: Session, ticket: Ticket, actor: str, kind: str, *, at: datetime | None = None, **detail) -> None:

@@ -60,3 +60,22 @@ def test_write_rows_inside_a_savepoint_goes_with_its_rollback(ctx):
         add_row(session, SourceItem.__table__, {"source": "s", "key": "kept", "outcome": "opened", "at": AT})
     with ctx.sessions() as check:
         assert list(check.scalars(select(SourceItem.key))) == ["kept"]
+
+
+def test_a_message_with_attachments_keeps_its_place_in_the_thread(ctx):
+    """store_message writes a message with files at once (it needs the id for them):
+    the rows queued before it are written first, so ids keep the order of the thread."""
+    from intake.models import Attachment
+    from intake.tickets import store_message
+
+    with transaction(ctx.sessions) as session:
+        ticket = _ticket(session)
+        store_message(session, {"ticket_id": ticket.id, "direction": "in", "channel": "email", "kind": "staff", "raw": b"1"})
+        store_message(session, {"ticket_id": ticket.id, "direction": "out", "channel": "email", "kind": "staff_reply", "raw": b"2"},
+                      [{"filename": "维修单.pdf", "content_type": "application/pdf", "size": 3, "truncated": False, "data": b"pdf"}])
+        store_message(session, {"ticket_id": ticket.id, "direction": "in", "channel": "email", "kind": "customer", "raw": b"3"})
+    with ctx.sessions() as session:
+        thread = list(session.scalars(select(Message).order_by(Message.id)))
+        assert [m.kind for m in thread] == ["staff", "staff_reply", "customer"]
+        [attachment] = session.scalars(select(Attachment)).all()
+        assert attachment.message_id == thread[1].id and attachment.filename == "维修单.pdf"

@@ -137,7 +137,10 @@ def test_staff_attachments_go_to_the_customer_and_oversized_ones_are_reported(ma
     assert files == {"维修单.pdf": b"%PDF-1.7 repair order"} and "维修单见附件" in body(relayed)
     [told] = [m for m in sent if to_addr(m) == "li.na@example.com"]
     assert "logs.zip" in body(told) and "已转发" in told["Subject"]
-    [out] = [m for m in ticket(ctx, ref).messages if m.kind == "staff_reply"]
+    thread = ticket(ctx, ref).messages  # in id order: the order things happened
+    assert [m.kind for m in thread][-1] == "staff_reply", [(m.id, m.kind, m.direction) for m in thread]
+    assert [m.direction for m in thread].count("in") == len(thread) - 2  # the ack and the relayed reply went out
+    [out] = [m for m in thread if m.kind == "staff_reply"]
     with ctx.sessions() as s:
         from intake.models import Message
         assert [a.filename for a in s.get(Message, out.id).attachments] == ["维修单.pdf"]
