@@ -13,7 +13,6 @@ import logging
 import multiprocessing
 import os
 import threading
-import time
 from collections import deque
 from concurrent.futures import Executor, Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -31,6 +30,7 @@ from archive.record import CaseRecord
 from archive.retention import RetentionPolicy, extend_all, record_policy
 from archive.storage import Storage
 from archive.writer import is_final, next_version, record_file, store_file
+from intake.processes import exit_with_daemon
 
 log = logging.getLogger("intake.archive.worker")
 
@@ -58,24 +58,11 @@ def _warm_up(daemon_pid: int) -> None:
         os.nice(RENDER_NICENESS)
     except OSError:
         pass
-    # A pool process waits on a queue whose both ends it holds: if the daemon is killed
-    # (kill -9, out of memory), nothing would ever end it (nor its forkserver).
-    threading.Thread(target=_exit_when_gone, args=(daemon_pid,), name="exit-with-daemon", daemon=True).start()
+    exit_with_daemon(daemon_pid)
     # Load fonts and stylesheet once per pool process, before the first job.
     from archive.render import _stylesheet
 
     _stylesheet()
-
-
-def _exit_when_gone(daemon_pid: int, every: float = 2.0) -> None:
-    while True:
-        time.sleep(every)
-        try:
-            os.kill(daemon_pid, 0)
-        except ProcessLookupError:
-            os._exit(0)
-        except PermissionError:  # a process of another user took the pid: ours is gone
-            os._exit(0)
 
 
 @dataclass

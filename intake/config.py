@@ -333,6 +333,14 @@ class Archive(_Section):
         return self
 
 
+class PipelineSettings(_Section):
+    """Where the pipeline runs (intake/pipeline_pool.py)."""
+
+    # worker processes that take the IMAP backlog: the daemon reads mail and sends
+    # acknowledgements while a worker writes tickets (a second core); 0: all in the daemon
+    processes: int = Field(1, ge=0, le=8)
+
+
 class Metrics(_Section):
     """/metrics (Prometheus) and /healthz on their own listener (intake/ops)."""
 
@@ -361,6 +369,7 @@ class Config(_Section):
     sla: Sla = Sla()
     survey: Survey = Survey()
     archive: Archive = Archive()
+    pipeline: PipelineSettings = PipelineSettings()
     metrics: Metrics = Metrics()
     log: Log = Log()
 

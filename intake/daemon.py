@@ -15,6 +15,7 @@ from typing import Callable
 from intake.context import Context
 from intake.outbox import OutboxWorker
 from intake.pipeline import Pipeline
+from intake.pipeline_pool import PipelinePool
 from intake.sources.lease import lease_for
 from intake.staffmail.timers import TimersWorker
 
@@ -36,13 +37,15 @@ class Daemon:
 
     def __post_init__(self) -> None:
         self.pipeline = Pipeline(self.ctx)
+        # what the sources feed: batches go to the pipeline's worker process once started
+        self.sink = PipelinePool(self.ctx, self.pipeline, self.ctx.config.pipeline.processes)
         self.sources = self._sources()
         self.outbox = OutboxWorker(self.ctx)
         self.timers = TimersWorker(self.ctx)  # SLA reminders/escalations, follow-ups, survey time-outs
         self.archiver = make_archiver(self.ctx) if self.ctx.config.archive.enabled else None
 
     def _sources(self) -> list[Worker]:
-        cfg, sink, stop = self.ctx.config, self.pipeline, self.stop
+        cfg, sink, stop = self.ctx.config, self.sink, self.stop
         workers: list[Worker] = []
         for account in cfg.imap:
             from intake.sources.imap import ImapSource
@@ -94,7 +97,8 @@ class Daemon:
             from intake.ops.server import ops_thread
 
             threads.append(ops_thread(self.ctx, self.ctx.config.metrics.listen, self.stop))
-        rules = self._watch_rules()
+        rules = watch_rules(self.ctx)
+        self.sink.start()
         for t in threads:
             t.start()
         log.info("intake running: %s", ", ".join(t.name for t in threads))
@@ -105,6 +109,7 @@ class Daemon:
             t.join(timeout=30)
             if t.is_alive():
                 log.warning("%s did not stop within 30 s", t.name)
+        self.sink.close()
         if rules is not None:
             rules.stop()
         log.info("stopped")
@@ -118,25 +123,6 @@ class Daemon:
             signal.signal(signal.SIGTERM, handle)
             signal.signal(signal.SIGINT, handle)
 
-    def _watch_rules(self):
-        """Edits to the rules file take effect without a restart; a broken file is
-        refused and the rules in force stay."""
-        try:
-            from classify import RulesWatcher
-        except ImportError:
-            return None
-
-        def reloaded(classifier) -> None:
-            self.ctx.rules = classifier
-            log.info("rules reloaded from %s", self.ctx.config.paths.rules)
-
-        def refused(error) -> None:
-            log.error("rules not reloaded, the previous rules stay in force: %s", error)
-
-        watcher = RulesWatcher(self.ctx.config.paths.rules, reloaded, refused)
-        watcher.start()
-        return watcher
-
     def _web_thread(self) -> threading.Thread:
         from intake.config import parse_listen
         from intake.web import create_app, serve
@@ -148,6 +134,26 @@ class Daemon:
         app = create_app(settings_from_config(self.ctx.config, host, port), self.pipeline, self.ctx.config.spool.path,
                          extra_routes=survey_routes(self.ctx))
         return threading.Thread(target=serve, args=(app, host, port, self.stop), name=f"web:{host}:{port}", daemon=True)
+
+
+def watch_rules(ctx: Context):
+    """Edits to the rules file take effect without a restart; a broken file is refused
+    and the rules in force stay. Returns the watcher (to stop), or None."""
+    try:
+        from classify import RulesWatcher
+    except ImportError:
+        return None
+
+    def reloaded(classifier) -> None:
+        ctx.rules = classifier
+        log.info("rules reloaded from %s", ctx.config.paths.rules)
+
+    def refused(error) -> None:
+        log.error("rules not reloaded, the previous rules stay in force: %s", error)
+
+    watcher = RulesWatcher(ctx.config.paths.rules, reloaded, refused)
+    watcher.start()
+    return watcher
 
 
 def imap_account(cfg):

@@ -143,6 +143,10 @@ class Pipeline:
         write_rows(session)  # the item's appended rows, a statement a table, inside its savepoint
         return result
 
+    def quarantine(self, raw: bytes, ref: SourceRef, reason: str) -> Result:
+        """Hold an item that cannot be taken, with its bytes and the reason."""
+        return self._quarantine(raw, ref, reason, None)
+
     def _quarantine(self, raw: bytes, ref: SourceRef, reason: str, quarantine_id: int | None) -> Result:
         with transaction(self.ctx.sessions) as session:
             return self._quarantine_in(session, raw, ref, reason, quarantine_id)
