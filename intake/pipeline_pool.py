@@ -22,19 +22,19 @@ import multiprocessing
 import os
 import threading
 import time
-from concurrent.futures import ProcessPoolExecutor
+from collections import deque
+from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from typing import Sequence
 
 from intake.config import Config
 from intake.context import Context
 from intake.ops.metrics import record_take
-from intake.pipeline import Pipeline
+from intake.pipeline import Committed, Items, Pipeline, groups_of
 from intake.sources.base import Result, SourceRef
 
 log = logging.getLogger("intake.pipeline")
 
-Items = Sequence[tuple[bytes, SourceRef]]
+IN_FLIGHT = 2  # groups handed to the workers at a time, per batch
 
 
 class PipelinePool:
@@ -73,37 +73,53 @@ class PipelinePool:
     def report(self, source: str, *, backlog: int | None = None, error: str | None = None) -> None:
         self.pipeline.report(source, backlog=backlog, error=error)
 
-    def take_many(self, items: Items) -> list[Result]:
+    def take_many(self, items: Items, committed: Committed | None = None) -> list[Result]:
+        """The batch in groups (intake/pipeline.py), IN_FLIGHT of them handed over at a
+        time: while the source lets go of one committed group, the worker is already
+        taking the next. Groups commit in order, one after the other."""
         executor = self._executor
         if executor is None or not items:
-            return self.pipeline.take_many(items)
-        try:
-            results = self._in_worker(executor, items)
-        except BrokenProcessPool as exc:
-            log.error("the pipeline's worker process died on a batch of %d (%s); taking them one by one", len(items), exc)
-            results = [self._one_by_one(raw, ref) for raw, ref in items]
-        self.ctx.wake_outbox.set()  # the mailer is in this process
+            return self.pipeline.take_many(items, committed)
+        # One worker takes the groups in the order handed over, so two in flight still
+        # commit in order (a reply after the message it answers); several workers could
+        # overtake each other: they get one group of a batch at a time (their gain is
+        # several mailboxes at once).
+        limit = IN_FLIGHT if self.processes == 1 else 1
+        groups, results = deque(groups_of(items)), []
+        in_flight: deque[tuple[Items, Future, ProcessPoolExecutor, float]] = deque()
+        go_on = True
+        while in_flight or (go_on and groups):
+            while go_on and groups and len(in_flight) < limit:
+                group = groups.popleft()
+                executor = self._executor or executor
+                in_flight.append((group, _submit(executor, group), executor, time.perf_counter()))
+            group, future, executor, started = in_flight.popleft()
+            taken = self._outcome(group, future, executor, started)
+            results.extend(taken)
+            self.ctx.wake_outbox.set()  # the mailer is in this process
+            if committed is not None and committed(group, taken) is False:
+                go_on = False  # the groups already handed over are finished and reported all the same
         return results
 
-    def _in_worker(self, executor: ProcessPoolExecutor, items: Items) -> list[Result]:
-        started = time.perf_counter()
+    def _outcome(self, group: Items, future: Future, executor: ProcessPoolExecutor, started: float) -> list[Result]:
         try:
-            results = executor.submit(_take_many, list(items)).result()
-        except BrokenProcessPool:
+            results = future.result()
+        except BrokenProcessPool as exc:
+            log.error("the pipeline's worker process died on a group of %d (%s); taking them one by one", len(group), exc)
             self._restart(executor)
-            raise
-        elapsed = (time.perf_counter() - started) / len(items)
-        for (_, ref), result in zip(items, results):
+            return [self._alone(raw, ref) for raw, ref in group]
+        elapsed = (time.perf_counter() - started) / len(group)
+        for (_, ref), result in zip(group, results):
             record_take(ref.source, ref.channel, result.outcome, elapsed)  # /metrics live in this process
         return results
 
-    def _one_by_one(self, raw: bytes, ref: SourceRef) -> Result:
+    def _alone(self, raw: bytes, ref: SourceRef) -> Result:
         executor = self._executor
         if executor is not None:
             try:
-                return self._in_worker(executor, [(raw, ref)])[0]
+                return _submit(executor, [(raw, ref)]).result()[0]
             except BrokenProcessPool:
-                pass
+                self._restart(executor)
         # Died again on this very message: keep its bytes and say why, in this process
         # (the pipeline's quarantine answers with the earlier outcome if it was committed).
         reason = "the pipeline's worker process died on this message twice (a crash in a library on this input?)"
@@ -117,6 +133,15 @@ class PipelinePool:
             self._executor = None
         broken.shutdown(wait=False, cancel_futures=True)
         self.start()
+
+
+def _submit(executor: ProcessPoolExecutor, group: Items) -> Future:
+    try:
+        return executor.submit(_take_many, list(group))
+    except BrokenProcessPool as exc:  # broken since: the caller's result() raises it
+        future: Future = Future()
+        future.set_exception(exc)
+        return future
 
 
 # -- in the worker process ------------------------------------------------------------
@@ -145,5 +170,5 @@ def _ready() -> int:
     return os.getpid()
 
 
-def _take_many(items: list[tuple[bytes, SourceRef]]) -> list[Result]:
-    return _pipeline.take_many(items)
+def _take_many(group: list[tuple[bytes, SourceRef]]) -> list[Result]:
+    return _pipeline.take_many(group)  # one group: one transaction

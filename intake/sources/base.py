@@ -40,11 +40,13 @@ class Sink(Protocol):
         """Process one item; returns after the durable commit (or raises on a
         failure of the database itself, in which case the item must be offered again)."""
 
-    def take_many(self, items: Sequence[tuple[bytes, SourceRef]]) -> list[Result]:
-        """Process a batch of (raw, ref) in one transaction: returns a result per item
-        after the durable commit. If it raises, the source keeps every item of the batch
-        and offers them again; items committed before the failure (a rolled-back batch is
-        retried item by item) then come back as `duplicate`."""
+    def take_many(self, items: Sequence[tuple[bytes, SourceRef]], committed=None) -> list[Result]:
+        """Process a batch of (raw, ref) in groups, one transaction each. After each
+        group's durable commit `committed(group, results)` is called (the source lets go
+        of those items there); if it returns False the rest of the batch is left
+        untaken, and the results returned are those of the groups taken. If it raises,
+        the source keeps every item not yet let go of and offers them again; items
+        committed before the failure then come back as `duplicate`."""
 
     def report(self, source: str, *, backlog: int | None = None, error: str | None = None) -> None:
         """Record a fetch of `source`: success (error None) with its backlog, or the error."""

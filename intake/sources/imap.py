@@ -2,8 +2,9 @@
 
 For each batch: FETCH BODY.PEEK[] (the \\Seen flag is neither read nor changed: a
 message another client already opened is taken all the same), hand it to
-`sink.take_many(items)` with ref keys "<UIDVALIDITY>:<UID>", and only after that
-returned (the pipeline committed the batch) let go of it on the server: MOVE it to the processed folder
+`sink.take_many(items, committed)` with ref keys "<UIDVALIDITY>:<UID>", and only once a
+group of it is committed (the pipeline calls `committed`) let go of that group on the
+server: MOVE it to the processed folder
 (or COPY + \\Deleted + UID EXPUNGE of exactly those UIDs), or set the done keyword.
 Nothing is ever deleted otherwise. A crash between commit and move offers the message
 again; the pipeline answers `duplicate`. A new UIDVALIDITY only means new keys; the
@@ -36,10 +37,6 @@ FETCH_MAX_BYTES = 16_000_000  # bodies fetched in one command: bounds memory, no
 REPORT_EVERY = 10.0  # an unchanged backlog is recorded at most this often
 STOP_CHECK = 0.5  # how often a wait (IDLE, poll, backoff) looks at the stop event
 SECOND_LOOK = 1.0  # seconds into IDLE: leave it once to see what came just before it began
-# Messages taken in one transaction of the pipeline: one durable commit for the group
-# instead of one per message, while a group still commits (and its acknowledgements
-# leave) within a fraction of a second, and a kill -9 costs at most a group's work.
-COMMIT_GROUP = 10
 
 
 @dataclass
@@ -294,34 +291,35 @@ class ImapSource:
         self._report(backlog=0)
 
     def _take_batch(self, client: IMAPClient, uids: list[int]) -> int:
-        """Fetch one batch and take it in groups of COMMIT_GROUP, each group one
-        transaction of the pipeline, let go of on the server right after its commit.
-        Returns how many were taken or found gone. If the sink fails, the group's
-        messages stay on the server (what of it was committed is answered `duplicate`
-        next time), and the error goes up."""
+        """Fetch one batch and hand it to the pipeline, which commits it in groups; each
+        group is let go of on the server right after its commit, while the pipeline
+        goes on with the next. Returns how many were taken or found gone. If the sink
+        fails, the messages not let go of stay on the server (what of them was
+        committed is answered `duplicate` next time), and the error goes up."""
         data = client.fetch(uids, ["BODY.PEEK[]"])
-        done = 0
-        for group in chunks([(uid, 0) for uid in uids], COMMIT_GROUP, FETCH_MAX_BYTES):
-            if self.stop.is_set():  # the group in hand is finished; the rest waits for next time
-                break
-            items: list[tuple[bytes, SourceRef]] = []
-            fetched: list[int] = []
-            for uid in group:
-                item = data.get(uid)
-                raw = item.get(b"BODY[]") if item else None
-                if raw is None:  # expunged by someone else meanwhile
-                    continue
-                items.append((raw, SourceRef(source=self.name, key=ref_key(self._uidvalidity, uid), channel="email")))
-                fetched.append(uid)
-            results = self.sink.take_many(items)
-            if fetched:
-                self._let_go(client, fetched)
-                self._taken += len(fetched)
-                self.log.info("%s: took %d message(s)", self.name, len(fetched))
-                for uid, result in zip(fetched, results):
-                    self.log.debug("%s: uid %s -> %s %s", self.name, uid, result.outcome, result.ticket or "")
-            done += len(group)
-        return done
+        items: list[tuple[bytes, SourceRef]] = []
+        uid_of: dict[str, int] = {}
+        for uid in uids:
+            item = data.get(uid)
+            raw = item.get(b"BODY[]") if item else None
+            if raw is None:  # expunged by someone else meanwhile
+                continue
+            ref = SourceRef(source=self.name, key=ref_key(self._uidvalidity, uid), channel="email")
+            items.append((raw, ref))
+            uid_of[ref.key] = uid
+
+        def committed(group, results) -> bool:
+            fetched = [uid_of[ref.key] for _, ref in group]
+            self._let_go(client, fetched)
+            self._taken += len(fetched)
+            self.log.info("%s: took %d message(s)", self.name, len(fetched))
+            for uid, result in zip(fetched, results):
+                self.log.debug("%s: uid %s -> %s %s", self.name, uid, result.outcome, result.ticket or "")
+            return not self.stop.is_set()  # the group in hand is finished; the rest waits for next time
+
+        taken = len(self.sink.take_many(items, committed)) if items else 0
+        gone = len(uids) - len(items)
+        return taken + gone
 
     def _let_go(self, client: IMAPClient, uids: list[int]) -> None:
         """Mark committed messages done on the server, with one command where possible."""

@@ -6,6 +6,7 @@ import time
 
 import pytest
 
+from intake.pipeline import groups_of
 from intake.sources.base import Result, SourceRef
 from intake.sources.imap import ImapAccount, ImapSource
 from tests.servers import DovecotServer
@@ -21,15 +22,22 @@ class RecordingSink:
         self._calls = 0
         self._cond = threading.Condition()
 
-    def take_many(self, items: list[tuple[bytes, SourceRef]]) -> list[Result]:
-        """All or nothing, like the pipeline's one transaction per batch."""
+    def take_many(self, items: list[tuple[bytes, SourceRef]], committed=None) -> list[Result]:
+        """In groups, each all or nothing, like the pipeline's one transaction a group."""
         with self._cond:
             self._calls += 1
             if self._calls == self.fail_on_take:
                 raise RuntimeError("database is down")
-            self.takes.extend(items)
-            self._cond.notify_all()
-            return [Result("opened", ticket=f"T-{len(self.takes) - len(items) + i + 1}") for i in range(len(items))]
+        results: list[Result] = []
+        for group in groups_of(items):
+            with self._cond:
+                self.takes.extend(group)
+                self._cond.notify_all()
+                taken = [Result("opened", ticket=f"T-{len(self.takes) - len(group) + i + 1}") for i in range(len(group))]
+            results.extend(taken)
+            if committed is not None and committed(group, taken) is False:
+                break
+        return results
 
     def report(self, source: str, *, backlog: int | None = None, error: str | None = None) -> None:
         with self._cond:
@@ -396,8 +404,8 @@ def test_stop_during_a_batch_finishes_the_batch_in_hand_and_moves_only_taken_one
     sink = RecordingSink()
     take_many = sink.take_many
 
-    def take_then_stop(items):
-        results = take_many(items)
+    def take_then_stop(items, committed=None):
+        results = take_many(items, committed)
         stop.set()
         return results
 
