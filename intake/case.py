@@ -30,6 +30,7 @@ class Case:
     raw: bytes
     ref: SourceRef
     parsed: Any = None  # intake.message.ParsedMessage
+    unready: Exception | None = None  # what parsing raised before the transaction (stages.prepare)
     form: dict = field(default_factory=dict)  # the submission's fields, for web forms
     fingerprint: str | None = None
     content_hash: str | None = None

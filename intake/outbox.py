@@ -11,7 +11,7 @@ import logging
 import threading
 from datetime import timedelta
 
-from sqlalchemy import case, select, update
+from sqlalchemy import bindparam, case, select, update
 
 from intake.context import Context
 from intake.db import transaction
@@ -23,7 +23,6 @@ log = logging.getLogger("intake.outbox")
 # Mail is claimed, sent and marked sent in groups of this many: fewer commits, after a
 # crash at most this many resends, and a claim's lease covers every send of its group.
 GROUP = 10
-_ACKS_FIRST = case((OutboxMail.kind == "ack", 0), else_=1)
 
 
 class OutboxWorker:
@@ -31,38 +30,28 @@ class OutboxWorker:
         self.ctx = ctx
         self.transport = transport or make_transport(ctx.config.smtp, ctx.config.outgoing_maildir)
 
-    def _claim(self, sent: list[int]) -> list[OutboxMail]:
+    def _claim(self, sent: list[int]) -> list:
         """Record the last group as sent and take the next group for one attempt each,
         in one short transaction (one turn at the database's write lock, which the
         pipeline holds most of the time during a backlog): the group's next attempt
         moves past the time all its sends may take, so no other worker takes it
         meanwhile, and a crash mid-send only delays the resend (same bytes, same
-        Message-ID). No lock is held while sending. Acknowledgements go first: they
-        are the customer's promise; staff notifications may trail by seconds."""
+        Message-ID). The mails themselves are read after the commit, and no lock is
+        held while sending. Acknowledgements go first: they are the customer's
+        promise; staff notifications may trail by seconds."""
         cfg = self.ctx.config
         lease = timedelta(seconds=GROUP * (cfg.smtp.timeout + 1) + 5)
         with transaction(self.ctx.sessions) as session:
             now = self.ctx.now()
             if sent:
                 _record_sent(session, sent, now)
-            due = (
-                select(OutboxMail.id)
-                .where(OutboxMail.status == "pending", OutboxMail.next_attempt_at <= now)
-                .order_by(_ACKS_FIRST, OutboxMail.id)
-                .limit(GROUP)
-            )
-            if session.get_bind().dialect.name == "postgresql":
-                due = due.with_for_update(skip_locked=True)  # several daemons: each row to one
-            ids = list(session.scalars(due))
+            due = _DUE_SKIP_LOCKED if session.get_bind().dialect.name == "postgresql" else _DUE  # several daemons: each row to one
+            ids = list(session.scalars(due, {"now": now}))
             if not ids:
                 return []
-            session.execute(
-                update(OutboxMail)
-                .where(OutboxMail.id.in_(ids))
-                .values(attempts=OutboxMail.attempts + 1, next_attempt_at=now + lease)
-                .execution_options(synchronize_session=False)
-            )
-            return list(session.scalars(select(OutboxMail).where(OutboxMail.id.in_(ids)).order_by(_ACKS_FIRST, OutboxMail.id)))
+            session.execute(_TAKE, {"ids": ids, "until": now + lease})
+        with self.ctx.read_sessions() as session:
+            return list(session.execute(_CLAIMED, {"ids": ids}))
 
     def run_once(self, stop: threading.Event | None = None) -> tuple[int, int]:
         """Send everything that is due (until `stop` is set); returns (sent, failed attempts)."""
@@ -103,7 +92,7 @@ class OutboxWorker:
         with transaction(self.ctx.sessions) as session:
             _record_sent(session, ids, self.ctx.now())
 
-    def _failed(self, row: OutboxMail, exc: TransportError) -> None:
+    def _failed(self, row, exc: TransportError) -> None:
         cfg, now = self.ctx.config.outbox, self.ctx.now()
         values: dict = {"last_error": str(exc)}
         if exc.permanent or now - row.created_at > timedelta(hours=cfg.give_up_after_hours):
@@ -136,8 +125,24 @@ class OutboxWorker:
 
 
 def _record_sent(session, ids: list[int], now) -> None:
-    session.execute(
-        update(OutboxMail).where(OutboxMail.id.in_(ids)).values(status="sent", sent_at=now, last_error=None)
-        .execution_options(synchronize_session=False)
-    )
+    session.execute(_SENT, {"ids": ids, "now": now})
     log.info("sent %d mail(s)", len(ids))
+
+
+# The mailer's statements, built once: its turns at the write lock are kept short.
+_OUTBOX = OutboxMail.__table__
+_IDS = bindparam("ids", expanding=True)
+_ACKS_FIRST = case((_OUTBOX.c.kind == "ack", 0), else_=1)
+_DUE = (
+    select(_OUTBOX.c.id)
+    .where(_OUTBOX.c.status == "pending", _OUTBOX.c.next_attempt_at <= bindparam("now"))
+    .order_by(_ACKS_FIRST, _OUTBOX.c.id)
+    .limit(GROUP)
+)
+_DUE_SKIP_LOCKED = _DUE.with_for_update(skip_locked=True)
+_TAKE = update(_OUTBOX).where(_OUTBOX.c.id.in_(_IDS)).values(attempts=_OUTBOX.c.attempts + 1, next_attempt_at=bindparam("until"))
+_CLAIMED = select(
+    _OUTBOX.c.id, _OUTBOX.c.kind, _OUTBOX.c.message_id, _OUTBOX.c.mail_from, _OUTBOX.c.rcpt_to, _OUTBOX.c.raw,
+    _OUTBOX.c.attempts, _OUTBOX.c.created_at,
+).where(_OUTBOX.c.id.in_(_IDS)).order_by(_ACKS_FIRST, _OUTBOX.c.id)
+_SENT = update(_OUTBOX).where(_OUTBOX.c.id.in_(_IDS)).values(status="sent", sent_at=bindparam("now"), last_error=None)

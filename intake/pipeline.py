@@ -27,7 +27,7 @@ from intake.db import add_row, drop_rows, transaction, write_rows
 from intake.models import QuarantineItem, SourceItem, SourceState
 from intake.ops.metrics import record_take
 from intake.sources.base import Result, SourceRef
-from intake.stages import PIPELINE
+from intake.stages import PIPELINE, prepare
 
 log = logging.getLogger("intake.pipeline")
 
@@ -103,11 +103,12 @@ class Pipeline:
         if len(items) <= 1:
             return [self.take(raw, ref) for raw, ref in items]
         taken: list[tuple[SourceRef, Result, float]] = []
+        cases = [self._prepared(raw, ref) for raw, ref in items]  # before the write lock
         try:
             with transaction(self.ctx.sessions) as session:
-                for raw, ref in items:
+                for case in cases:
                     started = time.perf_counter()
-                    taken.append((ref, self._take_in(session, raw, ref), time.perf_counter() - started))
+                    taken.append((case.ref, self._take_in(session, case), time.perf_counter() - started))
         except (IntegrityError, OperationalError) as exc:
             log.info("batch of %d rolled back (%s); taking the items one by one", len(items), type(exc.orig).__name__)
             return [self.take(raw, ref) for raw, ref in items]
@@ -116,11 +117,17 @@ class Pipeline:
             self._record(ref, result, elapsed)
         return [result for _, result, _ in taken]
 
-    def _take_in(self, session: Session, raw: bytes, ref: SourceRef) -> Result:
+    def _prepared(self, raw: bytes, ref: SourceRef) -> Case:
+        case = Case(raw=raw, ref=ref)
+        prepare(case, self.ctx)
+        return case
+
+    def _take_in(self, session: Session, case: Case) -> Result:
         """One item of a batch, in a savepoint of the batch's transaction."""
+        raw, ref = case.raw, case.ref
         try:
             with session.begin_nested():
-                return self._stages(session, raw, ref, None)
+                return self._stages(session, case, None)
         except Quarantine as q:
             reason = q.reason
         except (IntegrityError, OperationalError):
@@ -144,18 +151,19 @@ class Pipeline:
         )
 
     def _run(self, raw: bytes, ref: SourceRef, quarantine_id: int | None) -> Result:
+        case = self._prepared(raw, ref)  # before the write lock
         try:
             with transaction(self.ctx.sessions) as session:
-                return self._stages(session, raw, ref, quarantine_id)
+                return self._stages(session, case, quarantine_id)
         except Quarantine as q:  # rolled back: nothing of the item stays but its quarantine row
             return self._quarantine(raw, ref, q.reason, quarantine_id)
 
-    def _stages(self, session: Session, raw: bytes, ref: SourceRef, quarantine_id: int | None) -> Result:
+    def _stages(self, session: Session, case: Case, quarantine_id: int | None) -> Result:
         """The item's work inside the caller's transaction (or savepoint)."""
+        ref = case.ref
         prior = session.execute(_PRIOR_TAKE, {"source": ref.source, "key": ref.key}).first()
         if prior is not None:
             return Result("duplicate", prior.ticket_ref, f"already taken from {ref.source} as {prior.outcome}")
-        case = Case(raw=raw, ref=ref)
         try:
             for stage in PIPELINE:
                 stage(case, session, self.ctx)

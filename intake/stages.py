@@ -25,9 +25,24 @@ from intake.tickets import (
 )
 
 
-def parse(case: Case, session: Session, ctx: Context) -> None:
+def prepare(case: Case, ctx: Context) -> None:
+    """The work that needs no database, done before the item's transaction begins (on
+    SQLite, before its turn at the write lock): parsing. What it raises is raised again
+    by the parse stage, inside the transaction, and handled there as ever."""
+    try:
+        parse(case, None, ctx)
+    except Exception as exc:
+        case.unready = exc
+
+
+def parse(case: Case, session: Session | None, ctx: Context) -> None:
     """Raw bytes → ParsedMessage; what cannot be read at all is quarantined."""
     from intake.message import UnparseableMessage, parse_message
+
+    if case.unready is not None:
+        raise case.unready
+    if case.parsed is not None:  # prepared
+        return
 
     limit = ctx.config.limits.max_message_bytes
     if len(case.raw) > limit:
