@@ -25,6 +25,7 @@ import time
 from collections import deque
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
+from typing import Callable
 
 from intake.config import Config
 from intake.context import Context
@@ -41,8 +42,9 @@ class PipelinePool:
     """The Sink of the daemon's sources when `pipeline.processes` > 0. Until `start()`
     (and after `close()`) every call runs in this process, as with --once."""
 
-    def __init__(self, ctx: Context, pipeline: Pipeline, processes: int):
+    def __init__(self, ctx: Context, pipeline: Pipeline, processes: int, *, work: Callable[[list], list[Result]] | None = None):
         self.ctx, self.pipeline, self.processes = ctx, pipeline, processes
+        self.work = work or take_group  # what a worker runs on a group (a module-level function)
         self._executor: ProcessPoolExecutor | None = None
         self._guard = threading.Lock()
 
@@ -50,11 +52,14 @@ class PipelinePool:
         """Start the worker processes and wait until they are ready (imports, database)."""
         if self.processes <= 0 or self._executor is not None:
             return
-        from intake.sqlite import shared_turns
+        from intake.sqlite import database_path
+        from intake.turns import share_turns
 
+        url = self.ctx.config.database.url
+        turns = share_turns(database_path(url)) if url.startswith("sqlite") else {}
         self._executor = ProcessPoolExecutor(
             self.processes, mp_context=multiprocessing.get_context("spawn"),  # no inherited threads or connections
-            initializer=_start_worker, initargs=(self.ctx.config, shared_turns(), os.getpid()),
+            initializer=_start_worker, initargs=(self.ctx.config, turns, os.getpid()),
         )
         for ready in [self._executor.submit(_ready) for _ in range(self.processes)]:
             ready.result()
@@ -92,7 +97,7 @@ class PipelinePool:
             while go_on and groups and len(in_flight) < limit:
                 group = groups.popleft()
                 executor = self._executor or executor
-                in_flight.append((group, _submit(executor, group), executor, time.perf_counter()))
+                in_flight.append((group, self._submit(executor, group), executor, time.perf_counter()))
             group, future, executor, started = in_flight.popleft()
             taken = self._outcome(group, future, executor, started)
             results.extend(taken)
@@ -117,7 +122,7 @@ class PipelinePool:
         executor = self._executor
         if executor is not None:
             try:
-                return _submit(executor, [(raw, ref)]).result()[0]
+                return self._submit(executor, [(raw, ref)]).result()[0]
             except BrokenProcessPool:
                 self._restart(executor)
         # Died again on this very message: keep its bytes and say why, in this process
@@ -126,22 +131,24 @@ class PipelinePool:
         log.error("%s %s: %s", ref.source, ref.key, reason)
         return self.pipeline.quarantine(raw, ref, reason)
 
+    def _submit(self, executor: ProcessPoolExecutor, group: Items) -> Future:
+        try:
+            return executor.submit(self.work, list(group))
+        except BrokenProcessPool as exc:  # broke meanwhile: the caller's result() raises it
+            future: Future = Future()
+            future.set_exception(exc)
+            return future
+
     def _restart(self, broken: ProcessPoolExecutor) -> None:
         with self._guard:
             if self._executor is not broken:
                 return  # another thread restarted it already
             self._executor = None
         broken.shutdown(wait=False, cancel_futures=True)
-        self.start()
-
-
-def _submit(executor: ProcessPoolExecutor, group: Items) -> Future:
-    try:
-        return executor.submit(_take_many, list(group))
-    except BrokenProcessPool as exc:  # broken since: the caller's result() raises it
-        future: Future = Future()
-        future.set_exception(exc)
-        return future
+        try:
+            self.start()
+        except Exception:  # no worker to be had: take in this process rather than not at all
+            log.exception("the pipeline's worker process could not be started again; the daemon takes the backlog itself")
 
 
 # -- in the worker process ------------------------------------------------------------
@@ -154,7 +161,7 @@ def _start_worker(config: Config, turns: dict, daemon_pid: int) -> None:
     from intake.daemon import watch_rules
     from intake.logs import setup_logging
     from intake.processes import exit_with_daemon, leave_signals_to_the_daemon
-    from intake.sqlite import adopt_turns
+    from intake.turns import adopt_turns
 
     threading.current_thread().name = "pipeline"  # as its log lines say
     leave_signals_to_the_daemon()
@@ -170,5 +177,6 @@ def _ready() -> int:
     return os.getpid()
 
 
-def _take_many(group: list[tuple[bytes, SourceRef]]) -> list[Result]:
-    return _pipeline.take_many(group)  # one group: one transaction
+def take_group(group: list[tuple[bytes, SourceRef]]) -> list[Result]:
+    """In a worker: take one group in one transaction."""
+    return _pipeline.take_many(group)

@@ -1,0 +1,187 @@
+"""The pipeline in a worker process (intake/pipeline_pool.py) on a real database, and
+SQLite's turn lock shared between processes (intake/sqlite.py)."""
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+import threading
+import time
+
+import pytest
+from sqlalchemy import select
+
+from intake.models import OutboxMail, QuarantineItem, SourceItem, Ticket
+from intake.pipeline import COMMIT_GROUP, Pipeline
+from intake.pipeline_pool import PipelinePool, take_group
+from intake.sources.base import Result, SourceRef
+from tests.integration.test_pipeline import mail
+
+KILLER = b"X-Test-Kill-Worker: yes"
+
+
+def batch(n: int, start: int = 0, killer_at: int | None = None) -> list[tuple[bytes, SourceRef]]:
+    items = []
+    for i in range(start, start + n):
+        raw = mail(f"第 {i} 个问题:系统无法登录", subject=f"问题 {i}", sender=f"kehu{i}@kehu.example.cn")
+        if i == killer_at:
+            raw = KILLER + b"\r\n" + raw
+        items.append((raw, SourceRef("imap:support/INBOX", f"7:{i}")))
+    return items
+
+
+def take_or_die(group):
+    """A worker's work that dies (as a crash in a C library would) on a marked message."""
+    if any(raw.startswith(KILLER) for raw, _ in group):
+        os._exit(70)
+    return take_group(group)
+
+
+def worker_pid(group):
+    return [Result("opened", None, str(os.getpid()))] * len(group)
+
+
+@pytest.fixture
+def pool(ctx):
+    pools: list[PipelinePool] = []
+
+    def make(**kw) -> PipelinePool:
+        p = PipelinePool(ctx, Pipeline(ctx), 1, **kw)
+        p.start()
+        pools.append(p)
+        return p
+
+    yield make
+    for p in pools:
+        p.close()
+
+
+def test_a_batch_is_taken_in_a_worker_process_in_groups_each_let_go_of_after_its_commit(ctx, pool):
+    pipeline_pool = pool()
+    seen: list[list[str]] = []
+
+    def committed(group, results):
+        with ctx.sessions() as s:  # already committed when the source hears of it
+            keys = {k for k in s.scalars(select(SourceItem.key))}
+        assert {ref.key for _, ref in group} <= keys
+        seen.append([ref.key for _, ref in group])
+        return True
+
+    items = batch(2 * COMMIT_GROUP + 5)
+    results = pipeline_pool.take_many(items, committed)
+    assert [r.outcome for r in results] == ["opened"] * len(items)
+    assert [k for group in seen for k in group] == [ref.key for _, ref in items]  # in order, each group once
+    assert [len(g) for g in seen] == [COMMIT_GROUP, COMMIT_GROUP, 5]
+    with ctx.sessions() as s:
+        assert s.scalar(select(Ticket.ref).where(Ticket.subject == "问题 0")) == results[0].ticket
+        refs = [s.scalar(select(Ticket.ref).where(Ticket.subject == f"问题 {i}")) for i in range(len(items))]
+        assert refs == sorted(refs) and len(set(refs)) == len(items)  # opened in arrival order
+        assert len(s.scalars(select(OutboxMail).where(OutboxMail.kind == "ack")).all()) == len(items)
+
+
+def test_the_work_really_runs_in_another_process(ctx, pool):
+    pids = {int(r.reason) for r in pool(work=worker_pid).take_many(batch(3))}
+    assert len(pids) == 1 and os.getpid() not in pids
+
+
+def test_stop_after_a_group_finishes_what_was_handed_over_and_leaves_the_rest(ctx, pool):
+    pipeline_pool = pool()
+    seen = []
+    results = pipeline_pool.take_many(batch(5 * COMMIT_GROUP), lambda group, _: seen.append(len(group)) or False)
+    # the first group asked to stop; the group already handed over is finished and reported
+    assert len(results) == sum(seen) and sum(seen) in (COMMIT_GROUP, 2 * COMMIT_GROUP)
+    with ctx.sessions() as s:
+        assert len(s.scalars(select(SourceItem)).all()) == sum(seen)
+
+
+def test_a_worker_that_dies_costs_nothing_and_the_message_that_kills_it_is_quarantined(ctx, pool):
+    pipeline_pool = pool(work=take_or_die)
+    items = batch(2 * COMMIT_GROUP, killer_at=3)
+    results = pipeline_pool.take_many(items)
+    assert [r.outcome for r in results] == ["opened"] * 3 + ["quarantined"] + ["opened"] * (len(items) - 4)
+    assert "died on this message twice" in results[3].reason
+    with ctx.sessions() as s:
+        [held] = s.scalars(select(QuarantineItem)).all()
+        assert held.raw == items[3][0] and held.key == "7:3" and "worker process died" in held.reason
+        assert len(s.scalars(select(Ticket)).all()) == len(items) - 1
+    # and a new worker goes on with the next batch
+    assert [r.outcome for r in pipeline_pool.take_many(batch(3, start=100))] == ["opened"] * 3
+
+
+def test_before_start_and_after_close_the_daemon_takes_the_batch_itself(ctx):
+    pipeline_pool = PipelinePool(ctx, Pipeline(ctx), 1, work=worker_pid)
+    results = pipeline_pool.take_many(batch(2))
+    assert [(r.outcome, r.reason) for r in results] == [("opened", None)] * 2  # taken here, not by worker_pid
+
+
+# -- the turn lock across processes ----------------------------------------------------
+
+
+def _hold_turn(path: str, turns, got, release) -> None:
+    from intake.turns import adopt_turns, lock_for
+
+    adopt_turns(turns)
+    lock = lock_for(path)
+    lock.acquire()
+    got.set()
+    release.wait(60)
+    lock.release()
+
+
+def _wait_turn(path: str, turns, waiting) -> None:
+    from intake.turns import adopt_turns, lock_for
+
+    adopt_turns(turns)
+    lock = lock_for(path)
+    waiting.set()
+    lock.acquire()
+    lock.release()
+
+
+@pytest.fixture
+def turn_lock(tmp_path):
+    from intake.turns import lock_for, share_turns
+
+    path = str(tmp_path / "turns.db")
+    lock = lock_for(path)
+    return path, lock, share_turns(path)
+
+
+def test_the_turn_lock_is_shared_with_a_worker_process(turn_lock):
+    path, lock, turns = turn_lock
+    mp = multiprocessing.get_context("spawn")
+    got, release = mp.Event(), mp.Event()
+    child = mp.Process(target=_hold_turn, args=(path, turns, got, release))
+    child.start()
+    try:
+        assert got.wait(30)
+        taken = threading.Event()
+        waiter = threading.Thread(target=lambda: (lock.acquire(), taken.set(), lock.release()))
+        waiter.start()
+        assert not taken.wait(0.5)  # the worker holds the turn
+        release.set()
+        assert taken.wait(10)
+        waiter.join()
+    finally:
+        release.set()
+        child.join(10)
+
+
+def test_a_worker_killed_holding_the_turn_or_waiting_for_it_is_passed_over(turn_lock):
+    path, lock, turns = turn_lock
+    mp = multiprocessing.get_context("spawn")
+    got, release, waiting = mp.Event(), mp.Event(), mp.Event()
+    holder = mp.Process(target=_hold_turn, args=(path, turns, got, release))
+    holder.start()
+    assert got.wait(30)
+    queued = mp.Process(target=_wait_turn, args=(path, turns, waiting))  # takes a ticket behind the holder
+    queued.start()
+    assert waiting.wait(30)
+    time.sleep(0.3)
+    os.kill(queued.pid, signal.SIGKILL)
+    os.kill(holder.pid, signal.SIGKILL)
+    holder.join(10), queued.join(10)
+    started = time.monotonic()
+    lock.acquire()  # behind a dead holder and a dead waiter
+    lock.release()
+    assert time.monotonic() - started < 10
