@@ -1,8 +1,12 @@
 """`intake run`: sources and workers as threads around one pipeline.
 
 Each source and each worker runs in its own thread until the stop event is set
-(SIGTERM/SIGINT); the item in hand is finished, then the thread returns. With
---once everything waiting is taken, every due effect carried out, and it exits.
+(SIGTERM/SIGINT); the item in hand is finished, then the thread returns. The IMAP
+backlog is taken by the pipeline in a worker process (intake/pipeline_pool.py), so
+that reading mail and sending acknowledgements use another core than writing
+tickets; PDFs are rendered in processes of their own (archive/worker.py). With
+--once everything waiting is taken in this one process, every due effect carried
+out, and it exits.
 """
 from __future__ import annotations
 

@@ -36,6 +36,7 @@ from intake.sources.base import Result, SourceRef
 log = logging.getLogger("intake.pipeline")
 
 IN_FLIGHT = 2  # groups handed to the workers at a time, per batch
+STARTUP_TIMEOUT = 120  # seconds for a worker to import, connect and be ready
 
 
 class PipelinePool:
@@ -57,12 +58,18 @@ class PipelinePool:
 
         url = self.ctx.config.database.url
         turns = share_turns(database_path(url)) if url.startswith("sqlite") else {}
-        self._executor = ProcessPoolExecutor(
+        executor = ProcessPoolExecutor(
             self.processes, mp_context=multiprocessing.get_context("spawn"),  # no inherited threads or connections
             initializer=_start_worker, initargs=(self.ctx.config, turns, os.getpid()),
         )
-        for ready in [self._executor.submit(_ready) for _ in range(self.processes)]:
-            ready.result()
+        try:
+            for ready in [executor.submit(_ready) for _ in range(self.processes)]:
+                ready.result(timeout=STARTUP_TIMEOUT)
+        except Exception:  # no worker to be had: the daemon takes the backlog itself rather than not at all
+            log.exception("the pipeline's worker process did not start; the daemon takes the backlog itself")
+            executor.shutdown(wait=False, cancel_futures=True)
+            return
+        self._executor = executor
         log.info("pipeline runs in %d worker process(es)", self.processes)
 
     def close(self) -> None:
@@ -145,10 +152,7 @@ class PipelinePool:
                 return  # another thread restarted it already
             self._executor = None
         broken.shutdown(wait=False, cancel_futures=True)
-        try:
-            self.start()
-        except Exception:  # no worker to be had: take in this process rather than not at all
-            log.exception("the pipeline's worker process could not be started again; the daemon takes the backlog itself")
+        self.start()
 
 
 # -- in the worker process ------------------------------------------------------------

@@ -28,11 +28,22 @@ class TokenAddress:
 
 
 def load_key(config) -> bytes:
-    """The configured key, or the one made for this installation under paths.var."""
+    """The configured key, or the one made for this installation under paths.var (read
+    once per process: every staff notification signs with it)."""
     configured = config.staff_mail.key()
     if configured:
         return configured.encode("utf-8")
     path = Path(config.paths.var) / KEY_FILE
+    key = _made_keys.get(path)
+    if key is None:
+        key = _made_keys[path] = _read_or_make(path)
+    return key
+
+
+_made_keys: dict[Path, bytes] = {}
+
+
+def _read_or_make(path: Path) -> bytes:
     try:
         return path.read_bytes().strip()
     except FileNotFoundError:
