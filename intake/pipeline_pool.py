@@ -41,40 +41,30 @@ STARTUP_TIMEOUT = 120  # seconds for a worker to import, connect and be ready
 
 class PipelinePool:
     """The Sink of the daemon's sources when `pipeline.processes` > 0. Until `start()`
-    (and after `close()`) every call runs in this process, as with --once."""
+    (and after `close()`, or while no worker can be started) every call runs in this
+    process, as with --once."""
 
     def __init__(self, ctx: Context, pipeline: Pipeline, processes: int, *, work: Callable[[list], list[Result]] | None = None):
         self.ctx, self.pipeline, self.processes = ctx, pipeline, processes
         self.work = work or take_group  # what a worker runs on a group (a module-level function)
         self._executor: ProcessPoolExecutor | None = None
-        self._guard = threading.Lock()
+        self._closed = False
+        # Guards the fields below; held through a restart, so that no thread hands work
+        # to a pool that is being replaced.
+        self._lock = threading.Condition(threading.RLock())
+        self._busy = 0  # groups handed to the workers and not yet finished
+        self._solo = False  # an item is being tried alone: nothing else goes to the workers
+        self._solo_turn = threading.Lock()  # one item tried alone at a time, across threads
 
     def start(self) -> None:
         """Start the worker processes and wait until they are ready (imports, database)."""
-        if self.processes <= 0 or self._executor is not None:
-            return
-        from intake.sqlite import database_path
-        from intake.turns import share_turns
-
-        url = self.ctx.config.database.url
-        turns = share_turns(database_path(url)) if url.startswith("sqlite") else {}
-        executor = ProcessPoolExecutor(
-            self.processes, mp_context=multiprocessing.get_context("spawn"),  # no inherited threads or connections
-            initializer=_start_worker, initargs=(self.ctx.config, turns, os.getpid()),
-        )
-        try:
-            for ready in [executor.submit(_ready) for _ in range(self.processes)]:
-                ready.result(timeout=STARTUP_TIMEOUT)
-        except Exception:  # no worker to be had: the daemon takes the backlog itself rather than not at all
-            log.exception("the pipeline's worker process did not start; the daemon takes the backlog itself")
-            executor.shutdown(wait=False, cancel_futures=True)
-            return
-        self._executor = executor
-        log.info("pipeline runs in %d worker process(es)", self.processes)
+        with self._lock:
+            if self.processes > 0 and self._executor is None and not self._closed:
+                self._executor = self._started_pool()
 
     def close(self) -> None:
-        with self._guard:
-            executor, self._executor = self._executor, None
+        with self._lock:
+            executor, self._executor, self._closed = self._executor, None, True
         if executor is not None:
             executor.shutdown(wait=True, cancel_futures=True)
 
@@ -89,8 +79,7 @@ class PipelinePool:
         """The batch in groups (intake/pipeline.py), IN_FLIGHT of them handed over at a
         time: while the source lets go of one committed group, the worker is already
         taking the next. Groups commit in order, one after the other."""
-        executor = self._executor
-        if executor is None or not items:
+        if self._executor is None or not items:
             return self.pipeline.take_many(items, committed)
         # One worker takes the groups in the order handed over, so two in flight still
         # commit in order (a reply after the message it answers); several workers could
@@ -98,13 +87,12 @@ class PipelinePool:
         # several mailboxes at once).
         limit = IN_FLIGHT if self.processes == 1 else 1
         groups, results = deque(groups_of(items)), []
-        in_flight: deque[tuple[Items, Future, ProcessPoolExecutor, float]] = deque()
+        in_flight: deque[tuple[Items, Future, ProcessPoolExecutor | None, float]] = deque()
         go_on = True
         while in_flight or (go_on and groups):
             while go_on and groups and len(in_flight) < limit:
                 group = groups.popleft()
-                executor = self._executor or executor
-                in_flight.append((group, self._submit(executor, group), executor, time.perf_counter()))
+                in_flight.append((group, *self._hand_over(group), time.perf_counter()))
             group, future, executor, started = in_flight.popleft()
             taken = self._outcome(group, future, executor, started)
             results.extend(taken)
@@ -113,46 +101,125 @@ class PipelinePool:
                 go_on = False  # the groups already handed over are finished and reported all the same
         return results
 
-    def _outcome(self, group: Items, future: Future, executor: ProcessPoolExecutor, started: float) -> list[Result]:
+    # -- handing over -------------------------------------------------------------------
+    def _hand_over(self, group: Items) -> tuple[Future, ProcessPoolExecutor | None]:
+        """The group handed to a worker; taken here and now if no worker is to be had."""
+        with self._lock:
+            while self._solo:
+                self._lock.wait()
+            executor = self._working_pool()
+            if executor is not None:
+                return self._submit(executor, group), executor
+        done: Future = Future()
+        done.set_result(self.pipeline.take_many(group))  # raises as in-process taking does
+        return done, None
+
+    def _working_pool(self) -> ProcessPoolExecutor | None:
+        """With the lock held: the pool, restarted first if a worker died meanwhile."""
+        executor = self._executor
+        if executor is not None and getattr(executor, "_broken", False):  # it knows before its futures fail
+            self._restart(executor)
+            executor = self._executor
+        return executor
+
+    def _submit(self, executor: ProcessPoolExecutor, group: Items) -> Future:
+        """With the lock held."""
+        try:
+            future = executor.submit(self.work, list(group))
+        except (BrokenProcessPool, RuntimeError) as exc:  # broke meanwhile: the caller's result() raises it
+            future = Future()
+            future.set_exception(exc if isinstance(exc, BrokenProcessPool) else BrokenProcessPool(str(exc)))
+            return future
+        self._busy += 1
+        future.add_done_callback(self._finished)
+        return future
+
+    def _finished(self, _future: Future) -> None:
+        with self._lock:
+            self._busy -= 1
+            self._lock.notify_all()
+
+    def _outcome(self, group: Items, future: Future, executor: ProcessPoolExecutor | None, started: float) -> list[Result]:
         try:
             results = future.result()
         except BrokenProcessPool as exc:
             log.error("the pipeline's worker process died on a group of %d (%s); taking them one by one", len(group), exc)
             self._restart(executor)
             return [self._alone(raw, ref) for raw, ref in group]
-        elapsed = (time.perf_counter() - started) / len(group)
-        for (_, ref), result in zip(group, results):
-            record_take(ref.source, ref.channel, result.outcome, elapsed)  # /metrics live in this process
+        if executor is not None:  # taken in a worker: /metrics live in this process
+            elapsed = (time.perf_counter() - started) / len(group)
+            for (_, ref), result in zip(group, results):
+                record_take(ref.source, ref.channel, result.outcome, elapsed)
         return results
 
     def _alone(self, raw: bytes, ref: SourceRef) -> Result:
-        executor = self._executor
-        if executor is not None:
+        """One item of a group a worker died on, taken again alone in a worker while no
+        other work is in the workers (of any thread): if a worker dies now, it died on
+        this item, which is then quarantined with its bytes, not retried forever."""
+        with self._solo_turn:
+            with self._lock:
+                self._solo = True
+                while self._busy:
+                    self._lock.wait()
             try:
-                return self._submit(executor, [(raw, ref)]).result()[0]
-            except BrokenProcessPool:
-                self._restart(executor)
+                return self._alone_in_a_worker(raw, ref)
+            finally:
+                with self._lock:
+                    self._solo = False
+                    self._lock.notify_all()
+
+    def _alone_in_a_worker(self, raw: bytes, ref: SourceRef) -> Result:
+        with self._lock:
+            executor = self._working_pool()
+            future = self._submit(executor, [(raw, ref)]) if executor is not None else None
+        if future is None:  # no worker to be had: in this process
+            return self.pipeline.take(raw, ref)
+        started = time.perf_counter()
+        try:
+            result = future.result()[0]
+        except BrokenProcessPool:
+            self._restart(executor)
+        else:
+            record_take(ref.source, ref.channel, result.outcome, time.perf_counter() - started)
+            return result
         # Died again on this very message: keep its bytes and say why, in this process
         # (the pipeline's quarantine answers with the earlier outcome if it was committed).
         reason = "the pipeline's worker process died on this message twice (a crash in a library on this input?)"
         log.error("%s %s: %s", ref.source, ref.key, reason)
         return self.pipeline.quarantine(raw, ref, reason)
 
-    def _submit(self, executor: ProcessPoolExecutor, group: Items) -> Future:
-        try:
-            return executor.submit(self.work, list(group))
-        except BrokenProcessPool as exc:  # broke meanwhile: the caller's result() raises it
-            future: Future = Future()
-            future.set_exception(exc)
-            return future
-
-    def _restart(self, broken: ProcessPoolExecutor) -> None:
-        with self._guard:
-            if self._executor is not broken:
-                return  # another thread restarted it already
+    # -- the workers ----------------------------------------------------------------------
+    def _restart(self, broken: ProcessPoolExecutor | None) -> None:
+        """A fresh pool for a broken one; other threads wait for it (the lock is held)."""
+        with self._lock:
+            if broken is None or self._executor is not broken:
+                return  # another thread restarted it already, or it was closed
             self._executor = None
-        broken.shutdown(wait=False, cancel_futures=True)
-        self.start()
+            broken.shutdown(wait=False, cancel_futures=True)
+            self._executor = self._started_pool()
+
+    def _started_pool(self) -> ProcessPoolExecutor | None:
+        """A pool whose workers are ready, or None (logged) if they do not start."""
+        from intake.sqlite import database_path
+        from intake.turns import share_turns
+
+        url = self.ctx.config.database.url
+        turns = share_turns(database_path(url)) if url.startswith("sqlite") else {}
+        executor = ProcessPoolExecutor(
+            self.processes, mp_context=multiprocessing.get_context("spawn"),  # no inherited threads or connections
+            initializer=_start_worker, initargs=(self.ctx.config, turns, os.getpid()),
+        )
+        try:
+            for ready in [executor.submit(_ready) for _ in range(self.processes)]:
+                ready.result(timeout=STARTUP_TIMEOUT)
+        except Exception:  # no worker to be had: the daemon takes the backlog itself rather than not at all
+            log.exception("the pipeline's worker process did not start; the daemon takes the backlog itself")
+            for process in dict(getattr(executor, "_processes", None) or {}).values():
+                process.kill()  # a worker hung in its start would otherwise stay (the pool knows no other way)
+            executor.shutdown(wait=False, cancel_futures=True)
+            return None
+        log.info("pipeline runs in %d worker process(es)", self.processes)
+        return executor
 
 
 # -- in the worker process ------------------------------------------------------------

@@ -143,14 +143,19 @@ def test_kill_9_during_a_backlog_loses_and_doubles_nothing(daemon_env, db_url, d
     """kill -9 at random moments while several hundred messages are taken; after a
     restart every message is exactly one ticket, every acknowledgement was delivered,
     and any acknowledgement delivered twice carries the same Message-ID."""
-    n = 400
+    n = 600
     daemon, db = daemon_env(db_url)
     dovecot.append_many("support", "INBOX", [customer_mail(i, lang="zh" if i % 3 else "en") for i in range(n)])
     rng = random.Random(20261123)
     kills, at_kill = 0, []
     while kills < 6 and acks_sent(db) < n:
+        progress = (db.tickets(), acks_sent(db))
         daemon.start()
-        time.sleep(rng.uniform(0.8, 2.5))
+        if kills % 3 == 2:  # now and then while it starts: its worker process may be half made
+            time.sleep(rng.uniform(0.1, 1.0))
+        else:  # otherwise once it is at work, at a random point of the backlog (it takes ~300 a second)
+            wait_until(lambda: (db.tickets(), acks_sent(db)) != progress, 60, interval=0.05, what="the daemon at work")
+            time.sleep(rng.uniform(0.0, 0.6))
         daemon.kill9()
         kills += 1
         at_kill.append((db.tickets(), acks_sent(db)))

@@ -185,3 +185,86 @@ def test_a_worker_killed_holding_the_turn_or_waiting_for_it_is_passed_over(turn_
     lock.acquire()  # behind a dead holder and a dead waiter
     lock.release()
     assert time.monotonic() - started < 10
+
+
+def test_when_no_new_worker_starts_the_group_is_taken_here_and_nothing_is_quarantined(ctx, pool):
+    pipeline_pool = pool(work=take_or_die)
+    pipeline_pool._started_pool = lambda: None  # as when a worker cannot start (no memory, hung import)
+    items = batch(COMMIT_GROUP, killer_at=2)
+    results = pipeline_pool.take_many(items)
+    # the killer only kills take_or_die in a worker: here it is a good message like the rest
+    assert [r.outcome for r in results] == ["opened"] * len(items)
+    with ctx.sessions() as s:
+        assert s.scalars(select(QuarantineItem)).all() == []
+    assert [r.outcome for r in pipeline_pool.take_many(batch(2, start=50))] == ["opened"] * 2  # and so on
+
+
+def test_a_message_that_kills_the_worker_is_not_blamed_on_another_threads_messages(ctx, pool):
+    pipeline_pool = pool(work=take_or_die)
+    outcomes: dict[str, list[str]] = {}
+
+    def take(name: str, items) -> None:
+        outcomes[name] = [r.outcome for r in pipeline_pool.take_many(items)]
+
+    # two mailboxes' batches at once: while one thread's group dies and is tried item by
+    # item, the other thread's groups must not share the worker with the item on trial
+    threads = [
+        threading.Thread(target=take, args=("poisoned", batch(3 * COMMIT_GROUP, killer_at=15))),
+        threading.Thread(target=take, args=("clean", batch(6 * COMMIT_GROUP, start=1000))),
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert outcomes["clean"] == ["opened"] * 6 * COMMIT_GROUP
+    assert outcomes["poisoned"] == ["opened"] * 15 + ["quarantined"] + ["opened"] * (3 * COMMIT_GROUP - 16)
+    with ctx.sessions() as s:
+        assert [q.key for q in s.scalars(select(QuarantineItem))] == ["7:15"]
+
+
+def _hold_guard(path: str, turns, got) -> None:
+    from intake.turns import adopt_turns, lock_for
+
+    adopt_turns(turns)
+    guard = lock_for(path)._turns._guard
+    guard.__enter__()  # and die in there, as a kill -9 at the wrong microsecond would
+    got.set()
+    time.sleep(60)
+
+
+def test_a_worker_killed_while_changing_the_turn_state_blocks_nobody(turn_lock):
+    path, lock, turns = turn_lock
+    mp = multiprocessing.get_context("spawn")
+    got = mp.Event()
+    child = mp.Process(target=_hold_guard, args=(path, turns, got))
+    child.start()
+    assert got.wait(30)
+    os.kill(child.pid, signal.SIGKILL)
+    child.join(10)
+    done = threading.Event()
+    threading.Thread(target=lambda: (lock.acquire(), lock.release(), done.set()), daemon=True).start()
+    assert done.wait(10)
+
+
+def test_more_writers_than_slots_all_get_their_turn_one_at_a_time(turn_lock):
+    path, lock, _ = turn_lock
+    writers, rounds = 48, 20  # more threads than the lock has slots (a busy web server's pool)
+    inside, overlaps, turns_taken = [0], [], []
+
+    def write() -> None:
+        for _ in range(rounds):
+            lock.acquire()
+            inside[0] += 1
+            if inside[0] != 1:
+                overlaps.append(inside[0])
+            time.sleep(0.0001)
+            inside[0] -= 1
+            turns_taken.append(1)
+            lock.release()
+
+    threads = [threading.Thread(target=write, daemon=True) for _ in range(writers)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert len(turns_taken) == writers * rounds and overlaps == []
