@@ -44,7 +44,8 @@ class Sink(Protocol):
         """Process a batch of (raw, ref) in groups, one transaction each. After each
         group's durable commit `committed(group, results)` is called (the source lets go
         of those items there); if it returns False the rest of the batch is left
-        untaken, and the results returned are those of the groups taken. If it raises,
+        untaken (a group already handed to a worker is finished and reported all the
+        same), and the results returned are those of the groups taken. If it raises,
         the source keeps every item not yet let go of and offers them again; items
         committed before the failure then come back as `duplicate`."""
 
