@@ -61,6 +61,10 @@ class Customer(Base):
 
     tickets: Mapped[list[Ticket]] = relationship(back_populates="customer")
 
+    # Not a column: True on the object of a customer created in this transaction, who
+    # has no earlier tickets to look up (most senders in a backlog are new).
+    new_here = False
+
 
 class Ticket(Base):
     __tablename__ = "tickets"

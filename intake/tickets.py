@@ -73,7 +73,9 @@ def find_or_create_customer(session: Session, *, email: str, phone: str, name: s
             language=language,
         )
         insert_new(session, customer)
+        customer.new_here = True
     else:  # learn what we did not know; never overwrite what staff may have corrected
+        customer.new_here = False  # created earlier in this transaction, with the ticket before this one
         customer.name = customer.name or clip(name, Customer.name)
         customer.company = customer.company or clip(company, Customer.company)
         customer.phone = customer.phone or clip(phone, Customer.phone) or None

@@ -51,7 +51,7 @@ def department_label(ctx: Context, department: str, lang: str) -> str:
 
 def earlier_tickets(session: Session, ctx: Context, ticket: Ticket) -> list[Ticket]:
     limit = ctx.config.staff_mail.earlier_tickets
-    if not limit:
+    if not limit or ticket.customer.new_here:
         return []
     return list(session.scalars(_EARLIER_TICKETS, {"customer": ticket.customer_id, "ticket": ticket.id, "limit": limit}))
 

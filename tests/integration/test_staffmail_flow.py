@@ -144,3 +144,17 @@ def test_staff_attachments_go_to_the_customer_and_oversized_ones_are_reported(ma
     with ctx.sessions() as s:
         from intake.models import Message
         assert [a.filename for a in s.get(Message, out.id).attachments] == ["维修单.pdf"]
+
+
+def test_a_new_customers_notification_lists_no_earlier_tickets_but_their_second_case_in_the_same_batch_lists_the_first(make_ctx, db_url):
+    ctx = make_ctx(db_url, Clock(MONDAY_10), **staff_config())
+    pipeline = Pipeline(ctx)
+    items = [(complaint("请问发票什么时候寄出？", subject="发票咨询"), SourceRef("test", "a")), (complaint(), SourceRef("test", "b"))]
+    first, second = pipeline.take_many(items)  # one transaction: the customer is created by the first
+    assert (first.outcome, second.outcome) == ("opened", "opened")
+    notes = {}
+    for row in outbox(ctx, "notify"):
+        note = email.message_from_bytes(row.raw, policy=default)
+        notes[note["X-Intake-Ticket"]] = body(note)
+    assert "该客户没有以往的工单" in notes[first.ticket]
+    assert "该客户以往的工单" in notes[second.ticket] and first.ticket in notes[second.ticket] and "发票咨询" in notes[second.ticket]
