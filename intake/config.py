@@ -124,7 +124,7 @@ class Imap(_Section):
     idle: bool = True
     idle_timeout: float = Field(300.0, gt=0, le=1740)
     poll_interval: float = Field(30.0, gt=0)
-    batch_size: int = Field(100, ge=1, le=10000)
+    batch_size: int = Field(500, ge=1, le=10000)
     ca_file: str = ""
     verify_tls: bool = True
 

@@ -56,7 +56,7 @@ class ImapAccount:
     idle: bool = True
     idle_timeout: float = 300.0  # IDLE is re-issued at least this often (RFC 2177: < 29 min)
     poll_interval: float = 30.0  # when the server has no IDLE, or idle is off
-    batch_size: int = 100
+    batch_size: int = 500
     verify_tls: bool = True
     ca_file: str | None = None
     connect_timeout: float = 30.0
