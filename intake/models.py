@@ -208,7 +208,10 @@ class OutboxMail(Base):
     committed: a resend after a crash carries the very same bytes and Message-ID."""
 
     __tablename__ = "outbox"
-    __table_args__ = (Index("ix_outbox_due", "status", "next_attempt_at"),)
+    __table_args__ = (
+        Index("ix_outbox_pending_kind", "status", "kind", "id"),  # the mailer's next group: acks first,
+        Index("ix_outbox_pending", "status", "id"),  # then the rest in the order queued
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id"), index=True)

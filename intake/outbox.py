@@ -45,8 +45,11 @@ class OutboxWorker:
             now = self.ctx.now()
             if sent:
                 _record_sent(session, sent, now)
-            due = _DUE_SKIP_LOCKED if session.get_bind().dialect.name == "postgresql" else _DUE  # several daemons: each row to one
-            ids = list(session.scalars(due, {"now": now}))
+            postgres = session.get_bind().dialect.name == "postgresql"  # several daemons: each row to one
+            ids = list(session.scalars(_DUE_ACKS_SKIP_LOCKED if postgres else _DUE_ACKS, {"now": now}))
+            if len(ids) < GROUP:
+                others = _DUE_OTHERS_SKIP_LOCKED if postgres else _DUE_OTHERS
+                ids += session.scalars(others, {"now": now, "n": GROUP - len(ids)})
             if not ids:
                 return []
             session.execute(_TAKE, {"ids": ids, "until": now + lease})
@@ -133,13 +136,23 @@ def _record_sent(session, ids: list[int], now) -> None:
 _OUTBOX = OutboxMail.__table__
 _IDS = bindparam("ids", expanding=True)
 _ACKS_FIRST = case((_OUTBOX.c.kind == "ack", 0), else_=1)
-_DUE = (
+# Due mail in id order, acks first: two statements that each walk the index
+# ix_outbox_pending (status, kind, id) and stop at the group's size. One statement
+# ordered by "ack first" read and sorted every pending row, at every claim.
+_DUE_ACKS = (
     select(_OUTBOX.c.id)
-    .where(_OUTBOX.c.status == "pending", _OUTBOX.c.next_attempt_at <= bindparam("now"))
-    .order_by(_ACKS_FIRST, _OUTBOX.c.id)
+    .where(_OUTBOX.c.status == "pending", _OUTBOX.c.kind == "ack", _OUTBOX.c.next_attempt_at <= bindparam("now"))
+    .order_by(_OUTBOX.c.id)
     .limit(GROUP)
 )
-_DUE_SKIP_LOCKED = _DUE.with_for_update(skip_locked=True)
+_DUE_OTHERS = (
+    select(_OUTBOX.c.id)
+    .where(_OUTBOX.c.status == "pending", _OUTBOX.c.kind != "ack", _OUTBOX.c.next_attempt_at <= bindparam("now"))
+    .order_by(_OUTBOX.c.id)
+    .limit(bindparam("n"))
+)
+_DUE_ACKS_SKIP_LOCKED = _DUE_ACKS.with_for_update(skip_locked=True)
+_DUE_OTHERS_SKIP_LOCKED = _DUE_OTHERS.with_for_update(skip_locked=True)
 _TAKE = update(_OUTBOX).where(_OUTBOX.c.id.in_(_IDS)).values(attempts=_OUTBOX.c.attempts + 1, next_attempt_at=bindparam("until"))
 _CLAIMED = select(
     _OUTBOX.c.id, _OUTBOX.c.kind, _OUTBOX.c.message_id, _OUTBOX.c.mail_from, _OUTBOX.c.rcpt_to, _OUTBOX.c.raw,

@@ -384,3 +384,25 @@ def test_two_workers_on_one_postgres_database_send_each_mail_once(make_ctx, pg_u
     assert Counter(ids_at(smtp_server)) == Counter(queued)  # each Message-ID exactly once
     assert count_status(ctx_a, "sent") == 60
     assert all(r.attempts == 1 for r in rows(ctx_a))
+
+
+def test_a_claim_reads_only_the_rows_it_takes_however_much_mail_is_pending(make_ctx, db_url, smtp_server):
+    """A backlog of staff notifications must not make every claim (a turn at the write
+    lock) read and sort all pending mail: the claim's statements walk an index and stop."""
+    ctx = mailer_ctx(make_ctx, db_url, smtp_server)
+    queue(ctx, ["notify"] * 300 + ["ack"] * 5 + ["notify"] * 300)
+    rows_read = []
+    engine = ctx.sessions.kw["bind"]
+    from intake import outbox as mailer
+
+    with engine.connect() as conn:
+        for statement in (mailer._DUE_ACKS, mailer._DUE_OTHERS):
+            compiled = statement.compile(dialect=engine.dialect)
+            params = {**compiled.params, "now": ctx.now(), "n": GROUP}
+            if engine.dialect.name == "sqlite":
+                plan = " / ".join(r[-1] for r in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {compiled}", tuple(params[k] for k in compiled.positiontup)))
+                assert "ix_outbox_pending" in plan and "TEMP B-TREE" not in plan, plan
+            rows_read.append(len(conn.execute(statement, params).all()))
+    assert rows_read == [5, GROUP]
+    claimed = OutboxWorker(ctx)._claim([])
+    assert [row.kind for row in claimed] == ["ack"] * 5 + ["notify"] * (GROUP - 5)  # acks first, then in order
