@@ -60,12 +60,11 @@ class Pipeline:
     def __init__(self, ctx: Context):
         self.ctx = ctx
 
-    def take(self, raw: bytes, ref: SourceRef, *, quarantine_id: int | None = None, case: Case | None = None) -> Result:
-        """One item in its own transaction; `case` is the item already `prepared`."""
+    def take(self, raw: bytes, ref: SourceRef, *, quarantine_id: int | None = None) -> Result:
         started = time.perf_counter()
         for attempt in range(RACE_RETRIES + 1):
             try:
-                result = self._run(raw, ref, quarantine_id, case if attempt == 0 else None)
+                result = self._run(raw, ref, quarantine_id)
                 break
             except IntegrityError as exc:
                 if attempt == RACE_RETRIES:  # not a race after all: a constraint this item breaks
@@ -89,37 +88,36 @@ class Pipeline:
         results returned are those of the groups taken."""
         results: list[Result] = []
         for group in groups_of(items):
-            taken = self.take_cases([self.prepared(raw, ref) for raw, ref in group])
+            taken = self._take_group(group)
             results.extend(taken)
             if committed is not None and committed(group, taken) is False:
                 break
         return results
 
-    def take_cases(self, cases: Sequence[Case]) -> list[Result]:
-        """One group of `prepared` items in one transaction: one commit instead of one
-        per item. Each item runs in its own savepoint: one that fails rolls back alone
-        and its quarantine row joins the group. If the transaction itself fails (a
-        concurrent taker's unique key, a deadlock between daemons) it rolls back whole
-        and the items are taken again one by one, each in its own transaction."""
-        if len(cases) <= 1:
-            return [self.take(case.raw, case.ref, case=case) for case in cases]
+    def _take_group(self, items: Sequence[tuple[bytes, SourceRef]]) -> list[Result]:
+        """One group in one transaction: one commit instead of one per item. Each item
+        runs in its own savepoint: one that fails rolls back alone and its quarantine
+        row joins the group. If the transaction itself fails (a concurrent taker's
+        unique key, a deadlock between daemons) it rolls back whole and the items are
+        taken one by one, each in its own transaction."""
+        if len(items) <= 1:
+            return [self.take(raw, ref) for raw, ref in items]
         taken: list[tuple[SourceRef, Result, float]] = []
+        cases = [self._prepared(raw, ref) for raw, ref in items]  # before the write lock
         try:
             with transaction(self.ctx.sessions) as session:
                 for case in cases:
                     started = time.perf_counter()
                     taken.append((case.ref, self._take_in(session, case), time.perf_counter() - started))
         except (IntegrityError, OperationalError) as exc:
-            log.info("batch of %d rolled back (%s); taking the items one by one", len(cases), type(exc.orig).__name__)
-            return [self.take(case.raw, case.ref) for case in cases]  # afresh: the stages wrote on the cases
+            log.info("batch of %d rolled back (%s); taking the items one by one", len(items), type(exc.orig).__name__)
+            return [self.take(raw, ref) for raw, ref in items]
         self.ctx.wake_outbox.set()
         for ref, result, elapsed in taken:
             self._record(ref, result, elapsed)
         return [result for _, result, _ in taken]
 
-    def prepared(self, raw: bytes, ref: SourceRef) -> Case:
-        """The item's case with the work that needs no database done (parsing): before
-        the transaction, on SQLite before the turn at the write lock."""
+    def _prepared(self, raw: bytes, ref: SourceRef) -> Case:
         case = Case(raw=raw, ref=ref)
         prepare(case, self.ctx)
         return case
@@ -152,8 +150,8 @@ class Pipeline:
             f" {result.ticket}" if result.ticket else "", elapsed * 1000,
         )
 
-    def _run(self, raw: bytes, ref: SourceRef, quarantine_id: int | None, case: Case | None) -> Result:
-        case = case or self.prepared(raw, ref)  # before the write lock
+    def _run(self, raw: bytes, ref: SourceRef, quarantine_id: int | None) -> Result:
+        case = self._prepared(raw, ref)  # before the write lock
         try:
             with transaction(self.ctx.sessions) as session:
                 return self._stages(session, case, quarantine_id)

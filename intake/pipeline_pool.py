@@ -6,11 +6,9 @@ and the mailer share one core while the second idles. With the pipeline in a wor
 process, the daemon reads IMAP and sends mail while the worker writes tickets. On
 SQLite both queue at the write lock on one shared turn lock (intake/sqlite.py).
 
-What goes to the worker is a source's batch (`take_many`, the IMAP backlog), each
-group parsed here first (the daemon's interpreter has time to spare; the worker's is
-the one the backlog waits for). Single items (the Maildir drop, web forms), source
-reports and quarantine retries stay in the daemon's own Pipeline: they are few, and a
-round trip would only add latency.
+What goes to the worker is a source's batch (`take_many`, the IMAP backlog). Single
+items (the Maildir drop, web forms), source reports and quarantine retries stay in
+the daemon's own Pipeline: they are few, and a round trip would only add latency.
 
 The guarantees are the pipeline's own: the worker commits, then the source lets go.
 If the worker dies (killed, out of memory, a crash in a C library on hostile input),
@@ -29,7 +27,6 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import Callable
 
-from intake.case import Case
 from intake.config import Config
 from intake.context import Context
 from intake.ops.metrics import record_take
@@ -47,9 +44,9 @@ class PipelinePool:
     (and after `close()`, or while no worker can be started) every call runs in this
     process, as with --once."""
 
-    def __init__(self, ctx: Context, pipeline: Pipeline, processes: int, *, work: Callable[[list[Case]], list[Result]] | None = None):
+    def __init__(self, ctx: Context, pipeline: Pipeline, processes: int, *, work: Callable[[list], list[Result]] | None = None):
         self.ctx, self.pipeline, self.processes = ctx, pipeline, processes
-        self.work = work or take_group  # what a worker runs on a group of cases (a module-level function)
+        self.work = work or take_group  # what a worker runs on a group (a module-level function)
         self._executor: ProcessPoolExecutor | None = None
         self._closed = False
         # Guards the fields below; held through a restart, so that no thread hands work
@@ -106,23 +103,16 @@ class PipelinePool:
 
     # -- handing over -------------------------------------------------------------------
     def _hand_over(self, group: Items) -> tuple[Future, ProcessPoolExecutor | None]:
-        """The group parsed and handed to a worker; taken here and now if no worker is to be had."""
-        cases = [self._parsed(raw, ref) for raw, ref in group]
+        """The group handed to a worker; taken here and now if no worker is to be had."""
         with self._lock:
             while self._solo:
                 self._lock.wait()
             executor = self._working_pool()
             if executor is not None:
-                return self._submit(executor, cases), executor
+                return self._submit(executor, group), executor
         done: Future = Future()
-        done.set_result(self.pipeline.take_cases(cases))  # raises as in-process taking does
+        done.set_result(self.pipeline.take_many(group))  # raises as in-process taking does
         return done, None
-
-    def _parsed(self, raw: bytes, ref: SourceRef) -> Case:
-        case = self.pipeline.prepared(raw, ref)
-        # What parsing raised is raised again in the worker, which quarantines the item;
-        # an exception need not survive pickling, so the worker parses that one again.
-        return case if case.unready is None else Case(raw=raw, ref=ref)
 
     def _working_pool(self) -> ProcessPoolExecutor | None:
         """With the lock held: the pool, restarted first if a worker died meanwhile."""
@@ -132,10 +122,10 @@ class PipelinePool:
             executor = self._executor
         return executor
 
-    def _submit(self, executor: ProcessPoolExecutor, cases: list[Case]) -> Future:
+    def _submit(self, executor: ProcessPoolExecutor, group: Items) -> Future:
         """With the lock held."""
         try:
-            future = executor.submit(self.work, cases)
+            future = executor.submit(self.work, list(group))
         except (BrokenProcessPool, RuntimeError) as exc:  # broke meanwhile: the caller's result() raises it
             future = Future()
             future.set_exception(exc if isinstance(exc, BrokenProcessPool) else BrokenProcessPool(str(exc)))
@@ -181,7 +171,7 @@ class PipelinePool:
     def _alone_in_a_worker(self, raw: bytes, ref: SourceRef) -> Result:
         with self._lock:
             executor = self._working_pool()
-            future = self._submit(executor, [Case(raw=raw, ref=ref)]) if executor is not None else None
+            future = self._submit(executor, [(raw, ref)]) if executor is not None else None
         if future is None:  # no worker to be had: in this process
             return self.pipeline.take(raw, ref)
         started = time.perf_counter()
@@ -258,6 +248,6 @@ def _ready() -> int:
     return os.getpid()
 
 
-def take_group(cases: list[Case]) -> list[Result]:
-    """In a worker: take one group of cases (parsed by the daemon) in one transaction."""
-    return _pipeline.take_cases(cases)
+def take_group(group: list[tuple[bytes, SourceRef]]) -> list[Result]:
+    """In a worker: take one group in one transaction."""
+    return _pipeline.take_many(group)

@@ -32,18 +32,13 @@ def batch(n: int, start: int = 0, killer_at: int | None = None) -> list[tuple[by
 
 def take_or_die(group):
     """A worker's work that dies (as a crash in a C library would) on a marked message."""
-    if any(case.raw.startswith(KILLER) for case in group):
+    if any(raw.startswith(KILLER) for raw, _ in group):
         os._exit(70)
     return take_group(group)
 
 
 def worker_pid(group):
     return [Result("opened", None, str(os.getpid()))] * len(group)
-
-
-def what_arrived(cases):
-    """A worker's work that tells whether the daemon had parsed each case already."""
-    return [Result("opened", None, f"parsed: {case.parsed.subject}" if case.parsed else "unparsed") for case in cases]
 
 
 @pytest.fixture
@@ -87,15 +82,6 @@ def test_a_batch_is_taken_in_a_worker_process_in_groups_each_let_go_of_after_its
 def test_the_work_really_runs_in_another_process(ctx, pool):
     pids = {int(r.reason) for r in pool(work=worker_pid).take_many(batch(3))}
     assert len(pids) == 1 and os.getpid() not in pids
-
-
-def test_the_daemon_parses_and_the_worker_gets_the_parsed_case_but_what_failed_to_parse_comes_raw(ctx, pool):
-    items = batch(2) + [(b"", SourceRef("imap:support/INBOX", "7:99"))]  # empty: unparseable
-    results = pool(work=what_arrived).take_many(items)
-    assert [r.reason for r in results] == ["parsed: 问题 0", "parsed: 问题 1", "unparsed"]
-    # and the real worker quarantines what cannot be parsed, with its bytes and the reason
-    [held] = pool().take_many([(b"", SourceRef("imap:support/INBOX", "7:98"))])
-    assert held.outcome == "quarantined" and "unparseable" in held.reason
 
 
 def test_stop_after_a_group_finishes_what_was_handed_over_and_leaves_the_rest(ctx, pool):
