@@ -136,9 +136,11 @@ def _record_sent(session, ids: list[int], now) -> None:
 _OUTBOX = OutboxMail.__table__
 _IDS = bindparam("ids", expanding=True)
 _ACKS_FIRST = case((_OUTBOX.c.kind == "ack", 0), else_=1)
-# Due mail in id order, acks first: two statements that each walk the index
-# ix_outbox_pending (status, kind, id) and stop at the group's size. One statement
-# ordered by "ack first" read and sorted every pending row, at every claim.
+# Due mail in id order, acks first: two statements that walk the indexes
+# ix_outbox_pending_kind (status, kind, id) and ix_outbox_pending (status, id) and stop
+# at the group's size. One statement ordered by "ack first" read and sorted every
+# pending row, at every claim. (next_due_in, outside the write lock and once a pass,
+# reads the pending rows' times: few, except while the relay is down.)
 _DUE_ACKS = (
     select(_OUTBOX.c.id)
     .where(_OUTBOX.c.status == "pending", _OUTBOX.c.kind == "ack", _OUTBOX.c.next_attempt_at <= bindparam("now"))

@@ -37,6 +37,7 @@ log = logging.getLogger("intake.pipeline")
 
 IN_FLIGHT = 2  # groups handed to the workers at a time, per batch
 STARTUP_TIMEOUT = 120  # seconds for a worker to import, connect and be ready
+RESTART_BACKOFF = 60.0  # seconds before trying again to start workers that did not start
 
 
 class PipelinePool:
@@ -48,7 +49,8 @@ class PipelinePool:
         self.ctx, self.pipeline, self.processes = ctx, pipeline, processes
         self.work = work or take_group  # what a worker runs on a group (a module-level function)
         self._executor: ProcessPoolExecutor | None = None
-        self._closed = False
+        self._started = self._closed = False
+        self._retry_at = 0.0  # when to try again to start workers after a failed start
         # Guards the fields below; held through a restart, so that no thread hands work
         # to a pool that is being replaced.
         self._lock = threading.Condition(threading.RLock())
@@ -60,6 +62,7 @@ class PipelinePool:
         """Start the worker processes and wait until they are ready (imports, database)."""
         with self._lock:
             if self.processes > 0 and self._executor is None and not self._closed:
+                self._started = True
                 self._executor = self._started_pool()
 
     def close(self) -> None:
@@ -79,20 +82,23 @@ class PipelinePool:
         """The batch in groups (intake/pipeline.py), IN_FLIGHT of them handed over at a
         time: while the source lets go of one committed group, the worker is already
         taking the next. Groups commit in order, one after the other."""
-        if self._executor is None or not items:
+        if not self._started or self._closed or not items:
             return self.pipeline.take_many(items, committed)
         # One worker takes the groups in the order handed over, so two in flight still
         # commit in order (a reply after the message it answers); several workers could
         # overtake each other: they get one group of a batch at a time (their gain is
-        # several mailboxes at once).
+        # several mailboxes at once). A group goes only behind groups handed to the same
+        # pool: after a worker died, the groups in flight are taken again first, in order.
         limit = IN_FLIGHT if self.processes == 1 else 1
         groups, results = deque(groups_of(items)), []
         in_flight: deque[tuple[Items, Future, ProcessPoolExecutor | None, float]] = deque()
         go_on = True
         while in_flight or (go_on and groups):
             while go_on and groups and len(in_flight) < limit:
-                group = groups.popleft()
-                in_flight.append((group, *self._hand_over(group), time.perf_counter()))
+                handed = self._hand_over(groups[0], behind=in_flight[-1][2] if in_flight else _NOTHING)
+                if handed is None:
+                    break  # the pool changed: what is in flight comes first
+                in_flight.append((groups.popleft(), *handed, time.perf_counter()))
             group, future, executor, started = in_flight.popleft()
             taken = self._outcome(group, future, executor, started)
             results.extend(taken)
@@ -102,12 +108,16 @@ class PipelinePool:
         return results
 
     # -- handing over -------------------------------------------------------------------
-    def _hand_over(self, group: Items) -> tuple[Future, ProcessPoolExecutor | None]:
-        """The group handed to a worker; taken here and now if no worker is to be had."""
+    def _hand_over(self, group: Items, behind: object) -> tuple[Future, ProcessPoolExecutor | None] | None:
+        """The group handed to a worker, or taken here and now if no worker is to be
+        had; None (nothing done) if that is not where the groups in flight (`behind`)
+        went: they are to be finished first."""
         with self._lock:
             while self._solo:
                 self._lock.wait()
             executor = self._working_pool()
+            if behind is not _NOTHING and behind is not executor:
+                return None
             if executor is not None:
                 return self._submit(executor, group), executor
         done: Future = Future()
@@ -115,20 +125,22 @@ class PipelinePool:
         return done, None
 
     def _working_pool(self) -> ProcessPoolExecutor | None:
-        """With the lock held: the pool, restarted first if a worker died meanwhile."""
+        """With the lock held: the pool, restarted first if a worker died meanwhile (or
+        started again, a while after its workers did not start)."""
         executor = self._executor
         if executor is not None and getattr(executor, "_broken", False):  # it knows before its futures fail
             self._restart(executor)
-            executor = self._executor
-        return executor
+        elif executor is None and self._started and not self._closed and time.monotonic() >= self._retry_at:
+            self._executor = self._started_pool()
+        return self._executor
 
     def _submit(self, executor: ProcessPoolExecutor, group: Items) -> Future:
         """With the lock held."""
         try:
             future = executor.submit(self.work, list(group))
-        except (BrokenProcessPool, RuntimeError) as exc:  # broke meanwhile: the caller's result() raises it
+        except BrokenProcessPool as exc:  # broke meanwhile: the caller's result() raises it
             future = Future()
-            future.set_exception(exc if isinstance(exc, BrokenProcessPool) else BrokenProcessPool(str(exc)))
+            future.set_exception(exc)
             return future
         self._busy += 1
         future.add_done_callback(self._finished)
@@ -204,7 +216,8 @@ class PipelinePool:
         from intake.turns import share_turns
 
         url = self.ctx.config.database.url
-        turns = share_turns(database_path(url)) if url.startswith("sqlite") else {}
+        path = database_path(url) if url.startswith("sqlite") else ":memory:"
+        turns = share_turns(path) if path != ":memory:" else {}  # an in-memory database has nothing to share
         executor = ProcessPoolExecutor(
             self.processes, mp_context=multiprocessing.get_context("spawn"),  # no inherited threads or connections
             initializer=_start_worker, initargs=(self.ctx.config, turns, os.getpid()),
@@ -213,13 +226,18 @@ class PipelinePool:
             for ready in [executor.submit(_ready) for _ in range(self.processes)]:
                 ready.result(timeout=STARTUP_TIMEOUT)
         except Exception:  # no worker to be had: the daemon takes the backlog itself rather than not at all
-            log.exception("the pipeline's worker process did not start; the daemon takes the backlog itself")
+            log.exception("the pipeline's worker process did not start; the daemon takes the backlog itself, "
+                          "and tries again in %.0f s", RESTART_BACKOFF)
+            self._retry_at = time.monotonic() + RESTART_BACKOFF
             for process in dict(getattr(executor, "_processes", None) or {}).values():
                 process.kill()  # a worker hung in its start would otherwise stay (the pool knows no other way)
             executor.shutdown(wait=False, cancel_futures=True)
             return None
         log.info("pipeline runs in %d worker process(es)", self.processes)
         return executor
+
+
+_NOTHING = object()  # nothing in flight
 
 
 # -- in the worker process ------------------------------------------------------------

@@ -9,6 +9,8 @@ import time
 
 def alive(pid: int) -> bool:
     """Whether process `pid` still runs (a zombie, dead but not yet reaped, does not)."""
+    if pid <= 0:  # no process (and os.kill would signal a whole group)
+        return False
     if not _HAVE_PROC:  # no /proc (a container without it): a signal 0 asks the kernel
         try:
             os.kill(pid, 0)

@@ -175,8 +175,9 @@ class _ProcessTurns:
         """With the guard held: a ticket in the queue, or None if it is served at once."""
         state = self._state
         ticket = state[_NEXT]
-        state[_NEXT] = ticket + 1
+        # the slot first: killed between the two writes, the ticket was never taken
         state[4 + ticket % self.SLOTS] = me
+        state[_NEXT] = ticket + 1
         if ticket == state[_SERVING]:
             state[_OWNER_PID], state[_OWNER_THREAD] = me, thread
             self._depth = 1
@@ -196,6 +197,7 @@ class _ProcessTurns:
         """With the guard held: the next ticket's turn, its waiter woken."""
         state = self._state
         state[_OWNER_PID] = state[_OWNER_THREAD] = 0
+        state[4 + state[_SERVING] % self.SLOTS] = 0  # that ticket is done with its slot
         state[_SERVING] += 1
         if state[_SERVING] < state[_NEXT]:
             self._wake[state[_SERVING] % self.SLOTS].release()
@@ -209,7 +211,7 @@ class _ProcessTurns:
             self._serve_next()
         elif not owner and state[_SERVING] < state[_NEXT]:
             up = state[4 + state[_SERVING] % self.SLOTS]
-            if not alive(up):
+            if not up or not alive(up):  # 0: nobody wrote the slot (cannot happen; never wait for it)
                 log.error("process %d died waiting for the database's write turn; passing over it", up)
                 self._serve_next()
 

@@ -96,10 +96,14 @@ def test_stop_after_a_group_finishes_what_was_handed_over_and_leaves_the_rest(ct
 
 def test_a_worker_that_dies_costs_nothing_and_the_message_that_kills_it_is_quarantined(ctx, pool):
     pipeline_pool = pool(work=take_or_die)
-    items = batch(2 * COMMIT_GROUP, killer_at=3)
+    items = batch(4 * COMMIT_GROUP, killer_at=3)
     results = pipeline_pool.take_many(items)
     assert [r.outcome for r in results] == ["opened"] * 3 + ["quarantined"] + ["opened"] * (len(items) - 4)
     assert "died on this message twice" in results[3].reason
+    # still in arrival order: the group in flight behind the one the worker died on was
+    # taken again before any later group went to the new worker
+    refs = [r.ticket for r in results if r.outcome == "opened"]
+    assert refs == sorted(refs)
     with ctx.sessions() as s:
         [held] = s.scalars(select(QuarantineItem)).all()
         assert held.raw == items[3][0] and held.key == "7:3" and "worker process died" in held.reason
@@ -268,3 +272,23 @@ def test_more_writers_than_slots_all_get_their_turn_one_at_a_time(turn_lock):
     for t in threads:
         t.join(60)
     assert len(turns_taken) == writers * rounds and overlaps == []
+
+
+def test_workers_that_did_not_start_are_started_again_after_a_while(ctx):
+    pipeline_pool = PipelinePool(ctx, Pipeline(ctx), 1, work=worker_pid)
+
+    def does_not_start():
+        pipeline_pool._retry_at = time.monotonic() + 0.5  # as a failed start sets it (RESTART_BACKOFF)
+        return None
+
+    pipeline_pool._started_pool = does_not_start
+    try:
+        pipeline_pool.start()
+        assert [r.reason for r in pipeline_pool.take_many(batch(2))] == [None, None]  # taken here meanwhile
+        del pipeline_pool._started_pool  # the machine has memory again
+        assert [r.reason for r in pipeline_pool.take_many(batch(2, start=10))] == [None, None]  # not yet
+        time.sleep(0.6)
+        pids = {r.reason for r in pipeline_pool.take_many(batch(2, start=20))}
+        assert len(pids) == 1 and str(os.getpid()) not in pids  # a worker again
+    finally:
+        pipeline_pool.close()
