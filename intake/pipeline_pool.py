@@ -158,10 +158,8 @@ class PipelinePool:
             log.error("the pipeline's worker process died on a group of %d (%s); taking them one by one", len(group), exc)
             self._restart(executor)
             return [self._alone(raw, ref) for raw, ref in group]
-        if executor is not None:  # taken in a worker: /metrics live in this process
-            elapsed = (time.perf_counter() - started) / len(group)
-            for (_, ref), result in zip(group, results):
-                record_take(ref.source, ref.channel, result.outcome, elapsed)
+        if executor is not None:
+            _record_taken(group, results, started)
         return results
 
     def _alone(self, raw: bytes, ref: SourceRef) -> Result:
@@ -188,11 +186,11 @@ class PipelinePool:
             return self.pipeline.take(raw, ref)
         started = time.perf_counter()
         try:
-            result = future.result()[0]
+            [result] = future.result()
         except BrokenProcessPool:
             self._restart(executor)
         else:
-            record_take(ref.source, ref.channel, result.outcome, time.perf_counter() - started)
+            _record_taken([(raw, ref)], [result], started)
             return result
         # Died again on this very message: keep its bytes and say why, in this process
         # (the pipeline's quarantine answers with the earlier outcome if it was committed).
@@ -216,8 +214,7 @@ class PipelinePool:
         from intake.turns import share_turns
 
         url = self.ctx.config.database.url
-        path = database_path(url) if url.startswith("sqlite") else ":memory:"
-        turns = share_turns(path) if path != ":memory:" else {}  # an in-memory database has nothing to share
+        turns = share_turns(database_path(url)) if url.startswith("sqlite") else {}
         executor = ProcessPoolExecutor(
             self.processes, mp_context=multiprocessing.get_context("spawn"),  # no inherited threads or connections
             initializer=_start_worker, initargs=(self.ctx.config, turns, os.getpid()),
@@ -238,6 +235,13 @@ class PipelinePool:
 
 
 _NOTHING = object()  # nothing in flight
+
+
+def _record_taken(group: Items, results: list[Result], started: float) -> None:
+    """/metrics for items a worker took: they live in this process."""
+    elapsed = (time.perf_counter() - started) / len(group)
+    for (_, ref), result in zip(group, results):
+        record_take(ref.source, ref.channel, result.outcome, elapsed)
 
 
 # -- in the worker process ------------------------------------------------------------

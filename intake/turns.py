@@ -232,7 +232,9 @@ def lock_for(path: str) -> TurnLock:
 
 def share_turns(path: str) -> dict[str, TurnLock]:
     """The lock of the database at `path`, made shareable, to hand to a worker process
-    at its start (`adopt_turns` there)."""
+    at its start (`adopt_turns` there). An in-memory database has nothing to share."""
+    if path == ":memory:":
+        return {}
     lock = lock_for(path).share(str(Path(path).resolve()) + "-turns")
     with _locks_guard:
         return {key: held for key, held in _locks.items() if held is lock}
