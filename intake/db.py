@@ -63,15 +63,17 @@ def add_row(session: Session, table: Table, row: dict) -> None:
 
 
 def write_rows(session: Session) -> None:
+    from intake.fastsql import insert_rows
+
     for table, rows in session.info.pop(_ROWS, {}).items():
         # one executemany per run of rows with the same columns, in the order queued
         run: list[dict] = []
         for row in rows:
             if run and row.keys() != run[0].keys():
-                session.execute(insert_into(table), run)
+                insert_rows(session, table, run)
                 run = []
             run.append(row)
-        session.execute(insert_into(table), run)
+        insert_rows(session, table, run)
 
 
 _INSERTS: dict[Table, object] = {}

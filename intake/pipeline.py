@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 
 from intake.case import Case, Quarantine, Stop
 from intake.context import Context
+from intake.fastsql import Prepared
 from intake.db import add_row, drop_rows, transaction, write_rows
 from intake.models import QuarantineItem, SourceItem, SourceState
 from intake.ops.metrics import record_take
@@ -50,8 +51,8 @@ def groups_of(items: Items, size: int = COMMIT_GROUP) -> list[Items]:
 
 # Looked up and written once per item: plain statements, built once (intake/stages.py).
 _SOURCE_ITEMS = SourceItem.__table__
-_PRIOR_TAKE = select(_SOURCE_ITEMS.c.outcome, _SOURCE_ITEMS.c.ticket_ref, _SOURCE_ITEMS.c.reason).where(
-    _SOURCE_ITEMS.c.source == bindparam("source"), _SOURCE_ITEMS.c.key == bindparam("key"))
+_PRIOR_TAKE = Prepared(select(_SOURCE_ITEMS.c.outcome, _SOURCE_ITEMS.c.ticket_ref, _SOURCE_ITEMS.c.reason).where(
+    _SOURCE_ITEMS.c.source == bindparam("source"), _SOURCE_ITEMS.c.key == bindparam("key")))
 
 
 class Pipeline:
@@ -161,7 +162,7 @@ class Pipeline:
     def _stages(self, session: Session, case: Case, quarantine_id: int | None) -> Result:
         """The item's work inside the caller's transaction (or savepoint)."""
         ref = case.ref
-        prior = session.execute(_PRIOR_TAKE, {"source": ref.source, "key": ref.key}).first()
+        prior = _PRIOR_TAKE.first(session, {"source": ref.source, "key": ref.key})
         if prior is not None:
             return Result("duplicate", prior.ticket_ref, f"already taken from {ref.source} as {prior.outcome}")
         try:
@@ -191,7 +192,7 @@ class Pipeline:
             item = session.get(QuarantineItem, quarantine_id)
             item.reason, item.retried_at, item.retries = reason, now, item.retries + 1
         else:
-            prior = session.execute(_PRIOR_TAKE, {"source": ref.source, "key": ref.key}).first()
+            prior = _PRIOR_TAKE.first(session, {"source": ref.source, "key": ref.key})
             if prior is not None:  # quarantined before, offered again after a crash
                 return Result(prior.outcome, prior.ticket_ref, prior.reason)
             item = QuarantineItem(source=ref.source, key=ref.key, channel=ref.channel, raw=raw, reason=reason, created_at=now)

@@ -11,12 +11,13 @@ from dataclasses import dataclass
 from datetime import timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import bindparam, func, select, text
+from sqlalchemy import bindparam, func, literal, select, text
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
 from intake.case import Case, Quarantine, Stop
 from intake.context import Context
+from intake.fastsql import Prepared
 from intake.models import Attachment, Customer, Message, OutboxMail, Ticket
 from intake.outgoing import queue_mail
 from intake.staffmail.sla import due_time
@@ -87,7 +88,7 @@ def dedupe(case: Case, session: Session, ctx: Context) -> None:
         return
     identity = msg.message_id or (msg.date.isoformat() if msg.date else "")
     case.fingerprint = _sha256("email", identity, case.content_hash)
-    earlier = session.execute(_SAME_EMAIL, {"fingerprint": case.fingerprint}).first()
+    earlier = _SAME_EMAIL.first(session, {"fingerprint": case.fingerprint})
     if earlier is not None:
         raise Stop("duplicate", f"message already taken (Message-ID {msg.message_id or 'none'})", earlier.ref)
 
@@ -96,7 +97,7 @@ def dedupe(case: Case, session: Session, ctx: Context) -> None:
 # share of the per-message cost); each gives the ticket reference of an earlier copy.
 _MESSAGES, _TICKETS = Message.__table__, Ticket.__table__
 _EARLIER = select(_TICKETS.c.ref).select_from(_MESSAGES.outerjoin(_TICKETS, _MESSAGES.c.ticket_id == _TICKETS.c.id))
-_SAME_EMAIL = _EARLIER.where(_MESSAGES.c.fingerprint == bindparam("fingerprint"))
+_SAME_EMAIL = Prepared(_EARLIER.where(_MESSAGES.c.fingerprint == bindparam("fingerprint")))
 _SAME_FORM = _EARLIER.where(
     _MESSAGES.c.content_hash == bindparam("hash"), _MESSAGES.c.channel == "form", _MESSAGES.c.received_at >= bindparam("since")
 ).limit(1)
@@ -178,10 +179,10 @@ def classify(case: Case, session: Session, ctx: Context) -> None:
 
 
 _CUSTOMERS = Customer.__table__
-_HOLDER = (  # who holds this customer's open case in the department
+_HOLDER = Prepared(  # who holds this customer's open case in the department
     select(_TICKETS.c.assignee)
     .select_from(_TICKETS.join(_CUSTOMERS, _TICKETS.c.customer_id == _CUSTOMERS.c.id))
-    .where(_TICKETS.c.status.in_(OPEN_STATUSES), _TICKETS.c.department == bindparam("department"), _TICKETS.c.assignee.is_not(None))
+    .where(_TICKETS.c.status.in_([literal(s) for s in OPEN_STATUSES]), _TICKETS.c.department == bindparam("department"), _TICKETS.c.assignee.is_not(None))
     .where(_CUSTOMERS.c.email == bindparam("email"))
     .order_by(_TICKETS.c.id.desc())
     .limit(1)
@@ -201,7 +202,7 @@ def route(case: Case, session: Session, ctx: Context) -> None:
 
     holder = None
     if case.parsed.from_addr:
-        holder = session.execute(_HOLDER, {"email": case.parsed.from_addr, "department": case.department}).scalar()
+        holder = _HOLDER.scalar(session, {"email": case.parsed.from_addr, "department": case.department})
     # each strategy reads only what it needs: the last assignee, or the open counts
     last, counts = None, {}
     if staff.strategy == "round_robin":
@@ -311,8 +312,8 @@ def _store_message(case: Case, session: Session, ctx: Context, ticket: Ticket | 
 
 
 _OUTBOX = OutboxMail.__table__
-_RECENT_ACKS = select(func.count()).select_from(_OUTBOX).where(
-    _OUTBOX.c.kind == "ack", _OUTBOX.c.rcpt_to == bindparam("to"), _OUTBOX.c.created_at >= bindparam("since"))
+_RECENT_ACKS = Prepared(select(func.count()).select_from(_OUTBOX).where(
+    _OUTBOX.c.kind == "ack", _OUTBOX.c.rcpt_to == bindparam("to"), _OUTBOX.c.created_at >= bindparam("since")))
 
 
 def acknowledge(case: Case, session: Session, ctx: Context) -> None:
@@ -325,7 +326,7 @@ def acknowledge(case: Case, session: Session, ctx: Context) -> None:
         log_event(session, ticket, "system", "ack_skipped", at=ctx.now(), reason="no email address (phone only)")
         return
     cap = ctx.config.limits.acks_per_sender_per_hour
-    recent = session.execute(_RECENT_ACKS, {"to": msg.from_addr, "since": ctx.now() - timedelta(hours=1)}).scalar_one()
+    recent = _RECENT_ACKS.scalar(session, {"to": msg.from_addr, "since": ctx.now() - timedelta(hours=1)})
     if recent >= cap:
         log_event(session, ticket, "system", "ack_skipped", at=ctx.now(), reason=f"{recent} acknowledgements to {msg.from_addr} in the last hour (limit {cap})")
         return

@@ -5,10 +5,11 @@ import re
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import bindparam, func, insert, select, update
+from sqlalchemy import bindparam, func, insert, literal, select, update
 from sqlalchemy.orm import Session, make_transient_to_detached
 
-from intake.db import add_row, insert_into, write_rows
+from intake.db import add_row, write_rows
+from intake.fastsql import Prepared, insert_returning_id, insert_rows
 from intake.models import Attachment, Counter, Customer, Event, Message, Ticket, utcnow
 
 STATUSES = ("new", "in_progress", "follow_up", "resolved", "closed")
@@ -20,7 +21,7 @@ def next_number(session: Session, name: str) -> int:
     """Take the next value of a named counter in one statement. The UPDATE's row lock
     (PostgreSQL) or the write lock (SQLite) serialises concurrent openers; a race on
     the first insert surfaces as an IntegrityError and the pipeline runs again."""
-    taken = session.execute(_TAKE_NUMBER, {"counter": name}).scalar()
+    taken = _TAKE_NUMBER.scalar(session, {"counter": name})
     if taken is None:
         session.execute(insert(_COUNTERS), {"name": name, "last": 1})
         taken = 1
@@ -28,7 +29,7 @@ def next_number(session: Session, name: str) -> int:
 
 
 _COUNTERS = Counter.__table__
-_TAKE_NUMBER = update(_COUNTERS).where(_COUNTERS.c.name == bindparam("counter")).values(last=_COUNTERS.c.last + 1).returning(_COUNTERS.c.last)
+_TAKE_NUMBER = Prepared(update(_COUNTERS).where(_COUNTERS.c.name == bindparam("counter")).values(last=_COUNTERS.c.last + 1).returning(_COUNTERS.c.last))
 
 
 def new_ref(session: Session, prefix: str, tz: str, now: datetime) -> str:
@@ -51,14 +52,14 @@ def clip(value: str | None, column) -> str:
 
 
 _CUSTOMERS = Customer.__table__
-_CUSTOMER_BY_EMAIL = select(_CUSTOMERS.c.id).where(_CUSTOMERS.c.email == bindparam("email"))
+_CUSTOMER_BY_EMAIL = Prepared(select(_CUSTOMERS.c.id).where(_CUSTOMERS.c.email == bindparam("email")))
 _CUSTOMER_BY_PHONE = select(_CUSTOMERS.c.id).where(_CUSTOMERS.c.phone == bindparam("phone"), _CUSTOMERS.c.email.is_(None)).limit(1)
 
 
 def find_or_create_customer(session: Session, *, email: str, phone: str, name: str, company: str, language: str) -> Customer:
     known = None
     if email:
-        known = session.execute(_CUSTOMER_BY_EMAIL, {"email": email}).scalar()
+        known = _CUSTOMER_BY_EMAIL.scalar(session, {"email": email})
     elif phone:
         known = session.execute(_CUSTOMER_BY_PHONE, {"phone": phone}).scalar()
     # a new customer (most mail in a backlog) costs one plain lookup, no ORM query
@@ -102,20 +103,10 @@ def insert_new(session: Session, obj):
             value = None
         setattr(obj, column.key, value)
         values[column.key] = value
-    obj.id = session.execute(_insert_returning_id(table), values).scalar_one()
+    obj.id = insert_returning_id(session, table, values)
     make_transient_to_detached(obj)
     session.add(obj)
     return obj
-
-
-_INSERTS_RETURNING_ID: dict = {}
-
-
-def _insert_returning_id(table):
-    statement = _INSERTS_RETURNING_ID.get(table)
-    if statement is None:
-        statement = _INSERTS_RETURNING_ID[table] = insert(table).returning(table.c.id)
-    return statement
 
 
 def row_id(session: Session, obj) -> int:
@@ -124,9 +115,6 @@ def row_id(session: Session, obj) -> int:
     if obj.id is None:
         session.flush()
     return obj.id
-
-
-_MESSAGE_WITH_ID = insert(Message.__table__).returning(Message.__table__.c.id)
 
 
 def store_message(session: Session, row: dict, attachments: list[dict] = ()) -> None:
@@ -138,8 +126,8 @@ def store_message(session: Session, row: dict, attachments: list[dict] = ()) -> 
         add_row(session, Message.__table__, row)
         return
     write_rows(session)
-    stored_id = session.execute(_MESSAGE_WITH_ID, row).scalar_one()
-    session.execute(insert_into(Attachment.__table__), [{**a, "message_id": stored_id} for a in attachments])
+    stored_id = insert_returning_id(session, Message.__table__, row)
+    insert_rows(session, Attachment.__table__, [{**a, "message_id": stored_id} for a in attachments])
 
 
 def log_event(session: Session, ticket: Ticket, actor: str, kind: str, *, at: datetime | None = None, **detail) -> None:
@@ -180,14 +168,24 @@ def queue_archive(session: Session, ticket: Ticket, reason: str, now: datetime) 
 def open_counts(session: Session, staff_ids: list[str] | None = None) -> dict[str, int]:
     """Open tickets per assignee, for least-open assignment (of `staff_ids` only, when
     given: a department's people, counted on the (assignee, status) index)."""
-    if staff_ids is not None:  # the per-ticket case: one statement, built once
-        return {assignee: count for assignee, count in session.execute(_OPEN_OF, {"ids": staff_ids})}
+    if staff_ids is not None:  # the per-ticket case: one statement, built once per number of people
+        if not staff_ids:
+            return {}
+        return {assignee: count for assignee, count in _open_of(len(staff_ids)).all(session, {f"id{i}": v for i, v in enumerate(staff_ids)})}
     query = select(Ticket.assignee, func.count()).where(Ticket.status.in_(OPEN_STATUSES), Ticket.assignee.is_not(None))
     return {assignee: count for assignee, count in session.execute(query.group_by(Ticket.assignee))}
 
 
-_OPEN_OF = (
-    select(Ticket.__table__.c.assignee, func.count())
-    .where(Ticket.__table__.c.status.in_(OPEN_STATUSES), Ticket.__table__.c.assignee.in_(bindparam("ids", expanding=True)))
-    .group_by(Ticket.__table__.c.assignee)
-)
+_OPEN_OF: dict[int, Prepared] = {}
+
+
+def _open_of(people: int) -> Prepared:
+    statement = _OPEN_OF.get(people)
+    if statement is None:
+        tickets = Ticket.__table__
+        statement = _OPEN_OF[people] = Prepared(
+            select(tickets.c.assignee, func.count())
+            .where(tickets.c.status.in_([literal(s) for s in OPEN_STATUSES]), tickets.c.assignee.in_([bindparam(f"id{i}") for i in range(people)]))
+            .group_by(tickets.c.assignee)
+        )
+    return statement

@@ -1,0 +1,190 @@
+"""The statements every message runs, on the driver's own cursor.
+
+SQLAlchemy's execution machinery (execution context, parameter and result objects,
+events) costs 30-50 µs a statement on this machine, where SQLite itself needs 2-3 µs;
+a new ticket runs about fifteen statements, so that machinery was a third of the
+pipeline's CPU. The hot statements are therefore compiled once per dialect by
+SQLAlchemy itself (the same SQL text, and the same type conversions through each
+type's own bind and result processors) and run on the cursor of the session's
+connection, inside the session's transaction and savepoints. Everything else goes
+through the session as ever.
+
+Driver errors are raised as SQLAlchemy's own exceptions (IntegrityError,
+OperationalError, ...), so callers handle them as before.
+"""
+from __future__ import annotations
+
+from collections import namedtuple
+from typing import Any, Sequence
+
+from sqlalchemy import Table, event, insert
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import Session
+
+# Statements run by this module in this process (the pipeline benchmark reports them).
+statements_run = 0
+
+
+# The session's connection while its transaction lasts: Session.connection() costs
+# about as much as running one of these statements.
+_CONNECTION = "fastsql_connection"
+
+
+@event.listens_for(Session, "after_begin")
+def _keep_connection(session: Session, transaction, connection) -> None:
+    session.info[_CONNECTION] = connection
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _forget_connection(session: Session, transaction) -> None:
+    if transaction.parent is None:  # the outermost transaction ended: the connection goes back to the pool
+        session.info.pop(_CONNECTION, None)
+
+
+class _Compiled:
+    """One statement's SQL text and conversions for one dialect."""
+
+    def __init__(self, statement, dialect, column_keys: Sequence[str] | None):
+        compiled = statement.compile(dialect=dialect, column_keys=column_keys, for_executemany=True)
+        if compiled.escaped_bind_names:
+            raise ValueError(f"parameter names that need escaping are not supported here: {compiled.escaped_bind_names}")
+        self.sql = compiled.string
+        if "POSTCOMPILE" in self.sql:  # an IN of a Python list: give it bindparams of its own
+            raise ValueError(f"expanding parameters are not supported here: {self.sql}")
+        self.names = list(compiled.positiontup) if compiled.positional else None
+        # values the statement carries itself (a LIMIT, literals)
+        self.fixed = {name: bind.effective_value for bind, name in compiled.bind_names.items() if not bind.required}
+        self.processors = {}
+        for bind, name in compiled.bind_names.items():
+            processor = bind.type.dialect_impl(dialect).bind_processor(dialect)
+            if processor is not None:
+                self.processors[name] = processor
+        columns = list(statement.selected_columns) if hasattr(statement, "selected_columns") else []
+        if getattr(statement, "_returning", None):
+            columns = list(statement._returning)
+        self.row_type = namedtuple("Row", [c.key for c in columns], rename=True) if columns else None
+        self.results = [c.type.dialect_impl(dialect).result_processor(dialect, None) for c in columns]
+        if not any(self.results):
+            self.results = None
+
+    def params(self, values: dict) -> Any:
+        if self.fixed:
+            values = {**self.fixed, **values}
+        if self.processors:
+            values = dict(values)
+            for name, processor in self.processors.items():
+                if name in values:
+                    values[name] = processor(values[name])
+        return tuple(values[name] for name in self.names) if self.names is not None else values
+
+    def row(self, raw: tuple | None):
+        if raw is None:
+            return None
+        if self.results is not None:
+            raw = tuple(value if process is None else process(value) for process, value in zip(self.results, raw))
+        return self.row_type._make(raw)
+
+
+class Prepared:
+    """A Core statement (built once, at import) run on the session's connection.
+    `column_keys` names the columns of an INSERT whose values are given."""
+
+    def __init__(self, statement, column_keys: Sequence[str] | None = None):
+        self.statement = statement
+        self.column_keys = list(column_keys) if column_keys is not None else None
+        self._by_dialect: dict[str, _Compiled] = {}
+
+    def _compiled(self, dialect) -> _Compiled:
+        compiled = self._by_dialect.get(dialect.name)
+        if compiled is None:
+            compiled = self._by_dialect[dialect.name] = _Compiled(self.statement, dialect, self.column_keys)
+        return compiled
+
+    def _run(self, session: Session, values, many: bool):
+        global statements_run
+        connection = session.info.get(_CONNECTION)
+        if connection is None:
+            connection = session.connection()  # begins the session's transaction: after_begin below keeps it
+        dialect = connection.dialect
+        compiled = self._compiled(dialect)
+        params = [compiled.params(v) for v in values] if many else compiled.params(values)
+        cursor = connection.connection.driver_connection.cursor()
+        statements_run += 1
+        try:
+            if many:
+                cursor.executemany(compiled.sql, params)
+            else:
+                cursor.execute(compiled.sql, params)
+        except dialect.loaded_dbapi.Error as exc:
+            cursor.close()
+            invalidated = dialect.is_disconnect(exc, connection.connection.dbapi_connection, cursor)
+            if invalidated:
+                connection.invalidate(exc)
+            raise DBAPIError.instance(compiled.sql, params, exc, dialect.loaded_dbapi.Error,
+                                      connection_invalidated=invalidated, dialect=dialect) from exc
+        return compiled, cursor
+
+    def first(self, session: Session, values: dict):
+        """The first row (a named tuple), or None."""
+        compiled, cursor = self._run(session, values, many=False)
+        try:
+            return compiled.row(cursor.fetchone())
+        finally:
+            cursor.close()
+
+    def scalar(self, session: Session, values: dict):
+        row = self.first(session, values)
+        return row[0] if row is not None else None
+
+    def all(self, session: Session, values: dict) -> list:
+        compiled, cursor = self._run(session, values, many=False)
+        try:
+            return [compiled.row(raw) for raw in cursor.fetchall()]
+        finally:
+            cursor.close()
+
+    def execute(self, session: Session, values: dict) -> None:
+        _, cursor = self._run(session, values, many=False)
+        cursor.close()
+
+    def executemany(self, session: Session, rows: list[dict]) -> None:
+        _, cursor = self._run(session, rows, many=True)
+        cursor.close()
+
+
+_INSERTS: dict[tuple[Table, tuple[str, ...], bool], tuple[Prepared, list]] = {}
+
+
+def insert_rows(session: Session, table: Table, rows: list[dict]) -> None:
+    """INSERT rows that all have the same keys; columns they leave out get their
+    Python-side default (as SQLAlchemy would give them)."""
+    prepared, defaults = _insert(table, tuple(rows[0]), returning_id=False)
+    if defaults:
+        rows = [{**row, **{key: default(None) for key, default in defaults}} for row in rows]
+    if len(rows) == 1:
+        prepared.execute(session, rows[0])
+    else:
+        prepared.executemany(session, rows)
+
+
+def insert_returning_id(session: Session, table: Table, row: dict) -> int:
+    """INSERT one row and give its new id."""
+    prepared, defaults = _insert(table, tuple(row), returning_id=True)
+    if defaults:
+        row = {**row, **{key: default(None) for key, default in defaults}}
+    return prepared.scalar(session, row)
+
+
+def _insert(table: Table, keys: tuple[str, ...], *, returning_id: bool) -> tuple[Prepared, list]:
+    """The INSERT of these columns, built once, and the defaults of the columns left out."""
+    found = _INSERTS.get((table, keys, returning_id))
+    if found is None:
+        defaults = []
+        for column in table.columns:
+            if column.key in keys or column.default is None or not (column.default.is_scalar or column.default.is_callable):
+                continue
+            arg = column.default.arg  # a callable default is wrapped to take SQLAlchemy's context argument
+            defaults.append((column.key, (lambda _, value=arg: value) if column.default.is_scalar else arg))
+        statement = insert(table).returning(table.c.id) if returning_id else insert(table)
+        found = _INSERTS[(table, keys, returning_id)] = (Prepared(statement, [*keys, *(key for key, _ in defaults)]), defaults)
+    return found
