@@ -3,8 +3,6 @@ from __future__ import annotations
 
 import base64
 import secrets
-from email.mime.multipart import MIMEMultipart
-from email.mime.text import MIMEText
 from email.policy import Compat32
 from email.utils import format_datetime, formataddr
 
@@ -72,30 +70,52 @@ def compose(
     auto_submitted: str | None = None,
     extra_headers: dict[str, str] | None = None,
 ) -> bytes:
-    # The compat32 MIME classes: byte-for-byte the same kind of mail as the modern
-    # EmailMessage API, at a seventh of the cost (measured: 0.15 ms against 1.0 ms),
-    # which matters on the acknowledgement path.
-    text = MIMEText(mail.text, "plain", "utf-8")
-    if mail.html:
-        msg = MIMEMultipart("alternative")
-        msg.attach(text)
-        msg.attach(MIMEText(mail.html, "html", "utf-8"))
-    else:
-        msg = text
+    """The mail as compat32's MIMEText (or MIMEMultipart of a text and an HTML part)
+    would write it: UTF-8 parts in base64, RFC 5322 line ends. Written directly:
+    building the email package's objects and running its generator cost a sixth of
+    the pipeline's CPU for the two mails of a new ticket."""
     # display names come from customers: one line, whatever they typed
     from_name, to_name = " ".join(from_name.split()), " ".join(to_name.split())
-    msg["From"] = formataddr((from_name, from_addr), charset="utf-8")
-    msg["To"] = formataddr((to_name, to_addr), charset="utf-8") if to_name else to_addr
-    msg["Subject"] = folded_words(mail.subject)
-    msg["Date"] = format_datetime(utcnow())
-    msg["Message-ID"] = f"<{message_id}>"
+    headers = [
+        ("From", formataddr((from_name, from_addr), charset="utf-8")),
+        ("To", formataddr((to_name, to_addr), charset="utf-8") if to_name else to_addr),
+        ("Subject", folded_words(mail.subject)),
+        ("Date", format_datetime(utcnow())),
+        ("Message-ID", f"<{message_id}>"),
+    ]
     if in_reply_to:
-        msg["In-Reply-To"] = f"<{in_reply_to}>"
-        msg["References"] = " ".join(f"<{r}>" for r in [*(references or []), in_reply_to] if r)
+        headers.append(("In-Reply-To", f"<{in_reply_to}>"))
+        headers.append(("References", " ".join(f"<{r}>" for r in [*(references or []), in_reply_to] if r)))
     if auto_submitted:
         # RFC 3834: tells other responders not to answer us, which ends mail loops
-        msg["Auto-Submitted"] = auto_submitted
-        msg["X-Auto-Response-Suppress"] = "All"
-    for name, value in (extra_headers or {}).items():
-        msg[name] = value
-    return msg.as_bytes(policy=_CRLF)  # RFC 5322 line ends: some servers refuse bare LF
+        headers.append(("Auto-Submitted", auto_submitted))
+        headers.append(("X-Auto-Response-Suppress", "All"))
+    headers += (extra_headers or {}).items()
+    if not mail.html:
+        return _header_block([*_TEXT_PART["plain"], *headers]) + b"\r\n" + _base64_lines(mail.text)
+    # base64 bodies never hold "_": the boundary cannot occur inside a part
+    boundary = f"=_intake_{secrets.token_hex(12)}"
+    delimiter = f"--{boundary}\r\n".encode("ascii")
+    top = [("Content-Type", f'multipart/alternative; boundary="{boundary}"'), ("MIME-Version", "1.0")]
+    return b"".join([
+        _header_block([*top, *headers]), b"\r\n",
+        delimiter, _header_block(_TEXT_PART["plain"]), b"\r\n", _base64_lines(mail.text), b"\r\n",
+        delimiter, _header_block(_TEXT_PART["html"]), b"\r\n", _base64_lines(mail.html), b"\r\n",
+        f"--{boundary}--\r\n".encode("ascii"),
+    ])
+
+
+_TEXT_PART = {
+    subtype: [("Content-Type", f'text/{subtype}; charset="utf-8"'), ("MIME-Version", "1.0"), ("Content-Transfer-Encoding", "base64")]
+    for subtype in ("plain", "html")
+}
+
+
+def _header_block(headers) -> bytes:
+    # compat32's own folding, with the fast path for what is folded already
+    return b"".join(_CRLF.fold_binary(name, value) for name, value in headers)
+
+
+def _base64_lines(text: str) -> bytes:
+    """UTF-8 in base64 lines of 76 characters (as email.base64mime writes a body)."""
+    return base64.encodebytes(text.encode("utf-8", "replace")).replace(b"\n", b"\r\n")

@@ -6,7 +6,7 @@ from email.policy import compat32
 
 import pytest
 
-from intake.compose import _CRLF, compose
+from intake.compose import _CRLF, compose, folded_words
 from intake.render import RenderedMail
 
 PLAIN = compat32.clone(linesep="\r\n")
@@ -49,3 +49,44 @@ def test_folded_words_read_back_as_the_text_and_each_fits_rfc_2047(text):
     assert value.isascii()
     assert str(make_header(decode_header(value))) == text
     assert text.isascii() or all(len(word) <= 75 and len("Subject: " + word) <= 78 for word in value.split("\r\n "))
+
+
+def _compat32_reference(mail: RenderedMail, headers: list[tuple[str, str]]) -> bytes:
+    """What compose wrote when it built the email package's MIME objects."""
+    from email.mime.multipart import MIMEMultipart
+    from email.mime.text import MIMEText
+
+    text = MIMEText(mail.text, "plain", "utf-8")
+    if mail.html:
+        msg = MIMEMultipart("alternative", boundary="B")
+        msg.attach(text)
+        msg.attach(MIMEText(mail.html, "html", "utf-8"))
+    else:
+        msg = text
+    for name, value in headers:
+        msg[name] = value
+    return msg.as_bytes(policy=_CRLF)
+
+
+@pytest.mark.parametrize("mail", [
+    RenderedMail(subject="[#261123-0007] 我们已收到您的来信", text="您好，\n" * 40, html=""),
+    RenderedMail(subject="Re: your order", text="", html=""),
+    RenderedMail(subject="[#261123-0007] 新工单 / New case " * 3, text="正文 body\n" * 30, html="<p>正文</p>\n" * 20),
+])
+def test_compose_writes_the_bytes_compat32_wrote(mail, monkeypatch):
+    from datetime import datetime, timezone
+
+    import intake.compose
+
+    monkeypatch.setattr(intake.compose, "utcnow", lambda: datetime(2026, 11, 23, 8, 0, tzinfo=timezone.utc))
+    monkeypatch.setattr(intake.compose.secrets, "token_hex", lambda n: "X")
+    raw = compose(mail, message_id="ack.1@example.cn", from_name="客服中心", from_addr="support@example.cn", to_addr="li.wei@example.cn",
+                  to_name="李伟", in_reply_to="m1@example.cn", references=["r1@example.cn"], auto_submitted="auto-replied",
+                  extra_headers={"X-Intake-Ticket": "261123-0007", "Reply-To": "reply+abc@example.cn"})
+    reference = _compat32_reference(mail, [
+        ("From", "=?utf-8?b?5a6i5pyN5Lit5b+D?= <support@example.cn>"), ("To", "=?utf-8?b?5p2O5Lyf?= <li.wei@example.cn>"),
+        ("Subject", folded_words(mail.subject)), ("Date", "Mon, 23 Nov 2026 08:00:00 +0000"), ("Message-ID", "<ack.1@example.cn>"),
+        ("In-Reply-To", "<m1@example.cn>"), ("References", "<r1@example.cn> <m1@example.cn>"), ("Auto-Submitted", "auto-replied"),
+        ("X-Auto-Response-Suppress", "All"), ("X-Intake-Ticket", "261123-0007"), ("Reply-To", "reply+abc@example.cn"),
+    ])
+    assert raw == reference.replace(b'boundary="B"', b'boundary="=_intake_X"').replace(b"--B", b"--=_intake_X")
