@@ -10,6 +10,7 @@ figures are kept in bench/imap_backlog.md. Needs Dovecot (scripts/test installs 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import tempfile
@@ -49,6 +50,49 @@ def descendants(pid: int) -> list[int]:
     return found
 
 
+def cpu_seconds(pids: list[int]) -> dict[int, float]:
+    """User + system CPU seconds of each live process (from /proc/PID/stat)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    found = {}
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # gone meanwhile
+        found[pid] = (int(fields[11]) + int(fields[12])) / tick
+    return found
+
+
+class CpuAccount:
+    """CPU seconds each party spent between `start()` and `stop()`: the daemon, its
+    worker processes, Dovecot (master and children) and this benchmark process (its
+    aiosmtpd server thread and its polling). Shows where a 2-core machine's time went."""
+
+    def __init__(self, daemon_pid: int, dovecot_pid: int):
+        self.parties = {
+            "daemon": lambda: [daemon_pid],
+            "its workers": lambda: descendants(daemon_pid),
+            "Dovecot": lambda: [dovecot_pid, *descendants(dovecot_pid)],
+            "benchmark + SMTP server": lambda: [os.getpid()],
+        }
+
+    def _snapshot(self) -> dict[str, dict[int, float]]:
+        return {name: cpu_seconds(pids()) for name, pids in self.parties.items()}
+
+    def start(self) -> None:
+        self.before, self.started = self._snapshot(), time.monotonic()
+
+    def stop(self) -> None:
+        after, self.wall = self._snapshot(), time.monotonic() - self.started
+        self.spent = {name: sum(cpu - self.before[name].get(pid, 0.0) for pid, cpu in after[name].items())
+                      for name in after}
+
+    def report(self) -> str:
+        total = sum(self.spent.values())
+        parts = ", ".join(f"{name} {s:.1f}" for name, s in self.spent.items())
+        return f"{parts}; {total:.1f} s in {self.wall:.1f} s wall ({total / self.wall:.2f} cores busy)"
+
+
 def peak_rss_with_workers_mb(pid: int) -> float:
     """The sum of each process's own peak: an upper bound of the peak of the whole."""
     return sum(peak_rss_mb(p) for p in [pid, *descendants(pid)])
@@ -60,6 +104,7 @@ def main() -> None:
     parser.add_argument("--latency-samples", type=int, default=100)
     parser.add_argument("--db", help="database URL (default: a fresh SQLite file)")
     parser.add_argument("--no-archive", action="store_true", help="leave case PDFs out (the email core alone)")
+    parser.add_argument("--processes", type=int, help="[pipeline] processes (default: the daemon's default)")
     parser.add_argument("--log-level", default="WARNING", help="the daemon's log level (its log is work/daemon.log)")
     args = parser.parse_args()
 
@@ -67,7 +112,9 @@ def main() -> None:
     db_url = args.db or f"sqlite:///{work / 'intake.db'}"
     with DovecotServer() as dovecot, SmtpServer() as smtp:
         config = write_config(work / "intake.toml", db_url=db_url, var=work / "var", dovecot=dovecot, smtp=smtp,
-                              extra=f"[log]\nlevel = \"{args.log_level}\"\n" + ("[archive]\nenabled = false\n" if args.no_archive else ""))
+                              extra=f"[log]\nlevel = \"{args.log_level}\"\n"
+                              + ("[archive]\nenabled = false\n" if args.no_archive else "")
+                              + (f"[pipeline]\nprocesses = {args.processes}\n" if args.processes is not None else ""))
         daemon = DaemonProcess(config, work)
         daemon.cli("init")
         db = Db(db_url)
@@ -81,11 +128,14 @@ def main() -> None:
             daemon.start()
             wait_until(lambda: db.tickets() > 0, 60, interval=0.01, what="first ticket")
             first = time.monotonic()
+            cpu = CpuAccount(daemon.proc.pid, dovecot.pid)
+            cpu.start()
             acks = AckCounter(smtp)
             wait_until(lambda: db.tickets() >= args.messages, 1800, interval=0.05, what="all tickets")
             ticketed = time.monotonic()
             wait_until(lambda: acks() >= args.messages, 1800, interval=0.05, what="all acknowledgements")
             done = time.monotonic()
+            cpu.stop()
             tickets = db.tickets()
             rss, rss_all = peak_rss_mb(daemon.proc.pid), peak_rss_with_workers_mb(daemon.proc.pid)
 
@@ -110,6 +160,7 @@ def main() -> None:
     print(f"throughput:            {n / (done - first):.0f} messages/s (first ticket to last acknowledgement)")
     print(f"tickets alone:         {n / (ticketed - first):.0f} messages/s (the last acknowledgement {done - ticketed:.1f} s after the last ticket)")
     print(f"including start-up:    {n / (done - started):.0f} messages/s ({done - started:.1f} s)")
+    print(f"CPU seconds, backlog:  {cpu.report()}")
     print(f"daemon peak RSS:       {rss:.0f} MB; {rss_all:.0f} MB with its worker processes (the sum of each one's peak)")
     print(f"APPEND -> ack (IDLE):  p50 {statistics.median(latencies) * 1000:.0f} ms, p95 {q[18] * 1000:.0f} ms over {len(latencies)} messages")
 

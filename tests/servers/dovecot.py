@@ -179,6 +179,11 @@ service imap {{
             ) from None
         _wait_port(self.tls_port, up=True)
 
+    @property
+    def pid(self) -> int:
+        """The master process (its children serve the connections)."""
+        return self._proc.pid
+
     def stop(self) -> None:
         """Stop the server and all its client connections; wait until the ports close."""
         proc, self._proc = self._proc, None
