@@ -88,12 +88,16 @@ def test_a_driver_error_is_sqlalchemys_own_and_the_session_rolls_back_cleanly(ct
 def test_cursor_statements_belong_to_the_session_transaction_and_its_savepoints(ctx):
     row = {"source": "s", "outcome": "opened", "at": AT}
     with transaction(ctx.sessions) as session:
-        try:
-            with session.begin_nested():
-                insert_rows(session, SourceItem.__table__, [{**row, "key": "in-savepoint"}])
-                raise RuntimeError("the item fails")
-        except RuntimeError:
-            pass
+        insert_rows(session, SourceItem.__table__, [{**row, "key": "before"}])  # the transaction's connection is in use
+        for attempt in (1, 2):  # a savepoint in which only cursor statements run is still a savepoint
+            try:
+                with session.begin_nested():
+                    insert_rows(session, SourceItem.__table__, [{**row, "key": f"in-savepoint-{attempt}"}])
+                    raise RuntimeError("the item fails")
+            except RuntimeError:
+                pass
+        with session.begin_nested():
+            insert_rows(session, SourceItem.__table__, [{**row, "key": "released"}])
         insert_rows(session, SourceItem.__table__, [{**row, "key": "kept"}])
     session = ctx.sessions()
     session.begin()
@@ -101,7 +105,7 @@ def test_cursor_statements_belong_to_the_session_transaction_and_its_savepoints(
     session.rollback()
     session.close()
     with ctx.sessions() as check:
-        assert list(check.scalars(select(SourceItem.key))) == ["kept"]
+        assert list(check.scalars(select(SourceItem.key).order_by(SourceItem.id))) == ["before", "released", "kept"]
 
 
 def test_an_in_of_a_python_list_is_refused_at_first_use(ctx):
