@@ -7,8 +7,9 @@ point neither loses nor doubles a ticket. One bad item never stops the daemon: a
 failure rolls back and the item goes to the quarantine with its bytes and the reason.
 
 A source with a backlog hands over a batch (`take_many`), taken in groups: one
-transaction and one durable commit a group, each item in its own savepoint, so a
-failing item still rolls back alone; the source lets go of each group once committed.
+transaction and one durable commit a group; a group with a failing item runs again
+with each item in its own savepoint, so that item rolls back alone. The source lets
+go of each group once committed.
 """
 from __future__ import annotations
 
@@ -96,20 +97,27 @@ class Pipeline:
         return results
 
     def _take_group(self, items: Sequence[tuple[bytes, SourceRef]]) -> list[Result]:
-        """One group in one transaction: one commit instead of one per item. Each item
-        runs in its own savepoint: one that fails rolls back alone and its quarantine
-        row joins the group. If the transaction itself fails (a concurrent taker's
-        unique key, a deadlock between daemons) it rolls back whole and the items are
-        taken one by one, each in its own transaction."""
+        """One group in one transaction: one commit instead of one per item. Usually every
+        item goes through at once. When an item fails (it cannot be parsed, a stage
+        raises), the group runs with each item in its own savepoint: the failing one
+        rolls back alone and its quarantine row joins the group. If that transaction
+        itself fails (a concurrent taker's unique key, a deadlock between daemons) it
+        rolls back whole and the items are taken one by one, each in its own transaction."""
         if len(items) <= 1:
             return [self.take(raw, ref) for raw, ref in items]
-        taken: list[tuple[SourceRef, Result, float]] = []
         cases = [self._prepared(raw, ref) for raw, ref in items]  # before the write lock
         try:
-            with transaction(self.ctx.sessions) as session:
-                for case in cases:
-                    started = time.perf_counter()
-                    taken.append((case.ref, self._take_in(session, case), time.perf_counter() - started))
+            taken = None
+            if not any(case.unready for case in cases):
+                taken = self._group_at_once(cases)
+                if taken is None:  # rolled back: prepared afresh, with no state of the failed try
+                    cases = [self._prepared(raw, ref) for raw, ref in items]
+            if taken is None:  # an item fails: each in its own savepoint, the others commit
+                taken = []
+                with transaction(self.ctx.sessions) as session:
+                    for case in cases:
+                        started = time.perf_counter()
+                        taken.append((case.ref, self._take_in(session, case), time.perf_counter() - started))
         except (IntegrityError, OperationalError) as exc:
             log.info("batch of %d rolled back (%s); taking the items one by one", len(items), type(exc.orig).__name__)
             return [self.take(raw, ref) for raw, ref in items]
@@ -117,6 +125,23 @@ class Pipeline:
         for ref, result, elapsed in taken:
             self._record(ref, result, elapsed)
         return [result for _, result, _ in taken]
+
+    def _group_at_once(self, cases: list[Case]) -> list[tuple[SourceRef, Result, float]] | None:
+        """The usual group, where every item parsed: all in the one transaction without
+        a savepoint each (two statements and the ORM's bookkeeping an item). If any item
+        fails, the whole group rolls back and None says to take it again item by item."""
+        taken = []
+        try:
+            with transaction(self.ctx.sessions) as session:
+                for case in cases:
+                    started = time.perf_counter()
+                    taken.append((case.ref, self._stages(session, case, None), time.perf_counter() - started))
+        except (IntegrityError, OperationalError):
+            raise  # the batch's business, as with savepoints: the items one by one
+        except Exception as exc:
+            log.info("group of %d rolled back (%s: %s); taking it again with a savepoint an item", len(cases), type(exc).__name__, exc)
+            return None
+        return taken
 
     def _prepared(self, raw: bytes, ref: SourceRef) -> Case:
         case = Case(raw=raw, ref=ref)
