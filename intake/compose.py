@@ -77,8 +77,8 @@ def compose(
     # display names come from customers: one line, whatever they typed
     from_name, to_name = " ".join(from_name.split()), " ".join(to_name.split())
     headers = [
-        ("From", formataddr((from_name, from_addr), charset="utf-8")),
-        ("To", formataddr((to_name, to_addr), charset="utf-8") if to_name else to_addr),
+        ("From", _address("From", from_name, from_addr)),
+        ("To", _address("To", to_name, to_addr)),
         ("Subject", folded_words(mail.subject)),
         ("Date", format_datetime(utcnow())),
         ("Message-ID", f"<{message_id}>"),
@@ -103,6 +103,22 @@ def compose(
         delimiter, _header_block(_TEXT_PART["html"]), b"\r\n", _base64_lines(mail.html), b"\r\n",
         f"--{boundary}--\r\n".encode("ascii"),
     ])
+
+
+def _address(header: str, name: str, addr: str) -> str:
+    """A mailbox as formataddr writes it, with the address on a line of its own when
+    the encoded name leaves no room for it: formataddr's one line for a name such as
+    "客户服务中心 Customer Service" sent the header down compat32's slow folding path
+    (Header objects) on every mail."""
+    if not name:
+        return addr
+    if name.isascii():
+        return formataddr((name, addr))
+    word = folded_words(name)
+    if "\r\n" in word:  # a name of several words: some readers would show spaces between them
+        return formataddr((name, addr), charset="utf-8")
+    separator = " " if len(header) + 2 + len(word) + 3 + len(addr) <= 77 else "\r\n "  # the address on a line of its own
+    return f"{word}{separator}<{addr}>"
 
 
 _TEXT_PART = {

@@ -57,6 +57,8 @@ class _Compiled:
             processor = bind.type.dialect_impl(dialect).bind_processor(dialect)
             if processor is not None:
                 self.processors[name] = processor
+        if self.names is not None:
+            self.plan = [(name, self.processors.get(name), name not in self.fixed, self.fixed.get(name)) for name in self.names]
         columns = list(statement.selected_columns) if hasattr(statement, "selected_columns") else []
         if getattr(statement, "_returning", None):
             columns = list(statement._returning)
@@ -66,14 +68,17 @@ class _Compiled:
             self.results = None
 
     def params(self, values: dict) -> Any:
-        if self.fixed:
-            values = {**self.fixed, **values}
-        if self.processors:
-            values = dict(values)
-            for name, processor in self.processors.items():
-                if name in values:
-                    values[name] = processor(values[name])
-        return tuple(values[name] for name in self.names) if self.names is not None else values
+        if self.names is not None:  # positional (SQLite): in the order of the SQL text
+            return tuple(
+                (values[name] if required else values.get(name, default)) if process is None
+                else process(values[name] if required else values.get(name, default))
+                for name, process, required, default in self.plan
+            )
+        values = {**self.fixed, **values} if self.fixed else dict(values)
+        for name, process in self.processors.items():
+            if name in values:
+                values[name] = process(values[name])
+        return values
 
     def row(self, raw: tuple | None):
         if raw is None:

@@ -90,3 +90,23 @@ def test_compose_writes_the_bytes_compat32_wrote(mail, monkeypatch):
         ("X-Auto-Response-Suppress", "All"), ("X-Intake-Ticket", "261123-0007"), ("Reply-To", "reply+abc@example.cn"),
     ])
     assert raw == reference.replace(b'boundary="B"', b'boundary="=_intake_X"').replace(b"--B", b"--=_intake_X")
+
+
+@pytest.mark.parametrize("name", ["客户服务中心 Customer Service", "客服中心", "张" * 60, "Li Wei", "A long ASCII name " * 4, "O'Brien, Pat"])
+def test_addresses_read_back_and_keep_their_lines_short_without_compat32s_slow_folding(name, monkeypatch):
+    from email.policy import Compat32
+
+    def slow_path(*args):
+        raise AssertionError("compat32's folding was used")
+
+    raw_name = name
+    mail = RenderedMail(subject="s", text="t", html="")
+    if not name.isascii() and len(name.encode()) <= 42:  # one encoded-word (longer names fold as compat32 folds them)
+        monkeypatch.setattr(Compat32, "fold_binary", slow_path)
+    raw = compose(mail, message_id="m@example.cn", from_name=raw_name, from_addr="support@example.cn", to_addr="li.wei@example.cn", to_name=raw_name)
+    assert all(len(line) <= 998 for line in raw.split(b"\r\n"))
+    assert all(len(line) <= 78 for line in raw.split(b"\r\n\r\n")[0].split(b"\r\n") if len(name.encode()) <= 42)
+    msg = email.message_from_bytes(raw, policy=email.policy.default)
+    for header, addr in (("From", "support@example.cn"), ("To", "li.wei@example.cn")):
+        [address] = msg[header].addresses
+        assert (address.display_name, address.addr_spec) == (" ".join(name.split()), addr)
