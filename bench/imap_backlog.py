@@ -20,6 +20,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.machine import machine_speed_ms  # noqa: E402
 from tests.daemonproc import DaemonProcess, Db, wait_until, write_config  # noqa: E402
 from tests.fixtures.mail.build import corpus  # noqa: E402
 from tests.servers import AckCounter, DovecotServer, SmtpServer  # noqa: E402
@@ -80,17 +81,26 @@ class CpuAccount:
         return {name: cpu_seconds(pids()) for name, pids in self.parties.items()}
 
     def start(self) -> None:
-        self.before, self.started = self._snapshot(), time.monotonic()
+        self.before, self.started, self.steal_before = self._snapshot(), time.monotonic(), steal_seconds()
 
     def stop(self) -> None:
         after, self.wall = self._snapshot(), time.monotonic() - self.started
+        self.steal = steal_seconds() - self.steal_before
         self.spent = {name: sum(cpu - self.before[name].get(pid, 0.0) for pid, cpu in after[name].items())
                       for name in after}
 
     def report(self) -> str:
         total = sum(self.spent.values())
         parts = ", ".join(f"{name} {s:.1f}" for name, s in self.spent.items())
-        return f"{parts}; {total:.1f} s in {self.wall:.1f} s wall ({total / self.wall:.2f} cores busy)"
+        return (f"{parts}; {total:.1f} s in {self.wall:.1f} s wall ({total / self.wall:.2f} cores busy); "
+                f"stolen by the hypervisor {self.steal:.1f} s")
+
+
+def steal_seconds() -> float:
+    """CPU time the virtual machine's cores waited for the host (/proc/stat "steal"):
+    a run with much of it measured a slower machine."""
+    fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()
+    return int(fields[8]) / os.sysconf("SC_CLK_TCK")
 
 
 def peak_rss_with_workers_mb(pid: int) -> float:
@@ -119,6 +129,7 @@ def main() -> None:
         daemon.cli("init")
         db = Db(db_url)
 
+        speed_before = machine_speed_ms()
         backlog = mixed_backlog(args.messages)
         print(f"appending {len(backlog)} messages ({sum(map(len, backlog)) / 1e6:.1f} MB) ...", flush=True)
         dovecot.append_many("support", "INBOX", backlog)
@@ -161,6 +172,8 @@ def main() -> None:
     print(f"tickets alone:         {n / (ticketed - first):.0f} messages/s (the last acknowledgement {done - ticketed:.1f} s after the last ticket)")
     print(f"including start-up:    {n / (done - started):.0f} messages/s ({done - started:.1f} s)")
     print(f"CPU seconds, backlog:  {cpu.report()}")
+    print(f"machine speed:         reference loop {speed_before:.0f} ms before, {machine_speed_ms():.0f} ms after "
+          "(lower is faster; 250 ms on 2026-12-06 at 04:52, a quiet hour)")
     print(f"daemon peak RSS:       {rss:.0f} MB; {rss_all:.0f} MB with its worker processes (the sum of each one's peak)")
     print(f"APPEND -> ack (IDLE):  p50 {statistics.median(latencies) * 1000:.0f} ms, p95 {q[18] * 1000:.0f} ms over {len(latencies)} messages")
 

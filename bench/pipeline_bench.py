@@ -22,6 +22,7 @@ sys.path.insert(0, str(ROOT))
 from sqlalchemy import event, text  # noqa: E402
 
 from bench.imap_backlog import mixed_backlog  # noqa: E402
+from bench.machine import machine_speed_ms  # noqa: E402
 from intake import fastsql  # noqa: E402
 from intake.config import from_dict  # noqa: E402
 from intake.context import build_context  # noqa: E402
@@ -52,6 +53,7 @@ def main() -> None:
     event.listen(ctx.sessions.kw["bind"], "before_cursor_execute", lambda *a: statements.__setitem__(0, statements[0] + 1))
     logging.disable(logging.WARNING)
 
+    speed = machine_speed_ms()
     direct_before = fastsql.statements_run
     wall, cpu = time.perf_counter(), time.process_time()
     for start in range(0, len(messages), args.group):
@@ -70,6 +72,7 @@ def main() -> None:
     print(f"result:       {n} messages -> {tickets} tickets, mail queued {mails}")
     print(f"throughput:   {n / wall:.0f} messages/s")
     print(f"CPU:          {cpu / n * 1000:.2f} ms a message")
+    print(f"machine:      reference loop {speed:.0f} ms (bench/machine.py; lower is faster)")
     run_direct = fastsql.statements_run - direct_before
     print(f"SQL:          {(statements[0] + run_direct) / n:.1f} statements a message ({run_direct / n:.1f} on the driver's cursor, intake/fastsql.py)")
 

@@ -35,7 +35,10 @@ from intake.sources.base import Result, SourceRef
 
 log = logging.getLogger("intake.pipeline")
 
-IN_FLIGHT = 2  # groups handed to the workers at a time, per batch
+# Groups handed to the workers at a time, per batch. With two, the worker waited for
+# its next group 18% of the time (py-spy): the hand-over runs through the executor's
+# threads and the source's MOVE of the group before; with four, 2%.
+IN_FLIGHT = 4
 STARTUP_TIMEOUT = 120  # seconds for a worker to import, connect and be ready
 RESTART_BACKOFF = 60.0  # seconds before trying again to start workers that did not start
 
