@@ -94,14 +94,15 @@ def insert_new(session: Session, obj):
         if column.key == "id":
             continue
         if column.key in obj.__dict__:
-            value = obj.__dict__[column.key]
-        elif column.default is not None and column.default.is_scalar:
+            values[column.key] = obj.__dict__[column.key]
+            continue
+        if column.default is not None and column.default.is_scalar:
             value = column.default.arg
         elif column.default is not None and column.default.is_callable:
             value = column.default.arg(None)
         else:
             value = None
-        setattr(obj, column.key, value)
+        setattr(obj, column.key, value)  # only what was left unset: the rest is set already
         values[column.key] = value
     obj.id = insert_returning_id(session, table, values)
     make_transient_to_detached(obj)
