@@ -69,11 +69,11 @@ class _Compiled:
 
     def params(self, values: dict) -> Any:
         if self.names is not None:  # positional (SQLite): in the order of the SQL text
-            return tuple(
+            return tuple([  # a list first: cheaper than a generator for tuple()
                 (values[name] if required else values.get(name, default)) if process is None
                 else process(values[name] if required else values.get(name, default))
                 for name, process, required, default in self.plan
-            )
+            ])
         values = {**self.fixed, **values} if self.fixed else dict(values)
         for name, process in self.processors.items():
             if name in values:
