@@ -59,9 +59,7 @@ class _Compiled:
                 self.processors[name] = processor
         if self.names is not None:
             self.plan = [(name, self.processors.get(name), name not in self.fixed, self.fixed.get(name)) for name in self.names]
-        columns = list(statement.selected_columns) if hasattr(statement, "selected_columns") else []
-        if getattr(statement, "_returning", None):
-            columns = list(statement._returning)
+        columns = list(statement.exported_columns)  # a SELECT's columns, or an INSERT/UPDATE's RETURNING
         self.row_type = namedtuple("Row", [c.key for c in columns], rename=True) if columns else None
         self.results = [c.type.dialect_impl(dialect).result_processor(dialect, None) for c in columns]
         if not any(self.results):
