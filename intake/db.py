@@ -9,9 +9,11 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
-from sqlalchemy import Table, create_engine, event, insert
+from sqlalchemy import Table, create_engine, event
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
+
+from intake.fastsql import insert_rows
 
 
 class Base(DeclarativeBase):
@@ -63,8 +65,6 @@ def add_row(session: Session, table: Table, row: dict) -> None:
 
 
 def write_rows(session: Session) -> None:
-    from intake.fastsql import insert_rows
-
     for table, rows in session.info.pop(_ROWS, {}).items():
         # one executemany per run of rows with the same columns, in the order queued
         run: list[dict] = []
@@ -74,18 +74,6 @@ def write_rows(session: Session) -> None:
                 run = []
             run.append(row)
         insert_rows(session, table, run)
-
-
-_INSERTS: dict[Table, object] = {}
-
-
-def insert_into(table: Table):
-    """INSERT INTO table, built once per table (building a statement costs about as
-    much as running it on SQLite)."""
-    statement = _INSERTS.get(table)
-    if statement is None:
-        statement = _INSERTS[table] = insert(table)
-    return statement
 
 
 def drop_rows(session: Session) -> None:

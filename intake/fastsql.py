@@ -15,7 +15,7 @@ OperationalError, ...), so callers handle them as before.
 from __future__ import annotations
 
 from collections import namedtuple
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from sqlalchemy import Table, event, insert
 from sqlalchemy.exc import DBAPIError
@@ -161,7 +161,7 @@ def insert_rows(session: Session, table: Table, rows: list[dict]) -> None:
     Python-side default (as SQLAlchemy would give them)."""
     prepared, defaults = _insert(table, tuple(rows[0]), returning_id=False)
     if defaults:
-        rows = [{**row, **{key: default(None) for key, default in defaults}} for row in rows]
+        rows = [{**row, **{key: default() for key, default in defaults}} for row in rows]
     if len(rows) == 1:
         prepared.execute(session, rows[0])
     else:
@@ -172,20 +172,27 @@ def insert_returning_id(session: Session, table: Table, row: dict) -> int:
     """INSERT one row and give its new id."""
     prepared, defaults = _insert(table, tuple(row), returning_id=True)
     if defaults:
-        row = {**row, **{key: default(None) for key, default in defaults}}
+        row = {**row, **{key: default() for key, default in defaults}}
     return prepared.scalar(session, row)
+
+
+def python_default(column) -> Callable[[], Any] | None:
+    """What gives the value SQLAlchemy would give a column left out of an INSERT (its
+    scalar or Python-side default), or None if it has none (NULL, or the server's)."""
+    default = column.default
+    if default is None or not (default.is_scalar or default.is_callable):
+        return None
+    if default.is_scalar:
+        return lambda value=default.arg: value
+    return lambda: default.arg(None)  # SQLAlchemy wraps a callable default to take its context argument
 
 
 def _insert(table: Table, keys: tuple[str, ...], *, returning_id: bool) -> tuple[Prepared, list]:
     """The INSERT of these columns, built once, and the defaults of the columns left out."""
     found = _INSERTS.get((table, keys, returning_id))
     if found is None:
-        defaults = []
-        for column in table.columns:
-            if column.key in keys or column.default is None or not (column.default.is_scalar or column.default.is_callable):
-                continue
-            arg = column.default.arg  # a callable default is wrapped to take SQLAlchemy's context argument
-            defaults.append((column.key, (lambda _, value=arg: value) if column.default.is_scalar else arg))
+        defaults = [(column.key, make) for column in table.columns
+                    if column.key not in keys and (make := python_default(column)) is not None]
         statement = insert(table).returning(table.c.id) if returning_id else insert(table)
         found = _INSERTS[(table, keys, returning_id)] = (Prepared(statement, [*keys, *(key for key, _ in defaults)]), defaults)
     return found

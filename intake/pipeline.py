@@ -24,8 +24,8 @@ from sqlalchemy.orm import Session
 
 from intake.case import Case, Quarantine, Stop
 from intake.context import Context
-from intake.fastsql import Prepared
 from intake.db import add_row, drop_rows, transaction, write_rows
+from intake.fastsql import Prepared
 from intake.models import QuarantineItem, SourceItem, SourceState
 from intake.ops.metrics import record_take
 from intake.sources.base import Result, SourceRef

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import bindparam, func, literal, select, text
+from sqlalchemy import bindparam, func, select, text
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -22,7 +22,7 @@ from intake.models import Attachment, Customer, Message, OutboxMail, Ticket
 from intake.outgoing import queue_mail
 from intake.staffmail.sla import due_time
 from intake.tickets import (
-    OPEN_STATUSES, clip, find_or_create_customer, insert_new, log_event, new_ref, open_counts, queue_archive, row_id, set_status, store_message,
+    IS_OPEN, clip, find_or_create_customer, insert_new, log_event, new_ref, open_counts, queue_archive, row_id, set_status, store_message,
 )
 
 
@@ -182,7 +182,7 @@ _CUSTOMERS = Customer.__table__
 _HOLDER = Prepared(  # who holds this customer's open case in the department
     select(_TICKETS.c.assignee)
     .select_from(_TICKETS.join(_CUSTOMERS, _TICKETS.c.customer_id == _CUSTOMERS.c.id))
-    .where(_TICKETS.c.status.in_([literal(s) for s in OPEN_STATUSES]), _TICKETS.c.department == bindparam("department"), _TICKETS.c.assignee.is_not(None))
+    .where(IS_OPEN, _TICKETS.c.department == bindparam("department"), _TICKETS.c.assignee.is_not(None))
     .where(_CUSTOMERS.c.email == bindparam("email"))
     .order_by(_TICKETS.c.id.desc())
     .limit(1)

@@ -9,7 +9,7 @@ from sqlalchemy import bindparam, func, insert, literal, select, update
 from sqlalchemy.orm import Session, make_transient_to_detached
 
 from intake.db import add_row, write_rows
-from intake.fastsql import Prepared, insert_returning_id, insert_rows
+from intake.fastsql import Prepared, insert_returning_id, insert_rows, python_default
 from intake.models import Attachment, Counter, Customer, Event, Message, Ticket, utcnow
 
 STATUSES = ("new", "in_progress", "follow_up", "resolved", "closed")
@@ -96,12 +96,8 @@ def insert_new(session: Session, obj):
         if column.key in obj.__dict__:
             values[column.key] = obj.__dict__[column.key]
             continue
-        if column.default is not None and column.default.is_scalar:
-            value = column.default.arg
-        elif column.default is not None and column.default.is_callable:
-            value = column.default.arg(None)
-        else:
-            value = None
+        make = python_default(column)
+        value = make() if make is not None else None
         setattr(obj, column.key, value)  # only what was left unset: the rest is set already
         values[column.key] = value
     obj.id = insert_returning_id(session, table, values)
@@ -177,6 +173,10 @@ def open_counts(session: Session, staff_ids: list[str] | None = None) -> dict[st
     return {assignee: count for assignee, count in session.execute(query.group_by(Ticket.assignee))}
 
 
+# An open ticket, as a prepared statement (intake/fastsql.py) can hold it: the statuses
+# as literals, not an IN of a Python list (an expanding parameter).
+IS_OPEN = Ticket.__table__.c.status.in_([literal(s) for s in OPEN_STATUSES])
+
 _OPEN_OF: dict[int, Prepared] = {}
 
 
@@ -186,7 +186,7 @@ def _open_of(people: int) -> Prepared:
         tickets = Ticket.__table__
         statement = _OPEN_OF[people] = Prepared(
             select(tickets.c.assignee, func.count())
-            .where(tickets.c.status.in_([literal(s) for s in OPEN_STATUSES]), tickets.c.assignee.in_([bindparam(f"id{i}") for i in range(people)]))
+            .where(IS_OPEN, tickets.c.assignee.in_([bindparam(f"id{i}") for i in range(people)]))
             .group_by(tickets.c.assignee)
         )
     return statement
