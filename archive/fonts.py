@@ -17,10 +17,12 @@ import argparse
 import re
 from pathlib import Path
 
+from intake import resources
+
 NOTO_DIR = Path("/usr/share/fonts/opentype/noto")
 NOTO_SC_INDEX = 2  # face index of "Noto Sans CJK SC" in NotoSansCJK-*.ttc
 COPYRIGHT = Path("/usr/share/doc/fonts-noto-cjk/copyright")
-OUT_DIR = Path(__file__).resolve().parent.parent / "templates" / "pdf" / "fonts"
+OUT_DIR = resources.templates() / "pdf" / "fonts"  # in a checkout: the repository's templates/pdf/fonts
 
 _BASE_RANGES = [
     (0x20, 0x7F), (0xA0, 0x180),  # ASCII, Latin-1, Latin Extended-A

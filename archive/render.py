@@ -22,10 +22,11 @@ import nh3
 from markupsafe import Markup
 
 from archive.record import CaseRecord, label, mask_phone
+from intake import resources
 
 log = logging.getLogger("intake.archive.render")
 
-TEMPLATE_DIR = (Path(__file__).resolve().parent.parent / "templates" / "pdf").resolve()
+TEMPLATE_DIR = (resources.templates() / "pdf").resolve()  # the shipped case template, CSS and fonts
 PDF_VARIANT = "pdf/a-3b"
 
 # Structure only: no img, style, link, form, iframe; no attributes that carry URLs or CSS.

@@ -89,7 +89,7 @@ def run(n: int, url: str | None) -> dict:
         report = weekly(ctx, "2026-W48")
         report_runs.append(time.perf_counter() - started)
         started = time.perf_counter()
-        write_pdf(report, tmp / "weekly.pdf", cfg.paths.templates)
+        write_pdf(report, tmp / "weekly.pdf", cfg.template_dirs)
         pdf_runs.append(time.perf_counter() - started)
     return {
         "database": "PostgreSQL" if url.startswith("postgresql") else "SQLite", "tickets": n,

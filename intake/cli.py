@@ -33,6 +33,8 @@ def _context(args):
 def cmd_init(args, out: Output) -> int:
     from intake.db import make_engine, upgrade
 
+    if args.config_dir:
+        return _write_config_dir(args.config_dir, out)
     cfg = args.config_obj
     applied = upgrade(make_engine(cfg.database.url))
     out.row({"database": _safe_url(cfg.database.url), "migrations_applied": applied},
@@ -41,6 +43,24 @@ def cmd_init(args, out: Output) -> int:
         created = not folder.exists()
         folder.mkdir(parents=True, exist_ok=True)
         out.row({"folder": str(folder), "created": created}, f"folder {folder}: {'created' if created else 'exists'}")
+    return 0
+
+
+def _write_config_dir(folder: Path, out: Output) -> int:
+    """Editable copies of the shipped example config, rules and staff files; an existing file is kept."""
+    from intake import resources
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for shipped, name in resources.EDITABLE_DEFAULTS.items():
+        target = folder / name
+        try:
+            with open(target, "xb") as f:  # "x": never overwrite what the user has
+                f.write((resources.defaults() / shipped).read_bytes())
+            written = True
+        except FileExistsError:
+            written = False
+        out.row({"file": str(target), "written": written}, f"{target}: {'written' if written else 'exists, kept'}")
+    print(f"next: edit {folder / 'intake.toml'}, then intake --config {folder / 'intake.toml'} init", file=sys.stderr)
     return 0
 
 
@@ -53,10 +73,7 @@ def _folders(cfg) -> list[Path]:
     return folders
 
 
-def _safe_url(url: str) -> str:
-    from sqlalchemy.engine import make_url
-
-    return make_url(url).render_as_string(hide_password=True)
+_safe_url = config_mod.masked_url
 
 
 def cmd_run(args, out: Output) -> int:
@@ -115,6 +132,9 @@ def cmd_status(args, out: Output) -> int:
     if out.as_json:
         out.row(status, "")
         return 0
+    print("paths:")
+    for name, value in status["paths"].items():
+        print(f"  {name}: " + (", ".join(value) if isinstance(value, list) else str(value or "-")))
     print("sources:")
     for s in status["sources"]:
         print(f"  {s['source']}: last success {s['last_success_at'] or 'never'}, backlog {s['backlog'] if s['backlog'] is not None else '?'}, "
@@ -176,7 +196,7 @@ def cmd_classify(args, out: Output) -> int:
         from intake.message import parse_message
 
         parsed, chosen = parse_message(raw), None
-    result = Classifier.from_file(args.config_obj.paths.rules).classify(parsed.subject, parsed.new_text)
+    result = Classifier.from_file(args.config_obj.rules_file).classify(parsed.subject, parsed.new_text)
     if chosen:
         result.type = chosen
     data = {"type": result.type, "urgency": result.urgency, "department": result.departments[0] if result.departments else None,
@@ -224,20 +244,26 @@ def cmd_report(args, out: Output) -> int:
     if args.pdf:
         from intake.report_pdf import write_pdf
 
-        write_pdf(report, args.pdf, ctx.config.paths.templates)
+        write_pdf(report, args.pdf, ctx.config.template_dirs)
         if not out.as_json:
             print(f"PDF written to {args.pdf}")
     return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from intake import __version__
+
     parser = argparse.ArgumentParser(prog="intake", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"intake {__version__}")
     parser.add_argument("--config", type=Path, help="config file (default: $INTAKE_CONFIG, ./config/intake.toml, built-in defaults)")
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="one JSON object a line")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    sub.add_parser("init", parents=[common], help="create or upgrade the database and folders").set_defaults(func=cmd_init)
+    p = sub.add_parser("init", parents=[common], help="create or upgrade the database and folders")
+    p.add_argument("--config-dir", type=Path, metavar="DIR",
+                   help="instead: write editable copies of the example config, rules and staff files into DIR (never overwriting)")
+    p.set_defaults(func=cmd_init)
 
     p = sub.add_parser("run", parents=[common], help="the daemon")
     p.add_argument("--listen", metavar="HOST:PORT", help="serve the web form here, whatever the config says")
@@ -295,10 +321,21 @@ def main(argv: list[str] | None = None) -> int:
         print(f"intake: {exc}", file=sys.stderr)
         return 2
     setup_logging(args.config_obj.log, verbose=args.command == "run")
+    from sqlalchemy.exc import OperationalError, ProgrammingError
+
+    from classify.errors import RulesError
+    from intake.render import TemplatesError
+
     try:
         return args.func(args, Output(as_json))
-    except config_mod.ConfigError as exc:
+    except (config_mod.ConfigError, RulesError, TemplatesError) as exc:
+        # a file the user handed us is wrong: say which and where, no traceback
         print(f"intake: {exc}", file=sys.stderr)
+        return 2
+    except (OperationalError, ProgrammingError) as exc:
+        # most often a database that `intake init` has not created or upgraded yet
+        print(f"intake: database {_safe_url(args.config_obj.database.url)}: {exc.orig}\n"
+              f"  (has `intake init` been run with this config?)", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130

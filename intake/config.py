@@ -2,9 +2,14 @@
 
 Every key is documented in config/intake.example.toml. A wrong key or value is
 refused with a message naming the key and the problem (`ConfigError`); secrets may
-come from environment variables (`password_env`). Relative paths are resolved
-against the directory the daemon runs in, so `./var` means the same thing to
-`intake init` and `intake run`.
+come from environment variables (`password_env`). A relative path written in a config file (and a relative SQLite
+file in `database.url`) is taken relative to that file's folder, so the daemon runs the
+same from any working directory; the built-in defaults (`var`) are relative to the
+working directory. Every path is absolute once loaded: `intake status` shows them.
+
+Templates, rules and staff come with the package (intake/resources.py); a user's own
+files win: `[paths] templates/rules/staff`, or rules.toml / staff.toml beside the config
+file (in ./config/ when there is no config file).
 """
 from __future__ import annotations
 
@@ -16,7 +21,6 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
 TYPES = ("inquiry", "complaint", "fault", "request", "suggestion")
 URGENCIES = ("urgent", "important", "normal")
 
@@ -30,7 +34,7 @@ class _Section(BaseModel):
 
 
 class Database(_Section):
-    url: str = "sqlite:///var/intake.db"
+    url: str = ""  # empty: SQLite in paths.var/intake.db
     # several daemons on PostgreSQL: how often a standby tries to take over a mailbox or
     # shared folder whose reader died (the takeover time)
     lease_retry_seconds: float = Field(2.0, gt=0, le=300)
@@ -38,9 +42,12 @@ class Database(_Section):
 
 class Paths(_Section):
     var: Path = Path("var")
-    templates: Path = REPO_ROOT / "templates"
-    rules: Path = REPO_ROOT / "config" / "rules.toml"
-    staff: Path = REPO_ROOT / "config" / "staff.toml"
+    # a folder searched before the shipped templates (a file there replaces the shipped one
+    # of the same name, e.g. email/ack.zh.j2); None: the shipped templates only
+    templates: Path | None = None
+    # None: rules.toml / staff.toml beside the config file if there is one, else the shipped ones
+    rules: Path | None = None
+    staff: Path | None = None
 
 
 class Support(_Section):
@@ -400,6 +407,23 @@ class Config(_Section):
         return self.paths.var / "outgoing"
 
     @property
+    def template_dirs(self) -> list[Path]:
+        """Where templates are looked up, in order: the user's folder, then the shipped one."""
+        from intake import resources
+
+        return [*([self.paths.templates] if self.paths.templates else []), resources.templates()]
+
+    @property
+    def rules_file(self) -> Path:
+        assert self.paths.rules is not None, "set when the config is loaded"
+        return self.paths.rules
+
+    @property
+    def staff_file(self) -> Path:
+        assert self.paths.staff is not None, "set when the config is loaded"
+        return self.paths.staff
+
+    @property
     def message_domain(self) -> str:
         return self.support.domain or self.support.address.split("@", 1)[1]
 
@@ -458,7 +482,62 @@ def from_dict(data: dict, source: Path | None = None) -> Config:
         problems = "\n  ".join(_describe(e, data) for e in exc.errors())
         raise ConfigError(f"{where}invalid configuration:\n  {problems}") from None
     config.source_file = source
+    _resolve_paths(config, data, source)
     return config
+
+
+def _resolve_paths(config: Config, data: dict, source: Path | None) -> None:
+    """Make every path absolute: what the file wrote against the file's folder, the
+    built-in defaults against the working directory; fill in rules, staff and the database."""
+    file_dir = Path(source).resolve().parent if source else None
+    cwd = Path.cwd()
+
+    def anchor(path: Path, written: bool) -> Path:
+        path = path.expanduser()
+        return path if path.is_absolute() else ((file_dir if written and file_dir else cwd) / path)
+
+    def written(section: str, key: str) -> bool:
+        return isinstance(data.get(section), dict) and key in data[section]
+
+    paths = config.paths
+    paths.var = anchor(paths.var, written("paths", "var"))
+    for section_name in ("maildir", "spool", "archive"):
+        section = getattr(config, section_name)
+        # a folder not written in the file follows paths.var (set by _paths_under_var)
+        section.path = anchor(section.path, written(section_name, "path"))
+    if paths.templates is not None:
+        paths.templates = anchor(paths.templates, True)
+    # the user's rules and staff: as written, else beside their config file, else shipped
+    own_folder = file_dir or cwd / "config"
+    for key in ("rules", "staff"):
+        value = getattr(paths, key)
+        if value is not None:
+            setattr(paths, key, anchor(value, True))
+        elif (own_folder / f"{key}.toml").is_file():
+            setattr(paths, key, own_folder / f"{key}.toml")
+        else:
+            from intake import resources
+
+            setattr(paths, key, resources.defaults() / f"{key}.toml")
+    config.database.url = _database_url(config.database.url, paths.var, file_dir)
+
+
+def _database_url(url: str, var: Path, file_dir: Path | None) -> str:
+    """Empty: SQLite in var. A relative SQLite file in a config file: against the file's folder."""
+    if not url:
+        return f"sqlite:///{var / 'intake.db'}"
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise ConfigError(f"database.url: not a database URL: {url!r}") from None
+    database = parsed.database or ""
+    if (parsed.get_backend_name() == "sqlite" and file_dir and database and database != ":memory:"
+            and not database.startswith("file:") and not Path(database).is_absolute()):
+        return parsed.set(database=str(file_dir / database)).render_as_string(hide_password=False)
+    return url
 
 
 def load(path: Path | None = None) -> Config:
@@ -480,6 +559,13 @@ def load(path: Path | None = None) -> Config:
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
     return from_dict(data, Path(path))
+
+
+def masked_url(url: str) -> str:
+    """A database URL with its password hidden, for output and logs."""
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
 
 
 def masked(config: Config) -> dict:

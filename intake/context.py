@@ -53,13 +53,14 @@ def build_context(config: Config, *, now: Callable[[], datetime] = system_clock)
     from classify import Classifier, load_staff
 
     engine = make_engine(config.database.url)
-    staff = load_staff(config.paths.staff) if config.paths.staff.exists() else None
+    templates = Templates(config.template_dirs)
+    templates.check()
     return Context(
         config=config,
         sessions=make_sessions(engine),
         read_sessions=make_read_sessions(engine),
-        templates=Templates(config.paths.templates),
-        rules=Classifier.from_file(config.paths.rules),
-        staff_directory=staff,
+        templates=templates,
+        rules=Classifier.from_file(config.rules_file),
+        staff_directory=load_staff(config.staff_file),
         now=now,
     )

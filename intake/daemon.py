@@ -150,12 +150,12 @@ def watch_rules(ctx: Context):
 
     def reloaded(classifier) -> None:
         ctx.rules = classifier
-        log.info("rules reloaded from %s", ctx.config.paths.rules)
+        log.info("rules reloaded from %s", ctx.config.rules_file)
 
     def refused(error) -> None:
         log.error("rules not reloaded, the previous rules stay in force: %s", error)
 
-    watcher = RulesWatcher(ctx.config.paths.rules, reloaded, refused)
+    watcher = RulesWatcher(ctx.config.rules_file, reloaded, refused)
     watcher.start()
     return watcher
 

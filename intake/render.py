@@ -31,14 +31,37 @@ class RenderedMail:
     html: str | None
 
 
+# Every mail the daemon writes, each in Chinese and English: templates/email/<name>.<lang>.j2
+MAILS = ("ack", "notify", "relay", "reminder", "escalation", "staff_error", "survey")
+LANGUAGES = ("zh", "en")
+
+
+class TemplatesError(Exception):
+    """A template the daemon needs is missing or does not compile; names the file and line."""
+
+
 class Templates:
-    def __init__(self, root: Path):
-        self.root = Path(root)
+    """The mail templates, looked up in `folders` in order (the user's before the shipped ones)."""
+
+    def __init__(self, folders: list[Path] | Path):
+        self.folders = [Path(f) for f in folders] if isinstance(folders, (list, tuple)) else [Path(folders)]
+
+    def check(self) -> None:
+        """At start-up, not at the first customer: every mail template resolves and compiles."""
+        for name in MAILS:
+            for lang in LANGUAGES:
+                path = f"email/{name}.{lang}.j2"
+                try:
+                    self.env.get_template(path)
+                except jinja2.TemplateNotFound:
+                    raise TemplatesError(f"template {path} not found in {', '.join(map(str, self.folders))}") from None
+                except jinja2.TemplateSyntaxError as exc:
+                    raise TemplatesError(f"{exc.filename or path} line {exc.lineno}: {exc.message}") from None
 
     @cached_property
     def env(self) -> jinja2.Environment:
         env = jinja2.Environment(
-            loader=jinja2.FileSystemLoader(str(self.root)),
+            loader=jinja2.FileSystemLoader(self.folders),
             autoescape=jinja2.select_autoescape(["html", "j2.html"]),
             undefined=jinja2.StrictUndefined,
             keep_trailing_newline=True,

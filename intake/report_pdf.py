@@ -92,21 +92,23 @@ def charts(report: dict) -> dict[str, str]:
     return {name: _svg(chart, name) for name, chart in out.items()}
 
 
-def render_html(report: dict, templates: Path) -> str:
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(templates)), autoescape=True, undefined=jinja2.StrictUndefined)
+def render_html(report: dict, templates: list[Path]) -> str:
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(templates), autoescape=True, undefined=jinja2.StrictUndefined)
     env.globals["label"] = label
     return env.get_template("report/weekly.html.j2").render(r=report, charts=charts(report))
 
 
-def write_pdf(report: dict, path: Path, templates: Path) -> Path:
+def write_pdf(report: dict, path: Path, templates: list[Path]) -> Path:
     """Render and write atomically (temp file, fsync, rename)."""
     import weasyprint
     from weasyprint.text.fonts import FontConfiguration
 
     html = render_html(report, templates)
     fonts = FontConfiguration()
-    css = weasyprint.CSS(filename=str(Path(templates) / "report" / "weekly.css"), font_config=fonts)
-    data = weasyprint.HTML(string=html, base_url=(Path(templates) / "report").as_uri() + "/").write_pdf(stylesheets=[css], font_config=fonts)
+    # the stylesheet and the fonts it names come from the first folder that has the stylesheet
+    folder = next(Path(t) / "report" for t in templates if (Path(t) / "report" / "weekly.css").is_file())
+    css = weasyprint.CSS(filename=str(folder / "weekly.css"), font_config=fonts)
+    data = weasyprint.HTML(string=html, base_url=folder.as_uri() + "/").write_pdf(stylesheets=[css], font_config=fonts)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")

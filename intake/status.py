@@ -30,11 +30,30 @@ def collect(ctx: Context) -> dict:
         tickets = dict(session.execute(select(Ticket.status, func.count()).group_by(Ticket.status)).all())
         archive = _archive_counts(session)
     return {
+        "paths": paths(ctx.config),
         "sources": sources,
         "outbox": {"pending": outbox.get("pending", 0), "sent": outbox.get("sent", 0), "failed": outbox.get("failed", 0), "oldest_pending": oldest},
         "quarantine": {"held": quarantine.get("held", 0), "released": quarantine.get("released", 0)},
         "tickets": tickets,
         **({"archive": archive} if archive is not None else {}),
+    }
+
+
+def paths(config) -> dict:
+    """Every file and folder the daemon uses, resolved: what a relative path in the config became."""
+    from intake.config import masked_url
+
+    return {
+        "config": str(config.source_file.resolve()) if config.source_file else None,
+        "database": masked_url(config.database.url),
+        "var": str(config.var),
+        "drop": str(config.maildir.path) if config.maildir.enabled else None,
+        "spool": str(config.spool.path) if config.spool.enabled else None,
+        "outgoing": str(config.outgoing_maildir),
+        "archive": str(config.archive.path) if config.archive.storage == "local" else f"s3://{config.archive.s3_bucket}",
+        "rules": str(config.rules_file),
+        "staff": str(config.staff_file),
+        "templates": [str(t) for t in config.template_dirs],
     }
 
 

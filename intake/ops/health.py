@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime
-from importlib.metadata import PackageNotFoundError, version
 from typing import Callable
 
 from sqlalchemy import select, text
@@ -14,10 +13,9 @@ log = logging.getLogger("intake.ops.health")
 
 
 def intake_version() -> str:
-    try:
-        return version("intake")
-    except PackageNotFoundError:
-        return "unknown"
+    from intake import __version__
+
+    return __version__
 
 
 def health(sessions: sessionmaker[Session], now: Callable[[], datetime]) -> tuple[int, dict]:

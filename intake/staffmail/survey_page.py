@@ -30,7 +30,7 @@ TEXTS = {
 
 
 def survey_routes(ctx: Context) -> list[Route]:
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(ctx.config.paths.templates)), autoescape=True)
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(ctx.config.template_dirs), autoescape=True)
     template = env.get_template("survey/page.html.j2")
 
     def page(lang: str, status: int = 200, **kw) -> HTMLResponse:

@@ -27,6 +27,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
+from intake import resources
 from intake.forms import TYPES, human_size, msg, now_iso, validate_submission
 from intake.sources.base import Result, Sink
 from intake.sources.spool import SpoolSource, write_spool_file_bytes
@@ -47,7 +48,6 @@ log = logging.getLogger("intake.web")
 abuse_log = logging.getLogger("intake.web.abuse")
 
 FIELDS = ("name", "company", "email", "phone", "type", "subject", "message")
-TEMPLATES_DIR = Path(__file__).resolve().parents[2] / "templates" / "forms"
 STORED = ("opened", "appended", "duplicate", "autoreply_ignored")
 
 
@@ -65,13 +65,14 @@ class FormApp:
         # racing for the lock back off in sleeps, which turned a 4-client p95 of 100 ms into 255 ms.
         self.takes = threading.BoundedSemaphore(max(1, settings.concurrent_takes))
         self.extensions = settings.extensions()
-        folder = settings.templates_dir or TEMPLATES_DIR
+        # the user's form templates (if any) before the shipped ones
+        folders = [*([settings.templates_dir] if settings.templates_dir else []), resources.templates() / "forms"]
         self.env = jinja2.Environment(
-            loader=jinja2.FileSystemLoader(str(folder)),
+            loader=jinja2.FileSystemLoader(folders),
             autoescape=True,  # every value from a customer is escaped, in every template
             undefined=jinja2.StrictUndefined,
         )
-        self.css = (Path(folder) / "forms.css").read_bytes()
+        self.css = next(Path(f) / "forms.css" for f in folders if (Path(f) / "forms.css").is_file()).read_bytes()
         self.secure_cookie = settings.public_base_url.lower().startswith("https://")
 
     # -- pages ---------------------------------------------------------------

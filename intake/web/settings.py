@@ -22,7 +22,7 @@ class WebSettings:
     company_name: str = ""  # shown in the page header; empty: a neutral "Customer service"
     max_files: int = 10
     concurrent_takes: int = 1  # submissions handed to the pipeline at once; 1 suits SQLite, more helps PostgreSQL
-    templates_dir: Path | None = None  # default: templates/forms/ of this checkout
+    templates_dir: Path | None = None  # searched before the shipped templates/forms/
     trusted_proxies: tuple[str, ...] = field(default_factory=tuple)  # whose X-Forwarded-For is believed
 
     def extensions(self) -> tuple[str, ...]:
@@ -43,4 +43,5 @@ def settings_from_config(config, host: str, port: int) -> WebSettings:
         csrf_secret=secret,
         public_base_url=web.public_base_url,
         concurrent_takes=1 if config.database.url.startswith("sqlite") else 4,
+        templates_dir=config.paths.templates / "forms" if config.paths.templates else None,
     )

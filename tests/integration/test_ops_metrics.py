@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+import intake
 from intake.config import ConfigError, from_dict
 from intake.context import build_context
 from intake.ops.server import ops_thread
@@ -111,7 +112,7 @@ def test_daemon_metrics_and_healthz_match_what_was_taken_and_what_the_database_h
         status, body = get(base + "/healthz")
         health = json.loads(body)
         assert status == 200 and health["ok"] is True and health["database"] is True
-        assert health["version"] == "0.1.0"
+        assert health["version"] == intake.__version__
         assert 0 <= health["sources"]["maildir:drop"]["last_success_age_seconds"] < 60
         assert daemon.terminate() == 0
     finally:

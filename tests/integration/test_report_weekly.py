@@ -146,7 +146,7 @@ def test_pdf_has_charts_and_the_figures(week, tmp_path):
     from intake.report_pdf import write_pdf
 
     r = weekly(week, "2026-W48")
-    out = write_pdf(r, tmp_path / "weekly.pdf", week.config.paths.templates)
+    out = write_pdf(r, tmp_path / "weekly.pdf", week.config.template_dirs)
     with pdfplumber.open(out) as pdf:
         assert len(pdf.pages) == 2  # figures and charts on one page, trend and tables on the next
         text = "\n".join(p.extract_text() for p in pdf.pages)
