@@ -15,6 +15,7 @@ byte values, so word-boundary checks read the same; positions are byte offsets.
 """
 from __future__ import annotations
 
+from bisect import bisect_left, bisect_right
 from dataclasses import dataclass
 
 import ahocorasick
@@ -46,9 +47,12 @@ def _is_word_char(ch: str) -> bool:
 
 
 def _starts_clause(text: str, start: int) -> bool:
-    """Whether only spaces lie between `start` and the text's start or a clause end."""
-    before = text[:start].rstrip()
-    return not before or before.endswith(_CLAUSE_ENDS)
+    """Whether only spaces lie between `start` and the text's start or a clause end.
+    Reads back from `start` without copying the text before it (a copy per hit made a
+    text full of anchored keywords cost quadratic time)."""
+    while start > 0 and text[start - 1].isspace():
+        start -= 1
+    return start == 0 or text.endswith(_CLAUSE_ENDS, 0, start)
 
 
 @dataclass(frozen=True)
@@ -88,10 +92,13 @@ class Matcher:
         if entries:
             self.automaton.make_automaton()
         self.empty = not entries
+        # How far from a hit (in bytes) a negation that cancels it can end: a window
+        # of characters is at most 4 bytes each, and the negation's own length.
+        self.reach = 4 * self.window + max((len(to_bytes(p)) for p in negation_ids), default=0)
 
     def scan(self, normalized: str) -> tuple[str, list[Hit], list[tuple[int, int, int]]]:
         """The text as bytes, its keyword hits and its negation occurrences (negation id,
-        start, end), positions in bytes."""
+        start, end) in the order of their ends, positions in bytes."""
         text = to_bytes(normalized)
         hits: list[Hit] = []
         negations: list[tuple[int, int, int]] = []
@@ -114,23 +121,36 @@ class Matcher:
     def negated_by(self, text: str, hit: Hit, negations: list[tuple[int, int, int]]) -> str | None:
         """The negation phrase that cancels this hit: one of its rule's phrases that
         overlaps it or stands within the window (in characters), in the same sentence.
-        `text` is the byte-spelled text scan() returned."""
+        `text` and `negations` are what scan() returned (negations in the order of
+        their ends). Only the negations ending within reach of the hit are looked at,
+        found by bisection: the cost of a hit does not grow with the text."""
         wanted = self.rule_negations[hit.rule]
         if not wanted:
             return None
-        for nid, start, end in negations:
+        first = bisect_left(negations, hit.start - self.reach, key=_end)
+        last = bisect_right(negations, hit.end + self.reach, key=_end)
+        for index in range(first, last):
+            nid, start, end = negations[index]
             if nid not in wanted:
                 continue
             if start < hit.end and hit.start < end:
                 return self.negation_text[nid]
             if end <= hit.start:
-                gap = text[end:hit.start]
+                gap_start, gap_end = end, hit.start
             elif start >= hit.end:
-                gap = text[hit.end:start]
+                gap_start, gap_end = hit.end, start
             else:  # pragma: no cover - overlap handled above
                 continue
             # a character is 1 to 4 bytes: count only when the byte length leaves doubt
-            near = len(gap) <= self.window or (len(gap) <= 4 * self.window and _char_count(gap) <= self.window)
+            size = gap_end - gap_start
+            if size > 4 * self.window:
+                continue
+            gap = text[gap_start:gap_end]
+            near = size <= self.window or _char_count(gap) <= self.window
             if near and not any(end_mark in gap for end_mark in _SENTENCE_ENDS):
                 return self.negation_text[nid]
         return None
+
+
+def _end(negation: tuple[int, int, int]) -> int:
+    return negation[2]
