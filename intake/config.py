@@ -501,12 +501,15 @@ def _resolve_paths(config: Config, data: dict, source: Path | None) -> None:
 
     paths = config.paths
     paths.var = anchor(paths.var, written("paths", "var"))
-    for section_name in ("maildir", "spool", "archive"):
+    for section_name, sub in (("maildir", "drop"), ("spool", "spool"), ("archive", "archive")):
         section = getattr(config, section_name)
-        # a folder not written in the file follows paths.var (set by _paths_under_var)
-        section.path = anchor(section.path, written(section_name, "path"))
+        # a folder not written in the file follows paths.var, wherever that is
+        section.path = anchor(section.path, True) if written(section_name, "path") else paths.var / sub
     if paths.templates is not None:
         paths.templates = anchor(paths.templates, True)
+        if not paths.templates.is_dir():
+            where = f"{source}: " if source else ""
+            raise ConfigError(f"{where}paths.templates: no such folder: {paths.templates}")
     # the user's rules and staff: as written, else beside their config file, else shipped
     own_folder = file_dir or cwd / "config"
     for key in ("rules", "staff"):
