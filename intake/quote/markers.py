@@ -1,0 +1,164 @@
+"""What a mail client writes above the message it quotes, line by line.
+
+Attribution lines ("On … wrote:", "在 …写道："), "-----Original Message-----" lines,
+header blocks (From/Sent/To/Subject in the languages our staff and customers write),
+separator rules, and signature lines. Each test looks at one line (and a few after
+it); where the quote starts is decided in intake.quote.split.
+
+Label lists follow what the clients print (Outlook, Foxmail, Alibaba Mail, QQ/Exmail,
+NetEase, web.de/GMX, Apple Mail, Gmail, Thunderbird), cross-checked against the
+language tables of mail-parser-reply (MIT).
+"""
+from __future__ import annotations
+
+import re
+import unicodedata
+
+# ---- header blocks -----------------------------------------------------------------
+
+# label (NFKC, lower case, spaces removed) → role. A block needs a "from" and a
+# "sent" or "subject" line among consecutive header lines.
+_LABELS = {
+    "from": ("from", "发件人", "寄件者", "寄件人", "發件人", "von", "de", "da", "van", "от", "差出人", "送信者", "보낸사람", "afzender"),
+    "sent": (
+        "sent", "date", "发送时间", "时间", "日期", "发件时间", "寄件日期", "傳送時間", "發送時間", "gesendet", "datum", "envoyé", "envoye",
+        "enviado", "enviada", "enviadoem", "enviadaem", "fecha", "data", "inviato", "verzonden", "отправлено", "дата", "送信日時", "日付", "보낸날짜", "날짜",
+    ),
+    "to": ("to", "收件人", "收件者", "an", "à", "a", "para", "aan", "кому", "宛先", "받는사람"),
+    "cc": ("cc", "抄送", "副本", "kopie", "copie", "копия", "참조", "bcc"),
+    "subject": ("subject", "主题", "主旨", "betreff", "objet", "asunto", "assunto", "oggetto", "onderwerp", "тема", "件名", "제목"),
+    "other": ("reply-to", "importance", "priority", "attachments", "附件", "重要性", "organization"),
+}
+_ROLE = {label: role for role, labels in _LABELS.items() for label in labels}
+_LABEL = re.compile(r"^[\s>*|]*([^:\n]{1,24}?)[\s*]*:")
+
+
+def header_role(line: str) -> str | None:
+    """'from', 'sent', 'to', 'cc', 'subject' or 'other' for a header line of a quoted mail."""
+    m = _LABEL.match(unicodedata.normalize("NFKC", line))
+    if m is None:
+        return None
+    label = re.sub(r"[\s*]+", "", m.group(1)).lower()
+    return _ROLE.get(label)
+
+
+def header_block(lines: list[str], start: int) -> int:
+    """The length of the header block that starts at `start` (0: none).
+
+    Consecutive header lines (one unlabelled wrapped line allowed after a labelled
+    one), with a From line and a Sent/Date or Subject line among them."""
+    roles: set[str] = set()
+    i = start
+    while i < len(lines) and i < start + 12:
+        role = header_role(lines[i]) if len(lines[i]) < 400 else None
+        if role is None:
+            if i > start and lines[i].strip() and i + 1 < len(lines) and header_role(lines[i + 1]) and not _ATTRIBUTION.match(lines[i]):
+                i += 1  # a long To: line wrapped onto the next
+                continue
+            break
+        roles.add(role)
+        i += 1
+    if header_role(lines[start]) is None or "from" not in roles or not roles & {"sent", "subject"}:
+        return 0
+    return i - start
+
+
+# ---- separators and attribution lines ----------------------------------------------------
+
+_ORIGINAL = (
+    r"original(?:\s+message)?|forwarded\s+message|reply\s+message|message\s+d['’]origine|message\s+transféré|ursprüngliche\s+nachricht"
+    r"|weitergeleitete\s+nachricht|mensaje\s+original|mensagem\s+original|messaggio\s+originale|oorspronkelijk\s+bericht"
+    r"|doorgestuurd\s+bericht|исходное\s+сообщение|пересылаемое\s+сообщение|原始邮件|原始郵件|原始信息|原始訊息|邮件原件|郵件原件|原邮件|转发邮件|转发的邮件"
+    r"|轉寄郵件|回复邮件|元のメッセージ|転送メッセージ|원본\s*메시지|전달된\s*메시지"
+)
+# "-----Original Message-----", "------------------ 原始邮件 ------------------"
+_ORIGINAL_LINE = re.compile(rf"^\s*[-_=—]{{2,}}\s*(?:{_ORIGINAL})\s*[-_=—]{{2,}}\s*$", re.IGNORECASE)
+# a rule of dashes, underscores or equals signs, alone or glued to text before it ("阿里邮箱-------")
+_RULE = re.compile(r"^.{0,40}?[-_=—]{5,}\s*$")
+_UNDERSCORES = re.compile(r"^\s*_{10,}\s*$")  # Outlook's rule above its header block
+
+_WROTE = r"(?:wrote|schrieb|a\s+écrit|escribió|escreveu|ha\s+scritto|schreef|написал\(?а?\)?|писал|写道|寫道|書きました|작성)"
+_ATTRIBUTION = re.compile(
+    rf"""^\s*(?:
+        (?:on|am|le|el|em|il|op)\s.{{4,200}}\s{_WROTE}(?:\s.{{0,80}})?\s*[:：]\s*$      # On Mon …, X wrote:  / Am … schrieb X:
+      | 在\s?.{{4,200}}(?:写道|寫道)\s*[:：]?\s*$                                        # 在 2026年11月20日 …… 写道：
+      | .{{2,200}}(?:于|於)\s?.{{4,80}}(?:写道|寫道)\s*[:：]?\s*$                          # 张三 <z@x.cn> 于2026年11月20日周五 10:00写道：
+      | (?=.*\d).{{4,200}}\s{_WROTE}\s*[:：]\s*$                                           # 23.11.2026 10:00, X написал:
+      | .{{0,200}}(?:님이\s*작성|さんは書きました|のメッセージ)\s*[:：]?\s*$
+    )""",
+    re.IGNORECASE | re.VERBOSE,
+)
+# "On Mon, 20 Nov 2026, Li Wei <li@example.com>" + next line "wrote:" (Gmail wraps long ones)
+_ATTRIBUTION_START = re.compile(r"^\s*(?:on|am|le|el|em|il|op|在)\s.{4,200}$", re.IGNORECASE)
+_WROTE_LINE = re.compile(rf"^\s*.{{0,100}}{_WROTE}\s*[:：]?\s*$", re.IGNORECASE)
+# any attribution: a date or time and an address, ending in a colon ("2026年11月23日(月) 10:00 Support <s@x>:")
+_ADDRESS_COLON = re.compile(r"^(?=.*\d)(?=.*@).{6,300}[:：]\s*$")
+
+QUOTED = re.compile(r"^\s*>")
+
+
+def quote_start(lines: list[str], i: int) -> int:
+    """How many lines from `i` on open a quoted earlier message (0: line i opens none)."""
+    line = lines[i]
+    if len(line) > 300 or QUOTED.match(line) or not line.strip():
+        return 0
+    if _ORIGINAL_LINE.match(line) or _UNDERSCORES.match(line):
+        return 1
+    if _ATTRIBUTION.match(line):
+        return 1
+    if i + 1 < len(lines) and _ATTRIBUTION_START.match(line) and _WROTE_LINE.match(lines[i + 1]):
+        return 2
+    if _ADDRESS_COLON.match(line) and _next_is_quoted(lines, i):
+        return 1
+    if _RULE.match(line) and header_block(lines, _skip_blank(lines, i + 1)):
+        return 1
+    if header_block(lines, i):
+        return 1
+    return 0
+
+
+def _skip_blank(lines: list[str], i: int) -> int:
+    while i < len(lines) - 1 and not lines[i].strip():
+        i += 1
+    return min(i, len(lines) - 1)
+
+
+def _next_is_quoted(lines: list[str], i: int) -> bool:
+    j = i + 1
+    if j < len(lines) and not lines[j].strip():
+        j += 1
+    return j < len(lines) and bool(QUOTED.match(lines[j]))
+
+
+def is_rule(line: str) -> bool:
+    """A separator line (dashes, underscores, '* * *'), possibly glued to text before it."""
+    stripped = line.strip()
+    return bool(_RULE.match(line) or _ORIGINAL_LINE.match(line) or stripped in ("* * *", "***"))
+
+
+def looks_like_attribution(line: str) -> bool:
+    """An attribution or header line of any language: 'X <a@b> 2026-11-23 10:00:' or 'Label: value'."""
+    return bool(_ATTRIBUTION.match(line) or _ADDRESS_COLON.match(line) or header_role(line))
+
+
+# ---- signatures ------------------------------------------------------------------------
+
+_SIG_DASHES = re.compile(r"^--\s?$")
+_MOBILE_SIG = re.compile(
+    r"""^\s*(?:
+        sent\s+from\s+my\s+\S.{0,40}
+      | sent\s+from\s+(?:mail|outlook|yahoo|samsung|huawei|xiaomi|the\s+\S+\s+app)\b.{0,40}
+      | get\s+outlook\s+for\s+\S.{0,60}
+      | gesendet\s+(?:von|mit)\s+(?:meinem|der|mobile).{0,40}
+      | envoyé\s+de\s+mon\s+\S.{0,30} | enviado\s+desde\s+mi\s+\S.{0,30} | inviato\s+da\s+\S.{0,30}
+      | (?:发自|發自|来自|來自)(?:我的)?\s?(?:iphone|ipad|android|samsung|华为|華為|小米|荣耀|oppo|vivo|企业微信|企業微信
+          |\S{0,12}(?:邮箱|郵箱|手机|手機|设备|設備|客户端|大师|大師|邮件|郵件))\S{0,12}
+      | 从我的.{1,40}发送[。.]?
+    )\s*$""",
+    re.IGNORECASE | re.VERBOSE,
+)
+MAX_SIGNATURE_LINES = 15
+
+
+def is_signature_start(line: str) -> bool:
+    return bool(_SIG_DASHES.match(line) or _MOBILE_SIG.match(line))

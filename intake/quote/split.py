@@ -1,0 +1,120 @@
+"""Where the quoted earlier message starts, and what the writer added around it.
+
+The quote starts at the first of:
+- a client's marker: an attribution line, an "Original Message" line, a rule above a
+  header block, a header block (intake.quote.markers);
+- for staff replies, the first run of lines that are our own sent text (intake.quote.known),
+  together with the header block or attribution line just above it, whatever its language.
+
+Kept: the text above the quote without '>' lines; below a '>'-style quote, the writer's
+lines between quoted blocks (interleaved answers), or everything after it when the
+reply is bottom-posted. Then the signature goes: '-- ', a mobile line ("Sent from my
+iPhone", "发自我的iPhone"), the writer's own signature text or bare address.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from intake.quote import markers
+from intake.quote.known import KnownText, normalise
+
+_RUN_LONG = 40  # one line of ours this long is a quote by itself (HTML converted into one line)
+
+
+def split(text: str, known: KnownText | None = None, signatures: Iterable[str] = (), own_addresses: Iterable[str] = ()) -> str:
+    """The new text of a reply: quotes, our own text and signatures removed; may be ''."""
+    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    cut, marker_lines = _first_marker(lines)
+    if known:
+        run = _first_run_of_ours(lines, known)
+        if run is not None and (cut is None or run < cut):
+            cut, marker_lines = _back_over_header(lines, run), 0
+    if cut is None:
+        kept = [line for line in lines if not markers.QUOTED.match(line)]
+    else:
+        head = [line for line in lines[:cut] if not markers.QUOTED.match(line)]
+        kept = head + _answers_in_quote(lines[cut + marker_lines:], bottom_posted=not _has_content(head), known=known)
+    kept = _drop_signature(kept, signatures, own_addresses)
+    return "\n".join(line.rstrip() for line in kept).strip()
+
+
+def _has_content(lines: list[str]) -> bool:
+    return any(line.strip() and not markers.QUOTED.match(line) for line in lines)
+
+
+def _first_marker(lines: list[str]) -> tuple[int | None, int]:
+    for i in range(len(lines)):
+        n = markers.quote_start(lines, i)
+        if n:
+            return i, n
+    return None, 0
+
+
+def _first_run_of_ours(lines: list[str], known: KnownText) -> int | None:
+    """The first unquoted line of ours followed by another (or long enough alone)."""
+    for i, line in enumerate(lines):
+        if not line.strip() or markers.QUOTED.match(line) or not known.matches(line):
+            continue
+        following = next((other for other in lines[i + 1 :] if other.strip()), None)
+        if len(normalise(line)) >= _RUN_LONG or following is None or known.matches(following):
+            return i
+    return None
+
+
+def _back_over_header(lines: list[str], start: int) -> int:
+    """Above our quoted text: blank lines, the client's header block or attribution, rules."""
+    while start > 0:
+        above = lines[start - 1]
+        if above.strip() and not (markers.looks_like_attribution(above) or markers.is_rule(above)):
+            break
+        start -= 1
+    return start
+
+
+def _answers_in_quote(tail: list[str], *, bottom_posted: bool, known: KnownText | None) -> list[str]:
+    """The writer's own lines below the quote's start: only in '>'-style quotes, between
+    quoted blocks (interleaved answers) or, bottom-posted, after them."""
+    first = next((line for line in tail if line.strip()), "")
+    if not markers.QUOTED.match(first):
+        return []
+    last_quoted = max(i for i, line in enumerate(tail) if markers.QUOTED.match(line))
+    kept: list[str] = []
+    for i, line in enumerate(tail):
+        if markers.QUOTED.match(line) or (known and known.matches(line)):
+            continue
+        if i < last_quoted or bottom_posted:
+            if line.strip() and markers.quote_start(tail, i):
+                break  # a second quote below the first: an old thread
+            kept.append(line)
+    if kept and any(line.strip() for line in kept):
+        return [""] + kept
+    return []
+
+
+def _drop_signature(lines: list[str], signatures: Iterable[str], own_addresses: Iterable[str]) -> list[str]:
+    """Cut at '-- ' or a mobile line near the end, at the writer's known signature, and
+    drop a trailing line that is only their address; never cut away all the content."""
+    tail_start = max(0, len(lines) - markers.MAX_SIGNATURE_LINES - 1)
+    for i in range(tail_start, len(lines)):
+        if markers.is_signature_start(lines[i]) and _has_content(lines[:i]):
+            lines = lines[:i]
+            break
+    for signature in signatures:
+        lines = _cut_known_signature(lines, [normalise(s) for s in signature.splitlines() if normalise(s)])
+    addresses = {normalise(a) for a in own_addresses if a}
+    while lines and (not lines[-1].strip() or normalise(lines[-1]) in addresses or markers.is_rule(lines[-1])) and _has_content(lines[:-1]):
+        lines = lines[:-1]
+    return lines
+
+
+def _cut_known_signature(lines: list[str], signature: list[str]) -> list[str]:
+    if not signature:
+        return lines
+    normalised = [normalise(line) for line in lines]
+    for i in range(len(lines) - 1, -1, -1):
+        if normalised[i] != signature[0] or not _has_content(lines[:i]):
+            continue
+        rest = [n for n in normalised[i:] if n]
+        if rest[: len(signature)] == signature:
+            return lines[:i]
+    return lines
