@@ -80,16 +80,51 @@ class ParsedMessage:
         return [value for key, value in self.headers if key == name]
 
 
+# Header values are cut to these sizes as they are read, before the standard library
+# parses them: its parameter parser (get_param, get_boundary) takes time quadratic in
+# the number of ";" (a Content-Type of 80,000 took 7.6 s). The raw bytes stay whole.
+MAX_HEADER_CHARS = 65_536  # any header (a To of a thousand recipients is ~40 KB)
+MAX_PARAMETER_HEADER_CHARS = 8_192  # Content-Type, Content-Disposition: a long RFC 2231 file name is ~3 KB
+MAX_PARAMETERS = 64  # ";" in those (a file name in RFC 2231 sections takes a few dozen)
+_PARAMETER_HEADERS = frozenset({"content-type", "content-disposition"})
+
+
 class _RawHeaders(Compat32):
-    """compat32, except that header values come back exactly as received. compat32
-    turns raw 8-bit bytes into U+FFFD; we keep them (as surrogate escapes) so that an
-    undeclared GBK subject or file name can still be decoded by guess."""
+    """compat32, except that header values come back exactly as received, cut to size.
+    compat32 turns raw 8-bit bytes into U+FFFD; we keep them (as surrogate escapes) so
+    that an undeclared GBK subject or file name can still be decoded by guess. A policy
+    is made for each message: `cut` collects a note per header cut to size."""
+
+    cut: list[str] | None = None
 
     def header_fetch_parse(self, name: str, value: str) -> str:
         return value
 
+    def header_source_parse(self, sourcelines: list[str]) -> tuple[str, str]:
+        name, value = super().header_source_parse(sourcelines)
+        value, note = _cut_to_size(name, value)
+        if note and self.cut is not None:
+            self.cut.append(f"{name.strip()}: {note}")
+        return name, value
 
-_POLICY = _RawHeaders()
+
+def _cut_to_size(name: str, value: str) -> tuple[str, str | None]:
+    """The value within the limits above, and a note when it was cut."""
+    note = None
+    limit = MAX_PARAMETER_HEADER_CHARS if name.strip().lower() in _PARAMETER_HEADERS else MAX_HEADER_CHARS
+    if len(value) > limit:
+        note = f"{len(value)} characters, cut to {limit}"
+        value = value[:limit]
+    if limit == MAX_PARAMETER_HEADER_CHARS:
+        end = -1
+        for _ in range(MAX_PARAMETERS + 1):
+            end = value.find(";", end + 1)
+            if end < 0:
+                break
+        if end >= 0:
+            note = f"more than {MAX_PARAMETERS} parameters, cut after the {MAX_PARAMETERS}th"
+            value = value[:end]
+    return value, note
 
 
 class UnparseableMessage(Exception):
@@ -134,12 +169,13 @@ class _Body:
 
 def _parse(raw: bytes, max_bytes: int) -> ParsedMessage:
     raw = _MBOX_FROM.sub(b"", raw.lstrip(b"\r\n"), count=1)
-    msg = message_from_bytes(raw, policy=_POLICY)
+    policy = _RawHeaders(cut=[])
+    msg = message_from_bytes(raw, policy=policy)
     names = {str(key).lower() for key in msg.keys()}
     if not names & _KNOWN_HEADERS:
         raise UnparseableMessage("no header block: not an RFC 5322 message")
 
-    defects: list[str] = []
+    defects: list[str] = [f"header {note}" for note in policy.cut]
     headers: list[tuple[str, str]] = []
     for key, value in msg.items():
         text, header_defects = decode_header(str(value))
