@@ -18,6 +18,8 @@
     away = false
     languages = ["zh", "en"]
     timezone = "Asia/Shanghai"       # optional
+    signature = '''李娜 | 售后部
+    电话 010-12345678'''                # optional: cut from the end of their replies before relaying
 
 A shift "fri 22:00-06:00" runs past midnight into Saturday morning.
 """
@@ -37,7 +39,7 @@ _SHIFT = re.compile(r"^\s*(?P<days>[a-z,\-]+)\s+(?P<start>\d{1,2}:\d{2})\s*-\s*(
 _TOP_KEYS = ("assignment", "departments", "staff")
 _ASSIGNMENT_KEYS = ("strategy", "timezone")
 _DEPARTMENT_KEYS = ("label_zh", "label_en", "head")
-_STAFF_KEYS = ("id", "name", "email", "departments", "shifts", "away", "languages", "timezone")
+_STAFF_KEYS = ("id", "name", "email", "departments", "shifts", "away", "languages", "timezone", "signature")
 
 
 @dataclass(frozen=True)
@@ -67,6 +69,7 @@ class StaffMember:
     shifts: list[Shift] = field(default_factory=list)   # empty: always on duty
     timezone: str = "UTC"
     languages: list[str] = field(default_factory=list)
+    signature: str = ""  # the text their mail client appends; cut from their replies
 
     def on_shift(self, now: datetime) -> bool:
         """Whether `now` (aware; naive is taken as UTC) falls in one of the shifts."""
@@ -234,4 +237,7 @@ def _member(raw: object, line: int | None, lines, departments: dict, default_tz:
     languages = raw.get("languages", [])
     if not isinstance(languages, list) or not all(isinstance(x, str) for x in languages):
         raise fail(at("languages"), f"{where}languages must be a list of strings, got {describe(languages)}", "languages")
-    return StaffMember(sid, raw["name"], raw["email"], list(depts), [], away, shifts, tz, list(languages))
+    signature = raw.get("signature", "")
+    if not isinstance(signature, str):
+        raise fail(at("signature"), f"{where}signature must be a string, got {describe(signature)}", "signature")
+    return StaffMember(sid, raw["name"], raw["email"], list(depts), [], away, shifts, tz, list(languages), signature.strip())

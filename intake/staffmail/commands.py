@@ -1,6 +1,7 @@
 """Commands at the top of a staff reply: parsed and checked here as plain data.
 
-Each command is a line of its own, before any other text, starting with `#`:
+Each command is a line of its own starting with `#`, anywhere in the new text above
+the quote (after a greeting, between paragraphs); command lines are never relayed:
 
     #note / #备注 [text]            internal note; the whole reply stays internal
     #status / #状态 VALUE           in_progress|follow_up|resolved (处理中|需跟进|已完成)
@@ -10,7 +11,10 @@ Each command is a line of its own, before any other text, starting with `#`:
     #urgency / #紧急程度 URGENCY    urgent|important|normal (紧急|重要|一般)
     #followup / #跟进 DATE [what]   a follow-up on that date; the assignee is reminded then
 
-A colon may follow the name (`#状态：已完成`). A line like `#1 …` is not a command.
+A colon may follow the name (`#状态：已完成`). A line like `#1 …` is not a command. An
+unknown `#word` line is a mistyped command (an error) at the top of the reply (after at
+most a greeting) or beside a real command; elsewhere it is text (`#hashtag`). A body
+that is only a greeting ("Hi,") beside commands is no answer and is not relayed.
 All or nothing: if any command is unknown or malformed, none is carried out and
 nothing is relayed; the staff member gets the errors (relay.py).
 """
@@ -85,19 +89,18 @@ def parse(text: str, *, staff_lookup, today: date) -> Parsed:
 
     staff_lookup(word) → a staff id or None; today is the team's local date."""
     lines = text.replace("\r\n", "\n").split("\n")
+    normalised = [unicodedata.normalize("NFKC", line).strip() for line in lines]
+    matches = [_LINE.match(line) for line in normalised]
+    known = [m is not None and m.group("name").lower() in _NAMES for m in matches]
     result = Parsed()
-    i = 0
-    while i < len(lines) and not lines[i].strip():
-        i += 1
-    while i < len(lines):
-        line = unicodedata.normalize("NFKC", lines[i]).strip()
-        if not line:
-            i += 1
+    body: list[str] = []
+    text_lines: list[str] = []  # non-blank lines that are not commands, so far
+    for i, (line, m) in enumerate(zip(normalised, matches)):
+        if m is None or not (known[i] or _at_top(text_lines) or _beside_a_command(normalised, known, i)):
+            body.append(lines[i])
+            if line:
+                text_lines.append(line)
             continue
-        m = _LINE.match(line)
-        if m is None:
-            break
-        i += 1
         name, arg = m.group("name").lower(), m.group("arg").strip()
         canonical = _NAMES.get(name)
         if canonical is None:
@@ -108,8 +111,31 @@ def parse(text: str, *, staff_lookup, today: date) -> Parsed:
             result.errors.append(f"{error} (line: {line})")
         else:
             result.commands.append(command)
-    result.body = "\n".join(lines[i:]).strip()
+    result.body = _BLANK_RUN.sub("\n\n", "\n".join(body)).strip()
+    if result.commands and _GREETING.match(result.body):
+        result.body = ""
     return result
+
+
+_BLANK_RUN = re.compile(r"\n[ \t]*(?:\n[ \t]*){2,}")
+# "Hi,", "Hello Zhao,", "您好：", "赵女士，您好！": a greeting alone on its line
+_GREETING = re.compile(r"^(?:(?:hi|hello|dear|hey)\b.{0,25}|.{0,12}(?:您好|你好|大家好).{0,3}|.{1,25}[,，:：])$", re.IGNORECASE)
+
+
+def _at_top(text_lines: list[str]) -> bool:
+    """Before any text, or after one greeting line."""
+    return not text_lines or (len(text_lines) == 1 and bool(_GREETING.match(text_lines[0])))
+
+
+def _beside_a_command(lines: list[str], known: list[bool], i: int) -> bool:
+    """A real command in the same block of consecutive '#' lines as line i."""
+    for step in (-1, 1):
+        j = i + step
+        while 0 <= j < len(lines) and lines[j].startswith("#"):
+            if known[j]:
+                return True
+            j += step
+    return False
 
 
 def _check(name: str, arg: str, line: str, staff_lookup, today: date) -> tuple[Command | None, str | None]:

@@ -27,8 +27,10 @@ from intake.case import Case, Quarantine, Stop
 from intake.context import Context
 from intake.models import Message, QuarantineItem, Ticket
 from intake.outgoing import queue_mail
-from intake.staffmail import actions, commands, mailq, notify
+from intake.staffmail import actions, mailq, notify
 from intake.staffmail.auth import authenticated
+from intake.staffmail.reading import read_reply
+from intake.staffmail.sent import known_text
 from intake.staffmail.token import TokenAddress, load_key, parse_address, verify
 
 
@@ -113,13 +115,22 @@ def _accept(case: Case, session: Session, ctx: Context, ticket: Ticket, member) 
 
     actor = f"staff:{member.id}"
     today = ctx.now().astimezone(ZoneInfo(ctx.config.tickets.timezone)).date()
-    parsed = commands.parse(case.parsed.new_text, staff_lookup=lambda word: _lookup(ctx, word), today=today)
+    reading = read_reply(case.parsed, known_text(session, ticket), signatures=[member.signature] if getattr(member, "signature", "") else [],
+                         own_addresses=[case.parsed.from_addr, member.email], staff_lookup=lambda word: _lookup(ctx, word), today=today)
+    parsed, new_text, leaked = reading.parsed, reading.new_text, reading.leaked
     # the token address is a credential: not listed (the raw bytes keep it as received)
     _store_message(case, session, ctx, ticket, kind="staff", to_addrs=[ctx.config.support.address])
     mailq.event(session, ctx, ticket, actor, "staff_reply", message_id=case.parsed.message_id)
+    if leaked:  # the safety net: a quote we could not strip must not reach the customer
+        mailq.event(session, ctx, ticket, actor, "relay_withheld", lines=leaked[:10])
+        problem = ("your reply still contains lines of our notification (a quote that could not be told from your text), so it was not sent "
+                   "and no command was carried out; please reply again with only your answer above the quote / 回复中仍含有通知邮件的内容，未转发给客户，"
+                   "指令也未执行；请只在引用上方写答复后重新回复. Lines: " + " | ".join(leaked[:5]))
+        notify.tell_staff(session, ctx, ticket, member, problems=[problem], subject=case.parsed.subject, original=new_text)
+        raise Stop("appended", f"staff reply from {member.id} withheld: {len(leaked)} line(s) of our notification left after stripping", ticket.ref)
     if parsed.errors:
         mailq.event(session, ctx, ticket, actor, "commands_refused", errors=parsed.errors)
-        notify.tell_staff(session, ctx, ticket, member, problems=parsed.errors, subject=case.parsed.subject, original=case.parsed.new_text)
+        notify.tell_staff(session, ctx, ticket, member, problems=parsed.errors, subject=case.parsed.subject, original=new_text)
         raise Stop("appended", f"staff reply with {len(parsed.errors)} bad command(s): nothing relayed", ticket.ref)
     relayed = False
     if parsed.body and not parsed.internal:  # the answer first: a survey (#status resolved) follows it

@@ -144,8 +144,17 @@ def test_bad_command_relays_nothing_changes_nothing_and_answers_the_staff_member
     assert any(why in e for e in refused.detail["errors"])
 
 
-def test_hash_lines_after_the_text_are_not_commands(case):
-    """Only lines at the top are commands: '#1' and later '#' lines are part of the answer."""
+def test_numbered_and_hashtag_lines_are_part_of_the_answer(case):
+    """'#1 …' lines and an unknown '#word' inside the text are relayed as written; nothing is run."""
     ctx, ref, reply = case
-    result, sent = reply("#1 步骤：重启设备\n#note 这不是指令")
-    assert [to_addr(m) for m in sent] == [CUSTOMER] and "#note 这不是指令" in body(sent[0])
+    result, sent = reply("#1 步骤：重启设备\n#2 步骤：重新登录\n\n如仍有问题请回复。\n#售后服务")
+    assert [to_addr(m) for m in sent] == [CUSTOMER]
+    assert "#1 步骤：重启设备\n#2 步骤：重新登录\n\n如仍有问题请回复。\n#售后服务" in body(sent[0])
+    assert ticket(ctx, ref).status == "in_progress" and events(ctx, ref, "commands_refused") == []
+
+
+def test_a_command_below_the_text_is_run_and_not_relayed(case):
+    """Commands anywhere above the quote (issue 14): '#note' after the text makes the reply internal."""
+    ctx, ref, reply = case
+    result, sent = reply("#1 步骤：重启设备\n#note 已电话指导客户")
+    assert sent == [] and "已电话指导客户" in ticket(ctx, ref).notes

@@ -88,11 +88,23 @@ def test_malformed_commands_are_errors(line, fragment):
     assert len(parsed.errors) == 1 and fragment in parsed.errors[0] and parsed.commands == []
 
 
-def test_numbered_lines_and_text_first_are_not_commands():
-    """'#1' is not a command name; a '#' line after the text is text."""
+def test_numbered_lines_and_hashtags_in_the_text_are_not_commands():
+    """'#1' is not a command name; an unknown '#word' line inside the text is text (issue 14)."""
     assert commands.parse("#1 restart", staff_lookup=lookup, today=TODAY).commands == []
+    parsed = commands.parse("您好，\n\n已为您处理。\n#售后服务 #品质保证\n谢谢", staff_lookup=lookup, today=TODAY)
+    assert parsed.commands == [] and parsed.errors == [] and parsed.body == "您好，\n\n已为您处理。\n#售后服务 #品质保证\n谢谢"
+
+
+def test_commands_anywhere_in_the_new_text_are_taken_out_of_the_body():
+    """After a greeting, between paragraphs: each command line is carried out and never relayed (issue 14)."""
     parsed = commands.parse("Hello\n#status resolved", staff_lookup=lookup, today=TODAY)
-    assert parsed.commands == [] and parsed.body == "Hello\n#status resolved"
+    assert [c.value for c in parsed.commands] == ["resolved"] and parsed.body == ""  # a greeting alone is no answer
+    parsed = commands.parse("Hi Zhao,\n\nThe engineer comes tomorrow.\n\n#eta 2026-11-30\n#类型 投诉\n\nBest regards", staff_lookup=lookup, today=TODAY)
+    assert [c.name for c in parsed.commands] == ["eta", "type"] and parsed.errors == []
+    assert parsed.body == "Hi Zhao,\n\nThe engineer comes tomorrow.\n\nBest regards"
+    # a typo beside a real command, or right after the greeting, is an error, not text for the customer
+    assert commands.parse("Text.\n#status resolved\n#stauts x", staff_lookup=lookup, today=TODAY).errors
+    assert commands.parse("Hi,\n#stauts resolved\nText.", staff_lookup=lookup, today=TODAY).errors
 
 
 # ---- scores ---------------------------------------------------------------------
