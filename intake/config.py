@@ -166,6 +166,9 @@ class Limits(_Section):
     max_attachment_bytes: int = Field(10_000_000, ge=0)
     acks_per_sender_per_hour: int = Field(5, ge=0)
     form_duplicate_window_seconds: int = Field(60, ge=0)
+    # acknowledgements of web-form cases, all addresses together: a form's address is
+    # typed by anyone, so beyond this the cases open and get no mail
+    form_acks_per_hour: int = Field(200, ge=0)
 
 
 class Outbox(_Section):
@@ -197,6 +200,23 @@ class Ack(_Section):
 class Tickets(_Section):
     ref_prefix: str = ""  # e.g. "CS-": references read CS-261123-0007
     timezone: str = "Asia/Shanghai"  # the day in a reference and in reports
+    # Who may add to a ticket by email ([#REF] in the subject, In-Reply-To/References),
+    # reopen it or answer its survey: its customer's own address, and the addresses
+    # listed here for that customer ("alice@kehu.cn" = ["bob@kehu.cn"]) ...
+    customer_addresses: dict[str, list[str]] = {}
+    # ... and, for a customer at one of these domains, any colleague at the same domain
+    # (a company's own domain; never a public mail provider). Empty: nobody else.
+    colleague_domains: list[str] = []
+
+    @field_validator("customer_addresses")
+    @classmethod
+    def _addresses(cls, v: dict[str, list[str]]) -> dict[str, list[str]]:
+        return {k.strip().lower(): [a.strip().lower() for a in addrs] for k, addrs in v.items()}
+
+    @field_validator("colleague_domains")
+    @classmethod
+    def _domains(cls, v: list[str]) -> list[str]:
+        return [d.strip().lower().lstrip("@") for d in v]
 
     @field_validator("timezone")
     @classmethod

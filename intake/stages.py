@@ -22,7 +22,8 @@ from intake.models import Attachment, Customer, Message, OutboxMail, Ticket
 from intake.outgoing import queue_mail
 from intake.staffmail.sla import due_time
 from intake.tickets import (
-    IS_OPEN, clip, find_or_create_customer, insert_new, log_event, new_ref, open_counts, queue_archive, row_id, set_status, store_message,
+    IS_OPEN, clip, find_or_create_customer, insert_new, log_event, may_write_to, new_ref, open_counts, queue_archive, row_id, set_status,
+    store_message,
 )
 
 
@@ -117,43 +118,68 @@ def loop_check(case: Case, session: Session, ctx: Context) -> None:
 
 
 def thread(case: Case, session: Session, ctx: Context) -> None:
-    """A reply belongs to its ticket: by [#REF] in the subject or by In-Reply-To/References."""
+    """A reply belongs to its ticket: by [#REF] in the subject or by In-Reply-To/References,
+    and only if its sender may write to that ticket (tickets.may_write_to): references
+    are sequential and Message-IDs are copied easily. A refused sender opens a ticket of
+    their own. A web form proves nothing about the address typed into it: it never
+    threads, except through the signed case link of its acknowledgement (case_link)."""
+    if case.channel == "form":
+        from intake.case_link import linked_ticket
+
+        case.ticket = linked_ticket(case, session, ctx)
+        return
     msg = case.parsed
-    ticket = None
+    sender = msg.from_addr
+    ticket = refused = None
     match = ctx.ref_pattern.search(msg.subject or "")
     if match:
-        ticket = session.scalar(select(Ticket).where(Ticket.ref == match.group(1)))
-        if ticket is not None and not _may_write_to(ticket, msg.from_addr):
-            case.notes.append(f"{msg.from_addr or 'a sender'} named ticket {ticket.ref} in the subject but is not its customer")
-            ticket = None
-    ids = [*getattr(msg, "in_reply_to", []), *reversed(getattr(msg, "references", []))]
+        named = session.scalar(select(Ticket).where(Ticket.ref == match.group(1)))
+        if named is not None and may_write_to(ctx.config, named, sender):
+            ticket = named
+        elif named is not None:
+            refused = named
+            case.notes.append(f"{sender or 'a sender'} named ticket {named.ref} in the subject but may not write to it")
+    ids = [*msg.in_reply_to, *reversed(msg.references)][:_MAX_REFERENCES]
     if ticket is None and ids:
-        known = session.scalar(
-            select(Message).where(Message.message_id.in_(ids), Message.ticket_id.is_not(None)).order_by(Message.id.desc()).limit(1)
-        )
-        ticket = known.ticket if known is not None else None
+        # only among the tickets this sender may write to: a Message-ID someone stored
+        # on a ticket of their own captures nobody else's follow-ups
+        ticket = _referenced_ticket(session, ctx, ids, sender)
+    if ticket is None and sender and _is_staff(ctx, sender):
+        # staff mail naming a ticket without its reply address: the staff_reply stage
+        # refuses it and tells them (it must not open a customer ticket)
+        ticket = refused or (_referenced_ticket(session, ctx, ids, None) if ids else None)
     case.ticket = ticket
 
 
-# Domains anyone can have an address at: sharing one proves nothing.
-PUBLIC_MAIL_DOMAINS = frozenset(
-    "qq.com foxmail.com 163.com 126.com yeah.net sina.com sina.cn sohu.com aliyun.com 139.com 189.cn "
-    "gmail.com googlemail.com outlook.com hotmail.com live.com msn.com yahoo.com icloud.com me.com "
-    "proton.me protonmail.com gmx.com gmx.net mail.com yandex.ru".split()
-)
+# In-Reply-To/References looked up per message: more ids than this is no reply
+_MAX_REFERENCES = 50
 
 
-def _may_write_to(ticket: Ticket, sender: str) -> bool:
-    """A reference in a subject is easy to guess (they are sequential): it threads mail
-    from the ticket's customer, or a colleague at the customer's own company domain.
-    A reply carrying our Message-ID in In-Reply-To/References needs no such check."""
-    customer = (ticket.customer.email or "").lower()
-    if not sender or not customer:
-        return False
-    if sender == customer:
-        return True
-    domain = customer.rpartition("@")[2]
-    return sender.rpartition("@")[2] == domain and domain not in PUBLIC_MAIL_DOMAINS
+def _referenced_ticket(session: Session, ctx: Context, ids: list[str], sender: str | None) -> Ticket | None:
+    """The ticket of the newest message with one of these ids, among the tickets `sender`
+    may write to (tickets.may_write_to, as SQL); sender None: among all."""
+    query = (
+        select(Message.ticket_id).join(Ticket, Message.ticket_id == Ticket.id).join(Customer, Ticket.customer_id == Customer.id)
+        .where(Message.message_id.in_(ids)).order_by(Message.id.desc()).limit(1)
+    )
+    if sender is not None:
+        if not sender:
+            return None
+        rules = ctx.config.tickets
+        customers = [sender, *(customer for customer, listed in rules.customer_addresses.items() if sender in listed)]
+        allowed = Customer.email.in_(customers)
+        domain = sender.rpartition("@")[2]
+        if domain in rules.colleague_domains:
+            allowed = allowed | Customer.email.endswith("@" + domain, autoescape=True)
+        query = query.where(allowed)
+    found = session.scalar(query)
+    return session.get(Ticket, found) if found is not None else None
+
+
+def _is_staff(ctx: Context, sender: str) -> bool:
+    from intake.staffmail.relay import member_by_address
+
+    return member_by_address(ctx, sender) is not None
 
 
 def ignore_autoreply(case: Case, session: Session, ctx: Context) -> None:
@@ -237,6 +263,7 @@ def store(case: Case, session: Session, ctx: Context) -> None:
         name=msg.from_name or case.form.get("name", ""),
         company=case.form.get("company", ""),
         language=msg.language,
+        learn=case.channel != "form",  # a form proves nothing about the address typed into it
     )
     c = case.classification
     now = ctx.now()
@@ -314,29 +341,50 @@ def _store_message(case: Case, session: Session, ctx: Context, ticket: Ticket | 
 _OUTBOX = OutboxMail.__table__
 _RECENT_ACKS = Prepared(select(func.count()).select_from(_OUTBOX).where(
     _OUTBOX.c.kind == "ack", _OUTBOX.c.rcpt_to == bindparam("to"), _OUTBOX.c.created_at >= bindparam("since")))
+# a form case is acknowledged as it opens: the last hour's form tickets (on the
+# created_at index), not a scan of the whole outbox
+_RECENT_FORM_ACKS = select(func.count()).select_from(_TICKETS.join(_OUTBOX, _OUTBOX.c.ticket_id == _TICKETS.c.id)).where(
+    _TICKETS.c.created_at >= bindparam("since"), _TICKETS.c.channel == "form", _OUTBOX.c.kind == "ack")
 
 
 def acknowledge(case: Case, session: Session, ctx: Context) -> None:
     """A new ticket's customer gets its reference at once: rendered now, queued in
-    the outbox, sent by the mailer. Capped per sender per hour against loops."""
+    the outbox, sent by the mailer. Capped per sender per hour against loops. A form's
+    address was typed by anyone: its acknowledgement echoes nothing typed into the
+    form (a spam relay otherwise), and all form acknowledgements together are capped
+    per hour (limits.form_acks_per_hour) besides the per-address and per-IP limits."""
     if not case.opened:
         return
     ticket, msg = case.ticket, case.parsed
     if not msg.from_addr:
         log_event(session, ticket, "system", "ack_skipped", at=ctx.now(), reason="no email address (phone only)")
         return
-    cap = ctx.config.limits.acks_per_sender_per_hour
-    recent = _RECENT_ACKS.scalar(session, {"to": msg.from_addr, "since": ctx.now() - timedelta(hours=1)})
-    if recent >= cap:
-        log_event(session, ticket, "system", "ack_skipped", at=ctx.now(), reason=f"{recent} acknowledgements to {msg.from_addr} in the last hour (limit {cap})")
+    limits, since = ctx.config.limits, ctx.now() - timedelta(hours=1)
+    recent = _RECENT_ACKS.scalar(session, {"to": msg.from_addr, "since": since})
+    if recent >= limits.acks_per_sender_per_hour:
+        log_event(session, ticket, "system", "ack_skipped", at=ctx.now(),
+                  reason=f"{recent} acknowledgements to {msg.from_addr} in the last hour (limit {limits.acks_per_sender_per_hour})")
         return
+    from_form = case.channel == "form"
+    if from_form:
+        recent = session.scalar(_RECENT_FORM_ACKS, {"since": since})
+        if recent >= limits.form_acks_per_hour:
+            log_event(session, ticket, "system", "ack_skipped", at=ctx.now(),
+                      reason=f"{recent} acknowledgements of web forms in the last hour (limit {limits.form_acks_per_hour})")
+            return
     lang = msg.language if msg.language in ("zh", "en") else ctx.config.ack.default_language
     hours = ctx.config.ack.response_hours[ticket.urgency]
     due_local = ticket.due_at.astimezone(ZoneInfo(ctx.config.tickets.timezone)).strftime("%Y-%m-%d %H:%M")
-    mail = ctx.templates.mail("ack", lang, ticket=ticket, customer=ticket.customer, support=ctx.config.support, response_hours=hours, due_local=due_local)
+    case_link = ""
+    if from_form:
+        from intake.case_link import link
+
+        case_link = link(ctx.config, ticket.ref)
+    mail = ctx.templates.mail("ack", lang, ticket=ticket, customer=ticket.customer, support=ctx.config.support, response_hours=hours,
+                              due_local=due_local, from_form=from_form, case_link=case_link)
     queue_mail(
-        session, ctx, ticket, kind="ack", mail=mail, to_addr=msg.from_addr, to_name=msg.from_name,
-        in_reply_to=msg.message_id, references=list(getattr(msg, "references", [])), auto_submitted="auto-replied", to_customer=True,
+        session, ctx, ticket, kind="ack", mail=mail, to_addr=msg.from_addr, to_name="" if from_form else msg.from_name,
+        in_reply_to=msg.message_id, references=list(msg.references), auto_submitted="auto-replied", to_customer=True,
     )
     case.acknowledged = True
 

@@ -56,7 +56,11 @@ _CUSTOMER_BY_EMAIL = Prepared(select(_CUSTOMERS.c.id).where(_CUSTOMERS.c.email =
 _CUSTOMER_BY_PHONE = select(_CUSTOMERS.c.id).where(_CUSTOMERS.c.phone == bindparam("phone"), _CUSTOMERS.c.email.is_(None)).limit(1)
 
 
-def find_or_create_customer(session: Session, *, email: str, phone: str, name: str, company: str, language: str) -> Customer:
+def find_or_create_customer(session: Session, *, email: str, phone: str, name: str, company: str, language: str,
+                            learn: bool = True) -> Customer:
+    """The customer with this address (or phone), made when new. `learn` fills what the
+    record lacks from this message; a web form proves nothing about the address typed
+    into it, so it never changes a record (learn=False)."""
     known = None
     if email:
         known = _CUSTOMER_BY_EMAIL.scalar(session, {"email": email})
@@ -75,12 +79,37 @@ def find_or_create_customer(session: Session, *, email: str, phone: str, name: s
         )
         insert_new(session, customer)
         customer.new_here = True
-    else:  # learn what we did not know; never overwrite what staff may have corrected
+    else:
         customer.new_here = False  # created earlier in this transaction, with the ticket before this one
+        if not learn:
+            return customer
+        # learn what we did not know; never overwrite what staff may have corrected
         customer.name = customer.name or clip(name, Customer.name)
         customer.company = customer.company or clip(company, Customer.company)
         customer.phone = customer.phone or clip(phone, Customer.phone) or None
     return customer
+
+
+def is_customer_address(config, ticket: Ticket, sender: str) -> bool:
+    """The ticket's own customer: their address, or one listed for them in
+    [tickets] customer_addresses. Only they answer its survey."""
+    customer = (ticket.customer.email or "").lower()
+    sender = (sender or "").lower()
+    if not sender or not customer:
+        return False
+    return sender == customer or sender in config.tickets.customer_addresses.get(customer, ())
+
+
+def may_write_to(config, ticket: Ticket, sender: str) -> bool:
+    """May mail from `sender` be added to the ticket (and reopen it)? References are
+    sequential and Message-IDs are copied easily, so naming a ticket proves nothing:
+    its customer may, and a colleague at the customer's domain only where that domain
+    is listed in [tickets] colleague_domains."""
+    if is_customer_address(config, ticket, sender):
+        return True
+    customer, sender = (ticket.customer.email or "").lower(), (sender or "").lower()
+    domain = customer.rpartition("@")[2]
+    return bool(sender and domain) and domain in config.tickets.colleague_domains and sender.rpartition("@")[2] == domain
 
 
 def insert_new(session: Session, obj):

@@ -25,6 +25,7 @@ from intake.outgoing import queue_mail
 from intake.staffmail import mailq, notify
 from intake.staffmail.models import Survey
 from intake.staffmail.token import load_key
+from intake.tickets import is_customer_address
 
 _CN_DIGITS = {"一": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5}
 _SCORE = re.compile(
@@ -123,6 +124,8 @@ def handle_reply(case: Case, session: Session, ctx: Context) -> None:
     ticket = case.ticket
     if ticket is None or case.parsed is None or case.channel != "email":
         return
+    if not is_customer_address(ctx.config, ticket, case.parsed.from_addr):
+        return  # only the ticket's own customer answers its survey (a colleague's mail is appended)
     survey = pending(session, ticket)
     if survey is None:
         return

@@ -47,7 +47,8 @@ from intake.web.texts import TEXTS, choose_language, describe_kinds
 log = logging.getLogger("intake.web")
 abuse_log = logging.getLogger("intake.web.abuse")
 
-FIELDS = ("name", "company", "email", "phone", "type", "subject", "message")
+# case and case_sig: the signed case link of a form acknowledgement (intake/case_link.py)
+FIELDS = ("name", "company", "email", "phone", "type", "subject", "message", "case", "case_sig")
 STORED = ("opened", "appended", "duplicate", "autoreply_ignored")
 
 
@@ -79,7 +80,10 @@ class FormApp:
 
     async def page(self, request: Request) -> Response:
         lang = self.lang(request)
-        return self.form_page(request, lang, {}, {})
+        # opened from the case link of an acknowledgement: the post carries it back (checked by the pipeline)
+        case, sig = request.query_params.get("case", ""), request.query_params.get("sig", "")
+        values = {"case": case[:40], "case_sig": sig[:64]} if case and sig else {}
+        return self.form_page(request, lang, values, {})
 
     async def healthz(self, request: Request) -> Response:
         return PlainTextResponse("ok")

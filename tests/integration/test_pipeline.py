@@ -296,13 +296,16 @@ def test_events_record_who_and_what(ctx, pipeline):
 
 
 def test_a_stranger_naming_a_ticket_in_the_subject_does_not_join_it(ctx, pipeline):
-    """References are sequential and easy to guess: only the customer (or a colleague at
-    the customer's company domain) threads by subject; a stranger opens a ticket of their own."""
+    """References are sequential and easy to guess: only the customer threads by subject
+    (a colleague at the customer's domain only where [tickets] colleague_domains lists it:
+    tests/hostile/test_auth_threading.py); anyone else opens a ticket of their own."""
     first = pipeline.take(mail("我的订单有问题", subject="订单问题", sender="alice@kehu.example.cn"), ref())
     colleague = pipeline.take(mail("补充：订单号 1001", subject=f"Re: [#{first.ticket}] 订单问题", sender="bob@kehu.example.cn"), ref())
     stranger = pipeline.take(mail("5", subject=f"Re: [#{first.ticket}] 满意度", sender="mallory@evil.example.net"), ref())
-    assert colleague.outcome == "appended" and colleague.ticket == first.ticket
+    customer = pipeline.take(mail("补充：订单号 1002", subject=f"Re: [#{first.ticket}] 订单问题", sender="alice@kehu.example.cn"), ref())
+    assert colleague.outcome == "opened" and colleague.ticket != first.ticket
     assert stranger.outcome == "opened" and stranger.ticket != first.ticket
+    assert customer.outcome == "appended" and customer.ticket == first.ticket
 
 
 def test_a_long_read_does_not_hold_up_writers(ctx, pipeline):
@@ -331,4 +334,4 @@ def test_overlong_names_and_a_line_break_in_a_form_name_still_make_a_ticket(ctx,
     acks = outbox(ctx)
     assert len(acks) == 2
     headers = email.message_from_bytes(acks[1].raw)
-    assert "Bcc" not in headers and headers["To"].endswith("<lina2@kehu.example.cn>")
+    assert "Bcc" not in headers and headers["To"] == "lina2@kehu.example.cn"  # a form's ack echoes no typed name
