@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import base64
+import re
 import secrets
 from email.policy import Compat32
 from email.utils import format_datetime, formataddr
@@ -76,6 +77,10 @@ def compose(
     the pipeline's CPU for the two mails of a new ticket."""
     # display names come from customers: one line, whatever they typed
     from_name, to_name = " ".join(from_name.split()), " ".join(to_name.split())
+    _refuse_line_breaks({
+        "From": from_addr, "To": to_addr, "Subject": mail.subject, "Message-ID": message_id, "In-Reply-To": in_reply_to or "",
+        "References": " ".join(references or []), "Auto-Submitted": auto_submitted or "", **(extra_headers or {}),
+    })
     headers = [
         ("From", _address("From", from_name, from_addr)),
         ("To", _address("To", to_name, to_addr)),
@@ -103,6 +108,22 @@ def compose(
         delimiter, _header_block(_TEXT_PART["html"]), b"\r\n", _base64_lines(mail.html), b"\r\n",
         f"--{boundary}--\r\n".encode("ascii"),
     ])
+
+
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")  # every control character but the tab
+
+
+class HeaderInjection(ValueError):
+    """A header value would end its line (and could end the header block) early."""
+
+
+def _refuse_line_breaks(values: dict[str, str]) -> None:
+    """No value from anywhere may carry a line break or another control character into
+    our headers: a bare line there ends the header block, and what follows (our
+    Auto-Submitted, say) is lost. Values are checked before folding adds its own."""
+    for name, value in values.items():
+        if _CONTROL.search(value):
+            raise HeaderInjection(f"{name} header value contains a line break or control character: {value[:80]!r}")
 
 
 def _address(header: str, name: str, addr: str) -> str:

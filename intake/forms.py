@@ -17,17 +17,17 @@ from datetime import datetime, timezone
 from typing import Any
 
 from intake.charsets import cjk_share
-from intake.message import ZH_SHARE, Attachment, ParsedMessage, UnparseableMessage
+from intake.message import ZH_SHARE, Attachment, ParsedMessage, UnparseableMessage, checked_message_id
 
 TYPES = ("inquiry", "complaint", "fault", "request", "suggestion")
 LANGS = ("zh", "en")
-TEXT_FIELDS = ("name", "email", "phone", "company", "subject", "message", "type", "lang", "submitted_at")
+TEXT_FIELDS = ("name", "email", "phone", "company", "subject", "message", "type", "lang", "submitted_at", "message_id", "case", "case_sig")
 MAX_LEN = {"name": 200, "email": 254, "phone": 40, "company": 200, "subject": 300, "message": 20_000}
 MAX_ATTACHMENTS = 10
 
 # A pragmatic address check: one @, no spaces, a dot in the domain. Full RFC 5322
 # would accept addresses no mail server here delivers to; a typo is what we catch.
-EMAIL_RE = re.compile(r"^[^@\s<>\"',;]+@[^@\s<>\"',;]+\.[^@\s<>\"',;.]{2,}$")
+EMAIL_RE = re.compile(r"^[^@\s<>\"',;\x00-\x1f\x7f]+@[^@\s<>\"',;\x00-\x1f\x7f]+\.[^@\s<>\"',;.\x00-\x1f\x7f]{2,}$")
 # Phone: digits with the usual separators; 6 to 20 digits ("+86 138-1234-5678", "(021) 6123 4567 ext 8").
 PHONE_CHARS_RE = re.compile(r"^[0-9+\-()\s./extEXT#转]*$")
 
@@ -242,7 +242,8 @@ def parse_submission(raw: bytes) -> ParsedMessage:
     if errors:
         raise UnparseableMessage("invalid form submission: " + "; ".join(f"{k}: {v}" for k, v in sorted(errors.items())))
     message = _text(data, "message")
-    subject = _text(data, "subject") or _first_line(message)
+    # one line: the subject goes into mail headers and subjects of ours
+    subject = " ".join(_text(data, "subject").split()) or _first_line(message)
     attachments = [
         Attachment(
             filename=safe_filename(a["filename"]),
@@ -253,8 +254,11 @@ def parse_submission(raw: bytes) -> ParsedMessage:
         )
         for a in data.get("attachments") or []
     ]
-    given_id = _text(data, "message_id")
-    message_id = given_id or f"<form-{hashlib.sha256(raw).hexdigest()[:32]}@form.intake>"
+    # an integration may name its own Message-ID; it reaches our mail's headers, so it is
+    # checked like an email's (an invalid one is replaced and the defect recorded)
+    defects: list[str] = []
+    message_id = checked_message_id(_text(data, "message_id").strip("<>"), defects, source="message_id field")
+    message_id = message_id or f"form-{hashlib.sha256(raw).hexdigest()[:32]}@form.intake"
     headers = [("x-intake-form-" + k, _text(data, k)) for k in ("phone", "company", "type") if _text(data, k)]
     return ParsedMessage(
         message_id=message_id,
@@ -273,7 +277,7 @@ def parse_submission(raw: bytes) -> ParsedMessage:
         language=submission_language(data),
         attachments=attachments,
         headers=headers,
-        defects=[],
+        defects=defects,
     )
 
 

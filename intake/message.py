@@ -7,6 +7,7 @@ in `defects`; only input that is not an email at all raises UnparseableMessage.
 from __future__ import annotations
 
 import email.utils
+import hashlib
 import logging
 import mimetypes
 import re
@@ -204,9 +205,9 @@ def _parse(raw: bytes, max_bytes: int) -> ParsedMessage:
     subject = " ".join(_header_text(msg, "subject").split())
     new_text = strip_quoted(text)
     return ParsedMessage(
-        message_id=_message_id(_header_text(msg, "message-id")),
-        in_reply_to=_ids(_header_text(msg, "in-reply-to")),
-        references=_ids(" ".join(_raw_all(msg, "references"))),
+        message_id=_message_id(_header_text(msg, "message-id"), defects),
+        in_reply_to=_ids(_header_text(msg, "in-reply-to"), defects, "In-Reply-To"),
+        references=_ids(" ".join(_raw_all(msg, "references")), defects, "References"),
         from_addr=from_addr,
         from_name=from_name,
         reply_to=reply_to,
@@ -241,20 +242,48 @@ def _header_text(msg: Message, name: str) -> str:
     return _storable(decode_header(values[0])[0]).strip() if values else ""
 
 
-def _ids(value: str) -> list[str]:
+def _ids(value: str, defects: list[str], name: str) -> list[str]:
+    """The valid Message-IDs in In-Reply-To or References, once each; invalid ones are
+    dropped (they would go into our own mail's headers) and noted."""
     found = _MSGID.findall(value)
-    if found:
-        return list(dict.fromkeys(found))
-    # Clients that drop the angle brackets still separate ids by white space.
-    return [token for token in value.split() if "@" in token]
+    if not found:  # clients that drop the angle brackets still separate ids by white space
+        found = [token for token in value.split() if "@" in token]
+    valid = [i for i in dict.fromkeys(found) if valid_message_id(i)]
+    if len(valid) < len(dict.fromkeys(found)):
+        defects.append(f"{name}: {len(dict.fromkeys(found)) - len(valid)} invalid Message-ID(s) dropped")
+    return valid
 
 
-def _message_id(value: str) -> str | None:
+# A Message-ID goes into the headers of our own mail (In-Reply-To, References): it must
+# be one RFC 5322 msg-id, left@right in visible ASCII, of a length real mailers use.
+MAX_MESSAGE_ID = 250
+_VALID_MSGID = re.compile(r"[!-;=?-~]+@[!-;=?-~]+")  # printable ASCII without "<", ">", white space
+
+
+def valid_message_id(value: str) -> bool:
+    return len(value) <= MAX_MESSAGE_ID and _VALID_MSGID.fullmatch(value) is not None
+
+
+def checked_message_id(value: str | None, defects: list[str], *, source: str = "Message-ID") -> str | None:
+    """`value` when it is a valid Message-ID (without its angle brackets); an invalid one
+    is replaced by one made from it (the same value always gives the same id, so dedupe
+    still works) and the defect is recorded; None when there is none."""
+    if not value:
+        return None
+    if valid_message_id(value):
+        return value
+    shown = value[:80].encode("unicode_escape").decode("ascii")
+    defects.append(f"{source} {shown!r} is not a valid Message-ID (syntax, length or control characters); replaced")
+    digest = hashlib.sha256(value.encode("utf-8", "surrogatepass")).hexdigest()[:32]
+    return f"replaced.{digest}@invalid.intake"
+
+
+def _message_id(value: str, defects: list[str]) -> str | None:
     ids = _MSGID.findall(value)
     if ids:
-        return ids[0]
+        return checked_message_id(ids[0], defects)
     value = value.strip().strip("<>").strip()
-    return value or None
+    return checked_message_id(value, defects)
 
 
 def _addresses(msg: Message, name: str, defects: list[str]) -> list[tuple[str, str]]:

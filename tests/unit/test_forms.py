@@ -123,7 +123,7 @@ def test_parse_gives_the_pipeline_a_parsed_message():
     assert msg.date.isoformat() == "2026-11-23T03:15:00+00:00"
     [a] = msg.attachments
     assert (a.filename, a.content_type, a.size, a.data, a.truncated) == ("报告.pdf", "application/pdf", len(PDF), PDF, False)
-    assert msg.message_id.startswith("<form-") and msg.in_reply_to == [] and msg.defects == []
+    assert msg.message_id.startswith("form-") and msg.in_reply_to == [] and msg.defects == []
 
 
 def test_phone_only_submission_has_empty_from_and_subject_from_first_line():
