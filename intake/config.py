@@ -159,6 +159,9 @@ class Web(_Section):
     csrf_secret: str = Field("", repr=False)
     csrf_secret_env: str = ""
     public_base_url: str = ""
+    # addresses of our own reverse proxies: only their X-Forwarded-For is believed (the
+    # per-IP rate limit counts the customer behind them); empty: the peer address counts
+    trusted_proxies: list[str] = []
 
 
 class Limits(_Section):

@@ -23,22 +23,32 @@ def _aligned(domain: str, from_domain: str) -> bool:
     return from_domain == domain or from_domain.endswith("." + domain)
 
 
+def _authserv_id(header: str) -> str:
+    words = header.split(";", 1)[0].split()
+    return words[0].lower() if words else ""
+
+
 def authenticated(headers: list[str], authserv_id: str, from_addr: str) -> tuple[bool, str]:
-    """(passed, why) from the Authentication-Results header values of one message."""
+    """(passed, why) from the Authentication-Results header values of one message, topmost first.
+
+    Only the topmost header with our authserv-id counts: our server adds its own above
+    whatever the mail arrived with, so one further down (with our id or not) was
+    written by the sender. dmarc=pass counts only with a header.from naming the From's
+    domain: a pass for some other domain says nothing about this From."""
     from_domain = _domain_of(from_addr)
-    ours = [h for h in headers if h.split(";", 1)[0].strip().split()[0:1] == [authserv_id]] if authserv_id else []
-    if not ours:
+    wanted = authserv_id.lower()
+    ours = next((h for h in headers if wanted and _authserv_id(h) == wanted), None)
+    if ours is None:
         return False, f"no Authentication-Results from {authserv_id}"
-    for header in ours:
-        for method, result, rest in _RESULT.findall(header.split(";", 1)[1] if ";" in header else ""):
-            if result.lower() != "pass":
-                continue
-            method = method.lower()
-            props = {k.lower(): _domain_of(v) for k, v in _PROP.findall(rest)}
-            if method == "dmarc" and props.get("header.from", from_domain) == from_domain:
-                return True, "dmarc=pass"
-            if method == "dkim" and "header.d" in props and _aligned(props["header.d"], from_domain):
-                return True, f"dkim=pass header.d={props['header.d']}"
-            if method == "spf" and "smtp.mailfrom" in props and _aligned(props["smtp.mailfrom"], from_domain):
-                return True, f"spf=pass smtp.mailfrom={props['smtp.mailfrom']}"
-    return False, f"{authserv_id} did not authenticate {from_domain} (no dmarc, aligned dkim or spf pass)"
+    for method, result, rest in _RESULT.findall(ours.split(";", 1)[1] if ";" in ours else ""):
+        if result.lower() != "pass":
+            continue
+        method = method.lower()
+        props = {k.lower(): _domain_of(v) for k, v in _PROP.findall(rest)}
+        if method == "dmarc" and props.get("header.from") == from_domain:
+            return True, "dmarc=pass"
+        if method == "dkim" and "header.d" in props and _aligned(props["header.d"], from_domain):
+            return True, f"dkim=pass header.d={props['header.d']}"
+        if method == "spf" and "smtp.mailfrom" in props and _aligned(props["smtp.mailfrom"], from_domain):
+            return True, f"spf=pass smtp.mailfrom={props['smtp.mailfrom']}"
+    return False, f"{authserv_id} did not authenticate {from_domain} (no dmarc with header.from, aligned dkim or spf pass)"

@@ -117,10 +117,10 @@ def notify_head(session: Session, ctx: Context, ticket: Ticket, *, kind: str, me
 
 
 def tell_staff(session: Session, ctx: Context, ticket: Ticket | None, member, *, problems: list[str], subject: str, original: str = "",
-               relayed: bool = False, commands_applied: bool = False) -> None:
+               relayed: bool = False, commands_applied: bool = False, kind: str = "staff_error") -> None:
     """A staff member's reply was not relayed (or, relayed=True, only partly): say why."""
     lang = staff_language(member)
     mail = ctx.templates.mail("staff_error", lang, member=member, ticket=ticket, problems=problems, subject=subject, original=original,
                               support=ctx.config.support, relayed=relayed, commands_applied=commands_applied)
     reply_to = reply_address(ctx, ticket) if ticket is not None and ticket.assignee == member.id else None
-    queue_mail(session, ctx, ticket, kind="staff_error", mail=mail, to_addr=member.email, to_name=member.name, reply_to=reply_to)
+    queue_mail(session, ctx, ticket, kind=kind, mail=mail, to_addr=member.email, to_name=member.name, reply_to=reply_to)

@@ -18,14 +18,15 @@ alone never passes, and a real colleague learns to reply to the notification.
 """
 from __future__ import annotations
 
+from datetime import timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.orm import Session
 
 from intake.case import Case, Quarantine, Stop
 from intake.context import Context
-from intake.models import Message, QuarantineItem, Ticket
+from intake.models import Message, OutboxMail, QuarantineItem, Ticket
 from intake.outgoing import queue_mail
 from intake.staffmail import actions, mailq, notify
 from intake.staffmail.auth import authenticated
@@ -91,13 +92,16 @@ def handle(case: Case, session: Session, ctx: Context) -> None:
         directory = ctx.staff()
         owner = directory.member(ticket.assignee) if directory is not None and ticket.assignee else None
         _refuse(case, session, ctx, ticket, sender or owner,
-                f"{msg.from_addr or 'an unknown sender'} may not act on ticket {ticket.ref}: only its assignee"
+                f"{msg.from_addr[:100] or 'an unknown sender'} may not act on ticket {ticket.ref}: only its assignee"
                 + (" or the department head" if cfg.staff_mail.allow_department_head else "") + " / 发件人无权处理此工单")
     _accept(case, session, ctx, ticket, sender)
 
 
 def _refuse(case: Case, session: Session, ctx: Context, ticket: Ticket | None, tell, reason: str) -> None:
-    """Quarantine the mail (its bytes and the reason) and tell the staff member why."""
+    """Quarantine the mail (its bytes and the reason) and tell the staff member why.
+    Anyone can forge a staff From, so the telling is bounded: only about a ticket that
+    exists (a token naming none tells nobody), at most once an hour per staff member
+    (the quarantine keeps every refused mail), and never echoing the received subject."""
     if case.ref.source.startswith("quarantine:"):
         raise Quarantine(reason)  # a retry refused again: the item stays held; they were told the first time
     item = QuarantineItem(source=case.ref.source, key=case.ref.key, channel=case.ref.channel, raw=case.raw, reason=reason, created_at=ctx.now())
@@ -105,9 +109,21 @@ def _refuse(case: Case, session: Session, ctx: Context, ticket: Ticket | None, t
     session.flush()
     if ticket is not None:
         mailq.event(session, ctx, ticket, "system", "staff_reply_refused", sender=case.parsed.from_addr, reason=reason, quarantine=item.id)
-    if tell is not None and tell.email:
-        notify.tell_staff(session, ctx, ticket, tell, problems=[reason], subject=case.parsed.subject, original="")
+        if tell is not None and tell.email and not _told_within_the_hour(session, ctx, tell.email):
+            notify.tell_staff(session, ctx, ticket, tell, problems=[reason], subject=ticket.subject, original="", kind=REFUSAL_KIND)
     raise Stop("quarantined", f"#{item.id}: {reason}", ticket.ref if ticket is not None else None)
+
+
+REFUSAL_KIND = "staff_refused"  # the outbox kind of a refusal notice, counted for the hourly bound
+_OUTBOX = OutboxMail.__table__
+_REFUSALS_TOLD = (
+    select(func.count()).select_from(_OUTBOX)
+    .where(_OUTBOX.c.kind == REFUSAL_KIND, _OUTBOX.c.rcpt_to == bindparam("to"), _OUTBOX.c.created_at >= bindparam("since"))
+)
+
+
+def _told_within_the_hour(session: Session, ctx: Context, address: str) -> bool:
+    return session.scalar(_REFUSALS_TOLD, {"to": address, "since": ctx.now() - timedelta(hours=1)}) > 0
 
 
 def _accept(case: Case, session: Session, ctx: Context, ticket: Ticket, member) -> None:

@@ -9,6 +9,7 @@ by email.
 from __future__ import annotations
 
 import base64
+import ipaddress
 import json
 import logging
 import secrets
@@ -284,12 +285,31 @@ def contact_keys(data: dict) -> tuple[str, ...]:
 
 
 def client_ip(request: Request, settings: WebSettings) -> str:
+    """The peer's address; behind one of [web] trusted_proxies, the last hop in the
+    X-Forwarded-For it wrote. Anyone else can write that header: it is ignored."""
     host = request.client.host if request.client else "unknown"
-    if host in settings.trusted_proxies:  # behind our own reverse proxy, the customer is the last hop it saw
+    if _trusted(host, settings.trusted_proxies):  # behind our own reverse proxy, the customer is the last hop it saw
         forwarded = request.headers.get("x-forwarded-for", "")
         if forwarded:
             return forwarded.split(",")[-1].strip()
     return host
+
+
+def _trusted(host: str, proxies: tuple[str, ...]) -> bool:
+    """Is `host` one of the proxies (addresses or networks: "127.0.0.1", "10.0.0.0/8")?"""
+    if not proxies:
+        return False
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    for proxy in proxies:
+        try:
+            if address in ipaddress.ip_network(proxy, strict=False):
+                return True
+        except ValueError:
+            continue
+    return False
 
 
 def mask_phone(phone: str) -> str:

@@ -15,6 +15,9 @@ def serve(app: Starlette, host: str, port: int, stop_event: threading.Event, *, 
     config = uvicorn.Config(
         app, host=host, port=port, log_level="warning", access_log=False, lifespan="off",
         timeout_graceful_shutdown=5, server_header=False,
+        # uvicorn would believe X-Forwarded-For from loopback and rewrite the client
+        # address; the app believes it only from [web] trusted_proxies (app.client_ip)
+        proxy_headers=False,
     )
     server = uvicorn.Server(config)
 

@@ -42,6 +42,7 @@ def settings_from_config(config, host: str, port: int) -> WebSettings:
         rate_limit_per_minute=web.rate_limit_per_minute,
         csrf_secret=secret,
         public_base_url=web.public_base_url,
+        trusted_proxies=tuple(web.trusted_proxies),
         concurrent_takes=1 if config.database.url.startswith("sqlite") else 4,
         templates_dir=config.paths.templates / "forms" if config.paths.templates else None,
     )

@@ -88,8 +88,8 @@ def test_tampered_token_from_the_assignee_is_refused(setup, smtp_server):
     for n, to in enumerate((f"support+{ref}.{'0' * len(mac)}@{domain}", f"support+{other_ticket}.{mac}@{domain}")):
         result = pipeline.take(reply_to(note.as_bytes(), sender="李娜 <li.na@example.com>", body="好的。", to=to), SourceRef("t", f"bad{n}"))
         assert result.outcome == "quarantined" and "bad token" in result.reason
-    sent = deliver(ctx, smtp_server)
-    assert nothing_to_customer(sent) and [to_addr(m) for m in sent] == ["li.na@example.com"] * 2
+    sent = deliver(ctx, smtp_server)  # told once: at most one refusal notice an hour per staff member
+    assert nothing_to_customer(sent) and [to_addr(m) for m in sent] == ["li.na@example.com"]
     assert len(held(ctx)) == 2
 
 
@@ -194,7 +194,7 @@ def test_with_trusted_authserv_only_authenticated_staff_replies_pass(make_ctx, d
 
     assert answer("none").outcome == "quarantined"
     assert answer("foreign", "mx.evil.example; dkim=pass header.d=example.com").outcome == "quarantined"
-    sent = deliver(ctx, smtp_server)
-    assert nothing_to_customer(sent) and all("was not authenticated" in body(m) for m in sent) and len(sent) == 2
+    sent = deliver(ctx, smtp_server)  # both refused; told once (at most one refusal notice an hour)
+    assert nothing_to_customer(sent) and all("was not authenticated" in body(m) for m in sent) and len(sent) == 1
     assert answer("ok", "mx.example.com; dkim=pass header.d=example.com; spf=pass smtp.mailfrom=example.com").outcome == "appended"
     assert [to_addr(m) for m in deliver(ctx, smtp_server)] == [CUSTOMER]
