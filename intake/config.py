@@ -259,6 +259,14 @@ class StaffMail(_Section):
             raise ValueError("must be at least 16 characters")
         return v
 
+    @field_validator("secret_env")
+    @classmethod
+    def _env_long_enough(cls, v: str) -> str:
+        """The key from the environment must be as long as one written inline."""
+        if v and len(os.environ.get(v, "")) < 16:
+            raise ValueError(f"the value of environment variable {v} must be at least 16 characters")
+        return v
+
 
 
 class Sla(_Section):
@@ -468,6 +476,10 @@ def _key_path(loc: tuple, data: dict) -> str:
     return ".".join(parts)
 
 
+# keys whose values are secrets: an error about them never shows the value
+SECRET_KEYS = frozenset({"password", "secret", "csrf_secret"})
+
+
 def _describe(error: dict, data: dict) -> str:
     key = _key_path(error["loc"], data)
     if error["type"] == "extra_forbidden":
@@ -478,7 +490,8 @@ def _describe(error: dict, data: dict) -> str:
         suggestion = f" (did you mean {hint[0]!r}?)" if hint else ""
         return f"{key}: unknown key{where}{suggestion}"
     message = error["msg"].removeprefix("Value error, ")
-    if error["type"] not in ("missing", "value_error") and "input" in error and not isinstance(error["input"], (dict, list)):
+    secret = any(str(part) in SECRET_KEYS for part in error["loc"])  # never echoed: logs and terminals keep it
+    if not secret and error["type"] not in ("missing", "value_error") and "input" in error and not isinstance(error["input"], (dict, list)):
         message += f" (got {error['input']!r})"
     return f"{key}: {message}"
 

@@ -226,6 +226,8 @@ def _load(raw: bytes) -> dict:
         data = json.loads(raw.decode("utf-8-sig"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise UnparseableMessage(f"form submission is not UTF-8 JSON: {exc}") from exc
+    except RecursionError:  # "[[[[…" deeper than the interpreter's stack
+        raise UnparseableMessage("form submission is JSON nested too deeply") from None
     if not isinstance(data, dict):
         raise UnparseableMessage("form submission is not a JSON object")
     return data

@@ -62,7 +62,8 @@ def _link_mac(ctx: Context, ref: str, survey_id: int) -> str:
 
 
 def verify_link(ctx: Context, ref: str, survey_id: int, mac: str) -> bool:
-    return hmac.compare_digest(mac, _link_mac(ctx, ref, survey_id))
+    # as bytes: compare_digest raises TypeError on a str that is not ASCII (a 500 before)
+    return hmac.compare_digest(mac.encode("utf-8", "replace"), _link_mac(ctx, ref, survey_id).encode())
 
 
 def start(session: Session, ctx: Context, ticket: Ticket) -> Survey | None:

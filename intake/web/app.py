@@ -155,6 +155,8 @@ class FormApp:
             data = json.loads(await request.body())
         except (json.JSONDecodeError, UnicodeDecodeError):
             return JSONResponse({"errors": {"_": "the body is not valid JSON"}}, 400)
+        except RecursionError:  # "[[[[…" deeper than the interpreter's stack: a 500 before
+            return JSONResponse({"errors": {"_": "the body is JSON nested too deeply"}}, 400)
         if not isinstance(data, dict):
             return JSONResponse({"errors": {"_": msg("not_object", "en")}}, 422)
         # No honeypot here: JSON comes from integrations, whose extra fields (a "website" too) are kept.
