@@ -262,7 +262,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("init", parents=[common], help="create or upgrade the database and folders")
     p.add_argument("--config-dir", type=Path, metavar="DIR",
-                   help="instead: write editable copies of the example config, rules and staff files into DIR (never overwriting)")
+                   help="instead: write editable copies of the example config, rules, staff file and systemd unit into DIR (never overwriting)")
     p.set_defaults(func=cmd_init)
 
     p = sub.add_parser("run", parents=[common], help="the daemon")

@@ -13,7 +13,8 @@ from importlib.resources import files
 from pathlib import Path
 
 # every file `intake init --config-dir` copies for the user to edit, as named there
-EDITABLE_DEFAULTS = {"intake.example.toml": "intake.toml", "rules.toml": "rules.toml", "staff.toml": "staff.toml"}
+EDITABLE_DEFAULTS = {"intake.example.toml": "intake.toml", "rules.toml": "rules.toml", "staff.toml": "staff.toml",
+                     "intake.service": "intake.service"}
 
 
 def _folder(package: str) -> Path:
