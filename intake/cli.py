@@ -185,6 +185,8 @@ def cmd_quarantine(args, out: Output) -> int:
 def cmd_classify(args, out: Output) -> int:
     from classify import Classifier
 
+    if args.file == "eval":
+        return _classify_eval(args, out)
     raw = sys.stdin.buffer.read() if args.file == "-" else Path(args.file).read_bytes()
     is_form = args.file.endswith(".json") or raw.lstrip()[:1] == b"{"
     if is_form:
@@ -207,6 +209,25 @@ def cmd_classify(args, out: Output) -> int:
         print(f"type: {result.type}\nurgency: {result.urgency}\ndepartment: {', '.join(result.departments) or '-'}"
               + ("\nflagged: 加急" if result.flagged else ""))
         print(result.explain(parsed.language))
+    return 0
+
+
+def _classify_eval(args, out: Output) -> int:
+    """`intake classify eval FILE`: the rules in force measured on a team's own labelled messages."""
+    from classify import Classifier
+    from classify.evaluate import figures, groups, load_labelled, render, score, worst
+
+    if not args.labelled:
+        print("intake: classify eval needs a labelled file (.jsonl or .csv)", file=sys.stderr)
+        return 2
+    scored = score(Classifier.from_file(args.config_obj.rules_file), load_labelled(Path(args.labelled)))
+    if out.as_json:
+        out.row({"file": args.labelled, "rules": str(args.config_obj.rules_file),
+                 "figures": {name: figures(rows) for name, rows in groups(scored).items()},
+                 "worst": [s.__dict__ for s in worst(scored, args.worst)]}, "")
+    else:
+        print(f"{args.labelled}: {len(scored)} messages, rules {args.config_obj.rules_file}\n")
+        print(render(scored, args.worst))
     return 0
 
 
@@ -285,8 +306,12 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("id", nargs="?", type=int)
     p.set_defaults(func=cmd_quarantine)
 
-    p = sub.add_parser("classify", parents=[common], help="classify one .eml or form .json without storing it")
-    p.add_argument("file", help="path, or - for standard input")
+    p = sub.add_parser("classify", parents=[common], help="classify one .eml or form .json without storing it",
+                       description="intake classify FILE|-: one message. intake classify eval LABELLED: the rules measured "
+                                   "on labelled messages (.jsonl or .csv with subject, body, type, urgency; lang, hard optional).")
+    p.add_argument("file", help="path, or - for standard input, or 'eval'")
+    p.add_argument("labelled", nargs="?", help="after 'eval': the labelled .jsonl or .csv file")
+    p.add_argument("--worst", type=int, default=10, help="after 'eval': how many of the worst errors to list")
     p.set_defaults(func=cmd_classify)
 
     p = sub.add_parser("tickets", parents=[common], help="read tickets")
