@@ -88,8 +88,21 @@ _ATTRIBUTION = re.compile(
     )""",
     re.IGNORECASE | re.VERBOSE,
 )
-# "On Mon, 20 Nov 2026, Li Wei <li@example.com>" + next line "wrote:" (Gmail wraps long ones)
+# "On Mon, 20 Nov 2026, Li Wei <li@example.com>" + next line "wrote:" (Gmail wraps long ones), or any
+# line with a date or time wrapped before "… написал:"
 _ATTRIBUTION_START = re.compile(r"^\s*(?:on|am|le|el|em|il|op|在)\s.{4,200}$", re.IGNORECASE)
+_DATED_START = re.compile(r"^(?=.*(?:\d{1,4}[-./年]\d{1,2}|\d{1,2}:\d{2})).{4,200}$")
+# an attribution wrapped over two or three lines ("Am So., 1. Jan. 2023 um 17:22 Uhr schrieb John Doe <" + "noreply@github.com>:")
+_ATTRIBUTION_JOINED = re.compile(
+    rf"^\s*(?:(?:on|am|le|el|em|il|op)\s.{{4,300}}\s{_WROTE}(?:\s.{{0,120}})?\s*[:：]|在\s?.{{4,300}}(?:写道|寫道)\s*[:：]?|.{{2,300}}(?:于|於)\s?.{{4,120}}(?:写道|寫道)\s*[:：]?)\s*$",
+    re.IGNORECASE,
+)
+# Apple Mail's and others' forward line
+_FORWARDED = re.compile(
+    r"^\s*(?:begin\s+forwarded\s+message|début\s+du\s+message\s+réexpédié|anfang\s+der\s+weitergeleiteten\s+nachricht"
+    r"|inizio\s+messaggio\s+inoltrato|comienzo\s+del\s+mensaje\s+reenviado|以下为转发的邮件|转发的邮件)\s*[:：]\s*$",
+    re.IGNORECASE,
+)
 _WROTE_LINE = re.compile(rf"^\s*.{{0,100}}{_WROTE}\s*[:：]?\s*$", re.IGNORECASE)
 # any attribution: a date or time and an address, ending in a colon ("2026年11月23日(月) 10:00 Support <s@x>:")
 _ADDRESS_COLON = re.compile(r"^(?=.*\d)(?=.*@).{6,300}[:：]\s*$")
@@ -104,10 +117,16 @@ def quote_start(lines: list[str], i: int) -> int:
         return 0
     if _ORIGINAL_LINE.match(line) or _UNDERSCORES.match(line):
         return 1
-    if _ATTRIBUTION.match(line):
+    if _ATTRIBUTION.match(line) or _FORWARDED.match(line):
         return 1
-    if i + 1 < len(lines) and _ATTRIBUTION_START.match(line) and _WROTE_LINE.match(lines[i + 1]):
+    if i + 1 < len(lines) and _WROTE_LINE.match(lines[i + 1]) and (
+        _ATTRIBUTION_START.match(line) or (_DATED_START.match(line) and lines[i + 1].rstrip().endswith((":", "：")))
+    ):
         return 2
+    for extra in (1, 2):
+        if i + extra < len(lines) and all(lines[j].strip() and not (j > i and _ATTRIBUTION_START.match(lines[j])) for j in range(i, i + extra + 1)):
+            if _ATTRIBUTION_JOINED.match(" ".join(lines[j].strip() for j in range(i, i + extra + 1))):
+                return extra + 1
     if _ADDRESS_COLON.match(line) and _next_is_quoted(lines, i):
         return 1
     if _RULE.match(line) and header_block(lines, _skip_blank(lines, i + 1)):

@@ -13,6 +13,7 @@ iPhone", "发自我的iPhone"), the writer's own signature text or bare address.
 """
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 
 from intake.quote import markers
@@ -33,7 +34,10 @@ def split(text: str, known: KnownText | None = None, signatures: Iterable[str] =
         kept = [line for line in lines if not markers.QUOTED.match(line)]
     else:
         head = [line for line in lines[:cut] if not markers.QUOTED.match(line)]
-        kept = head + _answers_in_quote(lines[cut + marker_lines:], bottom_posted=not _has_content(head), known=known)
+        answers = _answers_in_quote(lines[cut + marker_lines:], bottom_posted=not _has_content(head), known=known)
+        while head and not head[-1].strip() and answers:
+            head.pop()
+        kept = head + answers
     kept = _drop_signature(kept, signatures, own_addresses)
     return "\n".join(line.rstrip() for line in kept).strip()
 
@@ -62,13 +66,18 @@ def _first_run_of_ours(lines: list[str], known: KnownText) -> int | None:
 
 
 def _back_over_header(lines: list[str], start: int) -> int:
-    """Above our quoted text: blank lines, the client's header block or attribution, rules."""
+    """Above our quoted text: blank lines, the client's header block (in any language:
+    'Label: value' lines) or attribution, and the rule or 'Original Message' line above it."""
     while start > 0:
         above = lines[start - 1]
-        if above.strip() and not (markers.looks_like_attribution(above) or markers.is_rule(above)):
+        if above.strip() and not (markers.looks_like_attribution(above) or markers.is_rule(above) or _GENERIC_HEADER.match(above)):
             break
         start -= 1
     return start
+
+
+# "Från: …", "Skickat: …": a header line of a language the marker tables do not know
+_GENERIC_HEADER = re.compile(r"^[\s>*]*[^\W\d_][^\s:：]{0,19}(?:\s[^\s:：]{1,12}){0,2}\s*\*?\s*[:：]\s*\S")
 
 
 def _answers_in_quote(tail: list[str], *, bottom_posted: bool, known: KnownText | None) -> list[str]:

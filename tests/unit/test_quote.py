@@ -108,3 +108,92 @@ def test_empty_text_stays_empty() -> None:
     """Empty in, empty out."""
     assert strip_quoted("") == ""
     assert strip_quoted("\n \n") == ""
+
+
+# ---- issue 14: every client's header block, our own text, HTML containers ---------------------------
+
+from intake.quote import KnownText, staff_reply_text  # noqa: E402
+from intake.quote.htmlcut import cut_html  # noqa: E402
+
+NOTICE = "李娜，您好：\n\n有一张新工单分配给您。\n\n  工单编号：261123-0001\n  客户：    赵丽（C-000042）\n\n----- 客户来信 -----\n维修人员答应上门却一直没来，请给个说法。\n--------------------\n\n直接回复本邮件即可答复客户：您的回复会以客服中心的名义、署上您的名字转发给客户（引用的原文和签名会被去掉）。"
+
+
+@pytest.mark.parametrize("block", [
+    "-----邮件原件-----\n\n发件人: 客服 <s@x.cn>\n发送时间: 2026年11月23日 10:00\n收件人: 李娜\n主题: 回复",
+    "From: 客服\nDate: 2026-11-23 10:00\nTo: li.na@example.com\nSubject: Re: x",
+    "-" * 66 + "\n发件人：客服 <s@x.cn>\n发送时间：2026年11月23日(星期一) 10:00\n收件人：李娜\n主　题：回复",
+    "阿里邮箱" + "-" * 66 + "\n发件人：客服 <s@x.cn>\n日　期：2026年11月23日 10:00\n收件人：李娜\n主　题：回复",
+    "Gesendet: Montag, 23. November 2026 um 10:00 Uhr\nVon: Support <s@x.de>\nAn: li@x.de\nBetreff: Ticket",
+    "De : Support <s@x.fr>\nEnvoyé : lundi 23 novembre 2026 10:00\nÀ : Li\nObjet : Ticket",
+    "De: Support <s@x.es>\nEnviado: lunes, 23 de noviembre de 2026 10:00\nPara: Li\nAsunto: Ticket",
+    "De: Support <s@x.br>\nEnviada em: segunda-feira, 23 de novembro de 2026 10:00\nPara: Li\nAssunto: Ticket",
+    "Da: Support <s@x.it>\nInviato: lunedì 23 novembre 2026 10:00\nA: Li\nOggetto: Ticket",
+    "Van: Support <s@x.nl>\nVerzonden: maandag 23 november 2026 10:00\nAan: Li\nOnderwerp: Ticket",
+    "差出人: Support <s@x.jp>\n送信日時: 2026年11月23日 10:00\n宛先: Li\n件名: Ticket",
+    "보낸 사람: Support <s@x.kr>\n보낸 날짜: 2026년 11월 23일 월요일 오전 10:00\n받는 사람: Li\n제목: Ticket",
+    "От: Support <s@x.ru>\nОтправлено: 23 ноября 2026 г. 10:00\nКому: Li\nТема: Ticket",
+    "寄件者: 客服 <s@x.tw>\n寄件日期: 2026年11月23日 上午 10:00\n收件者: 陳大文\n主旨: 回覆",
+    "Am 23.11.2026 um 10:00 schrieb Support <s@x.de>:",
+    "Le lun. 23 nov. 2026 à 10:00, Support <s@x.fr> a écrit :",
+    "El lun, 23 nov 2026 a las 10:00, Support (<s@x.es>) escribió:",
+    "2026년 11월 23일 (월) 오전 10:00, Support <s@x.kr>님이 작성:",
+])
+def test_header_blocks_and_attributions_of_every_language_cut_the_quote(block):
+    """Whatever the client's language, its header block or attribution opens the quote."""
+    text = f"好的，已安排。\n\n{block}\n\n> 原文第一行\n原文第二行 the old mail"
+    assert strip_quoted(text) == "好的，已安排。"
+
+
+def test_our_own_text_is_the_quote_whatever_the_marker_looks_like():
+    """No marker at all, an unknown client's block, re-wrapped or '>'-quoted: our lines mark the quote."""
+    known = KnownText(internal=[NOTICE])
+    answer = "赵女士您好：\n\n维修师傅明天上午十点上门。"
+    for quote in (NOTICE, "-----Ursprungligt meddelande-----\nFrån: Support <s@x.se>\nSkickat: den 23 november 2026 10:00\nTill: Li\nÄmne: Ticket\n\n" + NOTICE,
+                  "\n".join(line[:20] + "\n" + line[20:] if len(line) > 20 else line for line in NOTICE.splitlines()),
+                  NOTICE.replace("\n", " ")):
+        assert staff_reply_text(f"{answer}\n\n{quote}", None, known) == answer, quote[:40]
+
+
+def test_a_customer_line_quoted_alone_in_the_answer_is_no_cut():
+    """One short line of ours on its own (the staff member cites the customer) does not end the answer."""
+    known = KnownText(internal=[NOTICE], public=["维修人员答应上门却一直没来，请给个说法。"])
+    text = "您提到：\n维修人员答应上门却一直没来，请给个说法。\n对此我们深表歉意，师傅明天上门。"
+    assert staff_reply_text(text, None, known) == text
+
+
+def test_interleaved_answers_below_an_attribution_are_kept():
+    """Text above, then answers between quoted lines: all of the staff member's text stays."""
+    text = ("Please see inline.\n\nOn Mon, Nov 23, 2026 at 10:00 AM Support <s@x.cn> wrote:\n> Which order?\nOrder 4471.\n> Which model?\n"
+            "HP LaserJet 1020.\n> Thanks.\n> Support")
+    assert staff_reply_text(text, None, KnownText()) == "Please see inline.\n\nOrder 4471.\nHP LaserJet 1020."
+
+
+def test_staff_only_lines_are_told_from_what_the_customer_has_seen():
+    """The safety net's test: notification lines are internal, the customer's own words and our public mail are not."""
+    known = KnownText(internal=[NOTICE], public=["维修人员答应上门却一直没来，请给个说法。", "您的工单 261123-0001 已登记。"])
+    assert known.is_internal("  工单编号：261123-0001") and known.is_internal("> 直接回复本邮件即可答复客户：您的回复会以客服中心的名义、")
+    assert not known.is_internal("维修人员答应上门却一直没来，请给个说法。") and not known.is_internal("好的") and not known.is_internal("您好：")
+
+
+@pytest.mark.parametrize("container", [
+    '<div class="gmail_quote">On Mon, X wrote:<blockquote>old</blockquote></div>',
+    '<hr><div id="divRplyFwdMsg"><b>From:</b> X<br><b>Sent:</b> Monday</div><div>old</div>',
+    '<div style="border:none;border-top:solid #E1E1E1 1.0pt;padding:3.0pt 0cm 0cm 0cm"><p><b>From:</b> X</p></div><p>old</p>',
+    '<div class="moz-cite-prefix">On 23/11/2026, X wrote:</div><blockquote type="cite">old</blockquote>',
+    '<div class="yahoo_quoted"><div>On Monday, X wrote:</div>old</div>',
+    '<div id="isReplyContent"><blockquote>old</blockquote></div>',
+    '<div id="AppleOriginalContents">old</div>',
+    '<div id="mail-editor-reference-message-container">old</div>',
+])
+def test_html_is_cut_at_the_clients_quote_container(container):
+    """Everything from the client's quote container on is gone before conversion."""
+    html = f"<html><body><div>新的答复\n第二行</div>{container}</body></html>"
+    assert "old" not in cut_html(html) and "新的答复" in cut_html(html)
+    assert staff_reply_text("", html, KnownText()) == "新的答复第二行"
+
+
+def test_configured_signature_and_own_address_are_cut():
+    """staff.toml's signature text and a bare own address at the end are not relayed."""
+    text = "好的，明天上门。\n\n李娜 | 售后部\n电话 010-12345678\n\nli.na@example.com"
+    assert staff_reply_text(text, None, KnownText(), signatures=["李娜 | 售后部\n电话 010-12345678"], own_addresses=["li.na@example.com"]) == "好的，明天上门。"
+    assert staff_reply_text("好的\n\n来自企业微信", None, KnownText()) == "好的"
