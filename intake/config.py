@@ -163,6 +163,18 @@ class Web(_Section):
     # per-IP rate limit counts the customer behind them); empty: the peer address counts
     trusted_proxies: list[str] = []
 
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, v: list[str]) -> list[str]:
+        import ipaddress
+
+        for proxy in v:
+            try:
+                ipaddress.ip_network(proxy, strict=False)
+            except ValueError:
+                raise ValueError(f"not an IP address or network: {proxy!r}") from None
+        return v
+
 
 class Limits(_Section):
     max_message_bytes: int = Field(50_000_000, ge=1024)

@@ -144,7 +144,7 @@ def thread(case: Case, session: Session, ctx: Context) -> None:
         # only among the tickets this sender may write to: a Message-ID someone stored
         # on a ticket of their own captures nobody else's follow-ups
         ticket = _referenced_ticket(session, ctx, ids, sender)
-    if ticket is None and sender and _is_staff(ctx, sender):
+    if ticket is None and (refused is not None or ids) and sender and _is_staff(ctx, sender):
         # staff mail naming a ticket without its reply address: the staff_reply stage
         # refuses it and tells them (it must not open a customer ticket)
         ticket = refused or (_referenced_ticket(session, ctx, ids, None) if ids else None)

@@ -120,3 +120,10 @@ def test_dmarc_pass_must_name_the_from_domain(authserv):
     assert _answer(pipeline, note, "a", "mx.example.com; dmarc=pass") == "quarantined"
     assert _answer(pipeline, note, "b", "mx.example.com; dmarc=pass header.from=evil.example") == "quarantined"
     assert _answer(pipeline, note, "c", "mx.example.com; dmarc=pass header.from=example.com") == "appended"
+
+
+def test_a_trusted_proxy_that_is_no_address_stops_the_start():
+    from intake.config import ConfigError
+
+    with pytest.raises(ConfigError, match="web.trusted_proxies"):
+        from_dict({"web": {"trusted_proxies": ["localhost"]}})

@@ -121,3 +121,13 @@ def test_form_acknowledgements_have_a_global_hourly_cap(make_ctx, db_url):
     assert [m.rcpt_to for m in outbox(ctx)] == [f"person{i}@example.org" for i in range(3)]
     skipped = [e for e in ticket(ctx, results[-1].ticket).events if e.kind == "ack_skipped"]
     assert skipped and "limit 3" in skipped[0].detail["reason"]
+
+
+def test_other_control_characters_in_a_subject_still_make_a_ticket_and_an_ack(ctx, pipeline):
+    """Only line breaks are refused in headers: a stray ESC or BEL in a subject (broken
+    encodings) must not quarantine the customer's message."""
+    raw = (b"From: zhao@kehu.example.cn\r\nTo: support@example.com\r\nSubject: printer \x1b\x07 broken\r\n"
+           b"Message-ID: <ctl-1@kehu.example.cn>\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nThe printer does not print.\r\n")
+    assert pipeline.take(raw, ref()).outcome == "opened"
+    [ack] = outbox(ctx)
+    assert headers_of(ack.raw)["Auto-Submitted"] == "auto-replied"
