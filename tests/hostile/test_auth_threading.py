@@ -150,3 +150,14 @@ def test_the_form_page_carries_the_case_link_into_its_post(make_web):
     with web.client() as client:
         page = client.get("/", params={"case": "261123-0007", "sig": "ab" * 16})
     assert 'name="case" value="261123-0007"' in page.text and f'name="case_sig" value="{"ab" * 16}"' in page.text
+
+
+def test_intake_ingest_keeps_a_same_domain_stranger_out_of_the_case(tmp_path):
+    """As the review reproduced it, with the real `intake ingest` on embedded defaults."""
+    from tests.integration.test_cli import eml, lines, run
+
+    run(tmp_path, "init")
+    [first] = lines(run(tmp_path, "ingest", "--json", str(eml(tmp_path / "a.eml", "发票开错了。", "发票", sender=VICTIM))))
+    named = eml(tmp_path / "b.eml", "5", f"Re: [#{first['ticket']}] 发票", sender="mallory@vip.163.com")
+    [second] = lines(run(tmp_path, "ingest", "--json", str(named)))
+    assert first["outcome"] == "opened" and second["outcome"] == "opened" and second["ticket"] != first["ticket"]
