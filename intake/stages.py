@@ -153,6 +153,8 @@ def thread(case: Case, session: Session, ctx: Context) -> None:
 
 # In-Reply-To/References looked up per message: more ids than this is no reply
 _MAX_REFERENCES = 50
+# the newest of a message's References repeated in our acknowledgement's (RFC 5322 allows trimming)
+_MAX_ECHOED_REFERENCES = 20
 
 
 def _referenced_ticket(session: Session, ctx: Context, ids: list[str], sender: str | None) -> Ticket | None:
@@ -384,7 +386,7 @@ def acknowledge(case: Case, session: Session, ctx: Context) -> None:
                               due_local=due_local, from_form=from_form, case_link=case_link)
     queue_mail(
         session, ctx, ticket, kind="ack", mail=mail, to_addr=msg.from_addr, to_name="" if from_form else msg.from_name,
-        in_reply_to=msg.message_id, references=list(msg.references), auto_submitted="auto-replied", to_customer=True,
+        in_reply_to=msg.message_id, references=msg.references[-_MAX_ECHOED_REFERENCES:], auto_submitted="auto-replied", to_customer=True,
     )
     case.acknowledged = True
 

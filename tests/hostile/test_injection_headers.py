@@ -131,3 +131,14 @@ def test_other_control_characters_in_a_subject_still_make_a_ticket_and_an_ack(ct
     assert pipeline.take(raw, ref()).outcome == "opened"
     [ack] = outbox(ctx)
     assert headers_of(ack.raw)["Auto-Submitted"] == "auto-replied"
+
+
+def test_the_acknowledgement_repeats_at_most_20_references(ctx, pipeline):
+    """A thousand References (64 KB) in a customer's mail made a 64 KB header in our answer."""
+    ids = b" ".join(b"<r%d@kehu.example.cn>" % i for i in range(1000))
+    raw = (b"From: zhao@kehu.example.cn\r\nTo: support@example.com\r\nSubject: printer\r\nMessage-ID: <refs-1@kehu.example.cn>\r\n"
+           b"References: " + ids + b"\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nThe printer does not print.\r\n")
+    assert pipeline.take(raw, ref()).outcome == "opened"
+    [ack] = outbox(ctx)
+    references = str(headers_of(ack.raw)["References"]).split()
+    assert len(references) == 21 and references[-2] == "<r999@kehu.example.cn>" and references[-1] == "<refs-1@kehu.example.cn>"
