@@ -1,9 +1,14 @@
 """Render a case to PDF/A-3b bytes: jinja2 templates in templates/pdf, weasyprint, nothing fetched.
 
 Customer HTML is sanitised with nh3 down to harmless structure (no images, styles, links
-or URLs), and weasyprint gets a URL fetcher that serves only files under templates/pdf:
-a message pointing at http://, file:// or CSS url() makes no connection and reads no file.
-The originals (.eml, form .json) are embedded as PDF/A-3 associated files.
+or URLs) with its table width and nesting bounded (archive.sanitize), and weasyprint gets a
+URL fetcher that serves only files under templates/pdf: a message pointing at http://,
+file:// or CSS url() makes no connection and reads no file.
+The originals (.eml, form .json) are embedded as PDF/A-3 associated files, each once: in
+the first version of the case that has it; later versions list it with its SHA-256 and
+the version that holds it (`earlier`). `plain_reason` gives the plain rendition, the
+fallback when the full one cannot be rendered (archive.safe_render): every message as
+shortened plain text, the reason shown at the top.
 """
 from __future__ import annotations
 
@@ -12,16 +17,17 @@ import logging
 import mimetypes
 import os
 import zlib
+from dataclasses import replace
 from datetime import datetime, timezone
 from functools import lru_cache
 from pathlib import Path
+from typing import Mapping
 from urllib.parse import unquote, urlsplit
 
 import jinja2
-import nh3
-from markupsafe import Markup
 
 from archive.record import CaseRecord, label, mask_phone
+from archive.sanitize import breakable, sanitize_html  # noqa: F401 (sanitize_html: re-exported)
 from intake import resources
 
 log = logging.getLogger("intake.archive.render")
@@ -29,14 +35,11 @@ log = logging.getLogger("intake.archive.render")
 TEMPLATE_DIR = (resources.templates() / "pdf").resolve()  # the shipped case template, CSS and fonts
 PDF_VARIANT = "pdf/a-3b"
 
-# Structure only: no img, style, link, form, iframe; no attributes that carry URLs or CSS.
-SAFE_TAGS = {
-    "p", "br", "div", "span", "b", "strong", "i", "em", "u", "s", "small", "sub", "sup",
-    "ul", "ol", "li", "dl", "dt", "dd", "blockquote", "pre", "code", "hr",
-    "h1", "h2", "h3", "h4", "h5", "h6",
-    "table", "thead", "tbody", "tfoot", "tr", "td", "th", "caption",
-}
-SAFE_ATTRIBUTES = {"td": {"colspan", "rowspan"}, "th": {"colspan", "rowspan"}}
+# Above these, a message is shown shortened (its original stays embedded in full): the
+# layout of 100,000 characters takes about 2.5 s, of 1,000,000 about 45 s.
+MESSAGE_TEXT_CAP = 100_000  # characters of a message's text
+MESSAGE_HTML_CAP = 100_000  # characters of its sanitised HTML; above, its text is shown instead
+PLAIN_TEXT_CAP = 20_000  # characters of a message's text in the plain rendition
 
 TEXTS = {
     "zh": {
@@ -50,9 +53,13 @@ TEXTS = {
         "thread": "沟通记录", "messages_count": "共 {n} 封", "attachments": "附件",
         "attachment_list": "附件清单", "filename": "文件名", "content_type": "类型", "size": "大小",
         "no_attachments": "无附件", "originals": "内嵌原件",
-        "originals_hint": "以下原始邮件与表单数据已作为附件嵌入本 PDF/A 文件，可用 PDF 阅读器的附件面板打开。",
+        "originals_hint": "原件每件只内嵌一次：“本文件”中的可从 PDF 阅读器的附件面板打开，其余见所列较早版本。",
+        "embedded_in": "所在文件", "this_file": "本文件",
         "generated": "生成于", "flagged": "加急", "version": "归档版本", "final": "最终版",
         "draft": "过程版",
+        "plain_notice": "简化版：完整版式未能生成（{reason}），本案以纯文本记录，原件照常内嵌。",
+        "shortened": "仅显示前 {n} 字（共 {total} 字）；客户来信的完整原件见内嵌原件。",
+        "html_as_text": "HTML 正文过大（{size}），以纯文本显示。",
     },
     "en": {
         "doc_title": "Customer case record", "record": "Record", "customer_number": "Customer no.",
@@ -65,25 +72,19 @@ TEXTS = {
         "thread": "Messages", "messages_count": "{n} in all", "attachments": "Attachments",
         "attachment_list": "Attachments", "filename": "File name", "content_type": "Type", "size": "Size",
         "no_attachments": "No attachments", "originals": "Embedded originals",
-        "originals_hint": "The original emails and form submissions below are embedded in this PDF/A file "
-                          "as attachments; open them from the attachments panel of a PDF reader.",
+        "originals_hint": "The original emails and form submissions are embedded as attachments, each once: "
+                          "those marked 'this file' open from the attachments panel of a PDF reader, the others "
+                          "are in the earlier version listed, to be checked by their SHA-256.",
+        "embedded_in": "Embedded in", "this_file": "this file",
         "generated": "Generated", "flagged": "expedite", "version": "Archive version", "final": "final",
         "draft": "interim",
+        "plain_notice": "Plain rendition: the full layout could not be rendered ({reason}); the case is "
+                        "recorded as plain text, its originals embedded as usual.",
+        "shortened": "Only the first {n} of {total} characters are shown; a customer's message is in full "
+                     "in its embedded original.",
+        "html_as_text": "The HTML body is too large to lay out ({size}); shown as text.",
     },
 }
-
-
-def sanitize_html(html: str) -> Markup:
-    """Customer HTML reduced to harmless structure; safe to put into the template as is."""
-    cleaned = nh3.clean(
-        html,
-        tags=SAFE_TAGS,
-        attributes=SAFE_ATTRIBUTES,
-        url_schemes=set(),
-        strip_comments=True,
-        link_rel=None,
-    )
-    return Markup(cleaned)
 
 
 def _size_label(size: int) -> str:
@@ -155,36 +156,73 @@ def _jinja() -> jinja2.Environment:
     )
 
 
+# record fields shown as typed; a long unbroken run in any of them would be laid out quadratically
+_FREE_TEXT_FIELDS = ("customer_name", "company", "industry", "email", "department", "description", "handler",
+                     "outcome", "follow_up_plan", "notes")
+
+
+def _shortened(text: str, cap: int, t: dict) -> tuple[str, str]:
+    """(text cut at `cap` characters, the note saying so) or (text, "")."""
+    if len(text) <= cap:
+        return text, ""
+    return text[:cap], t["shortened"].format(n=f"{cap:,}", total=f"{len(text):,}")
+
+
+def _message_body(m, t: dict, plain: bool) -> tuple[object, str, str]:
+    """(sanitised HTML or None, text, note) of one message, within the caps."""
+    if m.html and not plain:
+        html = sanitize_html(m.html)
+        if len(html) <= MESSAGE_HTML_CAP:
+            return html, "", ""
+        text, note = _shortened(m.text or "", MESSAGE_TEXT_CAP, t)
+        return None, breakable(text), " ".join(filter(None, [t["html_as_text"].format(size=_size_label(len(m.html))),
+                                                              note]))
+    text, note = _shortened(m.text or "", PLAIN_TEXT_CAP if plain else MESSAGE_TEXT_CAP, t)
+    return None, breakable(text), note
+
+
 def render_case_html(record: CaseRecord, *, lang: str = "zh", version: int | None = None,
-                     final: bool = False, generated_at: datetime | None = None) -> str:
-    """The case as the HTML that becomes the PDF (useful to test the template alone)."""
+                     final: bool = False, generated_at: datetime | None = None,
+                     earlier: Mapping[str, str] | None = None, plain_reason: str | None = None) -> str:
+    """The case as the HTML that becomes the PDF (useful to test the template alone).
+    `earlier`: SHA-256 of an original → the earlier version's file that embeds it (listed, not embedded);
+    `plain_reason`: render the plain rendition and say why."""
     if lang not in TEXTS:
         raise ValueError(f"unknown language {lang!r}; known: {', '.join(TEXTS)}")
     t = TEXTS[lang]
+    earlier = earlier or {}
     generated_at = generated_at or datetime.now(timezone.utc)
+    record = replace(record, **{f: breakable(getattr(record, f) or "") for f in _FREE_TEXT_FIELDS})
     messages = []
     attachments = []
     for no, m in enumerate(record.messages, start=1):
+        html, text, note = _message_body(m, t, plain_reason is not None)
         messages.append({
             "direction": m.direction,
             "direction_label": label("direction", m.direction, lang),
             "at": m.at.strftime("%Y-%m-%d %H:%M %Z").strip(),
-            "sender": m.sender,
-            "subject": m.subject,
-            "text": m.text,
-            "html": sanitize_html(m.html) if m.html else None,
-            "attachments": [{"filename": a.filename, "size_label": _size_label(a.size)} for a in m.attachments],
+            "sender": breakable(m.sender or ""),
+            "subject": breakable(m.subject or ""),
+            "text": text,
+            "html": html,
+            "note": note,
+            "attachments": [{"filename": breakable(a.filename), "size_label": _size_label(a.size)}
+                            for a in m.attachments],
         })
         for a in m.attachments:
-            attachments.append({"message_no": no, "filename": a.filename, "content_type": a.content_type,
-                                "size_label": _size_label(a.size)})
-    originals = [{"filename": o.filename, "mime": o.mime, "size_label": _size_label(len(o.data)),
-                  "sha256": hashlib.sha256(o.data).hexdigest()} for o in record.raw_originals]
+            attachments.append({"message_no": no, "filename": breakable(a.filename),
+                                "content_type": breakable(a.content_type), "size_label": _size_label(a.size)})
+    originals = []
+    for o in record.raw_originals:
+        digest = hashlib.sha256(o.data).hexdigest()
+        originals.append({"filename": o.filename, "mime": o.mime, "size_label": _size_label(len(o.data)),
+                          "sha256": digest, "embedded_in": earlier.get(digest, t["this_file"])})
     version_line = ""
     if version is not None:
         version_line = f"{t['version']} v{version} · {t['final'] if final else t['draft']}"
     customer_line = " / ".join(x for x in (record.company, record.customer_name) if x) or "—"
-    subject = next((m.subject for m in record.messages if m.subject), "")
+    subject = next((m["subject"] for m in messages if m["subject"]), "")
+    plain_notice = t["plain_notice"].format(reason=plain_reason[:300]) if plain_reason is not None else ""
     return _jinja().get_template("case.html.j2").render(
         r=record, t=t, lang=lang, dash="—",
         type_label=label("type", record.type, lang),
@@ -198,6 +236,7 @@ def render_case_html(record: CaseRecord, *, lang: str = "zh", version: int | Non
         attachments=attachments,
         originals=originals,
         version_line=version_line,
+        plain_notice=plain_notice,
         generated_at=generated_at.strftime("%Y-%m-%d %H:%M UTC") if generated_at.tzinfo else
         generated_at.strftime("%Y-%m-%d %H:%M"),
     )
@@ -236,12 +275,16 @@ def _stylesheet():
 
 
 def render_case_pdf(record: CaseRecord, *, lang: str = "zh", version: int | None = None,
-                    final: bool = False, generated_at: datetime | None = None) -> bytes:
-    """The case as PDF/A-3b bytes, with its originals embedded as associated files."""
+                    final: bool = False, generated_at: datetime | None = None,
+                    earlier: Mapping[str, str] | None = None, plain_reason: str | None = None) -> bytes:
+    """The case as PDF/A-3b bytes, with its originals embedded as associated files, except
+    those `earlier` says an earlier version embeds already (SHA-256 → that file)."""
     weasyprint, _, _ = _weasyprint()
     css, font_config = _stylesheet()
+    earlier = earlier or {}
     generated_at = generated_at or datetime.now(timezone.utc)
-    html = render_case_html(record, lang=lang, version=version, final=final, generated_at=generated_at)
+    html = render_case_html(record, lang=lang, version=version, final=final, generated_at=generated_at,
+                            earlier=earlier, plain_reason=plain_reason)
     fetcher = make_fetcher()
     document = weasyprint.HTML(string=html, base_url=TEMPLATE_DIR.as_uri() + "/", url_fetcher=fetcher)
     naive = generated_at.astimezone(timezone.utc).replace(tzinfo=None)
@@ -249,7 +292,7 @@ def render_case_pdf(record: CaseRecord, *, lang: str = "zh", version: int | None
         weasyprint.Attachment(string=o.data, name=o.filename, description=f"original {o.mime}",
                               relationship="Source", created=naive, modified=naive,
                               url_fetcher=fetcher)
-        for o in record.raw_originals
+        for o in record.raw_originals if hashlib.sha256(o.data).hexdigest() not in earlier
     ]
     return document.write_pdf(pdf_variant=PDF_VARIANT, attachments=originals, stylesheets=[css],
                               font_config=font_config)

@@ -1,0 +1,134 @@
+"""Customer HTML made harmless and cheap to lay out, before it reaches weasyprint.
+
+nh3 reduces it to structure (no images, styles, links or URLs). What nh3 keeps can
+still cost weasyprint time and memory far beyond its size, so a second pass over nh3's
+serialisation bounds it (measured in bench/hostile_archive_bench.md):
+
+- a table's column grid: a 300-byte `<td colspan=100000>` took 7-9 s and 400 MB, and
+  every row of a wide table costs its width (500 cells x 1,000 rows of a 30 KB mail: 39 s).
+  A cell spans at most MAX_COLUMNS, a row has at most MAX_COLUMNS columns (later cells
+  become spans in one cell after the last), rowspan is dropped (it pushes later rows' cells
+  to the right, widening the grid again);
+- nesting depth: about 120 nested elements raise RecursionError inside weasyprint;
+  elements deeper than MAX_DEPTH are flattened into their text (a block's end becomes a
+  line break), so nothing of the text is lost;
+- words without a break opportunity: weasyprint lays out the rest of such a word again
+  for every line (10 KB: 1 s, 100 KB: 45 s); `breakable` puts a zero-width space every
+  LONG_WORD characters of such a run.
+
+nh3's output is a serialised DOM: every element is closed in order, attribute values are
+quoted with `<` and `>` escaped, text has `<` escaped. So one regular-expression pass over
+the tags is exact, and linear.
+"""
+from __future__ import annotations
+
+import re
+
+import nh3
+from markupsafe import Markup
+
+# Structure only: no img, style, link, form, iframe; no attributes that carry URLs or CSS.
+SAFE_TAGS = {
+    "p", "br", "div", "span", "b", "strong", "i", "em", "u", "s", "small", "sub", "sup",
+    "ul", "ol", "li", "dl", "dt", "dd", "blockquote", "pre", "code", "hr",
+    "h1", "h2", "h3", "h4", "h5", "h6",
+    "table", "thead", "tbody", "tfoot", "tr", "td", "th", "caption",
+}
+SAFE_ATTRIBUTES = {"td": {"colspan"}, "th": {"colspan"}}
+
+MAX_COLUMNS = 20  # per table row, counting colspans
+MAX_DEPTH = 32  # nested elements of one message (the case template adds about 6 around it)
+LONG_WORD = 64  # characters of a run without a break opportunity before a zero-width space
+
+VOID_TAGS = {"br", "hr"}
+CELL_TAGS = {"td", "th"}
+# ends of these become a line break when flattened, so flattened paragraphs stay apart
+BLOCK_TAGS = {"p", "div", "ul", "ol", "li", "dl", "dt", "dd", "blockquote", "pre", "h1", "h2", "h3", "h4",
+              "h5", "h6", "table", "thead", "tbody", "tfoot", "tr", "caption"}
+
+_TAG = re.compile(r"<(/?)([a-z0-9]+)([^>]*)>")
+_COLSPAN = re.compile(r'colspan="\s*(\d{1,9})')
+# a run with no break opportunity: not a space, not CJK (which breaks between characters);
+# an entity (&amp;) counts as one character and is never split
+_UNBREAKABLE = f"(?:&#?[A-Za-z0-9]+;|[^\\s<>&\u2e80-\u9fff\uac00-\ud7af\uf900-\ufaff\uff00-\uffef])"
+_LONG_RUN = re.compile(f"{_UNBREAKABLE}{{{LONG_WORD}}}(?={_UNBREAKABLE})")
+ZWSP = "\u200b"
+
+
+def breakable(text: str) -> str:
+    """`text` with a zero-width space after every LONG_WORD characters of an unbreakable run
+    (a pasted base64 blob, a long URL): weasyprint's line breaking is quadratic in such a run."""
+    return _LONG_RUN.sub(lambda m: m.group(0) + ZWSP, text)
+
+
+def _colspan(attrs: str) -> int:
+    m = _COLSPAN.search(attrs)
+    return max(1, int(m.group(1))) if m else 1
+
+
+def bound_structure(html: str) -> str:
+    """nh3's output with nesting, table width and long words bounded (see the module's doc)."""
+    out: list[str] = []
+    stack: list[str | None] = []  # per open element: the tag written, or None if flattened
+    rows: list[int] = []  # per open table: columns used in its current row
+    pos = 0
+    broken = False  # the last thing written is a flattened block's line break (one is enough)
+    for m in _TAG.finditer(html):
+        text = html[pos:m.start()]
+        if text:
+            out.append(breakable(text))
+            broken = broken and text.isspace()
+        pos = m.end()
+        closing, tag, attrs = m.group(1) == "/", m.group(2), m.group(3)
+        if closing:
+            written = stack.pop() if stack else None
+            if tag == "table" and rows:
+                rows.pop()
+            if written is not None:
+                out.append(f"</{written}>")
+                broken = False
+            elif tag in BLOCK_TAGS and not broken:
+                out.append("<br>")
+                broken = True
+            elif tag in CELL_TAGS:
+                out.append(" ")
+            continue
+        if tag in VOID_TAGS:
+            out.append(f"<{tag}>" if len(stack) < MAX_DEPTH or tag == "br" else "<br>")
+            broken = False
+            continue
+        if tag == "table":
+            rows.append(0)
+        elif tag == "tr" and rows:
+            rows[-1] = 0
+        if len(stack) >= MAX_DEPTH:
+            stack.append(None)
+            continue
+        if tag in CELL_TAGS and rows:
+            free = MAX_COLUMNS - rows[-1]
+            if free <= 0:  # the row is full: this cell's content goes into one more anonymous cell
+                stack.append("span")
+                out.append("<span> ")
+                continue
+            span = min(_colspan(attrs), free)
+            rows[-1] += span
+            stack.append(tag)
+            out.append(f'<{tag} colspan="{span}">' if span > 1 else f"<{tag}>")
+            continue
+        stack.append(tag)
+        out.append(f"<{tag}{attrs}>")
+    out.append(breakable(html[pos:]))
+    return "".join(out)
+
+
+def sanitize_html(html: str) -> Markup:
+    """Customer HTML reduced to harmless, bounded structure; safe to put into the template as is."""
+    cleaned = nh3.clean(
+        html,
+        tags=SAFE_TAGS,
+        attributes=SAFE_ATTRIBUTES,
+        url_schemes=set(),
+        strip_comments=True,
+        link_rel=None,
+    )
+    return Markup(bound_structure(cleaned))
