@@ -1,6 +1,6 @@
 """The archive's tables: archived files (with their hash chain), the audit log, the job queue.
 
-Created by the Alembic revision intake/migrations/versions/0002_archive.py.
+Created by the Alembic revisions intake/migrations/versions/0002_archive.py and 0006_archive_renditions.py.
 """
 from __future__ import annotations
 
@@ -54,6 +54,12 @@ class ArchiveFile(Base):
     text: Mapped[str] = mapped_column(Text, default="")  # the case's words, for search
     prev_hash: Mapped[str] = mapped_column(String(64))
     chain_hash: Mapped[str] = mapped_column(String(64))
+    # "full", or "plain" when the full layout could not be rendered; rendition_note says why
+    rendition: Mapped[str] = mapped_column(String(10), default="full", server_default="full")
+    rendition_note: Mapped[str | None] = mapped_column(Text)
+    # every original of the case: {"name", "sha256", "size", "version"}, version being the one
+    # that embeds it (each is embedded once); NULL before 0006: the file embeds all of its own
+    originals: Mapped[list | None] = mapped_column(JSON)
 
 
 class ArchiveAudit(Base):

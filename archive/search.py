@@ -77,6 +77,9 @@ def describe(row: ArchiveFile) -> dict:
         "customer": row.customer, "case_date": row.case_date.isoformat(), "type": row.type,
         "retention_until": row.retention_until.isoformat() if row.retention_until else None,
         "legal_hold": row.legal_hold,
+        "rendition": row.rendition,
+        # every original of the case and the version embedding it (NULL: this file embeds its own)
+        "originals": row.originals,
     }
 
 

@@ -6,6 +6,12 @@ ProcessPoolExecutor, stored, and recorded (row, chain, audit, jobs done) in one
 transaction; the manifest is extended right after. A failure is retried with
 exponential backoff and after `max_attempts` the job is marked failed with its error:
 never silently skipped.
+
+A case whose full rendition fails (RecursionError, its time or memory limit: see
+archive.safe_render) is archived in the plain rendition in the same attempt, its row
+saying so and why. A render that kills its process fails the whole attempt; from the
+attempt after FULL_RENDER_ATTEMPTS on, the ticket goes straight to the plain rendition,
+so no case stays unarchived. Each original is embedded once (archive.originals).
 """
 from __future__ import annotations
 
@@ -24,10 +30,12 @@ from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
+from archive import originals
 from archive.integrity import ManifestMismatch, sync_manifest
 from archive.models import ArchiveAudit, ArchiveJob
 from archive.record import CaseRecord
 from archive.retention import RetentionPolicy, extend_all, record_policy
+from archive.safe_render import Rendered, limit_memory, render_with_fallback
 from archive.storage import Storage
 from archive.writer import is_final, next_version, record_file, store_file
 from intake.processes import exit_with_daemon
@@ -42,13 +50,14 @@ def utcnow() -> datetime:
 
 
 RENDER_NICENESS = 10
+FULL_RENDER_ATTEMPTS = 2  # attempts that try the full rendition; later ones render the plain one
 
 
-def _render(record: CaseRecord, lang: str, version: int, final: bool) -> bytes:
+def _render(record: CaseRecord, lang: str, version: int, final: bool, earlier: dict[str, str],
+            plain_reason: str | None) -> Rendered:
     # Runs in a pool process: imports weasyprint there, not in the daemon.
-    from archive.render import render_case_pdf
-
-    return render_case_pdf(record, lang=lang, version=version, final=final)
+    return render_with_fallback(record, lang=lang, version=version, final=final, earlier=earlier,
+                                plain_reason=plain_reason)
 
 
 def _warm_up(daemon_pid: int) -> None:
@@ -59,6 +68,7 @@ def _warm_up(daemon_pid: int) -> None:
     except OSError:
         pass
     exit_with_daemon(daemon_pid)
+    limit_memory()  # a MemoryError, then the plain rendition, rather than a machine swapping
     # Load fonts and stylesheet once per pool process, before the first job.
     from archive.render import _stylesheet
 
@@ -70,7 +80,25 @@ class RunStats:
     written: int = 0
     retried: int = 0
     failed: int = 0
+    plain: int = 0  # written in the plain rendition
     paths: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Claim:
+    job_ids: list[int]
+    attempts: int  # the most of its jobs, this one included
+    last_error: str | None
+
+
+@dataclass
+class InFlight:
+    ticket_id: int
+    job_ids: list[int]
+    record: CaseRecord
+    version: int
+    copies: dict[str, originals.EmbeddedCopy]
+    work: Future | Rendered
 
 
 class ArchiveWorker:
@@ -128,15 +156,15 @@ class ArchiveWorker:
         self.close()
 
     # -- claiming -----------------------------------------------------------------------
-    def _claim(self, limit: int, busy: set[int]) -> dict[int, list[int]]:
-        """Claim every due job of up to `limit` tickets not in `busy`: ticket_id → job ids.
+    def _claim(self, limit: int, busy: set[int]) -> dict[int, Claim]:
+        """Claim every due job of up to `limit` tickets not in `busy`: ticket_id → its claim.
 
         A ticket is claimed whole or not at all, and never while another worker holds a
         live claim on it: its job rows are locked (FOR UPDATE on PostgreSQL; SQLite has
         one writer anyway), so two daemons never render the same ticket's next version.
         A job whose claim expired (its worker died) is due again."""
         now = self.clock()
-        claimed: dict[int, list[int]] = {}
+        claimed: dict[int, Claim] = {}
         with self.sessions() as session, session.begin():
             candidates = session.scalars(
                 select(ArchiveJob.ticket_id)
@@ -161,25 +189,31 @@ class ArchiveWorker:
                 for job in due:
                     job.status, job.next_attempt_at, job.attempts = "running", now + self.lease, job.attempts + 1
                 if due:
-                    claimed[ticket_id] = [j.id for j in due]
+                    last = max(due, key=lambda j: j.attempts)
+                    claimed[ticket_id] = Claim([j.id for j in due], last.attempts, last.last_error)
         return claimed
 
     # -- one ticket -----------------------------------------------------------------------
-    def _prepare(self, ticket_id: int) -> tuple[CaseRecord, int]:
+    def _prepare(self, ticket_id: int) -> tuple[CaseRecord, int, dict[str, originals.EmbeddedCopy]]:
         with self.sessions() as session:
             record = self.load_record(session, ticket_id)
-            return record, next_version(session, record.ticket_ref)
+            return (record, next_version(session, record.ticket_ref),
+                    originals.earlier_copies(session, record.ticket_ref))
 
-    def _finish(self, ticket_id: int, job_ids: list[int], record: CaseRecord, version: int, pdf: bytes,
-                stats: RunStats) -> None:
+    def _finish(self, item: InFlight, rendered: Rendered, stats: RunStats) -> None:
+        ticket_id, job_ids, record, version = item.ticket_id, item.job_ids, item.record, item.version
+        pdf = rendered.pdf
         path = store_file(self.storage, record, pdf, version=version, lang=self.lang, policy=self.policy)
+        note = f"plain rendition: {rendered.note}" if rendered.rendition == "plain" else None
         for attempt in range(5):
             try:
                 with self.sessions() as session, session.begin():
                     row = record_file(session, record, pdf, path, version=version, policy=self.policy,
-                                      ticket_id=ticket_id, actor=self.actor, now=self.clock(), storage=self.storage)
+                                      ticket_id=ticket_id, actor=self.actor, now=self.clock(), storage=self.storage,
+                                      rendition=rendered.rendition, rendition_note=rendered.note,
+                                      originals=originals.entries(record, version, item.copies))
                     session.execute(update(ArchiveJob).where(ArchiveJob.id.in_(job_ids)).values(
-                        status="done", done_at=self.clock(), last_error=None, archive_file_id=row.id))
+                        status="done", done_at=self.clock(), last_error=note, archive_file_id=row.id))
                 break
             except IntegrityError:
                 # another writer took this place in the chain first: link again on top of it
@@ -188,7 +222,11 @@ class ArchiveWorker:
                 log.info("chain position taken for %s, relinking", record.ticket_ref)
         stats.written += 1
         stats.paths.append(str(path))
-        log.info("archived %s v%d → %s", record.ticket_ref, version, path)
+        if note:
+            stats.plain += 1
+            log.warning("archived %s v%d → %s in the %s", record.ticket_ref, version, path, note)
+        else:
+            log.info("archived %s v%d → %s", record.ticket_ref, version, path)
 
     def _fail(self, job_ids: list[int], error: BaseException, stats: RunStats) -> None:
         message = f"{type(error).__name__}: {error}"[:2000]
@@ -216,42 +254,43 @@ class ArchiveWorker:
         claiming more while earlier ones render, so the pool never waits for the database.
         Once `stop` is set, claims nothing more and finishes what is in flight."""
         stats = RunStats()
-        inflight: deque[tuple[int, list[int], CaseRecord, int, Future | bytes]] = deque()
+        inflight: deque[InFlight] = deque()
         while True:
             if len(inflight) < self.batch and not (stop is not None and stop.is_set()):
-                busy = {item[0] for item in inflight}
-                for ticket_id, job_ids in self._claim(self.batch - len(inflight), busy).items():
-                    started = self._start(ticket_id, job_ids, stats)
+                busy = {item.ticket_id for item in inflight}
+                for ticket_id, claim in self._claim(self.batch - len(inflight), busy).items():
+                    started = self._start(ticket_id, claim, stats)
                     if started is not None:
                         inflight.append(started)
             if not inflight:
                 break
-            ticket_id, job_ids, record, version, work = inflight.popleft()
+            item = inflight.popleft()
             try:
-                pdf = work.result() if isinstance(work, Future) else work
-                self._finish(ticket_id, job_ids, record, version, pdf, stats)
+                rendered = item.work.result() if isinstance(item.work, Future) else item.work
+                self._finish(item, rendered, stats)
             except Exception as error:  # one bad case never stops the others
-                log.exception("archiving ticket %d (%s) failed", ticket_id, record.ticket_ref)
-                self._fail(job_ids, error, stats)
+                log.exception("archiving ticket %d (%s) failed", item.ticket_id, item.record.ticket_ref)
+                self._fail(item.job_ids, error, stats)
                 if isinstance(error, BrokenProcessPool):
                     self._reset_pool()
         if stats.written:
             self._sync_manifest()
         return stats
 
-    def _start(self, ticket_id: int, job_ids: list[int], stats: RunStats):
+    def _start(self, ticket_id: int, claim: Claim, stats: RunStats) -> InFlight | None:
         """Load the record and hand it to the pool (or render it here when processes=0)."""
         try:
-            record, version = self._prepare(ticket_id)
+            record, version, copies = self._prepare(ticket_id)
+            plain_reason = None
+            if claim.attempts > FULL_RENDER_ATTEMPTS:
+                plain_reason = f"{claim.attempts - 1} attempts failed; the last: {claim.last_error}"[:500]
+            args = (record, self.lang, version, is_final(record), originals.labels(copies), plain_reason)
             executor = self._executor()
-            if executor is None:
-                work: Future | bytes = _render(record, self.lang, version, is_final(record))
-            else:
-                work = executor.submit(_render, record, self.lang, version, is_final(record))
-            return ticket_id, job_ids, record, version, work
+            work: Future | Rendered = _render(*args) if executor is None else executor.submit(_render, *args)
+            return InFlight(ticket_id, claim.job_ids, record, version, copies, work)
         except Exception as error:
             log.exception("archive job for ticket %d could not start", ticket_id)
-            self._fail(job_ids, error, stats)
+            self._fail(claim.job_ids, error, stats)
             if isinstance(error, BrokenProcessPool):
                 self._reset_pool()
             return None

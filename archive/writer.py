@@ -43,9 +43,11 @@ def store_file(storage: Storage, record: CaseRecord, pdf: bytes, *, version: int
 
 def record_file(session: Session, record: CaseRecord, pdf: bytes, path: PurePosixPath, *, version: int,
                 policy: RetentionPolicy, ticket_id: int | None = None, actor: str = "archiver",
-                now: datetime | None = None, storage: Storage | None = None) -> ArchiveFile:
+                now: datetime | None = None, storage: Storage | None = None, rendition: str = "full",
+                rendition_note: str | None = None, originals: list[dict] | None = None) -> ArchiveFile:
     """The archive_files row (linked into the chain) and the `written` audit entry; the caller commits.
-    Given the storage, it is told the hold and retention dates too (S3 Object Lock)."""
+    Given the storage, it is told the hold and retention dates too (S3 Object Lock).
+    `rendition`/`rendition_note`: full or plain, and why; `originals`: archive.originals.entries."""
     now = now or datetime.now(timezone.utc)
     # a legal hold is on the case: a version written while it holds is held too
     held = session.scalars(select(ArchiveFile).where(ArchiveFile.ticket_ref == record.ticket_ref,
@@ -56,6 +58,7 @@ def record_file(session: Session, record: CaseRecord, pdf: bytes, path: PurePosi
         customer=record.customer_label, case_date=record.date_opened, type=record.type,
         text=searchable_text(record), legal_hold=held is not None,
         hold_reason=held.hold_reason if held is not None else None,
+        rendition=rendition, rendition_note=rendition_note, originals=originals,
     )
     link(session, row)
     session.add(row)
@@ -68,19 +71,24 @@ def record_file(session: Session, record: CaseRecord, pdf: bytes, path: PurePosi
         apply_open(session, record.ticket_ref)
     session.add(ArchiveAudit(actor=actor, action="written", path=str(path), ticket_ref=record.ticket_ref, at=now,
                              detail={"version": version, "final": row.final, "sha256": row.sha256,
-                                     "size": row.size, "seq": row.seq}))
+                                     "size": row.size, "seq": row.seq, "rendition": rendition,
+                                     **({"rendition_note": rendition_note} if rendition_note else {})}))
     return row
 
 
 def archive_now(session: Session, storage: Storage, record: CaseRecord, *, lang: str = "zh",
                 policy: RetentionPolicy = RetentionPolicy(), ticket_id: int | None = None,
                 actor: str = "archiver", now: datetime | None = None) -> ArchiveFile:
-    """Render, store and record one case in the caller's transaction, in this process
-    (tools and tests; the daemon goes through ArchiveWorker)."""
-    from archive.render import render_case_pdf
+    """Render (the plain rendition if the full one fails), store and record one case in the
+    caller's transaction, in this process (tools and tests; the daemon goes through ArchiveWorker)."""
+    from archive import originals
+    from archive.safe_render import render_with_fallback
 
     version = next_version(session, record.ticket_ref)
-    pdf = render_case_pdf(record, lang=lang, version=version, final=is_final(record))
-    path = store_file(storage, record, pdf, version=version, lang=lang, policy=policy)
-    return record_file(session, record, pdf, path, version=version, policy=policy, ticket_id=ticket_id,
-                       actor=actor, now=now, storage=storage)
+    copies = originals.earlier_copies(session, record.ticket_ref)
+    rendered = render_with_fallback(record, lang=lang, version=version, final=is_final(record),
+                                    earlier=originals.labels(copies))
+    path = store_file(storage, record, rendered.pdf, version=version, lang=lang, policy=policy)
+    return record_file(session, record, rendered.pdf, path, version=version, policy=policy, ticket_id=ticket_id,
+                       actor=actor, now=now, storage=storage, rendition=rendered.rendition,
+                       rendition_note=rendered.note, originals=originals.entries(record, version, copies))

@@ -52,6 +52,7 @@ def _search(ctx, args, out) -> int:
 
 
 def _export(ctx, args, out) -> int:
+    from archive.originals import embedding_rows
     from archive.search import export_zip, search
 
     def progress(done: int, total: int, path: str) -> None:
@@ -61,7 +62,8 @@ def _export(ctx, args, out) -> int:
             print(f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{total} {path[-40:]:<40}", end="", file=sys.stderr, flush=True)
 
     with ctx.read_sessions() as session:  # a snapshot: the daemon goes on writing meanwhile
-        rows = search(session, _query(args))
+        # plus the versions embedding originals that the found ones only refer to (archive.originals)
+        rows = embedding_rows(session, search(session, _query(args)))
         result = export_zip(rows, _storage(ctx), args.output, progress=progress)
     if sys.stderr.isatty() or args.progress:
         print(file=sys.stderr)
