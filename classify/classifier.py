@@ -6,7 +6,8 @@ from pathlib import Path
 
 from classify.matcher import Hit, Matcher
 from classify.normalize import drop_quoted, normalize
-from classify.rules import TARGETS, TYPES, URGENCIES, RuleSet, load_rules
+from classify.rules import TARGETS, TIME_TARGETS, TYPES, URGENCIES, RuleSet, load_rules
+from classify.timeexpr import find_deadlines
 
 LABELS_ZH = {
     "inquiry": "咨询", "complaint": "投诉", "fault": "故障", "request": "需求", "suggestion": "建议",
@@ -146,8 +147,8 @@ class Classifier:
         scores = {target: 0.0 for target in TARGETS}
         matches: list[Match] = []
         texts = (("subject", normalize(subject or "")), ("body", normalize(drop_quoted(body or ""))))
-        for field_name, text in texts:
-            text, hits, negations = self.matcher.scan(text)
+        for field_name, normalized in texts:
+            text, hits, negations = self.matcher.scan(normalized)
             hits = _longest_per_axis(hits, rules)
             counted: set[tuple[int, str]] = set()   # each keyword counts once per field
             for hit in hits:
@@ -162,6 +163,8 @@ class Classifier:
                 elif any(m.rule == rule.name and m.keyword == hit.keyword and m.field == field_name for m in matches):
                     continue  # report a cancelled keyword once
                 matches.append(Match(rule.name, hit.keyword, field_name, rule.target, weight, negated_by is not None, negated_by))
+            if self.ruleset.time_weights:
+                self._time_pressure(field_name, normalized, scores, matches)
 
         decision: dict[str, dict] = {}
         rs = self.ruleset
@@ -176,6 +179,23 @@ class Classifier:
             scores={k: round(v, 6) for k, v in scores.items()},
             decision=decision,
         )
+
+    def _time_pressure(self, field_name: str, text: str, scores: dict[str, float], matches: list[Match]) -> None:
+        """Deadlines and people waiting ([time] of the rules): the first of each kind in
+        the field counts, unless the customer says there is no rush in that field."""
+        rs = self.ruleset
+        counted: set[str] = set()
+        negated_by = next((phrase for phrase in rs.time_negations if phrase in text), None)
+        for deadline in find_deadlines(text):
+            weight = rs.time_weights.get(deadline.kind, 0.0)
+            if not weight or deadline.kind in counted:
+                continue
+            counted.add(deadline.kind)
+            target = TIME_TARGETS[deadline.kind]
+            weight *= rs.subject_weight if field_name == "subject" else 1.0
+            if negated_by is None:
+                scores[target] += weight
+            matches.append(Match(f"time:{deadline.kind}", deadline.text, field_name, target, weight, negated_by is not None, negated_by))
 
     @staticmethod
     def _decide(axis: str, values: tuple[str, ...], scores: dict[str, float], fallback: str,

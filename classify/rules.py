@@ -7,6 +7,9 @@ File format (every key is shown in config/rules.toml):
                           [defaults.urgency_by_type] type = urgency
     [routing]             type = [departments...], the first is the lead
     [negation_sets]       name = [phrases...]
+    [time]                today, waiting, days (weights of the time expressions of
+                          classify/timeexpr.py: today and waiting count for urgent,
+                          days for important), negation_sets (phrases that cancel them)
     [[rules]]             name, target ("type:X" | "urgency:Y"), keywords ('crash*' also
                           matches longer words, '^how' only at a sentence start), weight,
                           fields, subject_weight, negations, negation_sets, note
@@ -25,7 +28,10 @@ URGENCIES = ("urgent", "important", "normal")
 FIELDS = ("subject", "body")
 TARGETS = tuple(f"type:{t}" for t in TYPES) + tuple(f"urgency:{u}" for u in URGENCIES)
 
-_TOP_KEYS = ("defaults", "routing", "negation_sets", "rules")
+_TOP_KEYS = ("defaults", "routing", "negation_sets", "time", "rules")
+_TIME_KEYS = ("today", "waiting", "days", "negation_sets")
+# the urgency each kind of time expression (classify/timeexpr.py) counts for
+TIME_TARGETS = {"today": "urgency:urgent", "waiting": "urgency:urgent", "days": "urgency:important"}
 _DEFAULT_KEYS = ("type", "urgency", "subject_weight", "negation_window", "urgency_by_type", "type_tie_order", "urgency_tie_order")
 _RULE_KEYS = ("name", "target", "keywords", "weight", "fields", "subject_weight", "negations", "negation_sets", "note")
 
@@ -64,6 +70,10 @@ class RuleSet:
     # A tie at the top goes to the first tied value in this order; empty: to the default.
     type_tie_order: tuple[str, ...] = ()
     urgency_tie_order: tuple[str, ...] = ()
+    # [time]: weight per kind of time expression (absent or 0: not counted), and the
+    # normalised phrases ("不急", "no rush") that cancel them in the same field
+    time_weights: dict[str, float] = field(default_factory=dict)
+    time_negations: tuple[str, ...] = ()
 
     def urgency_fallback(self, type_: str) -> str:
         return self.urgency_by_type.get(type_, self.default_urgency)
@@ -159,6 +169,18 @@ def load_rules(path: Path) -> RuleSet:
     for name, phrases in negation_sets.items():
         c.strings(phrases, lines.key(n_line, name), f"[negation_sets] {name}", name)
 
+    t_line = lines.table("time")
+    time_table = c.table(data, "time", None)
+    c.known_keys(time_table, _TIME_KEYS, t_line, "[time]: ")
+    time_weights = {kind: c.number(time_table[kind], lines.key(t_line, kind), f"[time] {kind}", kind)
+                    for kind in TIME_TARGETS if kind in time_table}
+    time_negations: list[str] = []
+    for set_name in c.strings(time_table.get("negation_sets", []), lines.key(t_line, "negation_sets"), "[time] negation_sets",
+                              "negation_sets", allow_empty=True):
+        if set_name not in negation_sets:
+            raise c.fail(lines.key(t_line, "negation_sets"), f"[time]: unknown negation set '{set_name}'", "negation_sets")
+        time_negations.extend(normalize(p).strip() for p in negation_sets[set_name])
+
     raw_rules = data.get("rules", [])
     if not isinstance(raw_rules, list):
         raise c.fail(lines.key(None, "rules"), f"'rules' must be an array of tables ([[rules]]), got {describe(raw_rules)}", "rules")
@@ -170,7 +192,7 @@ def load_rules(path: Path) -> RuleSet:
             raise c.fail(rules[-1].line, f"rule '{rules[-1].name}': the name is already used by the rule at line {seen[rules[-1].name]}", "name")
         seen[rules[-1].name] = rules[-1].line
     return RuleSet(str(path), default_type, default_urgency, dict(urgency_by_type), subject_weight, window, routing,
-                   tuple(rules), *tie_orders)
+                   tuple(rules), *tie_orders, time_weights=time_weights, time_negations=tuple(dict.fromkeys(time_negations)))
 
 
 def _rule(c: _Checker, raw: object, index: int, negation_sets: dict, subject_weight: float) -> Rule:

@@ -1,0 +1,107 @@
+"""Time pressure as a rule condition: deadlines and people waiting, Chinese and English (issue 15)."""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from classify import Classifier
+from classify.errors import RulesError
+from classify.normalize import normalize
+from classify.rules import load_rules
+from classify.timeexpr import DAYS, TODAY, WAITING, find_deadlines
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def kinds(text: str) -> list[tuple[str, str]]:
+    return [(d.text, d.kind) for d in find_deadlines(normalize(text))]
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("请今天下午4点前处理好", [("今天下午4点前", TODAY)]),
+    ("今天16:00前必须到账", [("今天16:00前", TODAY)]),
+    ("麻烦下班前给我回复", [("下班前", TODAY)]),
+    ("明早开会要用这份报表", [("明早开会", TODAY)]),
+    ("一小时内不修好就完了", [("一小时内", TODAY)]),
+    ("今天之内必须解决", [("今天之内", TODAY)]),
+    ("病人在大厅排队等着", [("病人在大厅排队", WAITING)]),
+    ("送修三周了,每次问都说在等配件", []),
+    ("本周五前给个报价", [("本周五前", DAYS)]),
+    ("下週一之前要上線", [("下周一之前", DAYS)]),  # traditional characters, normalised
+    ("月底前要结账", [("月底前", DAYS)]),
+    ("三个工作日内答复", [("三个工作日内", DAYS)]),
+    ("We need this fixed by 5pm today", [("need this fixed by 5pm today", TODAY)]),
+    ("Before noon please.", [("before noon", TODAY)]),
+    ("The wedding starts in three hours", [("in three hours", TODAY)]),
+    ("Payroll is due at 16:00", [("due at 16:00", TODAY)]),
+    ("The truck is waiting at the gate", [("is waiting", WAITING)]),
+    ("Can we have it by Friday?", [("by friday", DAYS)]),
+    ("Please send it by end of day tomorrow", [("by end of day tomorrow", DAYS)]),
+    ("for the month-end close", [("month-end", DAYS)]),
+])
+def test_deadlines_are_found_with_their_kind(text, expected):
+    assert kinds(text) == expected
+
+
+@pytest.mark.parametrize("text", [
+    "今天收到货了,谢谢",            # when the goods came, not a deadline
+    "Today I noticed a typo on the invoice",
+    "You promised a callback within 24 hours.",  # a promise in days
+    "Member day is on Wednesday",   # a fact about a weekday
+    "Our shop closes at 10pm",
+])
+def test_no_deadline_where_there_is_none(text):
+    assert kinds(text) == []
+
+
+def test_cost_is_linear_in_the_text():
+    """Hostile shapes: a marker repeated, a marker before a long run of spaces."""
+    for unit in ("今天 ", "今天" + " " * 500, "下班前", "by 5pm ", "by" + " " * 500, "within " * 3):
+        small, large = unit * (10_000 // len(unit)), unit * (100_000 // len(unit))
+        t0 = time.process_time()
+        find_deadlines(small)
+        t1 = time.process_time()
+        find_deadlines(large)
+        t2 = time.process_time()
+        assert t2 - t1 < max(30 * (t1 - t0), 0.5), (unit[:10], t1 - t0, t2 - t1)
+
+
+def rules_with_time(tmp_path: Path, time_table: str) -> Path:
+    text = (ROOT / "config" / "rules.toml").read_text(encoding="utf-8")
+    start = text.index("[time]")
+    end = text.index("\n# ----", start)
+    path = tmp_path / "rules.toml"
+    path.write_text(text[:start] + time_table + text[end:], encoding="utf-8")
+    return path
+
+
+def test_a_deadline_today_makes_an_otherwise_plain_fault_urgent_and_is_explained(tmp_path):
+    on = Classifier.from_file(ROOT / "config" / "rules.toml")
+    off = Classifier.from_file(rules_with_time(tmp_path, "[time]\n"))
+    subject, body = "打印机卡纸", "财务室的打印机一直卡纸,今天下午4点前要打出全部报销单。"
+    assert off.classify(subject, body).urgency != "urgent"
+    result = on.classify(subject, body)
+    assert result.urgency == "urgent"
+    (match,) = [m for m in result.matches if m.rule == "time:today"]
+    assert match.keyword == "今天下午4点前" and match.target == "urgency:urgent" and not match.negated
+    assert "今天下午4点前" in result.explain("zh")
+
+
+def test_no_rush_in_the_same_field_cancels_the_deadline():
+    rules = Classifier.from_file(ROOT / "config" / "rules.toml")
+    result = rules.classify("", "Could you send the updated price list by Friday? No rush though.")
+    (match,) = [m for m in result.matches if m.rule == "time:days"]
+    assert match.negated and match.negated_by == "no rush"
+    assert result.urgency == "normal"
+
+
+def test_time_table_is_validated_with_its_line(tmp_path):
+    with pytest.raises(RulesError) as info:
+        load_rules(rules_with_time(tmp_path, '[time]\ntoday = "high"\n'))
+    assert "[time] today must be a number" in str(info.value) and info.value.line is not None
+    with pytest.raises(RulesError, match="unknown key 'tomorow'"):
+        load_rules(rules_with_time(tmp_path, "[time]\ntomorow = 1\n"))
+    with pytest.raises(RulesError, match="unknown negation set 'calm'"):
+        load_rules(rules_with_time(tmp_path, '[time]\ntoday = 1\nnegation_sets = ["calm"]\n'))
