@@ -16,9 +16,10 @@ from collections.abc import Iterable
 from intake.htmltext import html_to_text
 from intake.quote.htmlcut import cut_html
 from intake.quote.known import KnownText, normalise
+from intake.quote.signature import learned_signature
 from intake.quote.split import split
 
-__all__ = ["KnownText", "normalise", "staff_reply_text", "strip_quoted"]
+__all__ = ["KnownText", "learned_signature", "normalise", "staff_reply_text", "strip_quoted"]
 
 
 def strip_quoted(text: str) -> str:

@@ -31,7 +31,7 @@ from intake.outgoing import queue_mail
 from intake.staffmail import actions, mailq, notify
 from intake.staffmail.auth import authenticated
 from intake.staffmail.reading import read_reply
-from intake.staffmail.sent import known_text
+from intake.staffmail.sent import known_text, signatures
 from intake.staffmail.token import TokenAddress, load_key, parse_address, verify
 
 
@@ -131,7 +131,7 @@ def _accept(case: Case, session: Session, ctx: Context, ticket: Ticket, member) 
 
     actor = f"staff:{member.id}"
     today = ctx.now().astimezone(ZoneInfo(ctx.config.tickets.timezone)).date()
-    reading = read_reply(case.parsed, known_text(session, ticket), signatures=[member.signature] if getattr(member, "signature", "") else [],
+    reading = read_reply(case.parsed, known_text(session, ticket), signatures=signatures(session, member),
                          own_addresses=[case.parsed.from_addr, member.email], staff_lookup=lambda word: _lookup(ctx, word), today=today)
     parsed, new_text, leaked = reading.parsed, reading.new_text, reading.leaked
     # the token address is a credential: not listed (the raw bytes keep it as received)

@@ -3,17 +3,19 @@ where a staff member's own text ends in their reply.
 
 Every mail we send is kept in the outbox with its bytes and Message-ID; those also
 recorded on the ticket's thread (acknowledgement, relayed answers, surveys) are what
-the customer saw. The rest (notifications, reminders, error replies) went to staff
+the customer saw. A staff member's own relayed answers are left out: staff never get
+them to quote, and their standing phrases must not read as our quoted text. The rest (notifications, reminders, error replies) went to staff
 only: a line of theirs in text about to be relayed means a quote was not stripped.
+A staff member's earlier replies give the signature their client appends.
 """
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from intake.message import UnparseableMessage, parse_message
 from intake.models import Message, OutboxMail, Ticket
-from intake.quote import KnownText
+from intake.quote import KnownText, learned_signature
 
 
 def known_text(session: Session, ticket: Ticket) -> KnownText:
@@ -21,10 +23,31 @@ def known_text(session: Session, ticket: Ticket) -> KnownText:
     public_ids = {message_id for direction, _, message_id, _ in thread if direction == "out"}
     public = [text or "" for direction, kind, _, text in thread if direction == "in" and kind == "customer"]
     internal: list[str] = []
-    for message_id, raw in session.execute(select(OutboxMail.message_id, OutboxMail.raw).where(OutboxMail.ticket_id == ticket.id)):
+    rows = session.execute(select(OutboxMail.message_id, OutboxMail.raw).where(OutboxMail.ticket_id == ticket.id, OutboxMail.kind != "staff_reply"))
+    for message_id, raw in rows:
         text = _text(raw)
         (public if message_id in public_ids else internal).append(text)
     return KnownText(internal=internal, public=public)
+
+
+_RECENT = 20_000  # messages looked through for a member's earlier replies
+
+
+def signatures(session: Session, member) -> list[str]:
+    """The member's signature from staff.toml, and the one their last replies end with."""
+    found = [member.signature] if getattr(member, "signature", "") else []
+    if member.email:
+        # from_addr has no index: look among the recent messages only, newest first
+        newest = session.scalar(select(func.max(Message.id))) or 0
+        earlier = session.scalars(
+            select(Message.text).where(Message.id > newest - _RECENT, Message.kind == "staff", Message.direction == "in",
+                                       func.lower(Message.from_addr) == member.email.lower())
+            .order_by(Message.id.desc()).limit(10)
+        )
+        learned = learned_signature(text or "" for text in earlier)
+        if learned:
+            found.append(learned)
+    return found
 
 
 def _text(raw: bytes) -> str:

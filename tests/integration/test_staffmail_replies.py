@@ -162,3 +162,16 @@ def test_a_customers_mail_never_runs_commands(case, smtp_server):
     assert pipeline.take(raw, SourceRef("t", "customer")).outcome == "appended"
     t = ticket(ctx, ref)
     assert t.status == "new" and t.assignee == "li.na" and events(ctx, ref, "status") == []
+
+
+def test_a_sign_off_learned_from_earlier_replies_is_not_relayed_again(case, smtp_server):
+    """The same closing lines under two replies (no '-- ' before them) are taken for the signature from the third on."""
+    ctx, pipeline, ref, note = case
+    sign_off = "Li Na · After-sales\nTel. 010-8888 6666"
+    quote = f"\n\n在 2026年11月23日 10:00，客户服务中心 <support@example.com> 写道：\n{_quoted(body(note))}\n"
+    texts = []
+    for i, answer in enumerate(("师傅已出发。", "师傅已到达。", "已修好，请您确认。")):
+        pipeline.take(reply_mail(note, text=f"{answer}\n\n{sign_off}{quote}"), SourceRef("t", f"sig{i}"))
+        [relayed] = deliver(ctx, smtp_server)
+        texts.append(_relayed_text(relayed))
+    assert texts == [f"师傅已出发。\n\n{sign_off}", f"师傅已到达。\n\n{sign_off}", "已修好，请您确认。"]

@@ -197,3 +197,14 @@ def test_configured_signature_and_own_address_are_cut():
     text = "好的，明天上门。\n\n李娜 | 售后部\n电话 010-12345678\n\nli.na@example.com"
     assert staff_reply_text(text, None, KnownText(), signatures=["李娜 | 售后部\n电话 010-12345678"], own_addresses=["li.na@example.com"]) == "好的，明天上门。"
     assert staff_reply_text("好的\n\n来自企业微信", None, KnownText()) == "好的"
+
+
+def test_signature_learned_from_earlier_replies():
+    """Two earlier replies ending with the same sign-off teach it; one closing line never counts."""
+    from intake.quote import learned_signature
+
+    sign_off = "李娜\n售后部 010-12345678"
+    earlier = [f"已处理。\n\n{sign_off}\n\n在 2026年11月20日 10:00，客服 <s@x.cn> 写道：\n> 旧", f"明天上门。\n{sign_off}", "好的\n谢谢！", "收到\n谢谢！"]
+    assert learned_signature(earlier) == sign_off
+    assert learned_signature(earlier[:1] + earlier[2:]) == ""  # seen once; '谢谢！' alone is no signature
+    assert staff_reply_text(f"师傅已出发。\n\n{sign_off}", None, KnownText(), signatures=[learned_signature(earlier)]) == "师傅已出发。"
