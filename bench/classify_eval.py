@@ -12,8 +12,15 @@ Two sets under tests/classify_eval/:
                   each is reported as its own set, never tuned on
 Prints type and urgency accuracy and both confusion matrices for the tuning
 split, the held-out split, the whole evaluation set and the unseen set.
---errors lists misclassified messages of the tuning split only. --write puts the
-figures into bench/classify_eval.md (the hand-written notes there are kept).
+And the writer sets under tests/classify_eval/writers/ (issue 15): messages written by
+independent writers who never saw the rules, labelled by ../shared/LABELS.md, each reported
+on its own through classify/evaluate.py (by language and easy/hard, urgent called normal,
+urgent missed). writer-a and writer-b are tuning sets; every other writer set is held out.
+
+--errors lists misclassified messages of the tuned sets only (the `tune` split, writer-a,
+writer-b; `--errors writer-a` for one of them) and refuses a held-out set: reading a held-out
+set's errors would make its figures dishonest. --write puts the figures into
+bench/classify_eval.md (the hand-written notes there are kept).
 """
 from __future__ import annotations
 
@@ -27,11 +34,25 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from classify import TYPES, URGENCIES, Classifier  # noqa: E402
+from classify.evaluate import figures, groups, load_labelled, score, worst  # noqa: E402
 
 EVAL_SET = ROOT / "tests" / "classify_eval" / "messages.jsonl"
 UNSEEN_SET = ROOT / "tests" / "classify_eval" / "unseen.jsonl"
 FRESH_SETS = sorted((ROOT / "tests" / "classify_eval").glob("fresh*.jsonl"))
+WRITERS_DIR = ROOT / "tests" / "classify_eval" / "writers"
+# Writer sets whose errors may be read and tuned on; any other writer set is held out.
+TUNED_WRITER_SETS = ("writer-a", "writer-b")
 NOTES = "## Notes"
+
+
+def writer_sets() -> dict[str, Path]:
+    """Every writer set present, by name (writer-a, writer-b, ...)."""
+    return {path.stem: path for path in sorted(WRITERS_DIR.glob("*.jsonl"))}
+
+
+def is_tuned(name: str) -> bool:
+    """Whether the errors of a set may be read: the `tune` split and the tuning writer sets."""
+    return name in ("tune", *TUNED_WRITER_SETS)
 
 
 def load_set(path: Path = EVAL_SET) -> list[dict]:
@@ -99,32 +120,82 @@ def report(results: list[dict], unseen: list[dict], fresh: dict[str, list[dict]]
     return "\n".join(parts)
 
 
+def writer_report(scored_sets: dict[str, list]) -> str:
+    """Per writer set (tuned or held out): all, by language, easy/hard; and its urgency matrix."""
+    lines = ["| writer set | use | group | messages | type | urgency | macro-F1 | urgent→normal | urgent missed |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for name, scored in scored_sets.items():
+        use = "tuned" if is_tuned(name) else "held out"
+        for group, rows in groups(scored).items():
+            f = figures(rows)
+            lines.append(f"| {name} | {use} | {group} | {f['messages']} | {f['type_accuracy']:.1%} | {f['urgency_accuracy']:.1%} | "
+                         f"{f['macro_f1']:.3f} | {f['urgent_called_normal']:.1%} | {f['urgent_missed']:.1%} |")
+    for name, scored in scored_sets.items():
+        f = figures(scored)
+        lines += ["", f"### {name} ({'tuned' if is_tuned(name) else 'held out'}): urgency", "",
+                  "| true \\ predicted | " + " | ".join(URGENCIES) + " |", "|---" * (len(URGENCIES) + 1) + "|"]
+        lines += [f"| {u} | " + " | ".join(str(row[p]) for p in URGENCIES) + " |" for u, row in f["urgency_confusion"].items()]
+        lines += ["", "| type | precision | recall | F1 | support |", "|---|---|---|---|---|"]
+        lines += [f"| {t} | {v['precision']:.1%} | {v['recall']:.1%} | {v['f1']:.3f} | {v['support']} |" for t, v in f["per_type"].items()]
+    return "\n".join(lines)
+
+
+def tuned_errors(classifier: Classifier, results: list[dict], which: str) -> str:
+    """The misclassified messages of the tuned sets (`which`: "tuned" for all of them, or one
+    name). Raises ValueError for a held-out set: its errors are never read."""
+    if which != "tuned" and not is_tuned(which):
+        raise ValueError(f"{which} is held out: its errors are never read (tuned sets: tune, {', '.join(TUNED_WRITER_SETS)})")
+    lines = []
+    if which in ("tuned", "tune"):
+        lines.append("\n## tuning-split errors")
+        for r in results:
+            if r["split"] == "tune" and (r["type"] != r["pred_type"] or r["urgency"] != r["pred_urgency"]):
+                lines.append(f"- {r['type']}/{r['urgency']} → {r['pred_type']}/{r['pred_urgency']}: {r['subject']} | {r['body'][:90]!r}")
+    sets = writer_sets()
+    for name in (TUNED_WRITER_SETS if which == "tuned" else (() if which == "tune" else (which,))):
+        if name not in sets:
+            continue
+        scored = score(classifier, load_labelled(sets[name]))
+        wrong = worst(scored, limit=len(scored))
+        lines.append(f"\n## {name} errors ({len(wrong)})")
+        for x in wrong:
+            text = " ".join(f"{x.subject} | {x.body}".split())
+            lines.append(f"- line {x.line}: {x.type}/{x.urgency} → {x.pred_type}/{x.pred_urgency}: {text[:300]}")
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rules", type=Path, default=ROOT / "config" / "rules.toml")
-    parser.add_argument("--errors", action="store_true", help="list misclassified messages of the tuning split")
+    parser.add_argument("--errors", nargs="?", const="tuned", metavar="SET",
+                        help="list misclassified messages of the tuned sets (or of one: tune, writer-a, writer-b); "
+                             "refused for a held-out set")
     parser.add_argument("--batch", type=int, help="only this batch of messages (1: written before the rules, 2: after)")
     parser.add_argument("--write", action="store_true", help="write the figures to bench/classify_eval.md")
     args = parser.parse_args()
+    if args.errors and args.errors != "tuned" and not is_tuned(args.errors):
+        parser.error(f"--errors {args.errors}: a held-out set; its errors are never read")
     classifier = Classifier.from_file(args.rules)
     keep = lambda r: args.batch is None or r.get("batch", 1) == args.batch  # noqa: E731
     results = evaluate(classifier, [r for r in load_set() if keep(r)])
     unseen = evaluate(classifier, [r for r in load_set(UNSEEN_SET) if keep(r)]) if UNSEEN_SET.exists() else []
     fresh = {path.stem: evaluate(classifier, [r for r in load_set(path) if keep(r)]) for path in FRESH_SETS}
+    writers = {name: score(classifier, load_labelled(path)) for name, path in writer_sets().items()}
     text = report(results, unseen, fresh)
+    if writers:
+        text = "### Writer sets (issue 15)\n\n" + writer_report(writers) + "\n\n### Project sets\n\n" + text
     print(text)
     if args.errors:
-        print("\n## tuning-split errors")
-        for r in results:
-            if r["split"] == "tune" and (r["type"] != r["pred_type"] or r["urgency"] != r["pred_urgency"]):
-                print(f"- {r['type']}/{r['urgency']} → {r['pred_type']}/{r['pred_urgency']}: {r['subject']} | {r['body'][:90]!r}")
+        print(tuned_errors(classifier, results, args.errors))
     if args.write:
         # The hand-written notes (how the figures came about) below the figures are kept.
         md = ROOT / "bench" / "classify_eval.md"
         old = md.read_text(encoding="utf-8") if md.exists() else ""
         notes = old[old.index(NOTES):] if NOTES in old else NOTES + "\n"
         header = ("# Classification accuracy of the default rules\n\n"
-                  f"`bench/classify_eval.py --write` with `config/rules.toml` on the evaluation set "
+                  "`bench/classify_eval.py --write` with `config/rules.toml` on the writer sets of issue 15 "
+                  + ", ".join(f"`{n}` ({len(r)} messages, {'tuned' if is_tuned(n) else 'held out'})" for n, r in writers.items())
+                  + "; on the evaluation set "
                   f"`tests/classify_eval/messages.jsonl` ({len(results)} messages) and the unseen set "
                   f"`tests/classify_eval/unseen.jsonl` ({len(unseen)} messages), and the fresh sets "
                   + ", ".join(f"`tests/classify_eval/{n}.jsonl` ({len(r)} messages)" for n, r in fresh.items())

@@ -48,6 +48,8 @@ class Classification:
         zh = lang.lower().startswith("zh")
         if d.get("how") == "no_match":
             return "未匹配关键词,取默认值" if zh else "no keyword matched: the default"
+        if d.get("how") == "no_rush":
+            return f"客户说“{d['phrase']}”,一般" if zh else f"the customer says '{d['phrase']}': normal"
         if d.get("how") == "tie":
             tied = ", ".join(d.get("tied", []))
             if d.get("chosen") != d.get("fallback"):
@@ -169,7 +171,12 @@ class Classifier:
         decision: dict[str, dict] = {}
         rs = self.ruleset
         type_ = self._decide("type", TYPES, scores, rs.default_type, rs.type_tie_order, decision)
-        urgency = self._decide("urgency", URGENCIES, scores, rs.urgency_fallback(type_), rs.urgency_tie_order, decision)
+        calm = self._no_rush(texts, scores, matches)
+        if calm is not None:
+            urgency = "normal"
+            decision["urgency"] = {"how": "no_rush", "phrase": calm}
+        else:
+            urgency = self._decide("urgency", URGENCIES, scores, rs.urgency_fallback(type_), rs.urgency_tie_order, decision)
         return Classification(
             type=type_,
             urgency=urgency,
@@ -179,6 +186,19 @@ class Classifier:
             scores={k: round(v, 6) for k, v in scores.items()},
             decision=decision,
         )
+
+    def _no_rush(self, texts, scores: dict[str, float], matches: list[Match]) -> str | None:
+        """The first [no_rush] phrase in the message ("不着急", "no rush"), or None. The customer
+        is believed over every urgency keyword of the message ("加急配送怎么收费?不着急" is
+        normal): the urgent and important matches are shown as cancelled by the phrase."""
+        phrase = next((p for _, text in texts for p in self.ruleset.no_rush if p in text), None)
+        if phrase is None:
+            return None
+        for m in matches:
+            if m.target in ("urgency:urgent", "urgency:important") and not m.negated:
+                m.negated, m.negated_by = True, phrase
+                scores[m.target] -= m.weight
+        return phrase
 
     def _time_pressure(self, field_name: str, text: str, scores: dict[str, float], matches: list[Match]) -> None:
         """Deadlines and people waiting ([time] of the rules): the first of each kind in

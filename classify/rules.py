@@ -10,6 +10,8 @@ File format (every key is shown in config/rules.toml):
     [time]                today, waiting, days (weights of the time expressions of
                           classify/timeexpr.py: today and waiting count for urgent,
                           days for important), negation_sets (phrases that cancel them)
+    [no_rush]             phrases: a customer saying one of them anywhere in the message
+                          ("不着急", "no rush") gets urgency normal, whatever else matched
     [[rules]]             name, target ("type:X" | "urgency:Y"), keywords ('crash*' also
                           matches longer words, '^how' only at a sentence start), weight,
                           fields, subject_weight, negations, negation_sets, note
@@ -28,7 +30,8 @@ URGENCIES = ("urgent", "important", "normal")
 FIELDS = ("subject", "body")
 TARGETS = tuple(f"type:{t}" for t in TYPES) + tuple(f"urgency:{u}" for u in URGENCIES)
 
-_TOP_KEYS = ("defaults", "routing", "negation_sets", "time", "rules")
+_TOP_KEYS = ("defaults", "routing", "negation_sets", "time", "no_rush", "rules")
+_NO_RUSH_KEYS = ("phrases", "note")
 _TIME_KEYS = ("today", "waiting", "days", "negation_sets")
 # the urgency each kind of time expression (classify/timeexpr.py) counts for
 TIME_TARGETS = {"today": "urgency:urgent", "waiting": "urgency:urgent", "days": "urgency:important"}
@@ -74,6 +77,8 @@ class RuleSet:
     # normalised phrases ("不急", "no rush") that cancel them in the same field
     time_weights: dict[str, float] = field(default_factory=dict)
     time_negations: tuple[str, ...] = ()
+    # [no_rush]: normalised phrases that make the whole message normal urgency
+    no_rush: tuple[str, ...] = ()
 
     def urgency_fallback(self, type_: str) -> str:
         return self.urgency_by_type.get(type_, self.default_urgency)
@@ -181,6 +186,14 @@ def load_rules(path: Path) -> RuleSet:
             raise c.fail(lines.key(t_line, "negation_sets"), f"[time]: unknown negation set '{set_name}'", "negation_sets")
         time_negations.extend(normalize(p).strip() for p in negation_sets[set_name])
 
+    nr_line = lines.table("no_rush")
+    no_rush_table = c.table(data, "no_rush", None)
+    c.known_keys(no_rush_table, _NO_RUSH_KEYS, nr_line, "[no_rush]: ")
+    no_rush = [normalize(p).strip() for p in c.strings(no_rush_table.get("phrases", []), lines.key(nr_line, "phrases"),
+                                                        "[no_rush] phrases", "phrases", allow_empty=True)]
+    if any(not p for p in no_rush):
+        raise c.fail(lines.key(nr_line, "phrases"), "[no_rush] phrases: an empty phrase would match every message", "phrases")
+
     raw_rules = data.get("rules", [])
     if not isinstance(raw_rules, list):
         raise c.fail(lines.key(None, "rules"), f"'rules' must be an array of tables ([[rules]]), got {describe(raw_rules)}", "rules")
@@ -192,7 +205,8 @@ def load_rules(path: Path) -> RuleSet:
             raise c.fail(rules[-1].line, f"rule '{rules[-1].name}': the name is already used by the rule at line {seen[rules[-1].name]}", "name")
         seen[rules[-1].name] = rules[-1].line
     return RuleSet(str(path), default_type, default_urgency, dict(urgency_by_type), subject_weight, window, routing,
-                   tuple(rules), *tie_orders, time_weights=time_weights, time_negations=tuple(dict.fromkeys(time_negations)))
+                   tuple(rules), *tie_orders, time_weights=time_weights, time_negations=tuple(dict.fromkeys(time_negations)),
+                   no_rush=tuple(dict.fromkeys(no_rush)))
 
 
 def _rule(c: _Checker, raw: object, index: int, negation_sets: dict, subject_weight: float) -> Rule:

@@ -242,3 +242,36 @@ def test_to_dict_is_a_deep_plain_copy_of_every_field(tmp_path: Path):
         assert data == asdict(result)
         result.matches.clear(), result.departments.append("changed"), result.decision.clear()
         assert data != asdict(result) or not data["matches"]
+
+
+def test_no_rush_phrase_wins_over_every_urgency_keyword_of_the_message(tmp_path: Path):
+    """[no_rush]: a customer saying there is no hurry anywhere in the message gets normal, even
+    with an urgency keyword far from the phrase (out of the negation window), and the
+    explanation names the phrase and shows the urgent keyword cancelled."""
+    path = tmp_path / "rules.toml"
+    path.write_text(RULES + '\n[no_rush]\nphrases = ["不着急", "No Rush"]\n', encoding="utf-8")
+    clf = Classifier.from_file(path)
+    text = "你们的加急配送服务怎么收费?紧急的时候想用。这次的单子按正常发就行,我们这边不着急。"
+    assert clf.classify("", text.replace("不着急", "在等")).urgency == "urgent"
+    result = clf.classify("", text)
+    assert result.urgency == "normal" and result.decision["urgency"] == {"how": "no_rush", "phrase": "不着急"}
+    assert result.scores["urgency:urgent"] == 0
+    cancelled = [m for m in result.matches if m.target == "urgency:urgent"]
+    assert cancelled and all(m.negated and m.negated_by == "不着急" for m in cancelled)
+    assert "不着急" in result.explain("zh") and "no rush" in clf.classify("Urgent?", "No rush at all.").explain("en")
+    assert clf.classify("Urgent?", "No rush at all.").urgency == "normal"
+    # without the table nothing changes
+    assert Classifier.from_file(_write(tmp_path, RULES)).classify("", text).urgency == "urgent"
+
+
+def test_no_rush_refuses_an_empty_phrase(tmp_path: Path):
+    from classify.errors import RulesError
+
+    with pytest.raises(RulesError, match="no_rush"):
+        Classifier.from_file(_write(tmp_path, RULES + '\n[no_rush]\nphrases = ["  "]\n'))
+
+
+def _write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "other.toml"
+    path.write_text(text, encoding="utf-8")
+    return path

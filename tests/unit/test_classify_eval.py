@@ -60,3 +60,33 @@ def test_default_rules_do_not_get_worse_on_fresh_batches():
         type_floor, urgency_floor = floors[path.stem]
         assert bench.accuracy(results, "type") >= type_floor, path.stem
         assert bench.accuracy(results, "urgency") >= urgency_floor, path.stem
+
+
+def test_errors_of_a_held_out_set_are_refused():
+    """The writer sets are reported each on its own, tuned or held out; listing the errors of a
+    held-out set is refused (reading them would make its figures dishonest), a tuned set's are listed."""
+    import subprocess
+    import sys
+
+    bench = _bench()
+    sets = bench.writer_sets()
+    assert {"writer-a", "writer-b", "writer-c"} <= set(sets)
+    assert bench.is_tuned("writer-a") and bench.is_tuned("tune") and not bench.is_tuned("writer-c")
+    classifier = bench.Classifier.from_file(ROOT / "config" / "rules.toml")
+    for held_out in ("writer-c", "writer-d", "unseen", "fresh2", "heldout"):
+        try:
+            bench.tuned_errors(classifier, [], held_out)
+        except ValueError as exc:
+            assert "held out" in str(exc)
+        else:
+            raise AssertionError(f"{held_out}: errors listed")
+    assert "## writer-a errors" in bench.tuned_errors(classifier, [], "writer-a")
+    run = subprocess.run([sys.executable, str(ROOT / "bench" / "classify_eval.py"), "--errors", "writer-c"],
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode != 0 and "held-out" in run.stderr and "writer-c errors" not in run.stdout
+    run = subprocess.run([sys.executable, str(ROOT / "bench" / "classify_eval.py")], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0
+    for name, use in (("writer-a", "tuned"), ("writer-b", "tuned"), ("writer-c", "held out")):
+        for group in ("all", "zh", "en", "easy", "hard"):
+            assert f"| {name} | {use} | {group} |" in run.stdout
+    assert "errors" not in run.stdout
