@@ -72,17 +72,18 @@ _ORIGINAL = (
     r"|轉寄郵件|回复邮件|元のメッセージ|転送メッセージ|원본\s*메시지|전달된\s*메시지"
 )
 # "-----Original Message-----", "------------------ 原始邮件 ------------------"
-_ORIGINAL_LINE = re.compile(rf"^\s*[-_=—]{{2,}}\s*(?:{_ORIGINAL})\s*[-_=—]{{2,}}\s*$", re.IGNORECASE)
+_ORIGINAL_LINE = re.compile(rf"^\s*+[-_=—]{{2,}}+\s*+(?:{_ORIGINAL})\s*[-_=—]{{2,}}\s*$", re.IGNORECASE)
 # a rule of dashes, underscores or equals signs, alone or glued to text before it ("阿里邮箱-------")
 _RULE = re.compile(r"^.{0,40}?[-_=—]{5,}\s*$")
+_RULE_ENDS = ("-", "_", "=", "—")
 _UNDERSCORES = re.compile(r"^\s*_{10,}\s*$")  # Outlook's rule above its header block
 
 _WROTE = r"(?:wrote|schrieb|a\s+écrit|escribió|escreveu|ha\s+scritto|schreef|написал\(?а?\)?|писал|写道|寫道|書きました|작성)"
 _ATTRIBUTION = re.compile(
     rf"""^\s*(?:
         (?:on|am|le|el|em|il|op)\s.{{4,200}}\s{_WROTE}(?:\s.{{0,80}})?\s*[:：]\s*$      # On Mon …, X wrote:  / Am … schrieb X:
-      | 在\s?.{{4,200}}(?:写道|寫道)\s*[:：]?\s*$                                        # 在 2026年11月20日 …… 写道：
-      | .{{2,200}}(?:于|於)\s?.{{4,80}}(?:写道|寫道)\s*[:：]?\s*$                          # 张三 <z@x.cn> 于2026年11月20日周五 10:00写道：
+      | 在\s?[^写寫]{{4,200}}(?:写道|寫道)\s*[:：]?\s*$                                   # 在 2026年11月20日 …… 写道：
+      | .{{2,200}}(?:于|於)\s?[^于於]{{4,80}}(?:写道|寫道)\s*[:：]?\s*$                     # 张三 <z@x.cn> 于2026年11月20日周五 10:00写道：
       | (?=.*\d).{{4,200}}\s{_WROTE}\s*[:：]\s*$                                           # 23.11.2026 10:00, X написал:
       | .{{0,200}}(?:님이\s*작성|さんは書きました|のメッセージ)\s*[:：]?\s*$
     )""",
@@ -94,7 +95,8 @@ _ATTRIBUTION_START = re.compile(r"^\s*(?:on|am|le|el|em|il|op|在)\s.{4,200}$", 
 _DATED_START = re.compile(r"^(?=.*(?:\d{1,4}[-./年]\d{1,2}|\d{1,2}:\d{2})).{4,200}$")
 # an attribution wrapped over two or three lines ("Am So., 1. Jan. 2023 um 17:22 Uhr schrieb John Doe <" + "noreply@github.com>:")
 _ATTRIBUTION_JOINED = re.compile(
-    rf"^\s*(?:(?:on|am|le|el|em|il|op)\s.{{4,300}}\s{_WROTE}(?:\s.{{0,120}})?\s*[:：]|在\s?.{{4,300}}(?:写道|寫道)\s*[:：]?|.{{2,300}}(?:于|於)\s?.{{4,120}}(?:写道|寫道)\s*[:：]?)\s*$",
+    rf"^\s*(?:(?:on|am|le|el|em|il|op)\s.{{4,300}}\s{_WROTE}(?:\s.{{0,120}})?\s*[:：]|在\s?[^写寫]{{4,300}}(?:写道|寫道)\s*[:：]?"
+    rf"|.{{2,300}}(?:于|於)\s?[^于於]{{4,120}}(?:写道|寫道)\s*[:：]?)\s*$",
     re.IGNORECASE,
 )
 # Apple Mail's and others' forward line
@@ -107,7 +109,17 @@ _WROTE_LINE = re.compile(rf"^\s*.{{0,100}}{_WROTE}\s*[:：]?\s*$", re.IGNORECASE
 # any attribution: a date or time and an address, ending in a colon ("2026年11月23日(月) 10:00 Support <s@x>:")
 _ADDRESS_COLON = re.compile(r"^(?=.*\d)(?=.*@).{6,300}[:：]\s*$")
 
+# a line that could end an attribution holds one of these: the cheap test before the costly ones
+_WROTE_WORDS = ("wrote", "schrieb", "écrit", "escribió", "escreveu", "scritto", "schreef", "писал", "写道", "寫道", "書きました", "작성", "のメッセージ")
+
+
+def _wrote(line: str) -> bool:
+    low = line.lower()
+    return any(word in low for word in _WROTE_WORDS)
+
+
 QUOTED = re.compile(r"^\s*>")
+MAX_SCAN_LINES = 3000  # a quote marker further down is not looked for (hostile or huge text stays whole)
 
 
 def quote_start(lines: list[str], i: int) -> int:
@@ -115,25 +127,30 @@ def quote_start(lines: list[str], i: int) -> int:
     line = lines[i]
     if len(line) > 300 or QUOTED.match(line) or not line.strip():
         return 0
-    if _ORIGINAL_LINE.match(line) or _UNDERSCORES.match(line):
+    if line.rstrip().endswith(_RULE_ENDS) and (_ORIGINAL_LINE.match(line) or _UNDERSCORES.match(line)):
         return 1
-    if _ATTRIBUTION.match(line) or _FORWARDED.match(line):
+    wrote = _wrote(line)
+    if (wrote and _ATTRIBUTION.match(line)) or _FORWARDED.match(line):
         return 1
-    if i + 1 < len(lines) and _WROTE_LINE.match(lines[i + 1]) and (
+    if i + 1 < len(lines) and _wrote(lines[i + 1]) and _WROTE_LINE.match(lines[i + 1]) and (
         _ATTRIBUTION_START.match(line) or (_DATED_START.match(line) and lines[i + 1].rstrip().endswith((":", "：")))
     ):
         return 2
-    for extra in (1, 2):
-        if i + extra < len(lines) and all(lines[j].strip() and not (j > i and _ATTRIBUTION_START.match(lines[j])) for j in range(i, i + extra + 1)):
+    for extra in (1, 2) if _may_open_attribution(line) else ():
+        if i + extra < len(lines) and any(_wrote(lines[j]) for j in range(i, i + extra + 1)) and all(lines[j].strip() and not (j > i and _ATTRIBUTION_START.match(lines[j])) for j in range(i, i + extra + 1)):
             if _ATTRIBUTION_JOINED.match(" ".join(lines[j].strip() for j in range(i, i + extra + 1))):
                 return extra + 1
     if _ADDRESS_COLON.match(line) and _next_is_quoted(lines, i):
         return 1
-    if _RULE.match(line) and header_block(lines, _skip_blank(lines, i + 1)):
+    if line.rstrip().endswith(_RULE_ENDS) and _RULE.match(line) and header_block(lines, _skip_blank(lines, i + 1)):
         return 1
     if header_block(lines, i):
         return 1
     return 0
+
+
+def _may_open_attribution(line: str) -> bool:
+    return bool(_ATTRIBUTION_START.match(line)) or "于" in line or "於" in line
 
 
 def _skip_blank(lines: list[str], i: int) -> int:
@@ -152,12 +169,12 @@ def _next_is_quoted(lines: list[str], i: int) -> bool:
 def is_rule(line: str) -> bool:
     """A separator line (dashes, underscores, '* * *'), possibly glued to text before it."""
     stripped = line.strip()
-    return bool(_RULE.match(line) or _ORIGINAL_LINE.match(line) or stripped in ("* * *", "***"))
+    return bool((stripped.endswith(_RULE_ENDS) and (_RULE.match(line) or _ORIGINAL_LINE.match(line))) or stripped in ("* * *", "***"))
 
 
 def looks_like_attribution(line: str) -> bool:
     """An attribution or header line of any language: 'X <a@b> 2026-11-23 10:00:' or 'Label: value'."""
-    return bool(_ATTRIBUTION.match(line) or _ADDRESS_COLON.match(line) or header_role(line))
+    return bool((_wrote(line) and _ATTRIBUTION.match(line)) or _ADDRESS_COLON.match(line) or header_role(line))
 
 
 # ---- signatures ------------------------------------------------------------------------

@@ -47,7 +47,7 @@ def _has_content(lines: list[str]) -> bool:
 
 
 def _first_marker(lines: list[str]) -> tuple[int | None, int]:
-    for i in range(len(lines)):
+    for i in range(min(len(lines), markers.MAX_SCAN_LINES)):
         n = markers.quote_start(lines, i)
         if n:
             return i, n
@@ -56,7 +56,7 @@ def _first_marker(lines: list[str]) -> tuple[int | None, int]:
 
 def _first_run_of_ours(lines: list[str], known: KnownText) -> int | None:
     """The first unquoted line of ours followed by another (or long enough alone)."""
-    for i, line in enumerate(lines):
+    for i, line in enumerate(lines[: markers.MAX_SCAN_LINES]):
         if not line.strip() or markers.QUOTED.match(line) or not known.matches(line):
             continue
         following = next((other for other in lines[i + 1 :] if other.strip()), None)
@@ -92,7 +92,7 @@ def _answers_in_quote(tail: list[str], *, bottom_posted: bool, known: KnownText 
         if markers.QUOTED.match(line) or (known and known.matches(line)):
             continue
         if i < last_quoted or bottom_posted:
-            if line.strip() and markers.quote_start(tail, i):
+            if line.strip() and i < markers.MAX_SCAN_LINES and markers.quote_start(tail, i):
                 break  # a second quote below the first: an old thread
             kept.append(line)
     if kept and any(line.strip() for line in kept):

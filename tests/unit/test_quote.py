@@ -208,3 +208,22 @@ def test_signature_learned_from_earlier_replies():
     assert learned_signature(earlier) == sign_off
     assert learned_signature(earlier[:1] + earlier[2:]) == ""  # seen once; '谢谢！' alone is no signature
     assert staff_reply_text(f"师傅已出发。\n\n{sign_off}", None, KnownText(), signatures=[learned_signature(earlier)]) == "师傅已出发。"
+
+
+@pytest.mark.parametrize("line", [
+    "在 " + "于 " * 140, "x " + "于 " * 140 + "写道", "On " + "a " * 140, "-" * 200, "2026-11-23 10:00 " + "x " * 100 + "wrote:", "From: x\nTo: y",
+])
+def test_hostile_lines_cost_time_linear_in_their_number(line):
+    """Every customer mail goes through strip_quoted: ten times the lines cost about ten times the CPU, never a hundred."""
+    import time
+
+    def cpu(text: str) -> float:
+        best = float("inf")
+        for _ in range(3):
+            start = time.process_time()
+            strip_quoted(text)
+            best = min(best, time.process_time() - start)
+        return max(best, 0.002)
+
+    small, big = cpu("\n".join([line] * 300)), cpu("\n".join([line] * 3000))
+    assert big / small < 30, (small, big)
