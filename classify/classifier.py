@@ -48,6 +48,8 @@ class Classification:
         zh = lang.lower().startswith("zh")
         if d.get("how") == "no_match":
             return "未匹配关键词,取默认值" if zh else "no keyword matched: the default"
+        if d.get("how") == "type":
+            return f"{LABELS_ZH.get(d['type'], d['type'])}的紧急程度固定" if zh else f"fixed for a {d['type']}"
         if d.get("how") == "no_rush":
             return f"客户说“{d['phrase']}”,一般" if zh else f"the customer says '{d['phrase']}': normal"
         if d.get("how") == "tie":
@@ -172,7 +174,10 @@ class Classifier:
         rs = self.ruleset
         type_ = self._decide("type", TYPES, scores, rs.default_type, rs.type_tie_order, decision)
         calm = self._no_rush(texts, scores, matches)
-        if calm is not None:
+        if type_ in rs.urgency_of_type:
+            urgency = rs.urgency_of_type[type_]
+            decision["urgency"] = {"how": "type", "type": type_}
+        elif calm is not None:
             urgency = "normal"
             decision["urgency"] = {"how": "no_rush", "phrase": calm}
         else:

@@ -4,7 +4,8 @@ File format (every key is shown in config/rules.toml):
 
     [defaults]            type, urgency, subject_weight, negation_window,
                           type_tie_order, urgency_tie_order,
-                          [defaults.urgency_by_type] type = urgency
+                          [defaults.urgency_by_type] type = urgency (when no urgency keyword decides),
+                          [defaults.urgency_of_type] type = urgency (whatever the keywords say)
     [routing]             type = [departments...], the first is the lead
     [negation_sets]       name = [phrases...]
     [time]                today, waiting, days (weights of the time expressions of
@@ -35,7 +36,8 @@ _NO_RUSH_KEYS = ("phrases", "note")
 _TIME_KEYS = ("today", "waiting", "days", "negation_sets")
 # the urgency each kind of time expression (classify/timeexpr.py) counts for
 TIME_TARGETS = {"today": "urgency:urgent", "waiting": "urgency:urgent", "days": "urgency:important"}
-_DEFAULT_KEYS = ("type", "urgency", "subject_weight", "negation_window", "urgency_by_type", "type_tie_order", "urgency_tie_order")
+_DEFAULT_KEYS = ("type", "urgency", "subject_weight", "negation_window", "urgency_by_type", "urgency_of_type",
+                 "type_tie_order", "urgency_tie_order")
 _RULE_KEYS = ("name", "target", "keywords", "weight", "fields", "subject_weight", "negations", "negation_sets", "note")
 
 
@@ -79,6 +81,8 @@ class RuleSet:
     time_negations: tuple[str, ...] = ()
     # [no_rush]: normalised phrases that make the whole message normal urgency
     no_rush: tuple[str, ...] = ()
+    # [defaults.urgency_of_type]: the urgency of a type whatever its keywords say
+    urgency_of_type: dict[str, str] = field(default_factory=dict)
 
     def urgency_fallback(self, type_: str) -> str:
         return self.urgency_by_type.get(type_, self.default_urgency)
@@ -161,6 +165,12 @@ def load_rules(path: Path) -> RuleSet:
         c.choice(type_, TYPES, lines.key(ubt_line, type_), "[defaults.urgency_by_type] key", type_)
         c.choice(urgency, URGENCIES, lines.key(ubt_line, type_), f"[defaults.urgency_by_type] {type_}", type_)
 
+    uot_line = lines.table("defaults.urgency_of_type") or lines.key(d_line, "urgency_of_type")
+    urgency_of_type = c.table(defaults, "urgency_of_type", d_line, "[defaults]: ")
+    for type_, urgency in urgency_of_type.items():
+        c.choice(type_, TYPES, lines.key(uot_line, type_), "[defaults.urgency_of_type] key", type_)
+        c.choice(urgency, URGENCIES, lines.key(uot_line, type_), f"[defaults.urgency_of_type] {type_}", type_)
+
     r_line = lines.table("routing")
     routing_table = c.table(data, "routing", None)
     routing: dict[str, list[str]] = {}
@@ -206,7 +216,7 @@ def load_rules(path: Path) -> RuleSet:
         seen[rules[-1].name] = rules[-1].line
     return RuleSet(str(path), default_type, default_urgency, dict(urgency_by_type), subject_weight, window, routing,
                    tuple(rules), *tie_orders, time_weights=time_weights, time_negations=tuple(dict.fromkeys(time_negations)),
-                   no_rush=tuple(dict.fromkeys(no_rush)))
+                   no_rush=tuple(dict.fromkeys(no_rush)), urgency_of_type=dict(urgency_of_type))
 
 
 def _rule(c: _Checker, raw: object, index: int, negation_sets: dict, subject_weight: float) -> Rule:

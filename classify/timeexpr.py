@@ -46,10 +46,27 @@ _PATTERNS: tuple[tuple[str, tuple[str, ...], str], ...] = (
     (TODAY, ("小时", "钟头"), r"(?:几|半)\s{0,2}(?:个)?\s{0,2}(?:小时|钟头)\s{0,2}(?:之内|以内|内)"),
     (TODAY, ("明早", "明天", "明儿"), r"(?:明早|明天一早|明天早上|明天上午|明儿一早)\s{0,2}.{0,6}?(?:要用|开会|开庭|上线|汇报|检查|审计|验收|之前|以前|前|就要)"),
     (TODAY, ("马上", "立刻", "立即"), r"(?:马上|立刻|立即)\s{0,2}(?:就要|要用|要交|开始|开会|上课)"),
+    # minutes away: "5分钟后上课", "还有几分钟就开课", "再等半小时就要走"
+    (TODAY, ("分钟", "分鐘"), rf"(?<!\d)(?:\d{{1,2}}|[一二两三四五六七八九十几半]{{1,2}}){_S}(?:个)?{_S}分钟{_S}(?:后|以后|之后|内|之内|就)"),
+    (TODAY, ("还有", "再等"), r"(?:还有|再等)\s{0,2}(?:\d{1,2}|[一二两三四五六七八九十几半])\s{0,2}(?:个)?\s{0,2}(?:分钟|小时|钟头)"),
+    # a time today with what happens then: "两点的直播课", "快递四点来收", "下午3点开考"
+    (TODAY, ("点", "时", ":"),
+     rf"(?:今天|今日|今早|今晚|上午|中午|下午|晚上|早上|待会|等下)?{_S}{_CLOCK_ZH}{_S}(?:就|要|准时)?{_S}"
+     r"(?:来收|来取|来拿|开始|开课|上课|开考|考试|截止|开会|开门|开业|开诊|开播|直播|发车|上线|出成绩|的课|的直播|的会|的考试)"),
+    # tomorrow morning is as good as today: "明天上午八点考试", "明早的单子"
+    (TODAY, ("明早", "明天", "明日", "聽日", "听日"), r"(?:明早|明天一早|明天一大早|明天早上|明天上午|明日上午|听日朝早)"),
+    (TODAY, ("明天", "明日"), r"(?:明天|明日)\s{0,2}(?:开张|开业|开线|开考|考试|上线|开课|正式)"),
     # someone waiting now, named: "在等配件" or "排队等了20分钟" is no one waiting on us today
     (WAITING, ("排", "等着", "干等", "围着", "堵在"),
-     r"(?:病人|患者|病号|顾客|客人|客户们|学生|家长|司机|货车|车队|工人|大家|所有人|一屋子人|好多人|很多人|几十个人|上百人)"
-     r"(?:都|全)?(?:在)?[^,.!?;,。!?;\n]{0,4}?(?:排着队|排队|排长队|等着|干等|围着|堵在)"),
+     r"(?:病人|患者|病号|顾客|客人|客户们|学生|家长|老师|司机|货车|车队|工人|大家|所有人|一屋子人|好多人|很多人|几十个人|上百人)"
+     r"(?:都|全|已经|还)?(?:在)?[^,.!?;,。!?;\n]{0,6}?(?:排着队|排队|排长队|等着|在等|干等|围着|围在|堵在|等紧)"),
+    # a number of people waiting: "外面排了二十多个人在等", "还坐着三十几个人", "十几个客人拎住券等紧"
+    (WAITING, ("排", "等", "坐着", "站着", "围"),
+     r"(?:排了|坐着|站着|围着|还有|已经有)\s{0,2}(?:\d{1,3}|[一二两三四五六七八九十几百]{1,3})\s{0,2}多?\s{0,2}(?:个|位|名)?\s{0,2}"
+     r"(?:人|病人|患者|客人|顾客|学生|老师|家长|司机|工人)"),
+    (WAITING, ("在等", "等着", "等紧", "干等"),
+     r"(?:\d{1,3}|[一二两三四五六七八九十几百]{1,3})\s{0,2}多?\s{0,2}(?:个|位|名)\s{0,2}(?:人|病人|患者|客人|顾客|学生|老师|家长|司机|工人|买家)"
+     r"[^,.!?;,。!?;\n]{0,8}?(?:在等|等着|等紧|干等)"),
     # -- Chinese: days ----------------------------------------------------------------
     (DAYS, ("周", "星期", "礼拜"), rf"(?:本|这|下|下个){_S}{_WEEKDAY_ZH}{_S}(?:之前|以前|前|截止|要用|开会|上线)?"),
     (DAYS, ("周", "星期", "礼拜"), rf"{_WEEKDAY_ZH}{_S}(?:之前|以前|前|截止)"),
@@ -70,7 +87,10 @@ _PATTERNS: tuple[tuple[str, tuple[str, ...], str], ...] = (
     (TODAY, ("today", "tonight"), r"\b(?:today|tonight)\s{1,3}(?:by|before|at)\b"),
     (TODAY, ("today", "tonight", "this morning", "this afternoon"),
      r"\b(?:must|need(?:s|ed)? to|has to|have to|got to|needs? (?:it|this|them)|required)\b[^.!?\n]{0,40}?\b(?:today|tonight|this (?:morning|afternoon))\b"),
-    (TODAY, ("tomorrow",), r"\b(?:first thing tomorrow|tomorrow morning'?s? (?:meeting|class|audit|launch|shift|opening))\b"),
+    (TODAY, ("tomorrow",), r"\b(?:first thing tomorrow|tomorrow morning|tomorrow at \d|(?:at|for) \d{1,2}(?::\d{2})?\s{0,2}(?:am|a\.m\.)? tomorrow)\b"),
+    # a time today with what happens then: "convenes at 14:00 today", "coming at 3pm today"
+    (TODAY, ("today",), rf"\b(?:at|from){_W}{_CLOCK_EN}{_W}today\b|\btoday{_W}at{_W}{_CLOCK_EN}"),
+    (TODAY, ("minute",), r"\b(?:in|within)\s{1,3}(?:a few|few|a couple of|\d{1,2}|five|ten|fifteen|twenty|thirty)\s{1,3}minutes?\b"),
     (TODAY, ("due", "cut", "deadline"), rf"\b(?:due|cut-?off|deadline is){_W}(?:at|by){_W}{_CLOCK_EN}"),
     (WAITING, ("waiting", "queu", "standing around", "lined up"),
      r"\b(?:is|are|were|been|keep|kept|sitting|left)\s{1,3}(?:waiting|queuing|queueing|standing around|lined up)\b"),

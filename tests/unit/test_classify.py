@@ -275,3 +275,20 @@ def _write(tmp_path: Path, text: str) -> Path:
     path = tmp_path / "other.toml"
     path.write_text(text, encoding="utf-8")
     return path
+
+
+def test_urgency_of_type_fixes_the_urgency_whatever_the_keywords(tmp_path: Path):
+    """[defaults.urgency_of_type]: a suggestion is normal by the labelling guide even when it
+    talks about urgent things; other types keep their keywords."""
+    rules = RULES.replace("[routing]", '[defaults.urgency_of_type]\nsuggestion = "normal"\n\n[routing]') + """
+[[rules]]
+name = "suggestion"
+target = "type:suggestion"
+weight = 5
+keywords = ["建议"]
+"""
+    clf = Classifier.from_file(_write(tmp_path, rules))
+    result = clf.classify("", "建议紧急通知用红色显示")
+    assert (result.type, result.urgency) == ("suggestion", "normal")
+    assert result.decision["urgency"] == {"how": "type", "type": "suggestion"} and "fixed for a suggestion" in result.explain()
+    assert clf.classify("", "系统故障,紧急").urgency == "urgent"

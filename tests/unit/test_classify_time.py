@@ -40,6 +40,17 @@ def kinds(text: str) -> list[tuple[str, str]]:
     ("Can we have it by Friday?", [("by friday", DAYS)]),
     ("Please send it by end of day tomorrow", [("by end of day tomorrow", DAYS)]),
     ("for the month-end close", [("month-end", DAYS)]),
+    ("5分钟后上课,老师端进不去", [("5分钟后", TODAY)]),
+    ("还有几分钟就开课了", [("还有几分钟", TODAY)]),
+    ("两点的直播课,按钮是灰的", [("两点的直播", TODAY)]),
+    ("快递四点来收", [("四点来收", TODAY)]),
+    ("明天上午八点全年级考试", [("明天上午", TODAY)]),
+    ("外面排了二十多个人在等", [("排了二十多个人", WAITING)]),
+    ("门口已经有十几个客人拎住券等紧换月饼", [("已经有十几个客人", WAITING)]),
+    ("The Board convenes at 14:00 today.", [("at 14:00 today", TODAY)]),
+    ("Health inspector is coming at 3pm today", [("at 3pm today", TODAY)]),
+    ("Release is scheduled for 09:00 tomorrow", [("for 09:00 tomorrow", TODAY)]),
+    ("The exam starts in ten minutes", [("in ten minutes", TODAY)]),
 ])
 def test_deadlines_are_found_with_their_kind(text, expected):
     assert kinds(text) == expected
@@ -51,6 +62,8 @@ def test_deadlines_are_found_with_their_kind(text, expected):
     "You promised a callback within 24 hours.",  # a promise in days
     "Member day is on Wednesday",   # a fact about a weekday
     "Our shop closes at 10pm",
+    "排队等了20分钟才轮到我",           # a past wait, no one waiting now
+    "我们有三点建议",                   # 三点 is not a time here
 ])
 def test_no_deadline_where_there_is_none(text):
     assert kinds(text) == []
