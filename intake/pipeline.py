@@ -1,6 +1,11 @@
 """The pipeline: every item from every source runs PIPELINE in one transaction.
 
+    prepare (parse, classify the text), then in the transaction:
     parse → dedupe → loop_check → thread → ignore_autoreply → classify → route → store → acknowledge
+
+The work whose cost grows with the input (parsing, classifying) is done in prepare,
+before the transaction (on SQLite, before the item's turn at the write lock); the
+stages of the same name inside take its result.
 
 The source ref is stored in the same transaction as the ticket, so a crash at any
 point neither loses nor doubles a ticket. One bad item never stops the daemon: a

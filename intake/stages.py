@@ -29,12 +29,24 @@ from intake.tickets import (
 
 def prepare(case: Case, ctx: Context) -> None:
     """The work that needs no database, done before the item's transaction begins (on
-    SQLite, before its turn at the write lock): parsing. What it raises is raised again
-    by the parse stage, inside the transaction, and handled there as ever."""
+    SQLite, before its turn at the write lock): parsing, and classifying the text, the
+    two whose cost grows with the input. What parsing raises is raised again by the
+    parse stage, inside the transaction, and handled there as ever. Every parsed item
+    is classified, since whether it opens a ticket is known only inside."""
     try:
         parse(case, None, ctx)
     except Exception as exc:
         case.unready = exc
+        return
+    try:
+        case.classification = _classified(case, ctx)
+    except Exception:  # a bug: met again in the classify stage, if this item opens a ticket
+        case.classification = None
+
+
+def _classified(case: Case, ctx: Context):
+    """Type, urgency and departments from the keyword rules: text in, verdict out."""
+    return ctx.classifier().classify(case.parsed.subject, case.parsed.new_text)
 
 
 def parse(case: Case, session: Session | None, ctx: Context) -> None:
@@ -195,10 +207,12 @@ def ignore_autoreply(case: Case, session: Session, ctx: Context) -> None:
 
 
 def classify(case: Case, session: Session, ctx: Context) -> None:
-    """Type and urgency of a new case from the keyword rules (a form may name the type)."""
+    """Type and urgency of a new case: the keyword rules' verdict, reached in prepare
+    before the transaction; a form may name the type."""
     if case.ticket is not None:
         return
-    case.classification = ctx.classifier().classify(case.parsed.subject, case.parsed.new_text)
+    if case.classification is None:  # not prepared, or classifying failed there
+        case.classification = _classified(case, ctx)
     chosen = case.form.get("type")
     if chosen in ("inquiry", "complaint", "fault", "request", "suggestion") and chosen != case.classification.type:
         case.notes.append(f"type {chosen!r} chosen by the customer on the form over {case.classification.type!r}")
