@@ -28,11 +28,14 @@ def normalise(line: str) -> str:
 
 class KnownText:
     """Texts we sent on a ticket. `internal` texts went to staff only (notifications,
-    reminders, error replies); `public` ones are what the customer saw or wrote."""
+    reminders, error replies); `public` ones are what the customer saw or wrote.
+    `theirs`: the staff member's own earlier replies, which our error replies echo:
+    their lines are neither ours to cut at nor internal."""
 
-    def __init__(self, internal: Iterable[str] = (), public: Iterable[str] = ()) -> None:
-        internal_lines = [normalise(line) for text in internal for line in text.splitlines()]
-        public_lines = [normalise(line) for text in public for line in text.splitlines()]
+    def __init__(self, internal: Iterable[str] = (), public: Iterable[str] = (), theirs: Iterable[str] = ()) -> None:
+        own = {normalise(line) for text in theirs for line in text.splitlines()}
+        internal_lines = [n for n in (normalise(line) for text in internal for line in text.splitlines()) if n not in own]
+        public_lines = [n for n in (normalise(line) for text in public for line in text.splitlines()) if n not in own]
         self._lines = {n for n in internal_lines + public_lines if len(n) >= MIN_LINE}
         self._blob = "\n".join(("".join(internal_lines), "".join(public_lines)))
         public_set = set(public_lines)

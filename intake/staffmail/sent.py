@@ -6,7 +6,9 @@ recorded on the ticket's thread (acknowledgement, relayed answers, surveys) are 
 the customer saw. A staff member's own relayed answers are left out: staff never get
 them to quote, and their standing phrases must not read as our quoted text. The rest (notifications, reminders, error replies) went to staff
 only: a line of theirs in text about to be relayed means a quote was not stripped.
-A staff member's earlier replies give the signature their client appends.
+Our error replies echo a staff member's text: the lines of their own earlier replies
+count as theirs, not ours. Their earlier replies also give the signature their client
+appends.
 """
 from __future__ import annotations
 
@@ -22,12 +24,13 @@ def known_text(session: Session, ticket: Ticket) -> KnownText:
     thread = session.execute(select(Message.direction, Message.kind, Message.message_id, Message.text).where(Message.ticket_id == ticket.id)).all()
     public_ids = {message_id for direction, _, message_id, _ in thread if direction == "out"}
     public = [text or "" for direction, kind, _, text in thread if direction == "in" and kind == "customer"]
+    theirs = [text or "" for direction, kind, _, text in thread if direction == "in" and kind == "staff"]
     internal: list[str] = []
     rows = session.execute(select(OutboxMail.message_id, OutboxMail.raw).where(OutboxMail.ticket_id == ticket.id, OutboxMail.kind != "staff_reply"))
     for message_id, raw in rows:
         text = _text(raw)
         (public if message_id in public_ids else internal).append(text)
-    return KnownText(internal=internal, public=public)
+    return KnownText(internal=internal, public=public, theirs=theirs)
 
 
 _RECENT = 20_000  # messages looked through for a member's earlier replies

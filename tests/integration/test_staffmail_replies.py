@@ -175,3 +175,18 @@ def test_a_sign_off_learned_from_earlier_replies_is_not_relayed_again(case, smtp
         [relayed] = deliver(ctx, smtp_server)
         texts.append(_relayed_text(relayed))
     assert texts == [f"师傅已出发。\n\n{sign_off}", f"师傅已到达。\n\n{sign_off}", "已修好，请您确认。"]
+
+
+def test_after_a_withheld_reply_the_corrected_answer_to_the_error_mail_goes_through(case, smtp_server):
+    """Our error reply echoes the staff member's text; answering it again with the same greeting is
+    their text, not ours: relayed, and the commands run this time."""
+    ctx, pipeline, ref, note = case
+    due = next(line for line in body(note).splitlines() if "响应时限" in line)
+    pipeline.take(reply_mail(note, text=f"#status in_progress\n赵女士您好：\n{due}\n我们会在此之前处理。\n"), SourceRef("t", "leak"))
+    [error] = deliver(ctx, smtp_server)
+    assert to_addr(error) == "li.na@example.com" and "赵女士您好：" in body(error)
+    again = f"#status in_progress\n赵女士您好：\n我们会在明天上午十点之前处理。\n\n在 2026年11月23日 10:05，客户服务中心 <support@example.com> 写道：\n{_quoted(body(error))}\n"
+    pipeline.take(reply_mail(error, text=again), SourceRef("t", "again"))
+    [relayed] = deliver(ctx, smtp_server)
+    assert to_addr(relayed) == CUSTOMER and _relayed_text(relayed) == "赵女士您好：\n我们会在明天上午十点之前处理。"
+    assert ticket(ctx, ref).status == "in_progress"
