@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import importlib.util
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -90,3 +91,31 @@ def test_errors_of_a_held_out_set_are_refused():
         for group in ("all", "zh", "en", "easy", "hard"):
             assert f"| {name} | {use} | {group} |" in run.stdout
     assert "errors" not in run.stdout
+
+
+def _speed_bench():
+    spec = importlib.util.spec_from_file_location("classify_speed", ROOT / "bench" / "classify_speed.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_default_rules_stay_fast_and_linear():
+    """At least 10,000 messages per CPU second with the default rules (the issue's floor; about
+    13,500 when this test was written), and a message 16 times longer costs 16 times as much,
+    not 256 (within a generous factor for a shared machine)."""
+    speed, bench = _speed_bench(), _bench()
+    classifier = bench.Classifier.from_file(ROOT / "config" / "rules.toml")
+    messages = [(r["subject"], r["body"]) for r in bench.load_set()]
+    best = max(speed.rate(classifier, messages, seconds=1.0) for _ in range(3))
+    assert best >= 10_000, f"{best:,.0f} messages per CPU second"
+
+    def cpu(text: str) -> float:
+        start = time.process_time()
+        for _ in range(3):
+            classifier.classify("紧急", text)
+        return time.process_time() - start
+
+    unit = "客人在门口排队等着,收银机打不开,今天下午4点前必须修好。The line is down, customers are waiting. 不急 "
+    short, long_ = cpu(unit * 200), cpu(unit * 3200)
+    assert long_ < short * 16 * 3, f"{short:.3f}s for 200 units, {long_:.3f}s for 3200"
