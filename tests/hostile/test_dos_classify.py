@@ -13,11 +13,9 @@ import pytest
 
 from classify import Classifier
 from intake.pipeline import Pipeline
-
 from tests.hostile.test_dos_parse import assert_linear, inbound, mail
 from tests.integration.conftest import make_ctx  # noqa: F401  (fixture)
 from tests.integration.test_pipeline import ref, ticket
-
 
 RULES = Path(__file__).resolve().parents[2] / "config" / "rules.toml"  # the rules the daemon ships with
 

@@ -14,7 +14,6 @@ from collections.abc import Callable
 from intake.htmltext import html_to_text
 from intake.message import MAX_PARAMETER_HEADER_CHARS, parse_message
 from intake.pipeline import Pipeline
-
 from tests.integration.conftest import make_ctx  # noqa: F401  (fixture)
 from tests.integration.test_pipeline import ref, ticket
 
@@ -53,7 +52,7 @@ def assert_linear(work: Callable[[object], object], make: Callable[[int], object
 
 def mail(headers: str, body: str, content_type: str = "text/plain; charset=utf-8") -> bytes:
     return (f"From: Li Na <lina@kehu.example.cn>\r\nTo: support@example.com\r\nSubject: 订单问题\r\n"
-            f"Message-ID: <hostile@kehu.example.cn>\r\nContent-Type: {content_type}\r\n{headers}\r\n{body}\r\n").encode("utf-8")
+            f"Message-ID: <hostile@kehu.example.cn>\r\nContent-Type: {content_type}\r\n{headers}\r\n{body}\r\n").encode()
 
 
 # ---- header parameters: the standard library's _parseparam --------------------------
