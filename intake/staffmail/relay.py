@@ -148,6 +148,12 @@ def _accept(case: Case, session: Session, ctx: Context, ticket: Ticket, member) 
         mailq.event(session, ctx, ticket, actor, "commands_refused", errors=parsed.errors)
         notify.tell_staff(session, ctx, ticket, member, problems=parsed.errors, subject=case.parsed.subject, original=new_text)
         raise Stop("appended", f"staff reply with {len(parsed.errors)} bad command(s): nothing relayed", ticket.ref)
+    if not parsed.body and not parsed.commands:  # all quote: say so, or they believe the customer has their answer
+        mailq.event(session, ctx, ticket, actor, "relay_empty")
+        notify.tell_staff(session, ctx, ticket, member, subject=case.parsed.subject, original="", problems=[
+            "no answer was found above the quoted mail, so nothing was sent to the customer; write your answer above the quote "
+            "/ 引用内容上方没有找到答复，未转发给客户；请把答复写在引用内容的上方"])
+        raise Stop("appended", f"staff reply from {member.id}: no text above the quote; nothing relayed", ticket.ref)
     relayed = False
     if parsed.body and not parsed.internal:  # the answer first: a survey (#status resolved) follows it
         relayed = relay(session, ctx, ticket, member, parsed.body, attachments=case.parsed.attachments)

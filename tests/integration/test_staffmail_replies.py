@@ -190,3 +190,14 @@ def test_after_a_withheld_reply_the_corrected_answer_to_the_error_mail_goes_thro
     [relayed] = deliver(ctx, smtp_server)
     assert to_addr(relayed) == CUSTOMER and _relayed_text(relayed) == "赵女士您好：\n我们会在明天上午十点之前处理。"
     assert ticket(ctx, ref).status == "in_progress"
+
+
+def test_a_reply_with_nothing_above_the_quote_relays_nothing_and_says_so(case, smtp_server):
+    """Only the quoted notification (a bare forward back, an answer typed below an unquoted copy): the
+    customer gets nothing, the staff member is told nothing was sent."""
+    ctx, pipeline, ref, note = case
+    text = f"\n\n-----邮件原件-----\n{_block(('发件人', '发送时间', '收件人', '主题'), note)}\n\n{body(note)}\n\n好的，明天上门。\n"
+    assert pipeline.take(reply_mail(note, text=text), SourceRef("t", "empty")).outcome == "appended"
+    [told] = deliver(ctx, smtp_server)
+    assert to_addr(told) == "li.na@example.com" and "没有找到答复" in body(told)
+    assert events(ctx, ref, "relay_empty") and [m.kind for m in ticket(ctx, ref).messages if m.direction == "out"] == ["ack"]
