@@ -27,7 +27,7 @@ from urllib.parse import unquote, urlsplit
 import jinja2
 
 from archive.record import CaseRecord, label, mask_phone
-from archive.sanitize import breakable, sanitize_html  # noqa: F401 (sanitize_html: re-exported)
+from archive.sanitize import layout_safe, sanitize_html  # noqa: F401 (sanitize_html: re-exported)
 from intake import resources
 
 log = logging.getLogger("intake.archive.render")
@@ -175,10 +175,10 @@ def _message_body(m, t: dict, plain: bool) -> tuple[object, str, str]:
         if len(html) <= MESSAGE_HTML_CAP:
             return html, "", ""
         text, note = _shortened(m.text or "", MESSAGE_TEXT_CAP, t)
-        return None, breakable(text), " ".join(filter(None, [t["html_as_text"].format(size=_size_label(len(m.html))),
+        return None, layout_safe(text), " ".join(filter(None, [t["html_as_text"].format(size=_size_label(len(m.html))),
                                                               note]))
     text, note = _shortened(m.text or "", PLAIN_TEXT_CAP if plain else MESSAGE_TEXT_CAP, t)
-    return None, breakable(text), note
+    return None, layout_safe(text), note
 
 
 def render_case_html(record: CaseRecord, *, lang: str = "zh", version: int | None = None,
@@ -192,7 +192,7 @@ def render_case_html(record: CaseRecord, *, lang: str = "zh", version: int | Non
     t = TEXTS[lang]
     earlier = earlier or {}
     generated_at = generated_at or datetime.now(timezone.utc)
-    record = replace(record, **{f: breakable(getattr(record, f) or "") for f in _FREE_TEXT_FIELDS})
+    record = replace(record, **{f: layout_safe(getattr(record, f) or "") for f in _FREE_TEXT_FIELDS})
     messages = []
     attachments = []
     for no, m in enumerate(record.messages, start=1):
@@ -201,17 +201,17 @@ def render_case_html(record: CaseRecord, *, lang: str = "zh", version: int | Non
             "direction": m.direction,
             "direction_label": label("direction", m.direction, lang),
             "at": m.at.strftime("%Y-%m-%d %H:%M %Z").strip(),
-            "sender": breakable(m.sender or ""),
-            "subject": breakable(m.subject or ""),
+            "sender": layout_safe(m.sender or ""),
+            "subject": layout_safe(m.subject or ""),
             "text": text,
             "html": html,
             "note": note,
-            "attachments": [{"filename": breakable(a.filename), "size_label": _size_label(a.size)}
+            "attachments": [{"filename": layout_safe(a.filename), "size_label": _size_label(a.size)}
                             for a in m.attachments],
         })
         for a in m.attachments:
-            attachments.append({"message_no": no, "filename": breakable(a.filename),
-                                "content_type": breakable(a.content_type), "size_label": _size_label(a.size)})
+            attachments.append({"message_no": no, "filename": layout_safe(a.filename),
+                                "content_type": layout_safe(a.content_type), "size_label": _size_label(a.size)})
     originals = []
     for o in record.raw_originals:
         digest = hashlib.sha256(o.data).hexdigest()

@@ -13,8 +13,11 @@ serialisation bounds it (measured in bench/hostile_archive_bench.md):
   elements deeper than MAX_DEPTH are flattened into their text (a block's end becomes a
   line break), so nothing of the text is lost;
 - words without a break opportunity: weasyprint lays out the rest of such a word again
-  for every line (10 KB: 1 s, 100 KB: 45 s); `breakable` puts a zero-width space every
-  LONG_WORD characters of such a run.
+  for every line (10 KB: 1 s, 100 KB: 45 s); `layout_safe` puts a zero-width space every
+  LONG_WORD characters of such a run. Runs of preserved spaces (text bodies are laid out
+  `pre-wrap`) cost the same way (16,000 spaces: 1.2 s, 64,000: 28 s): a run is cut to
+  LONG_WORD spaces. More than one blank line in a row (or two <br>) is one: 16,000 newlines
+  were 400 pages.
 
 nh3's output is a serialised DOM: every element is closed in order, attribute values are
 quoted with `<` and `>` escaped, text has `<` escaped. So one regular-expression pass over
@@ -52,12 +55,17 @@ _COLSPAN = re.compile(r'colspan="\s*(\d{1,9})')
 # an entity (&amp;) counts as one character and is never split
 _UNBREAKABLE = f"(?:&#?[A-Za-z0-9]+;|[^\\s<>&\u2e80-\u9fff\uac00-\ud7af\uf900-\ufaff\uff00-\uffef])"
 _LONG_RUN = re.compile(f"{_UNBREAKABLE}{{{LONG_WORD}}}(?={_UNBREAKABLE})")
+_SPACE_RUN = re.compile(f"[ \t\xa0\u3000]{{{LONG_WORD + 1},}}")
+_BLANK_LINES = re.compile(r"\n(?:[ \t\r\f\v\xa0\u3000]*\n){2,}")
 ZWSP = "\u200b"
 
 
-def breakable(text: str) -> str:
+def layout_safe(text: str) -> str:
     """`text` with a zero-width space after every LONG_WORD characters of an unbreakable run
-    (a pasted base64 blob, a long URL): weasyprint's line breaking is quadratic in such a run."""
+    (a pasted base64 blob, a long URL), runs of spaces cut to LONG_WORD and blank lines in a
+    row made one: weasyprint's line breaking is quadratic in such runs."""
+    text = _BLANK_LINES.sub("\n\n", text)
+    text = _SPACE_RUN.sub(" " * LONG_WORD, text)
     return _LONG_RUN.sub(lambda m: m.group(0) + ZWSP, text)
 
 
@@ -72,12 +80,12 @@ def bound_structure(html: str) -> str:
     stack: list[str | None] = []  # per open element: the tag written, or None if flattened
     rows: list[int] = []  # per open table: columns used in its current row
     pos = 0
-    broken = False  # the last thing written is a flattened block's line break (one is enough)
+    breaks = 0  # line breaks written since the last text or other tag: two make a blank line, enough
     for m in _TAG.finditer(html):
         text = html[pos:m.start()]
         if text:
-            out.append(breakable(text))
-            broken = broken and text.isspace()
+            out.append(layout_safe(text))
+            breaks = breaks if text.isspace() else 0
         pos = m.end()
         closing, tag, attrs = m.group(1) == "/", m.group(2), m.group(3)
         if closing:
@@ -86,16 +94,21 @@ def bound_structure(html: str) -> str:
                 rows.pop()
             if written is not None:
                 out.append(f"</{written}>")
-                broken = False
-            elif tag in BLOCK_TAGS and not broken:
+                breaks = 0
+            elif tag in BLOCK_TAGS and not breaks:
                 out.append("<br>")
-                broken = True
+                breaks = 1
             elif tag in CELL_TAGS:
                 out.append(" ")
             continue
+        if tag == "br" or (tag in VOID_TAGS and len(stack) >= MAX_DEPTH):
+            if breaks < 2:
+                out.append("<br>")
+                breaks += 1
+            continue
         if tag in VOID_TAGS:
-            out.append(f"<{tag}>" if len(stack) < MAX_DEPTH or tag == "br" else "<br>")
-            broken = False
+            out.append(f"<{tag}>")
+            breaks = 0
             continue
         if tag == "table":
             rows.append(0)
@@ -117,7 +130,7 @@ def bound_structure(html: str) -> str:
             continue
         stack.append(tag)
         out.append(f"<{tag}{attrs}>")
-    out.append(breakable(html[pos:]))
+    out.append(layout_safe(html[pos:]))
     return "".join(out)
 
 

@@ -107,6 +107,18 @@ def test_a_long_unbroken_word_costs_linear_time():
     assert seconds < 10, seconds
 
 
+def test_runs_of_spaces_and_blank_lines_cost_linear_time_and_few_pages():
+    """A text body is laid out with its spaces and line breaks kept: 64,000 spaces took 28 s
+    (they hang at the line's end, so every line laid out the rest again), 16,000 newlines made
+    about 400 pages. Now a run of spaces is cut to 64 and blank lines in a row are one."""
+    text = "开始 start" + " " * 64_000 + "中间 middle" + "\n" * 16_000 + "结束 end"
+    pdf, seconds = timed(case_with(None, text=text))
+    reader, extracted = read(pdf)
+    assert "开始start" in extracted and "中间middle" in extracted and "结束end" in extracted
+    assert len(reader.pages) <= 3
+    assert seconds < 10, seconds
+
+
 @pytest.fixture
 def env(db_url, tmp_path):  # noqa: F811
     engine = make_engine(db_url)
@@ -158,10 +170,10 @@ def test_a_case_that_cannot_be_rendered_is_archived_in_the_plain_rendition(env, 
 
 
 def test_a_render_over_its_time_limit_falls_back_to_the_plain_rendition():
-    """The time limit is real: a 90 KB table (several seconds to lay out) given 2 s comes back as
-    the plain rendition, saying why, with the message's text."""
-    html = "<table>" + "<tr><td>甲</td><td>乙 cell</td></tr>" * 2700 + "</table>"
-    rendered = render_with_fallback(case_with(html, text="表格的纯文本 table as text"), seconds=2)
+    """The time limit is real: a 94 KB table of 9,000 cells (10-20 s to lay out) given 3 s comes
+    back as the plain rendition (under a second), saying why, with the message's text."""
+    html = "<table>" + ("<tr>" + "<td>格</td>" * 20 + "</tr>") * 450 + "</table>"
+    rendered = render_with_fallback(case_with(html, text="表格的纯文本 table as text"), seconds=3)
     assert rendered.rendition == "plain" and rendered.note.startswith("RenderTimeout")
     _, text = read(rendered.pdf)
     assert "表格的纯文本tableastext" in text and "RenderTimeout" in text and "问题描述" in text
