@@ -51,6 +51,11 @@ def kinds(text: str) -> list[tuple[str, str]]:
     ("Health inspector is coming at 3pm today", [("at 3pm today", TODAY)]),
     ("Release is scheduled for 09:00 tomorrow", [("for 09:00 tomorrow", TODAY)]),
     ("The exam starts in ten minutes", [("in ten minutes", TODAY)]),
+    ("1点半之前弄好就行", [("1点半之前", TODAY)]),
+    ("客人拿着菜在等", [("客人拿着菜在等", WAITING)]),
+    ("最好下星期内搞掂", [("下星期内", DAYS)]),
+    ("教研组周四开质量分析会要用", [("周四开质量分析会要用", DAYS)]),
+    ("Our accreditation visit is this Friday.", [("is this friday", DAYS)]),
 ])
 def test_deadlines_are_found_with_their_kind(text, expected):
     assert kinds(text) == expected
@@ -64,6 +69,7 @@ def test_deadlines_are_found_with_their_kind(text, expected):
     "Our shop closes at 10pm",
     "排队等了20分钟才轮到我",           # a past wait, no one waiting now
     "我们有三点建议",                   # 三点 is not a time here
+    "上周四开会的时候说过",              # a weekday in the past
 ])
 def test_no_deadline_where_there_is_none(text):
     assert kinds(text) == []
