@@ -28,14 +28,19 @@ def normalise(line: str) -> str:
 
 class KnownText:
     """Texts we sent on a ticket. `internal` texts went to staff only (notifications,
-    reminders, error replies); `public` ones are what the customer saw or wrote.
+    reminders, error replies); `public` ones the customer saw (acknowledgement, survey);
+    `customer`: what the customer wrote (our notifications quote it, and so may a staff
+    member's answer: a run of only their lines does not start the quote).
     `theirs`: the staff member's own earlier replies, which our error replies echo:
     their lines are neither ours to cut at nor internal."""
 
-    def __init__(self, internal: Iterable[str] = (), public: Iterable[str] = (), theirs: Iterable[str] = ()) -> None:
+    def __init__(self, internal: Iterable[str] = (), public: Iterable[str] = (), theirs: Iterable[str] = (), customer: Iterable[str] = ()) -> None:
         own = {normalise(line) for text in theirs for line in text.splitlines()}
+        customer_lines = [n for n in (normalise(line) for text in customer for line in text.splitlines()) if n not in own]
         internal_lines = [n for n in (normalise(line) for text in internal for line in text.splitlines()) if n not in own]
-        public_lines = [n for n in (normalise(line) for text in public for line in text.splitlines()) if n not in own]
+        public_lines = customer_lines + [n for n in (normalise(line) for text in public for line in text.splitlines()) if n not in own]
+        self._customer_lines = {n for n in customer_lines if n}
+        self._customer_blob = "\n".join(customer_lines)
         self._lines = {n for n in internal_lines + public_lines if len(n) >= MIN_LINE}
         self._blob = "\n".join(("".join(internal_lines), "".join(public_lines)))
         public_set = set(public_lines)
@@ -50,6 +55,11 @@ class KnownText:
         """This line (or a re-wrapped piece of it) is one of ours."""
         n = normalise(line)
         return len(n) >= MIN_LINE and (n in self._lines or (len(n) >= MIN_PIECE and n in self._blob))
+
+    def is_customers(self, line: str) -> bool:
+        """This line (or a piece of one) is the customer's own writing."""
+        n = normalise(line)
+        return bool(n) and (n in self._customer_lines or (len(n) >= MIN_PIECE and n in self._customer_blob))
 
     def is_internal(self, line: str) -> bool:
         """This line is from a staff-only mail and from no text the customer has seen."""

@@ -55,12 +55,16 @@ def _first_marker(lines: list[str]) -> tuple[int | None, int]:
 
 
 def _first_run_of_ours(lines: list[str], known: KnownText) -> int | None:
-    """The first unquoted line of ours followed by another (or long enough alone)."""
+    """The first unquoted line of ours followed by another (or long enough alone); lines
+    that are only the customer's words (a staff member citing them) start no run."""
     for i, line in enumerate(lines[: markers.MAX_SCAN_LINES]):
         if not line.strip() or markers.QUOTED.match(line) or not known.matches(line):
             continue
         following = next((other for other in lines[i + 1 :] if other.strip()), None)
-        if len(normalise(line)) >= _RUN_LONG or following is None or known.matches(following):
+        if following is None or len(normalise(line)) >= _RUN_LONG:
+            if not known.is_customers(line):
+                return i
+        elif known.matches(following) and not (known.is_customers(line) and known.is_customers(following)):
             return i
     return None
 

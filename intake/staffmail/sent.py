@@ -23,14 +23,15 @@ from intake.quote import KnownText, learned_signature
 def known_text(session: Session, ticket: Ticket) -> KnownText:
     thread = session.execute(select(Message.direction, Message.kind, Message.message_id, Message.text).where(Message.ticket_id == ticket.id)).all()
     public_ids = {message_id for direction, _, message_id, _ in thread if direction == "out"}
-    public = [text or "" for direction, kind, _, text in thread if direction == "in" and kind == "customer"]
+    customer = [text or "" for direction, kind, _, text in thread if direction == "in" and kind == "customer"]
+    public: list[str] = []
     theirs = [text or "" for direction, kind, _, text in thread if direction == "in" and kind == "staff"]
     internal: list[str] = []
     rows = session.execute(select(OutboxMail.message_id, OutboxMail.raw).where(OutboxMail.ticket_id == ticket.id, OutboxMail.kind != "staff_reply"))
     for message_id, raw in rows:
         text = _text(raw)
         (public if message_id in public_ids else internal).append(text)
-    return KnownText(internal=internal, public=public, theirs=theirs)
+    return KnownText(internal=internal, public=public, theirs=theirs, customer=customer)
 
 
 _RECENT = 20_000  # messages looked through for a member's earlier replies
