@@ -197,7 +197,7 @@ Same corpus, same scoring, replies / exactly right / relayed with any quoted lin
 | mail-parser-reply 1.36 alone (12 languages) + our command parser | 12 right, 11 quoted | 20 right, 10 quoted | 5 right, 8 quoted |
 | quotequail 0.5.4 alone (quote_intro_line) + our command parser | 7 right, 11 quoted | 20 right, 11 quoted | 3 right, 10 quoted |
 | this reader, first run | 43 right, 0 quoted | 32 right, 2 quoted | 12 right, 1 quoted |
-| this reader, now | 46 right, 0 quoted | 34 right, 0 quoted | 13 right, 0 quoted |
+| this reader, now | 48 right, 0 quoted | 34 right, 0 quoted | 13 right, 0 quoted |
 
 - First run, own: Outlook for iOS's 'Get Outlook for iOS<https://…>' and Samsung's '从我的 … 智能手机发送。'
   were not taken for signatures (the third was the scoring's own NFKC slip on a command line).
@@ -211,6 +211,9 @@ Same corpus, same scoring, replies / exactly right / relayed with any quoted lin
   marker at all (a bare pasted quote, a quote merged into one HTML paragraph, a command-like line inside
   the quote) are wrong, and none leaked only because the notification's own '#' lines made the command
   parser refuse them.
+- Two own replies were added later: Outlook 16 zh as plain + HTML, and a staff member citing two lines
+  of the customer's message in the answer, which the known-text rule first took for the quote (the answer
+  below them lost); lines that are only the customer's words now start no quote.
 - Neither library is used: on the Chinese clients (Foxmail, Alibaba, Outlook zh, QQ/Exmail) and several
   header blocks they relay the quote (rows above); they know nothing of what we sent. Their language
   tables informed intake/quote/markers.py.
