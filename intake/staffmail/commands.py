@@ -107,7 +107,7 @@ def parse(text: str, *, staff_lookup, today: date) -> Parsed:
             result.errors.append(f"unknown command #{m.group('name')} / 未知指令 (line: {line})")
             continue
         command, error = _check(canonical, arg, line, staff_lookup, today)
-        if error:
+        if error or command is None:
             result.errors.append(f"{error} (line: {line})")
         else:
             result.commands.append(command)

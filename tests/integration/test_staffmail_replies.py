@@ -12,7 +12,6 @@ import pytest
 
 from intake.pipeline import Pipeline
 from intake.sources.base import SourceRef
-
 from tests.integration.conftest import Clock
 from tests.integration.test_staffmail_kit import CUSTOMER, MONDAY_10, body, complaint, deliver, events, staff_config, ticket, to_addr
 
