@@ -195,8 +195,19 @@ class Classifier:
     def _no_rush(self, texts, scores: dict[str, float], matches: list[Match]) -> str | None:
         """The first [no_rush] phrase in the message ("不着急", "no rush"), or None. The customer
         is believed over every urgency keyword of the message ("加急配送怎么收费?不着急" is
-        normal): the urgent and important matches are shown as cancelled by the phrase."""
-        phrase = next((p for _, text in texts for p in self.ruleset.no_rush if p in text), None)
+        normal): the urgent and important matches are shown as cancelled by the phrase.
+        A phrase inside one of [no_rush] exceptions ("能不急吗") does not count."""
+        rs = self.ruleset
+        if not rs.no_rush:
+            return None
+        phrase = None
+        for _, text in texts:
+            for exception in rs.no_rush_exceptions:
+                if exception in text:
+                    text = text.replace(exception, " ")
+            phrase = next((p for p in rs.no_rush if p in text), None)
+            if phrase is not None:
+                break
         if phrase is None:
             return None
         for m in matches:

@@ -12,7 +12,8 @@ File format (every key is shown in config/rules.toml):
                           classify/timeexpr.py: today and waiting count for urgent,
                           days for important), negation_sets (phrases that cancel them)
     [no_rush]             phrases: a customer saying one of them anywhere in the message
-                          ("不着急", "no rush") gets urgency normal, whatever else matched
+                          ("不着急", "no rush") gets urgency normal, whatever else matched;
+                          exceptions: longer phrases that hold one and mean the opposite ("能不急吗")
     [[rules]]             name, target ("type:X" | "urgency:Y"), keywords ('crash*' also
                           matches longer words, '^how' only at a sentence start), weight,
                           fields, subject_weight, negations, negation_sets, note
@@ -32,7 +33,7 @@ FIELDS = ("subject", "body")
 TARGETS = tuple(f"type:{t}" for t in TYPES) + tuple(f"urgency:{u}" for u in URGENCIES)
 
 _TOP_KEYS = ("defaults", "routing", "negation_sets", "time", "no_rush", "rules")
-_NO_RUSH_KEYS = ("phrases", "note")
+_NO_RUSH_KEYS = ("phrases", "exceptions", "note")
 _TIME_KEYS = ("today", "waiting", "days", "negation_sets")
 # the urgency each kind of time expression (classify/timeexpr.py) counts for
 TIME_TARGETS = {"today": "urgency:urgent", "waiting": "urgency:urgent", "days": "urgency:important"}
@@ -79,8 +80,10 @@ class RuleSet:
     # normalised phrases ("不急", "no rush") that cancel them in the same field
     time_weights: dict[str, float] = field(default_factory=dict)
     time_negations: tuple[str, ...] = ()
-    # [no_rush]: normalised phrases that make the whole message normal urgency
+    # [no_rush]: normalised phrases that make the whole message normal urgency, and longer
+    # phrases holding one of them that do not count ("能不急吗")
     no_rush: tuple[str, ...] = ()
+    no_rush_exceptions: tuple[str, ...] = ()
     # [defaults.urgency_of_type]: the urgency of a type whatever its keywords say
     urgency_of_type: dict[str, str] = field(default_factory=dict)
 
@@ -203,6 +206,10 @@ def load_rules(path: Path) -> RuleSet:
                                                         "[no_rush] phrases", "phrases", allow_empty=True)]
     if any(not p for p in no_rush):
         raise c.fail(lines.key(nr_line, "phrases"), "[no_rush] phrases: an empty phrase would match every message", "phrases")
+    no_rush_exceptions = [normalize(p).strip() for p in c.strings(no_rush_table.get("exceptions", []), lines.key(nr_line, "exceptions"),
+                                                                  "[no_rush] exceptions", "exceptions", allow_empty=True)]
+    if any(not p for p in no_rush_exceptions):
+        raise c.fail(lines.key(nr_line, "exceptions"), "[no_rush] exceptions: an empty phrase", "exceptions")
 
     raw_rules = data.get("rules", [])
     if not isinstance(raw_rules, list):
@@ -216,7 +223,8 @@ def load_rules(path: Path) -> RuleSet:
         seen[rules[-1].name] = rules[-1].line
     return RuleSet(str(path), default_type, default_urgency, dict(urgency_by_type), subject_weight, window, routing,
                    tuple(rules), *tie_orders, time_weights=time_weights, time_negations=tuple(dict.fromkeys(time_negations)),
-                   no_rush=tuple(dict.fromkeys(no_rush)), urgency_of_type=dict(urgency_of_type))
+                   no_rush=tuple(dict.fromkeys(no_rush)), no_rush_exceptions=tuple(dict.fromkeys(no_rush_exceptions)),
+                   urgency_of_type=dict(urgency_of_type))
 
 
 def _rule(c: _Checker, raw: object, index: int, negation_sets: dict, subject_weight: float) -> Rule:

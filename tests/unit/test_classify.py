@@ -260,6 +260,11 @@ def test_no_rush_phrase_wins_over_every_urgency_keyword_of_the_message(tmp_path:
     assert cancelled and all(m.negated and m.negated_by == "不着急" for m in cancelled)
     assert "不着急" in result.explain("zh") and "no rush" in clf.classify("Urgent?", "No rush at all.").explain("en")
     assert clf.classify("Urgent?", "No rush at all.").urgency == "normal"
+    # a phrase inside an exception says the opposite
+    path.write_text(RULES + '\n[no_rush]\nphrases = ["不急"]\nexceptions = ["能不急吗"]\n', encoding="utf-8")
+    clf = Classifier.from_file(path)
+    assert clf.classify("", "全线停了,紧急!你说我能不急吗?").urgency == "urgent"
+    assert clf.classify("", "紧急的事下次再说,这次不急").urgency == "normal"
     # without the table nothing changes
     assert Classifier.from_file(_write(tmp_path, RULES)).classify("", text).urgency == "urgent"
 
