@@ -199,8 +199,9 @@ def main() -> None:
                   f"`tests/classify_eval/messages.jsonl` ({len(results)} messages) and the unseen set "
                   f"`tests/classify_eval/unseen.jsonl` ({len(unseen)} messages), and the fresh sets "
                   + ", ".join(f"`tests/classify_eval/{n}.jsonl` ({len(r)} messages)" for n, r in fresh.items())
-                  + ". Rules were tuned on the `tune` split; the unseen set and fresh2 were never tuned on; "
-                  "fresh's errors were read for one last small step. Read the notes below before trusting "
+                  + ". Rules were tuned on the `tune` split and on writer-a and writer-b; the held-out writer sets, "
+                  "the `heldout` split, the unseen set and fresh2 were never tuned on (their errors never read); "
+                  "fresh's errors were read once, before issue 15. Read the notes below before trusting "
                   "any figure.\n\n## Figures\n\n")
         md.write_text(header + text + "\n\n" + notes, encoding="utf-8")
 
