@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import re
 
-MAX_NESTING = 16  # lists and quotes deeper than this are flattened into the level above (none written by hand)
-MAX_CONVERTED = 200_000  # characters of simplified HTML converted to text (html2text: about 1-2 s a MB)
+MAX_NESTING = 8  # lists and quotes deeper than this are flattened into the level above (none written by hand)
+MAX_CONVERTED = 150_000  # characters of simplified HTML converted to text (html2text: about 1-2 s a MB)
 
 _CJK_BREAK = re.compile("(?<=[\u3000-\u303f\u3400-\u9fff\uff00-\uffef])[ \t]*\r?\n[ \t]*(?=[\u3000-\u303f\u3400-\u9fff\uff00-\uffef])")
 _BLANK_LINES = re.compile(r"\n[ \t\xa0]*(?:\n[ \t\xa0]*){2,}")
