@@ -83,6 +83,7 @@ def extend_all(session: Session, policy: RetentionPolicy, *, actor: str, storage
                                                      ArchiveFile.closed_on.is_not(None),
                                                      ArchiveFile.retention_until.is_not(None)))
     for row in rows:
+        assert row.closed_on is not None and row.retention_until is not None, "the query selects only these"
         until = policy.until(row.closed_on)
         if until > row.retention_until:
             row.retention_until = until
@@ -134,6 +135,7 @@ def delete_archived(session: Session, storage: Storage, path: str, *, now: datet
         raise RetentionError(f"deletion refused: {refusal}")
     # Record first, delete second: a crash in between leaves a file marked purged
     # (verify reports it, the next purge deletes it), never a file gone unrecorded.
+    assert row.retention_until is not None, "_refusal refuses a file without a retention date"
     row.purged_at = now
     session.add(ArchiveAudit(actor=actor, action="purge", path=row.path, ticket_ref=row.ticket_ref, at=now,
                              detail={"reason": reason, "retention_until": row.retention_until.isoformat(),

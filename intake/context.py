@@ -30,11 +30,9 @@ class Context:
     staff_directory: Any = None  # classify.StaffDirectory, or None when no staff file
     now: Callable[[], datetime] = system_clock
     wake_outbox: threading.Event = field(default_factory=threading.Event)
-    read_sessions: sessionmaker[Session] | None = None  # reads only: no write lock (intake/sqlite.py)
+    read_sessions: sessionmaker[Session] = field(kw_only=True)  # reads only: no write lock (intake/sqlite.py)
 
     def __post_init__(self) -> None:
-        if self.read_sessions is None:
-            self.read_sessions = self.sessions
         self.ref_pattern = ref_pattern(self.config.tickets.ref_prefix)
 
     def classifier(self):

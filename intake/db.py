@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import ClassVar, Iterator
 
 from sqlalchemy import Table, create_engine, event
 from sqlalchemy.engine import Engine
@@ -17,7 +17,9 @@ from intake.fastsql import insert_rows
 
 
 class Base(DeclarativeBase):
-    pass
+    # Every model here is declared with __tablename__, so it is mapped to a Table
+    # (SQLAlchemy types it as the wider FromClause, which may be a subquery or a join).
+    __table__: ClassVar[Table]
 
 
 def make_engine(url: str) -> Engine:

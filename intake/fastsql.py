@@ -52,7 +52,7 @@ class _Compiled:
         self.names = list(compiled.positiontup) if compiled.positional else None
         # values the statement carries itself (a LIMIT, literals)
         self.fixed = {name: bind.effective_value for bind, name in compiled.bind_names.items() if not bind.required}
-        self.processors = {}
+        self.processors: dict[str, Callable[[Any], Any]] = {}
         for bind, name in compiled.bind_names.items():
             processor = bind.type.dialect_impl(dialect).bind_processor(dialect)
             if processor is not None:
@@ -60,8 +60,11 @@ class _Compiled:
         if self.names is not None:
             self.plan = [(name, self.processors.get(name), name not in self.fixed, self.fixed.get(name)) for name in self.names]
         columns = list(statement.exported_columns)  # a SELECT's columns, or an INSERT/UPDATE's RETURNING
-        self.row_type = namedtuple("Row", [c.key for c in columns], rename=True) if columns else None
-        self.results = [c.type.dialect_impl(dialect).result_processor(dialect, None) for c in columns]
+        # a named tuple class made at run time from the statement's columns: mypy knows
+        # only `type[tuple]` of it, which has no _make
+        self.row_type: Any = namedtuple("Row", [c.key for c in columns], rename=True) if columns else None
+        self.results: list[Callable[[Any], Any] | None] | None = [
+            c.type.dialect_impl(dialect).result_processor(dialect, None) for c in columns]
         if not any(self.results):
             self.results = None
 
@@ -109,7 +112,9 @@ class Prepared:
         dialect = connection.dialect
         compiled = self._compiled(dialect)
         params = [compiled.params(v) for v in values] if many else compiled.params(values)
-        cursor = connection.connection.driver_connection.cursor()
+        driver_connection = connection.connection.driver_connection
+        assert driver_connection is not None, "the session's connection is open"  # None only once closed
+        cursor = driver_connection.cursor()
         statements_run += 1
         try:
             if many:
@@ -183,7 +188,8 @@ def python_default(column) -> Callable[[], Any] | None:
     if default is None or not (default.is_scalar or default.is_callable):
         return None
     if default.is_scalar:
-        return lambda value=default.arg: value
+        value = default.arg
+        return lambda: value
     return lambda: default.arg(None)  # SQLAlchemy wraps a callable default to take its context argument
 
 

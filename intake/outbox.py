@@ -11,7 +11,7 @@ import logging
 import threading
 from datetime import timedelta
 
-from sqlalchemy import bindparam, case, select, update
+from sqlalchemy import BindParameter, bindparam, case, select, update
 
 from intake.context import Context
 from intake.db import transaction
@@ -134,7 +134,7 @@ def _record_sent(session, ids: list[int], now) -> None:
 
 # The mailer's statements, built once: its turns at the write lock are kept short.
 _OUTBOX = OutboxMail.__table__
-_IDS = bindparam("ids", expanding=True)
+_IDS: BindParameter[list[int]] = bindparam("ids", expanding=True)
 _ACKS_FIRST = case((_OUTBOX.c.kind == "ack", 0), else_=1)
 # Due mail in id order, acks first: two statements that walk the indexes
 # ix_outbox_pending_kind (status, kind, id) and ix_outbox_pending (status, id) and stop

@@ -57,10 +57,11 @@ def percentile(values: list[float], p: float) -> float | None:
 
 
 def _hours(values: list[float]) -> dict:
+    p90 = percentile(values, 90)  # None for no values
     return {
         "count": len(values),
         "median_hours": round(statistics.median(values), 2) if values else None,
-        "p90_hours": round(percentile(values, 90), 2) if values else None,
+        "p90_hours": round(p90, 2) if p90 is not None else None,
     }
 
 
@@ -124,6 +125,7 @@ def weekly(ctx: Context, week: str | None = None) -> dict:
         tickets = _tickets(session, start, end)
         first = [(t.first_response_at - t.created_at).total_seconds() / 3600 for t in tickets if t.first_response_at]
         resolved = [(t.resolved_at - t.created_at).total_seconds() / 3600 for t in tickets if t.resolved_at]
+        by_department = _counts(tickets, "department")
         report = {
             "week": label,
             "from": start.date().isoformat(),
@@ -132,7 +134,7 @@ def weekly(ctx: Context, week: str | None = None) -> dict:
             "tickets": len(tickets),
             "by_type": _counts(tickets, "type", TYPES),
             "by_urgency": _counts(tickets, "urgency", URGENCIES),
-            "by_department": _counts(tickets, "department"),
+            "by_department": by_department,
             "by_channel": _counts(tickets, "channel"),
             "by_status": _counts(tickets, "status", ("new", "in_progress", "follow_up", "resolved", "closed")),
             "flagged": sum(1 for t in tickets if t.flagged),
@@ -157,7 +159,7 @@ def weekly(ctx: Context, week: str | None = None) -> dict:
     directory = ctx.staff()
     report["department_labels"] = {
         d: (f"{directory.departments[d].label_zh} {directory.departments[d].label_en}" if directory is not None and d in directory.departments else d)
-        for d in report["by_department"]
+        for d in by_department
     }
     return report
 

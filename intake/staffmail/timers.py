@@ -12,8 +12,9 @@ from __future__ import annotations
 import logging
 import threading
 from datetime import timedelta
+from typing import Any, cast
 
-from sqlalchemy import select, update
+from sqlalchemy import CursorResult, Update, select, update
 from sqlalchemy.orm import Session
 
 from intake.context import Context
@@ -74,18 +75,20 @@ class TimersWorker:
 
     def _one(self, ticket_id: int, column, action) -> int:
         with transaction(self.ctx.sessions) as session:
-            claimed = session.execute(
+            claimed = _rows_changed(session,
                 update(SlaState).where(SlaState.ticket_id == ticket_id, column.is_(None)).values({column.key: self.ctx.now()})
-            ).rowcount
+            )
             if claimed != 1:
                 return 0  # another daemon took it
             ticket = session.get(Ticket, ticket_id)
+            assert ticket is not None, "its SLA row, just claimed, refers to it"
             if ticket.first_response_at is not None or ticket.status not in OPEN_STATUSES:
                 return 0  # answered meanwhile; the claim stays so it is not retried
             action(session, ticket)
             return 1
 
     def _remind(self, session: Session, ticket: Ticket) -> None:
+        assert ticket.due_at is not None, "only tickets with a due time are taken (_unanswered)"
         directory = self.ctx.staff()
         member = directory.member(ticket.assignee) if directory is not None and ticket.assignee else None
         if member is None or not member.email:
@@ -95,6 +98,7 @@ class TimersWorker:
         mailq.event(session, self.ctx, ticket, "system", "sla_reminder", to=member.id, due_at=ticket.due_at.isoformat())
 
     def _escalate(self, session: Session, ticket: Ticket) -> None:
+        assert ticket.due_at is not None, "only tickets with a due time are taken (_unanswered)"
         mailq.event(session, self.ctx, ticket, "system", "sla_breached", due_at=ticket.due_at.isoformat())
         notify.notify_head(session, self.ctx, ticket, kind="escalation")
 
@@ -117,9 +121,10 @@ class TimersWorker:
         sent = 0
         for follow_up_id in due:
             with transaction(self.ctx.sessions) as session:
-                if session.execute(update(FollowUp).where(FollowUp.id == follow_up_id, FollowUp.reminded_at.is_(None)).values(reminded_at=now)).rowcount != 1:
+                if _rows_changed(session, update(FollowUp).where(FollowUp.id == follow_up_id, FollowUp.reminded_at.is_(None)).values(reminded_at=now)) != 1:
                     continue
                 follow_up = session.get(FollowUp, follow_up_id)
+                assert follow_up is not None, "just claimed"
                 ticket = follow_up.ticket
                 directory = self.ctx.staff()
                 member = directory.member(ticket.assignee) if directory is not None and ticket.assignee else None
@@ -138,11 +143,17 @@ class TimersWorker:
         closed = 0
         for survey_id in due:
             with transaction(self.ctx.sessions) as session:
-                if session.execute(update(Survey).where(Survey.id == survey_id, Survey.outcome == "pending").values(outcome="no_objection")).rowcount != 1:
+                if _rows_changed(session, update(Survey).where(Survey.id == survey_id, Survey.outcome == "pending").values(outcome="no_objection")) != 1:
                     continue
                 item = session.get(Survey, survey_id)
+                assert item is not None, "just claimed"
                 if item.ticket.status != "resolved":
                     continue  # reopened by other means meanwhile: nothing to close
                 survey.expire(session, self.ctx, item)
                 closed += 1
         return closed
+
+
+def _rows_changed(session: Session, claim: Update) -> int:
+    """How many rows a conditional UPDATE changed (an UPDATE's result is a CursorResult)."""
+    return cast(CursorResult[Any], session.execute(claim)).rowcount
