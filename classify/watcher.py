@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import threading
 from pathlib import Path
 from typing import Callable
 
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
+from watchdog.observers.api import BaseObserver
 
 from classify.classifier import Classifier
 from classify.errors import RulesError
@@ -31,7 +33,7 @@ class RulesWatcher:
         self._digest = self._read_digest()  # the rules already in force came from these bytes
         self._timer: threading.Timer | None = None
         self._lock = threading.Lock()
-        self._observer: Observer | None = None
+        self._observer: BaseObserver | None = None  # Observer is the platform's BaseObserver subclass
 
     def _read_digest(self) -> str | None:
         try:
@@ -88,6 +90,7 @@ class _Handler(FileSystemEventHandler):
     def on_any_event(self, event: FileSystemEvent) -> None:
         if event.event_type not in ("created", "modified", "moved", "closed"):
             return
-        paths = {event.src_path, getattr(event, "dest_path", "") or ""}
+        # str paths, as watched (watchdog gives bytes only for a folder watched as bytes)
+        paths = {os.fsdecode(event.src_path), os.fsdecode(getattr(event, "dest_path", "") or "")}
         if any(p and Path(p).resolve() == self.path for p in paths):
             self.changed()

@@ -162,9 +162,9 @@ def _decode(data: bytes, declared: str | None) -> tuple[str, str | None]:
             return text, f"unknown charset {declared!r}; decoded as {used}"
         return text, f"undeclared 8-bit text; decoded as {used}"
 
-    text = _strict(data, codec)
-    if text is not None:
-        return _second_opinion(data, text, codec, declared or codec)
+    strict = _strict(data, codec)
+    if strict is not None:
+        return _second_opinion(data, strict, codec, declared or codec)
 
     # The bytes do not fit the label: try the usual suspects.
     guessed, used = guess(data)

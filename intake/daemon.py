@@ -57,7 +57,7 @@ class Daemon:
             for mailbox in account.mailboxes:
                 name = f"imap:{account.name}/{mailbox}"
                 source = ImapSource(imap_account(account), mailbox, sink, stop, lease=self._lease(name))
-                workers.append(Worker(name, source.run_once, lambda _stop, s=source: s.run_forever()))
+                workers.append(Worker(name, source.run_once, _stop_given_already(source.run_forever)))
         if cfg.maildir.enabled:
             from intake.sources.maildir import MaildirSource
 
@@ -96,7 +96,7 @@ class Daemon:
         if self.archiver is not None:
             threads.append(threading.Thread(target=self.archiver.run_forever, args=(self.stop,), name="archiver", daemon=True))
         if self.listen:
-            threads.append(self._web_thread())
+            threads.append(self._web_thread(self.listen))
         if self.ctx.config.metrics.listen:  # /metrics and /healthz (intake/ops)
             from intake.ops.server import ops_thread
 
@@ -127,17 +127,22 @@ class Daemon:
             signal.signal(signal.SIGTERM, handle)
             signal.signal(signal.SIGINT, handle)
 
-    def _web_thread(self) -> threading.Thread:
+    def _web_thread(self, listen: str) -> threading.Thread:
         from intake.config import parse_listen
         from intake.web import create_app, serve
         from intake.web.settings import settings_from_config
 
-        host, port = parse_listen(self.listen)
+        host, port = parse_listen(listen)
         from intake.staffmail.survey_page import survey_routes
 
         app = create_app(settings_from_config(self.ctx.config, host, port), self.pipeline, self.ctx.config.spool.path,
                          extra_routes=survey_routes(self.ctx))
         return threading.Thread(target=serve, args=(app, host, port, self.stop), name=f"web:{host}:{port}", daemon=True)
+
+
+def _stop_given_already(run_forever: Callable[[], None]) -> Callable[[threading.Event], None]:
+    """A source's run_forever that was given the daemon's stop event when it was built."""
+    return lambda _stop: run_forever()
 
 
 def watch_rules(ctx: Context):

@@ -275,4 +275,5 @@ def _ready() -> int:
 
 def take_group(group: list[tuple[bytes, SourceRef]]) -> list[Result]:
     """In a worker: take one group in one transaction."""
+    assert _pipeline is not None, "the worker was set up first (_start_worker)"
     return _pipeline.take_many(group)

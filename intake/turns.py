@@ -106,7 +106,7 @@ class _FileGuard:
         return {"path": self.path}
 
     def __setstate__(self, state: dict) -> None:
-        self.__init__(state["path"])
+        _FileGuard.__init__(self, state["path"])
 
     def __enter__(self) -> None:
         self._threads.acquire()
@@ -120,6 +120,7 @@ class _FileGuard:
 
     def __exit__(self, *exc) -> None:
         try:
+            assert self._fd is not None, "opened by __enter__"
             fcntl.flock(self._fd, fcntl.LOCK_UN)
         finally:
             self._threads.release()

@@ -20,6 +20,7 @@ from typing import Iterator
 
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
+from watchdog.observers.api import BaseObserver
 
 from intake.files import move, write_atomic
 from intake.sources.base import Result, Sink, SourceRef
@@ -247,7 +248,7 @@ class FolderSource:
                 observer.stop()
                 observer.join(timeout=2)
 
-    def _start_observer(self, wake: threading.Event) -> Observer | None:
+    def _start_observer(self, wake: threading.Event) -> BaseObserver | None:  # Observer is the platform's BaseObserver subclass
         handler = _Wake(wake, self)
         observer = Observer()
         try:

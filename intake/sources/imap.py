@@ -182,6 +182,7 @@ class ImapSource:
         while not self.stop.is_set():
             self._taken = 0
             if not self._leased():
+                assert self.lease is not None, "without a lease, _leased() is always True"
                 self.stop.wait(self.lease.retry_seconds)
                 continue
             try:
@@ -296,6 +297,7 @@ class ImapSource:
         goes on with the next. Returns how many were taken or found gone. If the sink
         fails, the messages not let go of stay on the server (what of them was
         committed is answered `duplicate` next time), and the error goes up."""
+        assert self._uidvalidity is not None, "read by _connected, which gave us the client"
         data = client.fetch(uids, ["BODY.PEEK[]"])
         items: list[tuple[bytes, SourceRef]] = []
         uid_of: dict[str, int] = {}

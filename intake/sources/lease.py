@@ -97,6 +97,8 @@ class AdvisoryLease:
     def _drop(self) -> None:
         held[self.name] = False
         conn, self.conn = self.conn, None
+        if conn is None:
+            return
         try:
             conn.close()
         except Exception:
