@@ -172,9 +172,9 @@ def is_rule(line: str) -> bool:
     return bool((stripped.endswith(_RULE_ENDS) and (_RULE.match(line) or _ORIGINAL_LINE.match(line))) or stripped in ("* * *", "***"))
 
 
-def looks_like_attribution(line: str) -> bool:
-    """An attribution or header line of any language: 'X <a@b> 2026-11-23 10:00:' or 'Label: value'."""
-    return bool((_wrote(line) and _ATTRIBUTION.match(line)) or _ADDRESS_COLON.match(line) or header_role(line))
+def is_attribution(line: str) -> bool:
+    """An attribution line of any language: 'On … X wrote:', 'X <a@b> 2026-11-23 10:00:'."""
+    return bool((_wrote(line) and _ATTRIBUTION.match(line)) or _ADDRESS_COLON.match(line))
 
 
 # ---- signatures ------------------------------------------------------------------------

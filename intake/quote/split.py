@@ -70,14 +70,25 @@ def _first_run_of_ours(lines: list[str], known: KnownText) -> int | None:
 
 
 def _back_over_header(lines: list[str], start: int) -> int:
-    """Above our quoted text: blank lines, the client's header block (in any language:
-    'Label: value' lines) or attribution, and the rule or 'Original Message' line above it."""
+    """Above our quoted text: blank lines, the client's attribution, the rule or 'Original
+    Message' line, and its header block in any language ('Label: value' lines, two or
+    more: a single 'Time: tomorrow 10:00' above a pasted quote is the writer's text)."""
     while start > 0:
         above = lines[start - 1]
-        if above.strip() and not (markers.looks_like_attribution(above) or markers.is_rule(above) or _GENERIC_HEADER.match(above)):
+        if not above.strip() or markers.is_rule(above) or markers.is_attribution(above):
+            start -= 1
+            continue
+        top = start
+        while top > 0 and lines[top - 1].strip() and _is_header_line(lines[top - 1]):
+            top -= 1
+        if start - top < 2:
             break
-        start -= 1
+        start = top
     return start
+
+
+def _is_header_line(line: str) -> bool:
+    return bool(markers.header_role(line) or _GENERIC_HEADER.match(line))
 
 
 # "Från: …", "Skickat: …": a header line of a language the marker tables do not know

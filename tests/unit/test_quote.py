@@ -227,3 +227,11 @@ def test_hostile_lines_cost_time_linear_in_their_number(line):
 
     small, big = cpu("\n".join([line] * 300)), cpu("\n".join([line] * 3000))
     assert big / small < 30, (small, big)
+
+
+def test_one_label_line_above_a_pasted_quote_is_the_writers_text():
+    """'时间：…' alone above our pasted notification is part of the answer; a block of two header lines is the client's."""
+    known = KnownText(internal=[NOTICE])
+    answer = "维修师傅会上门。\n时间：明天上午十点"
+    assert staff_reply_text(f"{answer}\n\n{NOTICE}", None, known) == answer
+    assert staff_reply_text(f"{answer}\n\nFrån: Support <s@x.se>\nSkickat: den 23 november 2026\n\n{NOTICE}", None, known) == answer
