@@ -60,7 +60,7 @@ def _first_run_of_ours(lines: list[str], known: KnownText) -> int | None:
     for i, line in enumerate(lines[: markers.MAX_SCAN_LINES]):
         if not line.strip() or markers.QUOTED.match(line) or not known.matches(line):
             continue
-        following = next((other for other in lines[i + 1 :] if other.strip()), None)
+        following = next((lines[j] for j in range(i + 1, min(len(lines), i + 50)) if lines[j].strip()), None)
         if following is None or len(normalise(line)) >= _RUN_LONG:
             if not known.is_customers(line):
                 return i
