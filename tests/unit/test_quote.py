@@ -184,6 +184,9 @@ def test_staff_only_lines_are_told_from_what_the_customer_has_seen():
     '<div id="isReplyContent"><blockquote>old</blockquote></div>',
     '<div id="AppleOriginalContents">old</div>',
     '<div id="mail-editor-reference-message-container">old</div>',
+    '<div id="reply139content"><div>------------------ 原始邮件 ------------------</div>old</div>',
+    '<div name="quote"><div>Gesendet: Montag</div>old</div>',
+    '<div class="gmail_extra"><br><div class="gmail_quote">old</div></div>',
 ])
 def test_html_is_cut_at_the_clients_quote_container(container):
     """Everything from the client's quote container on is gone before conversion."""
