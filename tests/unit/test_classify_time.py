@@ -89,8 +89,8 @@ def test_cost_is_linear_in_the_text():
 
 def rules_with_time(tmp_path: Path, time_table: str) -> Path:
     text = (ROOT / "config" / "rules.toml").read_text(encoding="utf-8")
-    start = text.index("[time]")
-    end = text.index("\n# ----", start)
+    start = text.index("\n[time]\n") + 1   # the table itself, not a comment naming it
+    end = text.index("\n\n", start)
     path = tmp_path / "rules.toml"
     path.write_text(text[:start] + time_table + text[end:], encoding="utf-8")
     return path
