@@ -30,6 +30,9 @@ def split(text: str, known: KnownText | None = None, signatures: Iterable[str] =
         run = _first_run_of_ours(lines, known)
         if run is not None and (cut is None or run < cut):
             cut, marker_lines = _back_over_header(lines, run), 0
+        above = _attribution_above_our_quote(lines, known)
+        if above is not None and (cut is None or above[0] < cut):
+            cut, marker_lines = above
     if cut is None:
         kept = [line for line in lines if not markers.QUOTED.match(line)]
     else:
@@ -69,6 +72,28 @@ def _first_run_of_ours(lines: list[str], known: KnownText) -> int | None:
     return None
 
 
+def _attribution_above_our_quote(lines: list[str], known: KnownText) -> tuple[int, int] | None:
+    """A '>' block of our text with one or two lines ending in ':' right above it: the
+    attribution of a client in a language the marker tables do not know ('… skrev X <' +
+    'x@y>:'). Returns (its first line, how many lines up to the block)."""
+    for i in range(1, min(len(lines), markers.MAX_SCAN_LINES)):
+        if not markers.QUOTED.match(lines[i]) or markers.QUOTED.match(lines[i - 1]):
+            continue
+        block = [line for line in lines[i : i + 12] if markers.QUOTED.match(line) and line.strip("> \t")]
+        if sum(known.matches(line) and not known.is_customers(line) for line in block) < 2:
+            continue
+        j = i - 1
+        while j >= 0 and not lines[j].strip():
+            j -= 1
+        if j < 0 or not lines[j].rstrip().endswith((":", "：")):
+            return None
+        top = j - 1 if j >= 1 and lines[j - 1].strip() and not markers.QUOTED.match(lines[j - 1]) and len(lines[j - 1]) < 120 else j
+        if top < j and not any(c.isdigit() for c in lines[top] + lines[j]):
+            top = j  # a wrapped attribution carries a date
+        return top, i - top
+    return None
+
+
 def _back_over_header(lines: list[str], start: int) -> int:
     """Above our quoted text: blank lines, the client's attribution, the rule or 'Original
     Message' line, and its header block in any language ('Label: value' lines, two or
@@ -104,7 +129,7 @@ def _answers_in_quote(tail: list[str], *, bottom_posted: bool, known: KnownText 
     last_quoted = max(i for i, line in enumerate(tail) if markers.QUOTED.match(line))
     kept: list[str] = []
     for i, line in enumerate(tail):
-        if markers.QUOTED.match(line) or (known and known.matches(line)):
+        if markers.QUOTED.match(line) or (known and (known.matches(line) or _continues_our_quoted_line(tail, i, known))):
             continue
         if i < last_quoted or bottom_posted:
             if line.strip() and i < markers.MAX_SCAN_LINES and markers.quote_start(tail, i):
@@ -113,6 +138,14 @@ def _answers_in_quote(tail: list[str], *, bottom_posted: bool, known: KnownText 
     if kept and any(line.strip() for line in kept):
         return [""] + kept
     return []
+
+
+def _continues_our_quoted_line(tail: list[str], i: int, known: KnownText) -> bool:
+    """A client that wraps long quoted lines without '>' on the continuation (Android's
+    Gmail): the '>' line above and this one together are a line of ours."""
+    if i == 0 or not markers.QUOTED.match(tail[i - 1]) or not tail[i].strip():
+        return False
+    return known.matches(tail[i - 1].lstrip().lstrip(">").strip() + tail[i].strip())
 
 
 def _drop_signature(lines: list[str], signatures: Iterable[str], own_addresses: Iterable[str]) -> list[str]:

@@ -238,3 +238,19 @@ def test_one_label_line_above_a_pasted_quote_is_the_writers_text():
     answer = "维修师傅会上门。\n时间：明天上午十点"
     assert staff_reply_text(f"{answer}\n\n{NOTICE}", None, known) == answer
     assert staff_reply_text(f"{answer}\n\nFrån: Support <s@x.se>\nSkickat: den 23 november 2026\n\n{NOTICE}", None, known) == answer
+
+
+@pytest.mark.parametrize("shape", [
+    "Den mån 15 jan. 2025 17:03 skrev Support <\nsupport@example.com>:\n\n{gt}",  # Swedish, wrapped
+    "Dne po 15. led. 2025 17:03 Support <s@x.cz>\nnapsal(a):\n\n{gt}",  # Czech, wrapped
+    "2026. jan. 5., h 14:32 időpontban Support <s@x.hu> ezt írta:\n{gt}",  # Hungarian
+    "On Sep 21, 2016 3:18 PM, Support <s@x.com> wrote:\n{wrapped}",  # Android's Gmail: continuation lines without '>'
+])
+def test_staff_reply_in_a_language_without_marker_rules_still_loses_the_attribution_and_wrap_fragments(shape):
+    """Above a '>' block of our own text, the one or two lines ending in ':' are the client's attribution;
+    a line continuing one of our quoted lines without '>' is quote too."""
+    known = KnownText(internal=[NOTICE])
+    gt = "\n".join("> " + line for line in NOTICE.splitlines())
+    wrapped = "\n".join(("> " + line[:12] + "\n" + line[12:]) if len(line) > 12 else "> " + line for line in NOTICE.splitlines())
+    text = "Hej,\n\ntack, vi kommer i morgon.\n\n" + shape.format(gt=gt, wrapped=wrapped)
+    assert staff_reply_text(text, None, known) == "Hej,\n\ntack, vi kommer i morgon."
