@@ -13,7 +13,6 @@ from intake.config import from_dict
 from intake.pipeline import Pipeline
 from intake.sources.base import SourceRef
 from intake.web.settings import settings_from_config
-
 from tests.integration.conftest import Clock, db_url, make_ctx  # noqa: F401  (fixtures)
 from tests.integration.test_staffmail_kit import MONDAY_10, body, complaint, deliver, outbox, reply_to, staff_config, to_addr
 from tests.integration.test_web import make_web, valid  # noqa: F401  (fixture)

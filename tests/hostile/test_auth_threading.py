@@ -10,14 +10,12 @@ import json
 import re
 from email.policy import default
 
-import pytest
 from sqlalchemy import select
 
 from intake.models import Customer, Ticket
 from intake.pipeline import Pipeline
 from intake.staffmail.models import Survey
 from intake.tickets import set_status
-
 from tests.integration.conftest import Clock, ctx, db_url, make_ctx, pipeline  # noqa: F401  (fixtures)
 from tests.integration.test_pipeline import mail, outbox, ref, ticket
 from tests.integration.test_web import make_web  # noqa: F401  (fixture)

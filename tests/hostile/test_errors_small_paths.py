@@ -12,7 +12,6 @@ from intake.config import ConfigError, load
 from intake.pipeline import Pipeline
 from intake.staffmail.survey_page import survey_routes
 from intake.web import WebSettings, create_app
-
 from tests.integration.conftest import make_ctx  # noqa: F401  (fixture)
 from tests.integration.test_pipeline import ref
 

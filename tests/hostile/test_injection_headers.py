@@ -15,7 +15,6 @@ from intake.compose import compose
 from intake.models import Message
 from intake.pipeline import Pipeline
 from intake.render import RenderedMail
-
 from tests.integration.conftest import ctx, db_url, make_ctx, pipeline  # noqa: F401  (fixtures)
 from tests.integration.test_pipeline import outbox, ref, ticket
 from tests.integration.test_web import make_web  # noqa: F401  (fixture)
