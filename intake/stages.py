@@ -397,7 +397,10 @@ def acknowledge(case: Case, session: Session, ctx: Context) -> None:
 
         case_link = link(ctx.config, ticket.ref)
     mail = ctx.templates.mail("ack", lang, ticket=ticket, customer=ticket.customer, support=ctx.config.support, response_hours=hours,
-                              due_local=due_local, from_form=from_form, case_link=case_link)
+                              due_local=due_local, from_form=from_form, case_link=case_link,
+                              # the name this mail gives, not the record's: a record may have been
+                              # made by a form post, whose typed name proves nothing
+                              greeting_name="" if from_form else msg.from_name)
     queue_mail(
         session, ctx, ticket, kind="ack", mail=mail, to_addr=msg.from_addr, to_name="" if from_form else msg.from_name,
         in_reply_to=msg.message_id, references=msg.references[-_MAX_ECHOED_REFERENCES:], auto_submitted="auto-replied", to_customer=True,

@@ -141,3 +141,16 @@ def test_the_acknowledgement_repeats_at_most_20_references(ctx, pipeline):
     [ack] = outbox(ctx)
     references = str(headers_of(ack.raw)["References"]).split()
     assert len(references) == 21 and references[-2] == "<r999@kehu.example.cn>" and references[-1] == "<refs-1@kehu.example.cn>"
+
+
+def test_a_name_typed_into_a_form_never_reaches_that_address_later(ctx, pipeline):
+    """The form's post made the customer record, with the typed name; the real owner's own
+    mail is then greeted by the name it gives, not by the record's."""
+    form = {"name": "WIN A PRIZE http://spam.example/claim", "email": "ann@example.org", "message": "打印机卡纸。"}
+    pipeline.take(json.dumps(form).encode(), ref(channel="form", source="spool"))
+    raw = (b"From: Ann Lee <ann@example.org>\r\nTo: support@example.com\r\nSubject: invoices\r\nMessage-ID: <ann-1@example.org>\r\n"
+           b"Content-Type: text/plain; charset=utf-8\r\n\r\nHow do I export my invoices as PDF?\r\n")
+    assert pipeline.take(raw, ref()).outcome == "opened"
+    texts = [headers_of(m.raw).get_content() + str(headers_of(m.raw)["To"]) for m in outbox(ctx)]
+    assert len(texts) == 2 and not any("spam.example" in t or "PRIZE" in t for t in texts)
+    assert "Dear Ann Lee" in texts[1]
