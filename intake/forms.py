@@ -28,6 +28,14 @@ MAX_ATTACHMENTS = 10
 # A pragmatic address check: one @, no spaces, a dot in the domain. Full RFC 5322
 # would accept addresses no mail server here delivers to; a typo is what we catch.
 EMAIL_RE = re.compile(r"^[^@\s<>\"',;\x00-\x1f\x7f]+@[^@\s<>\"',;\x00-\x1f\x7f]+\.[^@\s<>\"',;.\x00-\x1f\x7f]{2,}$")
+
+
+def plain_address(address: str) -> bool:
+    """An address we may write into a To header and an SMTP RCPT as it is: EMAIL_RE, at
+    most 254 characters (RFC 5321's path limit)."""
+    return len(address) <= 254 and EMAIL_RE.fullmatch(address) is not None
+
+
 # Phone: digits with the usual separators; 6 to 20 digits ("+86 138-1234-5678", "(021) 6123 4567 ext 8").
 PHONE_CHARS_RE = re.compile(r"^[0-9+\-()\s./extEXT#转]*$")
 

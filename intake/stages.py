@@ -375,6 +375,11 @@ def acknowledge(case: Case, session: Session, ctx: Context) -> None:
     if not msg.from_addr:
         log_event(session, ticket, "system", "ack_skipped", at=ctx.now(), reason="no email address (phone only)")
         return
+    from intake.forms import plain_address
+
+    if not plain_address(msg.from_addr):  # it would go into our To header and RCPT as it is
+        log_event(session, ticket, "system", "ack_skipped", at=ctx.now(), reason="the sender's address is not a plain address we can answer")
+        return
     limits, since = ctx.config.limits, ctx.now() - timedelta(hours=1)
     recent = _RECENT_ACKS.scalar(session, {"to": msg.from_addr, "since": since})
     if recent >= limits.acks_per_sender_per_hour:

@@ -154,3 +154,15 @@ def test_a_name_typed_into_a_form_never_reaches_that_address_later(ctx, pipeline
     texts = [headers_of(m.raw).get_content() + str(headers_of(m.raw)["To"]) for m in outbox(ctx)]
     assert len(texts) == 2 and not any("spam.example" in t or "PRIZE" in t for t in texts)
     assert "Dear Ann Lee" in texts[1]
+
+
+@pytest.mark.parametrize("sender", [b"<a\x01b@example.org>", b'"x y\\"Bcc"@example.org'])
+def test_a_sender_address_that_is_not_plain_gets_a_ticket_and_no_acknowledgement(ctx, pipeline, sender):
+    """The From address goes into our To header and the SMTP RCPT as it is: a control
+    character or a quoted local part there is refused, the message still opens its ticket."""
+    raw = (b"From: " + sender + b"\r\nTo: support@example.com\r\nSubject: printer\r\nMessage-ID: <odd-1@example.org>\r\n"
+           b"Content-Type: text/plain; charset=utf-8\r\n\r\nThe printer does not print.\r\n")
+    result = pipeline.take(raw, ref())
+    assert result.outcome == "opened" and outbox(ctx) == []
+    [skipped] = [e for e in ticket(ctx, result.ticket).events if e.kind == "ack_skipped"]
+    assert "not a plain address" in skipped.detail["reason"]
