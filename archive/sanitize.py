@@ -17,7 +17,8 @@ serialisation bounds it (measured in bench/hostile_archive_bench.md):
   LONG_WORD characters of such a run. Runs of preserved spaces (text bodies are laid out
   `pre-wrap`) cost the same way (16,000 spaces: 1.2 s, 64,000: 28 s): a run is cut to
   LONG_WORD spaces. More than one blank line in a row (or two <br>) is one: 16,000 newlines
-  were 400 pages.
+  were 400 pages. Runs are counted across inline elements: a word split by <b></b> every
+  60 characters is one word to lay out (89 KB: 18 s counted per text node, 3 s now).
 
 nh3's output is a serialised DOM: every element is closed in order, attribute values are
 quoted with `<` and `>` escaped, text has `<` escaped. So one regular-expression pass over
@@ -55,6 +56,12 @@ _COLSPAN = re.compile(r'colspan="\s*(\d{1,9})')
 # an entity (&amp;) counts as one character and is never split
 _UNBREAKABLE = f"(?:&#?[A-Za-z0-9]+;|[^\\s<>&\u2e80-\u9fff\uac00-\ud7af\uf900-\ufaff\uff00-\uffef])"
 _LONG_RUN = re.compile(f"{_UNBREAKABLE}{{{LONG_WORD}}}(?={_UNBREAKABLE})")
+# inline elements do not end a run: a word split by <b></b> every 60 characters is one word
+INLINE_TAGS = {"b", "strong", "i", "em", "u", "s", "small", "sub", "sup", "span", "code"}
+_INLINE_TAG = f"</?(?:{'|'.join(sorted(INLINE_TAGS))})(?:\\s[^>]*)?>"
+_LONG_RUN_HTML = re.compile(f"(?:{_INLINE_TAG}|{_UNBREAKABLE}){{{LONG_WORD}}}(?=(?:{_INLINE_TAG})*{_UNBREAKABLE})")
+_WHITE_RUN_HTML = re.compile(f"(?:\\s|{_INLINE_TAG})+")
+_WHITE_TOKEN = re.compile(f"{_INLINE_TAG}|\\s")
 _SPACE_RUN = re.compile(f"[ \t\xa0\u3000]{{{LONG_WORD + 1},}}")
 _BLANK_LINES = re.compile(r"\n(?:[ \t\r\f\v\xa0\u3000]*\n){2,}")
 ZWSP = "\u200b"
@@ -67,6 +74,32 @@ def layout_safe(text: str) -> str:
     text = _BLANK_LINES.sub("\n\n", text)
     text = _SPACE_RUN.sub(" " * LONG_WORD, text)
     return _LONG_RUN.sub(lambda m: m.group(0) + ZWSP, text)
+
+
+def _squeeze_white(m: re.Match) -> str:
+    run = m.group()
+    if len(run) <= LONG_WORD and run.count("\n") <= 2:
+        return run
+    spaces = newlines = 0
+    kept = []
+    for token in _WHITE_TOKEN.findall(run):
+        if token.startswith("<"):
+            kept.append(token)
+        elif token == "\n":
+            if newlines < 2:
+                kept.append(token)
+                newlines += 1
+        elif spaces < LONG_WORD:
+            kept.append(token)
+            spaces += 1
+    return "".join(kept)
+
+
+def _layout_safe_html(html: str) -> str:
+    """layout_safe for serialised HTML: runs are counted across inline tags (a tag counts
+    as a character, so a run with tags gets its zero-width space a little early)."""
+    html = _WHITE_RUN_HTML.sub(_squeeze_white, html)
+    return _LONG_RUN_HTML.sub(lambda m: m.group(0) + ZWSP, html)
 
 
 def _colspan(attrs: str) -> int:
@@ -84,7 +117,7 @@ def bound_structure(html: str) -> str:
     for m in _TAG.finditer(html):
         text = html[pos:m.start()]
         if text:
-            out.append(layout_safe(text))
+            out.append(text)
             breaks = breaks if text.isspace() else 0
         pos = m.end()
         closing, tag, attrs = m.group(1) == "/", m.group(2), m.group(3)
@@ -130,8 +163,8 @@ def bound_structure(html: str) -> str:
             continue
         stack.append(tag)
         out.append(f"<{tag}{attrs}>")
-    out.append(layout_safe(html[pos:]))
-    return "".join(out)
+    out.append(html[pos:])
+    return _layout_safe_html("".join(out))
 
 
 def sanitize_html(html: str) -> Markup:

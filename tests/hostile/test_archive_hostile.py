@@ -53,10 +53,11 @@ def case_with(html: str | None, text: str = "正文 body text"):
 
 
 def read(pdf: bytes) -> tuple[pypdf.PdfReader, str]:
-    """The reader and the text of every page, without white space or zero-width spaces."""
+    """The reader and the text of every page, without white space, zero-width spaces or the
+    running head and page number (which would split a text running over a page break)."""
     reader = pypdf.PdfReader(io.BytesIO(pdf))
-    text = "".join(page.extract_text() for page in reader.pages)
-    return reader, re.sub(r"[\s\u200b]+", "", text)
+    text = re.sub(r"[\s\u200b]+", "", "".join(page.extract_text() for page in reader.pages))
+    return reader, re.sub(rf"\d{{6}}-\d{{4}}·[^·]{{1,80}}?\d+/{len(reader.pages)}", "", text)
 
 
 def timed(record, **kwargs) -> tuple[bytes, float]:
