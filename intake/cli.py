@@ -327,6 +327,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_archive_parser(sub, common)
 
+    from intake.cli_auth import add_parser as add_auth_parser
+
+    add_auth_parser(sub, common)
+
     p = sub.add_parser("report", parents=[common], help="review figures")
     rsub = p.add_subparsers(dest="action", required=True)
     r = rsub.add_parser("weekly", parents=[common], help="the weekly review: counts, SLA, response times, satisfaction, keywords")

@@ -101,7 +101,73 @@ def _secret(password: str, password_env: str, key: str) -> str:
     return password
 
 
-class Smtp(_Section):
+class _OAuthLogin(_Section):
+    """How an IMAP account or the SMTP server is logged in to: a password, or an OAuth2
+    access token (XOAUTH2/OAUTHBEARER) from Microsoft or Google (intake/oauth)."""
+
+    auth: Literal["password", "oauth2"] = "password"
+    oauth_provider: Literal["", "microsoft", "google"] = ""
+    # "app": no user present (Microsoft client credentials for a shared mailbox; a Google
+    # service account with domain-wide delegation); "delegated": a user signed in once with
+    # `intake auth login` (Microsoft device code; Google installed-app refresh token)
+    oauth_flow: Literal["app", "delegated"] = "app"
+    tenant: str = ""  # Microsoft: the directory (tenant) id or domain
+    client_id: str = ""  # the app registration's (OAuth client's) id
+    client_secret_env: EnvName = ""  # environment variable holding the client secret
+    certificate_file: str = ""  # Microsoft app: PEM with the private key and its certificate, instead of a secret
+    service_account_file: str = ""  # Google app: the service account's JSON key file
+    authority: str = ""  # Microsoft: token authority override (sovereign clouds, tests); empty: login.microsoftonline.com/<tenant>
+    token_uri: str = ""  # Google: token endpoint override (tests); empty: the key file's or Google's
+    oauth_ca_file: str = ""  # extra CA bundle for the token endpoint's certificate
+    oauth_scope: str = ""  # empty: the provider's scope for IMAP/SMTP
+
+    def client_secret(self) -> str:
+        return os.environ.get(self.client_secret_env, "") if self.client_secret_env else ""
+
+    def _oauth_problem(self) -> str | None:
+        """What is wrong with this combination of keys, naming the key; None when fine."""
+        oauth_keys = ("oauth_provider", "tenant", "client_id", "client_secret_env", "certificate_file",
+                      "service_account_file", "authority", "token_uri", "oauth_ca_file", "oauth_scope", "oauth_flow")
+        given = [k for k in oauth_keys if k in self.model_fields_set and getattr(self, k) not in ("", None)]
+        if self.auth == "password":
+            return f"{given[0]} is used only with auth = 'oauth2'" if given else None
+        password_keys = [k for k in ("password", "password_env") if getattr(self, k, "")]
+        if password_keys:
+            return f"{password_keys[0]} is not used with auth = 'oauth2'"
+        if not getattr(self, "username", ""):
+            return "auth = 'oauth2' needs username (the mailbox to log in to)"
+        if not self.oauth_provider:
+            return "auth = 'oauth2' needs oauth_provider ('microsoft' or 'google')"
+        where = f"oauth_provider = {self.oauth_provider!r}, oauth_flow = {self.oauth_flow!r}"
+        required = {("microsoft", "app"): ("tenant", "client_id"), ("microsoft", "delegated"): ("tenant", "client_id"),
+                    ("google", "app"): ("service_account_file",), ("google", "delegated"): ("client_id", "client_secret_env")}
+        allowed = {("microsoft", "app"): {"tenant", "client_id", "client_secret_env", "certificate_file", "authority"},
+                   ("microsoft", "delegated"): {"tenant", "client_id", "authority"},
+                   ("google", "app"): {"service_account_file", "token_uri"},
+                   ("google", "delegated"): {"client_id", "client_secret_env", "token_uri"}}
+        flow = (self.oauth_provider, self.oauth_flow)
+        for key in required[flow]:
+            if not getattr(self, key):
+                return f"{where} needs {key}"
+        for key in given:
+            if key not in allowed[flow] | {"oauth_provider", "oauth_flow", "oauth_ca_file", "oauth_scope"}:
+                return f"{key} is not used with {where}"
+        if flow == ("microsoft", "app") and bool(self.client_secret_env) == bool(self.certificate_file):
+            return f"{where} needs one of client_secret_env or certificate_file"
+        for key in ("certificate_file", "service_account_file", "oauth_ca_file"):
+            if getattr(self, key) and not Path(getattr(self, key)).is_file():
+                return f"{key}: no such file: {getattr(self, key)}"
+        return None
+
+    @model_validator(mode="after")
+    def _oauth_keys(self):
+        problem = self._oauth_problem()
+        if problem:
+            raise ValueError(problem)
+        return self
+
+
+class Smtp(_OAuthLogin):
     host: str = ""  # empty: no SMTP server; outgoing mail goes into paths.var/outgoing (a Maildir)
     port: int = Field(25, ge=1, le=65535)
     security: Literal["plain", "starttls", "tls"] = "plain"
@@ -117,7 +183,7 @@ class Smtp(_Section):
 
 
 
-class Imap(_Section):
+class Imap(_OAuthLogin):
     name: str
     host: str
     port: int = Field(993, ge=1, le=65535)

@@ -54,9 +54,10 @@ class Daemon:
         for account in cfg.imap:
             from intake.sources.imap import ImapSource
 
+            settings = imap_account(account, cfg.paths.var)  # one per account: its mailboxes share one token cache
             for mailbox in account.mailboxes:
                 name = f"imap:{account.name}/{mailbox}"
-                source = ImapSource(imap_account(account), mailbox, sink, stop, lease=self._lease(name))
+                source = ImapSource(settings, mailbox, sink, stop, lease=self._lease(name))
                 workers.append(Worker(name, source.run_once, _stop_given_already(source.run_forever)))
         if cfg.maildir.enabled:
             from intake.sources.maildir import MaildirSource
@@ -165,13 +166,15 @@ def watch_rules(ctx: Context):
     return watcher
 
 
-def imap_account(cfg):
-    """The IMAP source's account settings from a validated [[imap]] table."""
+def imap_account(cfg, var=None):
+    """The IMAP source's account settings from a validated [[imap]] table; with auth =
+    "oauth2" its token source, which keeps its files in `var` (paths.var)."""
+    from intake.oauth import token_source
     from intake.sources.imap import ImapAccount
 
     return ImapAccount(
         name=cfg.name, host=cfg.host, port=cfg.port, security=cfg.security, username=cfg.username,
-        password=cfg.secret(), mailboxes=list(cfg.mailboxes), on_done=cfg.on_done,
+        password=cfg.secret(), tokens=token_source(cfg, f"imap:{cfg.name}", var) if var is not None else None, mailboxes=list(cfg.mailboxes), on_done=cfg.on_done,
         processed_folder=cfg.processed_folder, idle=cfg.idle, idle_timeout=cfg.idle_timeout,
         poll_interval=cfg.poll_interval, batch_size=cfg.batch_size, verify_tls=cfg.verify_tls,
         ca_file=cfg.ca_file or None,

@@ -12,6 +12,8 @@ from typing import Protocol
 
 from intake.config import Smtp
 from intake.files import write_atomic
+from intake.oauth import TokenError, TokenSource, token_source
+from intake.oauth.sasl import smtp_login
 
 
 class TransportError(Exception):
@@ -50,8 +52,9 @@ class MaildirTransport:
 class SmtpTransport:
     """Keeps one connection open across a batch; reconnects when it was dropped."""
 
-    def __init__(self, settings: Smtp):
+    def __init__(self, settings: Smtp, tokens: TokenSource | None = None):
         self.settings = settings
+        self.tokens = tokens  # OAuth2 login (intake/oauth) instead of the password
         self.conn: smtplib.SMTP | None = None
 
     def _tls_context(self) -> ssl.SSLContext:
@@ -69,8 +72,14 @@ class SmtpTransport:
             conn = smtplib.SMTP(s.host, s.port, timeout=s.timeout)
             if s.security == "starttls":
                 conn.starttls(context=self._tls_context())
-        if s.username:
-            conn.login(s.username, s.secret())
+        try:
+            if self.tokens is not None:
+                smtp_login(conn, s.username, self.tokens)
+            elif s.username:
+                conn.login(s.username, s.secret())
+        except BaseException:
+            conn.close()
+            raise
         return conn
 
     def send(self, mail_from: str, rcpt_to: str, raw: bytes) -> None:
@@ -83,6 +92,9 @@ class SmtpTransport:
             refused = self.conn.sendmail(mail_from, [rcpt_to], raw, mail_options=options)
         except TransportError:
             raise
+        except TokenError as exc:  # no token, no login: the mail waits for the next attempt
+            self.close()
+            raise TransportError(str(exc)) from None
         except UnicodeError as exc:
             raise TransportError(f"{rcpt_to}: cannot be sent: {exc}", permanent=True) from None
         except smtplib.SMTPRecipientsRefused as exc:
@@ -107,4 +119,7 @@ class SmtpTransport:
 
 
 def make_transport(settings: Smtp, outgoing_maildir: Path) -> Transport:
-    return SmtpTransport(settings) if settings.host else MaildirTransport(outgoing_maildir)
+    if not settings.host:
+        return MaildirTransport(outgoing_maildir)
+    # the token's state files live in paths.var, the outgoing Maildir's parent
+    return SmtpTransport(settings, token_source(settings, "smtp", Path(outgoing_maildir).parent))

@@ -11,7 +11,7 @@ again; the pipeline answers `duplicate`. A new UIDVALIDITY only means new keys; 
 pipeline dedupes by content.
 
 Every connection is made by `connect(account)`, so tests and other providers replace
-one function. Any error (socket drop, BYE, timeout, refused login) is reported through
+one function; it logs in with the password or an OAuth2 token (intake/oauth). Any error (socket drop, BYE, timeout, refused login) is reported through
 `sink.report`, and the source reconnects with exponential backoff.
 """
 from __future__ import annotations
@@ -27,6 +27,8 @@ from imapclient import IMAPClient
 from imapclient.exceptions import IMAPClientError
 from imapclient.imapclient import DELETED, SocketTimeout
 
+from intake.oauth import TokenSource
+from intake.oauth.sasl import imap_login
 from intake.sources.backoff import Backoff
 from intake.sources.base import Sink, SourceRef
 from intake.sources.lease import Lease
@@ -60,6 +62,8 @@ class ImapAccount:
     verify_tls: bool = True
     ca_file: str | None = None
     connect_timeout: float = 30.0
+    # OAuth2 login (XOAUTH2/OAUTHBEARER) instead of the password: intake/oauth
+    tokens: TokenSource | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         if self.security not in ("tls", "starttls", "plain"):
@@ -91,7 +95,10 @@ def connect(account: ImapAccount) -> IMAPClient:
     try:
         if account.security == "starttls":
             client.starttls(ssl_context(account))
-        client.login(account.username, account.password)
+        if account.tokens is not None:
+            imap_login(client, account.username, account.tokens)
+        else:
+            client.login(account.username, account.password)
     except BaseException:
         _close_quietly(client)
         raise

@@ -65,13 +65,17 @@ def _wait_port(port: int, up: bool, timeout: float = 10.0) -> None:
 class DovecotServer:
     """One private Dovecot instance. Use `start()`/`stop()`, or as a context manager."""
 
-    def __init__(self, root: Path | str | None = None, users: dict[str, str] | None = None):
+    def __init__(self, root: Path | str | None = None, users: dict[str, str] | None = None,
+                 oauth2_introspection_url: str | None = None):
         self._own_root = root is None
         self.root = Path(root or tempfile.mkdtemp(prefix="intake-dovecot-"))
         self.root.mkdir(parents=True, exist_ok=True)
         # Dovecot's unprivileged helpers (dovenull, dovecot) must traverse the tree.
         os.chmod(self.root, 0o755)
         self.users = dict(users or DEFAULT_USERS)
+        # XOAUTH2 and OAUTHBEARER too, each token checked at this RFC 7662 introspection
+        # endpoint (tests/servers/oauth_idp.py); passwords keep working beside them
+        self.oauth2_introspection_url = oauth2_introspection_url
         self.host = HOST
         self.port = free_port()  # plain IMAP, STARTTLS offered
         self.tls_port = free_port()  # IMAPS
@@ -100,6 +104,7 @@ class DovecotServer:
                 f"{u}:{{PLAIN}}{p}:::::\n" for u, p in self.users.items()
             )
         )
+        oauth2 = self._oauth2_config()
         self.config.write_text(f"""\
 # Private test instance: nothing here reads /etc/dovecot.
 instance_name = {self.instance}
@@ -114,7 +119,7 @@ ssl_cert = <{self.cert}
 ssl_key = <{self.key}
 ssl_min_protocol = TLSv1.2
 disable_plaintext_auth = no
-auth_mechanisms = plain login
+auth_mechanisms = plain login{' xoauth2 oauthbearer' if oauth2 else ''}
 first_valid_uid = 1
 first_valid_gid = 1
 # Dovecot's imap never runs as root, so mail belongs to `nobody`.
@@ -138,7 +143,7 @@ namespace inbox {{
   inbox = yes
   separator = /
 }}
-passdb {{
+{oauth2}passdb {{
   driver = passwd-file
   args = scheme=PLAIN username_format=%u {passwd}
 }}
@@ -162,6 +167,27 @@ service imap {{
   process_limit = 1024
 }}
 """)
+
+    def _oauth2_config(self) -> str:
+        """The oauth2 passdb (before the password one) when tokens are to be checked."""
+        if not self.oauth2_introspection_url:
+            return ""
+        ext = self.root / "oauth2.conf.ext"
+        ext.write_text(f"""\
+introspection_mode = post
+introspection_url = {self.oauth2_introspection_url}
+force_introspection = yes
+username_attribute = username
+active_attribute = active
+active_value = true
+timeout_msecs = 5000
+""")
+        return f"""passdb {{
+  driver = oauth2
+  mechanisms = xoauth2 oauthbearer
+  args = {ext}
+}}
+"""
 
     def start(self) -> None:
         """Start the server (again) on the same ports and wait until both accept."""
