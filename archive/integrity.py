@@ -33,7 +33,7 @@ class ManifestMismatch(Exception):
 
 @dataclass(frozen=True)
 class Problem:
-    kind: str  # changed, missing, unexpected, chain, manifest, early_purge
+    kind: str  # changed, missing, unexpected, chain, manifest, early_purge, original
     path: str | None
     detail: str
 
@@ -167,6 +167,18 @@ def verify(session: Session, storage: Storage, *, actor: str = "system", record:
     for path in storage.list():
         if path != MANIFEST and str(path) not in known:
             problems.append(Problem("unexpected", str(path), "a file the archive never wrote"))
+
+    # Each original is embedded once (archive.originals): a version that refers to an original
+    # embedded in another version needs that version kept as long as itself.
+    kept = {(r.ticket_ref, r.version) for r in rows if r.purged_at is None}
+    for r in rows:
+        if r.purged_at is not None:
+            continue
+        for entry in r.originals or []:
+            if (r.ticket_ref, entry.get("version")) not in kept:
+                problems.append(Problem("original", r.path, f"original {entry.get('name')} (SHA-256 "
+                                        f"{entry.get('sha256')}) is embedded in v{entry.get('version')}, "
+                                        "which is not in the archive"))
 
     if record:
         session.add(ArchiveAudit(actor=actor, action="verify", detail={

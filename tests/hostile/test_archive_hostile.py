@@ -26,7 +26,7 @@ from sqlalchemy import select, update
 
 from archive import sanitize
 from archive.from_tickets import TicketLoader
-from archive.integrity import sha256, verify
+from archive.integrity import sha256, sync_manifest, verify
 from archive.models import ArchiveFile, ArchiveJob
 from archive.originals import embedding_rows
 from archive.record import AttachmentInfo, ThreadMessage
@@ -264,3 +264,27 @@ def test_each_original_is_embedded_once_so_a_thread_archive_grows_linearly(ctx, 
                     for data in datas]
     assert sorted(embedded) == sorted([first, second])
     assert manifest["problems"] == [] and len(manifest["files"]) == 2
+
+
+def test_verify_reports_a_version_whose_originals_are_gone(env):
+    """`verify` knows that v2 only refers to the original v1 embeds: v1 purged alone (an early
+    purge of one version) is reported for v2 too, as an original no longer in the archive."""
+    from archive.writer import archive_now
+
+    sessions, storage = env
+    record = replace(sample_case(), status="in_progress", closed_on=None)
+    first = record.raw_originals[0]
+    with sessions() as s, s.begin():
+        archive_now(s, storage, replace(record, raw_originals=[first]))
+        v2 = archive_now(s, storage, record)
+        assert [e["version"] for e in v2.originals] == [1, 2]
+    with sessions() as s:
+        sync_manifest(s, storage)
+        assert verify(s, storage, record=False) == []
+    with sessions() as s, s.begin():
+        v1 = s.scalars(select(ArchiveFile).where(ArchiveFile.version == 1)).one()
+        v1.purged_at = datetime(2026, 12, 1, tzinfo=timezone.utc)
+        storage.delete(PurePosixPath(v1.path))
+        problems = verify(s, storage, record=False)
+    originals = [p for p in problems if p.kind == "original"]
+    assert [p.path for p in originals] == [v2.path] and first.filename in originals[0].detail
