@@ -30,12 +30,17 @@ _LABELS = {
     "other": ("reply-to", "importance", "priority", "attachments", "附件", "重要性", "organization"),
 }
 _ROLE = {label: role for role, labels in _LABELS.items() for label in labels}
-_LABEL = re.compile(r"^[\s>*|]*([^:\n]{1,24}?)[\s*]*:")
+_LEAD = re.compile(r"[\s>*|]*")
+_LABEL = re.compile(r"([^:\n]{1,24}?)[\s*]*:")
 
 
 def header_role(line: str) -> str | None:
     """'from', 'sent', 'to', 'cc', 'subject' or 'other' for a header line of a quoted mail."""
-    m = _LABEL.match(unicodedata.normalize("NFKC", line))
+    # The leading quote marks and indentation are skipped in one pass and only the next 64
+    # characters are read: the label pattern run over a line's indentation backtracked
+    # through every split of it (1 MB of text indented by 200 spaces: 5.3 s).
+    start = _LEAD.match(line).end()  # type: ignore[union-attr]  # matches the empty string at worst
+    m = _LABEL.match(unicodedata.normalize("NFKC", line[start:start + 64]))
     if m is None:
         return None
     label = re.sub(r"[\s*]+", "", m.group(1)).lower()
