@@ -3,7 +3,8 @@
 archive.sanitize bounds what is known to be costly in customer HTML; this bounds the rest.
 A render gets RENDER_SECONDS (SIGALRM in the render process, raised again every second in
 case something swallows it) and the render processes RENDER_ADDRESS_SPACE of memory
-(RLIMIT_AS: a MemoryError instead of the machine swapping). If the full rendition fails,
+(RLIMIT_AS: a render that runs out fails instead of the machine swapping; Python raises
+MemoryError, pango and glib abort the process, which the worker then retries plain). If the full rendition fails,
 for any reason (RecursionError, the time limit, MemoryError, a weasyprint bug), the plain
 rendition is rendered: the record table, every message as shortened text, the attachment
 list, the originals embedded. The result says which one, and why, for the archive row.

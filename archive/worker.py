@@ -7,11 +7,12 @@ transaction; the manifest is extended right after. A failure is retried with
 exponential backoff and after `max_attempts` the job is marked failed with its error:
 never silently skipped.
 
-A case whose full rendition fails (RecursionError, its time or memory limit: see
+A case whose full rendition fails (RecursionError, its time limit, a MemoryError: see
 archive.safe_render) is archived in the plain rendition in the same attempt, its row
-saying so and why. A render that kills its process fails the whole attempt; from the
-attempt after FULL_RENDER_ATTEMPTS on, the ticket goes straight to the plain rendition,
-so no case stays unarchived. Each original is embedded once (archive.originals).
+saying so and why. A render that kills its process (out of memory, C libraries abort
+rather than raise) fails the attempt of every ticket in flight; from the attempt after
+FULL_RENDER_ATTEMPTS on, a ticket goes straight to the plain rendition, so no case stays
+unarchived. Each original is embedded once (archive.originals).
 """
 from __future__ import annotations
 
@@ -68,7 +69,7 @@ def _warm_up(daemon_pid: int) -> None:
     except OSError:
         pass
     exit_with_daemon(daemon_pid)
-    limit_memory()  # a MemoryError, then the plain rendition, rather than a machine swapping
+    limit_memory()  # a render out of memory fails (MemoryError, or pango aborts) instead of swapping the machine
     # Load fonts and stylesheet once per pool process, before the first job.
     from archive.render import _stylesheet
 
