@@ -137,10 +137,12 @@ def cmd_status(args, out: Output) -> int:
         print(f"  {name}: " + (", ".join(value) if isinstance(value, list) else str(value or "-")))
     print("sources:")
     for s in status["sources"]:
-        print(f"  {s['source']}: last success {s['last_success_at'] or 'never'}, backlog {s['backlog'] if s['backlog'] is not None else '?'}, "
+        print(f"  {s['source']}: {'up' if s.get('up', True) else 'FAILING'}, last success {s['last_success_at'] or 'never'}, backlog {s['backlog'] if s['backlog'] is not None else '?'}, "
               f"taken {s['taken']}, errors {s['errors']}" + (f", last error {s['last_error_at']}: {s['last_error']}" if s["last_error"] else ""))
     if not status["sources"]:
         print("  (no source has run yet)")
+    for label, t in status.get("tokens", {}).items():
+        print(f"  {label}: OAuth2 token expires {t['expires_at']:%Y-%m-%d %H:%M:%S} UTC")
     o = status["outbox"]
     print(f"outbox: {o['pending']} pending (oldest {o['oldest_pending'] or '-'}), {o['sent']} sent, {o['failed']} failed")
     print(f"quarantine: {status['quarantine']['held']} held, {status['quarantine']['released']} released")

@@ -463,6 +463,23 @@ class Metrics(_Section):
     listen: ListenAddress = ""  # "HOST:PORT", e.g. "127.0.0.1:9108"; empty: off
 
 
+class Alerts(_Section):
+    """Mail to the operators when a source (an IMAP account's mailbox, the drop folder, the
+    spool) starts failing and when it recovers, once each (intake/alerts.py)."""
+
+    to: list[str] = []  # addresses; empty: no alert mail (status, /metrics and /healthz still tell)
+    failing_seconds: float = Field(300.0, ge=0)  # a source failing this long (a blip is not news) is reported
+    check_seconds: float = Field(15.0, gt=0)  # how often the sources' health is looked at
+
+    @field_validator("to")
+    @classmethod
+    def _addresses(cls, v: list[str]) -> list[str]:
+        for address in v:
+            if "@" not in address or address.startswith("@") or address.endswith("@"):
+                raise ValueError(f"not an email address: {address!r}")
+        return v
+
+
 class Log(_Section):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     format: Literal["text", "json"] = "text"
@@ -487,6 +504,7 @@ class Config(_Section):
     archive: Archive = Archive()
     pipeline: PipelineSettings = PipelineSettings()
     metrics: Metrics = Metrics()
+    alerts: Alerts = Alerts()
     log: Log = Log()
 
     source_file: Path | None = Field(None, exclude=True)

@@ -16,6 +16,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import Callable
 
+from intake.alerts import AlertsWorker
 from intake.context import Context
 from intake.outbox import OutboxWorker
 from intake.pipeline import Pipeline
@@ -46,6 +47,7 @@ class Daemon:
         self.sources = self._sources()
         self.outbox = OutboxWorker(self.ctx)
         self.timers = TimersWorker(self.ctx)  # SLA reminders/escalations, follow-ups, survey time-outs
+        self.alerts = AlertsWorker(self.ctx)  # a mail when a source starts failing and when it recovers
         self.archiver = make_archiver(self.ctx) if self.ctx.config.archive.enabled else None
 
     def _sources(self) -> list[Worker]:
@@ -81,6 +83,7 @@ class Daemon:
         """Take what waits in every source, then carry out every due effect."""
         taken = {w.name: w.run_once() for w in self.sources}
         timers = self.timers.run_once()  # before the mailer, so what the timers queue goes out now
+        self.alerts.run_once()
         sent, failed = self.outbox.run_once()
         summary = {"taken": taken, "sent": sent, "send_failures": failed, "timers": timers}
         if self.archiver is not None:
@@ -94,6 +97,7 @@ class Daemon:
         threads = [threading.Thread(target=w.run_forever, args=(self.stop,), name=w.name, daemon=True) for w in self.sources]
         threads.append(threading.Thread(target=self.outbox.run_forever, args=(self.stop,), name="outbox", daemon=True))
         threads.append(threading.Thread(target=self.timers.run_forever, args=(self.stop,), name="timers", daemon=True))
+        threads.append(threading.Thread(target=self.alerts.run_forever, args=(self.stop,), name="alerts", daemon=True))
         if self.archiver is not None:
             threads.append(threading.Thread(target=self.archiver.run_forever, args=(self.stop,), name="archiver", daemon=True))
         if self.listen:

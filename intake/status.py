@@ -3,8 +3,10 @@ from __future__ import annotations
 
 from sqlalchemy import func, select
 
+from intake.alerts import is_failing
 from intake.context import Context
 from intake.models import OutboxMail, QuarantineItem, SourceItem, SourceState, Ticket
+from intake.oauth.store import token_states
 
 
 def collect(ctx: Context) -> dict:
@@ -20,6 +22,7 @@ def collect(ctx: Context) -> dict:
                 "errors": (s.errors or 0) if s else 0,
                 "last_error": s.last_error if s else None,
                 "last_error_at": s.last_error_at if s else None,
+                "up": not (s and is_failing(s)),  # its last attempt succeeded (intake/alerts.py)
             }
             for name in sorted(set(taken) | set(states))
             for s in [states.get(name)]
@@ -36,6 +39,7 @@ def collect(ctx: Context) -> dict:
         "quarantine": {"held": quarantine.get("held", 0), "released": quarantine.get("released", 0)},
         "tickets": tickets,
         **({"archive": archive} if archive is not None else {}),
+        "tokens": token_states(ctx.config.var),  # OAuth2 logins: each access token's expiry
     }
 
 

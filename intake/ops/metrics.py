@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime
+from pathlib import Path
 from typing import Callable, Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
@@ -63,6 +64,7 @@ class DatabaseCollector:
         yield from gauges
 
     def _gauges(self) -> Iterator[Metric]:
+        from intake.alerts import is_failing
         from intake.models import OutboxMail, QuarantineItem, SourceState
 
         now = self.now()
@@ -72,7 +74,7 @@ class DatabaseCollector:
                                           .where(OutboxMail.status.in_(("pending", "failed"))).group_by(OutboxMail.status)).all())
             oldest = session.scalar(select(func.min(OutboxMail.created_at)).where(OutboxMail.status == "pending"))
             held = session.scalar(select(func.count()).select_from(QuarantineItem).where(QuarantineItem.status == "held"))
-            states = list(session.execute(select(SourceState.source, SourceState.last_success_at, SourceState.errors)))
+            states = list(session.scalars(select(SourceState)))
             archive = _archive_counts(session)
             breaches = _sla_breaches(session)
 
@@ -86,12 +88,15 @@ class DatabaseCollector:
         yield GaugeMetricFamily("intake_quarantine_held", "Items held in the quarantine", value=held or 0)
         age = GaugeMetricFamily("intake_source_last_success_age_seconds", "Seconds since each source last succeeded", labels=["source"])
         errors = GaugeMetricFamily("intake_source_errors", "Errors each source has reported", labels=["source"])
-        for source, last, errs in states:
-            if last is not None:
-                age.add_metric([source], max(0.0, (now - last).total_seconds()))
-            errors.add_metric([source], errs or 0)
+        up = GaugeMetricFamily("intake_source_up", "1 when the source's last attempt succeeded, 0 while it fails", labels=["source"])
+        for state in states:
+            if state.last_success_at is not None:
+                age.add_metric([state.source], max(0.0, (now - state.last_success_at).total_seconds()))
+            errors.add_metric([state.source], state.errors or 0)
+            up.add_metric([state.source], 0 if is_failing(state) else 1)
         yield age
         yield errors
+        yield up
         if archive is not None:
             jobs = GaugeMetricFamily("intake_archive_jobs", "Archive jobs by status", labels=["status"])
             for status in ("pending", "running", "done", "failed"):
@@ -119,12 +124,33 @@ def _sla_breaches(session: Session) -> int | None:
     return session.scalar(select(func.count()).select_from(SlaState).where(SlaState.escalated_at.is_not(None)))
 
 
-def registry(sessions: sessionmaker[Session], now: Callable[[], datetime]) -> CollectorRegistry:
-    """What one listener serves: the pipeline's counters, the database gauges, the process."""
+class TokenCollector:
+    """intake_token_expires_seconds{source}: how long each OAuth2 login's access token
+    (paths.var/oauth, intake/oauth) is good for; negative once expired."""
+
+    def __init__(self, var: Path, now: Callable[[], datetime]):
+        self.var, self.now = var, now
+
+    def collect(self) -> Iterator[Metric]:
+        from intake.oauth.store import token_states
+
+        g = GaugeMetricFamily("intake_token_expires_seconds", "Seconds until the OAuth2 access token of each login expires",
+                              labels=["source"])
+        at = self.now()
+        for label, state in token_states(self.var).items():
+            g.add_metric([label], (state["expires_at"] - at).total_seconds())
+        yield g
+
+
+def registry(sessions: sessionmaker[Session], now: Callable[[], datetime], var: Path | None = None) -> CollectorRegistry:
+    """What one listener serves: the pipeline's counters, the database gauges, the process,
+    and with `var` the OAuth2 tokens' expiry."""
     reg = CollectorRegistry()
     reg.register(TAKEN)
     reg.register(LATENCY)
     reg.register(DatabaseCollector(sessions, now))
+    if var is not None:
+        reg.register(TokenCollector(var, now))
     ProcessCollector(registry=reg)
     PlatformCollector(registry=reg)
     GCCollector(registry=reg)

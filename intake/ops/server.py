@@ -19,14 +19,14 @@ log = logging.getLogger("intake.ops")
 
 
 def create_app(ctx: Context) -> Starlette:
-    reg = registry(ctx.sessions, ctx.now)
+    reg = registry(ctx.sessions, ctx.now, ctx.config.var)
 
     # plain `def`: Starlette runs them in its thread pool, the blocking queries stay off the event loop
     def metrics(_request: Request) -> Response:
         return Response(generate_latest(reg), media_type=CONTENT_TYPE_LATEST)
 
     def healthz(_request: Request) -> Response:
-        status, body = health(ctx.sessions, ctx.now)
+        status, body = health(ctx.sessions, ctx.now, ctx.config.var)
         return JSONResponse(body, status_code=status)
 
     return Starlette(routes=[Route("/metrics", metrics), Route("/healthz", healthz)])

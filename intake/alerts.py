@@ -1,0 +1,130 @@
+"""Never silent: a mail to the [alerts] addresses once when a source starts failing, and
+once when it recovers.
+
+A source (an IMAP account's mailbox, the drop folder, the spool) records each fetch in
+source_state: its last success and its last error. It is failing while its last error is
+newer than its last success. Every `check_seconds` this worker compares that with what
+the operators were told (source_alerts) and, when a source has been failing for
+`failing_seconds` (a dropped connection that the next attempt mends is no news), queues
+the "failing" mail through the outbox; when it succeeds again, the "recovered" one. The
+row is changed by a conditional UPDATE in the mail's transaction, so each change is
+mailed exactly once, across restarts and across daemons sharing the database.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+from datetime import datetime, timedelta
+
+from sqlalchemy import Boolean, String, insert, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Mapped, mapped_column
+
+from intake.context import Context
+from intake.db import Base, transaction
+from intake.models import SourceState, UTCDateTime
+
+log = logging.getLogger("intake.alerts")
+
+
+class SourceAlert(Base):
+    """What the operators were last told about one source (migration 0007)."""
+
+    __tablename__ = "source_alerts"
+
+    source: Mapped[str] = mapped_column(String(200), primary_key=True)
+    failing_since: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    down: Mapped[bool] = mapped_column(Boolean, default=False)  # the "failing" mail went out
+    changed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+def is_failing(state: SourceState) -> bool:
+    """The source's last attempt failed: its last error is newer than its last success."""
+    return state.last_error_at is not None and (state.last_success_at is None or state.last_error_at > state.last_success_at)
+
+
+class AlertsWorker:
+    def __init__(self, ctx: Context):
+        self.ctx = ctx
+
+    def run_forever(self, stop: threading.Event) -> None:
+        while not stop.is_set():
+            try:
+                self.run_once()
+            except Exception:
+                log.exception("alerts: checking the sources failed")
+            stop.wait(self.ctx.config.alerts.check_seconds)
+
+    def run_once(self) -> list[tuple[str, str]]:
+        """Look at every source once; returns the mails queued as (source, "failing" | "recovered")."""
+        queued: list[tuple[str, str]] = []
+        with self.ctx.sessions() as session:
+            states = list(session.scalars(select(SourceState)))
+            told = {a.source: (a.failing_since, a.down) for a in session.scalars(select(SourceAlert))}
+        for state in states:
+            try:
+                change = self._check(state, *told.get(state.source, (None, None)))
+            except IntegrityError:  # another daemon made the row first: its look counts
+                continue
+            if change:
+                queued.append((state.source, change))
+        if queued:
+            self.ctx.wake_outbox.set()
+        return queued
+
+    def _check(self, state: SourceState, failing_since: datetime | None, down: bool | None) -> str | None:
+        now, cfg = self.ctx.now(), self.ctx.config.alerts
+        failing = is_failing(state)
+        with transaction(self.ctx.sessions) as session:
+            if down is None:
+                session.execute(insert(SourceAlert).values(source=state.source, down=False))
+                down = False
+            row = update(SourceAlert).where(SourceAlert.source == state.source)
+            if failing and failing_since is None:
+                failing_since = state.last_error_at or now
+                session.execute(row.values(failing_since=failing_since))
+            if failing and not down and now - failing_since >= timedelta(seconds=cfg.failing_seconds):
+                if session.execute(row.where(SourceAlert.down.is_(False)).values(down=True, changed_at=now)).rowcount == 1:
+                    self._mail(session, "failing", state, failing_since)
+                    return "failing"
+            if not failing and failing_since is not None:
+                session.execute(row.values(failing_since=None))
+            if not failing and down:
+                if session.execute(row.where(SourceAlert.down.is_(True)).values(down=False, changed_at=now)).rowcount == 1:
+                    self._mail(session, "recovered", state, failing_since)
+                    return "recovered"
+        return None
+
+    def _mail(self, session, change: str, state: SourceState, since: datetime | None) -> None:
+        from intake.outgoing import queue_mail
+
+        log.warning("alerts: %s %s", state.source, change)
+        recipients = self.ctx.config.alerts.to
+        if not recipients:
+            return
+        mail = alert_mail(change, state, since, self.ctx.config.tickets.timezone)
+        for address in recipients:
+            queue_mail(session, self.ctx, None, kind="alert", mail=mail, to_addr=address)
+
+
+def alert_mail(change: str, state: SourceState, since: datetime | None, timezone: str):
+    from zoneinfo import ZoneInfo
+
+    from intake.render import RenderedMail
+
+    def local(at: datetime | None) -> str:
+        return at.astimezone(ZoneInfo(timezone)).strftime("%Y-%m-%d %H:%M:%S %Z") if at else "-"
+
+    if change == "failing":
+        subject = f"[intake] 来源故障 source failing: {state.source}"
+        text = (f"来源 {state.source} 从 {local(since)} 起无法收取邮件。\n"
+                f"The source {state.source} has been failing since {local(since)}.\n\n"
+                f"最近错误 Last error ({local(state.last_error_at)}):\n{state.last_error}\n\n"
+                f"最近成功 Last success: {local(state.last_success_at)}\n\n"
+                "恢复时会再通知一次。You will get one more mail when it recovers.\n")
+    else:
+        subject = f"[intake] 来源已恢复 source recovered: {state.source}"
+        text = (f"来源 {state.source} 已恢复，于 {local(state.last_success_at)} 成功收取。\n"
+                f"The source {state.source} works again: it succeeded at {local(state.last_success_at)}"
+                f" (failing since {local(since)}).\n")
+    return RenderedMail(subject=subject, text=text, html=None)

@@ -1,0 +1,100 @@
+"""Never silent: an OAuth2 account whose token is refused turns red in /healthz and
+/metrics, the operators get one mail when it starts failing and one when it recovers, and
+the other accounts keep flowing meanwhile. Same loopback identity provider and Dovecot as
+test_oauth_imap.py (see tests/servers/oauth_idp.py for what the server stands in for)."""
+from __future__ import annotations
+
+import threading
+import time
+
+from tests.integration.oauth_helpers import (  # noqa: F401 (fixtures are used by name)
+    SECRET,
+    SECRET_ENV,
+    context,
+    dovecot,
+    idp,
+    logins,
+    mail,
+    microsoft_app,
+    oauth_server,
+    secret_env,
+    source_for,
+    subjects,
+    text_of,
+    wait_until,
+)
+
+# -- never silent ---------------------------------------------------------------------------
+
+
+def test_revoked_token_turns_the_account_red_alerts_once_and_others_flow(tmp_path, idp, dovecot, smtp_server):
+    from intake.daemon import Daemon
+    from intake.ops.health import health
+    from intake.ops.metrics import registry
+
+    idp.add_app("app-support", secret=SECRET, mailboxes={"support"})
+    idp.add_app("app-support2", secret=SECRET, mailboxes={"support2"})
+    ctx = context(tmp_path, [microsoft_app(idp, dovecot), microsoft_app(idp, dovecot, name="support2", user="support2", client_id="app-support2")],
+                  alerts={"to": ["ops@example.com"], "failing_seconds": 2, "check_seconds": 0.2},
+                  smtp={"host": smtp_server.host, "port": smtp_server.port}, maildir={"enabled": False}, spool={"enabled": False})
+    daemon = Daemon(ctx)
+    runner = threading.Thread(target=daemon.run_forever, daemon=True)
+    dovecot.append("support", "INBOX", mail("one before"))
+    dovecot.append("support2", "INBOX", mail("two before"))
+    runner.start()
+    try:
+        wait_until(lambda: subjects(ctx) == ["one before", "two before"], what="both accounts' first messages")
+        idp.withdraw_mailbox("app-support", "support")  # every token of the app is refused for the mailbox
+        dovecot.kick("support")
+        dovecot.append("support", "INBOX", mail("one stuck"))
+        dovecot.append("support2", "INBOX", mail("two during"))
+        wait_until(lambda: "two during" in subjects(ctx), timeout=10, what="the other account's mail")
+
+        alerts = wait_until(lambda: [m for m in smtp_server.messages if m.rcpt_tos == ("ops@example.com",)], what="the alert mail")
+        time.sleep(2)  # several more failed attempts and alert checks
+        alerts = [m for m in smtp_server.messages if m.rcpt_tos == ("ops@example.com",)]
+        assert len(alerts) == 1
+        alert = text_of(alerts[0].raw)
+        assert "source failing: imap:support/INBOX" in alert["Subject"]
+        assert "AUTHENTICATIONFAILED" in alert.get_content() and SECRET not in alert.get_content()
+
+        status, body = health(ctx.sessions, ctx.now, ctx.config.var)
+        assert status == 200 and body["failing"] == ["imap:support/INBOX"]
+        assert body["sources"]["imap:support2/INBOX"]["up"] is True
+        assert 3500 < body["tokens"]["imap:support2"]["expires_in_seconds"] <= 3600
+        metrics = {(s.name, s.labels.get("source")): s.value for m in registry(ctx.sessions, ctx.now, ctx.config.var).collect() for s in m.samples}
+        assert metrics[("intake_source_up", "imap:support/INBOX")] == 0
+        assert metrics[("intake_source_up", "imap:support2/INBOX")] == 1
+        assert 3500 < metrics[("intake_token_expires_seconds", "imap:support2")] <= 3600
+        assert "one stuck" not in subjects(ctx)
+
+        assert idp.issued("client_credentials") >= 3  # a new token was tried each time the old one was refused
+        idp.grant_mailbox("app-support", "support")
+        wait_until(lambda: "one stuck" in subjects(ctx), timeout=90, what="the account's recovery")
+        recovered = wait_until(lambda: [m for m in smtp_server.messages if m.rcpt_tos == ("ops@example.com",)][1:], what="the recovery mail")
+        time.sleep(1)
+        assert len([m for m in smtp_server.messages if m.rcpt_tos == ("ops@example.com",)]) == 2
+        assert "source recovered: imap:support/INBOX" in text_of(recovered[0].raw)["Subject"]
+    finally:
+        daemon.stop.set()
+        runner.join(40)
+
+
+def test_app_whose_consent_is_withdrawn_turns_red_naming_the_reason(tmp_path, idp, dovecot):
+    from intake.ops.health import health
+
+    idp.add_app("app-support", secret=SECRET, mailboxes={"support"})
+    ctx = context(tmp_path, [microsoft_app(idp, dovecot)])
+    source = source_for(ctx, "support")
+    source.run_once()  # logged in: a token in msal's cache
+    assert idp.issued("client_credentials") == 1
+    idp.revoke_app("app-support")  # its tokens die and the token endpoint refuses new ones
+    dovecot.kick("support")  # ... and the server ends the session
+    dovecot.append("support", "INBOX", mail("stuck"))
+    assert source.run_once() == 0
+
+    _, body = health(ctx.sessions, ctx.now, ctx.config.var)
+    assert body["failing"] == ["imap:support/INBOX"]
+    error = body["sources"]["imap:support/INBOX"]["last_error"]
+    assert "invalid_client" in error and SECRET not in error
+    assert dovecot.list_uids("support", "INBOX")  # the message waits on the server, untouched
