@@ -246,3 +246,27 @@ class QuarantineItem(Base):
     retried_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     retries: Mapped[int] = mapped_column(Integer, default=0)
     ticket_ref: Mapped[str | None] = mapped_column(String(32))
+
+
+class Correction(Base):
+    """A staff member's `#type` / `#urgency` change of a ticket, kept as a labelled example
+    for `intake rules suggest` (intake/corrections.py): the case's text as the rules read
+    it, what the rules decided and why (their matches), the correction, who and when."""
+
+    __tablename__ = "corrections"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id"), index=True)
+    axis: Mapped[str] = mapped_column(String(10))  # type, urgency
+    old_value: Mapped[str] = mapped_column(String(20))  # the ticket's value before this change
+    new_value: Mapped[str] = mapped_column(String(20))  # the staff member's label
+    rule_type: Mapped[str] = mapped_column(String(20), default="")  # the classification stored on the ticket
+    rule_urgency: Mapped[str] = mapped_column(String(20), default="")
+    matches: Mapped[list] = mapped_column(JSON, default=list)
+    subject: Mapped[str] = mapped_column(Text, default="")
+    text: Mapped[str] = mapped_column(Text, default="")  # the customer's first message, quotes stripped
+    language: Mapped[str] = mapped_column(String(5), default="zh")
+    actor: Mapped[str] = mapped_column(String(320))  # "staff:<id>"
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+
+    ticket: Mapped[Ticket] = relationship()

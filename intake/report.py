@@ -6,7 +6,9 @@ Cohort rules, chosen so a figure never moves between weeks:
 - SLA met: first answer to the customer at or before the due time; missed: later,
   or none yet and the due time has passed (as of the report's run); pending: neither;
 - satisfaction: survey scores ANSWERED in the week; "no objection" closes counted apart;
-- keywords: the classifier's (non-negated) keyword matches stored on those tickets.
+- keywords: the classifier's (non-negated) keyword matches stored on those tickets;
+- corrections: of those tickets, per type as opened, how many staff re-typed (`#type`) or
+  re-rated (`#urgency`) up to the report's run, each ticket once per axis.
 Percentiles are nearest-rank (p90 of 10 values is the 9th), in hours.
 """
 from __future__ import annotations
@@ -19,6 +21,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 
+from intake import corrections
 from intake.context import Context
 from intake.models import Ticket
 
@@ -144,6 +147,7 @@ def weekly(ctx: Context, week: str | None = None) -> dict:
             "resolution": _hours(resolved),
             "satisfaction": _satisfaction(session, start, end),
             "keywords": _keywords(tickets),
+            "corrections": corrections.weekly(session, tickets),
         }
         trend = []
         for back in range(TREND_WEEKS - 1, -1, -1):
@@ -196,6 +200,14 @@ def as_text(r: dict) -> str:
     dist = "  ".join(f"{k}:{v}" for k, v in sat["distribution"].items())
     lines.append(f"满意度 satisfaction: average {_fmt(sat['average'])} of 5 ({sat['answered']} answers; {dist}); no objection {sat['no_objection']}")
     lines.append("高频问题 top keywords: " + (", ".join(f"{k['keyword']} ({k['tickets']})" for k in r["keywords"]) or "-"))
+    c = r["corrections"]
+    lines.append(f"人工更正 staff corrections: type {c['type_corrected']} ({_fmt(c['type_percent'], '%')}), "
+                 f"urgency {c['urgency_corrected']} ({_fmt(c['urgency_percent'], '%')})")
+    for type_, row in c["per_type"].items():
+        to = ", ".join(f"→ {k} {n}" for k, n in sorted(row["to"].items()))
+        lines.append(f"  {label('type', type_, 'zh')} {type_:<10} {row['tickets']:>4} tickets  type {row['type_corrected']:>3} "
+                     f"{_fmt(row['type_percent'], '%'):>6}  urgency {row['urgency_corrected']:>3} {_fmt(row['urgency_percent'], '%'):>6}"
+                     + (f"  ({to})" if to else ""))
     lines.append("趋势 trend:")
     for w in r["trend"]:
         lines.append(f"  {w['week']}  tickets {w['tickets']:>4}  SLA {_fmt(w['sla_met_percent'], '%'):>7}  satisfaction {_fmt(w['satisfaction'])}")

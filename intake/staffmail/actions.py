@@ -6,6 +6,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy.orm import Session
 
+from intake import corrections
 from intake.context import Context
 from intake.models import Ticket
 from intake.staffmail import commands, mailq, notify, sla, survey
@@ -41,9 +42,11 @@ def apply(command: commands.Command, session: Session, ctx: Context, ticket: Tic
         if ticket.type != command.value:
             old, ticket.type = ticket.type, command.value
             mailq.event(session, ctx, ticket, actor, "type", old=old, new=command.value)
+            corrections.record(session, ticket, axis="type", old=old, new=command.value, actor=actor, at=ctx.now())
     elif name == "urgency":
         if ticket.urgency != command.value:
             old, ticket.urgency = ticket.urgency, command.value
+            corrections.record(session, ticket, axis="urgency", old=old, new=command.value, actor=actor, at=ctx.now())
             ticket.due_at = sla.due_time(ctx.config, ticket.created_at, ticket.type, ticket.urgency)
             state = session.get(SlaState, ticket.id)
             if state is not None:  # a new due time: its reminder and escalation may come again
