@@ -329,6 +329,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_archive_parser(sub, common)
 
+    from intake.cli_rules import add_parser as add_rules_parser
+
+    add_rules_parser(sub, common)
+
     from intake.cli_auth import add_parser as add_auth_parser
 
     add_auth_parser(sub, common)
