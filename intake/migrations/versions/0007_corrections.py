@@ -5,13 +5,13 @@ their matches), the staff member's label, who and when: what `intake rules sugge
 from and what the weekly report counts.
 
 Revision ID: 0007
-Revises: 0006
+Revises: 0007a (source_alerts, written at the same time: one line of revisions rather than two heads)
 """
 import sqlalchemy as sa
 from alembic import op
 
 revision = "0007"
-down_revision = "0006"
+down_revision = "0007a"
 branch_labels = None
 depends_on = None
 
