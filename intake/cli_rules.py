@@ -40,7 +40,8 @@ def cmd_rules(args, out) -> int:
     result = suggest(examples, ruleset, min_support=args.min_support, min_precision=args.min_precision, top=args.top)
     header = [
         f"Candidate rules from `intake rules suggest`, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, against {rules_file}",
-        f"examples: {stored} corrected tickets" + "".join(f", {p}" for p in args.imports),
+        "examples: " + ", ".join(["stored corrections not read" if args.no_stored else f"{stored} corrected tickets",
+                                  *map(str, args.imports)]),
         f"terms with support >= {args.min_support} and precision >= {args.min_precision:.0%}, at most {args.top} per target",
         *summary(result),
     ]
