@@ -99,6 +99,7 @@ class InFlight:
     record: CaseRecord
     version: int
     copies: dict[str, originals.EmbeddedCopy]
+    args: tuple  # what _render takes
     work: Future | Rendered
 
 
@@ -269,11 +270,16 @@ class ArchiveWorker:
             try:
                 rendered = item.work.result() if isinstance(item.work, Future) else item.work
                 self._finish(item, rendered, stats)
+            except BrokenProcessPool:
+                # A render killed its process, and with it every render in flight: render those
+                # again one at a time in a fresh pool, so only the ticket that kills it fails.
+                self._reset_pool()
+                for one in [item, *inflight]:
+                    self._render_alone(one, stats)
+                inflight.clear()
             except Exception as error:  # one bad case never stops the others
                 log.exception("archiving ticket %d (%s) failed", item.ticket_id, item.record.ticket_ref)
                 self._fail(item.job_ids, error, stats)
-                if isinstance(error, BrokenProcessPool):
-                    self._reset_pool()
         if stats.written:
             self._sync_manifest()
         return stats
@@ -288,13 +294,23 @@ class ArchiveWorker:
             args = (record, self.lang, version, is_final(record), originals.labels(copies), plain_reason)
             executor = self._executor()
             work: Future | Rendered = _render(*args) if executor is None else executor.submit(_render, *args)
-            return InFlight(ticket_id, claim.job_ids, record, version, copies, work)
+            return InFlight(ticket_id, claim.job_ids, record, version, copies, args, work)
         except Exception as error:
             log.exception("archive job for ticket %d could not start", ticket_id)
             self._fail(claim.job_ids, error, stats)
             if isinstance(error, BrokenProcessPool):
                 self._reset_pool()
             return None
+
+    def _render_alone(self, item: InFlight, stats: RunStats) -> None:
+        """Render one ticket in the pool with nothing else in flight, and finish or fail it."""
+        try:
+            self._finish(item, self._executor().submit(_render, *item.args).result(), stats)
+        except Exception as error:
+            log.exception("archiving ticket %d (%s) failed", item.ticket_id, item.record.ticket_ref)
+            self._fail(item.job_ids, error, stats)
+            if isinstance(error, BrokenProcessPool):
+                self._reset_pool()
 
     def _sync_manifest(self) -> None:
         try:

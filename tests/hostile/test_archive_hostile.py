@@ -288,3 +288,36 @@ def test_verify_reports_a_version_whose_originals_are_gone(env):
         problems = verify(s, storage, record=False)
     originals = [p for p in problems if p.kind == "original"]
     assert [p.path for p in originals] == [v2.path] and first.filename in originals[0].detail
+
+
+class DiesWhenUnpickled(str):
+    """A string that kills the render process that unpickles it (as pango does when memory runs out)."""
+
+    def __reduce__(self):
+        return (os._exit, (3,))
+
+
+def test_a_render_that_kills_its_process_fails_only_its_own_ticket(env):
+    """A render process that dies takes every render in flight with it (BrokenProcessPool).
+    Those are rendered again one at a time, so the tickets in flight beside it are archived
+    in their full rendition in the same round, and only the killer's job is retried (and,
+    after FULL_RENDER_ATTEMPTS, rendered plain)."""
+    sessions, storage = env
+
+    class Three:
+        def __call__(self, session, ticket_id):
+            record = replace(sample_case(f"261122-{ticket_id:04d}", customer=f"客户{ticket_id}"),
+                             status="in_progress", closed_on=None)
+            return replace(record, notes=DiesWhenUnpickled("x")) if ticket_id == 1 else record
+
+    with sessions() as s, s.begin():
+        for ticket_id in (1, 2, 3):
+            enqueue(s, ticket_id, "opened")
+    with ArchiveWorker(sessions, storage, Three(), processes=1, batch=3) as worker:
+        stats = worker.run_once()
+    assert (stats.written, stats.plain, stats.retried) == (2, 0, 1)
+    with sessions() as s:
+        rows = s.scalars(select(ArchiveFile).order_by(ArchiveFile.ticket_ref)).all()
+        assert [(r.ticket_ref, r.rendition) for r in rows] == [("261122-0002", "full"), ("261122-0003", "full")]
+        killer = s.scalars(select(ArchiveJob).where(ArchiveJob.ticket_id == 1)).one()
+        assert killer.status == "pending" and killer.last_error.startswith("BrokenProcessPool")
