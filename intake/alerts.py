@@ -15,8 +15,9 @@ from __future__ import annotations
 import logging
 import threading
 from datetime import datetime, timedelta
+from typing import cast
 
-from sqlalchemy import Boolean, String, insert, select, update
+from sqlalchemy import Boolean, CursorResult, String, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -36,6 +37,11 @@ class SourceAlert(Base):
     failing_since: Mapped[datetime | None] = mapped_column(UTCDateTime)
     down: Mapped[bool] = mapped_column(Boolean, default=False)  # the "failing" mail went out
     changed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+def _changed(result) -> bool:
+    """Whether the conditional UPDATE changed the row (another daemon did not first)."""
+    return cast(CursorResult, result).rowcount == 1
 
 
 def is_failing(state: SourceState) -> bool:
@@ -83,14 +89,14 @@ class AlertsWorker:
             if failing and failing_since is None:
                 failing_since = state.last_error_at or now
                 session.execute(row.values(failing_since=failing_since))
-            if failing and not down and now - failing_since >= timedelta(seconds=cfg.failing_seconds):
-                if session.execute(row.where(SourceAlert.down.is_(False)).values(down=True, changed_at=now)).rowcount == 1:
+            if failing and not down and failing_since is not None and now - failing_since >= timedelta(seconds=cfg.failing_seconds):
+                if _changed(session.execute(row.where(SourceAlert.down.is_(False)).values(down=True, changed_at=now))):
                     self._mail(session, "failing", state, failing_since)
                     return "failing"
             if not failing and failing_since is not None:
                 session.execute(row.values(failing_since=None))
             if not failing and down:
-                if session.execute(row.where(SourceAlert.down.is_(True)).values(down=False, changed_at=now)).rowcount == 1:
+                if _changed(session.execute(row.where(SourceAlert.down.is_(True)).values(down=False, changed_at=now))):
                     self._mail(session, "recovered", state, failing_since)
                     return "recovered"
         return None

@@ -23,6 +23,8 @@ def _settings(cfg, account: str):
 
 def cmd_auth(args, out) -> int:
     from intake.oauth import TokenError, token_source
+    from intake.oauth.google import GoogleTokens
+    from intake.oauth.microsoft import MicrosoftTokens
     from intake.oauth.store import token_states
 
     cfg = args.config_obj
@@ -47,9 +49,10 @@ def cmd_auth(args, out) -> int:
         print(f"intake: {label} logs in with a password (auth = 'password'); nothing to sign in")
         return 2
     try:
-        if settings.oauth_provider == "google":
+        if isinstance(tokens, GoogleTokens):
             who = tokens.login(print, port=args.port, **({"auth_uri": args.auth_uri} if args.auth_uri else {}))
         else:
+            assert isinstance(tokens, MicrosoftTokens)
             who = tokens.login(print)
         tokens.token()
     except TokenError as exc:

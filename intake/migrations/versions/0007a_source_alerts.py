@@ -10,8 +10,8 @@ Revises: 0006
 A branch of its own beside 0007 (corrections), written at the same time; `upgrade`
 applies every head, and the next migration may merge the two.
 """
-from alembic import op
 import sqlalchemy as sa
+from alembic import op
 
 revision = "0007a"
 down_revision = "0006"
