@@ -7,6 +7,8 @@ from __future__ import annotations
 import threading
 import time
 
+import pytest
+
 from tests.integration.oauth_helpers import (  # noqa: F401 (fixtures are used by name)
     SECRET,
     SECRET_ENV,
@@ -98,3 +100,63 @@ def test_app_whose_consent_is_withdrawn_turns_red_naming_the_reason(tmp_path, id
     error = body["sources"]["imap:support/INBOX"]["last_error"]
     assert "invalid_client" in error and SECRET not in error
     assert dovecot.list_uids("support", "INBOX")  # the message waits on the server, untouched
+
+
+def test_status_shows_the_failing_source_and_the_token(tmp_path, idp, dovecot):
+    from intake.status import collect
+
+    idp.add_app("app-support", secret=SECRET, mailboxes={"support"})
+    ctx = context(tmp_path, [microsoft_app(idp, dovecot)])
+    source = source_for(ctx, "support")
+    source.run_once()
+    idp.revoke_app("app-support")
+    dovecot.kick("support")
+    source.run_once()
+
+    status = collect(ctx)
+    [row] = [s for s in status["sources"] if s["source"] == "imap:support/INBOX"]
+    assert row["up"] is False and "invalid_client" in row["last_error"]
+    assert 3500 < (status["tokens"]["imap:support"]["expires_at"] - ctx.now()).total_seconds() <= 3600
+
+
+@pytest.mark.parametrize("db", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def test_one_mail_per_change_not_for_a_blip_and_once_across_daemons(db, make_ctx, tmp_path, request):
+    """The alert rules on their own, on SQLite and PostgreSQL: a source failing for less than
+    failing_seconds is no news; past it one mail per address, even with two daemons looking;
+    one more when it works again."""
+    from sqlalchemy import func, select
+
+    from intake.alerts import AlertsWorker
+    from intake.models import OutboxMail
+    from intake.pipeline import Pipeline
+    from tests.integration.conftest import Clock
+
+    url = f"sqlite:///{tmp_path / 'alerts.db'}" if db == "sqlite" else request.getfixturevalue("pg_url")
+    clock = Clock()
+    ctx = make_ctx(url, clock, alerts={"to": ["ops@example.com", "it@example.com"], "failing_seconds": 300})
+    other_daemon = AlertsWorker(ctx)
+    pipeline, alerts = Pipeline(ctx), AlertsWorker(ctx)
+
+    def mails() -> int:
+        with ctx.sessions() as session:
+            return session.scalar(select(func.count()).select_from(OutboxMail).where(OutboxMail.kind == "alert"))
+
+    pipeline.report("imap:support/INBOX", error="LoginError: OAUTHBEARER login refused")
+    pipeline.report("spool", backlog=0)
+    assert alerts.run_once() == []
+    clock.advance(seconds=60)
+    pipeline.report("imap:support/INBOX", backlog=0)  # a blip, mended within failing_seconds
+    clock.advance(seconds=600)
+    assert alerts.run_once() == [] and mails() == 0
+
+    pipeline.report("imap:support/INBOX", error="TokenError: invalid_client")
+    clock.advance(seconds=299)
+    assert alerts.run_once() == []
+    clock.advance(seconds=2)
+    assert alerts.run_once() + other_daemon.run_once() == [("imap:support/INBOX", "failing")]
+    assert alerts.run_once() == [] and mails() == 2  # one per address
+
+    clock.advance(seconds=30)
+    pipeline.report("imap:support/INBOX", backlog=0)
+    assert other_daemon.run_once() + alerts.run_once() == [("imap:support/INBOX", "recovered")]
+    assert alerts.run_once() == [] and mails() == 4
