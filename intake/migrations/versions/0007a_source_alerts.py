@@ -7,8 +7,7 @@ the database.
 Revision ID: 0007a
 Revises: 0006
 
-A branch of its own beside 0007 (corrections), written at the same time; `upgrade`
-applies every head, and the next migration may merge the two.
+(Written beside 0007, corrections, at the same time; 0007 now follows it: 0006 -> 0007a -> 0007.)
 """
 import sqlalchemy as sa
 from alembic import op
