@@ -36,10 +36,13 @@ TEMPLATE_DIR = (resources.templates() / "pdf").resolve()  # the shipped case tem
 PDF_VARIANT = "pdf/a-3b"
 
 # Above these, a message is shown shortened (its original stays embedded in full): the
-# layout of 100,000 characters takes about 2.5 s, of 1,000,000 about 45 s.
-MESSAGE_TEXT_CAP = 100_000  # characters of a message's text
-MESSAGE_HTML_CAP = 100_000  # characters of its sanitised HTML; above, its text is shown instead
-PLAIN_TEXT_CAP = 20_000  # characters of a message's text in the plain rendition
+# layout of 100,000 characters takes 2-7 s, of 1,000,000 about 45 s. A message's text or
+# sanitised HTML (above, its text is shown instead) gets MESSAGE_CAP characters, less once
+# the case's earlier messages used CASE_BUDGET, but never less than PLAIN_TEXT_CAP: a long
+# thread of big mails stays well inside the render's time limit.
+MESSAGE_CAP = 100_000
+CASE_BUDGET = 400_000
+PLAIN_TEXT_CAP = 20_000  # also what a message's text gets in the plain rendition
 
 TEXTS = {
     "zh": {
@@ -168,16 +171,16 @@ def _shortened(text: str, cap: int, t: dict) -> tuple[str, str]:
     return text[:cap], t["shortened"].format(n=f"{cap:,}", total=f"{len(text):,}")
 
 
-def _message_body(m, t: dict, plain: bool) -> tuple[object, str, str]:
-    """(sanitised HTML or None, text, note) of one message, within the caps."""
+def _message_body(m, t: dict, cap: int, plain: bool) -> tuple[object, str, str]:
+    """(sanitised HTML or None, text, note) of one message, within `cap` characters."""
     if m.html and not plain:
         html = sanitize_html(m.html)
-        if len(html) <= MESSAGE_HTML_CAP:
+        if len(html) <= cap:
             return html, "", ""
-        text, note = _shortened(m.text or "", MESSAGE_TEXT_CAP, t)
+        text, note = _shortened(m.text or "", cap, t)
         return None, layout_safe(text), " ".join(filter(None, [t["html_as_text"].format(size=_size_label(len(m.html))),
                                                               note]))
-    text, note = _shortened(m.text or "", PLAIN_TEXT_CAP if plain else MESSAGE_TEXT_CAP, t)
+    text, note = _shortened(m.text or "", cap, t)
     return None, layout_safe(text), note
 
 
@@ -195,8 +198,12 @@ def render_case_html(record: CaseRecord, *, lang: str = "zh", version: int | Non
     record = replace(record, **{f: layout_safe(getattr(record, f) or "") for f in _FREE_TEXT_FIELDS})
     messages = []
     attachments = []
+    budget = CASE_BUDGET
     for no, m in enumerate(record.messages, start=1):
-        html, text, note = _message_body(m, t, plain_reason is not None)
+        plain = plain_reason is not None
+        cap = PLAIN_TEXT_CAP if plain else max(PLAIN_TEXT_CAP, min(MESSAGE_CAP, budget))
+        html, text, note = _message_body(m, t, cap, plain)
+        budget -= len(html) if html is not None else len(text)
         messages.append({
             "direction": m.direction,
             "direction_label": label("direction", m.direction, lang),

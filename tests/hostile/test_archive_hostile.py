@@ -321,3 +321,19 @@ def test_a_render_that_kills_its_process_fails_only_its_own_ticket(env):
         assert [(r.ticket_ref, r.rendition) for r in rows] == [("261122-0002", "full"), ("261122-0003", "full")]
         killer = s.scalars(select(ArchiveJob).where(ArchiveJob.ticket_id == 1)).one()
         assert killer.status == "pending" and killer.last_error.startswith("BrokenProcessPool")
+
+
+def test_a_long_thread_of_big_mails_is_laid_out_within_the_case_budget():
+    """Every version lays out the whole thread: ten 100,000-character mails would be 1,000,000
+    characters (25-45 s, near the time limit, and more with every follow-up). Once the case's
+    budget is used, later messages are shown shortened to PLAIN_TEXT_CAP, saying so."""
+    from archive.render import CASE_BUDGET, PLAIN_TEXT_CAP, render_case_html
+
+    lines = "".join(f"第{i}行 line {i} of the log\n" for i in range(6000))[:100_000]
+    messages = [ThreadMessage("in", AT, "客户 <kehu@example.cn>", f"日志 {n}", f"#{n} " + lines) for n in range(10)]
+    html = render_case_html(replace(sample_case(), messages=messages))
+    bodies = re.findall(r'<div class="msg-body text">(.*?)</div>', html, re.S)
+    assert len(bodies) == 10
+    assert sum(len(b) for b in bodies) < CASE_BUDGET + 7 * PLAIN_TEXT_CAP
+    assert all(len(b) <= PLAIN_TEXT_CAP + 10 for b in bodies[4:])
+    assert html.count("仅显示前 20,000 字") == 6
