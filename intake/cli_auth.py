@@ -8,6 +8,7 @@ The refresh token lands in paths.var/oauth/ (mode 0600); the daemon uses and ren
 """
 from __future__ import annotations
 
+import sys
 from datetime import datetime, timezone
 
 
@@ -42,11 +43,11 @@ def cmd_auth(args, out) -> int:
     try:
         settings, label = _settings(cfg, args.account)
     except LookupError as exc:
-        print(f"intake: {exc}")
+        print(f"intake: {exc}", file=sys.stderr)
         return 2
     tokens = token_source(settings, label, cfg.var)
     if tokens is None:
-        print(f"intake: {label} logs in with a password (auth = 'password'); nothing to sign in")
+        print(f"intake: {label} logs in with a password (auth = 'password'); nothing to sign in", file=sys.stderr)
         return 2
     try:
         if isinstance(tokens, GoogleTokens):
@@ -56,7 +57,7 @@ def cmd_auth(args, out) -> int:
             who = tokens.login(print)
         tokens.token()
     except TokenError as exc:
-        print(f"intake: {exc}")
+        print(f"intake: {exc}", file=sys.stderr)
         return 1
     out.row({"account": label, "signed_in": who}, f"{label}: signed in as {who}; the refresh token is kept in {cfg.var / 'oauth'}")
     return 0
