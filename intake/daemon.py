@@ -170,7 +170,7 @@ def watch_rules(ctx: Context):
     return watcher
 
 
-def imap_account(cfg, var=None):
+def imap_account(cfg, var):
     """The IMAP source's account settings from a validated [[imap]] table; with auth =
     "oauth2" its token source, which keeps its files in `var` (paths.var)."""
     from intake.oauth import token_source
@@ -178,7 +178,7 @@ def imap_account(cfg, var=None):
 
     return ImapAccount(
         name=cfg.name, host=cfg.host, port=cfg.port, security=cfg.security, username=cfg.username,
-        password=cfg.secret(), tokens=token_source(cfg, f"imap:{cfg.name}", var) if var is not None else None, mailboxes=list(cfg.mailboxes), on_done=cfg.on_done,
+        password=cfg.secret(), tokens=token_source(cfg, f"imap:{cfg.name}", var), mailboxes=list(cfg.mailboxes), on_done=cfg.on_done,
         processed_folder=cfg.processed_folder, idle=cfg.idle, idle_timeout=cfg.idle_timeout,
         poll_interval=cfg.poll_interval, batch_size=cfg.batch_size, verify_tls=cfg.verify_tls,
         ca_file=cfg.ca_file or None,
