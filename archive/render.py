@@ -44,6 +44,7 @@ MESSAGE_CAP = 100_000
 HTML_CAP = 50_000  # sanitised HTML lays out about five times slower than text (tables: 100 KB in 6 s)
 CASE_BUDGET = 400_000
 PLAIN_TEXT_CAP = 20_000  # also what a message's text gets in the plain rendition
+LINE_CAP = 1_000  # characters of a sender, subject or attachment name shown
 
 TEXTS = {
     "zh": {
@@ -172,6 +173,12 @@ def _shortened(text: str, cap: int, t: dict) -> tuple[str, str]:
     return text[:cap], t["shortened"].format(n=f"{cap:,}", total=f"{len(text):,}")
 
 
+def _line(value: str | None, cap: int = LINE_CAP) -> str:
+    """A one-line value (sender, subject, file name) as shown: at most `cap` characters."""
+    value = value or ""
+    return layout_safe(value if len(value) <= cap else value[:cap] + "…")
+
+
 def _message_body(m, t: dict, cap: int, plain: bool) -> tuple[object, str, str]:
     """(sanitised HTML or None, text, note) of one message, within `cap` characters."""
     if m.html and not plain:
@@ -209,16 +216,16 @@ def render_case_html(record: CaseRecord, *, lang: str = "zh", version: int | Non
             "direction": m.direction,
             "direction_label": label("direction", m.direction, lang),
             "at": m.at.strftime("%Y-%m-%d %H:%M %Z").strip(),
-            "sender": layout_safe(m.sender or ""),
-            "subject": layout_safe(m.subject or ""),
+            "sender": _line(m.sender),
+            "subject": _line(m.subject),
             "text": text,
             "html": html,
             "note": note,
-            "attachments": [{"filename": layout_safe(a.filename), "size_label": _size_label(a.size)}
+            "attachments": [{"filename": _line(a.filename), "size_label": _size_label(a.size)}
                             for a in m.attachments],
         })
         for a in m.attachments:
-            attachments.append({"message_no": no, "filename": layout_safe(a.filename),
+            attachments.append({"message_no": no, "filename": _line(a.filename),
                                 "content_type": layout_safe(a.content_type), "size_label": _size_label(a.size)})
     originals = []
     for o in record.raw_originals:
