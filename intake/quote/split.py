@@ -129,7 +129,9 @@ def _answers_in_quote(tail: list[str], *, bottom_posted: bool, known: KnownText 
     last_quoted = max(i for i, line in enumerate(tail) if markers.QUOTED.match(line))
     kept: list[str] = []
     for i, line in enumerate(tail):
-        if markers.QUOTED.match(line) or (known and (known.matches(line) or _continues_our_quoted_line(tail, i, known))):
+        if markers.QUOTED.match(line) or markers.wraps_quoted_line(tail, i):
+            continue
+        if known and (known.matches(line) or _continues_our_quoted_line(tail, i, known)):
             continue
         if i < last_quoted or bottom_posted:
             if line.strip() and i < markers.MAX_SCAN_LINES and markers.quote_start(tail, i):
