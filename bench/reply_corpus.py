@@ -178,8 +178,8 @@ def report(outcomes: list[Outcome]) -> str:
     rows = ["| split | replies | relayed exactly right | share | relayed with any quoted line | withheld by the safety net |", "|---|---|---|---|---|---|"]
     for split, label in (("own", "own (Chinese clients and languages; tuned on)"), ("heldout", "held out: talon, quotequail"),
                          ("blind", "blind: mail-parser-reply, email_reply_parser"),
-                         ("unseen", "unseen (never tuned on): mail-parser-reply, email_reply_parser"),
-                         ("crisp", "crisp-oss/email-reply-parser (blind 2026-12-06)"), (None, "all")):
+                         ("unseen", "once unseen (first run 5/10; tuned on since): mail-parser-reply, email_reply_parser"),
+                         ("crisp", "crisp-oss/email-reply-parser (blind first run 16/24; tuned on since)"), (None, "all")):
         s = summary([o for o in outcomes if split is None or o.fixture.split == split])
         rows.append(f"| {label} | {s['replies']} | {s['right']} | {s['share_right']:.0%} | {s['with_quoted_line']} | {s['withheld']} |")
     wrong = [o for o in outcomes if not o.right or o.quoted_lines]
@@ -203,6 +203,11 @@ Same corpus, same scoring, replies / exactly right / relayed with any quoted lin
 | quotequail 0.5.4 alone (quote_intro_line) + our command parser | 7 right, 11 quoted | 20 right, 11 quoted | 3 right, 10 quoted |
 | this reader, first run | 43 right, 0 quoted | 32 right, 2 quoted | 12 right, 1 quoted |
 | this reader, now | 48 right, 0 quoted | 34 right, 0 quoted | 13 right, 0 quoted |
+
+| reader | once unseen (10) | crisp (24) |
+|---|---|---|
+| rules before 2026-12-06's widening (blind first runs) | 5 right, 5 quoted | 16 right, 8 quoted |
+| rules after it (tuned on) | 10 right, 0 quoted | 24 right, 0 quoted |
 
 - First run, own: Outlook for iOS's 'Get Outlook for iOS<https://…>' and Samsung's '从我的 … 智能手机发送。'
   were not taken for signatures (the third was the scoring's own NFKC slip on a command line).
@@ -235,6 +240,19 @@ Same corpus, same scoring, replies / exactly right / relayed with any quoted lin
   attribution that starts with the name ('X <a@b> schrieb am So., 23.' + 'Juni 2024, 21:08:'), a Russian Gmail
   attribution with no verb ('ср, 30 апр. 2025 г. в 15:19, John Doe <doe@example.com>:' above unprefixed text),
   Zoho's '---- On … wrote ----'.
+- Then (same day) the marker tables were widened for the languages these misses and the unseen split's showed,
+  and for those common in business mail, as general rules, not per fixture: attribution verbs (skrev,
+  kirjoitti, napsal(a), napisał(a), írta, yazdı, έγραψε, đã viết, menulis, a scris, Thai, Arabic, Hebrew) and
+  openers (Den, Dne, W dniu, Vào, Pada, Στις, เมื่อ, في, בתאריך); name-first 'X <a@b> schrieb am <date>:', also
+  wrapped; Gmail's verbless 'date, Name <addr>:'; Zoho's dashed attribution; header labels and 'original
+  message' lines in da/no/sv/fi/cs/pl/hu/tr/el/vi/id/th/ar/he; Outlook's 'Download Outlook for Android' lines in
+  en/fr/de/es/pt as signatures; Android Gmail's wrapped quote lines without '>' (a line between two '>' lines
+  whose first word would not have fitted on the long quoted line above). Result: unseen 5 -> 10 of 10, crisp
+  16 -> 24 of 24, own, held out and blind unchanged (all right, 0 quoted). Both splits are now tuned on:
+  no blind split is left, and the figures above them are the honest blind ones (unseen 5/10, crisp 16/24,
+  i.e. 21 of 34 third-party mails right on first sight, 13 relaying quoted lines). tests/unit/test_quote.py
+  carries hand-written client lines of the languages no corpus mail has (tr, el, vi, id, th, ar, he, pl, no)
+  and lines that only resemble a marker, which must be kept.
 - Neither library is used: on the Chinese clients (Foxmail, Alibaba, Outlook zh, QQ/Exmail) and several
   header blocks they relay the quote (rows above); they know nothing of what we sent. Their language
   tables informed intake/quote/markers.py.

@@ -254,3 +254,58 @@ def test_staff_reply_in_a_language_without_marker_rules_still_loses_the_attribut
     wrapped = "\n".join(("> " + line[:12] + "\n" + line[12:]) if len(line) > 12 else "> " + line for line in NOTICE.splitlines())
     text = "Hej,\n\ntack, vi kommer i morgon.\n\n" + shape.format(gt=gt, wrapped=wrapped)
     assert staff_reply_text(text, None, known) == "Hej,\n\ntack, vi kommer i morgon."
+
+
+@pytest.mark.parametrize("marker", [
+    "Ahmet Yılmaz <ahmet@example.com.tr>, 15 Oca 2025 Pzt, 17:03 tarihinde şunu yazdı:",  # Turkish Gmail
+    "Στις Δευ 15 Ιαν 2025 στις 5:03 μ.μ., ο/η Νίκος <nikos@example.gr> έγραψε:",  # Greek Gmail
+    "Vào Th 2, 15 thg 1, 2025 vào lúc 17:03 Nguyễn Văn A <a@example.vn> đã viết:",  # Vietnamese Gmail
+    "Pada tanggal Sen, 15 Jan 2025 pukul 17.03 Budi <budi@example.co.id> menulis:",  # Indonesian Gmail
+    "W dniu 15.01.2025 o 17:03, Jan Kowalski <jan@example.pl> napisał:",  # Polish Thunderbird
+    "Den man. 15. jan. 2025 kl. 17:03 skrev Ola Nordmann <ola@example.no>:",  # Norwegian Gmail
+    "Den 15. jan. 2025 kl. 17.03 skrev Support <s@example.dk>:",  # Danish Apple Mail
+    "เมื่อ จ. 15 ม.ค. 2025 เวลา 17:03 สมชาย <somchai@example.co.th> เขียนว่า:",  # Thai Gmail
+    "ср, 30 апр. 2025 г. в 15:19, Иван <ivan@example.ru>:",  # Russian Gmail, no verb
+    "Anna <anna@example.de> schrieb am So., 23.\nJuni 2024, 21:08:",  # German Gmail, name first, wrapped
+    "---- On Wed, 24 Feb 2021 14:02:50 +0530 john@example.com wrote ----",  # Zoho
+    "-------- Oprindelig besked --------\nFra: Support <s@example.dk>\nDato: 04.07.2024 17.45 (GMT+01:00)\nTil: kunde@example.dk\nEmne: Sag",
+    "Från: Support <s@example.se>\nSkickat: den 15 januari 2025 17:03\nTill: Kund <k@example.se>\nÄmne: Ärende",  # Swedish Outlook
+    "Lähettäjä: Tuki <t@example.fi>\nLähetetty: maanantai 15. tammikuuta 2025 17.03\nVastaanottaja: Asiakas\nAihe: Tilaus",  # Finnish
+    "Od: Podpora <p@example.cz>\nOdesláno: pondělí 15. ledna 2025 17:03\nKomu: Zákazník\nPředmět: Objednávka",  # Czech Outlook
+    "Od: Jan Kowalski <jan@example.pl>\nWysłano: poniedziałek, 15 stycznia 2025 17:03\nDo: Anna\nTemat: Zamówienie",  # Polish Outlook
+    "Feladó: Ügyfélszolgálat <u@example.hu>\nElküldve: 2025. január 15. 17:03\nCímzett: Ügyfél\nTárgy: Rendelés",  # Hungarian
+    "Kimden: Destek <d@example.com.tr>\nGönderildi: 15 Ocak 2025 Çarşamba 17:03\nKime: Müşteri\nKonu: Sipariş",  # Turkish Outlook
+    "Από: Υποστήριξη <y@example.gr>\nΣτάλθηκε: Δευτέρα, 15 Ιανουαρίου 2025 5:03 μμ\nΠρος: Πελάτης\nΘέμα: Παραγγελία",  # Greek
+    "Từ: Hỗ trợ <h@example.vn>\nĐã gửi: Thứ Hai, ngày 15 tháng 1 năm 2025 17:03\nĐến: Khách hàng\nChủ đề: Đơn hàng",  # Vietnamese
+    "Dari: Dukungan <d@example.co.id>\nDikirim: Senin, 15 Januari 2025 17.03\nKepada: Pelanggan\nPerihal: Pesanan",  # Indonesian
+    "จาก: ฝ่ายบริการ <s@example.co.th>\nส่ง: 15 มกราคม 2025 17:03\nถึง: ลูกค้า\nเรื่อง: คำสั่งซื้อ",  # Thai Outlook
+    "من: الدعم <support@example.com>\nتاريخ الإرسال: الاثنين، 15 يناير 2025 17:03\nإلى: العميل\nالموضوع: طلب",  # Arabic Outlook
+    "מאת: תמיכה <support@example.co.il>\nנשלח: יום שני 15 ינואר 2025 17:03\nאל: לקוח\nנושא: הזמנה",  # Hebrew Outlook
+])
+def test_attributions_and_header_blocks_of_more_languages_start_the_quote(marker):
+    """Mail quoting something else than our notification: the client's marker alone cuts the quote."""
+    text = f"Thanks, the parts arrived.\n\n{marker}\n\nQuoted earlier message line one.\nQuoted line two."
+    assert strip_quoted(text) == "Thanks, the parts arrived."
+
+
+@pytest.mark.parametrize("text", [
+    "I wrote to support@example.com on 3 May about this:\nthe printer still jams.\nPlease call me.",
+    "Our meeting notes, 15.01.2025 17:03:\nthe printer still jams.\nPlease call me.",
+    "Den nya skrivaren fungerar.\nTill: alla på kontoret\nVi ses i morgon.",
+])
+def test_text_that_only_resembles_a_marker_is_kept(text):
+    """A line with a date, an address or one header-like label is not a quote by itself."""
+    assert strip_quoted(text) == text
+
+
+def test_android_wrapped_quote_lines_are_quote_but_a_short_interleaved_answer_is_kept():
+    """Android's Gmail continues a long quoted line without '>': that line is quote. A writer's answer
+    under a quoted line that its first word would have fitted on stays in the text."""
+    wrapped = ("Fine.\n\nOn Sep 21, 2016 3:18 PM, Shop <s@example.com> wrote:\n"
+               "> Pitchfork occupy vegan pabst hammock. Wayfarers etsy pok pok, kale chips\n"
+               "brooklyn four dollar toast street art.\n> Second quoted line.")
+    assert strip_quoted(wrapped) == "Fine."
+    interleaved = ("On Sep 21, 2016 3:18 PM, Shop <s@example.com> wrote:\n"
+                   "> Can you send the signed invoice for order 4471 by Friday?\n"
+                   "Yes, attached.\n> And the receipt?\nAlso attached.")
+    assert strip_quoted(interleaved) == "Yes, attached.\nAlso attached."
