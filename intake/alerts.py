@@ -22,6 +22,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, mapped_column
 
 from intake.context import Context
+from intake.outgoing import queue_mail
 from intake.db import Base, transaction
 from intake.models import SourceState, UTCDateTime
 
@@ -74,6 +75,7 @@ class AlertsWorker:
                 continue
             if change:
                 queued.append((state.source, change))
+        queued += self._credentials(told)
         if queued:
             self.ctx.wake_outbox.set()
         return queued
@@ -101,9 +103,35 @@ class AlertsWorker:
                     return "recovered"
         return None
 
-    def _mail(self, session, change: str, state: SourceState, since: datetime | None) -> None:
-        from intake.outgoing import queue_mail
+    def _credentials(self, told: dict) -> list[tuple[str, str]]:
+        """One mail per credential (client secret, certificate) within credential_warn_days
+        of its expiry; a renewed one (another expiry) is warned about again in its turn. The
+        row is source_alerts' "credential:<label>", its failing_since the expiry warned about."""
+        from intake.oauth import credential_expiries
 
+        now, cfg = self.ctx.now(), self.ctx.config.alerts
+        warned = []
+        for label, expires in credential_expiries(self.ctx.config).items():
+            key = f"credential:{label}"
+            if expires - now > timedelta(days=cfg.credential_warn_days) or told.get(key, (None,))[0] == expires:
+                continue
+            try:
+                with transaction(self.ctx.sessions) as session:
+                    if key not in told:
+                        session.execute(insert(SourceAlert).values(source=key, down=False))
+                    not_yet = (SourceAlert.failing_since.is_(None)) | (SourceAlert.failing_since != expires)
+                    if _changed(session.execute(update(SourceAlert).where(SourceAlert.source == key, not_yet)
+                                                .values(failing_since=expires, down=True, changed_at=now))):
+                        log.warning("alerts: the credential of %s expires %s", label, expires)
+                        mail = credential_mail(label, expires, now, self.ctx.config.tickets.timezone)
+                        for address in cfg.to:
+                            queue_mail(session, self.ctx, None, kind="alert", mail=mail, to_addr=address)
+                        warned.append((key, "expiring"))
+            except IntegrityError:  # another daemon made the row first
+                continue
+        return warned
+
+    def _mail(self, session, change: str, state: SourceState, since: datetime | None) -> None:
         log.warning("alerts: %s %s", state.source, change)
         recipients = self.ctx.config.alerts.to
         if not recipients:
@@ -111,6 +139,22 @@ class AlertsWorker:
         mail = alert_mail(change, state, since, self.ctx.config.tickets.timezone)
         for address in recipients:
             queue_mail(session, self.ctx, None, kind="alert", mail=mail, to_addr=address)
+
+
+def credential_mail(label: str, expires: datetime, now: datetime, timezone: str):
+    from zoneinfo import ZoneInfo
+
+    from intake.render import RenderedMail
+
+    when = expires.astimezone(ZoneInfo(timezone)).strftime("%Y-%m-%d %H:%M %Z")
+    days = max(0, (expires - now).days)
+    return RenderedMail(
+        subject=f"[intake] 凭据即将过期 credential expires in {days} days: {label}",
+        text=(f"{label} 的 OAuth2 凭据（客户端密钥或证书）将于 {when} 过期，届时无法登录邮箱。请提前更换并更新配置。\n"
+              f"The OAuth2 credential (client secret or certificate) of {label} expires {when}; the mailbox "
+              "cannot be logged in to after that. Make a new one in the app registration and update the "
+              "configuration (client_secret_env and secret_expires, or certificate_file).\n"),
+        html=None)
 
 
 def alert_mail(change: str, state: SourceState, since: datetime | None, timezone: str):

@@ -120,6 +120,9 @@ class _OAuthLogin(_Section):
     token_uri: str = ""  # Google: token endpoint override (tests); empty: the key file's or Google's
     oauth_ca_file: str = ""  # extra CA bundle for the token endpoint's certificate
     oauth_scope: str = ""  # empty: the provider's scope for IMAP/SMTP
+    # the client secret's expiry date as shown when it was made ("2027-06-30"): [alerts] warns
+    # before it; a certificate's own expiry is read from certificate_file
+    secret_expires: str = ""
 
     def client_secret(self) -> str:
         return os.environ.get(self.client_secret_env, "") if self.client_secret_env else ""
@@ -127,7 +130,7 @@ class _OAuthLogin(_Section):
     def _oauth_problem(self) -> str | None:
         """What is wrong with this combination of keys, naming the key; None when fine."""
         oauth_keys = ("oauth_provider", "tenant", "client_id", "client_secret_env", "certificate_file",
-                      "service_account_file", "authority", "token_uri", "oauth_ca_file", "oauth_scope", "oauth_flow")
+                      "service_account_file", "authority", "token_uri", "oauth_ca_file", "oauth_scope", "oauth_flow", "secret_expires")
         given = [k for k in oauth_keys if k in self.model_fields_set and getattr(self, k) not in ("", None)]
         if self.auth == "password":
             return f"{given[0]} is used only with auth = 'oauth2'" if given else None
@@ -141,10 +144,10 @@ class _OAuthLogin(_Section):
         where = f"oauth_provider = {self.oauth_provider!r}, oauth_flow = {self.oauth_flow!r}"
         required = {("microsoft", "app"): ("tenant", "client_id"), ("microsoft", "delegated"): ("tenant", "client_id"),
                     ("google", "app"): ("service_account_file",), ("google", "delegated"): ("client_id", "client_secret_env")}
-        allowed = {("microsoft", "app"): {"tenant", "client_id", "client_secret_env", "certificate_file", "authority"},
+        allowed = {("microsoft", "app"): {"tenant", "client_id", "client_secret_env", "certificate_file", "authority", "secret_expires"},
                    ("microsoft", "delegated"): {"tenant", "client_id", "authority"},
                    ("google", "app"): {"service_account_file", "token_uri"},
-                   ("google", "delegated"): {"client_id", "client_secret_env", "token_uri"}}
+                   ("google", "delegated"): {"client_id", "client_secret_env", "token_uri", "secret_expires"}}
         flow = (self.oauth_provider, self.oauth_flow)
         for key in required[flow]:
             if not getattr(self, key):
@@ -157,6 +160,15 @@ class _OAuthLogin(_Section):
         for key in ("certificate_file", "service_account_file", "oauth_ca_file"):
             if getattr(self, key) and not Path(getattr(self, key)).is_file():
                 return f"{key}: no such file: {getattr(self, key)}"
+        if self.secret_expires:
+            if not self.client_secret_env:
+                return "secret_expires is the expiry of the secret in client_secret_env, which is not set"
+            from datetime import date
+
+            try:
+                date.fromisoformat(self.secret_expires)
+            except ValueError:
+                return f"secret_expires: not a date like 2027-06-30: {self.secret_expires!r}"
         return None
 
     @model_validator(mode="after")
@@ -470,6 +482,8 @@ class Alerts(_Section):
     to: list[str] = []  # addresses; empty: no alert mail (status, /metrics and /healthz still tell)
     failing_seconds: float = Field(300.0, ge=0)  # a source failing this long (a blip is not news) is reported
     check_seconds: float = Field(15.0, gt=0)  # how often the sources' health is looked at
+    # one mail this many days before an OAuth2 client secret (secret_expires) or certificate expires
+    credential_warn_days: float = Field(30.0, ge=0)
 
     @field_validator("to")
     @classmethod

@@ -66,3 +66,34 @@ def http_session(ca_file: str = "", timeout: float = 30.0):
     session.verify = ca_file or True
     session.request = functools.partial(session.request, timeout=timeout)  # type: ignore[method-assign]
     return session
+
+
+def credential_expiry(settings):
+    """When the login's own credential expires (a Microsoft app's certificate, read from
+    certificate_file; a client secret's `secret_expires` date), or None when unknown."""
+    from datetime import datetime, timezone
+
+    if settings.auth != "oauth2":
+        return None
+    if settings.certificate_file:
+        from cryptography import x509
+
+        cert = x509.load_pem_x509_certificate(Path(settings.certificate_file).read_bytes())
+        return cert.not_valid_after_utc
+    if settings.secret_expires:
+        return datetime.fromisoformat(settings.secret_expires).replace(tzinfo=timezone.utc)
+    return None
+
+
+def credential_expiries(config) -> dict:
+    """{label: expiry} of every OAuth2 login whose credential's expiry is known."""
+    logins = [(f"imap:{imap.name}", imap) for imap in config.imap] + [("smtp", config.smtp)]
+    found = {}
+    for label, settings in logins:
+        try:
+            expires = credential_expiry(settings)
+        except (OSError, ValueError):  # an unreadable certificate fails the login, which says so
+            continue
+        if expires is not None:
+            found[label] = expires
+    return found

@@ -128,8 +128,8 @@ class TokenCollector:
     """intake_token_expires_seconds{source}: how long each OAuth2 login's access token
     (paths.var/oauth, intake/oauth) is good for; negative once expired."""
 
-    def __init__(self, var: Path, now: Callable[[], datetime]):
-        self.var, self.now = var, now
+    def __init__(self, var: Path, now: Callable[[], datetime], credentials: dict[str, datetime] | None = None):
+        self.var, self.now, self.credentials = var, now, credentials or {}
 
     def collect(self) -> Iterator[Metric]:
         from intake.oauth.store import token_states
@@ -140,9 +140,15 @@ class TokenCollector:
         for label, state in token_states(self.var).items():
             g.add_metric([label], (state["expires_at"] - at).total_seconds())
         yield g
+        c = GaugeMetricFamily("intake_credential_expires_seconds",
+                              "Seconds until each OAuth2 login's client secret (secret_expires) or certificate expires", labels=["source"])
+        for label, expires in self.credentials.items():
+            c.add_metric([label], (expires - at).total_seconds())
+        yield c
 
 
-def registry(sessions: sessionmaker[Session], now: Callable[[], datetime], var: Path | None = None) -> CollectorRegistry:
+def registry(sessions: sessionmaker[Session], now: Callable[[], datetime], var: Path | None = None,
+             credentials: dict[str, datetime] | None = None) -> CollectorRegistry:
     """What one listener serves: the pipeline's counters, the database gauges, the process,
     and with `var` the OAuth2 tokens' expiry."""
     reg = CollectorRegistry()
@@ -150,7 +156,7 @@ def registry(sessions: sessionmaker[Session], now: Callable[[], datetime], var: 
     reg.register(LATENCY)
     reg.register(DatabaseCollector(sessions, now))
     if var is not None:
-        reg.register(TokenCollector(var, now))
+        reg.register(TokenCollector(var, now, credentials))
     ProcessCollector(registry=reg)
     PlatformCollector(registry=reg)
     GCCollector(registry=reg)

@@ -19,7 +19,9 @@ log = logging.getLogger("intake.ops")
 
 
 def create_app(ctx: Context) -> Starlette:
-    reg = registry(ctx.sessions, ctx.now, ctx.config.var)
+    from intake.oauth import credential_expiries
+
+    reg = registry(ctx.sessions, ctx.now, ctx.config.var, credential_expiries(ctx.config))
 
     # plain `def`: Starlette runs them in its thread pool, the blocking queries stay off the event loop
     def metrics(_request: Request) -> Response:

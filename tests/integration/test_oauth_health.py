@@ -26,6 +26,20 @@ from tests.integration.oauth_helpers import (  # noqa: F401 (fixtures are used b
     wait_until,
 )
 
+def run_until_refused(source, ctx) -> None:
+    """Run the source until its login is refused: a kicked session may first be seen as a
+    broken pipe (doveadm kick returns before the connection is gone)."""
+    from intake.models import SourceState
+
+    def refused() -> bool:
+        assert source.run_once() == 0
+        with ctx.sessions() as session:
+            state = session.get(SourceState, source.name)
+            return "invalid_client" in (state.last_error or "")
+
+    wait_until(refused, timeout=10, what="the refused login")
+
+
 # -- never silent ---------------------------------------------------------------------------
 
 
@@ -58,10 +72,12 @@ def test_revoked_token_turns_the_account_red_alerts_once_and_others_flow(tmp_pat
         assert len(alerts) == 1
         alert = text_of(alerts[0].raw)
         assert "source failing: imap:support/INBOX" in alert["Subject"]
-        assert "AUTHENTICATIONFAILED" in alert.get_content() and SECRET not in alert.get_content()
+        # the last error when the alert went out: the dropped session, or already the refused login
+        assert "Last error" in alert.get_content() and SECRET not in alert.get_content()
 
         status, body = health(ctx.sessions, ctx.now, ctx.config.var)
         assert status == 200 and body["failing"] == ["imap:support/INBOX"]
+        assert "AUTHENTICATIONFAILED" in body["sources"]["imap:support/INBOX"]["last_error"]
         assert body["sources"]["imap:support2/INBOX"]["up"] is True
         assert 3500 < body["tokens"]["imap:support2"]["expires_in_seconds"] <= 3600
         metrics = {(s.name, s.labels.get("source")): s.value for m in registry(ctx.sessions, ctx.now, ctx.config.var).collect() for s in m.samples}
@@ -93,7 +109,7 @@ def test_app_whose_consent_is_withdrawn_turns_red_naming_the_reason(tmp_path, id
     idp.revoke_app("app-support")  # its tokens die and the token endpoint refuses new ones
     dovecot.kick("support")  # ... and the server ends the session
     dovecot.append("support", "INBOX", mail("stuck"))
-    assert source.run_once() == 0
+    run_until_refused(source, ctx)
 
     _, body = health(ctx.sessions, ctx.now, ctx.config.var)
     assert body["failing"] == ["imap:support/INBOX"]
@@ -111,7 +127,7 @@ def test_status_shows_the_failing_source_and_the_token(tmp_path, idp, dovecot):
     source.run_once()
     idp.revoke_app("app-support")
     dovecot.kick("support")
-    source.run_once()
+    run_until_refused(source, ctx)
 
     status = collect(ctx)
     [row] = [s for s in status["sources"] if s["source"] == "imap:support/INBOX"]
@@ -160,3 +176,42 @@ def test_one_mail_per_change_not_for_a_blip_and_once_across_daemons(db, make_ctx
     pipeline.report("imap:support/INBOX", backlog=0)
     assert other_daemon.run_once() + alerts.run_once() == [("imap:support/INBOX", "recovered")]
     assert alerts.run_once() == [] and mails() == 4
+
+
+def test_a_credential_near_its_expiry_is_warned_about_once(tmp_path, idp, dovecot):
+    """A client secret (its expiry date written as secret_expires) and a certificate (its
+    own expiry, 2 days here) within credential_warn_days: one mail each, and the metric."""
+    from datetime import date, timedelta
+
+    from sqlalchemy import select
+
+    from intake.alerts import AlertsWorker
+    from intake.models import OutboxMail
+    from intake.ops.metrics import registry
+    from intake.oauth import credential_expiries
+    from tests.servers.dovecot import make_self_signed_cert
+
+    (tmp_path / "cert").mkdir()
+    cert, key = make_self_signed_cert(tmp_path / "cert", common_name="intake-app")  # valid 2 days
+    pem = tmp_path / "cert" / "app.pem"
+    pem.write_bytes(key.read_bytes() + cert.read_bytes())
+    soon = (date.today() + timedelta(days=20)).isoformat()
+    later = (date.today() + timedelta(days=400)).isoformat()
+    ctx = context(tmp_path, [microsoft_app(idp, dovecot, secret_expires=soon),
+                             microsoft_app(idp, dovecot, name="support2", user="support2", certificate_file=str(pem)),
+                             microsoft_app(idp, dovecot, name="staff", user="staff", secret_expires=later)],
+                  alerts={"to": ["ops@example.com"], "credential_warn_days": 30})
+    alerts = AlertsWorker(ctx)
+
+    assert sorted(alerts.run_once()) == [("credential:imap:support", "expiring"), ("credential:imap:support2", "expiring")]
+    assert alerts.run_once() == [] and AlertsWorker(ctx).run_once() == []  # once, also after a restart
+    with ctx.sessions() as session:
+        subjects_sent = sorted(text_of(raw)["Subject"] for raw in session.scalars(select(OutboxMail.raw).where(OutboxMail.kind == "alert")))
+    assert len(subjects_sent) == 2
+    assert any(s.endswith(("in 19 days: imap:support", "in 20 days: imap:support")) for s in subjects_sent)
+    assert any(s.endswith("in 1 days: imap:support2") for s in subjects_sent)
+
+    metrics = {s.labels["source"]: s.value for m in registry(ctx.sessions, ctx.now, ctx.config.var, credential_expiries(ctx.config)).collect()
+               for s in m.samples if s.name == "intake_credential_expires_seconds"}
+    assert 86400 < metrics["imap:support2"] <= 2 * 86400 and 18 * 86400 < metrics["imap:support"] <= 20 * 86400
+    assert 399 * 86400 < metrics["imap:staff"] <= 400 * 86400
