@@ -196,6 +196,7 @@ class ImapSource:
                 self._drain()
                 self.backoff.reset()
                 if not self.stop.is_set():
+                    self._keep_token_fresh()
                     self._wait_for_mail()
             except Exception as exc:
                 self._failed(exc)
@@ -397,6 +398,14 @@ class ImapSource:
         finally:
             if idling:
                 client.idle_done()
+
+    def _keep_token_fresh(self) -> None:
+        """With OAuth2, ask for the access token once per wait: the provider's library
+        renews it a few minutes before it expires, so the expiry shown stays true while a
+        session lasts hours, and a credential that was revoked fails here (the account turns
+        red now) instead of at the next reconnect, whenever that is. No network otherwise."""
+        if self.account.tokens is not None:
+            self.account.tokens.token()
 
     def _sleep(self, seconds: float) -> None:
         self.stop.wait(seconds)

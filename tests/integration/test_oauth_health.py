@@ -215,3 +215,33 @@ def test_a_credential_near_its_expiry_is_warned_about_once(tmp_path, idp, doveco
                for s in m.samples if s.name == "intake_credential_expires_seconds"}
     assert 86400 < metrics["imap:support2"] <= 2 * 86400 and 18 * 86400 < metrics["imap:support"] <= 20 * 86400
     assert 399 * 86400 < metrics["imap:staff"] <= 400 * 86400
+
+
+def test_token_kept_fresh_while_idling_and_a_revoked_app_turns_red_without_a_reconnect(tmp_path, idp, dovecot):
+    """Between IDLE rounds the source asks for its token: a token near its expiry is renewed
+    with the session still open, and a credential revoked meanwhile turns the account red at
+    once, though the server never ended the session."""
+    from intake.alerts import is_failing
+    from intake.models import SourceState
+
+    idp.add_app("app-support", secret=SECRET, mailboxes={"support"})
+    idp.lifetime = 120  # within msal's 5-minute margin: each ask renews it
+    ctx = context(tmp_path, [microsoft_app(idp, dovecot, idle_timeout=1)])
+    stop = threading.Event()
+    source = source_for(ctx, "support", stop)
+    thread = threading.Thread(target=source.run_forever, daemon=True)
+    before = len(logins(dovecot, "support"))
+    thread.start()
+    try:
+        wait_until(lambda: idp.issued("client_credentials") >= 3, what="renewals while idling")
+        assert len(logins(dovecot, "support")) - before == 1  # one session all along
+
+        idp.revoke_app("app-support")  # no kick: the session stays open
+        def red() -> bool:
+            with ctx.sessions() as session:
+                state = session.get(SourceState, "imap:support/INBOX")
+                return state is not None and is_failing(state) and "invalid_client" in state.last_error
+        wait_until(red, timeout=15, what="the account turning red")
+    finally:
+        stop.set()
+        thread.join(10)
