@@ -153,6 +153,12 @@ def test_device_code_login_and_rotated_refresh_token_survive_a_restart(tmp_path,
     assert [g for g, _ in idp.grants].count("refresh_token") >= 2
     assert not list((tmp_path / "var" / "oauth").glob(".*.tmp"))  # no temp file left behind
 
+    capsys.readouterr()
+    assert main(["--config", str(config), "auth", "status"]) == 0
+    assert "imap:support: token expires" in capsys.readouterr().out
+    assert main(["--config", str(config), "auth", "login", "nosuch"]) == 2
+    assert "no account 'nosuch'; the accounts are: support, smtp" in capsys.readouterr().err
+
 
 # -- Google ------------------------------------------------------------------------------
 
