@@ -27,7 +27,7 @@ import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import replace
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from pathlib import Path
 
@@ -35,7 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.machine import machine_speed_ms  # noqa: E402
 
-AT = datetime(2026, 11, 22, 10, 0, tzinfo=timezone.utc)
+AT = datetime(2026, 11, 22, 10, 0, tzinfo=UTC)
 
 
 def _fill(unit: str, n: int) -> str:
