@@ -17,11 +17,11 @@ import logging
 import mimetypes
 import os
 import zlib
+from collections.abc import Mapping
 from dataclasses import replace
 from datetime import datetime, timezone
 from functools import lru_cache
 from pathlib import Path
-from typing import Mapping
 from urllib.parse import unquote, urlsplit
 
 import jinja2

@@ -15,9 +15,9 @@ import logging
 import resource
 import signal
 import threading
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Iterator, Mapping
 
 from archive.record import CaseRecord
 

@@ -54,7 +54,7 @@ _TAG = re.compile(r"<(/?)([a-z0-9]+)([^>]*)>")
 _COLSPAN = re.compile(r'colspan="\s*(\d{1,9})')
 # a run with no break opportunity: not a space, not CJK (which breaks between characters);
 # an entity (&amp;) counts as one character and is never split
-_UNBREAKABLE = f"(?:&#?[A-Za-z0-9]+;|[^\\s<>&\u2e80-\u9fff\uac00-\ud7af\uf900-\ufaff\uff00-\uffef])"
+_UNBREAKABLE = "(?:&#?[A-Za-z0-9]+;|[^\\s<>&\u2e80-\u9fff\uac00-\ud7af\uf900-\ufaff\uff00-\uffef])"
 _LONG_RUN = re.compile(f"{_UNBREAKABLE}{{{LONG_WORD}}}(?={_UNBREAKABLE})")
 # inline elements do not end a run: a word split by <b></b> every 60 characters is one word
 INLINE_TAGS = {"b", "strong", "i", "em", "u", "s", "small", "sub", "sup", "span", "code"}

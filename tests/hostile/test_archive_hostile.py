@@ -16,7 +16,7 @@ import resource
 import time
 import zipfile
 from dataclasses import replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from email.message import EmailMessage
 from pathlib import PurePosixPath
 
@@ -39,10 +39,9 @@ from archive.worker import ArchiveWorker, enqueue
 from intake.db import make_engine, make_sessions, upgrade
 from intake.models import Ticket
 from intake.sources.base import SourceRef
-
 from tests.integration.conftest import ctx, db_url, make_ctx, pipeline  # noqa: F401  (fixtures)
 
-AT = datetime(2026, 11, 22, 10, 0, tzinfo=timezone.utc)
+AT = datetime(2026, 11, 22, 10, 0, tzinfo=UTC)
 
 
 def case_with(html: str | None, text: str = "正文 body text"):
@@ -286,7 +285,7 @@ def test_verify_reports_a_version_whose_originals_are_gone(env):
         assert verify(s, storage, record=False) == []
     with sessions() as s, s.begin():
         v1 = s.scalars(select(ArchiveFile).where(ArchiveFile.version == 1)).one()
-        v1.purged_at = datetime(2026, 12, 1, tzinfo=timezone.utc)
+        v1.purged_at = datetime(2026, 12, 1, tzinfo=UTC)
         storage.delete(PurePosixPath(v1.path))
         problems = verify(s, storage, record=False)
     originals = [p for p in problems if p.kind == "original"]

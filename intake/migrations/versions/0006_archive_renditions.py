@@ -9,8 +9,8 @@ its square. NULL for versions written before: they embed every original themselv
 Revision ID: 0006
 Revises: 0005
 """
-from alembic import op
 import sqlalchemy as sa
+from alembic import op
 
 revision = "0006"
 down_revision = "0005"
