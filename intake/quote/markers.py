@@ -71,7 +71,7 @@ def header_block(lines: list[str], start: int) -> int:
     while i < len(lines) and i < start + 12:
         role = header_role(lines[i]) if len(lines[i]) < 400 else None
         if role is None:
-            if i > start and lines[i].strip() and i + 1 < len(lines) and header_role(lines[i + 1]) and not _ATTRIBUTION.match(lines[i]):
+            if i > start and lines[i].strip() and i + 1 < len(lines) and header_role(lines[i + 1]) and not _ATTRIBUTION.match(lines[i].lstrip()):
                 i += 1  # a long To: line wrapped onto the next
                 continue
             break
@@ -109,6 +109,9 @@ _WROTE = (
 # the words that open an attribution with its date ("On …", "Am …", "Den …" (sv/da/no), "Dne …" (cs), "W dniu …" (pl),
 # "Vào …" (vi), "Pada …" (id), "Στις …" (el), "เมื่อ …" (th), "في …" (ar), "בתאריך …" (he))
 _ON = r"(?:on|am|le|el|em|il|op|den|dne|w\s+dniu|vào|pada|στις|เมื่อ|في|בתאריך)"
+# The patterns below that start with `^\s*` are matched against `line.lstrip()`: an unbounded
+# `\s*` before a bounded `.{m,n}` backtracks through every split of a long indent (1 MB of
+# indented "… wrote am …" lines took 4.5 s; tests/hostile/test_dos_quote.py).
 _ATTRIBUTION = re.compile(
     rf"""^\s*(?:
         {_ON}\s.{{4,200}}\s{_WROTE}(?:\s.{{0,80}})?\s*[:：]\s*$                             # On Mon …, X wrote:  / Am … schrieb X:
@@ -133,7 +136,7 @@ _INDENT = re.compile(r"\s*")
 
 def _attribution(line: str) -> bool:
     """One line that is a whole attribution, in any of the languages above."""
-    return bool(_ATTRIBUTION.match(line) or _ATTRIBUTION_NO_INDENT.match(line, _INDENT.match(line).end()))  # type: ignore[union-attr]
+    return bool(_ATTRIBUTION.match(line.lstrip()) or _ATTRIBUTION_NO_INDENT.match(line, _INDENT.match(line).end()))  # type: ignore[union-attr]
 
 
 # "On Mon, 20 Nov 2026, Li Wei <li@example.com>" + next line "wrote:" (Gmail wraps long ones), or any
@@ -203,12 +206,12 @@ def quote_start(lines: list[str], i: int) -> int:
     wrote = _wrote(line)
     if (wrote and _attribution(line)) or _FORWARDED.match(line):
         return 1
-    if i + 1 < len(lines) and _wrote(lines[i + 1]) and _WROTE_LINE.match(lines[i + 1]) and (
-        _ATTRIBUTION_START.match(line) or (_DATED_START.match(line) and lines[i + 1].rstrip().endswith((":", "：")))
+    if i + 1 < len(lines) and _wrote(lines[i + 1]) and _WROTE_LINE.match(lines[i + 1].lstrip()) and (
+        _ATTRIBUTION_START.match(line.lstrip()) or (_DATED_START.match(line) and lines[i + 1].rstrip().endswith((":", "：")))
     ):
         return 2
     for extra in (1, 2) if _may_open_attribution(line) else ():
-        if i + extra < len(lines) and any(_wrote(lines[j]) for j in range(i, i + extra + 1)) and all(lines[j].strip() and not (j > i and _ATTRIBUTION_START.match(lines[j])) for j in range(i, i + extra + 1)):
+        if i + extra < len(lines) and any(_wrote(lines[j]) for j in range(i, i + extra + 1)) and all(lines[j].strip() and not (j > i and _ATTRIBUTION_START.match(lines[j].lstrip())) for j in range(i, i + extra + 1)):
             if _ATTRIBUTION_JOINED.match(" ".join(lines[j].strip() for j in range(i, i + extra + 1))):
                 return extra + 1
     if _ADDRESS_COLON.match(line) and (_next_is_quoted(lines, i) or _DATED_NAME_ADDRESS.match(line)):
@@ -221,7 +224,7 @@ def quote_start(lines: list[str], i: int) -> int:
 
 
 def _may_open_attribution(line: str) -> bool:
-    return bool(_ATTRIBUTION_START.match(line)) or "于" in line or "於" in line or bool(_wrote(line) and _NAME_FIRST_START.match(line))
+    return bool(_ATTRIBUTION_START.match(line.lstrip())) or "于" in line or "於" in line or bool(_wrote(line) and _NAME_FIRST_START.match(line))
 
 
 def _skip_blank(lines: list[str], i: int) -> int:
