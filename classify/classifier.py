@@ -138,7 +138,7 @@ class Classifier:
         self.matcher = Matcher(ruleset)
 
     @classmethod
-    def from_file(cls, rules_path: Path) -> "Classifier":
+    def from_file(cls, rules_path: Path) -> Classifier:
         """Load and validate a rules file; raises RulesError."""
         return cls(load_rules(Path(rules_path)))
 

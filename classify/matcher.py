@@ -24,7 +24,6 @@ from classify.normalize import normalize
 from classify.rules import RuleSet
 
 
-
 def to_bytes(text: str) -> str:
     """UTF-8 bytes of the text, one latin-1 character per byte."""
     return text.encode("utf-8").decode("latin-1")

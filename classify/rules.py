@@ -135,7 +135,7 @@ class _Checker:
     def choice(self, value: object, choices: tuple[str, ...], line: int | None, what: str, key: str) -> str:
         if value not in choices:
             raise self.fail(line, f"{what} must be one of {', '.join(choices)}, got {describe(value)}", key)
-        return value  # type: ignore[return-value]
+        return value
 
 
 def load_rules(path: Path) -> RuleSet:
@@ -221,8 +221,10 @@ def load_rules(path: Path) -> RuleSet:
         if rules[-1].name in seen:
             raise c.fail(rules[-1].line, f"rule '{rules[-1].name}': the name is already used by the rule at line {seen[rules[-1].name]}", "name")
         seen[rules[-1].name] = rules[-1].line
+    type_tie_order, urgency_tie_order = tie_orders
     return RuleSet(str(path), default_type, default_urgency, dict(urgency_by_type), subject_weight, window, routing,
-                   tuple(rules), *tie_orders, time_weights=time_weights, time_negations=tuple(dict.fromkeys(time_negations)),
+                   tuple(rules), type_tie_order=type_tie_order, urgency_tie_order=urgency_tie_order,
+                   time_weights=time_weights, time_negations=tuple(dict.fromkeys(time_negations)),
                    no_rush=tuple(dict.fromkeys(no_rush)), no_rush_exceptions=tuple(dict.fromkeys(no_rush_exceptions)),
                    urgency_of_type=dict(urgency_of_type))
 

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from datetime import datetime, time, timezone
+from datetime import UTC, datetime, time
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -76,7 +76,7 @@ class StaffMember:
         if not self.shifts:
             return True
         if now.tzinfo is None:
-            now = now.replace(tzinfo=timezone.utc)
+            now = now.replace(tzinfo=UTC)
         local = now.astimezone(ZoneInfo(self.timezone))
         return any(s.covers(local) for s in self.shifts)
 
@@ -164,6 +164,7 @@ def load_staff(path: Path) -> StaffDirectory:
     raw_departments = data.get("departments", {})
     if not isinstance(raw_departments, dict) or not raw_departments:
         raise fail(None, "[departments] must define at least one department", "departments")
+    name: str  # a TOML key, so the default label is a str
     for name, raw in raw_departments.items():
         d_line = lines.table(f"departments.{name}")
         if not isinstance(raw, dict):

@@ -5,9 +5,10 @@ through Alembic (intake/migrations), never through `create_all`.
 """
 from __future__ import annotations
 
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import ClassVar, Iterator
+from typing import ClassVar
 
 from sqlalchemy import Table, create_engine, event
 from sqlalchemy.engine import Engine

@@ -15,7 +15,8 @@ OperationalError, ...), so callers handle them as before.
 from __future__ import annotations
 
 from collections import namedtuple
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from sqlalchemy import Table, event, insert
 from sqlalchemy.exc import DBAPIError

@@ -92,8 +92,8 @@ def simplify(html: str, defects: list[str]) -> str:
         if not name:  # declaration or processing instruction
             continue
         if name in _RAW_TEXT_END and not match["close"]:
-            end = _RAW_TEXT_END[name].search(html, pos)
-            pos = n if end is None else end.end()
+            closing = _RAW_TEXT_END[name].search(html, pos)
+            pos = n if closing is None else closing.end()
             continue
         kind = _NESTING.get(name)
         if kind and not match["close"] and not match["empty"]:

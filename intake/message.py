@@ -12,7 +12,7 @@ import logging
 import mimetypes
 import re
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from email import message_from_bytes
 from email.message import Message
 from email.policy import Compat32
@@ -170,13 +170,15 @@ class _Body:
 
 def _parse(raw: bytes, max_bytes: int) -> ParsedMessage:
     raw = _MBOX_FROM.sub(b"", raw.lstrip(b"\r\n"), count=1)
-    policy = _RawHeaders(cut=[])
+    cut: list[str] = []
+    # A policy takes any of its class attributes as a keyword (email._policybase); typeshed lists only the base ones.
+    policy = _RawHeaders(cut=cut)  # type: ignore[call-arg]
     msg = message_from_bytes(raw, policy=policy)
     names = {str(key).lower() for key in msg.keys()}
     if not names & _KNOWN_HEADERS:
         raise UnparseableMessage("no header block: not an RFC 5322 message")
 
-    defects: list[str] = [f"header {note}" for note in policy.cut]
+    defects: list[str] = [f"header {note}" for note in cut]
     headers: list[tuple[str, str]] = []
     for key, value in msg.items():
         text, header_defects = decode_header(str(value))
@@ -322,7 +324,7 @@ def _date(value: str, defects: list[str]) -> datetime | None:
         defects.append(f"Date header {value!r} could not be read")
         return None
     if parsed.tzinfo is None:  # "-0000": the sender's zone is unknown; RFC 5322 means UTC
-        parsed = parsed.replace(tzinfo=timezone.utc)
+        parsed = parsed.replace(tzinfo=UTC)
     return parsed
 
 
@@ -345,7 +347,7 @@ def _walk(part: Message, body: _Body, depth: int, max_bytes: int) -> None:
             if ctype == "multipart/alternative":
                 _alternative(part, body, depth, max_bytes)
             else:
-                for sub in part.get_payload():
+                for sub in _subparts(part):
                     _walk(sub, body, depth + 1, max_bytes)
         else:
             _leaf(part, ctype, body, max_bytes)
@@ -359,7 +361,7 @@ def _walk(part: Message, body: _Body, depth: int, max_bytes: int) -> None:
 def _alternative(part: Message, body: _Body, depth: int, max_bytes: int) -> None:
     """multipart/alternative: text from the plain version, HTML from the HTML one."""
     versions = []
-    for sub in part.get_payload():
+    for sub in _subparts(part):
         version = _Body()
         _walk(sub, version, depth + 1, max_bytes)
         versions.append(version)
@@ -403,10 +405,19 @@ def _charset(part: Message) -> str | None:
     return str(value) if value else None
 
 
-def _message_part_bytes(part: Message) -> bytes:
+def _subparts(part: Message) -> list[Message]:
+    """The parts held by a part whose payload is a list (multipart/*, message/*). The parser
+    puts only Message objects there; typeshed also allows a str, which only attach() could add."""
     payload = part.get_payload()
-    if isinstance(payload, list):
-        return b"\n".join(sub.as_bytes() for sub in payload)
+    assert isinstance(payload, list), "called only for a part whose payload is a list"
+    subparts = [sub for sub in payload if isinstance(sub, Message)]
+    assert len(subparts) == len(payload), "a parsed payload list holds only Message objects"
+    return subparts
+
+
+def _message_part_bytes(part: Message) -> bytes:
+    if isinstance(part.get_payload(), list):
+        return b"\n".join(sub.as_bytes() for sub in _subparts(part))
     data = part.get_payload(decode=True)
     return data if isinstance(data, bytes) else b""
 

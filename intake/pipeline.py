@@ -21,7 +21,7 @@ from __future__ import annotations
 import logging
 import time
 import traceback
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 from sqlalchemy import bindparam, select
 from sqlalchemy.exc import IntegrityError, OperationalError
@@ -220,6 +220,7 @@ class Pipeline:
         now = self.ctx.now()
         if quarantine_id is not None:
             item = session.get(QuarantineItem, quarantine_id)
+            assert item is not None, "a retry: retry_quarantined found the item held"
             item.reason, item.retried_at, item.retries = reason, now, item.retries + 1
         else:
             prior = _PRIOR_TAKE.first(session, {"source": ref.source, "key": ref.key})
@@ -262,5 +263,6 @@ class Pipeline:
 
 def _release(session: Session, quarantine_id: int, ticket_ref: str | None, ctx: Context) -> None:
     item = session.get(QuarantineItem, quarantine_id)
+    assert item is not None, "a retry: retry_quarantined found the item held"
     item.status, item.ticket_ref, item.retried_at, item.retries = "released", ticket_ref, ctx.now(), item.retries + 1
 

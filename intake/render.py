@@ -14,6 +14,7 @@ import jinja2
 from archive.record import LABELS
 from archive.record import label as record_label
 
+
 def label(kind: str, value: str, lang: str) -> str:
     """The word a person reads for a stored value: label("type", "complaint", "zh") == "投诉".
     One table for mail, pages and the archive (archive/record.py); in English sentences

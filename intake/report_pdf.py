@@ -12,6 +12,7 @@ import tempfile
 from pathlib import Path
 
 import jinja2
+
 from intake.render import label
 
 FONT_STACK = '"Intake Sans", "Intake Sans Rare", "Noto Sans CJK SC", sans-serif'

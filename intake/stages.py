@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import bindparam, func, select, text
+from sqlalchemy import ColumnElement, bindparam, func, select, text
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -22,7 +22,17 @@ from intake.models import Attachment, Customer, Message, OutboxMail, Ticket
 from intake.outgoing import queue_mail
 from intake.staffmail.sla import due_time
 from intake.tickets import (
-    IS_OPEN, clip, find_or_create_customer, insert_new, log_event, may_write_to, new_ref, open_counts, queue_archive, row_id, set_status,
+    IS_OPEN,
+    clip,
+    find_or_create_customer,
+    insert_new,
+    log_event,
+    may_write_to,
+    new_ref,
+    open_counts,
+    queue_archive,
+    row_id,
+    set_status,
     store_message,
 )
 
@@ -181,7 +191,7 @@ def _referenced_ticket(session: Session, ctx: Context, ids: list[str], sender: s
             return None
         rules = ctx.config.tickets
         customers = [sender, *(customer for customer, listed in rules.customer_addresses.items() if sender in listed)]
-        allowed = Customer.email.in_(customers)
+        allowed: ColumnElement[bool] = Customer.email.in_(customers)
         domain = sender.rpartition("@")[2]
         if domain in rules.colleague_domains:
             allowed = allowed | Customer.email.endswith("@" + domain, autoescape=True)
@@ -388,7 +398,7 @@ def acknowledge(case: Case, session: Session, ctx: Context) -> None:
         return
     from_form = case.channel == "form"
     if from_form:
-        recent = session.scalar(_RECENT_FORM_ACKS, {"since": since})
+        recent = session.execute(_RECENT_FORM_ACKS, {"since": since}).scalar_one()  # a count: always one row
         if recent >= limits.form_acks_per_hour:
             log_event(session, ticket, "system", "ack_skipped", at=ctx.now(),
                       reason=f"{recent} acknowledgements of web forms in the last hour (limit {limits.form_acks_per_hour})")

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -143,7 +144,7 @@ def row_id(session: Session, obj) -> int:
     return obj.id
 
 
-def store_message(session: Session, row: dict, attachments: list[dict] = ()) -> None:
+def store_message(session: Session, row: dict, attachments: Sequence[dict] = ()) -> None:
     """One message of a thread (inbound or outbound), written once and never changed.
     Without attachments it waits with the other appended rows (intake.db.add_row);
     with them it needs its id now, so the rows queued before it are written first:
@@ -199,7 +200,11 @@ def open_counts(session: Session, staff_ids: list[str] | None = None) -> dict[st
             return {}
         return {assignee: count for assignee, count in _open_of(len(staff_ids)).all(session, {f"id{i}": v for i, v in enumerate(staff_ids)})}
     query = select(Ticket.assignee, func.count()).where(Ticket.status.in_(OPEN_STATUSES), Ticket.assignee.is_not(None))
-    return {assignee: count for assignee, count in session.execute(query.group_by(Ticket.assignee))}
+    counts: dict[str, int] = {}
+    for assignee, count in session.execute(query.group_by(Ticket.assignee)):
+        assert assignee is not None, "the query leaves out unassigned tickets"
+        counts[assignee] = count
+    return counts
 
 
 # An open ticket, as a prepared statement (intake/fastsql.py) can hold it: the statuses

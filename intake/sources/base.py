@@ -9,8 +9,9 @@ a message it already holds.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol, Sequence
+from typing import Protocol
 
 OUTCOMES = ("opened", "appended", "duplicate", "autoreply_ignored", "quarantined")
 

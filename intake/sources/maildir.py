@@ -14,6 +14,7 @@ clients do not list the reason as a message). Nothing is deleted.
 from __future__ import annotations
 
 from pathlib import Path
+
 from intake.sources.base import Sink
 from intake.sources.folder import FolderSource, Places
 

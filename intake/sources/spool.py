@@ -12,10 +12,11 @@ from __future__ import annotations
 import json
 import secrets
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from intake.sources.base import Sink
+
 from intake.files import move, write_atomic
+from intake.sources.base import Sink
 from intake.sources.folder import FolderSource, Places
 
 STALE_TMP_SECONDS = 3600.0  # no honest writer takes an hour between creating and renaming a temp file
@@ -64,7 +65,7 @@ class SpoolSource(FolderSource):
 
 def spool_name(now: datetime | None = None) -> str:
     """Sortable and unique: UTC time to the microsecond, then 64 random bits."""
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     return f"{now.strftime('%Y%m%dT%H%M%S.%fZ')}-{secrets.token_hex(8)}.json"
 
 

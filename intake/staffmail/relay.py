@@ -19,6 +19,7 @@ alone never passes, and a real colleague learns to reply to the notification.
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import NoReturn
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import bindparam, func, select
@@ -97,7 +98,7 @@ def handle(case: Case, session: Session, ctx: Context) -> None:
     _accept(case, session, ctx, ticket, sender)
 
 
-def _refuse(case: Case, session: Session, ctx: Context, ticket: Ticket | None, tell, reason: str) -> None:
+def _refuse(case: Case, session: Session, ctx: Context, ticket: Ticket | None, tell, reason: str) -> NoReturn:
     """Quarantine the mail (its bytes and the reason) and tell the staff member why.
     Anyone can forge a staff From, so the telling is bounded: only about a ticket that
     exists (a token naming none tells nobody), at most once an hour per staff member
@@ -123,7 +124,7 @@ _REFUSALS_TOLD = (
 
 
 def _told_within_the_hour(session: Session, ctx: Context, address: str) -> bool:
-    return session.scalar(_REFUSALS_TOLD, {"to": address, "since": ctx.now() - timedelta(hours=1)}) > 0
+    return session.execute(_REFUSALS_TOLD, {"to": address, "since": ctx.now() - timedelta(hours=1)}).scalar_one() > 0  # a count: always one row
 
 
 def _accept(case: Case, session: Session, ctx: Context, ticket: Ticket, member) -> None:

@@ -1,7 +1,7 @@
 """ASGI middleware of the web listener: the request body limit (413) and security headers."""
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
