@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_core import ErrorDetails
 
 TYPES = ("inquiry", "complaint", "fault", "request", "suggestion")
 URGENCIES = ("urgent", "important", "normal")
@@ -590,7 +591,7 @@ def _key_path(loc: tuple, data: dict) -> str:
 SECRET_KEYS = frozenset({"password", "secret", "csrf_secret"})
 
 
-def _describe(error: dict, data: dict) -> str:
+def _describe(error: ErrorDetails, data: dict) -> str:
     key = _key_path(error["loc"], data)
     if error["type"] == "extra_forbidden":
         section = _key_path(error["loc"][:-1], data)
