@@ -107,7 +107,7 @@ def bench_fonts(rounds: int = 8) -> list[tuple[str, float, int, int]]:
                 continue
             sheets.append(weasyprint.CSS(string=f'* {{ font-family: "{family}" !important }}'))
 
-        def one() -> bytes:
+        def one(sheets: list = sheets) -> bytes:  # bound: this round's stylesheets
             doc = weasyprint.HTML(string=html, base_url=render.TEMPLATE_DIR.as_uri() + "/",
                                   url_fetcher=render.make_fetcher())
             return doc.write_pdf(pdf_variant=render.PDF_VARIANT, stylesheets=sheets, font_config=font_config)

@@ -114,7 +114,7 @@ def main() -> None:
     med_default, med_big = statistics.median(results["default"]), statistics.median(results["100x"])
     avg_chars = statistics.mean(len(s) + len(b) for s, b in messages)
     lines = [
-        "| rule set | rules | keywords | load time | messages per CPU second (median of %d) | runs |" % args.runs,
+        f"| rule set | rules | keywords | load time | messages per CPU second (median of {args.runs}) | runs |",
         "|---|---|---|---|---|---|",
         f"| default | {n_rules} | {n_keywords} | {default_load * 1000:.0f} ms | {med_default:,.0f} | {', '.join(f'{x:,.0f}' for x in results['default'])} |",
         f"| 100× larger | {big_rules} | {big_keywords} | {big_load * 1000:.0f} ms | {med_big:,.0f} | {', '.join(f'{x:,.0f}' for x in results['100x'])} |",

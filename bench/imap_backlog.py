@@ -156,7 +156,7 @@ def main() -> None:
                 raw = corpus(1, seed=1000 + i)[0].replace(b"li.wei@example.cn", f"idle{i}@example.cn".encode())
                 t0 = time.monotonic()
                 dovecot.append("support", "INBOX", raw)
-                wait_until(lambda: acks() > before, 30, interval=0.002, what="acknowledgement")
+                wait_until(lambda before=before: acks() > before, 30, interval=0.002, what="acknowledgement")
                 latencies.append(time.monotonic() - t0)
             rss, rss_all = max(rss, peak_rss_mb(daemon.proc.pid)), max(rss_all, peak_rss_with_workers_mb(daemon.proc.pid))
             daemon.terminate()

@@ -17,7 +17,7 @@ import tempfile
 import threading
 import time
 import urllib.request
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -34,7 +34,7 @@ from intake.ops.server import ops_thread  # noqa: E402
 def fill(ctx, rows: int) -> None:
     from archive.models import ArchiveJob
 
-    start = datetime.now(timezone.utc) - timedelta(days=30)
+    start = datetime.now(UTC) - timedelta(days=30)
     with ctx.sessions() as session, session.begin():
         for first in range(0, rows, 20_000):
             batch = range(first, min(rows, first + 20_000))

@@ -19,9 +19,9 @@ import platform
 import statistics
 import sys
 import time
-from datetime import datetime, timezone
+from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Callable
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -95,7 +95,7 @@ def main() -> None:
     lines = [
         "# parse_message benchmark",
         "",
-        f"Measured {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC on this machine ({platform.python_implementation()} "
+        f"Measured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on this machine ({platform.python_implementation()} "
         f"{platform.python_version()}, {platform.machine()}), by `bench/parse_bench.py`.",
         f"Corpus: {len(messages)} messages, {total_bytes / 1e6:.1f} MB, the fixture samples mixed with examples/.",
         f"Median of {args.runs} runs, single thread. On this shared 2-core machine absolute figures move by up",

@@ -13,7 +13,7 @@ import statistics
 import sys
 import tempfile
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from email.policy import default
 from pathlib import Path
 
@@ -32,7 +32,7 @@ from intake.sources.base import SourceRef  # noqa: E402
 from intake.staffmail.timers import TimersWorker  # noqa: E402
 from tests.integration.test_staffmail_kit import complaint, reply_to  # noqa: E402
 
-MONDAY_10 = datetime(2026, 11, 23, 2, 0, tzinfo=timezone.utc)
+MONDAY_10 = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)
 TEXTS = [
     ("投诉售后服务", "我要投诉：你们的售后服务太差了，维修人员答应上门却一直没来，请给个说法。"),
     ("发票咨询", "请问发票什么时候寄出？"),

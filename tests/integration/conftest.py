@@ -1,7 +1,7 @@
 """A real intake Context on a fresh database: SQLite file or PostgreSQL."""
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -16,7 +16,7 @@ class Clock:
     """A controllable clock: tests move time instead of sleeping."""
 
     def __init__(self, start: datetime | None = None):
-        self.at = start or datetime.now(timezone.utc)
+        self.at = start or datetime.now(UTC)
 
     def __call__(self) -> datetime:
         return self.at

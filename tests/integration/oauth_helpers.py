@@ -110,6 +110,6 @@ def text_of(raw: bytes):
 
 
 def logins(dovecot, user: str) -> list[str]:
-    return [line for line in dovecot.log_text().splitlines() if "Login: user=<%s>" % user in line]
+    return [line for line in dovecot.log_text().splitlines() if f"Login: user=<{user}>" in line]
 
 

@@ -6,7 +6,7 @@ import io
 import json
 import zipfile
 from dataclasses import replace
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from pathlib import PurePosixPath
 
 import pytest
@@ -14,15 +14,14 @@ from sqlalchemy import delete, select
 
 from archive.integrity import MANIFEST, ManifestMismatch, sync_manifest, verify
 from archive.models import ArchiveAudit, ArchiveFile
-from archive.retention import (RetentionError, RetentionPolicy, delete_archived, extend_all, hold, purge,
-                               record_policy, release)
+from archive.retention import RetentionError, RetentionPolicy, delete_archived, extend_all, hold, purge, record_policy, release
 from archive.sample import sample_case
 from archive.search import Query, describe, export_zip, search
 from archive.storage import LocalStorage
 from archive.writer import archive_now
 from intake.db import make_engine, make_sessions, upgrade
 
-T0 = datetime(2026, 11, 22, 9, 0, tzinfo=timezone.utc)
+T0 = datetime(2026, 11, 22, 9, 0, tzinfo=UTC)
 
 
 @pytest.fixture
@@ -147,12 +146,12 @@ def test_early_deletion_is_refused_everywhere(env):
     paths = write(sessions, storage, closed(open_case("261122-0001"), date(2026, 11, 30)), open_case("261122-0002"))
     with sessions() as s, s.begin():
         assert s.scalars(select(ArchiveFile.retention_until).where(ArchiveFile.path == paths[0])).one() == date(2028, 11, 30)
-        assert purge(s, storage, datetime(2027, 11, 30, tzinfo=timezone.utc)) == []
-        assert purge(s, storage, datetime(2028, 11, 30, 23, 0, tzinfo=timezone.utc)) == []  # the last day still counts
+        assert purge(s, storage, datetime(2027, 11, 30, tzinfo=UTC)) == []
+        assert purge(s, storage, datetime(2028, 11, 30, 23, 0, tzinfo=UTC)) == []  # the last day still counts
         with pytest.raises(RetentionError, match="must be kept until 2028-11-30"):
-            delete_archived(s, storage, paths[0], now=datetime(2028, 1, 1, tzinfo=timezone.utc), actor="staff:x")
+            delete_archived(s, storage, paths[0], now=datetime(2028, 1, 1, tzinfo=UTC), actor="staff:x")
         with pytest.raises(RetentionError, match="not yet closed"):
-            delete_archived(s, storage, paths[1], now=datetime(2040, 1, 1, tzinfo=timezone.utc), actor="staff:x")
+            delete_archived(s, storage, paths[1], now=datetime(2040, 1, 1, tzinfo=UTC), actor="staff:x")
     assert all(storage.exists(PurePosixPath(p)) for p in paths)
     assert problems(sessions, storage) == []
 
@@ -163,7 +162,7 @@ def test_purge_after_expiry_deletes_and_audits(env):
     c1 = open_case("261122-0001")
     paths = write(sessions, storage, c1, closed(c1, date(2026, 11, 30)), open_case("261122-0002"))
     with sessions() as s, s.begin():
-        gone = purge(s, storage, datetime(2028, 12, 1, tzinfo=timezone.utc), actor="staff:compliance")
+        gone = purge(s, storage, datetime(2028, 12, 1, tzinfo=UTC), actor="staff:compliance")
         assert sorted(r.path for r in gone) == sorted(paths[:2])  # both versions of the closed case
     assert not storage.exists(PurePosixPath(paths[0])) and not storage.exists(PurePosixPath(paths[1]))
     assert storage.exists(PurePosixPath(paths[2]))
@@ -178,7 +177,7 @@ def test_legal_hold_blocks_purge_until_released(env):
     """A held case survives its retention date; released, it is purged."""
     sessions, storage = env
     paths = write(sessions, storage, closed(open_case("261122-0001"), date(2026, 11, 30)))
-    later = datetime(2029, 1, 1, tzinfo=timezone.utc)
+    later = datetime(2029, 1, 1, tzinfo=UTC)
     with sessions() as s, s.begin():
         hold(s, "261122-0001", "诉讼保全 case 2027-17", actor="staff:legal")
     with sessions() as s, s.begin():
@@ -205,7 +204,7 @@ def test_a_version_written_during_a_hold_is_held_too(env):
     with sessions() as s, s.begin():
         rows = s.scalars(select(ArchiveFile).order_by(ArchiveFile.version)).all()
         assert [(r.legal_hold, r.hold_reason) for r in rows] == [(True, "监管调查")] * 2
-        assert purge(s, storage, datetime(2030, 1, 1, tzinfo=timezone.utc)) == []
+        assert purge(s, storage, datetime(2030, 1, 1, tzinfo=UTC)) == []
 
 
 def test_hold_of_unknown_case_and_without_reason_is_refused(env):
@@ -226,7 +225,7 @@ def test_reopened_case_is_kept_from_its_last_close(env):
     write(sessions, storage, closed(c, date(2026, 11, 30)), replace(c, status="in_progress"))
     with sessions() as s, s.begin():
         assert set(s.scalars(select(ArchiveFile.retention_until))) == {None}
-        assert purge(s, storage, datetime(2029, 1, 1, tzinfo=timezone.utc)) == []
+        assert purge(s, storage, datetime(2029, 1, 1, tzinfo=UTC)) == []
     write(sessions, storage, closed(c, date(2027, 12, 1)))
     with sessions() as s:
         assert set(s.scalars(select(ArchiveFile.retention_until))) == {date(2029, 12, 1)}
@@ -254,7 +253,7 @@ def test_raising_the_retention_years_extends_what_is_archived_but_lowering_never
     with sessions() as s, s.begin():
         assert sorted(s.scalars(select(ArchiveFile.retention_until)), key=str) == [date(2031, 11, 30), None]
         assert extend_all(s, RetentionPolicy(years=1, override=True), actor="config") == 0
-        assert purge(s, storage, datetime(2030, 1, 1, tzinfo=timezone.utc)) == []
+        assert purge(s, storage, datetime(2030, 1, 1, tzinfo=UTC)) == []
         extended = s.scalars(select(ArchiveAudit).where(ArchiveAudit.action == "override")).one()
         assert extended.detail == {"retention_years": 5, "extended_files": 1}
 
@@ -323,7 +322,7 @@ def test_purged_files_are_not_found_by_default(env):
     sessions, storage = env
     write(sessions, storage, closed(open_case("261122-0001"), date(2026, 11, 30)))
     with sessions() as s, s.begin():
-        purge(s, storage, datetime(2029, 1, 1, tzinfo=timezone.utc))
+        purge(s, storage, datetime(2029, 1, 1, tzinfo=UTC))
     with sessions() as s:
         assert search(s, Query()) == []
         assert [r.ticket_ref for r in search(s, Query(include_purged=True))] == ["261122-0001"]

@@ -11,11 +11,11 @@ import pypdf
 from sqlalchemy import select
 
 from archive.from_tickets import TicketLoader
-from classify import load_staff
 from archive.integrity import verify
 from archive.models import ArchiveFile
 from archive.storage import LocalStorage
 from archive.worker import ArchiveWorker, enqueue
+from classify import load_staff
 from intake.models import Ticket
 from intake.sources.base import SourceRef
 

@@ -6,7 +6,7 @@ import re
 import socket
 import subprocess
 from dataclasses import replace
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pypdf
@@ -120,7 +120,7 @@ class Listener:
                 conn, _ = self.sock.accept()
                 conn.close()
                 n += 1
-        except (socket.timeout, TimeoutError):
+        except TimeoutError:
             return n
 
     def close(self) -> None:
@@ -158,7 +158,7 @@ def secret(tmp_path) -> Path:
 def test_hostile_message_html_makes_no_connection_and_reads_no_file(listener, secret, tmp_path):
     """Customer HTML with remote images, CSS url(), file:// links: nothing connects, nothing is read."""
     record = sample_case()
-    evil = ThreadMessage("in", datetime(2026, 11, 22, 10, 0, tzinfo=timezone.utc), "x <x@example.cn>", "图片",
+    evil = ThreadMessage("in", datetime(2026, 11, 22, 10, 0, tzinfo=UTC), "x <x@example.cn>", "图片",
                          "", html=hostile_html(listener.port, secret),
                          attachments=[AttachmentInfo("a.png", "image/png", 10)])
     pdf = render_case_pdf(replace(record, messages=[evil]))

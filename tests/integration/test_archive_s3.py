@@ -10,7 +10,7 @@ import subprocess
 import sys
 import zipfile
 from dataclasses import replace
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from pathlib import PurePosixPath
 
 import pytest
@@ -29,8 +29,9 @@ from intake.config import ConfigError, from_dict
 from intake.db import make_engine, make_sessions, upgrade
 from tests.servers.seaweed import REGION, SeaweedServer
 
-NOW = datetime.now(timezone.utc)  # the server's lock compares with the real clock
+NOW = datetime.now(UTC)  # the server's lock compares with the real clock
 TODAY = NOW.date()
+DEFAULT_POLICY = RetentionPolicy()
 SHORT = RetentionPolicy(0, override=True)  # retention ends on the day of the close: purgeable tomorrow
 
 
@@ -57,7 +58,7 @@ def case(ref: str, *, closed_on: date | None, day: date = TODAY):
     return replace(base, status="closed", closed_on=closed_on)
 
 
-def write(sessions, storage, *records, policy=RetentionPolicy(), now=NOW) -> list[str]:
+def write(sessions, storage, *records, policy=DEFAULT_POLICY, now=NOW) -> list[str]:
     with sessions() as s, s.begin():
         paths = [archive_now(s, storage, r, policy=policy, now=now).path for r in records]
     with sessions() as s:

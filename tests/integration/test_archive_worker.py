@@ -4,7 +4,7 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import replace
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from pathlib import PurePosixPath
 
 import pypdf
@@ -21,7 +21,7 @@ from intake.db import make_engine, make_sessions, upgrade
 
 class Clock:
     def __init__(self) -> None:
-        self.at = datetime(2026, 11, 22, 9, 0, tzinfo=timezone.utc)
+        self.at = datetime(2026, 11, 22, 9, 0, tzinfo=UTC)
 
     def __call__(self) -> datetime:
         return self.at

@@ -154,7 +154,7 @@ def test_kill_9_during_a_backlog_loses_and_doubles_nothing(daemon_env, db_url, d
         if kills % 3 == 2:  # now and then while it starts: its worker process may be half made
             time.sleep(rng.uniform(0.1, 1.0))
         else:  # otherwise once it is at work, at a random point of the backlog (it takes ~300 a second)
-            wait_until(lambda: (db.tickets(), acks_sent(db)) != progress, 60, interval=0.05, what="the daemon at work")
+            wait_until(lambda progress=progress: (db.tickets(), acks_sent(db)) != progress, 60, interval=0.05, what="the daemon at work")
             time.sleep(rng.uniform(0.0, 0.6))
         daemon.kill9()
         kills += 1

@@ -1,7 +1,7 @@
 """intake.db.add_row: append-only rows wait in the session and are written before commit."""
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from sqlalchemy import select, text
 
@@ -9,7 +9,7 @@ from intake.db import add_row, transaction, write_rows
 from intake.models import Event, Message, SourceItem
 from intake.tickets import insert_new, log_event
 
-AT = datetime(2026, 11, 23, 8, 0, tzinfo=timezone.utc)
+AT = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)
 
 
 def _ticket(session):

@@ -2,7 +2,7 @@
 SQLAlchemy's own execution would, on SQLite and PostgreSQL alike."""
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 from sqlalchemy import bindparam, insert, select
@@ -12,7 +12,7 @@ from intake.db import transaction
 from intake.fastsql import Prepared, insert_returning_id, insert_rows
 from intake.models import Customer, Event, Message, OutboxMail, SourceItem, Ticket
 
-AT = datetime(2026, 11, 23, 8, 0, 0, 123456, tzinfo=timezone.utc)
+AT = datetime(2026, 11, 23, 8, 0, 0, 123456, tzinfo=UTC)
 BEIJING = timezone(timedelta(hours=8))
 
 

@@ -327,7 +327,7 @@ def test_polling_without_idle_takes_new_mail_each_interval(dovecot: DovecotServe
         wait_until_idle(sink)
         for i in range(2):
             dovecot.append("support", "INBOX", message(f"polled {i}"))
-            assert sink.wait(lambda: len(sink.takes) == i + 1, timeout=3)
+            assert sink.wait(lambda i=i: len(sink.takes) == i + 1, timeout=3)
     finally:
         stop.set()
         thread.join(5)

@@ -10,7 +10,6 @@ from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
-
 from sqlalchemy import func, select
 
 from intake.models import OutboxMail, QuarantineItem, SourceItem, Ticket

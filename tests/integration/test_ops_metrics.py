@@ -10,7 +10,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from email.message import EmailMessage
 from pathlib import Path
 
@@ -88,7 +88,7 @@ def test_daemon_metrics_and_healthz_match_what_was_taken_and_what_the_database_h
         status, body = get(base + "/metrics")
         assert status == 200
         m = samples(body.decode())
-        at = datetime.now(timezone.utc)
+        at = datetime.now(UTC)
         taken = [m.get(("intake_messages_taken_total", (("outcome", outcome), ("source", "maildir:drop"))))
                  for outcome in ("opened", "autoreply_ignored", "quarantined")]
         assert taken == [2, 1, 1]
@@ -101,7 +101,7 @@ def test_daemon_metrics_and_healthz_match_what_was_taken_and_what_the_database_h
         assert m[("intake_outbox_depth", ())] == pending
         assert m[("intake_outbox_mails", (("status", "pending"),))] == pending
         oldest = datetime.fromisoformat(str(db.scalar("select min(created_at) from outbox where status = 'pending'")))
-        oldest = oldest if oldest.tzinfo else oldest.replace(tzinfo=timezone.utc)
+        oldest = oldest if oldest.tzinfo else oldest.replace(tzinfo=UTC)
         assert abs(m[("intake_outbox_oldest_pending_age_seconds", ())] - (at - oldest).total_seconds()) < 5
         assert m[("intake_quarantine_held", ())] == db.scalar("select count(*) from quarantine where status = 'held'") == 1
         assert m[("intake_source_last_success_age_seconds", (("source", "maildir:drop"),))] < 60

@@ -363,7 +363,10 @@ def test_two_workers_on_one_postgres_database_send_each_mail_once(make_ctx, pg_u
 
     for c in (ctx_a, ctx_b):
         event.listen(c.sessions.kw["bind"], "after_cursor_execute", slow_claim)
-    slow = lambda n: time.sleep(0.005)
+
+    def slow(n):
+        time.sleep(0.005)
+
     workers = [OutboxWorker(c, Wrapped(real_transport(c), after=slow)) for c in (ctx_a, ctx_b)]
     start = threading.Barrier(2)
     results: list = [None, None]

@@ -57,7 +57,7 @@ def outbox(ctx, kind: str = "ack") -> list[OutboxMail]:
 def ticket(ctx, reference: str) -> Ticket:
     with ctx.sessions() as s:
         t = s.scalar(select(Ticket).where(Ticket.ref == reference))
-        t.customer, t.messages, t.events  # load while the session is open
+        _ = (t.customer, t.messages, t.events)  # load while the session is open
         return t
 
 

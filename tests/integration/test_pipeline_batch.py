@@ -89,7 +89,7 @@ def test_a_batch_of_customer_messages_opens_one_ticket_each_in_one_commit(ctx, p
     assert len({r.ticket for r in results}) == len(raws)
     assert [r.ticket for r in results] == sorted(r.ticket for r in results)  # numbered in batch order
     # results in the order of the items: each result's ticket holds that item's bytes
-    for raw, (subject, _, sender, _), result in zip(raws, CUSTOMERS, results):
+    for raw, (subject, _, _, _), result in zip(raws, CUSTOMERS, results):
         t = ticket(ctx, result.ticket)
         assert t.subject == subject and t.status == "new"
         [inbound] = [m for m in t.messages if m.direction == "in"]

@@ -7,7 +7,7 @@ import email
 import json
 import shutil
 import subprocess
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from email.policy import default
 from pathlib import Path
 
@@ -18,7 +18,6 @@ from intake.models import OutboxMail, Ticket
 from intake.pipeline import Pipeline
 from intake.report import as_text, percentile, weekly
 from intake.sources.base import SourceRef
-
 from tests.integration.conftest import Clock
 from tests.integration.test_staffmail_kit import complaint, reply_to, staff_config
 
@@ -27,7 +26,7 @@ SH = timezone(timedelta(hours=8))  # Asia/Shanghai has no DST
 
 
 def at(day: int, hour: int, month: int = 11) -> datetime:
-    return datetime(2026, month, day, hour, 0, tzinfo=SH).astimezone(timezone.utc)
+    return datetime(2026, month, day, hour, 0, tzinfo=SH).astimezone(UTC)
 
 
 class Week:

@@ -10,8 +10,8 @@ from collections import Counter
 import pytest
 
 from tests.daemonproc import DaemonProcess, Db, wait_until, write_config
-from tests.servers import AckCounter
 from tests.integration.test_daemon_email import acks, customer_mail
+from tests.servers import AckCounter
 
 pytestmark = pytest.mark.postgres
 

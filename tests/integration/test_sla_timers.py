@@ -3,7 +3,7 @@ escalation at breach, each sent once even with two workers; none once answered;
 follow-up reminders on their date; due times from per-type overrides and working hours."""
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -11,7 +11,6 @@ from intake.daemon import Daemon
 from intake.pipeline import Pipeline
 from intake.sources.base import SourceRef
 from intake.staffmail.timers import TimersWorker
-
 from tests.integration.conftest import Clock
 from tests.integration.test_staffmail_kit import MONDAY_10, body, complaint, deliver, events, reply_to, staff_config, ticket, to_addr
 
@@ -92,7 +91,7 @@ def test_follow_up_reminder_on_its_date_once(opened, smtp_server):
     pipeline.take(reply_to(note.as_bytes(), sender="孙悦 <sun.yue@example.com>", body="#followup 2026-11-26 回访客户维修结果\n已安排维修。"), SourceRef("t", "2"))
     deliver(ctx, smtp_server)
     worker = TimersWorker(ctx)
-    clock.at = datetime(2026, 11, 26, 0, 59, tzinfo=timezone.utc)  # 08:59 in Shanghai
+    clock.at = datetime(2026, 11, 26, 0, 59, tzinfo=UTC)  # 08:59 in Shanghai
     assert worker.run_once()["follow_ups"] == 0
     clock.advance(minutes=1)
     assert worker.run_once()["follow_ups"] == 1 and worker.run_once()["follow_ups"] == 0
@@ -108,4 +107,4 @@ def test_due_time_uses_type_override_and_working_hours(make_ctx, db_url):
     ctx = make_ctx(db_url, Clock(MONDAY_13), **staff_config(sla={
         "type_hours": {"complaint": {"important": 12}}, "working_hours": "mon-fri 09:00-18:00", "holidays": ["2026-11-24"]}))
     ref = Pipeline(ctx).take(complaint(), SourceRef("t", "1")).ticket
-    assert ticket(ctx, ref).due_at == datetime(2026, 11, 25, 8, 0, tzinfo=timezone.utc)  # Wed 16:00 Shanghai
+    assert ticket(ctx, ref).due_at == datetime(2026, 11, 25, 8, 0, tzinfo=UTC)  # Wed 16:00 Shanghai

@@ -9,7 +9,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from sqlalchemy import select
 
 from intake.forms import now_iso
@@ -57,7 +56,7 @@ def tickets(ctx) -> list[Ticket]:
     with ctx.sessions() as s:
         found = list(s.scalars(select(Ticket).order_by(Ticket.id)))
         for t in found:
-            t.customer, t.messages  # load while the session is open
+            _ = (t.customer, t.messages)  # load while the session is open
         return found
 
 

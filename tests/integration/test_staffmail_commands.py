@@ -2,7 +2,7 @@
 command relays nothing and answers the staff member with the error."""
 from __future__ import annotations
 
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 
 import pytest
 from sqlalchemy import select
@@ -10,10 +10,18 @@ from sqlalchemy import select
 from intake.pipeline import Pipeline
 from intake.sources.base import SourceRef
 from intake.staffmail.models import FollowUp
-
 from tests.integration.conftest import Clock
 from tests.integration.test_staffmail_kit import (
-    CUSTOMER, MONDAY_10, body, complaint, deliver, events, reply_to, staff_config, ticket, to_addr,
+    CUSTOMER,
+    MONDAY_10,
+    body,
+    complaint,
+    deliver,
+    events,
+    reply_to,
+    staff_config,
+    ticket,
+    to_addr,
 )
 
 
@@ -85,7 +93,7 @@ def test_eta_sets_the_expected_completion(case):
     """#eta 2026-11-30 and #预计 2026年12月2日."""
     ctx, ref, reply = case
     reply("#eta 2026-11-30")
-    assert ticket(ctx, ref).expected_completion == datetime(2026, 11, 29, 16, 0, tzinfo=timezone.utc)  # 2026-11-30 00:00 in Shanghai
+    assert ticket(ctx, ref).expected_completion == datetime(2026, 11, 29, 16, 0, tzinfo=UTC)  # 2026-11-30 00:00 in Shanghai
     reply("#预计 2026年12月2日")
     [first, second] = events(ctx, ref, "eta")
     assert (first.detail["date"], second.detail["date"]) == ("2026-11-30", "2026-12-02")

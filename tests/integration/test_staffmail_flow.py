@@ -13,10 +13,19 @@ from intake.models import Ticket
 from intake.pipeline import Pipeline
 from intake.sources.base import SourceRef
 from intake.staffmail.token import parse_address
-
 from tests.integration.conftest import Clock
 from tests.integration.test_staffmail_kit import (
-    CUSTOMER, MONDAY_10, body, complaint, deliver, events, outbox, reply_to, staff_config, ticket, to_addr,
+    CUSTOMER,
+    MONDAY_10,
+    body,
+    complaint,
+    deliver,
+    events,
+    outbox,
+    reply_to,
+    staff_config,
+    ticket,
+    to_addr,
 )
 
 

@@ -12,10 +12,18 @@ from sqlalchemy import select
 from intake.models import QuarantineItem
 from intake.pipeline import Pipeline
 from intake.sources.base import SourceRef
-
 from tests.integration.conftest import Clock
 from tests.integration.test_staffmail_kit import (
-    CUSTOMER, MONDAY_10, body, complaint, deliver, events, reply_to, staff_config, ticket, to_addr,
+    CUSTOMER,
+    MONDAY_10,
+    body,
+    complaint,
+    deliver,
+    events,
+    reply_to,
+    staff_config,
+    ticket,
+    to_addr,
 )
 
 

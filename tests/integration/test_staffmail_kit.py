@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import email
 import itertools
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.policy import default
 from email.utils import parseaddr
@@ -16,7 +16,7 @@ from intake.outbox import OutboxWorker
 from intake.sources.base import SourceRef
 
 # Monday 23 Nov 2026, 10:00 in Asia/Shanghai: the after-sales day shift is on duty
-MONDAY_10 = datetime(2026, 11, 23, 2, 0, tzinfo=timezone.utc)
+MONDAY_10 = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)
 CUSTOMER = "zhao.li@kehu.example.cn"
 _n = itertools.count()
 
@@ -83,7 +83,7 @@ def body(msg) -> str:
 def ticket(ctx, reference: str) -> Ticket:
     with ctx.sessions() as s:
         t = s.scalar(select(Ticket).where(Ticket.ref == reference))
-        t.customer, t.messages, t.events
+        _ = (t.customer, t.messages, t.events)  # load while the session is open
         return t
 
 

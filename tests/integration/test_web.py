@@ -13,7 +13,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-
 from sqlalchemy import select
 
 from intake.forms import parse_submission

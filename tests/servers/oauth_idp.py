@@ -131,7 +131,7 @@ class IdentityProvider:
 
     # -- lifecycle ----------------------------------------------------------------
 
-    def start(self) -> "IdentityProvider":
+    def start(self) -> IdentityProvider:
         for server in (self._https, self._http):
             t = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
             t.start()

@@ -11,7 +11,7 @@ import time
 from dataclasses import dataclass, field
 
 from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import Envelope, Session, SMTP
+from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from tests.servers.dovecot import HOST, free_port
 
@@ -29,7 +29,7 @@ class Received:
 class _Collector:
     """aiosmtpd handler: append every DATA to the server's list."""
 
-    def __init__(self, server: "SmtpServer"):
+    def __init__(self, server: SmtpServer):
         self.server = server
 
     async def handle_DATA(self, smtp: SMTP, session: Session, envelope: Envelope) -> str:
@@ -96,7 +96,7 @@ class SmtpServer:
                 self._cond.wait(left)
             return list(self._messages)
 
-    def __enter__(self) -> "SmtpServer":
+    def __enter__(self) -> SmtpServer:
         self.start()
         return self
 

@@ -6,7 +6,7 @@ from pathlib import PurePosixPath
 
 import pytest
 
-from archive.storage import LocalStorage, Storage, TEMP_PREFIX, check_relative
+from archive.storage import TEMP_PREFIX, LocalStorage, Storage, check_relative
 
 
 def test_put_get_list_exists_delete(tmp_path):

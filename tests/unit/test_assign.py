@@ -1,7 +1,7 @@
 """Auto-assignment within a department and the staff file (plain data, a fixed clock)."""
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -51,9 +51,9 @@ shifts = ["mon-fri 22:00-06:00"]
 """
 
 # Monday 23 Nov 2026, 11:00 and 23:00 in Shanghai
-DAY = datetime(2026, 11, 23, 3, 0, tzinfo=timezone.utc)
-NIGHT = datetime(2026, 11, 23, 15, 0, tzinfo=timezone.utc)
-SUNDAY = datetime(2026, 11, 22, 3, 0, tzinfo=timezone.utc)
+DAY = datetime(2026, 11, 23, 3, 0, tzinfo=UTC)
+NIGHT = datetime(2026, 11, 23, 15, 0, tzinfo=UTC)
+SUNDAY = datetime(2026, 11, 22, 3, 0, tzinfo=UTC)
 
 
 def directory(tmp_path: Path, strategy: str = "least_open", c_away: str = "false"):

@@ -135,7 +135,7 @@ def test_encoded_word_with_wrong_charset_label_is_repaired() -> None:
 
 def test_encoded_word_missing_padding_and_terminator_decodes() -> None:
     """Base64 without '=' padding and a word missing its closing '?=' are tolerated."""
-    payload = base64.b64encode("关于".encode("utf-8")).decode().rstrip("=")
+    payload = base64.b64encode("关于".encode()).decode().rstrip("=")
     assert decode_header(f"=?utf-8?B?{payload}?=")[0] == "关于"
     assert decode_header(f"Subject =?utf-8?B?{payload}")[0] == "Subject 关于"
 

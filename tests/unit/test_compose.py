@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import email
+from datetime import UTC
 from email.policy import compat32
 
 import pytest
@@ -74,11 +75,11 @@ def _compat32_reference(mail: RenderedMail, headers: list[tuple[str, str]]) -> b
     RenderedMail(subject="[#261123-0007] 新工单 / New case " * 3, text="正文 body\n" * 30, html="<p>正文</p>\n" * 20),
 ])
 def test_compose_writes_the_bytes_compat32_wrote(mail, monkeypatch):
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     import intake.compose
 
-    monkeypatch.setattr(intake.compose, "utcnow", lambda: datetime(2026, 11, 23, 8, 0, tzinfo=timezone.utc))
+    monkeypatch.setattr(intake.compose, "utcnow", lambda: datetime(2026, 11, 23, 8, 0, tzinfo=UTC))
     monkeypatch.setattr(intake.compose.secrets, "token_hex", lambda n: "X")
     raw = compose(mail, message_id="ack.1@example.cn", from_name="客服中心", from_addr="support@example.cn", to_addr="li.wei@example.cn",
                   to_name="李伟", in_reply_to="m1@example.cn", references=["r1@example.cn"], auto_submitted="auto-replied",

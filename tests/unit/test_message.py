@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import random
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -27,7 +27,6 @@ from tests.fixtures.mail.build import (
     tnef,
     winmail_message,
 )
-
 
 # ---- charsets -------------------------------------------------------------------
 
@@ -108,7 +107,7 @@ def test_addresses_ids_and_date_are_read() -> None:
     assert msg.message_id == "reply.77@example.cn"
     assert msg.in_reply_to == ["ack.42@acme-support.cn"]
     assert msg.references == ["orig.1@example.cn", "ack.42@acme-support.cn"]
-    assert msg.date == datetime(2026, 11, 23, 2, 15, tzinfo=timezone.utc)
+    assert msg.date == datetime(2026, 11, 23, 2, 15, tzinfo=UTC)
     assert msg.date.utcoffset() == timedelta(hours=8)
     assert msg.header_all("to") == ["Support <support@acme-support.cn>, sales@acme-support.cn"]
     assert msg.header("X-Missing") is None

@@ -2,14 +2,14 @@
 working-hours arithmetic, phone masking."""
 from __future__ import annotations
 
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 
 import pytest
 
 from intake.staffmail import commands
 from intake.staffmail.notify import mask_phone
 from intake.staffmail.survey import parse_score
-from intake.staffmail.token import make_address, mac, parse_address, verify
+from intake.staffmail.token import mac, make_address, parse_address, verify
 from intake.staffmail.workhours import add_working_hours, parse_hours
 
 KEY = b"k" * 32
@@ -128,20 +128,20 @@ def test_not_scores(text):
 
 def test_working_hours_skip_nights_weekends_and_holidays():
     shifts = parse_hours("mon-fri 09:00-18:00")
-    friday_17 = datetime(2026, 11, 27, 9, 0, tzinfo=timezone.utc)  # Fri 17:00 Shanghai
+    friday_17 = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)  # Fri 17:00 Shanghai
     # 1 h Friday, Saturday and Sunday off, Monday 30 Nov a holiday, 3 h Tuesday → Tue 12:00
     due = add_working_hours(friday_17, 4, shifts=shifts, holidays={date(2026, 11, 30)}, tz="Asia/Shanghai")
-    assert due == datetime(2026, 12, 1, 4, 0, tzinfo=timezone.utc)
+    assert due == datetime(2026, 12, 1, 4, 0, tzinfo=UTC)
 
 
 def test_working_hours_start_outside_hours_and_overnight_shift():
-    sunday_night = datetime(2026, 11, 29, 15, 0, tzinfo=timezone.utc)  # Sun 23:00 Shanghai
+    sunday_night = datetime(2026, 11, 29, 15, 0, tzinfo=UTC)  # Sun 23:00 Shanghai
     assert add_working_hours(sunday_night, 2, shifts=parse_hours("mon-fri 09:00-18:00"), holidays=set(), tz="Asia/Shanghai") == \
-        datetime(2026, 11, 30, 3, 0, tzinfo=timezone.utc)  # Mon 11:00
+        datetime(2026, 11, 30, 3, 0, tzinfo=UTC)  # Mon 11:00
     night = parse_hours("mon-fri 22:00-06:00")
-    monday_23 = datetime(2026, 11, 23, 15, 0, tzinfo=timezone.utc)
+    monday_23 = datetime(2026, 11, 23, 15, 0, tzinfo=UTC)
     assert add_working_hours(monday_23, 3, shifts=night, holidays=set(), tz="Asia/Shanghai") == \
-        datetime(2026, 11, 23, 18, 0, tzinfo=timezone.utc)  # Tue 02:00, across midnight
+        datetime(2026, 11, 23, 18, 0, tzinfo=UTC)  # Tue 02:00, across midnight
 
 
 def test_bad_working_hours_are_refused():
