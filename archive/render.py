@@ -18,6 +18,7 @@ import mimetypes
 import os
 import zlib
 from collections.abc import Mapping
+from typing import Any
 from dataclasses import replace
 from datetime import datetime, timezone
 from functools import lru_cache
@@ -25,6 +26,7 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 import jinja2
+from markupsafe import Markup
 
 from archive.record import CaseRecord, label, mask_phone
 from archive.sanitize import layout_safe, sanitize_html  # noqa: F401 (sanitize_html: re-exported)
@@ -179,7 +181,7 @@ def _line(value: str | None, cap: int = LINE_CAP) -> str:
     return layout_safe(value if len(value) <= cap else value[:cap] + "…")
 
 
-def _message_body(m, t: dict, cap: int, plain: bool) -> tuple[object, str, str]:
+def _message_body(m, t: dict, cap: int, plain: bool) -> tuple[Markup | None, str, str]:
     """(sanitised HTML or None, text, note) of one message, within `cap` characters."""
     if m.html and not plain:
         html = sanitize_html(m.html)
@@ -203,7 +205,8 @@ def render_case_html(record: CaseRecord, *, lang: str = "zh", version: int | Non
     t = TEXTS[lang]
     earlier = earlier or {}
     generated_at = generated_at or datetime.now(timezone.utc)
-    record = replace(record, **{f: layout_safe(getattr(record, f) or "") for f in _FREE_TEXT_FIELDS})
+    safe: dict[str, Any] = {f: layout_safe(getattr(record, f) or "") for f in _FREE_TEXT_FIELDS}  # every one a str field
+    record = replace(record, **safe)
     messages = []
     attachments = []
     budget = CASE_BUDGET

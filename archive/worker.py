@@ -304,8 +304,11 @@ class ArchiveWorker:
 
     def _render_alone(self, item: InFlight, stats: RunStats) -> None:
         """Render one ticket in the pool with nothing else in flight, and finish or fail it."""
+        executor = self._executor()
+        # only reached after a BrokenProcessPool, so there is a pool (processes > 0)
+        assert executor is not None, "render_alone runs only with render processes"
         try:
-            self._finish(item, self._executor().submit(_render, *item.args).result(), stats)
+            self._finish(item, executor.submit(_render, *item.args).result(), stats)
         except Exception as error:
             log.exception("archiving ticket %d (%s) failed", item.ticket_id, item.record.ticket_ref)
             self._fail(item.job_ids, error, stats)
