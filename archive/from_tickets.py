@@ -3,10 +3,11 @@
 The only module of the archive that reads the ticket system's models; the owner may pass
 `TicketLoader(tz, lang, staff)` to ArchiveWorker or write their own loader.
 """
+
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date, datetime
-from typing import Callable
 from zoneinfo import ZoneInfo
 
 from sqlalchemy.orm import Session
@@ -47,8 +48,7 @@ def _handler(staff_id: str | None, staff) -> str:
     return f"{member.name} ({staff_id})" if member else (staff_id or "")
 
 
-def load_record(session: Session, ticket_id: int, *, tz: str = "Asia/Shanghai", lang: str = "zh",
-                staff=None) -> CaseRecord:
+def load_record(session: Session, ticket_id: int, *, tz: str = "Asia/Shanghai", lang: str = "zh", staff=None) -> CaseRecord:
     """`staff`: a classify.StaffDirectory (or None) to show department labels and staff names."""
     from intake.models import Ticket
 
@@ -63,9 +63,17 @@ def load_record(session: Session, ticket_id: int, *, tz: str = "Asia/Shanghai", 
             continue
         at = (m.sent_at or m.received_at).astimezone(zone)
         sender = f"{m.from_name} <{m.from_addr}>" if m.from_name and m.from_addr else (m.from_name or m.from_addr)
-        messages.append(ThreadMessage(
-            direction=m.direction, at=at, sender=sender, subject=m.subject, text=m.text, html=m.html,
-            attachments=[AttachmentInfo(a.filename, a.content_type, a.size) for a in m.attachments]))
+        messages.append(
+            ThreadMessage(
+                direction=m.direction,
+                at=at,
+                sender=sender,
+                subject=m.subject,
+                text=m.text,
+                html=m.html,
+                attachments=[AttachmentInfo(a.filename, a.content_type, a.size) for a in m.attachments],
+            )
+        )
         if m.direction == "in" and m.raw:
             if m.channel == "form":
                 originals.append(RawOriginal(f"{ticket.ref}-{n}-form.json", m.raw, "application/json"))
@@ -110,5 +118,4 @@ class TicketLoader:
         self.tz, self.lang, self.staff = tz, lang, staff
 
     def __call__(self, session: Session, ticket_id: int) -> CaseRecord:
-        return load_record(session, ticket_id, tz=self.tz, lang=self.lang,
-                           staff=self.staff() if self.staff else None)
+        return load_record(session, ticket_id, tz=self.tz, lang=self.lang, staff=self.staff() if self.staff else None)

@@ -9,12 +9,13 @@ The manifest is only ever extended, never rewritten with different history: if w
 on disk is not a prefix of the database's chain, `sync_manifest` refuses and `verify`
 reports it.
 """
+
 from __future__ import annotations
 
 import hashlib
 import json
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import PurePosixPath
 
 from sqlalchemy import select
@@ -47,14 +48,21 @@ def _canonical(obj: dict) -> str:
 
 
 def _iso(at: datetime) -> str:
-    return at.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def entry_of(row: ArchiveFile) -> dict:
     """What the chain vouches for. Retention and holds change over time, so they are not in it."""
-    return {"seq": row.seq, "path": row.path, "sha256": row.sha256, "size": row.size,
-            "ticket_ref": row.ticket_ref, "version": row.version, "final": row.final,
-            "created_at": _iso(row.created_at)}
+    return {
+        "seq": row.seq,
+        "path": row.path,
+        "sha256": row.sha256,
+        "size": row.size,
+        "ticket_ref": row.ticket_ref,
+        "version": row.version,
+        "final": row.final,
+        "created_at": _iso(row.created_at),
+    }
 
 
 def chain_hash(prev_hash: str, entry: dict) -> str:
@@ -72,7 +80,7 @@ def link(session: Session, row: ArchiveFile) -> ArchiveFile:
     row.seq = (last.seq + 1) if last else 1
     row.prev_hash = last.chain_hash if last else GENESIS
     if row.created_at is None:
-        row.created_at = datetime.now(timezone.utc)
+        row.created_at = datetime.now(UTC)
     row.chain_hash = chain_hash(row.prev_hash, entry_of(row))
     return row
 
@@ -176,14 +184,22 @@ def verify(session: Session, storage: Storage, *, actor: str = "system", record:
             continue
         for entry in r.originals or []:
             if (r.ticket_ref, entry.get("version")) not in kept:
-                problems.append(Problem("original", r.path, f"original {entry.get('name')} (SHA-256 "
-                                        f"{entry.get('sha256')}) is embedded in v{entry.get('version')}, "
-                                        "which is not in the archive"))
+                problems.append(
+                    Problem(
+                        "original",
+                        r.path,
+                        f"original {entry.get('name')} (SHA-256 "
+                        f"{entry.get('sha256')}) is embedded in v{entry.get('version')}, "
+                        "which is not in the archive",
+                    )
+                )
 
     if record:
-        session.add(ArchiveAudit(actor=actor, action="verify", detail={
-            "files": len(rows), "problems": len(problems),
-            "kinds": sorted({p.kind for p in problems})}))
+        session.add(
+            ArchiveAudit(
+                actor=actor, action="verify", detail={"files": len(rows), "problems": len(problems), "kinds": sorted({p.kind for p in problems})}
+            )
+        )
     return problems
 
 

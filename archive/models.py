@@ -2,9 +2,10 @@
 
 Created by the Alembic revisions intake/migrations/versions/0002_archive.py and 0006_archive_renditions.py.
 """
+
 from __future__ import annotations
 
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 
 from sqlalchemy import JSON, Boolean, Date, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
@@ -18,7 +19,7 @@ AUDIT_ACTIONS = ("written", "purge", "hold", "release", "override", "verify", "f
 
 
 def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 class ArchiveFile(Base):

@@ -15,6 +15,7 @@ customer part on a character boundary: the date, type, ticket ref and version su
 are never cut. Windows device names (CON, NUL, ...) cannot occur, since a name never
 ends right after the customer part.
 """
+
 from __future__ import annotations
 
 import re
@@ -26,8 +27,10 @@ MAX_NAME_BYTES = 200
 _UNSAFE = re.compile(r'[\s/\\<>:"|?*_]+')
 _DASHES = re.compile(r"-{2,}")
 _REF = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{0,40}$")
-_NAME = re.compile(r"^(?P<customer>.+)_(?P<date>\d{4}-\d{2}-\d{2})_(?P<type>[^_]+)_(?P<ref>[A-Za-z0-9-]+)"
-                   r"_v(?P<version>\d+)(?P<final>-final)?\.pdf$")
+_NAME = re.compile(
+    r"^(?P<customer>.+)_(?P<date>\d{4}-\d{2}-\d{2})_(?P<type>[^_]+)_(?P<ref>[A-Za-z0-9-]+)"
+    r"_v(?P<version>\d+)(?P<final>-final)?\.pdf$"
+)
 
 
 def clean_component(text: str, fallback: str) -> str:
@@ -48,8 +51,9 @@ def _cut_to_bytes(text: str, limit: int) -> str:
     return encoded[:limit].decode("utf-8", errors="ignore").rstrip(".- ")
 
 
-def archive_path(customer: str, date: date, type_label: str, ticket_ref: str, version: int,
-                 final: bool, *, max_name_bytes: int = MAX_NAME_BYTES) -> PurePosixPath:
+def archive_path(
+    customer: str, date: date, type_label: str, ticket_ref: str, version: int, final: bool, *, max_name_bytes: int = MAX_NAME_BYTES
+) -> PurePosixPath:
     """The relative path of one version of a case PDF in the archive."""
     if not _REF.match(ticket_ref):
         raise ValueError(f"ticket ref must be letters, digits and dashes: {ticket_ref!r}")
@@ -67,5 +71,11 @@ def parse_name(path: PurePosixPath | str) -> dict | None:
     m = _NAME.match(PurePosixPath(path).name)
     if not m:
         return None
-    return {"customer": m["customer"], "date": date.fromisoformat(m["date"]), "type": m["type"],
-            "ticket_ref": m["ref"], "version": int(m["version"]), "final": bool(m["final"])}
+    return {
+        "customer": m["customer"],
+        "date": date.fromisoformat(m["date"]),
+        "type": m["type"],
+        "ticket_ref": m["ref"],
+        "version": int(m["version"]),
+        "final": bool(m["final"]),
+    }

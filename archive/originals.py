@@ -7,6 +7,7 @@ and the version that holds them. Each archive_files row records, in `originals`,
 original of the case and the version that embeds it: what the next version, `export`
 (which adds those versions to the zip) and `verify` read.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -33,9 +34,9 @@ class EmbeddedCopy:
 
 def earlier_copies(session: Session, ticket_ref: str) -> dict[str, EmbeddedCopy]:
     """SHA-256 → the archived version of this case that embeds that original (not purged)."""
-    rows = session.scalars(select(ArchiveFile).where(ArchiveFile.ticket_ref == ticket_ref,
-                                                     ArchiveFile.purged_at.is_(None))
-                           .order_by(ArchiveFile.version)).all()
+    rows = session.scalars(
+        select(ArchiveFile).where(ArchiveFile.ticket_ref == ticket_ref, ArchiveFile.purged_at.is_(None)).order_by(ArchiveFile.version)
+    ).all()
     paths = {row.version: row.path for row in rows}
     copies: dict[str, EmbeddedCopy] = {}
     for row in rows:
@@ -57,8 +58,7 @@ def entries(record: CaseRecord, version: int, copies: dict[str, EmbeddedCopy]) -
     for o in record.raw_originals:
         digest = hashlib.sha256(o.data).hexdigest()
         copy = copies.get(digest)
-        out.append({"name": o.filename, "sha256": digest, "size": len(o.data),
-                    "version": copy.version if copy is not None else version})
+        out.append({"name": o.filename, "sha256": digest, "size": len(o.data), "version": copy.version if copy is not None else version})
     return out
 
 
@@ -69,9 +69,9 @@ def embedding_rows(session: Session, rows: list[ArchiveFile]) -> list[ArchiveFil
     wanted = {(r.ticket_ref, e["version"]) for r in rows for e in (r.originals or [])} - have
     extra = []
     for ticket_ref, version in sorted(wanted):
-        row = session.scalars(select(ArchiveFile).where(ArchiveFile.ticket_ref == ticket_ref,
-                                                        ArchiveFile.version == version,
-                                                        ArchiveFile.purged_at.is_(None))).first()
+        row = session.scalars(
+            select(ArchiveFile).where(ArchiveFile.ticket_ref == ticket_ref, ArchiveFile.version == version, ArchiveFile.purged_at.is_(None))
+        ).first()
         if row is not None:
             extra.append(row)
     return rows + extra

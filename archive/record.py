@@ -4,6 +4,7 @@ The pipeline builds a `CaseRecord` from its tables (the `load_record` callable g
 the archive worker); nothing here touches a database, so the renderer can be tested
 and benchmarked with plain values.
 """
+
 from __future__ import annotations
 
 import re
@@ -15,18 +16,15 @@ from typing import NamedTuple
 LABELS: dict[str, dict[str, dict[str, str]]] = {
     "type": {
         "zh": {"inquiry": "咨询", "complaint": "投诉", "fault": "故障", "request": "需求", "suggestion": "建议"},
-        "en": {"inquiry": "inquiry", "complaint": "complaint", "fault": "fault", "request": "request",
-               "suggestion": "suggestion"},
+        "en": {"inquiry": "inquiry", "complaint": "complaint", "fault": "fault", "request": "request", "suggestion": "suggestion"},
     },
     "urgency": {
         "zh": {"urgent": "紧急", "important": "重要", "normal": "一般"},
         "en": {"urgent": "urgent", "important": "important", "normal": "normal"},
     },
     "status": {
-        "zh": {"new": "待处理", "in_progress": "处理中", "follow_up": "需跟进", "resolved": "已完成",
-               "closed": "已关闭"},
-        "en": {"new": "new", "in_progress": "in progress", "follow_up": "follow-up", "resolved": "resolved",
-               "closed": "closed"},
+        "zh": {"new": "待处理", "in_progress": "处理中", "follow_up": "需跟进", "resolved": "已完成", "closed": "已关闭"},
+        "en": {"new": "new", "in_progress": "in progress", "follow_up": "follow-up", "resolved": "resolved", "closed": "closed"},
     },
     "channel": {
         "zh": {"email": "邮件", "form": "网页表单", "phone": "电话", "meeting": "面谈"},
@@ -155,9 +153,20 @@ def _mask_one(number: str) -> str:
 
 def searchable_text(record: CaseRecord) -> str:
     """The words of a case, stored with each archived file for word search."""
-    parts = [record.ticket_ref, record.customer_number, record.customer_name, record.company,
-             record.industry, record.email, record.department, record.handler, record.description,
-             record.outcome, record.follow_up_plan, record.notes]
+    parts = [
+        record.ticket_ref,
+        record.customer_number,
+        record.customer_name,
+        record.company,
+        record.industry,
+        record.email,
+        record.department,
+        record.handler,
+        record.description,
+        record.outcome,
+        record.follow_up_plan,
+        record.notes,
+    ]
     for m in record.messages:
         parts += [m.sender, m.subject, m.text]
         parts += [a.filename for a in m.attachments]

@@ -10,6 +10,7 @@ the version that holds it (`earlier`). `plain_reason` gives the plain rendition,
 fallback when the full one cannot be rendered (archive.safe_render): every message as
 shortened plain text, the reason shown at the top.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -18,11 +19,11 @@ import mimetypes
 import os
 import zlib
 from collections.abc import Mapping
-from typing import Any
 from dataclasses import replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 from urllib.parse import unquote, urlsplit
 
 import jinja2
@@ -50,45 +51,96 @@ LINE_CAP = 1_000  # characters of a sender, subject or attachment name shown
 
 TEXTS = {
     "zh": {
-        "doc_title": "客户沟通记录", "record": "记录信息", "customer_number": "客户编号",
-        "customer": "客户名称/联系人", "industry": "所属行业", "contact": "联系方式",
-        "phone": "电话", "email": "邮箱", "date": "沟通日期", "channel": "沟通方式",
-        "type": "沟通事由", "urgency": "紧急程度", "department": "处理部门", "handler": "处理人",
-        "status": "处理进度", "expected": "预计完成时间", "actual": "实际完成时间",
-        "satisfaction": "客户满意度", "description": "问题描述", "outcome": "处理结果",
-        "follow_up": "后续跟进计划", "notes": "备注", "classification": "分类依据",
-        "thread": "沟通记录", "messages_count": "共 {n} 封", "attachments": "附件",
-        "attachment_list": "附件清单", "filename": "文件名", "content_type": "类型", "size": "大小",
-        "no_attachments": "无附件", "originals": "内嵌原件",
+        "doc_title": "客户沟通记录",
+        "record": "记录信息",
+        "customer_number": "客户编号",
+        "customer": "客户名称/联系人",
+        "industry": "所属行业",
+        "contact": "联系方式",
+        "phone": "电话",
+        "email": "邮箱",
+        "date": "沟通日期",
+        "channel": "沟通方式",
+        "type": "沟通事由",
+        "urgency": "紧急程度",
+        "department": "处理部门",
+        "handler": "处理人",
+        "status": "处理进度",
+        "expected": "预计完成时间",
+        "actual": "实际完成时间",
+        "satisfaction": "客户满意度",
+        "description": "问题描述",
+        "outcome": "处理结果",
+        "follow_up": "后续跟进计划",
+        "notes": "备注",
+        "classification": "分类依据",
+        "thread": "沟通记录",
+        "messages_count": "共 {n} 封",
+        "attachments": "附件",
+        "attachment_list": "附件清单",
+        "filename": "文件名",
+        "content_type": "类型",
+        "size": "大小",
+        "no_attachments": "无附件",
+        "originals": "内嵌原件",
         "originals_hint": "原件每件只内嵌一次：“本文件”中的可从 PDF 阅读器的附件面板打开，其余见所列较早版本。",
-        "embedded_in": "所在文件", "this_file": "本文件",
-        "generated": "生成于", "flagged": "加急", "version": "归档版本", "final": "最终版",
+        "embedded_in": "所在文件",
+        "this_file": "本文件",
+        "generated": "生成于",
+        "flagged": "加急",
+        "version": "归档版本",
+        "final": "最终版",
         "draft": "过程版",
         "plain_notice": "简化版：完整版式未能生成（{reason}），本案以纯文本记录，原件照常内嵌。",
         "shortened": "仅显示前 {n} 字（共 {total} 字）；客户来信的完整原件见内嵌原件。",
         "html_as_text": "HTML 正文过大（{size}），以纯文本显示。",
     },
     "en": {
-        "doc_title": "Customer case record", "record": "Record", "customer_number": "Customer no.",
-        "customer": "Customer", "industry": "Industry", "contact": "Contact",
-        "phone": "Phone", "email": "Email", "date": "Date", "channel": "Channel",
-        "type": "Type", "urgency": "Urgency", "department": "Department", "handler": "Handler",
-        "status": "Status", "expected": "Expected by", "actual": "Completed on",
-        "satisfaction": "Satisfaction", "description": "Description", "outcome": "Outcome",
-        "follow_up": "Follow-up plan", "notes": "Notes", "classification": "Why this classification",
-        "thread": "Messages", "messages_count": "{n} in all", "attachments": "Attachments",
-        "attachment_list": "Attachments", "filename": "File name", "content_type": "Type", "size": "Size",
-        "no_attachments": "No attachments", "originals": "Embedded originals",
+        "doc_title": "Customer case record",
+        "record": "Record",
+        "customer_number": "Customer no.",
+        "customer": "Customer",
+        "industry": "Industry",
+        "contact": "Contact",
+        "phone": "Phone",
+        "email": "Email",
+        "date": "Date",
+        "channel": "Channel",
+        "type": "Type",
+        "urgency": "Urgency",
+        "department": "Department",
+        "handler": "Handler",
+        "status": "Status",
+        "expected": "Expected by",
+        "actual": "Completed on",
+        "satisfaction": "Satisfaction",
+        "description": "Description",
+        "outcome": "Outcome",
+        "follow_up": "Follow-up plan",
+        "notes": "Notes",
+        "classification": "Why this classification",
+        "thread": "Messages",
+        "messages_count": "{n} in all",
+        "attachments": "Attachments",
+        "attachment_list": "Attachments",
+        "filename": "File name",
+        "content_type": "Type",
+        "size": "Size",
+        "no_attachments": "No attachments",
+        "originals": "Embedded originals",
         "originals_hint": "The original emails and form submissions are embedded as attachments, each once: "
-                          "those marked 'this file' open from the attachments panel of a PDF reader, the others "
-                          "are in the earlier version listed, to be checked by their SHA-256.",
-        "embedded_in": "Embedded in", "this_file": "this file",
-        "generated": "Generated", "flagged": "expedite", "version": "Archive version", "final": "final",
+        "those marked 'this file' open from the attachments panel of a PDF reader, the others "
+        "are in the earlier version listed, to be checked by their SHA-256.",
+        "embedded_in": "Embedded in",
+        "this_file": "this file",
+        "generated": "Generated",
+        "flagged": "expedite",
+        "version": "Archive version",
+        "final": "final",
         "draft": "interim",
         "plain_notice": "Plain rendition: the full layout could not be rendered ({reason}); the case is "
-                        "recorded as plain text, its originals embedded as usual.",
-        "shortened": "Only the first {n} of {total} characters are shown; a customer's message is in full "
-                     "in its embedded original.",
+        "recorded as plain text, its originals embedded as usual.",
+        "shortened": "Only the first {n} of {total} characters are shown; a customer's message is in full in its embedded original.",
         "html_as_text": "The HTML body is too large to lay out ({size}); shown as text.",
     },
 }
@@ -164,8 +216,7 @@ def _jinja() -> jinja2.Environment:
 
 
 # record fields shown as typed; a long unbroken run in any of them would be laid out quadratically
-_FREE_TEXT_FIELDS = ("customer_name", "company", "industry", "email", "department", "description", "handler",
-                     "outcome", "follow_up_plan", "notes")
+_FREE_TEXT_FIELDS = ("customer_name", "company", "industry", "email", "department", "description", "handler", "outcome", "follow_up_plan", "notes")
 
 
 def _shortened(text: str, cap: int, t: dict) -> tuple[str, str]:
@@ -188,15 +239,21 @@ def _message_body(m, t: dict, cap: int, plain: bool) -> tuple[Markup | None, str
         if len(html) <= min(cap, HTML_CAP):
             return html, "", ""
         text, note = _shortened(m.text or "", cap, t)
-        return None, layout_safe(text), " ".join(filter(None, [t["html_as_text"].format(size=_size_label(len(m.html))),
-                                                              note]))
+        return None, layout_safe(text), " ".join(filter(None, [t["html_as_text"].format(size=_size_label(len(m.html))), note]))
     text, note = _shortened(m.text or "", cap, t)
     return None, layout_safe(text), note
 
 
-def render_case_html(record: CaseRecord, *, lang: str = "zh", version: int | None = None,
-                     final: bool = False, generated_at: datetime | None = None,
-                     earlier: Mapping[str, str] | None = None, plain_reason: str | None = None) -> str:
+def render_case_html(
+    record: CaseRecord,
+    *,
+    lang: str = "zh",
+    version: int | None = None,
+    final: bool = False,
+    generated_at: datetime | None = None,
+    earlier: Mapping[str, str] | None = None,
+    plain_reason: str | None = None,
+) -> str:
     """The case as the HTML that becomes the PDF (useful to test the template alone).
     `earlier`: SHA-256 of an original → the earlier version's file that embeds it (listed, not embedded);
     `plain_reason`: render the plain rendition and say why."""
@@ -204,7 +261,7 @@ def render_case_html(record: CaseRecord, *, lang: str = "zh", version: int | Non
         raise ValueError(f"unknown language {lang!r}; known: {', '.join(TEXTS)}")
     t = TEXTS[lang]
     earlier = earlier or {}
-    generated_at = generated_at or datetime.now(timezone.utc)
+    generated_at = generated_at or datetime.now(UTC)
     safe: dict[str, Any] = {f: layout_safe(getattr(record, f) or "") for f in _FREE_TEXT_FIELDS}  # every one a str field
     record = replace(record, **safe)
     messages = []
@@ -215,48 +272,63 @@ def render_case_html(record: CaseRecord, *, lang: str = "zh", version: int | Non
         cap = PLAIN_TEXT_CAP if plain else max(PLAIN_TEXT_CAP, min(MESSAGE_CAP, budget))
         html, text, note = _message_body(m, t, cap, plain)
         budget -= len(html) if html is not None else len(text)
-        messages.append({
-            "direction": m.direction,
-            "direction_label": label("direction", m.direction, lang),
-            "at": m.at.strftime("%Y-%m-%d %H:%M %Z").strip(),
-            "sender": _line(m.sender),
-            "subject": _line(m.subject),
-            "text": text,
-            "html": html,
-            "note": note,
-            "attachments": [{"filename": _line(a.filename), "size_label": _size_label(a.size)}
-                            for a in m.attachments],
-        })
+        messages.append(
+            {
+                "direction": m.direction,
+                "direction_label": label("direction", m.direction, lang),
+                "at": m.at.strftime("%Y-%m-%d %H:%M %Z").strip(),
+                "sender": _line(m.sender),
+                "subject": _line(m.subject),
+                "text": text,
+                "html": html,
+                "note": note,
+                "attachments": [{"filename": _line(a.filename), "size_label": _size_label(a.size)} for a in m.attachments],
+            }
+        )
         for a in m.attachments:
-            attachments.append({"message_no": no, "filename": _line(a.filename),
-                                "content_type": layout_safe(a.content_type), "size_label": _size_label(a.size)})
+            attachments.append(
+                {"message_no": no, "filename": _line(a.filename), "content_type": layout_safe(a.content_type), "size_label": _size_label(a.size)}
+            )
     originals = []
     for o in record.raw_originals:
         digest = hashlib.sha256(o.data).hexdigest()
-        originals.append({"filename": o.filename, "mime": o.mime, "size_label": _size_label(len(o.data)),
-                          "sha256": digest, "embedded_in": earlier.get(digest, t["this_file"])})
+        originals.append(
+            {
+                "filename": o.filename,
+                "mime": o.mime,
+                "size_label": _size_label(len(o.data)),
+                "sha256": digest,
+                "embedded_in": earlier.get(digest, t["this_file"]),
+            }
+        )
     version_line = ""
     if version is not None:
         version_line = f"{t['version']} v{version} · {t['final'] if final else t['draft']}"
     customer_line = " / ".join(x for x in (record.company, record.customer_name) if x) or "—"
     subject = next((m["subject"] for m in messages if m["subject"]), "")
     plain_notice = t["plain_notice"].format(reason=plain_reason[:300]) if plain_reason is not None else ""
-    return _jinja().get_template("case.html.j2").render(
-        r=record, t=t, lang=lang, dash="—",
-        type_label=label("type", record.type, lang),
-        urgency_label=label("urgency", record.urgency, lang),
-        status_label=label("status", record.status, lang),
-        channel_label=label("channel", record.channel, lang),
-        phone=mask_phone(record.phone),
-        customer_line=customer_line,
-        subject=subject,
-        messages=messages,
-        attachments=attachments,
-        originals=originals,
-        version_line=version_line,
-        plain_notice=plain_notice,
-        generated_at=generated_at.strftime("%Y-%m-%d %H:%M UTC") if generated_at.tzinfo else
-        generated_at.strftime("%Y-%m-%d %H:%M"),
+    return (
+        _jinja()
+        .get_template("case.html.j2")
+        .render(
+            r=record,
+            t=t,
+            lang=lang,
+            dash="—",
+            type_label=label("type", record.type, lang),
+            urgency_label=label("urgency", record.urgency, lang),
+            status_label=label("status", record.status, lang),
+            channel_label=label("channel", record.channel, lang),
+            phone=mask_phone(record.phone),
+            customer_line=customer_line,
+            subject=subject,
+            messages=messages,
+            attachments=attachments,
+            originals=originals,
+            version_line=version_line,
+            plain_notice=plain_notice,
+            generated_at=generated_at.strftime("%Y-%m-%d %H:%M UTC") if generated_at.tzinfo else generated_at.strftime("%Y-%m-%d %H:%M"),
+        )
     )
 
 
@@ -280,37 +352,50 @@ class _Zlib6:
 def _stylesheet():
     """The stylesheet and its fonts, loaded once per process: a render then costs layout only."""
     weasyprint, _, _ = _weasyprint()
-    from weasyprint.text.fonts import FontConfiguration
     import pydyf
+    from weasyprint.text.fonts import FontConfiguration
 
     if getattr(pydyf, "zlib", None) is zlib:
         pydyf.zlib = _Zlib6()
 
     font_config = FontConfiguration()
-    css = weasyprint.CSS(filename=str(TEMPLATE_DIR / "case.css"), base_url=TEMPLATE_DIR.as_uri() + "/",
-                         url_fetcher=make_fetcher(), font_config=font_config)
+    css = weasyprint.CSS(
+        filename=str(TEMPLATE_DIR / "case.css"), base_url=TEMPLATE_DIR.as_uri() + "/", url_fetcher=make_fetcher(), font_config=font_config
+    )
     return css, font_config
 
 
-def render_case_pdf(record: CaseRecord, *, lang: str = "zh", version: int | None = None,
-                    final: bool = False, generated_at: datetime | None = None,
-                    earlier: Mapping[str, str] | None = None, plain_reason: str | None = None) -> bytes:
+def render_case_pdf(
+    record: CaseRecord,
+    *,
+    lang: str = "zh",
+    version: int | None = None,
+    final: bool = False,
+    generated_at: datetime | None = None,
+    earlier: Mapping[str, str] | None = None,
+    plain_reason: str | None = None,
+) -> bytes:
     """The case as PDF/A-3b bytes, with its originals embedded as associated files, except
     those `earlier` says an earlier version embeds already (SHA-256 → that file)."""
     weasyprint, _, _ = _weasyprint()
     css, font_config = _stylesheet()
     earlier = earlier or {}
-    generated_at = generated_at or datetime.now(timezone.utc)
-    html = render_case_html(record, lang=lang, version=version, final=final, generated_at=generated_at,
-                            earlier=earlier, plain_reason=plain_reason)
+    generated_at = generated_at or datetime.now(UTC)
+    html = render_case_html(record, lang=lang, version=version, final=final, generated_at=generated_at, earlier=earlier, plain_reason=plain_reason)
     fetcher = make_fetcher()
     document = weasyprint.HTML(string=html, base_url=TEMPLATE_DIR.as_uri() + "/", url_fetcher=fetcher)
-    naive = generated_at.astimezone(timezone.utc).replace(tzinfo=None)
+    naive = generated_at.astimezone(UTC).replace(tzinfo=None)
     originals = [
-        weasyprint.Attachment(string=o.data, name=o.filename, description=f"original {o.mime}",
-                              relationship="Source", created=naive, modified=naive,
-                              url_fetcher=fetcher)
-        for o in record.raw_originals if hashlib.sha256(o.data).hexdigest() not in earlier
+        weasyprint.Attachment(
+            string=o.data,
+            name=o.filename,
+            description=f"original {o.mime}",
+            relationship="Source",
+            created=naive,
+            modified=naive,
+            url_fetcher=fetcher,
+        )
+        for o in record.raw_originals
+        if hashlib.sha256(o.data).hexdigest() not in earlier
     ]
-    return document.write_pdf(pdf_variant=PDF_VARIANT, attachments=originals, stylesheets=[css],
-                              font_config=font_config)
+    return document.write_pdf(pdf_variant=PDF_VARIANT, attachments=originals, stylesheets=[css], font_config=font_config)

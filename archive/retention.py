@@ -8,11 +8,12 @@ deletion every command must use, and refuses anything else with RetentionError.
 Given the storage, dates and holds are passed on to it too (`set_retention`,
 `set_legal_hold`), so a backend with its own lock (S3 Object Lock) enforces them as well.
 """
+
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from pathlib import PurePosixPath
 
 from sqlalchemy import select
@@ -41,7 +42,8 @@ class RetentionPolicy:
         if self.years < MIN_YEARS and not self.override:
             raise RetentionError(
                 f"retention of {self.years} years is below the required {MIN_YEARS}; "
-                "set the explicit override to allow it (it is written to the audit log)")
+                "set the explicit override to allow it (it is written to the audit log)"
+            )
 
     def until(self, closed_on: date) -> date:
         """The last day a case closed on `closed_on` must be kept (29 Feb → 28 Feb)."""
@@ -55,17 +57,14 @@ def record_policy(session: Session, policy: RetentionPolicy, *, actor: str) -> N
     """Write an `override` audit entry when the policy is below the minimum (call at start-up)."""
     if policy.years < MIN_YEARS:
         log.warning("retention override: %d years, below the required %d", policy.years, MIN_YEARS)
-        session.add(ArchiveAudit(actor=actor, action="override",
-                                 detail={"retention_years": policy.years, "minimum": MIN_YEARS}))
+        session.add(ArchiveAudit(actor=actor, action="override", detail={"retention_years": policy.years, "minimum": MIN_YEARS}))
 
 
-def apply_close(session: Session, ticket_ref: str, closed_on: date, policy: RetentionPolicy,
-                storage: Storage | None = None) -> date:
+def apply_close(session: Session, ticket_ref: str, closed_on: date, policy: RetentionPolicy, storage: Storage | None = None) -> date:
     """Set the retention date of every version of a closed case; only ever moves it later
     (a case reopened and closed again is kept from its last close)."""
     until = policy.until(closed_on)
-    for row in session.scalars(select(ArchiveFile).where(ArchiveFile.ticket_ref == ticket_ref,
-                                                         ArchiveFile.purged_at.is_(None))):
+    for row in session.scalars(select(ArchiveFile).where(ArchiveFile.ticket_ref == ticket_ref, ArchiveFile.purged_at.is_(None))):
         row.closed_on = max(filter(None, (row.closed_on, closed_on)))
         if row.retention_until is None or row.retention_until < until:
             row.retention_until = until
@@ -79,9 +78,9 @@ def extend_all(session: Session, policy: RetentionPolicy, *, actor: str, storage
     """Apply a longer policy to what is already archived (call at start-up after raising
     the configured years). Dates only move later; returns how many files got a later date."""
     changed = 0
-    rows = session.scalars(select(ArchiveFile).where(ArchiveFile.purged_at.is_(None),
-                                                     ArchiveFile.closed_on.is_not(None),
-                                                     ArchiveFile.retention_until.is_not(None)))
+    rows = session.scalars(
+        select(ArchiveFile).where(ArchiveFile.purged_at.is_(None), ArchiveFile.closed_on.is_not(None), ArchiveFile.retention_until.is_not(None))
+    )
     for row in rows:
         assert row.closed_on is not None and row.retention_until is not None, "the query selects only these"
         until = policy.until(row.closed_on)
@@ -91,23 +90,20 @@ def extend_all(session: Session, policy: RetentionPolicy, *, actor: str, storage
             if storage is not None:
                 storage.set_retention(PurePosixPath(row.path), until)
     if changed:
-        session.add(ArchiveAudit(actor=actor, action="override", detail={
-            "retention_years": policy.years, "extended_files": changed}))
+        session.add(ArchiveAudit(actor=actor, action="override", detail={"retention_years": policy.years, "extended_files": changed}))
     return changed
 
 
 def apply_open(session: Session, ticket_ref: str) -> None:
     """A case (re)opened has no retention date: nothing of it may go while it is open,
     whatever an earlier close allowed. Its next close sets the date again."""
-    for row in session.scalars(select(ArchiveFile).where(ArchiveFile.ticket_ref == ticket_ref,
-                                                         ArchiveFile.purged_at.is_(None))):
+    for row in session.scalars(select(ArchiveFile).where(ArchiveFile.ticket_ref == ticket_ref, ArchiveFile.purged_at.is_(None))):
         row.retention_until = None
 
 
 def expired(row: ArchiveFile, today: date) -> bool:
     """Past its retention date, not on hold, not already purged."""
-    return (row.purged_at is None and not row.legal_hold
-            and row.retention_until is not None and row.retention_until < today)
+    return row.purged_at is None and not row.legal_hold and row.retention_until is not None and row.retention_until < today
 
 
 def _refusal(row: ArchiveFile, today: date) -> str | None:
@@ -122,8 +118,7 @@ def _refusal(row: ArchiveFile, today: date) -> str | None:
     return None
 
 
-def delete_archived(session: Session, storage: Storage, path: str, *, now: datetime, actor: str,
-                    reason: str = "retention expired") -> ArchiveFile:
+def delete_archived(session: Session, storage: Storage, path: str, *, now: datetime, actor: str, reason: str = "retention expired") -> ArchiveFile:
     """Delete one archived file, if and only if retention allows; records the purge.
     RetentionError otherwise. The caller commits."""
     row = session.scalars(select(ArchiveFile).where(ArchiveFile.path == path)).first()
@@ -137,9 +132,16 @@ def delete_archived(session: Session, storage: Storage, path: str, *, now: datet
     # (verify reports it, the next purge deletes it), never a file gone unrecorded.
     assert row.retention_until is not None, "_refusal refuses a file without a retention date"
     row.purged_at = now
-    session.add(ArchiveAudit(actor=actor, action="purge", path=row.path, ticket_ref=row.ticket_ref, at=now,
-                             detail={"reason": reason, "retention_until": row.retention_until.isoformat(),
-                                     "sha256": row.sha256}))
+    session.add(
+        ArchiveAudit(
+            actor=actor,
+            action="purge",
+            path=row.path,
+            ticket_ref=row.ticket_ref,
+            at=now,
+            detail={"reason": reason, "retention_until": row.retention_until.isoformat(), "sha256": row.sha256},
+        )
+    )
     session.flush()
     try:
         storage.delete(PurePosixPath(row.path))
@@ -150,19 +152,22 @@ def delete_archived(session: Session, storage: Storage, path: str, *, now: datet
 
 def purge(session: Session, storage: Storage, now: datetime | None = None, *, actor: str = "system") -> list[ArchiveFile]:
     """Delete every file past retention and not on hold; returns their rows. The caller commits."""
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     due = session.scalars(
         select(ArchiveFile)
-        .where(ArchiveFile.purged_at.is_(None), ArchiveFile.legal_hold.is_(False),
-               ArchiveFile.retention_until.is_not(None), ArchiveFile.retention_until < now.date())
+        .where(
+            ArchiveFile.purged_at.is_(None),
+            ArchiveFile.legal_hold.is_(False),
+            ArchiveFile.retention_until.is_not(None),
+            ArchiveFile.retention_until < now.date(),
+        )
         .order_by(ArchiveFile.seq)
     ).all()
     return [delete_archived(session, storage, row.path, now=now, actor=actor) for row in due]
 
 
 def _case_rows(session: Session, ticket_ref: str) -> list[ArchiveFile]:
-    rows = session.scalars(select(ArchiveFile).where(ArchiveFile.ticket_ref == ticket_ref)
-                           .order_by(ArchiveFile.version)).all()
+    rows = session.scalars(select(ArchiveFile).where(ArchiveFile.ticket_ref == ticket_ref).order_by(ArchiveFile.version)).all()
     if not rows:
         raise LookupError(f"no archived files for ticket {ticket_ref}")
     return list(rows)
@@ -174,8 +179,7 @@ def _tell_storage(storage: Storage | None, rows: list[ArchiveFile], on: bool) ->
             storage.set_legal_hold(PurePosixPath(row.path), on)
 
 
-def hold(session: Session, ticket_ref: str, reason: str, *, actor: str,
-         storage: Storage | None = None) -> list[ArchiveFile]:
+def hold(session: Session, ticket_ref: str, reason: str, *, actor: str, storage: Storage | None = None) -> list[ArchiveFile]:
     """Put every version of a case on legal hold: nothing of it is deleted until released."""
     if not reason.strip():
         raise ValueError("a legal hold needs a reason")

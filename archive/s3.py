@@ -10,12 +10,14 @@ retention date only ever moves later (COMPLIANCE allows nothing else).
 delete marker and keep the bytes); the server refuses a locked or held version, which
 surfaces as PermissionError.
 """
+
 from __future__ import annotations
 
 import os
-from datetime import date, datetime, time, timedelta, timezone
+from collections.abc import Iterator
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import PurePosixPath
-from typing import Any, Iterator
+from typing import Any
 
 import boto3
 from botocore.config import Config
@@ -29,7 +31,7 @@ NOT_FOUND = {"404", "NoSuchKey", "NotFound", "NoSuchVersion"}
 
 def lock_end(until: date) -> datetime:
     """A file kept "until" a day may go from the start of the next day (UTC), as in archive.retention."""
-    return datetime.combine(until + timedelta(days=1), time(0), tzinfo=timezone.utc)
+    return datetime.combine(until + timedelta(days=1), time(0), tzinfo=UTC)
 
 
 def _code(error: ClientError) -> str:
@@ -40,10 +42,13 @@ def make_client(endpoint: str | None, region: str, access_key: str | None, secre
     """The one place an S3 connection is made. Path-style addressing: SeaweedFS, MinIO
     and AWS all accept it, and it needs no DNS name per bucket."""
     return boto3.session.Session().client(
-        "s3", endpoint_url=endpoint or None, region_name=region,
-        aws_access_key_id=access_key, aws_secret_access_key=secret_key,
-        config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 5, "mode": "standard"},
-                      connect_timeout=10, read_timeout=60))
+        "s3",
+        endpoint_url=endpoint or None,
+        region_name=region,
+        aws_access_key_id=access_key,
+        aws_secret_access_key=secret_key,
+        config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 5, "mode": "standard"}, connect_timeout=10, read_timeout=60),
+    )
 
 
 class S3Storage:
@@ -69,8 +74,7 @@ class S3Storage:
         try:
             conf = self.client.get_object_lock_configuration(Bucket=self.bucket)
         except ClientError as error:
-            raise RuntimeError(f"bucket {self.bucket!r} has no Object Lock ({_code(error)}); "
-                               "create it with Object Lock enabled") from error
+            raise RuntimeError(f"bucket {self.bucket!r} has no Object Lock ({_code(error)}); create it with Object Lock enabled") from error
         if conf.get("ObjectLockConfiguration", {}).get("ObjectLockEnabled") != "Enabled":
             raise RuntimeError(f"bucket {self.bucket!r} has no Object Lock; create it with Object Lock enabled")
 
@@ -88,7 +92,7 @@ class S3Storage:
     # -- the five methods of the protocol ------------------------------------------------
     def put(self, path: PurePosixPath, data: bytes, *, retain_until: date | None = None) -> None:
         args: dict[str, Any] = {"Bucket": self.bucket, "Key": self._key(path), "Body": data}
-        if retain_until is not None and lock_end(retain_until) > datetime.now(timezone.utc):
+        if retain_until is not None and lock_end(retain_until) > datetime.now(UTC):
             # a date already past cannot be locked (and needs no lock)
             args.update(ObjectLockMode=LOCK_MODE, ObjectLockRetainUntilDate=lock_end(retain_until))
         self.client.put_object(**args)
@@ -120,8 +124,7 @@ class S3Storage:
                 self.client.delete_object(Bucket=self.bucket, Key=key, VersionId=version_id)
             except ClientError as error:
                 if _code(error) in ("AccessDenied", "InvalidRequest", "ObjectLocked"):
-                    raise PermissionError(f"{path}: the storage refuses to delete version "
-                                          f"{version_id} (Object Lock: {_code(error)})") from error
+                    raise PermissionError(f"{path}: the storage refuses to delete version {version_id} (Object Lock: {_code(error)})") from error
                 raise
 
     def list(self, prefix: str = "") -> Iterator[PurePosixPath]:
@@ -135,20 +138,18 @@ class S3Storage:
         """Every version of `path` kept through `until`; a version already kept longer is left
         as it is (COMPLIANCE cannot be shortened, and we never ask)."""
         key, end = self._key(path), lock_end(until)
-        if end <= datetime.now(timezone.utc):
+        if end <= datetime.now(UTC):
             return
         for version_id in self._versions(key)[0]:
             current = self.retention(path, version_id)
             if current is not None and current >= end:
                 continue
-            self.client.put_object_retention(Bucket=self.bucket, Key=key, VersionId=version_id,
-                                             Retention={"Mode": LOCK_MODE, "RetainUntilDate": end})
+            self.client.put_object_retention(Bucket=self.bucket, Key=key, VersionId=version_id, Retention={"Mode": LOCK_MODE, "RetainUntilDate": end})
 
     def set_legal_hold(self, path: PurePosixPath, on: bool) -> None:
         key = self._key(path)
         for version_id in self._versions(key)[0]:
-            self.client.put_object_legal_hold(Bucket=self.bucket, Key=key, VersionId=version_id,
-                                              LegalHold={"Status": "ON" if on else "OFF"})
+            self.client.put_object_legal_hold(Bucket=self.bucket, Key=key, VersionId=version_id, LegalHold={"Status": "ON" if on else "OFF"})
 
     def retention(self, path: PurePosixPath, version_id: str | None = None) -> datetime | None:
         """The lock end of a version (the newest by default), None if it has none."""

@@ -9,6 +9,7 @@ for any reason (RecursionError, the time limit, MemoryError, a weasyprint bug), 
 rendition is rendered: the record table, every message as shortened text, the attachment
 list, the originals embedded. The result says which one, and why, for the archive row.
 """
+
 from __future__ import annotations
 
 import logging
@@ -66,25 +67,29 @@ class Rendered:
     note: str | None = None  # why plain
 
 
-def render_with_fallback(record: CaseRecord, *, lang: str = "zh", version: int | None = None,
-                         final: bool = False, earlier: Mapping[str, str] | None = None,
-                         plain_reason: str | None = None, seconds: float | None = RENDER_SECONDS) -> Rendered:
+def render_with_fallback(
+    record: CaseRecord,
+    *,
+    lang: str = "zh",
+    version: int | None = None,
+    final: bool = False,
+    earlier: Mapping[str, str] | None = None,
+    plain_reason: str | None = None,
+    seconds: float | None = RENDER_SECONDS,
+) -> Rendered:
     """The full rendition, or, if it fails (or `plain_reason` is given), the plain one."""
     from archive.render import render_case_pdf
 
     if plain_reason is None:
         try:
             with time_limit(seconds):
-                return Rendered(render_case_pdf(record, lang=lang, version=version, final=final, earlier=earlier),
-                                "full")
+                return Rendered(render_case_pdf(record, lang=lang, version=version, final=final, earlier=earlier), "full")
         except (Exception, RenderTimeout) as error:
             plain_reason = f"{type(error).__name__}: {error}"[:500]
-            log.warning("case %s v%s: full rendition failed (%s); rendering the plain one",
-                        record.ticket_ref, version, plain_reason)
+            log.warning("case %s v%s: full rendition failed (%s); rendering the plain one", record.ticket_ref, version, plain_reason)
     try:
         with time_limit(seconds):
-            pdf = render_case_pdf(record, lang=lang, version=version, final=final, earlier=earlier,
-                                  plain_reason=plain_reason)
+            pdf = render_case_pdf(record, lang=lang, version=version, final=final, earlier=earlier, plain_reason=plain_reason)
     except RenderTimeout as error:  # an ordinary failure to the caller: the job is retried
         raise RuntimeError(f"plain rendition: {error}") from None
     return Rendered(pdf, "plain", plain_reason)

@@ -3,6 +3,7 @@
 Modelled on the seeds' record table (C202405001: the printer that keeps jamming): a
 complaint by email, our acknowledgement, a technician's visit, the customer's rating.
 """
+
 from __future__ import annotations
 
 from datetime import date, datetime, timedelta, timezone
@@ -25,8 +26,7 @@ def _eml(sender: str, to: str, subject: str, text: str, at: datetime, msgid: str
     return msg.as_bytes()
 
 
-def sample_case(ticket_ref: str = "261122-0007", *, customer: str = "深圳市某科技有限公司",
-                day: date = date(2026, 11, 22)) -> CaseRecord:
+def sample_case(ticket_ref: str = "261122-0007", *, customer: str = "深圳市某科技有限公司", day: date = date(2026, 11, 22)) -> CaseRecord:
     """A closed complaint with four messages, two attachments and its originals: two A4 pages."""
     t0 = datetime(day.year, day.month, day.day, 9, 14, tzinfo=CST)
     first = (
@@ -51,28 +51,28 @@ def sample_case(ticket_ref: str = "261122-0007", *, customer: str = "深圳市�
         "3. 全部 12 台设备延长保修 3 个月。\n\n"
         "请您在使用一周后告知我们是否仍有卡纸情况。\n\n售后部 李娜"
     )
-    thanks = (
-        "李经理：\n\n换件后一周内没有再出现卡纸，财务部已顺利完成月底结账。感谢贵司的快速响应，"
-        "工程师也很专业。满意度打 5 分。\n\n张伟"
-    )
+    thanks = "李经理：\n\n换件后一周内没有再出现卡纸，财务部已顺利完成月底结账。感谢贵司的快速响应，工程师也很专业。满意度打 5 分。\n\n张伟"
     messages = [
-        ThreadMessage("in", t0, "张伟 <zhang.wei@example.cn>", f"打印机频繁卡纸，影响办公 [{ticket_ref}]", first,
-                      attachments=[AttachmentInfo("卡纸照片.jpg", "image/jpeg", 482_113),
-                                   AttachmentInfo("error-log.txt", "text/plain", 6_204)]),
-        ThreadMessage("out", t0 + timedelta(minutes=1), "客户服务中心 <support@example.com>",
-                      f"[{ticket_ref}] 我们已收到您的来信", ack),
-        ThreadMessage("out", t0 + timedelta(days=1, hours=7), "李娜 <li.na@example.com>",
-                      f"Re: 打印机频繁卡纸，影响办公 [{ticket_ref}]", visit),
-        ThreadMessage("in", t0 + timedelta(days=8, hours=1), "张伟 <zhang.wei@example.cn>",
-                      f"Re: 打印机频繁卡纸，影响办公 [{ticket_ref}]", thanks),
+        ThreadMessage(
+            "in",
+            t0,
+            "张伟 <zhang.wei@example.cn>",
+            f"打印机频繁卡纸，影响办公 [{ticket_ref}]",
+            first,
+            attachments=[AttachmentInfo("卡纸照片.jpg", "image/jpeg", 482_113), AttachmentInfo("error-log.txt", "text/plain", 6_204)],
+        ),
+        ThreadMessage("out", t0 + timedelta(minutes=1), "客户服务中心 <support@example.com>", f"[{ticket_ref}] 我们已收到您的来信", ack),
+        ThreadMessage("out", t0 + timedelta(days=1, hours=7), "李娜 <li.na@example.com>", f"Re: 打印机频繁卡纸，影响办公 [{ticket_ref}]", visit),
+        ThreadMessage("in", t0 + timedelta(days=8, hours=1), "张伟 <zhang.wei@example.cn>", f"Re: 打印机频繁卡纸，影响办公 [{ticket_ref}]", thanks),
     ]
     originals = [
-        RawOriginal(f"{ticket_ref}-1-in.eml",
-                    _eml(messages[0].sender, "support@example.com", messages[0].subject, first, t0,
-                         "<a1b2c3@mail.example.cn>")),
-        RawOriginal(f"{ticket_ref}-4-in.eml",
-                    _eml(messages[3].sender, "support@example.com", messages[3].subject, thanks,
-                         messages[3].at, "<d4e5f6@mail.example.cn>")),
+        RawOriginal(
+            f"{ticket_ref}-1-in.eml", _eml(messages[0].sender, "support@example.com", messages[0].subject, first, t0, "<a1b2c3@mail.example.cn>")
+        ),
+        RawOriginal(
+            f"{ticket_ref}-4-in.eml",
+            _eml(messages[3].sender, "support@example.com", messages[3].subject, thanks, messages[3].at, "<d4e5f6@mail.example.cn>"),
+        ),
     ]
     return CaseRecord(
         ticket_ref=ticket_ref,
@@ -87,8 +87,7 @@ def sample_case(ticket_ref: str = "261122-0007", *, customer: str = "深圳市�
         type="complaint",
         urgency="urgent",
         department="售后部",
-        description="采购的 12 台激光打印机（LP-3300）近两周频繁卡纸，每台每天 5 次以上，"
-                    "影响财务部月底结账；客户要求上门检测并提供书面解决方案。",
+        description="采购的 12 台激光打印机（LP-3300）近两周频繁卡纸，每台每天 5 次以上，影响财务部月底结账；客户要求上门检测并提供书面解决方案。",
         handler="李娜",
         status="closed",
         expected_completion=day + timedelta(days=2),

@@ -24,6 +24,7 @@ nh3's output is a serialised DOM: every element is closed in order, attribute va
 quoted with `<` and `>` escaped, text has `<` escaped. So one regular-expression pass over
 the tags is exact, and linear.
 """
+
 from __future__ import annotations
 
 import re
@@ -33,10 +34,43 @@ from markupsafe import Markup
 
 # Structure only: no img, style, link, form, iframe; no attributes that carry URLs or CSS.
 SAFE_TAGS = {
-    "p", "br", "div", "span", "b", "strong", "i", "em", "u", "s", "small", "sub", "sup",
-    "ul", "ol", "li", "dl", "dt", "dd", "blockquote", "pre", "code", "hr",
-    "h1", "h2", "h3", "h4", "h5", "h6",
-    "table", "thead", "tbody", "tfoot", "tr", "td", "th", "caption",
+    "p",
+    "br",
+    "div",
+    "span",
+    "b",
+    "strong",
+    "i",
+    "em",
+    "u",
+    "s",
+    "small",
+    "sub",
+    "sup",
+    "ul",
+    "ol",
+    "li",
+    "dl",
+    "dt",
+    "dd",
+    "blockquote",
+    "pre",
+    "code",
+    "hr",
+    "h1",
+    "h2",
+    "h3",
+    "h4",
+    "h5",
+    "h6",
+    "table",
+    "thead",
+    "tbody",
+    "tfoot",
+    "tr",
+    "td",
+    "th",
+    "caption",
 }
 SAFE_ATTRIBUTES = {"td": {"colspan"}, "th": {"colspan"}}
 
@@ -47,8 +81,30 @@ LONG_WORD = 64  # characters of a run without a break opportunity before a zero-
 VOID_TAGS = {"br", "hr"}
 CELL_TAGS = {"td", "th"}
 # ends of these become a line break when flattened, so flattened paragraphs stay apart
-BLOCK_TAGS = {"p", "div", "ul", "ol", "li", "dl", "dt", "dd", "blockquote", "pre", "h1", "h2", "h3", "h4",
-              "h5", "h6", "table", "thead", "tbody", "tfoot", "tr", "caption"}
+BLOCK_TAGS = {
+    "p",
+    "div",
+    "ul",
+    "ol",
+    "li",
+    "dl",
+    "dt",
+    "dd",
+    "blockquote",
+    "pre",
+    "h1",
+    "h2",
+    "h3",
+    "h4",
+    "h5",
+    "h6",
+    "table",
+    "thead",
+    "tbody",
+    "tfoot",
+    "tr",
+    "caption",
+}
 
 _TAG = re.compile(r"<(/?)([a-z0-9]+)([^>]*)>")
 _COLSPAN = re.compile(r'colspan="\s*(\d{1,9})')
@@ -115,7 +171,7 @@ def bound_structure(html: str) -> str:
     pos = 0
     breaks = 0  # line breaks written since the last text or other tag: two make a blank line, enough
     for m in _TAG.finditer(html):
-        text = html[pos:m.start()]
+        text = html[pos : m.start()]
         if text:
             out.append(text)
             breaks = breaks if text.isspace() else 0

@@ -5,14 +5,16 @@ Filters: customer (substring, any case), date range of the case, type (code such
 text. The export streams one file at a time into the zip (memory stays at one PDF),
 checks each file's SHA-256 on the way, and reports progress through a callback.
 """
+
 from __future__ import annotations
 
 import json
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from pathlib import Path, PurePosixPath
-from typing import BinaryIO, Callable
+from typing import BinaryIO
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -72,9 +74,15 @@ def search(session: Session, query: Query) -> list[ArchiveFile]:
 def describe(row: ArchiveFile) -> dict:
     """One archived file as plain data: what search prints and the export manifest lists."""
     return {
-        "path": row.path, "sha256": row.sha256, "size": row.size,
-        "ticket_ref": row.ticket_ref, "version": row.version, "final": row.final,
-        "customer": row.customer, "case_date": row.case_date.isoformat(), "type": row.type,
+        "path": row.path,
+        "sha256": row.sha256,
+        "size": row.size,
+        "ticket_ref": row.ticket_ref,
+        "version": row.version,
+        "final": row.final,
+        "customer": row.customer,
+        "case_date": row.case_date.isoformat(),
+        "type": row.type,
         "retention_until": row.retention_until.isoformat() if row.retention_until else None,
         "legal_hold": row.legal_hold,
         "rendition": row.rendition,
@@ -93,8 +101,7 @@ class ExportResult:
 Progress = Callable[[int, int, str], None]  # (done, total, path)
 
 
-def export_zip(rows: list[ArchiveFile], storage: Storage, target: Path | BinaryIO,
-               progress: Progress | None = None) -> ExportResult:
+def export_zip(rows: list[ArchiveFile], storage: Storage, target: Path | BinaryIO, progress: Progress | None = None) -> ExportResult:
     """Write the files of `rows` and a manifest.json (path, sha256, retention date per file) to a zip.
 
     A file that is missing or whose SHA-256 no longer matches is left out and listed in
@@ -123,7 +130,7 @@ def export_zip(rows: list[ArchiveFile], storage: Storage, target: Path | BinaryI
             if progress:
                 progress(done, total, row.path)
         manifest = {
-            "exported_at": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "exported_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
             "files": entries,
             "problems": result.problems,
         }

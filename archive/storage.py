@@ -7,13 +7,15 @@ retention dates and legal holds (`retain_until`, `set_retention`, `set_legal_hol
 backend that can enforce them itself (S3 Object Lock, archive.s3) does; the local folder
 ignores them. `open_storage` picks the backend named in the config.
 """
+
 from __future__ import annotations
 
 import os
 import secrets
+from collections.abc import Iterator
 from datetime import date
 from pathlib import Path, PurePosixPath
-from typing import Iterator, Protocol, runtime_checkable
+from typing import Protocol, runtime_checkable
 
 from intake.files import fsync_dir
 
@@ -35,8 +37,7 @@ class Storage(Protocol):
     def list(self, prefix: str = "") -> Iterator[PurePosixPath]:
         """Every stored path (under `prefix`), sorted."""
 
-    def exists(self, path: PurePosixPath) -> bool:
-        ...
+    def exists(self, path: PurePosixPath) -> bool: ...
 
     def set_retention(self, path: PurePosixPath, until: date) -> None:
         """Keep `path` through the day `until` (where enforced: only ever later)."""

@@ -14,6 +14,7 @@ rather than raise) fails the attempt of every ticket in flight; from the attempt
 FULL_RENDER_ATTEMPTS on, a ticket goes straight to the plain rendition, so no case stays
 unarchived. Each original is embedded once (archive.originals).
 """
+
 from __future__ import annotations
 
 import logging
@@ -21,11 +22,11 @@ import multiprocessing
 import os
 import threading
 from collections import deque
+from collections.abc import Callable
 from concurrent.futures import Executor, Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
-from typing import Callable
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
@@ -47,18 +48,16 @@ LoadRecord = Callable[[Session, int], CaseRecord]
 
 
 def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 RENDER_NICENESS = 10
 FULL_RENDER_ATTEMPTS = 2  # attempts that try the full rendition; later ones render the plain one
 
 
-def _render(record: CaseRecord, lang: str, version: int, final: bool, earlier: dict[str, str],
-            plain_reason: str | None) -> Rendered:
+def _render(record: CaseRecord, lang: str, version: int, final: bool, earlier: dict[str, str], plain_reason: str | None) -> Rendered:
     # Runs in a pool process: imports weasyprint there, not in the daemon.
-    return render_with_fallback(record, lang=lang, version=version, final=final, earlier=earlier,
-                                plain_reason=plain_reason)
+    return render_with_fallback(record, lang=lang, version=version, final=final, earlier=earlier, plain_reason=plain_reason)
 
 
 def _warm_up(daemon_pid: int) -> None:
@@ -106,11 +105,22 @@ class InFlight:
 class ArchiveWorker:
     """Carries out archive jobs. `processes=0` renders in this process (tests, small setups)."""
 
-    def __init__(self, sessions: sessionmaker[Session], storage: Storage, load_record: LoadRecord, *,
-                 processes: int = 2, lang: str = "zh", policy: RetentionPolicy = RetentionPolicy(),
-                 max_attempts: int = 5, backoff: timedelta = timedelta(seconds=30),
-                 lease: timedelta = timedelta(minutes=10), batch: int | None = None,
-                 actor: str = "archiver", clock: Callable[[], datetime] = utcnow) -> None:
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        storage: Storage,
+        load_record: LoadRecord,
+        *,
+        processes: int = 2,
+        lang: str = "zh",
+        policy: RetentionPolicy = RetentionPolicy(),
+        max_attempts: int = 5,
+        backoff: timedelta = timedelta(seconds=30),
+        lease: timedelta = timedelta(minutes=10),
+        batch: int | None = None,
+        actor: str = "archiver",
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
         self.sessions = sessions
         self.storage = storage
         self.load_record = load_record
@@ -134,8 +144,9 @@ class ArchiveWorker:
             return None
         if self._pool is None:
             # forkserver: children do not inherit the daemon's threads, sockets or DB connections
-            self._pool = ProcessPoolExecutor(self.processes, mp_context=multiprocessing.get_context("forkserver"),
-                                             initializer=_warm_up, initargs=(os.getpid(),))
+            self._pool = ProcessPoolExecutor(
+                self.processes, mp_context=multiprocessing.get_context("forkserver"), initializer=_warm_up, initargs=(os.getpid(),)
+            )
         return self._pool
 
     def _reset_pool(self) -> None:
@@ -199,8 +210,7 @@ class ArchiveWorker:
     def _prepare(self, ticket_id: int) -> tuple[CaseRecord, int, dict[str, originals.EmbeddedCopy]]:
         with self.sessions() as session:
             record = self.load_record(session, ticket_id)
-            return (record, next_version(session, record.ticket_ref),
-                    originals.earlier_copies(session, record.ticket_ref))
+            return (record, next_version(session, record.ticket_ref), originals.earlier_copies(session, record.ticket_ref))
 
     def _finish(self, item: InFlight, rendered: Rendered, stats: RunStats) -> None:
         ticket_id, job_ids, record, version = item.ticket_id, item.job_ids, item.record, item.version
@@ -210,12 +220,26 @@ class ArchiveWorker:
         for attempt in range(5):
             try:
                 with self.sessions() as session, session.begin():
-                    row = record_file(session, record, pdf, path, version=version, policy=self.policy,
-                                      ticket_id=ticket_id, actor=self.actor, now=self.clock(), storage=self.storage,
-                                      rendition=rendered.rendition, rendition_note=rendered.note,
-                                      originals=originals.entries(record, version, item.copies))
-                    session.execute(update(ArchiveJob).where(ArchiveJob.id.in_(job_ids)).values(
-                        status="done", done_at=self.clock(), last_error=note, archive_file_id=row.id))
+                    row = record_file(
+                        session,
+                        record,
+                        pdf,
+                        path,
+                        version=version,
+                        policy=self.policy,
+                        ticket_id=ticket_id,
+                        actor=self.actor,
+                        now=self.clock(),
+                        storage=self.storage,
+                        rendition=rendered.rendition,
+                        rendition_note=rendered.note,
+                        originals=originals.entries(record, version, item.copies),
+                    )
+                    session.execute(
+                        update(ArchiveJob)
+                        .where(ArchiveJob.id.in_(job_ids))
+                        .values(status="done", done_at=self.clock(), last_error=note, archive_file_id=row.id)
+                    )
                 break
             except IntegrityError:
                 # another writer took this place in the chain first: link again on top of it
@@ -239,16 +263,26 @@ class ArchiveWorker:
                 if job.attempts >= self.max_attempts:
                     job.status = "failed"
                     stats.failed += 1
-                    log.error("archive job %d (ticket %d) failed for good after %d attempts: %s",
-                              job.id, job.ticket_id, job.attempts, message)
-                    session.add(ArchiveAudit(actor=self.actor, action="failed", detail={
-                        "job": job.id, "ticket_id": job.ticket_id, "error": message, "attempts": job.attempts}))
+                    log.error("archive job %d (ticket %d) failed for good after %d attempts: %s", job.id, job.ticket_id, job.attempts, message)
+                    session.add(
+                        ArchiveAudit(
+                            actor=self.actor,
+                            action="failed",
+                            detail={"job": job.id, "ticket_id": job.ticket_id, "error": message, "attempts": job.attempts},
+                        )
+                    )
                 else:
                     job.status = "pending"
                     job.next_attempt_at = now + self.backoff * (2 ** (job.attempts - 1))
                     stats.retried += 1
-                    log.warning("archive job %d (ticket %d) attempt %d failed, retry at %s: %s",
-                                job.id, job.ticket_id, job.attempts, job.next_attempt_at, message)
+                    log.warning(
+                        "archive job %d (ticket %d) attempt %d failed, retry at %s: %s",
+                        job.id,
+                        job.ticket_id,
+                        job.attempts,
+                        job.next_attempt_at,
+                        message,
+                    )
 
     # -- loops ----------------------------------------------------------------------------
     def run_once(self, stop: threading.Event | None = None) -> RunStats:
@@ -340,8 +374,7 @@ def enqueue(session: Session, ticket_id: int, reason: str, *, now: datetime | No
     """The pipeline's side: a job row in the ticket's own transaction."""
     if reason not in ("opened", "changed", "closed"):
         raise ValueError(f"unknown archive job reason {reason!r}")
-    job = ArchiveJob(ticket_id=ticket_id, reason=reason, status="pending", attempts=0,
-                     next_attempt_at=now or utcnow(), created_at=now or utcnow())
+    job = ArchiveJob(ticket_id=ticket_id, reason=reason, status="pending", attempts=0, next_attempt_at=now or utcnow(), created_at=now or utcnow())
     session.add(job)
     return job
 

@@ -10,6 +10,7 @@ Writes nothing but a temporary SQLite database and archive folder; prints a Mark
   atomically, row + chain + audit, manifest) on SQLite.
 - --fonts: one process, the same case with each candidate CJK font forced.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -108,8 +109,7 @@ def bench_fonts(rounds: int = 8) -> list[tuple[str, float, int, int]]:
             sheets.append(weasyprint.CSS(string=f'* {{ font-family: "{family}" !important }}'))
 
         def one(sheets: list = sheets) -> bytes:  # bound: this round's stylesheets
-            doc = weasyprint.HTML(string=html, base_url=render.TEMPLATE_DIR.as_uri() + "/",
-                                  url_fetcher=render.make_fetcher())
+            doc = weasyprint.HTML(string=html, base_url=render.TEMPLATE_DIR.as_uri() + "/", url_fetcher=render.make_fetcher())
             return doc.write_pdf(pdf_variant=render.PDF_VARIANT, stylesheets=sheets, font_config=font_config)
 
         one()
@@ -118,9 +118,11 @@ def bench_fonts(rounds: int = 8) -> list[tuple[str, float, int, int]]:
             t = time.process_time()  # CPU time: comparable even on a busy machine
             pdf = one()
             times.append(time.process_time() - t)
-        pages = len(weasyprint.HTML(string=html, base_url=render.TEMPLATE_DIR.as_uri() + "/",
-                                    url_fetcher=render.make_fetcher()).render(stylesheets=sheets,
-                                                                              font_config=font_config).pages)
+        pages = len(
+            weasyprint.HTML(string=html, base_url=render.TEMPLATE_DIR.as_uri() + "/", url_fetcher=render.make_fetcher())
+            .render(stylesheets=sheets, font_config=font_config)
+            .pages
+        )
         out.append((name, statistics.median(times) * 1000, len(pdf), pages))
     return out
 
@@ -158,8 +160,10 @@ def main() -> None:
         print(f"| ArchiveWorker end to end (SQLite) | {processes} | {bench_worker(processes, args.n):.1f} | |")
     print(f"\nratio 2 vs 1 processes (render): {rates[2] / rates[1]:.2f}")
     cpu = cpu_per_pdf()
-    print(f"CPU per PDF (median, one process): {cpu * 1000:.0f} ms → ceiling {multiprocessing.cpu_count() / cpu:.1f} PDFs/s "
-          f"on {multiprocessing.cpu_count()} idle cores")
+    print(
+        f"CPU per PDF (median, one process): {cpu * 1000:.0f} ms → ceiling {multiprocessing.cpu_count() / cpu:.1f} PDFs/s "
+        f"on {multiprocessing.cpu_count()} idle cores"
+    )
     if args.fonts:
         print("\n| font | CPU ms per PDF (1 process, median) | size | pages |")
         print("|---|---|---|---|")

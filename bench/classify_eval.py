@@ -22,6 +22,7 @@ writer-b; `--errors writer-a` for one of them) and refuses a held-out set: readi
 set's errors would make its figures dishonest. --write puts the figures into
 bench/classify_eval.md (the hand-written notes there are kept).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -93,9 +94,11 @@ def report(results: list[dict], unseen: list[dict], fresh: dict[str, list[dict]]
     `fresh` maps a fresh file's stem (fresh, fresh2) to its evaluated rows."""
     fresh = {name: rows for name, rows in (fresh or {}).items() if rows}
     parts = []
-    splits = [("tuning", [r for r in results if r["split"] == "tune"]),
-              ("held-out", [r for r in results if r["split"] == "heldout"]),
-              ("evaluation set", results)]
+    splits = [
+        ("tuning", [r for r in results if r["split"] == "tune"]),
+        ("held-out", [r for r in results if r["split"] == "heldout"]),
+        ("evaluation set", results),
+    ]
     if unseen:
         splits.append(("unseen set", unseen))
     splits += [(f"{name} set", rows) for name, rows in fresh.items()]
@@ -103,16 +106,25 @@ def report(results: list[dict], unseen: list[dict], fresh: dict[str, list[dict]]
     everything = results + unseen
     batches = sorted({r.get("batch", 1) for r in everything})
     unseen_batches = {r.get("batch", 1) for r in unseen}
-    parts.append("\n" + _table([(f"{b} ({'unseen' if b in unseen_batches else 'evaluation'})",
-                                 [r for r in everything if r.get("batch", 1) == b]) for b in batches], "batch"))
-    parts.append("\n" + _table([(lang, [r for r in results if r["lang"] == lang]) for lang in sorted({r["lang"] for r in results})],
-                               "language (evaluation set)"))
+    parts.append(
+        "\n"
+        + _table(
+            [(f"{b} ({'unseen' if b in unseen_batches else 'evaluation'})", [r for r in everything if r.get("batch", 1) == b]) for b in batches],
+            "batch",
+        )
+    )
+    parts.append(
+        "\n"
+        + _table([(lang, [r for r in results if r["lang"] == lang]) for lang in sorted({r["lang"] for r in results})], "language (evaluation set)")
+    )
     if unseen:
-        parts.append("\n" + _table([(lang, [r for r in unseen if r["lang"] == lang]) for lang in sorted({r["lang"] for r in unseen})],
-                                   "language (unseen set)"))
+        parts.append(
+            "\n" + _table([(lang, [r for r in unseen if r["lang"] == lang]) for lang in sorted({r["lang"] for r in unseen})], "language (unseen set)")
+        )
     for name, rows in fresh.items():
-        parts.append("\n" + _table([(lang, [r for r in rows if r["lang"] == lang]) for lang in sorted({r["lang"] for r in rows})],
-                                   f"language ({name} set)"))
+        parts.append(
+            "\n" + _table([(lang, [r for r in rows if r["lang"] == lang]) for lang in sorted({r["lang"] for r in rows})], f"language ({name} set)")
+        )
     for name, rows in splits:
         if rows:
             parts.append(f"\n### {name}: type\n\n{confusion(rows, 'type', TYPES)}")
@@ -122,18 +134,27 @@ def report(results: list[dict], unseen: list[dict], fresh: dict[str, list[dict]]
 
 def writer_report(scored_sets: dict[str, list]) -> str:
     """Per writer set (tuned or held out): all, by language, easy/hard; and its urgency matrix."""
-    lines = ["| writer set | use | group | messages | type | urgency | macro-F1 | urgent→normal | urgent missed |",
-             "|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| writer set | use | group | messages | type | urgency | macro-F1 | urgent→normal | urgent missed |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     for name, scored in scored_sets.items():
         use = "tuned" if is_tuned(name) else "held out"
         for group, rows in groups(scored).items():
             f = figures(rows)
-            lines.append(f"| {name} | {use} | {group} | {f['messages']} | {f['type_accuracy']:.1%} | {f['urgency_accuracy']:.1%} | "
-                         f"{f['macro_f1']:.3f} | {f['urgent_called_normal']:.1%} | {f['urgent_missed']:.1%} |")
+            lines.append(
+                f"| {name} | {use} | {group} | {f['messages']} | {f['type_accuracy']:.1%} | {f['urgency_accuracy']:.1%} | "
+                f"{f['macro_f1']:.3f} | {f['urgent_called_normal']:.1%} | {f['urgent_missed']:.1%} |"
+            )
     for name, scored in scored_sets.items():
         f = figures(scored)
-        lines += ["", f"### {name} ({'tuned' if is_tuned(name) else 'held out'}): urgency", "",
-                  "| true \\ predicted | " + " | ".join(URGENCIES) + " |", "|---" * (len(URGENCIES) + 1) + "|"]
+        lines += [
+            "",
+            f"### {name} ({'tuned' if is_tuned(name) else 'held out'}): urgency",
+            "",
+            "| true \\ predicted | " + " | ".join(URGENCIES) + " |",
+            "|---" * (len(URGENCIES) + 1) + "|",
+        ]
         lines += [f"| {u} | " + " | ".join(str(row[p]) for p in URGENCIES) + " |" for u, row in f["urgency_confusion"].items()]
         lines += ["", "| type | precision | recall | F1 | support |", "|---|---|---|---|---|"]
         lines += [f"| {t} | {v['precision']:.1%} | {v['recall']:.1%} | {v['f1']:.3f} | {v['support']} |" for t, v in f["per_type"].items()]
@@ -152,7 +173,7 @@ def tuned_errors(classifier: Classifier, results: list[dict], which: str) -> str
             if r["split"] == "tune" and (r["type"] != r["pred_type"] or r["urgency"] != r["pred_urgency"]):
                 lines.append(f"- {r['type']}/{r['urgency']} → {r['pred_type']}/{r['pred_urgency']}: {r['subject']} | {r['body'][:90]!r}")
     sets = writer_sets()
-    for name in (TUNED_WRITER_SETS if which == "tuned" else (() if which == "tune" else (which,))):
+    for name in TUNED_WRITER_SETS if which == "tuned" else (() if which == "tune" else (which,)):
         if name not in sets:
             continue
         scored = score(classifier, load_labelled(sets[name]))
@@ -167,9 +188,13 @@ def tuned_errors(classifier: Classifier, results: list[dict], which: str) -> str
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rules", type=Path, default=ROOT / "config" / "rules.toml")
-    parser.add_argument("--errors", nargs="?", const="tuned", metavar="SET",
-                        help="list misclassified messages of the tuned sets (or of one: tune, writer-a, writer-b); "
-                             "refused for a held-out set")
+    parser.add_argument(
+        "--errors",
+        nargs="?",
+        const="tuned",
+        metavar="SET",
+        help="list misclassified messages of the tuned sets (or of one: tune, writer-a, writer-b); refused for a held-out set",
+    )
     parser.add_argument("--batch", type=int, help="only this batch of messages (1: written before the rules, 2: after)")
     parser.add_argument("--write", action="store_true", help="write the figures to bench/classify_eval.md")
     args = parser.parse_args()
@@ -191,18 +216,20 @@ def main() -> None:
         # The hand-written notes (how the figures came about) below the figures are kept.
         md = ROOT / "bench" / "classify_eval.md"
         old = md.read_text(encoding="utf-8") if md.exists() else ""
-        notes = old[old.index(NOTES):] if NOTES in old else NOTES + "\n"
-        header = ("# Classification accuracy of the default rules\n\n"
-                  "`bench/classify_eval.py --write` with `config/rules.toml` on the writer sets of issue 15 "
-                  + ", ".join(f"`{n}` ({len(r)} messages, {'tuned' if is_tuned(n) else 'held out'})" for n, r in writers.items())
-                  + "; on the evaluation set "
-                  f"`tests/classify_eval/messages.jsonl` ({len(results)} messages) and the unseen set "
-                  f"`tests/classify_eval/unseen.jsonl` ({len(unseen)} messages), and the fresh sets "
-                  + ", ".join(f"`tests/classify_eval/{n}.jsonl` ({len(r)} messages)" for n, r in fresh.items())
-                  + ". Rules were tuned on the `tune` split and on writer-a and writer-b; the held-out writer sets, "
-                  "the `heldout` split, the unseen set and fresh2 were never tuned on (their errors never read); "
-                  "fresh's errors were read once, before issue 15. Read the notes below before trusting "
-                  "any figure.\n\n## Figures\n\n")
+        notes = old[old.index(NOTES) :] if NOTES in old else NOTES + "\n"
+        header = (
+            "# Classification accuracy of the default rules\n\n"
+            "`bench/classify_eval.py --write` with `config/rules.toml` on the writer sets of issue 15 "
+            + ", ".join(f"`{n}` ({len(r)} messages, {'tuned' if is_tuned(n) else 'held out'})" for n, r in writers.items())
+            + "; on the evaluation set "
+            f"`tests/classify_eval/messages.jsonl` ({len(results)} messages) and the unseen set "
+            f"`tests/classify_eval/unseen.jsonl` ({len(unseen)} messages), and the fresh sets "
+            + ", ".join(f"`tests/classify_eval/{n}.jsonl` ({len(r)} messages)" for n, r in fresh.items())
+            + ". Rules were tuned on the `tune` split and on writer-a and writer-b; the held-out writer sets, "
+            "the `heldout` split, the unseen set and fresh2 were never tuned on (their errors never read); "
+            "fresh's errors were read once, before issue 15. Read the notes below before trusting "
+            "any figure.\n\n## Figures\n\n"
+        )
         md.write_text(header + text + "\n\n" + notes, encoding="utf-8")
 
 

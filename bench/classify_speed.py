@@ -9,6 +9,7 @@ words), written to a temporary file and loaded like any rules file. Aho–Corasi
 scans each text once whatever the number of keywords, so the two figures should
 be close. Reports the median of several runs and the ratio.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -40,8 +41,7 @@ NOTES = """Why the figures are close, and why not equal:
 - Rates are per CPU second of this process, so other work on a shared machine does not skew them.
 """
 
-TARGETS = ["type:inquiry", "type:complaint", "type:fault", "type:request", "type:suggestion",
-           "urgency:urgent", "urgency:important", "urgency:normal"]
+TARGETS = ["type:inquiry", "type:complaint", "type:fault", "type:request", "type:suggestion", "urgency:urgent", "urgency:important", "urgency:normal"]
 
 
 def synthetic_rules(count: int, keywords_per_rule: int, seed: int = 3) -> str:
@@ -59,9 +59,11 @@ def synthetic_rules(count: int, keywords_per_rule: int, seed: int = 3) -> str:
             if word not in seen:
                 seen.add(word)
                 words.append(word)
-        out.append(f'\n[[rules]]\nname = "synthetic-{i}"\ntarget = "{rng.choice(TARGETS)}"\n'
-                   f"weight = {rng.randint(1, 3)}\nkeywords = {json.dumps(words, ensure_ascii=False)}\n"
-                   + ('negation_sets = ["not_urgent"]\n' if i % 4 == 0 else ""))
+        out.append(
+            f'\n[[rules]]\nname = "synthetic-{i}"\ntarget = "{rng.choice(TARGETS)}"\n'
+            f"weight = {rng.randint(1, 3)}\nkeywords = {json.dumps(words, ensure_ascii=False)}\n"
+            + ('negation_sets = ["not_urgent"]\n' if i % 4 == 0 else "")
+        )
     return "".join(out)
 
 
@@ -128,7 +130,9 @@ def main() -> None:
         (ROOT / "bench" / "classify_speed.md").write_text(
             "# Classification speed\n\n`bench/classify_speed.py`: messages classified per second on one core "
             "with the default rules and with a rule set 100 times larger (synthetic extra rules with distinct "
-            "keywords).\n\n" + "\n".join(lines) + "\n\n" + NOTES, encoding="utf-8")
+            "keywords).\n\n" + "\n".join(lines) + "\n\n" + NOTES,
+            encoding="utf-8",
+        )
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ every queued acknowledgement is counted in the database.
     .venv/bin/python bench/forms_bench.py                 # 1, 4 and 16 clients, 600 submissions each
     .venv/bin/python bench/forms_bench.py --clients 8 --count 2000 --attachment-kb 200
 """
+
 from __future__ import annotations
 
 import argparse
@@ -64,8 +65,9 @@ def start_daemon(workdir: Path, db_url: str | None) -> tuple[subprocess.Popen, s
     subprocess.run([str(INTAKE), "--config", str(config), "init"], check=True, cwd=REPO, capture_output=True)
     port = free_port()
     log = open(workdir / "daemon.log", "wb")
-    proc = subprocess.Popen([str(INTAKE), "--config", str(config), "run", "--listen", f"127.0.0.1:{port}"],
-                            cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        [str(INTAKE), "--config", str(config), "run", "--listen", f"127.0.0.1:{port}"], cwd=REPO, stdout=log, stderr=subprocess.STDOUT
+    )
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
     while True:
@@ -80,11 +82,16 @@ def start_daemon(workdir: Path, db_url: str | None) -> tuple[subprocess.Popen, s
 
 
 def submission(i: int, attachment: bytes | None) -> dict:
-    data = {"name": f"客户{i}", "email": f"kehu{i}@bench.example.cn", "phone": f"138{i:08d}",
-            "company": "某某科技有限公司", "subject": f"问题 {i}", "message": f"{MESSAGES[i % len(MESSAGES)]}（编号 {i}）"}
+    data = {
+        "name": f"客户{i}",
+        "email": f"kehu{i}@bench.example.cn",
+        "phone": f"138{i:08d}",
+        "company": "某某科技有限公司",
+        "subject": f"问题 {i}",
+        "message": f"{MESSAGES[i % len(MESSAGES)]}（编号 {i}）",
+    }
     if attachment is not None:
-        data["attachments"] = [{"filename": f"log{i}.txt", "content_type": "text/plain",
-                                "data_base64": base64.b64encode(attachment).decode()}]
+        data["attachments"] = [{"filename": f"log{i}.txt", "content_type": "text/plain", "data_base64": base64.b64encode(attachment).decode()}]
     return data
 
 
@@ -130,10 +137,19 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=600, help="submissions per run")
     parser.add_argument("--attachment-kb", type=int, default=0, help="attach a text file of this size to each")
     parser.add_argument("--db", help="database URL (default: a fresh SQLite file)")
-    parser.add_argument("--postgres", metavar="ADMIN_URL", nargs="?", const="postgresql+psycopg://postgres@127.0.0.1:5432/test",
-                        help="run on a fresh PostgreSQL database created (and dropped) through this server")
+    parser.add_argument(
+        "--postgres",
+        metavar="ADMIN_URL",
+        nargs="?",
+        const="postgresql+psycopg://postgres@127.0.0.1:5432/test",
+        help="run on a fresh PostgreSQL database created (and dropped) through this server",
+    )
     args = parser.parse_args()
-    attachment = (b"2026-11-23 09:00:01 ERROR connection timed out\n" * (args.attachment_kb * 1024 // 46 + 1))[: args.attachment_kb * 1024] if args.attachment_kb else None
+    attachment = (
+        (b"2026-11-23 09:00:01 ERROR connection timed out\n" * (args.attachment_kb * 1024 // 46 + 1))[: args.attachment_kb * 1024]
+        if args.attachment_kb
+        else None
+    )
 
     if args.postgres:
         with fresh_postgres(args.postgres) as url:
@@ -168,8 +184,9 @@ def bench(args: argparse.Namespace, attachment: bytes | None) -> None:
                 seconds, latencies, codes = run_load(base, clients, args.count, first, attachment)
                 first += args.count
                 bad = [c for c in codes if c != 201]
-                rows.append((clients, args.count / seconds, statistics.median(latencies) * 1000,
-                             pct(latencies, 95) * 1000, max(latencies) * 1000, len(bad)))
+                rows.append(
+                    (clients, args.count / seconds, statistics.median(latencies) * 1000, pct(latencies, 95) * 1000, max(latencies) * 1000, len(bad))
+                )
             rss_kb = int(next(line.split()[1] for line in open(f"/proc/{proc.pid}/status") if line.startswith("VmHWM")))
         finally:
             proc.terminate()
@@ -182,14 +199,18 @@ def bench(args: argparse.Namespace, attachment: bytes | None) -> None:
         spool_done = len(list((Path(tmp) / "var" / "spool" / "done").glob("*.json")))
 
     total = 40 + sum(args.count for _ in args.clients)
-    print(f"machine: {os.cpu_count()} CPUs; database: {'SQLite (WAL, synchronous=FULL)' if not args.db else args.db.split(':')[0]}; "
-          f"attachment: {args.attachment_kb} KB")
+    print(
+        f"machine: {os.cpu_count()} CPUs; database: {'SQLite (WAL, synchronous=FULL)' if not args.db else args.db.split(':')[0]}; "
+        f"attachment: {args.attachment_kb} KB"
+    )
     print("| clients | submissions/s | p50 ms | p95 ms | max ms | non-201 |")
     print("|---:|---:|---:|---:|---:|---:|")
     for clients, rate, p50, p95, worst, bad in rows:
         print(f"| {clients} | {rate:.0f} | {p50:.1f} | {p95:.1f} | {worst:.1f} | {bad} |")
-    print(f"\nsubmitted {total}; form tickets in the database {tickets}; acknowledgements queued {acks}; "
-          f"spool files in done/ {spool_done}; daemon peak RSS {rss_kb / 1024:.0f} MB")
+    print(
+        f"\nsubmitted {total}; form tickets in the database {tickets}; acknowledgements queued {acks}; "
+        f"spool files in done/ {spool_done}; daemon peak RSS {rss_kb / 1024:.0f} MB"
+    )
 
 
 if __name__ == "__main__":

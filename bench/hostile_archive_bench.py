@@ -12,6 +12,7 @@ The case is the sample case (archive.sample) with its thread replaced by one cus
 message of the given shape and size (bigmail: a thread of two mails of that size, rendered
 as version 2, the first mail embedded by version 1).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -65,8 +66,7 @@ def _eml(n: int, subject: str, seed: int) -> bytes:
     msg["Subject"] = subject
     msg["Message-ID"] = f"<bench-{seed}@kehu.example.cn>"
     msg.set_content("请看附件日志。", charset="utf-8")
-    msg.add_attachment(random.Random(seed).randbytes(n * 3 // 4), maintype="application",
-                       subtype="octet-stream", filename="日志.bin")
+    msg.add_attachment(random.Random(seed).randbytes(n * 3 // 4), maintype="application", subtype="octet-stream", filename="日志.bin")
     return bytes(msg)
 
 
@@ -78,8 +78,7 @@ def make_case(shape: str, n: int):
     base = sample_case()
     if shape == "bigmail":
         mails = [_eml(n, "设备日志", 1), _eml(n, "Re: 设备日志", 2)]
-        messages = [ThreadMessage("in", AT + timedelta(hours=i), "张伟 <zhang.wei@kehu.example.cn>", "设备日志",
-                                  "请看附件日志。") for i in range(2)]
+        messages = [ThreadMessage("in", AT + timedelta(hours=i), "张伟 <zhang.wei@kehu.example.cn>", "设备日志", "请看附件日志。") for i in range(2)]
         originals = [RawOriginal(f"{base.ticket_ref}-{i + 1}-in.eml", m) for i, m in enumerate(mails)]
         earlier = {hashlib.sha256(mails[0]).hexdigest(): "v1 · bench_v1.pdf"}
         return replace(base, messages=messages, raw_originals=originals), earlier, 2
@@ -114,9 +113,14 @@ def render_once(shape: str, n: int) -> dict:
     started = time.perf_counter()
     rendered = render_with_fallback(record, version=version, earlier=earlier)
     seconds = time.perf_counter() - started
-    return {"seconds": seconds, "rendition": rendered.rendition, "note": rendered.note or "",
-            "bytes": len(rendered.pdf), "pages": len(pypdf.PdfReader(io.BytesIO(rendered.pdf)).pages),
-            "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+    return {
+        "seconds": seconds,
+        "rendition": rendered.rendition,
+        "note": rendered.note or "",
+        "bytes": len(rendered.pdf),
+        "pages": len(pypdf.PdfReader(io.BytesIO(rendered.pdf)).pages),
+        "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }
 
 
 def measure(shape: str, n: int, runs: int) -> dict:
@@ -125,11 +129,14 @@ def measure(shape: str, n: int, runs: int) -> dict:
     for _ in range(runs):
         with ProcessPoolExecutor(1, mp_context=ctx, initializer=_warm) as pool:
             results.append(pool.submit(render_once, shape, n).result())
-    return {"seconds": statistics.median(r["seconds"] for r in results),
-            "rss_mb": statistics.median(r["rss_mb"] for r in results),
-            "bytes": statistics.median(r["bytes"] for r in results),
-            "pages": results[-1]["pages"], "rendition": "/".join(sorted({r["rendition"] for r in results})),
-            "note": results[-1]["note"]}
+    return {
+        "seconds": statistics.median(r["seconds"] for r in results),
+        "rss_mb": statistics.median(r["rss_mb"] for r in results),
+        "bytes": statistics.median(r["bytes"] for r in results),
+        "pages": results[-1]["pages"],
+        "rendition": "/".join(sorted({r["rendition"] for r in results})),
+        "note": results[-1]["note"],
+    }
 
 
 def _size(n: int) -> str:
@@ -153,8 +160,10 @@ def main() -> None:
             m = measure(shape, n, args.runs)
             by_size[n] = m["seconds"]
             rendition = m["rendition"] + (f" ({m['note'][:40]})" if m["note"] else "")
-            print(f"| {shape} | {_size(n)} | {m['seconds']:.2f} | {rendition} | {m['bytes'] / 1024:.0f} KB "
-                  f"| {m['pages']} | {m['rss_mb']:.0f} |", flush=True)
+            print(
+                f"| {shape} | {_size(n)} | {m['seconds']:.2f} | {rendition} | {m['bytes'] / 1024:.0f} KB | {m['pages']} | {m['rss_mb']:.0f} |",
+                flush=True,
+            )
         if 10_000 in by_size and 100_000 in by_size:
             ratios[shape] = by_size[100_000] / by_size[10_000]
     if ratios:

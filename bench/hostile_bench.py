@@ -12,6 +12,7 @@ shared machine counts as little as it can, and the time at 100 KB over the time 
 about 15, and no message over 1 s. The case PDF render of such shapes is measured by
 bench/hostile_archive_bench.py (archive/, in its own processes with their limits).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -32,43 +33,54 @@ def _fill(unit: str, n: int) -> str:
 
 
 def _mail(body: str, content_type: str = "text/plain; charset=utf-8", headers: str = "") -> bytes:
-    return (f"From: 张伟 <zhang.wei@kehu.example.cn>\r\nTo: support@example.com\r\nSubject: 订单问题 order problem\r\n"
-            f"Date: Mon, 23 Nov 2026 10:15:00 +0800\r\nMessage-ID: <bench@kehu.example.cn>\r\n"
-            f"Content-Type: {content_type}\r\n{headers}\r\n{body}\r\n").encode()
+    return (
+        f"From: 张伟 <zhang.wei@kehu.example.cn>\r\nTo: support@example.com\r\nSubject: 订单问题 order problem\r\n"
+        f"Date: Mon, 23 Nov 2026 10:15:00 +0800\r\nMessage-ID: <bench@kehu.example.cn>\r\n"
+        f"Content-Type: {content_type}\r\n{headers}\r\n{body}\r\n"
+    ).encode()
 
 
 # name -> (what it is, raw message of about n bytes)
 SHAPES = {
-    "negation": ("body 'not urgent urgent ' repeated (a negated keyword)",
-                 lambda n: _mail(_fill("not urgent urgent ", n))),
-    "negation-zh": ("body '不紧急，紧急紧急' repeated",
-                    lambda n: _mail(_fill("不紧急，紧急紧急", n))),
-    "anchored": ("body 'how ' repeated ('^how' counts only at a sentence's start)",
-                 lambda n: _mail(_fill("how ", n))),
-    "html-attr": ("HTML-only, '<a b=\"' repeated",
-                  lambda n: _mail("<p>请尽快处理。</p>" + _fill('<a b="', n), "text/html; charset=utf-8")),
-    "html-lists": ("HTML-only, '<ol><li>x' nested",
-                   lambda n: _mail("<p>请尽快处理。</p>" + _fill("<ol><li>x", n), "text/html; charset=utf-8")),
-    "html-divs": ("HTML-only, 200 nested divs repeated",
-                  lambda n: _mail(_fill("<div>" * 200 + "深层 deep" + "</div>" * 200, n), "text/html; charset=utf-8")),
-    "html-colspan": ("HTML-only, '<td colspan=100000>' rows",
-                     lambda n: _mail("<table>" + _fill("<tr><td colspan=100000>单元格 cell</td></tr>", n) + "</table>",
-                                     "text/html; charset=utf-8")),
-    "param": ("Content-Type parameter x=\" then ';' repeated",
-              lambda n: _mail("请尽快处理订单。", 'text/plain; charset=utf-8; x="' + ";" * n)),
-    "param-multipart": ("multipart Content-Type parameter x=\" then ';' (read while parsing)",
-                        lambda n: _mail("--b\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n请尽快处理订单。\r\n--b--",
-                                        'multipart/mixed; boundary="b"; x="' + ";" * n)),
-    "parts": ("multipart/mixed of tiny text parts",
-              lambda n: _mail(_fill("--b\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n订单 x\r\n", n) + "--b--",
-                              'multipart/mixed; boundary="b"')),
-    "headers": ("header lines 'X-A: =?utf-8?b?5L2g5aW9?=' repeated",
-                lambda n: _mail("请尽快处理订单。", headers=_fill("X-A: =?utf-8?b?5L2g5aW9?=\r\n", n))),
-    "indented": ("plain text, lines indented by 96 spaces (the quote stripper's line patterns)",
-                 lambda n: _mail(_fill(" " * 96 + "1. 订单 x\n", n))),
-    "ordinary": ("an ordinary Chinese and English complaint, repeated (the baseline)",
-                 lambda n: _mail(_fill("你好，我们的系统从今天早上开始无法登录，所有员工都受影响，请尽快处理。"
-                                       "The login page hangs since this morning, please fix it urgently.\n", n))),
+    "negation": ("body 'not urgent urgent ' repeated (a negated keyword)", lambda n: _mail(_fill("not urgent urgent ", n))),
+    "negation-zh": ("body '不紧急，紧急紧急' repeated", lambda n: _mail(_fill("不紧急，紧急紧急", n))),
+    "anchored": ("body 'how ' repeated ('^how' counts only at a sentence's start)", lambda n: _mail(_fill("how ", n))),
+    "html-attr": ("HTML-only, '<a b=\"' repeated", lambda n: _mail("<p>请尽快处理。</p>" + _fill('<a b="', n), "text/html; charset=utf-8")),
+    "html-lists": ("HTML-only, '<ol><li>x' nested", lambda n: _mail("<p>请尽快处理。</p>" + _fill("<ol><li>x", n), "text/html; charset=utf-8")),
+    "html-divs": (
+        "HTML-only, 200 nested divs repeated",
+        lambda n: _mail(_fill("<div>" * 200 + "深层 deep" + "</div>" * 200, n), "text/html; charset=utf-8"),
+    ),
+    "html-colspan": (
+        "HTML-only, '<td colspan=100000>' rows",
+        lambda n: _mail("<table>" + _fill("<tr><td colspan=100000>单元格 cell</td></tr>", n) + "</table>", "text/html; charset=utf-8"),
+    ),
+    "param": ("Content-Type parameter x=\" then ';' repeated", lambda n: _mail("请尽快处理订单。", 'text/plain; charset=utf-8; x="' + ";" * n)),
+    "param-multipart": (
+        "multipart Content-Type parameter x=\" then ';' (read while parsing)",
+        lambda n: _mail(
+            "--b\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n请尽快处理订单。\r\n--b--", 'multipart/mixed; boundary="b"; x="' + ";" * n
+        ),
+    ),
+    "parts": (
+        "multipart/mixed of tiny text parts",
+        lambda n: _mail(_fill("--b\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n订单 x\r\n", n) + "--b--", 'multipart/mixed; boundary="b"'),
+    ),
+    "headers": (
+        "header lines 'X-A: =?utf-8?b?5L2g5aW9?=' repeated",
+        lambda n: _mail("请尽快处理订单。", headers=_fill("X-A: =?utf-8?b?5L2g5aW9?=\r\n", n)),
+    ),
+    "indented": ("plain text, lines indented by 96 spaces (the quote stripper's line patterns)", lambda n: _mail(_fill(" " * 96 + "1. 订单 x\n", n))),
+    "ordinary": (
+        "an ordinary Chinese and English complaint, repeated (the baseline)",
+        lambda n: _mail(
+            _fill(
+                "你好，我们的系统从今天早上开始无法登录，所有员工都受影响，请尽快处理。"
+                "The login page hangs since this morning, please fix it urgently.\n",
+                n,
+            )
+        ),
+    ),
 }
 
 

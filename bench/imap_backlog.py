@@ -7,6 +7,7 @@ acknowledgement arriving at the SMTP server while the daemon idles (IMAP IDLE).
 Prints messages/second, the daemon's peak RSS (alone and with its workers), and latency p50/p95; the latest
 figures are kept in bench/imap_backlog.md. Needs Dovecot (scripts/test installs it).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -86,14 +87,12 @@ class CpuAccount:
     def stop(self) -> None:
         after, self.wall = self._snapshot(), time.monotonic() - self.started
         self.steal = steal_seconds() - self.steal_before
-        self.spent = {name: sum(cpu - self.before[name].get(pid, 0.0) for pid, cpu in after[name].items())
-                      for name in after}
+        self.spent = {name: sum(cpu - self.before[name].get(pid, 0.0) for pid, cpu in after[name].items()) for name in after}
 
     def report(self) -> str:
         total = sum(self.spent.values())
         parts = ", ".join(f"{name} {s:.1f}" for name, s in self.spent.items())
-        return (f"{parts}; {total:.1f} s in {self.wall:.1f} s wall ({total / self.wall:.2f} cores busy); "
-                f"stolen by the hypervisor {self.steal:.1f} s")
+        return f"{parts}; {total:.1f} s in {self.wall:.1f} s wall ({total / self.wall:.2f} cores busy); stolen by the hypervisor {self.steal:.1f} s"
 
 
 def steal_seconds() -> float:
@@ -121,10 +120,16 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="intake-bench-"))
     db_url = args.db or f"sqlite:///{work / 'intake.db'}"
     with DovecotServer() as dovecot, SmtpServer() as smtp:
-        config = write_config(work / "intake.toml", db_url=db_url, var=work / "var", dovecot=dovecot, smtp=smtp,
-                              extra=f"[log]\nlevel = \"{args.log_level}\"\n"
-                              + ("[archive]\nenabled = false\n" if args.no_archive else "")
-                              + (f"[pipeline]\nprocesses = {args.processes}\n" if args.processes is not None else ""))
+        config = write_config(
+            work / "intake.toml",
+            db_url=db_url,
+            var=work / "var",
+            dovecot=dovecot,
+            smtp=smtp,
+            extra=f'[log]\nlevel = "{args.log_level}"\n'
+            + ("[archive]\nenabled = false\n" if args.no_archive else "")
+            + (f"[pipeline]\nprocesses = {args.processes}\n" if args.processes is not None else ""),
+        )
         daemon = DaemonProcess(config, work)
         daemon.cli("init")
         db = Db(db_url)
@@ -172,8 +177,10 @@ def main() -> None:
     print(f"tickets alone:         {n / (ticketed - first):.0f} messages/s (the last acknowledgement {done - ticketed:.1f} s after the last ticket)")
     print(f"including start-up:    {n / (done - started):.0f} messages/s ({done - started:.1f} s)")
     print(f"CPU seconds, backlog:  {cpu.report()}")
-    print(f"machine speed:         reference loop {speed_before:.0f} ms before, {machine_speed_ms():.0f} ms after "
-          "(lower is faster; 250 ms on 2026-12-06 at 04:52, a quiet hour)")
+    print(
+        f"machine speed:         reference loop {speed_before:.0f} ms before, {machine_speed_ms():.0f} ms after "
+        "(lower is faster; 250 ms on 2026-12-06 at 04:52, a quiet hour)"
+    )
     print(f"daemon peak RSS:       {rss:.0f} MB; {rss_all:.0f} MB with its worker processes (the sum of each one's peak)")
     print(f"APPEND -> ack (IDLE):  p50 {statistics.median(latencies) * 1000:.0f} ms, p95 {q[18] * 1000:.0f} ms over {len(latencies)} messages")
 

@@ -1,5 +1,6 @@
 """How fast this shared machine is at the moment, for the benchmarks to print beside
 their figures."""
+
 from __future__ import annotations
 
 import time

@@ -7,6 +7,7 @@ Fills a fresh database with N outbox mails (1 % pending) and N archive jobs (1 %
 pending), serves intake/ops on a free loopback port and times 30 scrapes of each page
 over HTTP; prints the medians. Latest figures: bench/metrics_scrape.md.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -38,13 +39,37 @@ def fill(ctx, rows: int) -> None:
     with ctx.sessions() as session, session.begin():
         for first in range(0, rows, 20_000):
             batch = range(first, min(rows, first + 20_000))
-            session.execute(insert(OutboxMail.__table__), [
-                {"kind": "ack", "message_id": f"<bench.{i}@example.com>", "mail_from": "support@example.com",
-                 "rcpt_to": f"c{i % 5000}@example.cn", "raw": b"x", "status": "pending" if i % 100 == 0 else "sent",
-                 "attempts": 1, "next_attempt_at": start, "created_at": start + timedelta(seconds=i)} for i in batch])
-            session.execute(insert(ArchiveJob.__table__), [
-                {"ticket_id": i, "reason": "opened", "status": "pending" if i % 100 == 0 else "done", "attempts": 0,
-                 "next_attempt_at": start, "created_at": start} for i in batch])
+            session.execute(
+                insert(OutboxMail.__table__),
+                [
+                    {
+                        "kind": "ack",
+                        "message_id": f"<bench.{i}@example.com>",
+                        "mail_from": "support@example.com",
+                        "rcpt_to": f"c{i % 5000}@example.cn",
+                        "raw": b"x",
+                        "status": "pending" if i % 100 == 0 else "sent",
+                        "attempts": 1,
+                        "next_attempt_at": start,
+                        "created_at": start + timedelta(seconds=i),
+                    }
+                    for i in batch
+                ],
+            )
+            session.execute(
+                insert(ArchiveJob.__table__),
+                [
+                    {
+                        "ticket_id": i,
+                        "reason": "opened",
+                        "status": "pending" if i % 100 == 0 else "done",
+                        "attempts": 0,
+                        "next_attempt_at": start,
+                        "created_at": start,
+                    }
+                    for i in batch
+                ],
+            )
 
 
 def median_ms(url: str, times: int = 30) -> float:

@@ -10,6 +10,7 @@ references: the bare compat32 parse (the floor) and the modern-policy parse with
 get_body()/get_content() (what a plain stdlib parser costs). --write puts the figures
 in bench/parse_bench.md.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -42,8 +43,10 @@ def outlook_html_message(paragraphs: int = 150) -> bytes:
     """An HTML-only message the size Outlook writes (~40 KB): MsoNormal spans, a style
     block, a signature table. html2text's cost grows with this markup, not with the text."""
     style = "<style>" + "p.MsoNormal{margin:0cm;font-size:11.0pt;font-family:DengXian}" * 40 + "</style>"
-    para = ("<p class=MsoNormal><span lang=ZH-CN style='font-family:DengXian;color:#1F497D'>"
-            "您好，我们的打印机从昨天开始无法连接，影响开票，请尽快处理。<o:p></o:p></span></p>\n")
+    para = (
+        "<p class=MsoNormal><span lang=ZH-CN style='font-family:DengXian;color:#1F497D'>"
+        "您好，我们的打印机从昨天开始无法连接，影响开票，请尽快处理。<o:p></o:p></span></p>\n"
+    )
     table = "<table border=0 cellpadding=0><tr><td style='padding:0'><b>张喆</b> 采购部 13812345678</td></tr></table>"
     html = f"<html><head>{style}</head><body lang=ZH-CN><div class=WordSection1>{para * paragraphs}{table}</div></body></html>"
     return build.text_message(html, "utf-8", subtype="html", cte="quoted-printable")

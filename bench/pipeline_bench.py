@@ -7,6 +7,7 @@ taken through `Pipeline.take_many` in groups (as the IMAP source does) or one
 Prints messages/second, CPU milliseconds a message (steadier than wall time on a shared
 machine) and SQL statements a message; the latest figures are in bench/imap_backlog.md.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -41,10 +42,14 @@ def main() -> None:
 
     work = Path(tempfile.mkdtemp(prefix="intake-pipeline-bench-"))
     url = args.db or f"sqlite:///{work / 'intake.db'}"
-    config = from_dict({
-        "database": {"url": url}, "paths": {"var": str(work)}, "limits": {"acks_per_sender_per_hour": 1000},
-        "archive": {"enabled": not args.no_archive},
-    })
+    config = from_dict(
+        {
+            "database": {"url": url},
+            "paths": {"var": str(work)},
+            "limits": {"acks_per_sender_per_hour": 1000},
+            "archive": {"enabled": not args.no_archive},
+        }
+    )
     upgrade(make_engine(url))
     ctx = build_context(config)
     pipeline = Pipeline(ctx)
@@ -57,7 +62,7 @@ def main() -> None:
     direct_before = fastsql.statements_run
     wall, cpu = time.perf_counter(), time.process_time()
     for start in range(0, len(messages), args.group):
-        items = [(raw, SourceRef("bench", f"m{i}")) for i, raw in enumerate(messages[start:start + args.group], start)]
+        items = [(raw, SourceRef("bench", f"m{i}")) for i, raw in enumerate(messages[start : start + args.group], start)]
         if args.group == 1:
             pipeline.take(*items[0])
         else:
@@ -74,7 +79,9 @@ def main() -> None:
     print(f"CPU:          {cpu / n * 1000:.2f} ms a message")
     print(f"machine:      reference loop {speed:.0f} ms (bench/machine.py; lower is faster)")
     run_direct = fastsql.statements_run - direct_before
-    print(f"SQL:          {(statements[0] + run_direct) / n:.1f} statements a message ({run_direct / n:.1f} on the driver's cursor, intake/fastsql.py)")
+    print(
+        f"SQL:          {(statements[0] + run_direct) / n:.1f} statements a message ({run_direct / n:.1f} on the driver's cursor, intake/fastsql.py)"
+    )
 
 
 if __name__ == "__main__":

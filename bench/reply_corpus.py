@@ -11,6 +11,7 @@ as talon's own test compares them) and the commands are those expected. "Quoted
 line relayed" means a line of the quoted part reached the text to relay; a reply the
 safety net withheld relays nothing.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -73,9 +74,24 @@ def _same(a: str, b: str, how: str) -> bool:
 def _text_message(text: str, html: str | None = None) -> ParsedMessage:
     """A parsed message around a bare text (quotequail's cases are bodies, not mails)."""
     body = text if html is None else html_to_text(html, [])
-    return ParsedMessage(message_id=None, in_reply_to=[], references=[], from_addr="staff@example.com", from_name="", reply_to=None,
-                         to_addrs=[], cc_addrs=[], subject="", date=None, text=body, html=html, new_text="", language="en",
-                         attachments=[], headers=[])
+    return ParsedMessage(
+        message_id=None,
+        in_reply_to=[],
+        references=[],
+        from_addr="staff@example.com",
+        from_name="",
+        reply_to=None,
+        to_addrs=[],
+        cc_addrs=[],
+        subject="",
+        date=None,
+        text=body,
+        html=html,
+        new_text="",
+        language="en",
+        attachments=[],
+        headers=[],
+    )
 
 
 def _lines(text: str) -> set[str]:
@@ -90,8 +106,18 @@ def load_own() -> list[Fixture]:
     out = []
     for path in sorted(folder.glob("*.eml")):
         expect = json.loads(path.with_suffix(".json").read_text(encoding="utf-8"))
-        out.append(Fixture(f"own/{path.stem}", "own", parse_message(path.read_bytes()), expect["relay"], expect["commands"], known,
-                           quoted - _lines(expect["relay"]), expect.get("signature", "")))
+        out.append(
+            Fixture(
+                f"own/{path.stem}",
+                "own",
+                parse_message(path.read_bytes()),
+                expect["relay"],
+                expect["commands"],
+                known,
+                quoted - _lines(expect["relay"]),
+                expect.get("signature", ""),
+            )
+        )
     return out
 
 
@@ -107,8 +133,11 @@ def load_talon() -> list[Fixture]:
         html = path.read_text(encoding="utf-8")
         message = _text_message("", html)
         relay = expect["html_replies"]
-        out.append(Fixture(f"talon/html/{path.name}", "heldout", message, relay, [], KnownText(), _lines(message.text) - _lines(relay),
-                           compare="no_whitespace"))
+        out.append(
+            Fixture(
+                f"talon/html/{path.name}", "heldout", message, relay, [], KnownText(), _lines(message.text) - _lines(relay), compare="no_whitespace"
+            )
+        )
     return out
 
 
@@ -131,11 +160,15 @@ def load_quotequail() -> list[Fixture]:
     for i, (html, _, with_intro) in enumerate(_cases(folder / "quote_html_cases.py.txt")):
         reply = html_to_text("".join(part for is_reply, part in with_intro if is_reply), [])
         quote = html_to_text("".join(part for is_reply, part in with_intro if not is_reply), [])
-        out.append(Fixture(f"quotequail/html-{i + 1}", "heldout", _text_message("", html), reply.strip(), [], KnownText(), _lines(quote) - _lines(reply)))
+        out.append(
+            Fixture(f"quotequail/html-{i + 1}", "heldout", _text_message("", html), reply.strip(), [], KnownText(), _lines(quote) - _lines(reply))
+        )
     return out
 
 
-def load_blind(expected: str = "expected.json", split: str = "blind", sources: tuple[str, ...] = ("mail-parser-reply", "email-reply-parser")) -> list[Fixture]:
+def load_blind(
+    expected: str = "expected.json", split: str = "blind", sources: tuple[str, ...] = ("mail-parser-reply", "email-reply-parser")
+) -> list[Fixture]:
     """Third-party test mails as bare bodies, expectations written before any run: mail-parser-reply's
     and email_reply_parser's (expected_unseen.json: added once the rules were final), crisp-oss's
     email-reply-parser (the 2026-12-06 blind split)."""
@@ -151,14 +184,26 @@ def load_blind(expected: str = "expected.json", split: str = "blind", sources: t
 
 
 def load_corpus() -> list[Fixture]:
-    return (load_own() + load_talon() + load_quotequail() + load_blind() + load_blind("expected_unseen.json", "unseen")
-            + load_blind("expected.json", "crisp", ("crisp-email-reply-parser",)))
+    return (
+        load_own()
+        + load_talon()
+        + load_quotequail()
+        + load_blind()
+        + load_blind("expected_unseen.json", "unseen")
+        + load_blind("expected.json", "crisp", ("crisp-email-reply-parser",))
+    )
 
 
 def run(fixture: Fixture) -> Outcome:
     msg = fixture.message
-    reading = read_reply(msg, fixture.known, signatures=[fixture.signature] if fixture.signature else [], own_addresses=[msg.from_addr],
-                         staff_lookup=lambda word: word if word in STAFF_IDS else None, today=TODAY)
+    reading = read_reply(
+        msg,
+        fixture.known,
+        signatures=[fixture.signature] if fixture.signature else [],
+        own_addresses=[msg.from_addr],
+        staff_lookup=lambda word: word if word in STAFF_IDS else None,
+        today=TODAY,
+    )
     parsed = reading.parsed
     relayed = parsed.body if reading.relayable else ""
     commands = [c.line for c in parsed.commands]
@@ -170,24 +215,39 @@ def run(fixture: Fixture) -> Outcome:
 def summary(outcomes: list[Outcome]) -> dict:
     n = len(outcomes)
     right = sum(o.right for o in outcomes)
-    return {"replies": n, "right": right, "share_right": right / n if n else 0.0, "with_quoted_line": sum(bool(o.quoted_lines) for o in outcomes),
-            "withheld": sum(o.withheld for o in outcomes)}
+    return {
+        "replies": n,
+        "right": right,
+        "share_right": right / n if n else 0.0,
+        "with_quoted_line": sum(bool(o.quoted_lines) for o in outcomes),
+        "withheld": sum(o.withheld for o in outcomes),
+    }
 
 
 def report(outcomes: list[Outcome]) -> str:
-    rows = ["| split | replies | relayed exactly right | share | relayed with any quoted line | withheld by the safety net |", "|---|---|---|---|---|---|"]
-    for split, label in (("own", "own (Chinese clients and languages; tuned on)"), ("heldout", "held out: talon, quotequail"),
-                         ("blind", "blind: mail-parser-reply, email_reply_parser"),
-                         ("unseen", "once unseen (first run 5/10; tuned on since): mail-parser-reply, email_reply_parser"),
-                         ("crisp", "crisp-oss/email-reply-parser (blind first run 16/24; tuned on since)"), (None, "all")):
+    rows = [
+        "| split | replies | relayed exactly right | share | relayed with any quoted line | withheld by the safety net |",
+        "|---|---|---|---|---|---|",
+    ]
+    for split, label in (
+        ("own", "own (Chinese clients and languages; tuned on)"),
+        ("heldout", "held out: talon, quotequail"),
+        ("blind", "blind: mail-parser-reply, email_reply_parser"),
+        ("unseen", "once unseen (first run 5/10; tuned on since): mail-parser-reply, email_reply_parser"),
+        ("crisp", "crisp-oss/email-reply-parser (blind first run 16/24; tuned on since)"),
+        (None, "all"),
+    ):
         s = summary([o for o in outcomes if split is None or o.fixture.split == split])
         rows.append(f"| {label} | {s['replies']} | {s['right']} | {s['share_right']:.0%} | {s['with_quoted_line']} | {s['withheld']} |")
     wrong = [o for o in outcomes if not o.right or o.quoted_lines]
     lines = ["\n".join(rows), "", "Not exactly right:" if wrong else "Every reply exactly right."]
     for o in wrong:
-        lines.append(f"- `{o.fixture.name}`: relayed {o.relayed[:120]!r}, expected {o.fixture.relay[:120]!r}"
-                     + (f", commands {o.commands} vs {o.fixture.commands}" if not o.right and _same(o.relayed, o.fixture.relay, o.fixture.compare) else "")
-                     + (f"; QUOTED LINES: {o.quoted_lines[:3]}" if o.quoted_lines else "") + ("; withheld" if o.withheld else ""))
+        lines.append(
+            f"- `{o.fixture.name}`: relayed {o.relayed[:120]!r}, expected {o.fixture.relay[:120]!r}"
+            + (f", commands {o.commands} vs {o.fixture.commands}" if not o.right and _same(o.relayed, o.fixture.relay, o.fixture.compare) else "")
+            + (f"; QUOTED LINES: {o.quoted_lines[:3]}" if o.quoted_lines else "")
+            + ("; withheld" if o.withheld else "")
+        )
     return "\n".join(lines)
 
 
@@ -268,8 +328,11 @@ def main() -> None:
     print(text)
     if args.write:
         md = ROOT / "bench" / "reply_corpus.md"
-        md.write_text("# Reply corpus: staff replies relayed exactly right\n\n`.venv/bin/python bench/reply_corpus.py --write`"
-                      f" ({date.today().isoformat()})\n\n{text}\n{HISTORY}", encoding="utf-8")
+        md.write_text(
+            "# Reply corpus: staff replies relayed exactly right\n\n`.venv/bin/python bench/reply_corpus.py --write`"
+            f" ({date.today().isoformat()})\n\n{text}\n{HISTORY}",
+            encoding="utf-8",
+        )
 
 
 if __name__ == "__main__":

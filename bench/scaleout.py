@@ -8,6 +8,7 @@ three daemons share the reading, and all of them share the mailer.
 Case PDFs are off here (the archive has its own benchmark). Prints messages/second
 from the first ticket to the last acknowledgement received; figures in bench/scaleout.md.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -40,8 +41,15 @@ def run(db_url: str, daemons: int, per_mailbox: int, dovecot: DovecotServer, smt
     smtp.clear()
     for user in USERS:
         dovecot.append_many(user, "INBOX", backlog(user, per_mailbox))
-    config = write_config(work / "intake.toml", db_url=db_url, var=work / "var", dovecot=dovecot, smtp=smtp, users=USERS,
-                          extra='[archive]\nenabled = false\n[log]\nlevel = "WARNING"\n')
+    config = write_config(
+        work / "intake.toml",
+        db_url=db_url,
+        var=work / "var",
+        dovecot=dovecot,
+        smtp=smtp,
+        users=USERS,
+        extra='[archive]\nenabled = false\n[log]\nlevel = "WARNING"\n',
+    )
     procs = [DaemonProcess(config, work, log=work / f"daemon-{i}.log") for i in range(daemons)]
     procs[0].cli("init")
     db = Db(db_url)

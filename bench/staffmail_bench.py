@@ -5,6 +5,7 @@ Everything runs the real pipeline on a fresh database (SQLite file, or PostgreSQ
 mail is only queued (the mailer is measured elsewhere). Reports medians; --write puts the
 figures into bench/staffmail_bench.md.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -92,12 +93,15 @@ def run(n: int, url: str | None) -> dict:
         write_pdf(report, tmp / "weekly.pdf", cfg.template_dirs)
         pdf_runs.append(time.perf_counter() - started)
     return {
-        "database": "PostgreSQL" if url.startswith("postgresql") else "SQLite", "tickets": n,
+        "database": "PostgreSQL" if url.startswith("postgresql") else "SQLite",
+        "tickets": n,
         "take + notify (median per new ticket)": ms(opened),
-        "staff reply relayed (median)": ms(replied), "replies": len(replied),
+        "staff reply relayed (median)": ms(replied),
+        "replies": len(replied),
         "timers pass": f"{timers * 1000:.0f} ms for {sum(done.values())} reminders/escalations",
         "weekly report figures (median of 3)": ms(report_runs),
-        "weekly report PDF (median of 3)": ms(pdf_runs), "PDF size": f"{(tmp / 'weekly.pdf').stat().st_size // 1024} KB",
+        "weekly report PDF (median of 3)": ms(pdf_runs),
+        "PDF size": f"{(tmp / 'weekly.pdf').stat().st_size // 1024} KB",
     }
 
 

@@ -5,6 +5,7 @@
 `RulesWatcher` reloads the rules when the file changes; `load_staff` and
 `choose_assignee` pick the person in the department who takes the case.
 """
+
 from classify.assign import choose_assignee
 from classify.classifier import Classification, Classifier, Match
 from classify.errors import RulesError
@@ -13,7 +14,22 @@ from classify.staff import Department, Shift, StaffDirectory, StaffMember, load_
 from classify.watcher import RulesWatcher
 
 __all__ = [
-    "Classification", "Classifier", "Match", "RulesError", "RuleSet", "load_rules", "RulesWatcher",
-    "FIELDS", "TARGETS", "TYPES", "URGENCIES",
-    "choose_assignee", "Department", "Shift", "StaffDirectory", "StaffMember", "load_staff", "parse_shift",
+    "Classification",
+    "Classifier",
+    "Match",
+    "RulesError",
+    "RuleSet",
+    "load_rules",
+    "RulesWatcher",
+    "FIELDS",
+    "TARGETS",
+    "TYPES",
+    "URGENCIES",
+    "choose_assignee",
+    "Department",
+    "Shift",
+    "StaffDirectory",
+    "StaffMember",
+    "load_staff",
+    "parse_shift",
 ]

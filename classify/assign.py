@@ -13,6 +13,7 @@ Choices (documented for the team):
   * Nobody available: None. The caller leaves the case unassigned in the
     department's queue (and a 加急 case still notifies the department head).
 """
+
 from __future__ import annotations
 
 from datetime import datetime
@@ -20,9 +21,16 @@ from datetime import datetime
 from classify.staff import StaffDirectory, StaffMember
 
 
-def choose_assignee(directory: StaffDirectory, department: str, *, open_counts: dict[str, int], now: datetime,
-                    current_holder: str | None = None, last_assigned: str | None = None,
-                    urgent: bool = False) -> StaffMember | None:
+def choose_assignee(
+    directory: StaffDirectory,
+    department: str,
+    *,
+    open_counts: dict[str, int],
+    now: datetime,
+    current_holder: str | None = None,
+    last_assigned: str | None = None,
+    urgent: bool = False,
+) -> StaffMember | None:
     holder = directory.member(current_holder)
     if holder is not None and not holder.away and (holder.on_shift(now) or not urgent):
         return holder

@@ -1,4 +1,5 @@
 """Scoring a message against the rules: type, urgency, departments and why."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -10,8 +11,14 @@ from classify.rules import TARGETS, TIME_TARGETS, TYPES, URGENCIES, RuleSet, loa
 from classify.timeexpr import find_deadlines
 
 LABELS_ZH = {
-    "inquiry": "咨询", "complaint": "投诉", "fault": "故障", "request": "需求", "suggestion": "建议",
-    "urgent": "紧急", "important": "重要", "normal": "一般",
+    "inquiry": "咨询",
+    "complaint": "投诉",
+    "fault": "故障",
+    "request": "需求",
+    "suggestion": "建议",
+    "urgent": "紧急",
+    "important": "重要",
+    "normal": "一般",
 }
 _FIELD_ZH = {"subject": "主题", "body": "正文"}
 
@@ -23,8 +30,8 @@ class Match:
 
     rule: str
     keyword: str
-    field: str          # "subject" | "body"
-    target: str         # "type:complaint" | "urgency:urgent" ...
+    field: str  # "subject" | "body"
+    target: str  # "type:complaint" | "urgency:urgent" ...
     weight: float
     negated: bool = False
     negated_by: str | None = None
@@ -59,8 +66,7 @@ class Classification:
             return f"{tied} 同分 {d['score']:g},取默认值" if zh else f"tie between {tied} at {d['score']:g}: the default"
         text = f"得分 {d.get('score', 0):g}" if zh else f"score {d.get('score', 0):g}"
         if d.get("runner_up"):
-            text += (f",其次 {d['runner_up']} {d['runner_up_score']:g}" if zh
-                     else f", next {d['runner_up']} {d['runner_up_score']:g}")
+            text += f",其次 {d['runner_up']} {d['runner_up_score']:g}" if zh else f", next {d['runner_up']} {d['runner_up_score']:g}"
         return text
 
     def explain(self, lang: str = "en", labels: dict[str, str] | None = None) -> str:
@@ -103,8 +109,12 @@ class Classification:
         # what asdict gives, written out: asdict's generic deep copy was a measurable
         # share of each new ticket's cost (it is stored on every ticket)
         return {
-            "type": self.type, "urgency": self.urgency, "departments": list(self.departments), "flagged": self.flagged,
-            "matches": [dict(m.__dict__) for m in self.matches], "scores": dict(self.scores),
+            "type": self.type,
+            "urgency": self.urgency,
+            "departments": list(self.departments),
+            "flagged": self.flagged,
+            "matches": [dict(m.__dict__) for m in self.matches],
+            "scores": dict(self.scores),
             "decision": {axis: {k: list(v) if isinstance(v, list) else v for k, v in d.items()} for axis, d in self.decision.items()},
         }
 
@@ -120,7 +130,7 @@ def _longest_per_axis(hits: list[Hit], rules) -> list[Hit]:
     for indexes in by_axis.values():
         # by start, longest first: every earlier hit starts at or before this one
         indexes.sort(key=lambda i: (hits[i].start, -hits[i].end))
-        far_end, far_start = -1, -1   # furthest end so far, and the first start reaching it
+        far_end, far_start = -1, -1  # furthest end so far, and the first start reaching it
         for i in indexes:
             h = hits[i]
             if far_end > h.end or (far_end == h.end and far_start < h.start):
@@ -154,7 +164,7 @@ class Classifier:
         for field_name, normalized in texts:
             text, hits, negations = self.matcher.scan(normalized)
             hits = _longest_per_axis(hits, rules)
-            counted: set[tuple[int, str]] = set()   # each keyword counts once per field
+            counted: set[tuple[int, str]] = set()  # each keyword counts once per field
             for hit in hits:
                 rule = rules[hit.rule]
                 if field_name not in rule.fields or (hit.rule, hit.keyword) in counted:
@@ -234,8 +244,9 @@ class Classifier:
             matches.append(Match(f"time:{deadline.kind}", deadline.text, field_name, target, weight, negated_by is not None, negated_by))
 
     @staticmethod
-    def _decide(axis: str, values: tuple[str, ...], scores: dict[str, float], fallback: str,
-                tie_order: tuple[str, ...], decision: dict[str, dict]) -> str:
+    def _decide(
+        axis: str, values: tuple[str, ...], scores: dict[str, float], fallback: str, tie_order: tuple[str, ...], decision: dict[str, dict]
+    ) -> str:
         """Highest score wins; nothing matched gives the fallback; a tie at the top
         gives the first tied value in tie_order, else the fallback."""
         ranked = sorted(((scores[f"{axis}:{v}"], v) for v in values), key=lambda sv: -sv[0])

@@ -1,4 +1,5 @@
 """The one error a broken rules or staff file raises: it names the file, the line and the problem."""
+
 from __future__ import annotations
 
 import re

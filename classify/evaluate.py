@@ -5,6 +5,7 @@ A labelled file is JSON Lines (one object a line) or CSV with a header row. Each
 `urgency` (the labels of ../shared/LABELS.md); `lang` and `hard` are optional and, when present,
 split the figures. Pure data in, pure data out: the caller loads the rules and prints.
 """
+
 from __future__ import annotations
 
 import csv
@@ -72,8 +73,15 @@ def load_labelled(path: Path) -> list[dict]:
         if row.get("urgency") not in URGENCIES:
             raise RulesError(path, n, f"urgency must be one of {', '.join(URGENCIES)}, got {row.get('urgency')!r}")
         hard = row.get("hard", False)
-        out.append({**row, "subject": row.get("subject") or "", "body": body, "line": n,
-                    "hard": hard if isinstance(hard, bool) else str(hard).strip().lower() in ("1", "true", "yes")})
+        out.append(
+            {
+                **row,
+                "subject": row.get("subject") or "",
+                "body": body,
+                "line": n,
+                "hard": hard if isinstance(hard, bool) else str(hard).strip().lower() in ("1", "true", "yes"),
+            }
+        )
     if not out:
         raise RulesError(path, None, "no labelled messages")
     return out
@@ -83,8 +91,19 @@ def score(classifier: Classifier, rows: list[dict]) -> list[Scored]:
     scored = []
     for row in rows:
         result = classifier.classify(row["subject"], row["body"])
-        scored.append(Scored(row["subject"], row["body"], row["type"], row["urgency"], result.type, result.urgency,
-                             str(row.get("lang") or ""), bool(row.get("hard")), int(row.get("line") or 0)))
+        scored.append(
+            Scored(
+                row["subject"],
+                row["body"],
+                row["type"],
+                row["urgency"],
+                result.type,
+                result.urgency,
+                str(row.get("lang") or ""),
+                bool(row.get("hard")),
+                int(row.get("line") or 0),
+            )
+        )
     return scored
 
 
@@ -139,8 +158,10 @@ def render(scored: list[Scored], limit: int = 10) -> str:
     lines = ["| set | messages | type | urgency | macro-F1 | urgent→normal | urgent missed |", "|---|---|---|---|---|---|---|"]
     for name, rows in groups(scored).items():
         f = figures(rows)
-        lines.append(f"| {name} | {f['messages']} | {f['type_accuracy']:.1%} | {f['urgency_accuracy']:.1%} | {f['macro_f1']:.3f} | "
-                     f"{f['urgent_called_normal']:.1%} | {f['urgent_missed']:.1%} |")
+        lines.append(
+            f"| {name} | {f['messages']} | {f['type_accuracy']:.1%} | {f['urgency_accuracy']:.1%} | {f['macro_f1']:.3f} | "
+            f"{f['urgent_called_normal']:.1%} | {f['urgent_missed']:.1%} |"
+        )
     f = figures(scored)
     lines += ["", "| type | precision | recall | F1 | support |", "|---|---|---|---|---|"]
     for t, v in f["per_type"].items():

@@ -13,6 +13,7 @@ thousands of children (one per distinct first character), which made a 100×
 rule set ~30× slower. Over bytes a node has at most 256 children. ASCII keeps its
 byte values, so word-boundary checks read the same; positions are byte offsets.
 """
+
 from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
@@ -56,10 +57,10 @@ def _starts_clause(text: str, start: int) -> bool:
 
 @dataclass(frozen=True)
 class Hit:
-    rule: int        # index into RuleSet.rules
-    keyword: str     # as written in the rules file
+    rule: int  # index into RuleSet.rules
+    keyword: str  # as written in the rules file
     start: int
-    end: int         # exclusive
+    end: int  # exclusive
 
 
 class Matcher:

@@ -7,6 +7,7 @@ list only needs characters (投訴 → 投诉, 緊急 → 紧急). Quoted lines 
 dropped here too, so an earlier reply never counts even if the caller forgot to
 strip it.
 """
+
 from __future__ import annotations
 
 import unicodedata

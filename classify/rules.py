@@ -18,6 +18,7 @@ File format (every key is shown in config/rules.toml):
                           matches longer words, '^how' only at a sentence start), weight,
                           fields, subject_weight, negations, negation_sets, note
 """
+
 from __future__ import annotations
 
 import difflib
@@ -37,28 +38,27 @@ _NO_RUSH_KEYS = ("phrases", "exceptions", "note")
 _TIME_KEYS = ("today", "waiting", "days", "negation_sets")
 # the urgency each kind of time expression (classify/timeexpr.py) counts for
 TIME_TARGETS = {"today": "urgency:urgent", "waiting": "urgency:urgent", "days": "urgency:important"}
-_DEFAULT_KEYS = ("type", "urgency", "subject_weight", "negation_window", "urgency_by_type", "urgency_of_type",
-                 "type_tie_order", "urgency_tie_order")
+_DEFAULT_KEYS = ("type", "urgency", "subject_weight", "negation_window", "urgency_by_type", "urgency_of_type", "type_tie_order", "urgency_tie_order")
 _RULE_KEYS = ("name", "target", "keywords", "weight", "fields", "subject_weight", "negations", "negation_sets", "note")
 
 
 @dataclass(frozen=True)
 class Keyword:
-    text: str          # as written in the rules file
-    pattern: str       # normalised, without the trailing '*'
-    prefix: bool       # 'crash*' also matches 'crashes'
+    text: str  # as written in the rules file
+    pattern: str  # normalised, without the trailing '*'
+    prefix: bool  # 'crash*' also matches 'crashes'
     anchored: bool = False  # '^how' matches only where a sentence or clause starts
 
 
 @dataclass(frozen=True)
 class Rule:
     name: str
-    target: str                   # "type:complaint" or "urgency:urgent"
+    target: str  # "type:complaint" or "urgency:urgent"
     keywords: tuple[Keyword, ...]
     weight: float
     fields: tuple[str, ...]
-    subject_weight: float         # multiplier for a hit in the subject
-    negations: tuple[str, ...]    # phrases as written; inline ones and those of the named sets
+    subject_weight: float  # multiplier for a hit in the subject
+    negations: tuple[str, ...]  # phrases as written; inline ones and those of the named sets
     note: str = ""
     line: int | None = None
 
@@ -150,11 +150,14 @@ def load_rules(path: Path) -> RuleSet:
     c.known_keys(defaults, _DEFAULT_KEYS, d_line, "[defaults]: ")
     default_type = c.choice(defaults.get("type", "inquiry"), TYPES, lines.key(d_line, "type"), "[defaults] type", "type")
     default_urgency = c.choice(defaults.get("urgency", "normal"), URGENCIES, lines.key(d_line, "urgency"), "[defaults] urgency", "urgency")
-    subject_weight = c.number(defaults.get("subject_weight", 2.0), lines.key(d_line, "subject_weight"),
-                              "[defaults] subject_weight", "subject_weight", positive=True)
+    subject_weight = c.number(
+        defaults.get("subject_weight", 2.0), lines.key(d_line, "subject_weight"), "[defaults] subject_weight", "subject_weight", positive=True
+    )
     window = defaults.get("negation_window", 6)
     if isinstance(window, bool) or not isinstance(window, int) or window < 0:
-        raise c.fail(lines.key(d_line, "negation_window"), f"[defaults] negation_window must be a whole number ≥ 0, got {describe(window)}", "negation_window")
+        raise c.fail(
+            lines.key(d_line, "negation_window"), f"[defaults] negation_window must be a whole number ≥ 0, got {describe(window)}", "negation_window"
+        )
     tie_orders = []
     for key, values in (("type_tie_order", TYPES), ("urgency_tie_order", URGENCIES)):
         line = lines.key(d_line, key)
@@ -190,11 +193,11 @@ def load_rules(path: Path) -> RuleSet:
     t_line = lines.table("time")
     time_table = c.table(data, "time", None)
     c.known_keys(time_table, _TIME_KEYS, t_line, "[time]: ")
-    time_weights = {kind: c.number(time_table[kind], lines.key(t_line, kind), f"[time] {kind}", kind)
-                    for kind in TIME_TARGETS if kind in time_table}
+    time_weights = {kind: c.number(time_table[kind], lines.key(t_line, kind), f"[time] {kind}", kind) for kind in TIME_TARGETS if kind in time_table}
     time_negations: list[str] = []
-    for set_name in c.strings(time_table.get("negation_sets", []), lines.key(t_line, "negation_sets"), "[time] negation_sets",
-                              "negation_sets", allow_empty=True):
+    for set_name in c.strings(
+        time_table.get("negation_sets", []), lines.key(t_line, "negation_sets"), "[time] negation_sets", "negation_sets", allow_empty=True
+    ):
         if set_name not in negation_sets:
             raise c.fail(lines.key(t_line, "negation_sets"), f"[time]: unknown negation set '{set_name}'", "negation_sets")
         time_negations.extend(normalize(p).strip() for p in negation_sets[set_name])
@@ -202,12 +205,18 @@ def load_rules(path: Path) -> RuleSet:
     nr_line = lines.table("no_rush")
     no_rush_table = c.table(data, "no_rush", None)
     c.known_keys(no_rush_table, _NO_RUSH_KEYS, nr_line, "[no_rush]: ")
-    no_rush = [normalize(p).strip() for p in c.strings(no_rush_table.get("phrases", []), lines.key(nr_line, "phrases"),
-                                                        "[no_rush] phrases", "phrases", allow_empty=True)]
+    no_rush = [
+        normalize(p).strip()
+        for p in c.strings(no_rush_table.get("phrases", []), lines.key(nr_line, "phrases"), "[no_rush] phrases", "phrases", allow_empty=True)
+    ]
     if any(not p for p in no_rush):
         raise c.fail(lines.key(nr_line, "phrases"), "[no_rush] phrases: an empty phrase would match every message", "phrases")
-    no_rush_exceptions = [normalize(p).strip() for p in c.strings(no_rush_table.get("exceptions", []), lines.key(nr_line, "exceptions"),
-                                                                  "[no_rush] exceptions", "exceptions", allow_empty=True)]
+    no_rush_exceptions = [
+        normalize(p).strip()
+        for p in c.strings(
+            no_rush_table.get("exceptions", []), lines.key(nr_line, "exceptions"), "[no_rush] exceptions", "exceptions", allow_empty=True
+        )
+    ]
     if any(not p for p in no_rush_exceptions):
         raise c.fail(lines.key(nr_line, "exceptions"), "[no_rush] exceptions: an empty phrase", "exceptions")
 
@@ -222,11 +231,23 @@ def load_rules(path: Path) -> RuleSet:
             raise c.fail(rules[-1].line, f"rule '{rules[-1].name}': the name is already used by the rule at line {seen[rules[-1].name]}", "name")
         seen[rules[-1].name] = rules[-1].line
     type_tie_order, urgency_tie_order = tie_orders
-    return RuleSet(str(path), default_type, default_urgency, dict(urgency_by_type), subject_weight, window, routing,
-                   tuple(rules), type_tie_order=type_tie_order, urgency_tie_order=urgency_tie_order,
-                   time_weights=time_weights, time_negations=tuple(dict.fromkeys(time_negations)),
-                   no_rush=tuple(dict.fromkeys(no_rush)), no_rush_exceptions=tuple(dict.fromkeys(no_rush_exceptions)),
-                   urgency_of_type=dict(urgency_of_type))
+    return RuleSet(
+        str(path),
+        default_type,
+        default_urgency,
+        dict(urgency_by_type),
+        subject_weight,
+        window,
+        routing,
+        tuple(rules),
+        type_tie_order=type_tie_order,
+        urgency_tie_order=urgency_tie_order,
+        time_weights=time_weights,
+        time_negations=tuple(dict.fromkeys(time_negations)),
+        no_rush=tuple(dict.fromkeys(no_rush)),
+        no_rush_exceptions=tuple(dict.fromkeys(no_rush_exceptions)),
+        urgency_of_type=dict(urgency_of_type),
+    )
 
 
 def _rule(c: _Checker, raw: object, index: int, negation_sets: dict, subject_weight: float) -> Rule:
@@ -259,8 +280,9 @@ def _rule(c: _Checker, raw: object, index: int, negation_sets: dict, subject_wei
     fields = tuple(c.strings(raw.get("fields", list(FIELDS)), at("fields"), f"{where}fields", "fields"))
     for f in fields:
         c.choice(f, FIELDS, at("fields"), f"{where}fields entry", "fields")
-    rule_subject_weight = c.number(raw.get("subject_weight", subject_weight), at("subject_weight"),
-                                   f"{where}subject_weight", "subject_weight", positive=True)
+    rule_subject_weight = c.number(
+        raw.get("subject_weight", subject_weight), at("subject_weight"), f"{where}subject_weight", "subject_weight", positive=True
+    )
     negations = c.strings(raw.get("negations", []), at("negations"), f"{where}negations", "negations", allow_empty=True)
     for set_name in c.strings(raw.get("negation_sets", []), at("negation_sets"), f"{where}negation_sets", "negation_sets", allow_empty=True):
         if set_name not in negation_sets:

@@ -23,6 +23,7 @@
 
 A shift "fri 22:00-06:00" runs past midnight into Saturday morning.
 """
+
 from __future__ import annotations
 
 import re
@@ -44,9 +45,9 @@ _STAFF_KEYS = ("id", "name", "email", "departments", "shifts", "away", "language
 
 @dataclass(frozen=True)
 class Shift:
-    days: frozenset[int]   # 0 = Monday
+    days: frozenset[int]  # 0 = Monday
     start: time
-    end: time              # end <= start: the shift runs past midnight
+    end: time  # end <= start: the shift runs past midnight
     text: str
 
     def covers(self, local: datetime) -> bool:
@@ -66,7 +67,7 @@ class StaffMember:
     departments: list[str]
     head_of: list[str] = field(default_factory=list)
     away: bool = False
-    shifts: list[Shift] = field(default_factory=list)   # empty: always on duty
+    shifts: list[Shift] = field(default_factory=list)  # empty: always on duty
     timezone: str = "UTC"
     languages: list[str] = field(default_factory=list)
     signature: str = ""  # the text their mail client appends; cut from their replies
@@ -89,7 +90,7 @@ class Department:
     name: str
     label_zh: str
     label_en: str
-    head: str | None   # staff id
+    head: str | None  # staff id
 
 
 @dataclass
@@ -156,7 +157,9 @@ def load_staff(path: Path) -> StaffDirectory:
     unknown(assignment, _ASSIGNMENT_KEYS, a_line, "[assignment]: ")
     strategy = assignment.get("strategy", "least_open")
     if strategy not in STRATEGIES:
-        raise fail(lines.key(a_line, "strategy"), f"[assignment] strategy must be one of {', '.join(STRATEGIES)}, got {describe(strategy)}", "strategy")
+        raise fail(
+            lines.key(a_line, "strategy"), f"[assignment] strategy must be one of {', '.join(STRATEGIES)}, got {describe(strategy)}", "strategy"
+        )
     default_tz = assignment.get("timezone", "UTC")
     _zone(default_tz, lambda p: fail(lines.key(a_line, "timezone"), f"[assignment] timezone: {p}", "timezone"))
 
@@ -219,7 +222,11 @@ def _member(raw: object, line: int | None, lines, departments: dict, default_tz:
         raise fail(at("email"), f"{where}email {raw['email']!r} is not an email address", "email")
     depts = raw.get("departments")
     if not isinstance(depts, list) or not depts or not all(isinstance(d, str) for d in depts):
-        raise fail(at("departments") if "departments" in raw else line, f"{where}departments must be a non-empty list of department names, got {describe(depts)}", "departments")
+        raise fail(
+            at("departments") if "departments" in raw else line,
+            f"{where}departments must be a non-empty list of department names, got {describe(depts)}",
+            "departments",
+        )
     for d in depts:
         if d not in departments:
             raise fail(at("departments"), f"{where}unknown department '{d}' (known: {', '.join(departments)})", "departments")
@@ -230,7 +237,7 @@ def _member(raw: object, line: int | None, lines, departments: dict, default_tz:
     _zone(tz, lambda p: fail(at("timezone"), f"{where}timezone: {p}", "timezone"))
     shifts_raw = raw.get("shifts", [])
     if not isinstance(shifts_raw, list) or not all(isinstance(s, str) for s in shifts_raw):
-        raise fail(at("shifts"), f"{where}shifts must be a list like [\"mon-fri 09:00-18:00\"], got {describe(shifts_raw)}", "shifts")
+        raise fail(at("shifts"), f'{where}shifts must be a list like ["mon-fri 09:00-18:00"], got {describe(shifts_raw)}', "shifts")
     try:
         shifts = [parse_shift(s) for s in shifts_raw]
     except ValueError as exc:

@@ -27,6 +27,7 @@ The method, simple enough to explain to the team that decides:
 Cost: one pass over the text of each example for the terms; per candidate, one automaton
 build and the held-out examples that contain it classified again.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -59,7 +60,7 @@ STOP_WORDS = frozenset(
 class Example:
     subject: str
     body: str
-    type: str | None = None      # None: not labelled on this axis
+    type: str | None = None  # None: not labelled on this axis
     urgency: str | None = None
     source: str = ""
 
@@ -69,10 +70,10 @@ class Example:
 
 @dataclass
 class Candidate:
-    target: str          # "type:fault"
-    keyword: str         # normalised term
-    support: int         # training examples of the label holding it
-    matched: int         # training examples labelled on the axis holding it
+    target: str  # "type:fault"
+    keyword: str  # normalised term
+    support: int  # training examples of the label holding it
+    matched: int  # training examples labelled on the axis holding it
     precision: float
     weight: float = 1.0
     # held-out figures: examples labelled on the axis holding the term, of them with the label,
@@ -93,9 +94,9 @@ class Suggestions:
     candidates: list[Candidate]
     training: int
     held_out: int
-    held_out_labelled: dict[str, int]         # axis → held-out examples labelled on it
-    baseline_right: dict[str, int]            # axis → of those, right with the current rules
-    left_out_worse: list[Candidate]           # candidates worse on the held-out part: not proposed
+    held_out_labelled: dict[str, int]  # axis → held-out examples labelled on it
+    baseline_right: dict[str, int]  # axis → of those, right with the current rules
+    left_out_worse: list[Candidate]  # candidates worse on the held-out part: not proposed
     together_right: dict[str, int] = field(default_factory=dict)  # axis → right with every proposed rule added
 
 
@@ -112,7 +113,7 @@ def terms(text: str, *, min_n: int = 2, max_n: int = 4) -> set[str]:
         for n in range(min_n, max_n + 1):
             for i in range(len(run) - n + 1):
                 if run[i] not in EDGE_CHARS and run[i + n - 1] not in EDGE_CHARS:
-                    found.add(run[i:i + n])
+                    found.add(run[i : i + n])
     for clause in _CLAUSE.split(text):
         words = _WORD.findall(clause)
         for i, word in enumerate(words):
@@ -141,7 +142,7 @@ def _same_phrase(c: Candidate, taken: Candidate) -> bool:
 def _overlap(a: str, b: str) -> bool:
     if a.isascii() and b.isascii():
         return bool(set(a.split()) & set(b.split()))
-    return any(a[i:i + 2] in b for i in range(len(a) - 1))
+    return any(a[i : i + 2] in b for i in range(len(a) - 1))
 
 
 def _inside(part: str, whole: str) -> bool:
@@ -178,7 +179,7 @@ class _Known:
         parts, at = [], 0
         for start, end in spans:
             if end > at:
-                parts.append(text[at:max(at, start)])
+                parts.append(text[at : max(at, start)])
                 at = end
         parts.append(text[at:])
         return "\n".join(parts)
@@ -205,17 +206,24 @@ def target_weight(ruleset: RuleSet, target: str) -> float:
 
 
 def rule_for(candidate: Candidate, ruleset: RuleSet) -> Rule:
-    return Rule(name=rule_name(candidate), target=candidate.target,
-                keywords=(Keyword(candidate.keyword, candidate.keyword, False),), weight=candidate.weight,
-                fields=FIELDS, subject_weight=ruleset.subject_weight, negations=())
+    return Rule(
+        name=rule_name(candidate),
+        target=candidate.target,
+        keywords=(Keyword(candidate.keyword, candidate.keyword, False),),
+        weight=candidate.weight,
+        fields=FIELDS,
+        subject_weight=ruleset.subject_weight,
+        negations=(),
+    )
 
 
 def rule_name(candidate: Candidate) -> str:
     return f"learned-{candidate.target.replace(':', '-')}-{candidate.keyword.replace(' ', '-')}"
 
 
-def suggest(examples: list[Example], ruleset: RuleSet, *, min_support: int = 3, min_precision: float = 0.8,
-            top: int = 10, holdout: int = 4) -> Suggestions:
+def suggest(
+    examples: list[Example], ruleset: RuleSet, *, min_support: int = 3, min_precision: float = 0.8, top: int = 10, holdout: int = 4
+) -> Suggestions:
     texts = [text_of(e) for e in examples]
     is_held = [held_out(e, holdout) for e in examples]
     train = [i for i in range(len(examples)) if not is_held[i]]
@@ -239,8 +247,7 @@ def suggest(examples: list[Example], ruleset: RuleSet, *, min_support: int = 3, 
             precision = support / len(on_axis)
             if support < min_support or precision < min_precision or label not in pool:
                 continue
-            pool[label].append(Candidate(f"{axis}:{label}", term, support, len(on_axis), precision,
-                                         examples=frozenset(on_axis)))
+            pool[label].append(Candidate(f"{axis}:{label}", term, support, len(on_axis), precision, examples=frozenset(on_axis)))
         for found in pool.values():
             found.sort(key=lambda c: (-c.support / (c.matched + 1), -c.support, -len(c.keyword), c.keyword))
             taken: list[Candidate] = []
@@ -260,8 +267,7 @@ def suggest(examples: list[Example], ruleset: RuleSet, *, min_support: int = 3, 
     current = Classifier(ruleset)
     baseline = {i: current.classify(examples[i].subject, examples[i].body) for i in held}
     held_labelled = {axis: [i for i in held if examples[i].label(axis) is not None] for axis in AXES}
-    baseline_right = {axis: sum(getattr(baseline[i], axis) == examples[i].label(axis) for i in ids)
-                      for axis, ids in held_labelled.items()}
+    baseline_right = {axis: sum(getattr(baseline[i], axis) == examples[i].label(axis) for i in ids) for axis, ids in held_labelled.items()}
     proposed: list[Candidate] = []
     worse: list[Candidate] = []
     for c in chosen:
@@ -284,8 +290,7 @@ def suggest(examples: list[Example], ruleset: RuleSet, *, min_support: int = 3, 
         result = together.classify(examples[i].subject, examples[i].body)
         for axis in AXES:
             together_right[axis] += examples[i].label(axis) is not None and getattr(result, axis) == examples[i].label(axis)
-    return Suggestions(proposed, len(train), len(held), {a: len(ids) for a, ids in held_labelled.items()},
-                       baseline_right, worse, together_right)
+    return Suggestions(proposed, len(train), len(held), {a: len(ids) for a, ids in held_labelled.items()}, baseline_right, worse, together_right)
 
 
 def summary(s: Suggestions) -> list[str]:
@@ -293,8 +298,10 @@ def summary(s: Suggestions) -> list[str]:
     lines = [f"{s.training + s.held_out} examples: {s.training} to choose terms, {s.held_out} held out to measure them"]
     for axis, n in s.held_out_labelled.items():
         if n:
-            lines.append(f"held out, {axis} ({n} labelled): {s.baseline_right[axis] / n:.1%} with the current rules, "
-                         f"{s.together_right.get(axis, 0) / n:.1%} with all {len(s.candidates)} candidates added")
+            lines.append(
+                f"held out, {axis} ({n} labelled): {s.baseline_right[axis] / n:.1%} with the current rules, "
+                f"{s.together_right.get(axis, 0) / n:.1%} with all {len(s.candidates)} candidates added"
+            )
     return lines
 
 
@@ -308,10 +315,12 @@ def _toml_string(value: str) -> str:
 def note(c: Candidate, s: Suggestions) -> str:
     axis = c.target.split(":", 1)[0]
     n, right = s.held_out_labelled[axis], s.baseline_right[axis]
-    text = (f"precision {c.precision:.1%} ({c.support}/{c.matched}), support {c.support} of {s.training} training examples; "
-            f"held out: in {c.held_matched} of {n} labelled on {axis}, {c.held_right} of them {c.target.split(':', 1)[1]}")
+    text = (
+        f"precision {c.precision:.1%} ({c.support}/{c.matched}), support {c.support} of {s.training} training examples; "
+        f"held out: in {c.held_matched} of {n} labelled on {axis}, {c.held_right} of them {c.target.split(':', 1)[1]}"
+    )
     if n:
-        text += (f"; fixes {c.fixes}, breaks {c.breaks}, {axis} accuracy {right / n:.1%} -> {(right + c.net) / n:.1%}")
+        text += f"; fixes {c.fixes}, breaks {c.breaks}, {axis} accuracy {right / n:.1%} -> {(right + c.net) / n:.1%}"
     return text
 
 
@@ -325,8 +334,10 @@ def render_toml(s: Suggestions, header: list[str]) -> str:
         "# `intake classify eval FILE`.",
     ]
     if s.left_out_worse:
-        lines.append("# Left out, worse on the held-out part: " + ", ".join(
-            f"{c.keyword!r} ({c.target}: fixes {c.fixes}, breaks {c.breaks})" for c in s.left_out_worse))
+        lines.append(
+            "# Left out, worse on the held-out part: "
+            + ", ".join(f"{c.keyword!r} ({c.target}: fixes {c.fixes}, breaks {c.breaks})" for c in s.left_out_worse)
+        )
     for c in s.candidates:
         lines += [
             "",

@@ -12,14 +12,15 @@ optional part, which backtracks quadratically on a long run of spaces), so the c
 A bare "今天" or "today" is no deadline ("今天收到货" is when the goods came); a deadline
 needs a marker: a time of day with 前/之前, "by", "before", "within", "must ... today".
 """
+
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
 
-TODAY = "today"      # must be done today (or within hours, or first thing tomorrow)
+TODAY = "today"  # must be done today (or within hours, or first thing tomorrow)
 WAITING = "waiting"  # people are waiting on it now: patients queuing, a truck at the gate
-DAYS = "days"        # a deadline within days
+DAYS = "days"  # a deadline within days
 KINDS = (TODAY, WAITING, DAYS)
 
 _S = r"\s{0,2}"  # gaps are bounded: see the module's docstring
@@ -37,74 +38,120 @@ _CLOCK_EN = r"(?:\d{1,2}(?::\d{2})?\s{0,2}(?:am|pm|a\.m\.|p\.m\.|o'clock)|\d{1,2
 # the keyword matching).
 _PATTERNS: tuple[tuple[str, tuple[str, ...], str], ...] = (
     # -- Chinese: today ---------------------------------------------------------------
-    (TODAY, ("今", "当天"), rf"(?:今天|今日|今早|今晚|今夜|当天){_S}(?:上午|中午|下午|晚上|早上)?{_S}{_CLOCK_ZH}?{_S}(?:之前|以前|前|内|之内|为止|截止)"),
+    (
+        TODAY,
+        ("今", "当天"),
+        rf"(?:今天|今日|今早|今晚|今夜|当天){_S}(?:上午|中午|下午|晚上|早上)?{_S}{_CLOCK_ZH}?{_S}(?:之前|以前|前|内|之内|为止|截止)",
+    ),
     (TODAY, ("今天", "今日", "当天"), r"(?:今天|今日|当天)\s{0,2}(?:必须|一定要|就要|得|务必|要用|要交|要发|要到|要上线|要完成|要处理)"),
     (TODAY, ("必须", "一定要", "务必", "最晚", "最迟"), r"(?:必须|一定要|务必|最晚|最迟)\s{0,2}(?:在)?\s{0,2}(?:今天|今日|今晚|当天)"),
     (TODAY, ("点前", "点之前", "点以前", "点半", "时前", "分前", "分之前", ":"), rf"{_CLOCK_ZH}{_S}(?:之前|以前|前)"),
     (TODAY, ("前",), r"(?:下班|午饭|午休|中午|天黑|关门|打烊|收市|开门|开业|开诊|上课|开课|开会|开播|发车|发货|截单)\s{0,2}(?:之前|以前|前)"),
     (TODAY, ("小时", "钟头"), rf"(?<!\d){_HOURS}{_S}(?:个)?{_S}(?:小时|钟头){_S}(?:之内|以内|内)"),
     (TODAY, ("小时", "钟头"), r"(?:几|半)\s{0,2}(?:个)?\s{0,2}(?:小时|钟头)\s{0,2}(?:之内|以内|内)"),
-    (TODAY, ("明早", "明天", "明儿"), r"(?:明早|明天一早|明天早上|明天上午|明儿一早)\s{0,2}.{0,6}?(?:要用|开会|开庭|上线|汇报|检查|审计|验收|之前|以前|前|就要)"),
+    (
+        TODAY,
+        ("明早", "明天", "明儿"),
+        r"(?:明早|明天一早|明天早上|明天上午|明儿一早)\s{0,2}.{0,6}?(?:要用|开会|开庭|上线|汇报|检查|审计|验收|之前|以前|前|就要)",
+    ),
     (TODAY, ("马上", "立刻", "立即"), r"(?:马上|立刻|立即)\s{0,2}(?:就要|要用|要交|开始|开会|上课)"),
     # minutes away: "5分钟后上课", "还有几分钟就开课", "再等半小时就要走"
     (TODAY, ("分钟", "分鐘"), rf"(?<!\d)(?:\d{{1,2}}|[一二两三四五六七八九十几半]{{1,2}}){_S}(?:个)?{_S}分钟{_S}(?:后|以后|之后|内|之内|就)"),
     (TODAY, ("还有", "再等"), r"(?:还有|再等)\s{0,2}(?:\d{1,2}|[一二两三四五六七八九十几半])\s{0,2}(?:个)?\s{0,2}(?:分钟|小时|钟头)"),
     # a time today with what happens then: "两点的直播课", "快递四点来收", "下午3点开考"
-    (TODAY, ("点", "时", ":"),
-     rf"(?:今天|今日|今早|今晚|上午|中午|下午|晚上|早上|待会|等下)?{_S}{_CLOCK_ZH}{_S}(?:就|要|准时)?{_S}"
-     r"(?:来收|来取|来拿|开始|开课|上课|开考|考试|截止|开会|开门|开业|开诊|开播|直播|发车|上线|出成绩|的课|的直播|的会|的考试)"),
+    (
+        TODAY,
+        ("点", "时", ":"),
+        rf"(?:今天|今日|今早|今晚|上午|中午|下午|晚上|早上|待会|等下)?{_S}{_CLOCK_ZH}{_S}(?:就|要|准时)?{_S}"
+        r"(?:来收|来取|来拿|开始|开课|上课|开考|考试|截止|开会|开门|开业|开诊|开播|直播|发车|上线|出成绩|的课|的直播|的会|的考试)",
+    ),
     # tomorrow morning is as good as today: "明天上午八点考试", "明早的单子"
     (TODAY, ("明早", "明天", "明日", "聽日", "听日"), r"(?:明早|明天一早|明天一大早|明天早上|明天上午|明日上午|听日朝早)"),
     (TODAY, ("明天", "明日"), r"(?:明天|明日)\s{0,2}(?:开张|开业|开线|开考|考试|上线|开课|正式)"),
     # someone waiting now, named: "在等配件" or "排队等了20分钟" is no one waiting on us today
-    (WAITING, ("排", "等着", "在等", "等紧", "干等", "围着", "围在", "堵在"),
-     r"(?:病人|患者|病号|顾客|客人|客户们|学生|家长|老师|司机|货车|车队|工人|大家|所有人|一屋子人|好多人|很多人|几十个人|上百人)"
-     r"(?:都|全|已经|还)?(?:在)?[^,.!?;,。!?;\n]{0,6}?(?:排着队|排队|排长队|等着|在等|干等|围着|围在|堵在|等紧)"),
+    (
+        WAITING,
+        ("排", "等着", "在等", "等紧", "干等", "围着", "围在", "堵在"),
+        r"(?:病人|患者|病号|顾客|客人|客户们|学生|家长|老师|司机|货车|车队|工人|大家|所有人|一屋子人|好多人|很多人|几十个人|上百人)"
+        r"(?:都|全|已经|还)?(?:在)?[^,.!?;,。!?;\n]{0,6}?(?:排着队|排队|排长队|等着|在等|干等|围着|围在|堵在|等紧)",
+    ),
     # a number of people waiting: "外面排了二十多个人在等", "还坐着三十几个人", "十几个客人拎住券等紧"
-    (WAITING, ("排", "等", "坐着", "站着", "围"),
-     r"(?:排了|坐着|站着|围着|还有|已经有)\s{0,2}(?:\d{1,3}|[一二两三四五六七八九十几百]{1,3})\s{0,2}多?\s{0,2}(?:个|位|名)?\s{0,2}"
-     r"(?:人|病人|患者|客人|顾客|学生|老师|家长|司机|工人)"),
-    (WAITING, ("在等", "等着", "等紧", "干等"),
-     r"(?:\d{1,3}|[一二两三四五六七八九十几百]{1,3})\s{0,2}多?\s{0,2}(?:个|位|名)\s{0,2}(?:人|病人|患者|客人|顾客|学生|老师|家长|司机|工人|买家)"
-     r"[^,.!?;,。!?;\n]{0,8}?(?:在等|等着|等紧|干等)"),
+    (
+        WAITING,
+        ("排", "等", "坐着", "站着", "围"),
+        r"(?:排了|坐着|站着|围着|还有|已经有)\s{0,2}(?:\d{1,3}|[一二两三四五六七八九十几百]{1,3})\s{0,2}多?\s{0,2}(?:个|位|名)?\s{0,2}"
+        r"(?:人|病人|患者|客人|顾客|学生|老师|家长|司机|工人)",
+    ),
+    (
+        WAITING,
+        ("在等", "等着", "等紧", "干等"),
+        r"(?:\d{1,3}|[一二两三四五六七八九十几百]{1,3})\s{0,2}多?\s{0,2}(?:个|位|名)\s{0,2}(?:人|病人|患者|客人|顾客|学生|老师|家长|司机|工人|买家)"
+        r"[^,.!?;,。!?;\n]{0,8}?(?:在等|等着|等紧|干等)",
+    ),
     # -- Chinese: days ----------------------------------------------------------------
     (DAYS, ("周", "星期", "礼拜"), rf"(?:本|这|下|下个){_S}{_WEEKDAY_ZH}{_S}(?:之前|以前|前|截止|要用|开会|上线)?"),
     (DAYS, ("周", "星期", "礼拜"), rf"{_WEEKDAY_ZH}{_S}(?:之前|以前|前|截止)"),
     # a weekday with what happens then: "周四开质量分析会要用" ("上周四" is past)
-    (DAYS, ("周", "星期", "礼拜"),
-     rf"(?<!上)(?<!上个){_WEEKDAY_ZH}[^,.!?;,。!?;\n]{{0,8}}?(?:要用|要交|开会|截止|到期|检查|审核|验收|上线|考试|开业|开张)"),
-    (DAYS, ("周", "星期", "礼拜"), r"(?:本周|这周|这个星期|这星期|本星期|今个星期|这礼拜|下周|下个星期|下星期|下礼拜)\s{0,2}(?:内|之内|之前|以前|前|结束前)?"),
+    (
+        DAYS,
+        ("周", "星期", "礼拜"),
+        rf"(?<!上)(?<!上个){_WEEKDAY_ZH}[^,.!?;,。!?;\n]{{0,8}}?(?:要用|要交|开会|截止|到期|检查|审核|验收|上线|考试|开业|开张)",
+    ),
+    (
+        DAYS,
+        ("周", "星期", "礼拜"),
+        r"(?:本周|这周|这个星期|这星期|本星期|今个星期|这礼拜|下周|下个星期|下星期|下礼拜)\s{0,2}(?:内|之内|之前|以前|前|结束前)?",
+    ),
     (DAYS, ("月底", "月末", "季末"), r"(?:月底|月末|季末)\s{0,2}(?:之前|以前|前|结账|关账|截止)?"),
     (DAYS, ("年底", "年末"), r"(?:年底|年末)\s{0,2}(?:之前|以前|前|截止)"),
     (DAYS, ("工作日", "天内", "天之内", "天以内"), rf"{_NUM}{_S}(?:个)?{_S}(?:工作日|天){_S}(?:之内|以内|内)"),
     (DAYS, ("明天", "明日", "后天"), r"(?:明天|明日|后天)\s{0,2}(?:之前|以前|前|要用|要交|截止|上线|开会|必须)"),
     (DAYS, ("截止", "期限", "deadline"), r"(?:截止日期|截止时间|最后期限|deadline)"),
     # -- English: today ---------------------------------------------------------------
-    (TODAY, ("by", "before", "until", "till", "no later"),
-     rf"\b(?:by|before|until|till|no later than){_W}(?:{_CLOCK_EN}|today|tonight|this (?:morning|afternoon|evening)|"
-     r"the end of (?:the |today's |the working |the business )?day|end of (?:the )?day|eod|cob|close of business|lunch(?:time)?|"
-     r"(?:our |the )?(?:shift|store|shop|clinic|office) (?:opens|closes|change)|first thing tomorrow|tomorrow morning)\b"
-     r"(?!\s{0,2}(?:tomorrow|on |next |this (?:week|month)))"),
+    (
+        TODAY,
+        ("by", "before", "until", "till", "no later"),
+        rf"\b(?:by|before|until|till|no later than){_W}(?:{_CLOCK_EN}|today|tonight|this (?:morning|afternoon|evening)|"
+        r"the end of (?:the |today's |the working |the business )?day|end of (?:the )?day|eod|cob|close of business|lunch(?:time)?|"
+        r"(?:our |the )?(?:shift|store|shop|clinic|office) (?:opens|closes|change)|first thing tomorrow|tomorrow morning)\b"
+        r"(?!\s{0,2}(?:tomorrow|on |next |this (?:week|month)))",
+    ),
     # hours up to 12: "within 24/48 hours" is a promise about days, not today
     (TODAY, ("hour",), r"\b(?:within|in the next|in)\s{1,3}(?:an|one|two|three|four|five|six|a few|a couple of|[1-9]|1[0-2])\s{1,3}hours?\b"),
     (TODAY, ("today", "tonight"), r"\b(?:today|tonight)\s{1,3}(?:by|before|at)\b"),
-    (TODAY, ("today", "tonight", "this morning", "this afternoon"),
-     r"\b(?:must|need(?:s|ed)? to|has to|have to|got to|needs? (?:it|this|them)|required)\b[^.!?\n]{0,40}?\b(?:today|tonight|this (?:morning|afternoon))\b"),
-    (TODAY, ("tomorrow",), r"\b(?:first thing tomorrow|tomorrow morning|tomorrow at \d|(?:at|for) \d{1,2}(?::\d{2})?\s{0,2}(?:am|a\.m\.)? tomorrow)\b"),
+    (
+        TODAY,
+        ("today", "tonight", "this morning", "this afternoon"),
+        r"\b(?:must|need(?:s|ed)? to|has to|have to|got to|needs? (?:it|this|them)|required)\b[^.!?\n]{0,40}?\b(?:today|tonight|this (?:morning|afternoon))\b",
+    ),
+    (
+        TODAY,
+        ("tomorrow",),
+        r"\b(?:first thing tomorrow|tomorrow morning|tomorrow at \d|(?:at|for) \d{1,2}(?::\d{2})?\s{0,2}(?:am|a\.m\.)? tomorrow)\b",
+    ),
     # a time today with what happens then: "convenes at 14:00 today", "coming at 3pm today"
     (TODAY, ("today",), rf"\b(?:at|from){_W}{_CLOCK_EN}{_W}today\b|\btoday{_W}at{_W}{_CLOCK_EN}"),
     (TODAY, ("minute",), r"\b(?:in|within)\s{1,3}(?:a few|few|a couple of|\d{1,2}|five|ten|fifteen|twenty|thirty)\s{1,3}minutes?\b"),
     (TODAY, ("due", "cut", "deadline"), rf"\b(?:due|cut-?off|deadline is){_W}(?:at|by){_W}{_CLOCK_EN}"),
-    (WAITING, ("waiting", "queu", "standing around", "lined up"),
-     r"\b(?:is|are|were|been|keep|kept|sitting|left)\s{1,3}(?:waiting|queuing|queueing|standing around|lined up)\b"),
+    (
+        WAITING,
+        ("waiting", "queu", "standing around", "lined up"),
+        r"\b(?:is|are|were|been|keep|kept|sitting|left)\s{1,3}(?:waiting|queuing|queueing|standing around|lined up)\b",
+    ),
     # -- English: days ----------------------------------------------------------------
     (DAYS, ("by", "before", "until", "till", "no later"), rf"\b(?:by|before|until|till|no later than){_W}(?:this |next |the )?{_DAY_EN}\b"),
     (DAYS, ("this", "next"), rf"\b(?:is|on|for|until) (?:this|next) {_DAY_EN}\b"),
     (DAYS, ("tomorrow",), r"\bby (?:the )?end of (?:the )?day tomorrow\b"),
-    (DAYS, ("by", "before", "until", "till"),
-     r"\b(?:by|before|until|till) (?:the )?(?:end of (?:the |this )?(?:week|month|quarter)|weekend|month-end|month end|tomorrow)\b"),
-    (DAYS, ("week", "month", "quarter", "days"),
-     r"\b(?:this week|next week|month-end|month end|end of (?:the )?month|quarter-end|within (?:a few|two|three|\d{1,2}) (?:business |working )?days)\b"),
+    (
+        DAYS,
+        ("by", "before", "until", "till"),
+        r"\b(?:by|before|until|till) (?:the )?(?:end of (?:the |this )?(?:week|month|quarter)|weekend|month-end|month end|tomorrow)\b",
+    ),
+    (
+        DAYS,
+        ("week", "month", "quarter", "days"),
+        r"\b(?:this week|next week|month-end|month end|end of (?:the )?month|quarter-end|within (?:a few|two|three|\d{1,2}) (?:business |working )?days)\b",
+    ),
     (DAYS, ("deadline", "due date", "closing date", "cut"), r"\b(?:deadline|due date|closing date|cut-?off)\b"),
 )
 
@@ -113,10 +160,10 @@ _COMPILED = tuple((kind, triggers, re.compile(pattern)) for kind, triggers, patt
 
 @dataclass(frozen=True)
 class Deadline:
-    text: str      # as found in the normalised text
+    text: str  # as found in the normalised text
     start: int
     end: int
-    kind: str      # TODAY, WAITING or DAYS
+    kind: str  # TODAY, WAITING or DAYS
 
 
 def find_deadlines(text: str) -> list[Deadline]:
@@ -124,8 +171,10 @@ def find_deadlines(text: str) -> list[Deadline]:
     first is kept (at the same start, the one listed first), so "今天下午4点前" is one deadline."""
     candidates = sorted(
         (m.start(), rank, m.end(), kind, m.group(0))
-        for rank, (kind, triggers, pattern) in enumerate(_COMPILED) if any(t in text for t in triggers)
-        for m in pattern.finditer(text) if m.end() > m.start()
+        for rank, (kind, triggers, pattern) in enumerate(_COMPILED)
+        if any(t in text for t in triggers)
+        for m in pattern.finditer(text)
+        if m.end() > m.start()
     )
     found: list[Deadline] = []
     covered = 0  # the end of the last kept expression: one sweep, linear after the sort

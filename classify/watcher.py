@@ -6,6 +6,7 @@ by renaming, which a watch on the file itself would miss. Events are debounced s
 an editor's write-then-rename counts once, and a file whose bytes did not change
 is not reloaded.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -26,8 +27,14 @@ log = logging.getLogger("intake.classify.rules")
 
 
 class RulesWatcher:
-    def __init__(self, rules_path: Path, on_reload: Callable[[Classifier], None],
-                 on_error: Callable[[RulesError], None] | None = None, *, debounce: float = 0.2) -> None:
+    def __init__(
+        self,
+        rules_path: Path,
+        on_reload: Callable[[Classifier], None],
+        on_error: Callable[[RulesError], None] | None = None,
+        *,
+        debounce: float = 0.2,
+    ) -> None:
         self.path = Path(rules_path).resolve()
         self.on_reload, self.on_error, self.debounce = on_reload, on_error, debounce
         self._digest = self._read_digest()  # the rules already in force came from these bytes

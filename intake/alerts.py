@@ -10,6 +10,7 @@ the "failing" mail through the outbox; when it succeeds again, the "recovered" o
 row is changed by a conditional UPDATE in the mail's transaction, so each change is
 mailed exactly once, across restarts and across daemons sharing the database.
 """
+
 from __future__ import annotations
 
 import logging
@@ -22,9 +23,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, mapped_column
 
 from intake.context import Context
-from intake.outgoing import queue_mail
 from intake.db import Base, transaction
 from intake.models import SourceState, UTCDateTime
+from intake.outgoing import queue_mail
 
 log = logging.getLogger("intake.alerts")
 
@@ -120,8 +121,11 @@ class AlertsWorker:
                     if key not in told:
                         session.execute(insert(SourceAlert).values(source=key, down=False))
                     not_yet = (SourceAlert.failing_since.is_(None)) | (SourceAlert.failing_since != expires)
-                    if _changed(session.execute(update(SourceAlert).where(SourceAlert.source == key, not_yet)
-                                                .values(failing_since=expires, down=True, changed_at=now))):
+                    if _changed(
+                        session.execute(
+                            update(SourceAlert).where(SourceAlert.source == key, not_yet).values(failing_since=expires, down=True, changed_at=now)
+                        )
+                    ):
                         log.warning("alerts: the credential of %s expires %s", label, expires)
                         mail = credential_mail(label, expires, now, self.ctx.config.tickets.timezone)
                         for address in cfg.to:
@@ -150,11 +154,14 @@ def credential_mail(label: str, expires: datetime, now: datetime, timezone: str)
     days = max(0, (expires - now).days)
     return RenderedMail(
         subject=f"[intake] 凭据即将过期 credential expires in {days} days: {label}",
-        text=(f"{label} 的 OAuth2 凭据（客户端密钥或证书）将于 {when} 过期，届时无法登录邮箱。请提前更换并更新配置。\n"
-              f"The OAuth2 credential (client secret or certificate) of {label} expires {when}; the mailbox "
-              "cannot be logged in to after that. Make a new one in the app registration and update the "
-              "configuration (client_secret_env and secret_expires, or certificate_file).\n"),
-        html=None)
+        text=(
+            f"{label} 的 OAuth2 凭据（客户端密钥或证书）将于 {when} 过期，届时无法登录邮箱。请提前更换并更新配置。\n"
+            f"The OAuth2 credential (client secret or certificate) of {label} expires {when}; the mailbox "
+            "cannot be logged in to after that. Make a new one in the app registration and update the "
+            "configuration (client_secret_env and secret_expires, or certificate_file).\n"
+        ),
+        html=None,
+    )
 
 
 def alert_mail(change: str, state: SourceState, since: datetime | None, timezone: str):
@@ -167,14 +174,18 @@ def alert_mail(change: str, state: SourceState, since: datetime | None, timezone
 
     if change == "failing":
         subject = f"[intake] 来源故障 source failing: {state.source}"
-        text = (f"来源 {state.source} 从 {local(since)} 起无法收取邮件。\n"
-                f"The source {state.source} has been failing since {local(since)}.\n\n"
-                f"最近错误 Last error ({local(state.last_error_at)}):\n{state.last_error}\n\n"
-                f"最近成功 Last success: {local(state.last_success_at)}\n\n"
-                "恢复时会再通知一次。You will get one more mail when it recovers.\n")
+        text = (
+            f"来源 {state.source} 从 {local(since)} 起无法收取邮件。\n"
+            f"The source {state.source} has been failing since {local(since)}.\n\n"
+            f"最近错误 Last error ({local(state.last_error_at)}):\n{state.last_error}\n\n"
+            f"最近成功 Last success: {local(state.last_success_at)}\n\n"
+            "恢复时会再通知一次。You will get one more mail when it recovers.\n"
+        )
     else:
         subject = f"[intake] 来源已恢复 source recovered: {state.source}"
-        text = (f"来源 {state.source} 已恢复，于 {local(state.last_success_at)} 成功收取。\n"
-                f"The source {state.source} works again: it succeeded at {local(state.last_success_at)}"
-                f" (failing since {local(since)}).\n")
+        text = (
+            f"来源 {state.source} 已恢复，于 {local(state.last_success_at)} 成功收取。\n"
+            f"The source {state.source} works again: it succeeded at {local(state.last_success_at)}"
+            f" (failing since {local(since)}).\n"
+        )
     return RenderedMail(subject=subject, text=text, html=None)

@@ -1,4 +1,5 @@
 """The one object that travels through the pipeline, and its deliberate early exits."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field

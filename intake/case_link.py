@@ -6,6 +6,7 @@ a link to the form with the ticket's reference and an HMAC of it (the staff_mail
 domain-separated from the Reply-To tokens); a submission that brings both back is
 added to that ticket. Whoever holds the link received the acknowledgement.
 """
+
 from __future__ import annotations
 
 import hashlib

@@ -6,6 +6,7 @@ at all on 8-bit headers. `decode_bytes` decodes with the declared charset when t
 bytes agree with it, and otherwise falls back through an ordered list of the
 charsets our customers use, checking each result for plausibility. It never raises.
 """
+
 from __future__ import annotations
 
 import codecs
@@ -67,8 +68,7 @@ _WESTERN_DECLARED = {"cp1252", "iso8859-15", "iso-8859-15"}
 # Characters a real Chinese or Western text is made of. Bytes decoded with the wrong
 # multibyte table land in private-use areas, kana, Cyrillic, box drawing and the like.
 _PLAUSIBLE = re.compile(
-    "[\u0009\u000a\u000d\u0020-\u007e\u00a0-\u00ff\u2000-\u206f\u20ac\u2100-\u215f"
-    "\u3000-\u303f\u3400-\u4dbf\u4e00-\u9fff\uff00-\uffef]"
+    "[\u0009\u000a\u000d\u0020-\u007e\u00a0-\u00ff\u2000-\u206f\u20ac\u2100-\u215f\u3000-\u303f\u3400-\u4dbf\u4e00-\u9fff\uff00-\uffef]"
 )
 _PLAUSIBLE_THRESHOLD = 0.95
 

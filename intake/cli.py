@@ -1,4 +1,5 @@
 """The command line: `intake [--config PATH] [--json] COMMAND` (the contract in DESIGN.md)."""
+
 from __future__ import annotations
 
 import argparse
@@ -37,8 +38,10 @@ def cmd_init(args, out: Output) -> int:
         return _write_config_dir(args.config_dir, out)
     cfg = args.config_obj
     applied = upgrade(make_engine(cfg.database.url))
-    out.row({"database": _safe_url(cfg.database.url), "migrations_applied": applied},
-            f"database {_safe_url(cfg.database.url)}: " + (f"applied {', '.join(applied)}" if applied else "up to date"))
+    out.row(
+        {"database": _safe_url(cfg.database.url), "migrations_applied": applied},
+        f"database {_safe_url(cfg.database.url)}: " + (f"applied {', '.join(applied)}" if applied else "up to date"),
+    )
     for folder in _folders(cfg):
         created = not folder.exists()
         folder.mkdir(parents=True, exist_ok=True)
@@ -115,8 +118,10 @@ def cmd_ingest(args, out: Output) -> int:
             continue
         channel = "form" if path.suffix.lower() == ".json" else "email"
         result = pipeline.take(raw, SourceRef("ingest", hashlib.sha256(raw).hexdigest(), channel))
-        out.row({"file": name, "outcome": result.outcome, "ticket": result.ticket, "reason": result.reason},
-                f"{name}: {result.outcome}" + (f" {result.ticket}" if result.ticket else "") + (f" ({result.reason})" if result.reason else ""))
+        out.row(
+            {"file": name, "outcome": result.outcome, "ticket": result.ticket, "reason": result.reason},
+            f"{name}: {result.outcome}" + (f" {result.ticket}" if result.ticket else "") + (f" ({result.reason})" if result.reason else ""),
+        )
     if args.send:
         from intake.outbox import OutboxWorker
 
@@ -137,8 +142,10 @@ def cmd_status(args, out: Output) -> int:
         print(f"  {name}: " + (", ".join(value) if isinstance(value, list) else str(value or "-")))
     print("sources:")
     for s in status["sources"]:
-        print(f"  {s['source']}: {'up' if s.get('up', True) else 'FAILING'}, last success {s['last_success_at'] or 'never'}, backlog {s['backlog'] if s['backlog'] is not None else '?'}, "
-              f"taken {s['taken']}, errors {s['errors']}" + (f", last error {s['last_error_at']}: {s['last_error']}" if s["last_error"] else ""))
+        print(
+            f"  {s['source']}: {'up' if s.get('up', True) else 'FAILING'}, last success {s['last_success_at'] or 'never'}, backlog {s['backlog'] if s['backlog'] is not None else '?'}, "
+            f"taken {s['taken']}, errors {s['errors']}" + (f", last error {s['last_error_at']}: {s['last_error']}" if s["last_error"] else "")
+        )
     if not status["sources"]:
         print("  (no source has run yet)")
     for label, t in status.get("tokens", {}).items():
@@ -167,9 +174,21 @@ def cmd_quarantine(args, out: Output) -> int:
                 query = query.where(QuarantineItem.status == "held")
             for q in session.scalars(query):
                 first = q.reason.splitlines()[0] if q.reason else ""
-                out.row({"id": q.id, "source": q.source, "key": q.key, "channel": q.channel, "status": q.status, "reason": q.reason,
-                         "bytes": len(q.raw), "created_at": q.created_at, "retries": q.retries, "ticket": q.ticket_ref},
-                        f"#{q.id} {q.created_at:%Y-%m-%d %H:%M} {q.source} {q.key} [{q.status}] {len(q.raw)} bytes: {first}")
+                out.row(
+                    {
+                        "id": q.id,
+                        "source": q.source,
+                        "key": q.key,
+                        "channel": q.channel,
+                        "status": q.status,
+                        "reason": q.reason,
+                        "bytes": len(q.raw),
+                        "created_at": q.created_at,
+                        "retries": q.retries,
+                        "ticket": q.ticket_ref,
+                    },
+                    f"#{q.id} {q.created_at:%Y-%m-%d %H:%M} {q.source} {q.key} [{q.status}] {len(q.raw)} bytes: {first}",
+                )
         return 0
     try:
         results = Pipeline(ctx).retry_quarantined(args.id)
@@ -179,8 +198,10 @@ def cmd_quarantine(args, out: Output) -> int:
     failed = 0
     for qid, result in results:
         failed += result.outcome == "quarantined"
-        out.row({"id": qid, "outcome": result.outcome, "ticket": result.ticket, "reason": result.reason},
-                f"#{qid}: {result.outcome}" + (f" {result.ticket}" if result.ticket else "") + (f" ({result.reason})" if result.reason else ""))
+        out.row(
+            {"id": qid, "outcome": result.outcome, "ticket": result.ticket, "reason": result.reason},
+            f"#{qid}: {result.outcome}" + (f" {result.ticket}" if result.ticket else "") + (f" ({result.reason})" if result.reason else ""),
+        )
     return 1 if failed else 0
 
 
@@ -203,13 +224,21 @@ def cmd_classify(args, out: Output) -> int:
     result = Classifier.from_file(args.config_obj.rules_file).classify(parsed.subject, parsed.new_text)
     if chosen:
         result.type = chosen
-    data = {"type": result.type, "urgency": result.urgency, "department": result.departments[0] if result.departments else None,
-            "departments": result.departments, "flagged": result.flagged, "matches": result.to_dict().get("matches", [])}
+    data = {
+        "type": result.type,
+        "urgency": result.urgency,
+        "department": result.departments[0] if result.departments else None,
+        "departments": result.departments,
+        "flagged": result.flagged,
+        "matches": result.to_dict().get("matches", []),
+    }
     if out.as_json:
         out.row(data, "")
     else:
-        print(f"type: {result.type}\nurgency: {result.urgency}\ndepartment: {', '.join(result.departments) or '-'}"
-              + ("\nflagged: 加急" if result.flagged else ""))
+        print(
+            f"type: {result.type}\nurgency: {result.urgency}\ndepartment: {', '.join(result.departments) or '-'}"
+            + ("\nflagged: 加急" if result.flagged else "")
+        )
         print(result.explain(parsed.language))
     return 0
 
@@ -224,9 +253,15 @@ def _classify_eval(args, out: Output) -> int:
         return 2
     scored = score(Classifier.from_file(args.config_obj.rules_file), load_labelled(Path(args.labelled)))
     if out.as_json:
-        out.row({"file": args.labelled, "rules": str(args.config_obj.rules_file),
-                 "figures": {name: figures(rows) for name, rows in groups(scored).items()},
-                 "worst": [s.__dict__ for s in worst(scored, args.worst)]}, "")
+        out.row(
+            {
+                "file": args.labelled,
+                "rules": str(args.config_obj.rules_file),
+                "figures": {name: figures(rows) for name, rows in groups(scored).items()},
+                "worst": [s.__dict__ for s in worst(scored, args.worst)],
+            },
+            "",
+        )
     else:
         print(f"{args.labelled}: {len(scored)} messages, rules {args.config_obj.rules_file}\n")
         print(render(scored, args.worst))
@@ -284,8 +319,12 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("init", parents=[common], help="create or upgrade the database and folders")
-    p.add_argument("--config-dir", type=Path, metavar="DIR",
-                   help="instead: write editable copies of the example config, rules, staff file and systemd unit into DIR (never overwriting)")
+    p.add_argument(
+        "--config-dir",
+        type=Path,
+        metavar="DIR",
+        help="instead: write editable copies of the example config, rules, staff file and systemd unit into DIR (never overwriting)",
+    )
     p.set_defaults(func=cmd_init)
 
     p = sub.add_parser("run", parents=[common], help="the daemon")
@@ -308,9 +347,13 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("id", nargs="?", type=int)
     p.set_defaults(func=cmd_quarantine)
 
-    p = sub.add_parser("classify", parents=[common], help="classify one .eml or form .json without storing it",
-                       description="intake classify FILE|-: one message. intake classify eval LABELLED: the rules measured "
-                                   "on labelled messages (.jsonl or .csv with subject, body, type, urgency; lang, hard optional).")
+    p = sub.add_parser(
+        "classify",
+        parents=[common],
+        help="classify one .eml or form .json without storing it",
+        description="intake classify FILE|-: one message. intake classify eval LABELLED: the rules measured "
+        "on labelled messages (.jsonl or .csv with subject, body, type, urgency; lang, hard optional).",
+    )
     p.add_argument("file", help="path, or - for standard input, or 'eval'")
     p.add_argument("labelled", nargs="?", help="after 'eval': the labelled .jsonl or .csv file")
     p.add_argument("--worst", type=int, default=10, help="after 'eval': how many of the worst errors to list")
@@ -369,8 +412,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except (OperationalError, ProgrammingError) as exc:
         # most often a database that `intake init` has not created or upgraded yet
-        print(f"intake: database {_safe_url(args.config_obj.database.url)}: {exc.orig}\n"
-              f"  (has `intake init` been run with this config?)", file=sys.stderr)
+        print(
+            f"intake: database {_safe_url(args.config_obj.database.url)}: {exc.orig}\n  (has `intake init` been run with this config?)",
+            file=sys.stderr,
+        )
         return 2
     except KeyboardInterrupt:
         return 130

@@ -1,4 +1,5 @@
 """`intake archive search|export|verify|purge|hold|release`: the compliance archive from the command line."""
+
 from __future__ import annotations
 
 import argparse
@@ -27,8 +28,15 @@ def _storage(ctx):
 def _query(args):
     from archive.search import Query, type_code
 
-    return Query(customer=args.customer, since=args.since, until=args.until, type=type_code(args.type) if args.type else None,
-                 ticket=args.ticket, words=args.words or [], final_only=args.final)
+    return Query(
+        customer=args.customer,
+        since=args.since,
+        until=args.until,
+        type=type_code(args.type) if args.type else None,
+        ticket=args.ticket,
+        words=args.words or [],
+        final_only=args.final,
+    )
 
 
 def cmd_archive(args, out) -> int:
@@ -44,8 +52,11 @@ def _search(ctx, args, out) -> int:
     with ctx.read_sessions() as session:
         rows = [describe(r) for r in search(session, _query(args))]
     for r in rows:
-        out.row(r, f"{r['path']}  sha256 {r['sha256'][:16]}…  keep until {r['retention_until'] or '(open case)'}"
-                   + ("  [legal hold]" if r["legal_hold"] else ""))
+        out.row(
+            r,
+            f"{r['path']}  sha256 {r['sha256'][:16]}…  keep until {r['retention_until'] or '(open case)'}"
+            + ("  [legal hold]" if r["legal_hold"] else ""),
+        )
     if not rows and not out.as_json:
         print("no archived files match", file=sys.stderr)
     return 0
@@ -67,8 +78,10 @@ def _export(ctx, args, out) -> int:
         result = export_zip(rows, _storage(ctx), args.output, progress=progress)
     if sys.stderr.isatty() or args.progress:
         print(file=sys.stderr)
-    out.row({"zip": str(args.output), "files": result.files, "bytes": result.bytes, "problems": result.problems},
-            f"{args.output}: {result.files} files, {result.bytes} bytes" + (f"; left out: {'; '.join(result.problems)}" if result.problems else ""))
+    out.row(
+        {"zip": str(args.output), "files": result.files, "bytes": result.bytes, "problems": result.problems},
+        f"{args.output}: {result.files} files, {result.bytes} bytes" + (f"; left out: {'; '.join(result.problems)}" if result.problems else ""),
+    )
     return 1 if result.problems else 0
 
 
@@ -80,12 +93,16 @@ def _verify(ctx, args, out) -> int:
         problems = verify(session, _storage(ctx), record=False)
         files = session.scalar(select(func.count()).select_from(ArchiveFile))
     with transaction(ctx.sessions) as session:
-        session.add(ArchiveAudit(actor="cli", action="verify", detail={
-            "files": files, "problems": len(problems), "kinds": sorted(verify_counts(problems))}))
+        session.add(
+            ArchiveAudit(actor="cli", action="verify", detail={"files": files, "problems": len(problems), "kinds": sorted(verify_counts(problems))})
+        )
     for p in problems:
         out.row({"kind": p.kind, "path": p.path, "detail": p.detail}, f"{p.kind}: {p.path or '-'}: {p.detail}")
     if not problems:
-        out.row({"kind": "ok", "path": None, "detail": "every archived file matches its recorded hash"}, "ok: every archived file matches its recorded hash; manifest chain intact")
+        out.row(
+            {"kind": "ok", "path": None, "detail": "every archived file matches its recorded hash"},
+            "ok: every archived file matches its recorded hash; manifest chain intact",
+        )
     return 1 if problems else 0
 
 

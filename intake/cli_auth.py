@@ -6,10 +6,11 @@ Google: the installed-app flow (the browser is sent back to a listener on 127.0.
 The refresh token lands in paths.var/oauth/ (mode 0600); the daemon uses and renews it.
 `intake auth status` shows each OAuth login's token expiry.
 """
+
 from __future__ import annotations
 
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 
 def _settings(cfg, account: str):
@@ -31,12 +32,14 @@ def cmd_auth(args, out) -> int:
     cfg = args.config_obj
     if args.action == "status":
         states = token_states(cfg.var)
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         for label, state in states.items():
             left = (state["expires_at"] - now).total_seconds()
-            out.row({"account": label, **state, "expires_in_seconds": round(left)},
-                    f"{label}: token expires {state['expires_at']:%Y-%m-%d %H:%M:%S} UTC ({f'in {left:.0f} s' if left > 0 else 'EXPIRED'}), "
-                    f"acquired {state['acquired_at']:%Y-%m-%d %H:%M:%S} UTC")
+            out.row(
+                {"account": label, **state, "expires_in_seconds": round(left)},
+                f"{label}: token expires {state['expires_at']:%Y-%m-%d %H:%M:%S} UTC ({f'in {left:.0f} s' if left > 0 else 'EXPIRED'}), "
+                f"acquired {state['acquired_at']:%Y-%m-%d %H:%M:%S} UTC",
+            )
         if not states:
             out.row({}, "no OAuth token acquired yet")
         return 0

@@ -1,4 +1,5 @@
 """Outgoing mail as bytes: built once, stored in the outbox, sent as stored."""
+
 from __future__ import annotations
 
 import base64
@@ -77,10 +78,18 @@ def compose(
     the pipeline's CPU for the two mails of a new ticket."""
     # display names come from customers: one line, whatever they typed
     from_name, to_name = " ".join(from_name.split()), " ".join(to_name.split())
-    _refuse_line_breaks({
-        "From": from_addr, "To": to_addr, "Subject": mail.subject, "Message-ID": message_id, "In-Reply-To": in_reply_to or "",
-        "References": " ".join(references or []), "Auto-Submitted": auto_submitted or "", **(extra_headers or {}),
-    })
+    _refuse_line_breaks(
+        {
+            "From": from_addr,
+            "To": to_addr,
+            "Subject": mail.subject,
+            "Message-ID": message_id,
+            "In-Reply-To": in_reply_to or "",
+            "References": " ".join(references or []),
+            "Auto-Submitted": auto_submitted or "",
+            **(extra_headers or {}),
+        }
+    )
     headers = [
         ("From", _address("From", from_name, from_addr)),
         ("To", _address("To", to_name, to_addr)),
@@ -102,12 +111,23 @@ def compose(
     boundary = f"=_intake_{secrets.token_hex(12)}"
     delimiter = f"--{boundary}\r\n".encode("ascii")
     top = [("Content-Type", f'multipart/alternative; boundary="{boundary}"'), ("MIME-Version", "1.0")]
-    return b"".join([
-        _header_block([*top, *headers]), b"\r\n",
-        delimiter, _header_block(_TEXT_PART["plain"]), b"\r\n", _base64_lines(mail.text), b"\r\n",
-        delimiter, _header_block(_TEXT_PART["html"]), b"\r\n", _base64_lines(mail.html), b"\r\n",
-        f"--{boundary}--\r\n".encode("ascii"),
-    ])
+    return b"".join(
+        [
+            _header_block([*top, *headers]),
+            b"\r\n",
+            delimiter,
+            _header_block(_TEXT_PART["plain"]),
+            b"\r\n",
+            _base64_lines(mail.text),
+            b"\r\n",
+            delimiter,
+            _header_block(_TEXT_PART["html"]),
+            b"\r\n",
+            _base64_lines(mail.html),
+            b"\r\n",
+            f"--{boundary}--\r\n".encode("ascii"),
+        ]
+    )
 
 
 _LINE_BREAK = re.compile(r"[\r\n\x00]")

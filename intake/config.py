@@ -11,6 +11,7 @@ Templates, rules and staff come with the package (intake/resources.py); a user's
 files win: `[paths] templates/rules/staff`, or rules.toml / staff.toml beside the config
 file (in ./config/ when there is no config file).
 """
+
 from __future__ import annotations
 
 import difflib
@@ -130,8 +131,20 @@ class _OAuthLogin(_Section):
 
     def _oauth_problem(self) -> str | None:
         """What is wrong with this combination of keys, naming the key; None when fine."""
-        oauth_keys = ("oauth_provider", "tenant", "client_id", "client_secret_env", "certificate_file",
-                      "service_account_file", "authority", "token_uri", "oauth_ca_file", "oauth_scope", "oauth_flow", "secret_expires")
+        oauth_keys = (
+            "oauth_provider",
+            "tenant",
+            "client_id",
+            "client_secret_env",
+            "certificate_file",
+            "service_account_file",
+            "authority",
+            "token_uri",
+            "oauth_ca_file",
+            "oauth_scope",
+            "oauth_flow",
+            "secret_expires",
+        )
         given = [k for k in oauth_keys if k in self.model_fields_set and getattr(self, k) not in ("", None)]
         if self.auth == "password":
             return f"{given[0]} is used only with auth = 'oauth2'" if given else None
@@ -143,12 +156,18 @@ class _OAuthLogin(_Section):
         if not self.oauth_provider:
             return "auth = 'oauth2' needs oauth_provider ('microsoft' or 'google')"
         where = f"oauth_provider = {self.oauth_provider!r}, oauth_flow = {self.oauth_flow!r}"
-        required = {("microsoft", "app"): ("tenant", "client_id"), ("microsoft", "delegated"): ("tenant", "client_id"),
-                    ("google", "app"): ("service_account_file",), ("google", "delegated"): ("client_id", "client_secret_env")}
-        allowed = {("microsoft", "app"): {"tenant", "client_id", "client_secret_env", "certificate_file", "authority", "secret_expires"},
-                   ("microsoft", "delegated"): {"tenant", "client_id", "authority"},
-                   ("google", "app"): {"service_account_file", "token_uri"},
-                   ("google", "delegated"): {"client_id", "client_secret_env", "token_uri", "secret_expires"}}
+        required = {
+            ("microsoft", "app"): ("tenant", "client_id"),
+            ("microsoft", "delegated"): ("tenant", "client_id"),
+            ("google", "app"): ("service_account_file",),
+            ("google", "delegated"): ("client_id", "client_secret_env"),
+        }
+        allowed = {
+            ("microsoft", "app"): {"tenant", "client_id", "client_secret_env", "certificate_file", "authority", "secret_expires"},
+            ("microsoft", "delegated"): {"tenant", "client_id", "authority"},
+            ("google", "app"): {"service_account_file", "token_uri"},
+            ("google", "delegated"): {"client_id", "client_secret_env", "token_uri", "secret_expires"},
+        }
         flow = (self.oauth_provider, self.oauth_flow)
         for key in required[flow]:
             if not getattr(self, key):
@@ -195,7 +214,6 @@ class Smtp(_OAuthLogin):
         return _secret(self.password, self.password_env, "smtp.password_env")
 
 
-
 class Imap(_OAuthLogin):
     name: str
     host: str
@@ -216,7 +234,6 @@ class Imap(_OAuthLogin):
 
     def secret(self) -> str:
         return _secret(self.password, self.password_env, f"imap[{self.name}].password_env")
-
 
 
 class Maildir(_Section):
@@ -359,7 +376,6 @@ class StaffMail(_Section):
         return v
 
 
-
 class Sla(_Section):
     """Due times and the timers around them (intake/staffmail/sla.py).
 
@@ -452,11 +468,12 @@ class Archive(_Section):
     s3_secret_key_env: str = ""  # empty: boto3's own credential chain
 
     @model_validator(mode="after")
-    def _minimum(self) -> "Archive":
+    def _minimum(self) -> Archive:
         if self.retention_years < 2 and not self.retention_override:
             raise ValueError(
                 f"retention_years = {self.retention_years} is below the required 2 years; "
-                "set retention_override = true to allow it (it is written to the audit log)")
+                "set retention_override = true to allow it (it is written to the audit log)"
+            )
         if self.storage == "s3" and not self.s3_bucket:
             raise ValueError("storage = 's3' needs s3_bucket")
         return self
@@ -525,7 +542,7 @@ class Config(_Section):
     source_file: Path | None = Field(None, exclude=True)
 
     @model_validator(mode="after")
-    def _paths_under_var(self) -> "Config":
+    def _paths_under_var(self) -> Config:
         """Folders not set on their own live under paths.var, so moving var moves them all."""
         for section, sub in ((self.maildir, "drop"), (self.spool, "spool"), (self.archive, "archive")):
             if "path" not in section.model_fields_set:
@@ -533,7 +550,7 @@ class Config(_Section):
         return self
 
     @model_validator(mode="after")
-    def _unique_imap_names(self) -> "Config":
+    def _unique_imap_names(self) -> Config:
         names = [i.name for i in self.imap]
         dupes = {n for n in names if names.count(n) > 1}
         if dupes:
@@ -684,8 +701,14 @@ def _database_url(url: str, var: Path, file_dir: Path | None) -> str:
     except ArgumentError:
         raise ConfigError(f"database.url: not a database URL: {url!r}") from None
     database = parsed.database or ""
-    if (parsed.get_backend_name() == "sqlite" and file_dir and database and database != ":memory:"
-            and not database.startswith("file:") and not Path(database).is_absolute()):
+    if (
+        parsed.get_backend_name() == "sqlite"
+        and file_dir
+        and database
+        and database != ":memory:"
+        and not database.startswith("file:")
+        and not Path(database).is_absolute()
+    ):
         return parsed.set(database=str(file_dir / database)).render_as_string(hide_password=False)
     return url
 

@@ -1,4 +1,5 @@
 """What the pipeline and the workers share: config, database, templates, rules, staff, clock."""
+
 from __future__ import annotations
 
 import logging

@@ -8,13 +8,14 @@ tickets; PDFs are rendered in processes of their own (archive/worker.py). With
 --once everything waiting is taken in this one process, every due effect carried
 out, and it exits.
 """
+
 from __future__ import annotations
 
 import logging
 import signal
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 from intake.alerts import AlertsWorker
 from intake.context import Context
@@ -140,8 +141,9 @@ class Daemon:
         host, port = parse_listen(listen)
         from intake.staffmail.survey_page import survey_routes
 
-        app = create_app(settings_from_config(self.ctx.config, host, port), self.pipeline, self.ctx.config.spool.path,
-                         extra_routes=survey_routes(self.ctx))
+        app = create_app(
+            settings_from_config(self.ctx.config, host, port), self.pipeline, self.ctx.config.spool.path, extra_routes=survey_routes(self.ctx)
+        )
         return threading.Thread(target=serve, args=(app, host, port, self.stop), name=f"web:{host}:{port}", daemon=True)
 
 
@@ -177,10 +179,21 @@ def imap_account(cfg, var):
     from intake.sources.imap import ImapAccount
 
     return ImapAccount(
-        name=cfg.name, host=cfg.host, port=cfg.port, security=cfg.security, username=cfg.username,
-        password=cfg.secret(), tokens=token_source(cfg, f"imap:{cfg.name}", var), mailboxes=list(cfg.mailboxes), on_done=cfg.on_done,
-        processed_folder=cfg.processed_folder, idle=cfg.idle, idle_timeout=cfg.idle_timeout,
-        poll_interval=cfg.poll_interval, batch_size=cfg.batch_size, verify_tls=cfg.verify_tls,
+        name=cfg.name,
+        host=cfg.host,
+        port=cfg.port,
+        security=cfg.security,
+        username=cfg.username,
+        password=cfg.secret(),
+        tokens=token_source(cfg, f"imap:{cfg.name}", var),
+        mailboxes=list(cfg.mailboxes),
+        on_done=cfg.on_done,
+        processed_folder=cfg.processed_folder,
+        idle=cfg.idle,
+        idle_timeout=cfg.idle_timeout,
+        poll_interval=cfg.poll_interval,
+        batch_size=cfg.batch_size,
+        verify_tls=cfg.verify_tls,
         ca_file=cfg.ca_file or None,
     )
 
@@ -194,7 +207,11 @@ def make_archiver(ctx: Context):
 
     cfg = ctx.config.archive
     return ArchiveWorker(
-        ctx.sessions, open_storage(cfg), TicketLoader(ctx.config.tickets.timezone, cfg.language, ctx.staff),
-        processes=cfg.workers, lang=cfg.language, policy=RetentionPolicy(cfg.retention_years, cfg.retention_override),
+        ctx.sessions,
+        open_storage(cfg),
+        TicketLoader(ctx.config.tickets.timezone, cfg.language, ctx.staff),
+        processes=cfg.workers,
+        lang=cfg.language,
+        policy=RetentionPolicy(cfg.retention_years, cfg.retention_override),
         clock=ctx.now,
     )

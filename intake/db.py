@@ -3,6 +3,7 @@
 Every table is declared on `Base`; `intake init` creates or upgrades the schema
 through Alembic (intake/migrations), never through `create_all`.
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterator

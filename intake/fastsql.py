@@ -12,6 +12,7 @@ through the session as ever.
 Driver errors are raised as SQLAlchemy's own exceptions (IntegrityError,
 OperationalError, ...), so callers handle them as before.
 """
+
 from __future__ import annotations
 
 from collections import namedtuple
@@ -64,18 +65,20 @@ class _Compiled:
         # a named tuple class made at run time from the statement's columns: mypy knows
         # only `type[tuple]` of it, which has no _make
         self.row_type: Any = namedtuple("Row", [c.key for c in columns], rename=True) if columns else None
-        self.results: list[Callable[[Any], Any] | None] | None = [
-            c.type.dialect_impl(dialect).result_processor(dialect, None) for c in columns]
+        self.results: list[Callable[[Any], Any] | None] | None = [c.type.dialect_impl(dialect).result_processor(dialect, None) for c in columns]
         if not any(self.results):
             self.results = None
 
     def params(self, values: dict) -> Any:
         if self.names is not None:  # positional (SQLite): in the order of the SQL text
-            return tuple([  # a list first: cheaper than a generator for tuple()
-                (values[name] if required else values.get(name, default)) if process is None
-                else process(values[name] if required else values.get(name, default))
-                for name, process, required, default in self.plan
-            ])
+            return tuple(
+                [  # a list first: cheaper than a generator for tuple()
+                    (values[name] if required else values.get(name, default))
+                    if process is None
+                    else process(values[name] if required else values.get(name, default))
+                    for name, process, required, default in self.plan
+                ]
+            )
         values = {**self.fixed, **values} if self.fixed else dict(values)
         for name, process in self.processors.items():
             if name in values:
@@ -127,8 +130,9 @@ class Prepared:
             invalidated = dialect.is_disconnect(exc, connection.connection.dbapi_connection, cursor)
             if invalidated:
                 connection.invalidate(exc)
-            raise DBAPIError.instance(compiled.sql, params, exc, dialect.loaded_dbapi.Error,
-                                      connection_invalidated=invalidated, dialect=dialect) from exc
+            raise DBAPIError.instance(
+                compiled.sql, params, exc, dialect.loaded_dbapi.Error, connection_invalidated=invalidated, dialect=dialect
+            ) from exc
         return compiled, cursor
 
     def first(self, session: Session, values: dict):
@@ -198,8 +202,7 @@ def _insert(table: Table, keys: tuple[str, ...], *, returning_id: bool) -> tuple
     """The INSERT of these columns, built once, and the defaults of the columns left out."""
     found = _INSERTS.get((table, keys, returning_id))
     if found is None:
-        defaults = [(column.key, make) for column in table.columns
-                    if column.key not in keys and (make := python_default(column)) is not None]
+        defaults = [(column.key, make) for column in table.columns if column.key not in keys and (make := python_default(column)) is not None]
         statement = insert(table).returning(table.c.id) if returning_id else insert(table)
         found = _INSERTS[(table, keys, returning_id)] = (Prepared(statement, [*keys, *(key for key, _ in defaults)]), defaults)
     return found

@@ -4,6 +4,7 @@ Temp name, fsync, rename, fsync the folder (as Mailman's switchboard and getmail
 updatefile do). Used by the folder sources, the spool writer, the local outgoing
 Maildir and the archive's local storage.
 """
+
 from __future__ import annotations
 
 import os

@@ -6,6 +6,7 @@ The format (DESIGN.md), one JSON object per submission:
 `name`, `email` or `phone`, and `message` are required; more fields are allowed and kept.
 Pure functions on plain data: the HTTP endpoint, the spool source and the pipeline share them.
 """
+
 from __future__ import annotations
 
 import base64
@@ -63,7 +64,7 @@ def msg(key: str, lang: str, **values: Any) -> str:
 
 
 def detect_language(text: str) -> str:
-    """"zh" when Han characters make up a real share of the letters (the email parser's rule), else "en"."""
+    """ "zh" when Han characters make up a real share of the letters (the email parser's rule), else "en"."""
     return "zh" if cjk_share(text) >= ZH_SHARE else "en"
 
 
@@ -222,9 +223,7 @@ def submission_fields(raw: bytes) -> dict:
     fields["type"] = _text(data, "type").lower()
     fields["lang"] = submission_language(data)
     fields["attachments"] = [
-        {"filename": a.get("filename"), "content_type": a.get("content_type")}
-        for a in data.get("attachments") or []
-        if isinstance(a, dict)
+        {"filename": a.get("filename"), "content_type": a.get("content_type")} for a in data.get("attachments") or [] if isinstance(a, dict)
     ]
     return fields
 

@@ -10,6 +10,7 @@ a `<` that opens no tag written as `&lt;`, and lists and quotes nested deeper th
 MAX_NESTING flattened. What is left is capped at MAX_CONVERTED characters before
 conversion, with a defect noted; the HTML itself is kept whole on the message.
 """
+
 from __future__ import annotations
 
 import re
@@ -44,8 +45,7 @@ def html_to_text(html: str, defects: list[str]) -> str:
     if len(html) > MAX_CONVERTED:
         cut = html.rfind("<", 0, MAX_CONVERTED)  # never inside a tag
         html = html[: cut if cut > MAX_CONVERTED // 2 else MAX_CONVERTED]
-        defects.append(f"HTML body over {MAX_CONVERTED} characters once simplified: text taken from its first "
-                       f"{len(html)} (the HTML is kept whole)")
+        defects.append(f"HTML body over {MAX_CONVERTED} characters once simplified: text taken from its first {len(html)} (the HTML is kept whole)")
     # A line break in the source between two Chinese characters is no space in the
     # rendered page (CSS segment-break rules); html2text would make it one.
     html = _CJK_BREAK.sub("", html)

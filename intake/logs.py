@@ -1,4 +1,5 @@
 """Logging: readable lines by default, one JSON object a line on request (log.format)."""
+
 from __future__ import annotations
 
 import json

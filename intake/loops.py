@@ -2,6 +2,7 @@
 
 Pure: looks only at a ParsedMessage. An answer of None means a person wrote it.
 """
+
 from __future__ import annotations
 
 import re

@@ -4,6 +4,7 @@ text, the new part of a reply, attachments, and notes of whatever degraded.
 Pure logic, no I/O. A part that cannot be decoded degrades alone and leaves a note
 in `defects`; only input that is not an email at all raises UnparseableMessage.
 """
+
 from __future__ import annotations
 
 import email.utils
@@ -454,7 +455,7 @@ def _sanitise(name: str | None, ctype: str, index: int) -> str:
     name = _UNSAFE_NAME.sub("_", name).strip().lstrip(".").strip()
     if len(name) > 200:
         stem, dot, ext = name.rpartition(".")
-        name = stem[: 190] + dot + ext[:9] if dot and len(ext) < 10 else name[:200]
+        name = stem[:190] + dot + ext[:9] if dot and len(ext) < 10 else name[:200]
     if name.strip("_ "):
         return name
     ext = ".eml" if ctype == "message/rfc822" else (mimetypes.guess_extension(ctype) or ".bin")

@@ -5,6 +5,7 @@ so a crash in between resends it with the same Message-ID (the receiver can tell
 While the server is down, attempts back off exponentially up to a cap; after
 `give_up_after_hours` a mail is marked failed and shows in `intake status`.
 """
+
 from __future__ import annotations
 
 import logging
@@ -111,7 +112,9 @@ class OutboxWorker:
     def next_due_in(self) -> float | None:
         """Seconds until the earliest pending retry, or None when nothing waits."""
         with self.ctx.read_sessions() as session:
-            due = session.scalar(select(OutboxMail.next_attempt_at).where(OutboxMail.status == "pending").order_by(OutboxMail.next_attempt_at).limit(1))
+            due = session.scalar(
+                select(OutboxMail.next_attempt_at).where(OutboxMail.status == "pending").order_by(OutboxMail.next_attempt_at).limit(1)
+            )
         return None if due is None else max(0.0, (due - self.ctx.now()).total_seconds())
 
     def run_forever(self, stop: threading.Event, idle_wait: float = 5.0) -> None:
@@ -156,8 +159,18 @@ _DUE_OTHERS = (
 _DUE_ACKS_SKIP_LOCKED = _DUE_ACKS.with_for_update(skip_locked=True)
 _DUE_OTHERS_SKIP_LOCKED = _DUE_OTHERS.with_for_update(skip_locked=True)
 _TAKE = update(_OUTBOX).where(_OUTBOX.c.id.in_(_IDS)).values(attempts=_OUTBOX.c.attempts + 1, next_attempt_at=bindparam("until"))
-_CLAIMED = select(
-    _OUTBOX.c.id, _OUTBOX.c.kind, _OUTBOX.c.message_id, _OUTBOX.c.mail_from, _OUTBOX.c.rcpt_to, _OUTBOX.c.raw,
-    _OUTBOX.c.attempts, _OUTBOX.c.created_at,
-).where(_OUTBOX.c.id.in_(_IDS)).order_by(_ACKS_FIRST, _OUTBOX.c.id)
+_CLAIMED = (
+    select(
+        _OUTBOX.c.id,
+        _OUTBOX.c.kind,
+        _OUTBOX.c.message_id,
+        _OUTBOX.c.mail_from,
+        _OUTBOX.c.rcpt_to,
+        _OUTBOX.c.raw,
+        _OUTBOX.c.attempts,
+        _OUTBOX.c.created_at,
+    )
+    .where(_OUTBOX.c.id.in_(_IDS))
+    .order_by(_ACKS_FIRST, _OUTBOX.c.id)
+)
 _SENT = update(_OUTBOX).where(_OUTBOX.c.id.in_(_IDS)).values(status="sent", sent_at=bindparam("now"), last_error=None)

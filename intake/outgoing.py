@@ -6,6 +6,7 @@ the stored bytes. Mail to the customer is also recorded on the ticket's thread.
 The rows are only ever appended here, so they are written as plain inserts: the ORM's
 unit of work would cost several times as much on the acknowledgement path.
 """
+
 from __future__ import annotations
 
 from sqlalchemy.orm import Session
@@ -44,26 +45,61 @@ def queue_mail(
     if reply_to:
         headers["Reply-To"] = reply_to
     raw = compose(
-        mail, message_id=message_id, from_name=from_name or support.name, from_addr=support.address, to_addr=to_addr, to_name=to_name,
-        in_reply_to=in_reply_to, references=references, auto_submitted=auto_submitted, extra_headers=headers,
+        mail,
+        message_id=message_id,
+        from_name=from_name or support.name,
+        from_addr=support.address,
+        to_addr=to_addr,
+        to_name=to_name,
+        in_reply_to=in_reply_to,
+        references=references,
+        auto_submitted=auto_submitted,
+        extra_headers=headers,
     )
     if attachments:
         raw = _with_attachments(raw, attachments)
     now = ctx.now()
     ticket_id = row_id(session, ticket) if ticket is not None else None
-    add_row(session, OutboxMail.__table__, {
-        "ticket_id": ticket_id, "kind": kind, "message_id": message_id, "mail_from": support.address, "rcpt_to": to_addr, "raw": raw,
-        "status": "pending", "attempts": 0, "created_at": now, "next_attempt_at": now,
-    })
+    add_row(
+        session,
+        OutboxMail.__table__,
+        {
+            "ticket_id": ticket_id,
+            "kind": kind,
+            "message_id": message_id,
+            "mail_from": support.address,
+            "rcpt_to": to_addr,
+            "raw": raw,
+            "status": "pending",
+            "attempts": 0,
+            "created_at": now,
+            "next_attempt_at": now,
+        },
+    )
     if to_customer and ticket is not None:
         record = {
-            "ticket_id": ticket_id, "direction": "out", "channel": "email", "kind": kind, "message_id": message_id, "from_addr": support.address,
-            "from_name": from_name or support.name, "to_addrs": [to_addr], "subject": mail.subject, "sent_at": now, "received_at": now,
-            "text": mail.text, "html": mail.html, "defects": [], "raw": raw, "source": "outbox",
+            "ticket_id": ticket_id,
+            "direction": "out",
+            "channel": "email",
+            "kind": kind,
+            "message_id": message_id,
+            "from_addr": support.address,
+            "from_name": from_name or support.name,
+            "to_addrs": [to_addr],
+            "subject": mail.subject,
+            "sent_at": now,
+            "received_at": now,
+            "text": mail.text,
+            "html": mail.html,
+            "defects": [],
+            "raw": raw,
+            "source": "outbox",
         }
-        store_message(session, record, [
-            {"filename": a.filename, "content_type": a.content_type, "size": a.size, "truncated": False, "data": a.data} for a in attachments or ()
-        ])
+        store_message(
+            session,
+            record,
+            [{"filename": a.filename, "content_type": a.content_type, "size": a.size, "truncated": False, "data": a.data} for a in attachments or ()],
+        )
     if ticket is not None:
         log_event(session, ticket, "system", f"{kind}_queued", at=now, to=to_addr, message_id=message_id)
     return message_id

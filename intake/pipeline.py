@@ -16,6 +16,7 @@ transaction and one durable commit a group; a group with a failing item runs aga
 with each item in its own savepoint, so that item rolls back alone. The source lets
 go of each group once committed.
 """
+
 from __future__ import annotations
 
 import logging
@@ -52,13 +53,16 @@ Committed = Callable[[Items, list[Result]], "bool | None"]
 
 
 def groups_of(items: Items, size: int = COMMIT_GROUP) -> list[Items]:
-    return [items[start:start + size] for start in range(0, len(items), size)]
+    return [items[start : start + size] for start in range(0, len(items), size)]
 
 
 # Looked up and written once per item: plain statements, built once (intake/stages.py).
 _SOURCE_ITEMS = SourceItem.__table__
-_PRIOR_TAKE = Prepared(select(_SOURCE_ITEMS.c.outcome, _SOURCE_ITEMS.c.ticket_ref, _SOURCE_ITEMS.c.reason).where(
-    _SOURCE_ITEMS.c.source == bindparam("source"), _SOURCE_ITEMS.c.key == bindparam("key")))
+_PRIOR_TAKE = Prepared(
+    select(_SOURCE_ITEMS.c.outcome, _SOURCE_ITEMS.c.ticket_ref, _SOURCE_ITEMS.c.reason).where(
+        _SOURCE_ITEMS.c.source == bindparam("source"), _SOURCE_ITEMS.c.key == bindparam("key")
+    )
+)
 
 
 class Pipeline:
@@ -177,8 +181,13 @@ class Pipeline:
     def _record(self, ref: SourceRef, result: Result, elapsed: float) -> None:
         record_take(ref.source, ref.channel, result.outcome, elapsed)  # /metrics (intake/ops)
         log.info(
-            "%s %s %s → %s%s (%.0f ms)", ref.channel, ref.source, ref.key, result.outcome,
-            f" {result.ticket}" if result.ticket else "", elapsed * 1000,
+            "%s %s %s → %s%s (%.0f ms)",
+            ref.channel,
+            ref.source,
+            ref.key,
+            result.outcome,
+            f" {result.ticket}" if result.ticket else "",
+            elapsed * 1000,
         )
 
     def _run(self, raw: bytes, ref: SourceRef, quarantine_id: int | None) -> Result:
@@ -201,8 +210,18 @@ class Pipeline:
             result = Result("opened" if case.opened else "appended", case.ticket.ref, "reopened" if case.reopened else None)
         except Stop as stop:
             result = Result(stop.outcome, stop.ticket, stop.reason)
-        add_row(session, _SOURCE_ITEMS, {"source": ref.source, "key": ref.key, "outcome": result.outcome, "ticket_ref": result.ticket,
-                                         "reason": result.reason, "at": self.ctx.now()})
+        add_row(
+            session,
+            _SOURCE_ITEMS,
+            {
+                "source": ref.source,
+                "key": ref.key,
+                "outcome": result.outcome,
+                "ticket_ref": result.ticket,
+                "reason": result.reason,
+                "at": self.ctx.now(),
+            },
+        )
         if quarantine_id is not None:
             _release(session, quarantine_id, result.ticket, self.ctx)
         write_rows(session)  # the item's appended rows, a statement a table, inside its savepoint
@@ -265,4 +284,3 @@ def _release(session: Session, quarantine_id: int, ticket_ref: str | None, ctx: 
     item = session.get(QuarantineItem, quarantine_id)
     assert item is not None, "a retry: retry_quarantined found the item held"
     item.status, item.ticket_ref, item.retried_at, item.retries = "released", ticket_ref, ctx.now(), item.retries + 1
-

@@ -15,6 +15,7 @@ If the worker dies (killed, out of memory, a crash in a C library on hostile inp
 the batch is taken again item by item in a fresh worker, and an item on which a worker
 dies twice is quarantined with its bytes, never retried forever.
 """
+
 from __future__ import annotations
 
 import logging
@@ -219,15 +220,18 @@ class PipelinePool:
         url = self.ctx.config.database.url
         turns = share_turns(database_path(url)) if url.startswith("sqlite") else {}
         executor = ProcessPoolExecutor(
-            self.processes, mp_context=multiprocessing.get_context("spawn"),  # no inherited threads or connections
-            initializer=_start_worker, initargs=(self.ctx.config, turns, os.getpid()),
+            self.processes,
+            mp_context=multiprocessing.get_context("spawn"),  # no inherited threads or connections
+            initializer=_start_worker,
+            initargs=(self.ctx.config, turns, os.getpid()),
         )
         try:
             for ready in [executor.submit(_ready) for _ in range(self.processes)]:
                 ready.result(timeout=STARTUP_TIMEOUT)
         except Exception:  # no worker to be had: the daemon takes the backlog itself rather than not at all
-            log.exception("the pipeline's worker process did not start; the daemon takes the backlog itself, "
-                          "and tries again in %.0f s", RESTART_BACKOFF)
+            log.exception(
+                "the pipeline's worker process did not start; the daemon takes the backlog itself, and tries again in %.0f s", RESTART_BACKOFF
+            )
             self._retry_at = time.monotonic() + RESTART_BACKOFF
             for process in dict(getattr(executor, "_processes", None) or {}).values():
                 process.kill()  # a worker hung in its start would otherwise stay (the pool knows no other way)

@@ -1,4 +1,5 @@
 """What the daemon's worker processes (the pipeline's, the archive's renderers) share."""
+
 from __future__ import annotations
 
 import os

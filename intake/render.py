@@ -3,6 +3,7 @@
 A mail template (templates/email/<name>.<lang>.j2) defines two blocks, `subject`
 and `text`; an optional `html` block gives an HTML alternative.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass

@@ -11,6 +11,7 @@ Cohort rules, chosen so a figure never moves between weeks:
   re-rated (`#urgency`) up to the report's run, each ticket once per axis.
 Percentiles are nearest-rank (p90 of 10 values is the 9th), in hours.
 """
+
 from __future__ import annotations
 
 import math
@@ -91,19 +92,24 @@ def _satisfaction(session, start: datetime, end: datetime) -> dict:
     from intake.staffmail.models import Survey
 
     scores = list(session.scalars(select(Survey.score).where(Survey.answered_at >= start, Survey.answered_at < end, Survey.score.is_not(None))))
-    no_objection = len(list(session.scalars(
-        select(Survey.id).where(Survey.outcome == "no_objection", Survey.expires_at >= start, Survey.expires_at < end)
-    )))
+    no_objection = len(
+        list(session.scalars(select(Survey.id).where(Survey.outcome == "no_objection", Survey.expires_at >= start, Survey.expires_at < end)))
+    )
     distribution = {str(s): scores.count(s) for s in range(1, 6)}
-    return {"answered": len(scores), "average": round(statistics.mean(scores), 2) if scores else None,
-            "distribution": distribution, "no_objection": no_objection}
+    return {
+        "answered": len(scores),
+        "average": round(statistics.mean(scores), 2) if scores else None,
+        "distribution": distribution,
+        "no_objection": no_objection,
+    }
 
 
 def _keywords(tickets: list[Ticket], top: int = 10) -> list[dict]:
     counts: Counter[str] = Counter()
     for t in tickets:
         seen = {
-            m["keyword"] for m in (t.classification or {}).get("matches", [])
+            m["keyword"]
+            for m in (t.classification or {}).get("matches", [])
             if not m.get("negated") and any(ch.isalnum() for ch in m.get("keyword") or "")  # "?" says nothing of the problem
         }
         counts.update(seen)  # once per ticket: how many cases mention it
@@ -154,11 +160,14 @@ def weekly(ctx: Context, week: str | None = None) -> dict:
             w_start = start - timedelta(days=7 * back)
             w_end = w_start + timedelta(days=7)
             w_tickets = tickets if back == 0 else _tickets(session, w_start, w_end)
-            trend.append({
-                "week": week_label(w_start.date()), "tickets": len(w_tickets),
-                "sla_met_percent": _sla(w_tickets, now)["met_percent"],
-                "satisfaction": _satisfaction(session, w_start, w_end)["average"],
-            })
+            trend.append(
+                {
+                    "week": week_label(w_start.date()),
+                    "tickets": len(w_tickets),
+                    "sla_met_percent": _sla(w_tickets, now)["met_percent"],
+                    "satisfaction": _satisfaction(session, w_start, w_end)["average"],
+                }
+            )
         report["trend"] = trend
     directory = ctx.staff()
     report["department_labels"] = {
@@ -176,7 +185,10 @@ def as_text(r: dict) -> str:
     """The report for a terminal: one figure a line, Chinese and English labels."""
     from intake.render import label
 
-    lines = [f"周报 Weekly report {r['week']} ({r['from']} – {r['to']}, {r['timezone']})", f"工单 tickets opened: {r['tickets']} (加急 flagged {r['flagged']})"]
+    lines = [
+        f"周报 Weekly report {r['week']} ({r['from']} – {r['to']}, {r['timezone']})",
+        f"工单 tickets opened: {r['tickets']} (加急 flagged {r['flagged']})",
+    ]
 
     def block(title: str, counts: dict, kind: str = "") -> None:
         total = sum(counts.values()) or 1
@@ -192,7 +204,9 @@ def as_text(r: dict) -> str:
     s = r["sla"]
     lines.append(f"时限达成 SLA met: {_fmt(s['met_percent'], '%')} (met {s['met']}, missed {s['missed']}, pending {s['pending']})")
     for urgency, u in r["sla_by_urgency"].items():
-        lines.append(f"  {label('urgency', urgency, 'zh')} {urgency:<10} {_fmt(u['met_percent'], '%'):>7}  (met {u['met']}, missed {u['missed']}, pending {u['pending']})")
+        lines.append(
+            f"  {label('urgency', urgency, 'zh')} {urgency:<10} {_fmt(u['met_percent'], '%'):>7}  (met {u['met']}, missed {u['missed']}, pending {u['pending']})"
+        )
     for key, title in (("first_response", "首次响应 first response"), ("resolution", "解决用时 resolution")):
         f = r[key]
         lines.append(f"{title}: median {_fmt(f['median_hours'], ' h')}, p90 {_fmt(f['p90_hours'], ' h')} ({f['count']} tickets)")
@@ -201,13 +215,17 @@ def as_text(r: dict) -> str:
     lines.append(f"满意度 satisfaction: average {_fmt(sat['average'])} of 5 ({sat['answered']} answers; {dist}); no objection {sat['no_objection']}")
     lines.append("高频问题 top keywords: " + (", ".join(f"{k['keyword']} ({k['tickets']})" for k in r["keywords"]) or "-"))
     c = r["corrections"]
-    lines.append(f"人工更正 staff corrections: type {c['type_corrected']} ({_fmt(c['type_percent'], '%')}), "
-                 f"urgency {c['urgency_corrected']} ({_fmt(c['urgency_percent'], '%')})")
+    lines.append(
+        f"人工更正 staff corrections: type {c['type_corrected']} ({_fmt(c['type_percent'], '%')}), "
+        f"urgency {c['urgency_corrected']} ({_fmt(c['urgency_percent'], '%')})"
+    )
     for type_, row in c["per_type"].items():
         to = ", ".join(f"→ {k} {n}" for k, n in sorted(row["to"].items()))
-        lines.append(f"  {label('type', type_, 'zh')} {type_:<10} {row['tickets']:>4} tickets  type {row['type_corrected']:>3} "
-                     f"{_fmt(row['type_percent'], '%'):>6}  urgency {row['urgency_corrected']:>3} {_fmt(row['urgency_percent'], '%'):>6}"
-                     + (f"  ({to})" if to else ""))
+        lines.append(
+            f"  {label('type', type_, 'zh')} {type_:<10} {row['tickets']:>4} tickets  type {row['type_corrected']:>3} "
+            f"{_fmt(row['type_percent'], '%'):>6}  urgency {row['urgency_corrected']:>3} {_fmt(row['urgency_percent'], '%'):>6}"
+            + (f"  ({to})" if to else "")
+        )
     lines.append("趋势 trend:")
     for w in r["trend"]:
         lines.append(f"  {w['week']}  tickets {w['tickets']:>4}  SLA {_fmt(w['sla_met_percent'], '%'):>7}  satisfaction {_fmt(w['satisfaction'])}")

@@ -4,6 +4,7 @@ Charts are SVG from pygal (type and urgency shares, SLA met, satisfaction
 distribution, week-on-week trend), placed inline in templates/report/weekly.html.j2
 and rendered with weasyprint, with the archive's CJK fonts (templates/pdf/fonts).
 """
+
 from __future__ import annotations
 
 import base64
@@ -23,17 +24,38 @@ def _style(colors=PALETTE):
     from pygal.style import Style
 
     return Style(
-        font_family=FONT_STACK, background="white", plot_background="white", foreground="#1f2937",
-        foreground_strong="#111827", foreground_subtle="#9ca3af", colors=colors, opacity="1", opacity_hover="1",
-        title_font_size=17, legend_font_size=14, label_font_size=13, major_label_font_size=13, value_font_size=14,
-        value_label_font_size=14, tooltip_font_size=13,
+        font_family=FONT_STACK,
+        background="white",
+        plot_background="white",
+        foreground="#1f2937",
+        foreground_strong="#111827",
+        foreground_subtle="#9ca3af",
+        colors=colors,
+        opacity="1",
+        opacity_hover="1",
+        title_font_size=17,
+        legend_font_size=14,
+        label_font_size=13,
+        major_label_font_size=13,
+        value_font_size=14,
+        value_label_font_size=14,
+        tooltip_font_size=13,
     )
 
 
 def _config(**kw) -> dict:
     # no scripts, no XML declaration: the SVG goes inline into HTML rendered to PDF
-    return {"disable_xml_declaration": True, "js": [], "explicit_size": False, "width": 330, "height": 345,
-            "print_values": True, "legend_at_bottom": True, "legend_at_bottom_columns": 2, **kw}
+    return {
+        "disable_xml_declaration": True,
+        "js": [],
+        "explicit_size": False,
+        "width": 330,
+        "height": 345,
+        "print_values": True,
+        "legend_at_bottom": True,
+        "legend_at_bottom_columns": 2,
+        **kw,
+    }
 
 
 def _svg(chart, name: str) -> str:
@@ -57,8 +79,12 @@ def charts(report: dict) -> dict[str, str]:
     out["urgency"] = pie
 
     s = report["sla"]
-    gauge = pygal.Pie(style=_style(("#16a34a", "#dc2626", "#9ca3af")), inner_radius=0.6, half_pie=True,
-                      **_config(title=f"时限达成 SLA met: {'-' if s['met_percent'] is None else str(s['met_percent']) + '%'}"))
+    gauge = pygal.Pie(
+        style=_style(("#16a34a", "#dc2626", "#9ca3af")),
+        inner_radius=0.6,
+        half_pie=True,
+        **_config(title=f"时限达成 SLA met: {'-' if s['met_percent'] is None else str(s['met_percent']) + '%'}"),
+    )
     gauge.add("达成 met", [s["met"]] if s["met"] else [])
     gauge.add("超时 missed", [s["missed"]] if s["missed"] else [])
     gauge.add("进行中 pending", [s["pending"]] if s["pending"] else [])
@@ -67,8 +93,13 @@ def charts(report: dict) -> dict[str, str]:
     sat = report["satisfaction"]
     counts = [sat["distribution"][str(i)] for i in range(1, 6)]
     top = max([*counts, 1])
-    bar = pygal.Bar(style=_style(("#2563eb",)), show_legend=False, range=(0, top), y_labels=list(range(0, top + 1)),
-                    **_config(title=f"满意度分布 Satisfaction (avg {sat['average'] if sat['average'] is not None else '-'})"))
+    bar = pygal.Bar(
+        style=_style(("#2563eb",)),
+        show_legend=False,
+        range=(0, top),
+        y_labels=list(range(0, top + 1)),
+        **_config(title=f"满意度分布 Satisfaction (avg {sat['average'] if sat['average'] is not None else '-'})"),
+    )
     bar.x_labels = ["1", "2", "3", "4", "5"]
     bar.add("answers", counts)
     out["satisfaction"] = bar
@@ -76,17 +107,29 @@ def charts(report: dict) -> dict[str, str]:
     trend = report["trend"]
     weeks = [w["week"][5:] for w in trend]
     most = max([*(w["tickets"] for w in trend), 1])
-    tickets = pygal.Bar(style=_style(("#2563eb",)), show_legend=False, range=(0, most), **_config(title="每周工单 Tickets per week", width=440, height=317))
+    tickets = pygal.Bar(
+        style=_style(("#2563eb",)), show_legend=False, range=(0, most), **_config(title="每周工单 Tickets per week", width=440, height=317)
+    )
     tickets.x_labels = weeks
     tickets.add("工单 tickets", [w["tickets"] for w in trend])
     out["trend_tickets"] = tickets
-    sla = pygal.Line(style=_style(("#16a34a",)), show_legend=False, range=(0, 100), y_labels=[0, 20, 40, 60, 80, 100],
-                     **_config(title="时限达成 SLA met % by week", width=440, height=317))
+    sla = pygal.Line(
+        style=_style(("#16a34a",)),
+        show_legend=False,
+        range=(0, 100),
+        y_labels=[0, 20, 40, 60, 80, 100],
+        **_config(title="时限达成 SLA met % by week", width=440, height=317),
+    )
     sla.x_labels = weeks
     sla.add("SLA %", [w["sla_met_percent"] for w in trend])
     out["trend_sla"] = sla
-    score = pygal.Line(style=_style(("#f59e0b",)), show_legend=False, range=(1, 5), y_labels=[1, 2, 3, 4, 5],
-                       **_config(title="平均满意度 Satisfaction by week", width=440, height=317))
+    score = pygal.Line(
+        style=_style(("#f59e0b",)),
+        show_legend=False,
+        range=(1, 5),
+        y_labels=[1, 2, 3, 4, 5],
+        **_config(title="平均满意度 Satisfaction by week", width=440, height=317),
+    )
     score.x_labels = weeks
     score.add("avg", [w["satisfaction"] for w in trend])
     out["trend_satisfaction"] = score

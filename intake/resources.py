@@ -7,14 +7,14 @@ from a wheel, a pipx install, a container image or an editable checkout; never t
 relative to this source file. A user's own files (`[paths]`, or the folder of their config
 file) win over these.
 """
+
 from __future__ import annotations
 
 from importlib.resources import files
 from pathlib import Path
 
 # every file `intake init --config-dir` copies for the user to edit, as named there
-EDITABLE_DEFAULTS = {"intake.example.toml": "intake.toml", "rules.toml": "rules.toml", "staff.toml": "staff.toml",
-                     "intake.service": "intake.service"}
+EDITABLE_DEFAULTS = {"intake.example.toml": "intake.toml", "rules.toml": "rules.toml", "staff.toml": "staff.toml", "intake.service": "intake.service"}
 
 
 def _folder(package: str) -> Path:

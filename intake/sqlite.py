@@ -10,6 +10,7 @@ a transaction never fails half-way when it turns from reading to writing. Sessio
 that only read (status, searches, exports, verify) take a plain BEGIN instead: a
 snapshot that neither waits for the writers nor holds them up while it reads files.
 """
+
 from __future__ import annotations
 
 import sqlite3

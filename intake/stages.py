@@ -4,6 +4,7 @@ Each takes (case, session, ctx), reads what earlier stages put on the case and a
 to it. The session is the item's one transaction; mail to send is written as
 outbox rows in it. No stage talks to IMAP, SMTP or the file system.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -96,9 +97,7 @@ def dedupe(case: Case, session: Session, ctx: Context) -> None:
     message; a Message-ID reused by another sender or other content is not."""
     msg = case.parsed
     sender = msg.from_addr or case.form.get("phone", "")
-    case.content_hash = _sha256(
-        sender, msg.subject, msg.text.strip(), *(_sha256(a.filename, a.data) for a in msg.attachments)
-    )
+    case.content_hash = _sha256(sender, msg.subject, msg.text.strip(), *(_sha256(a.filename, a.data) for a in msg.attachments))
     if case.channel == "form":
         if session.get_bind().dialect.name == "postgresql":
             # two identical submissions at the same moment (a double click reaching two
@@ -183,8 +182,12 @@ def _referenced_ticket(session: Session, ctx: Context, ids: list[str], sender: s
     """The ticket of the newest message with one of these ids, among the tickets `sender`
     may write to (tickets.may_write_to, as SQL); sender None: among all."""
     query = (
-        select(Message.ticket_id).join(Ticket, Message.ticket_id == Ticket.id).join(Customer, Ticket.customer_id == Customer.id)
-        .where(Message.message_id.in_(ids)).order_by(Message.id.desc()).limit(1)
+        select(Message.ticket_id)
+        .join(Ticket, Message.ticket_id == Ticket.id)
+        .join(Customer, Ticket.customer_id == Customer.id)
+        .where(Message.message_id.in_(ids))
+        .order_by(Message.id.desc())
+        .limit(1)
     )
     if sender is not None:
         if not sender:
@@ -264,7 +267,13 @@ def route(case: Case, session: Session, ctx: Context) -> None:
     else:
         counts = open_counts(session, [m.id for m in staff.members if case.department in m.departments])
     member = choose_assignee(
-        staff, case.department, open_counts=counts, now=ctx.now(), current_holder=holder, last_assigned=last, urgent=bool(case.classification.flagged),
+        staff,
+        case.department,
+        open_counts=counts,
+        now=ctx.now(),
+        current_holder=holder,
+        last_assigned=last,
+        urgent=bool(case.classification.flagged),
     )
     case.assignee = member.id if member else None
 
@@ -276,7 +285,15 @@ def store(case: Case, session: Session, ctx: Context) -> None:
         ticket = case.ticket
         case.message = _store_message(case, session, ctx, ticket, kind="customer")
         ticket.updated_at = ctx.now()
-        log_event(session, ticket, f"customer:{msg.from_addr or case.form.get('phone', '')}", "message", at=ctx.now(), message_id=msg.message_id, subject=msg.subject)
+        log_event(
+            session,
+            ticket,
+            f"customer:{msg.from_addr or case.form.get('phone', '')}",
+            "message",
+            at=ctx.now(),
+            message_id=msg.message_id,
+            subject=msg.subject,
+        )
         if ticket.status in ("resolved", "closed"):
             set_status(session, ticket, "in_progress", "system", reason="the customer wrote again", now=ctx.now())
             case.reopened = True
@@ -318,7 +335,18 @@ def store(case: Case, session: Session, ctx: Context) -> None:
     case.message = _store_message(case, session, ctx, ticket, kind="customer")
     actor = f"customer:{msg.from_addr or case.form.get('phone', '')}"
     log_event(session, ticket, actor, "opened", at=now, channel=ticket.channel, source=case.ref.source, subject=msg.subject)
-    log_event(session, ticket, "system", "classified", at=now, type=c.type, urgency=c.urgency, flagged=ticket.flagged, why=c.explain("en").splitlines(), notes=case.notes)
+    log_event(
+        session,
+        ticket,
+        "system",
+        "classified",
+        at=now,
+        type=c.type,
+        urgency=c.urgency,
+        flagged=ticket.flagged,
+        why=c.explain("en").splitlines(),
+        notes=case.notes,
+    )
     if ticket.department or ticket.assignee:
         log_event(session, ticket, "system", "assigned", at=now, department=ticket.department, assignee=ticket.assignee)
 
@@ -331,8 +359,9 @@ class StoredMessage:
     text: str
 
 
-def _store_message(case: Case, session: Session, ctx: Context, ticket: Ticket | None, *, kind: str,
-                   to_addrs: list[str] | None = None) -> StoredMessage:
+def _store_message(
+    case: Case, session: Session, ctx: Context, ticket: Ticket | None, *, kind: str, to_addrs: list[str] | None = None
+) -> StoredMessage:
     """The inbound message with its raw bytes and attachments, on its ticket (if any).
     Written once and never changed: plain inserts, not the ORM's unit of work."""
     msg = case.parsed
@@ -356,21 +385,36 @@ def _store_message(case: Case, session: Session, ctx: Context, ticket: Ticket | 
         "raw": case.raw,
         "source": f"{case.ref.source}#{case.ref.key}",
     }
-    store_message(session, row, [
-        {"filename": clip(a.filename, Attachment.filename), "content_type": clip(a.content_type, Attachment.content_type),
-         "size": a.size, "truncated": a.truncated, "data": a.data}
-        for a in msg.attachments
-    ])
+    store_message(
+        session,
+        row,
+        [
+            {
+                "filename": clip(a.filename, Attachment.filename),
+                "content_type": clip(a.content_type, Attachment.content_type),
+                "size": a.size,
+                "truncated": a.truncated,
+                "data": a.data,
+            }
+            for a in msg.attachments
+        ],
+    )
     return StoredMessage(kind=kind, text=msg.text)
 
 
 _OUTBOX = OutboxMail.__table__
-_RECENT_ACKS = Prepared(select(func.count()).select_from(_OUTBOX).where(
-    _OUTBOX.c.kind == "ack", _OUTBOX.c.rcpt_to == bindparam("to"), _OUTBOX.c.created_at >= bindparam("since")))
+_RECENT_ACKS = Prepared(
+    select(func.count())
+    .select_from(_OUTBOX)
+    .where(_OUTBOX.c.kind == "ack", _OUTBOX.c.rcpt_to == bindparam("to"), _OUTBOX.c.created_at >= bindparam("since"))
+)
 # a form case is acknowledged as it opens: the last hour's form tickets (on the
 # created_at index), not a scan of the whole outbox
-_RECENT_FORM_ACKS = select(func.count()).select_from(_TICKETS.join(_OUTBOX, _OUTBOX.c.ticket_id == _TICKETS.c.id)).where(
-    _TICKETS.c.created_at >= bindparam("since"), _TICKETS.c.channel == "form", _OUTBOX.c.kind == "ack")
+_RECENT_FORM_ACKS = (
+    select(func.count())
+    .select_from(_TICKETS.join(_OUTBOX, _OUTBOX.c.ticket_id == _TICKETS.c.id))
+    .where(_TICKETS.c.created_at >= bindparam("since"), _TICKETS.c.channel == "form", _OUTBOX.c.kind == "ack")
+)
 
 
 def acknowledge(case: Case, session: Session, ctx: Context) -> None:
@@ -393,15 +437,27 @@ def acknowledge(case: Case, session: Session, ctx: Context) -> None:
     limits, since = ctx.config.limits, ctx.now() - timedelta(hours=1)
     recent = _RECENT_ACKS.scalar(session, {"to": msg.from_addr, "since": since})
     if recent >= limits.acks_per_sender_per_hour:
-        log_event(session, ticket, "system", "ack_skipped", at=ctx.now(),
-                  reason=f"{recent} acknowledgements to {msg.from_addr} in the last hour (limit {limits.acks_per_sender_per_hour})")
+        log_event(
+            session,
+            ticket,
+            "system",
+            "ack_skipped",
+            at=ctx.now(),
+            reason=f"{recent} acknowledgements to {msg.from_addr} in the last hour (limit {limits.acks_per_sender_per_hour})",
+        )
         return
     from_form = case.channel == "form"
     if from_form:
         recent = session.execute(_RECENT_FORM_ACKS, {"since": since}).scalar_one()  # a count: always one row
         if recent >= limits.form_acks_per_hour:
-            log_event(session, ticket, "system", "ack_skipped", at=ctx.now(),
-                      reason=f"{recent} acknowledgements of web forms in the last hour (limit {limits.form_acks_per_hour})")
+            log_event(
+                session,
+                ticket,
+                "system",
+                "ack_skipped",
+                at=ctx.now(),
+                reason=f"{recent} acknowledgements of web forms in the last hour (limit {limits.form_acks_per_hour})",
+            )
             return
     lang = msg.language if msg.language in ("zh", "en") else ctx.config.ack.default_language
     hours = ctx.config.ack.response_hours[ticket.urgency]
@@ -411,14 +467,32 @@ def acknowledge(case: Case, session: Session, ctx: Context) -> None:
         from intake.case_link import link
 
         case_link = link(ctx.config, ticket.ref)
-    mail = ctx.templates.mail("ack", lang, ticket=ticket, customer=ticket.customer, support=ctx.config.support, response_hours=hours,
-                              due_local=due_local, from_form=from_form, case_link=case_link,
-                              # the name this mail gives, not the record's: a record may have been
-                              # made by a form post, whose typed name proves nothing
-                              greeting_name="" if from_form else msg.from_name)
+    mail = ctx.templates.mail(
+        "ack",
+        lang,
+        ticket=ticket,
+        customer=ticket.customer,
+        support=ctx.config.support,
+        response_hours=hours,
+        due_local=due_local,
+        from_form=from_form,
+        case_link=case_link,
+        # the name this mail gives, not the record's: a record may have been
+        # made by a form post, whose typed name proves nothing
+        greeting_name="" if from_form else msg.from_name,
+    )
     queue_mail(
-        session, ctx, ticket, kind="ack", mail=mail, to_addr=msg.from_addr, to_name="" if from_form else msg.from_name,
-        in_reply_to=msg.message_id, references=msg.references[-_MAX_ECHOED_REFERENCES:], auto_submitted="auto-replied", to_customer=True,
+        session,
+        ctx,
+        ticket,
+        kind="ack",
+        mail=mail,
+        to_addr=msg.from_addr,
+        to_name="" if from_form else msg.from_name,
+        in_reply_to=msg.message_id,
+        references=msg.references[-_MAX_ECHOED_REFERENCES:],
+        auto_submitted="auto-replied",
+        to_customer=True,
     )
     case.acknowledged = True
 
@@ -434,6 +508,18 @@ def to_archive(case: Case, session: Session, ctx: Context) -> None:
 
 
 PIPELINE = (
-    parse, dedupe, loop_check, thread, staff_reply, ignore_autoreply, survey_answer,
-    classify, route, store, schedule, acknowledge, notify, to_archive,
+    parse,
+    dedupe,
+    loop_check,
+    thread,
+    staff_reply,
+    ignore_autoreply,
+    survey_answer,
+    classify,
+    route,
+    store,
+    schedule,
+    acknowledge,
+    notify,
+    to_archive,
 )

@@ -1,4 +1,5 @@
 """What `intake status` shows: per source, outbox, quarantine, tickets."""
+
 from __future__ import annotations
 
 from sqlalchemy import func, select

@@ -1,4 +1,5 @@
 """Tickets as plain dicts for `intake tickets list/show`, and as text for people."""
+
 from __future__ import annotations
 
 from sqlalchemy import select
@@ -22,18 +23,30 @@ def list_tickets(ctx: Context, *, status: str | None = None, limit: int = 50) ->
 
 def _summary(t: Ticket) -> dict:
     return {
-        "ref": t.ref, "status": t.status, "type": t.type, "urgency": t.urgency, "flagged": t.flagged,
-        "department": t.department, "assignee": t.assignee, "channel": t.channel,
-        "customer": t.customer.email or t.customer.phone or t.customer.number, "customer_number": t.customer.number,
-        "subject": t.subject, "created_at": t.created_at, "due_at": t.due_at,
+        "ref": t.ref,
+        "status": t.status,
+        "type": t.type,
+        "urgency": t.urgency,
+        "flagged": t.flagged,
+        "department": t.department,
+        "assignee": t.assignee,
+        "channel": t.channel,
+        "customer": t.customer.email or t.customer.phone or t.customer.number,
+        "customer_number": t.customer.number,
+        "subject": t.subject,
+        "created_at": t.created_at,
+        "due_at": t.due_at,
     }
 
 
 def show_ticket(ctx: Context, ref: str) -> dict | None:
     with ctx.read_sessions() as session:
         t = session.scalar(
-            select(Ticket).where(Ticket.ref == ref).options(
-                selectinload(Ticket.customer), selectinload(Ticket.events),
+            select(Ticket)
+            .where(Ticket.ref == ref)
+            .options(
+                selectinload(Ticket.customer),
+                selectinload(Ticket.events),
                 selectinload(Ticket.messages).selectinload(Message.attachments),
             )
         )
@@ -47,9 +60,19 @@ def show_ticket(ctx: Context, ref: str) -> dict | None:
             "classification": t.classification,
             "messages": [
                 {
-                    "direction": m.direction, "kind": m.kind, "message_id": m.message_id, "from": m.from_addr, "to": m.to_addrs,
-                    "subject": m.subject, "at": m.received_at, "text": m.text, "defects": m.defects, "bytes": len(m.raw),
-                    "attachments": [{"filename": a.filename, "content_type": a.content_type, "size": a.size, "truncated": a.truncated} for a in m.attachments],
+                    "direction": m.direction,
+                    "kind": m.kind,
+                    "message_id": m.message_id,
+                    "from": m.from_addr,
+                    "to": m.to_addrs,
+                    "subject": m.subject,
+                    "at": m.received_at,
+                    "text": m.text,
+                    "defects": m.defects,
+                    "bytes": len(m.raw),
+                    "attachments": [
+                        {"filename": a.filename, "content_type": a.content_type, "size": a.size, "truncated": a.truncated} for a in m.attachments
+                    ],
                 }
                 for m in t.messages
             ],

@@ -1,4 +1,5 @@
 """Tickets and customers in the database: references, numbers, status changes, events."""
+
 from __future__ import annotations
 
 import re
@@ -30,7 +31,9 @@ def next_number(session: Session, name: str) -> int:
 
 
 _COUNTERS = Counter.__table__
-_TAKE_NUMBER = Prepared(update(_COUNTERS).where(_COUNTERS.c.name == bindparam("counter")).values(last=_COUNTERS.c.last + 1).returning(_COUNTERS.c.last))
+_TAKE_NUMBER = Prepared(
+    update(_COUNTERS).where(_COUNTERS.c.name == bindparam("counter")).values(last=_COUNTERS.c.last + 1).returning(_COUNTERS.c.last)
+)
 
 
 def new_ref(session: Session, prefix: str, tz: str, now: datetime) -> str:
@@ -57,8 +60,7 @@ _CUSTOMER_BY_EMAIL = Prepared(select(_CUSTOMERS.c.id).where(_CUSTOMERS.c.email =
 _CUSTOMER_BY_PHONE = select(_CUSTOMERS.c.id).where(_CUSTOMERS.c.phone == bindparam("phone"), _CUSTOMERS.c.email.is_(None)).limit(1)
 
 
-def find_or_create_customer(session: Session, *, email: str, phone: str, name: str, company: str, language: str,
-                            learn: bool = True) -> Customer:
+def find_or_create_customer(session: Session, *, email: str, phone: str, name: str, company: str, language: str, learn: bool = True) -> Customer:
     """The customer with this address (or phone), made when new. `learn` fills what the
     record lacks from this message; a web form proves nothing about the address typed
     into it, so it never changes a record (learn=False)."""
@@ -187,9 +189,18 @@ def queue_archive(session: Session, ticket: Ticket, reason: str, now: datetime) 
         ArchiveJob,  # the table only: no PDF machinery on this path
     )
 
-    add_row(session, ArchiveJob.__table__, {
-        "ticket_id": row_id(session, ticket), "reason": reason, "status": "pending", "attempts": 0, "next_attempt_at": now, "created_at": now,
-    })
+    add_row(
+        session,
+        ArchiveJob.__table__,
+        {
+            "ticket_id": row_id(session, ticket),
+            "reason": reason,
+            "status": "pending",
+            "attempts": 0,
+            "next_attempt_at": now,
+            "created_at": now,
+        },
+    )
 
 
 def open_counts(session: Session, staff_ids: list[str] | None = None) -> dict[str, int]:

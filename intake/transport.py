@@ -1,4 +1,5 @@
 """The one place outgoing mail leaves: an SMTP server, or a local Maildir when none is configured."""
+
 from __future__ import annotations
 
 import os

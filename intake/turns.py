@@ -13,6 +13,7 @@ needs nothing from the others), and a waiter that sees no progress for a second
 checks whether the holder, or the process whose ticket is up, is still alive, and
 passes over it if not. The flock is on a file next to the database (`<db>-turns`).
 """
+
 from __future__ import annotations
 
 import fcntl

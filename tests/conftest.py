@@ -6,6 +6,7 @@
 - `pg_url` (function): a SQLAlchemy URL of a database made for this test and dropped after.
   Skips when PostgreSQL is unreachable, unless CI is set: then it fails.
 """
+
 from __future__ import annotations
 
 import os

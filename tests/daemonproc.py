@@ -1,5 +1,6 @@
 """Run the real `intake` daemon as a separate process, as an operator would: for
 end-to-end tests and benchmarks (start, SIGTERM, kill -9, restart)."""
+
 from __future__ import annotations
 
 import os
@@ -14,23 +15,37 @@ from sqlalchemy import create_engine, func, select, text
 from intake.models import OutboxMail, Ticket
 
 
-def write_config(path: Path, *, db_url: str, var: Path, dovecot=None, smtp=None, users=("support",), extra: str = "",
-                 lease_retry_seconds: float | None = None) -> Path:
+def write_config(
+    path: Path, *, db_url: str, var: Path, dovecot=None, smtp=None, users=("support",), extra: str = "", lease_retry_seconds: float | None = None
+) -> Path:
     lines = [
-        "[database]", f'url = "{db_url}"',
+        "[database]",
+        f'url = "{db_url}"',
         *([f"lease_retry_seconds = {lease_retry_seconds}"] if lease_retry_seconds else []),
-        "[paths]", f'var = "{var}"',
-        "[maildir]", f'path = "{var / "drop"}"',
-        "[spool]", f'path = "{var / "spool"}"',
-        "[limits]", "acks_per_sender_per_hour = 1000",
-        "[outbox]", "retry_initial_seconds = 0.5", "retry_max_seconds = 2.0",
+        "[paths]",
+        f'var = "{var}"',
+        "[maildir]",
+        f'path = "{var / "drop"}"',
+        "[spool]",
+        f'path = "{var / "spool"}"',
+        "[limits]",
+        "acks_per_sender_per_hour = 1000",
+        "[outbox]",
+        "retry_initial_seconds = 0.5",
+        "retry_max_seconds = 2.0",
     ]
     if smtp is not None:
         lines += ["[smtp]", 'host = "127.0.0.1"', f"port = {smtp.port}", "timeout = 2.0"]
     for user in users if dovecot is not None else ():
         lines += [
-            "[[imap]]", f'name = "{user}"', 'host = "127.0.0.1"', f"port = {dovecot.port}", 'security = "plain"',
-            f'username = "{user}"', f'password = "{dovecot.users[user]}"', "poll_interval = 1.0",
+            "[[imap]]",
+            f'name = "{user}"',
+            'host = "127.0.0.1"',
+            f"port = {dovecot.port}",
+            'security = "plain"',
+            f'username = "{user}"',
+            f'password = "{dovecot.users[user]}"',
+            "poll_interval = 1.0",
         ]
     path.write_text("\n".join(lines) + "\n" + extra, encoding="utf-8")
     return path
@@ -44,16 +59,22 @@ class DaemonProcess:
         self.env = {**os.environ, "PYTHONUNBUFFERED": "1", "INTAKE_CONFIG": ""}
 
     def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-        proc = subprocess.run([sys.executable, "-m", "intake.cli", "--config", str(self.config), *args],
-                              cwd=self.cwd, env=self.env, capture_output=True, timeout=300)
+        proc = subprocess.run(
+            [sys.executable, "-m", "intake.cli", "--config", str(self.config), *args], cwd=self.cwd, env=self.env, capture_output=True, timeout=300
+        )
         if check and proc.returncode != 0:
             raise RuntimeError(f"intake {' '.join(args)} failed: {proc.stderr.decode()}")
         return proc
 
     def start(self, *args: str) -> None:
         with open(self.log, "ab") as log:
-            self.proc = subprocess.Popen([sys.executable, "-m", "intake.cli", "--config", str(self.config), "run", *args],
-                                         cwd=self.cwd, env=self.env, stdout=log, stderr=subprocess.STDOUT)
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "intake.cli", "--config", str(self.config), "run", *args],
+                cwd=self.cwd,
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
 
     def terminate(self, timeout: float = 30) -> int:
         self.proc.send_signal(signal.SIGTERM)

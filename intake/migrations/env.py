@@ -1,5 +1,6 @@
 """Alembic environment: `intake init` passes its own connection; the alembic CLI
 (alembic -c intake/migrations/alembic.ini) reads sqlalchemy.url."""
+
 from alembic import context
 from sqlalchemy import engine_from_config, pool
 

@@ -8,8 +8,10 @@ it (store.py). Each acquisition also writes the token's expiry beside it, which
 `intake status`, /metrics and /healthz read. Secrets come from `*_env` variables and
 files only and are never logged: errors carry the provider's error code and text.
 """
+
 from __future__ import annotations
 
+from datetime import UTC
 from pathlib import Path
 from typing import Protocol
 
@@ -71,7 +73,7 @@ def http_session(ca_file: str = "", timeout: float = 30.0):
 def credential_expiry(settings):
     """When the login's own credential expires (a Microsoft app's certificate, read from
     certificate_file; a client secret's `secret_expires` date), or None when unknown."""
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     if settings.auth != "oauth2":
         return None
@@ -81,7 +83,7 @@ def credential_expiry(settings):
         cert = x509.load_pem_x509_certificate(Path(settings.certificate_file).read_bytes())
         return cert.not_valid_after_utc
     if settings.secret_expires:
-        return datetime.fromisoformat(settings.secret_expires).replace(tzinfo=timezone.utc)
+        return datetime.fromisoformat(settings.secret_expires).replace(tzinfo=UTC)
     return None
 
 

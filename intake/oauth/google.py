@@ -7,11 +7,12 @@ installed app, e.g. a Gmail account): `intake auth login` obtains a refresh toke
 kept in paths.var/oauth/<label>.google.json and saved again whenever Google returns a
 new one.
 """
+
 from __future__ import annotations
 
 import json
 import threading
-from datetime import timezone
+from datetime import UTC
 from pathlib import Path
 
 import requests
@@ -50,8 +51,13 @@ class GoogleTokens:
         if not saved:
             return None
         return user_credentials.Credentials(
-            None, refresh_token=json.loads(saved)["refresh_token"], token_uri=self.token_uri or GOOGLE_TOKEN_URI,
-            client_id=self.client_id, client_secret=self.client_secret, scopes=self.scopes)
+            None,
+            refresh_token=json.loads(saved)["refresh_token"],
+            token_uri=self.token_uri or GOOGLE_TOKEN_URI,
+            client_id=self.client_id,
+            client_secret=self.client_secret,
+            scopes=self.scopes,
+        )
 
     def token(self) -> str:
         with self._lock:
@@ -74,7 +80,7 @@ class GoogleTokens:
             if self.delegated and creds.refresh_token and creds.refresh_token != before:
                 self._keep(creds.refresh_token)
             if creds.expiry is not None:  # google-auth's expiry is naive UTC
-                record_expiry(self.var, self.label, creds.expiry.replace(tzinfo=timezone.utc))
+                record_expiry(self.var, self.label, creds.expiry.replace(tzinfo=UTC))
         return creds.token
 
     def _keep(self, refresh_token: str) -> None:
@@ -90,8 +96,9 @@ class GoogleTokens:
             raise TokenError(f"{self.label}: oauth_flow = 'app' needs no sign-in (the service account is used)")
         with self._lock:
             code, redirect_uri, verifier = wait_for_code(auth_uri, self.client_id, self.scopes, self.username, say, port)
-            answer = exchange_code(self.http.session, self.token_uri or GOOGLE_TOKEN_URI, code, redirect_uri, verifier,
-                                   self.client_id, self.client_secret)
+            answer = exchange_code(
+                self.http.session, self.token_uri or GOOGLE_TOKEN_URI, code, redirect_uri, verifier, self.client_id, self.client_secret
+            )
             if "refresh_token" not in answer:
                 raise TokenError(f"{self.label}: Google gave no refresh token: {answer.get('error')}: {answer.get('error_description', '')}")
             self._keep(answer["refresh_token"])

@@ -7,13 +7,14 @@ own mailbox): PublicClientApplication; `intake auth login` runs the device-code 
 once, after which msal's token cache (the refresh token, which Entra ID rotates on use)
 is kept in paths.var/oauth/<label>.msal.json, saved whenever msal changed it.
 """
+
 from __future__ import annotations
 
 import logging
 import threading
-from datetime import datetime, timedelta, timezone
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Callable
 
 import msal
 import requests
@@ -38,8 +39,9 @@ class MicrosoftTokens:
     def __init__(self, settings, label: str, var: Path):
         self.label, self.var, self.username = label, Path(var), settings.username
         self.delegated = settings.oauth_flow == "delegated"
-        self.scopes = [settings.oauth_scope] if settings.oauth_scope else (
-            list(MICROSOFT_DELEGATED_SCOPES) if self.delegated else [MICROSOFT_APP_SCOPE])
+        self.scopes = (
+            [settings.oauth_scope] if settings.oauth_scope else (list(MICROSOFT_DELEGATED_SCOPES) if self.delegated else [MICROSOFT_APP_SCOPE])
+        )
         authority = settings.authority.rstrip("/") or f"https://login.microsoftonline.com/{settings.tenant}"
         options = {"authority": authority, "http_client": http_session(settings.oauth_ca_file)}
         if settings.authority:  # a sovereign cloud or a test's loopback: no discovery at login.microsoftonline.com
@@ -103,7 +105,7 @@ class MicrosoftTokens:
     def _access_token(self, result: dict) -> str:
         if "access_token" not in result:
             raise TokenError(f"{self.label}: Microsoft refused a token: {result.get('error')}: {result.get('error_description', '')[:300]}")
-        record_expiry(self.var, self.label, datetime.now(timezone.utc) + timedelta(seconds=int(result.get("expires_in", 0))))
+        record_expiry(self.var, self.label, datetime.now(UTC) + timedelta(seconds=int(result.get("expires_in", 0))))
         return result["access_token"]
 
     def _save_cache(self) -> None:

@@ -5,6 +5,7 @@ A server that refuses the token gets one more, freshly acquired: a token the pro
 revoked or expired early looks valid to our clock, and a silent renewal keeps the
 mailbox flowing. A second refusal goes up as the login error.
 """
+
 from __future__ import annotations
 
 import smtplib

@@ -2,13 +2,14 @@
 expiry. Written atomically (temp file in the same folder, fsync, rename, folder fsync)
 with mode 0600, so a crash leaves the old file or the new one, never half of one, and a
 rotated refresh token is on disk before it is used."""
+
 from __future__ import annotations
 
 import json
 import os
 import re
 import tempfile
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 
@@ -50,7 +51,7 @@ def read_private(path: Path) -> bytes | None:
 
 def record_expiry(var: Path, label: str, expires_at: datetime) -> None:
     """Write the expiry of the access token just acquired (no secret in it)."""
-    state = {"label": label, "expires_at": expires_at.isoformat(), "acquired_at": datetime.now(timezone.utc).isoformat()}
+    state = {"label": label, "expires_at": expires_at.isoformat(), "acquired_at": datetime.now(UTC).isoformat()}
     write_private(file_for(var, label, "state.json"), json.dumps(state).encode())
 
 
@@ -63,8 +64,10 @@ def token_states(var: Path) -> dict[str, dict]:
     for path in sorted(folder.glob("*.state.json")):
         try:
             data = json.loads(path.read_text())
-            states[data["label"]] = {"expires_at": datetime.fromisoformat(data["expires_at"]),
-                                     "acquired_at": datetime.fromisoformat(data["acquired_at"])}
+            states[data["label"]] = {
+                "expires_at": datetime.fromisoformat(data["expires_at"]),
+                "acquired_at": datetime.fromisoformat(data["acquired_at"]),
+            }
         except (OSError, ValueError, KeyError):
             continue  # being replaced, or not ours: the next look sees it
     return states

@@ -9,6 +9,7 @@ same lock (it would work the same mailboxes); one-shot commands (`ingest`,
 `status`, `tickets`, ...) do not. PostgreSQL has no guard: several daemons share
 the work there.
 """
+
 from __future__ import annotations
 
 import fcntl
@@ -27,7 +28,8 @@ class AlreadyRunning(Exception):
         super().__init__(
             f"another intake daemon ({who}) is running on the SQLite database {database}; "
             "SQLite allows one daemon per database (use PostgreSQL to run several). "
-            f"Lock file: {lock_path(database)}")
+            f"Lock file: {lock_path(database)}"
+        )
 
 
 def sqlite_file(url: str) -> Path | None:
@@ -50,7 +52,7 @@ class DaemonLock:
         self.path = lock_path(database)
         self._fd: int | None = None
 
-    def acquire(self) -> "DaemonLock":
+    def acquire(self) -> DaemonLock:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         # no O_TRUNC: the holder's pid must survive a refused opener; O_CLOEXEC: programs
         # the daemon starts (the archive's forkserver) must not inherit and outlive the lock
@@ -73,7 +75,7 @@ class DaemonLock:
             os.close(self._fd)  # closing drops the flock
             self._fd = None
 
-    def __enter__(self) -> "DaemonLock":
+    def __enter__(self) -> DaemonLock:
         return self.acquire()
 
     def __exit__(self, *exc) -> None:

@@ -1,11 +1,12 @@
 """GET /healthz: is the daemon up and its database answering, and when did each
 source last succeed."""
+
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
-from typing import Callable
 
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session, sessionmaker
@@ -38,12 +39,14 @@ def health(sessions: sessionmaker[Session], now: Callable[[], datetime], var: Pa
         return 503, body
     at = now()
     body["sources"] = {
-        s.source: {"last_success_age_seconds": round((at - s.last_success_at).total_seconds(), 3) if s.last_success_at else None,
-                   "up": not is_failing(s), **({"last_error": s.last_error} if is_failing(s) else {})}
+        s.source: {
+            "last_success_age_seconds": round((at - s.last_success_at).total_seconds(), 3) if s.last_success_at else None,
+            "up": not is_failing(s),
+            **({"last_error": s.last_error} if is_failing(s) else {}),
+        }
         for s in rows
     }
     body["failing"] = sorted(s.source for s in rows if is_failing(s))
     if var is not None:
-        body["tokens"] = {label: {"expires_in_seconds": round((t["expires_at"] - at).total_seconds())}
-                          for label, t in token_states(var).items()}
+        body["tokens"] = {label: {"expires_in_seconds": round((t["expires_at"] - at).total_seconds())} for label, t in token_states(var).items()}
     return 200, body

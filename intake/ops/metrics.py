@@ -6,12 +6,13 @@ gauges are short read queries, so they show the whole database, whichever daemon
 the work. A database that does not answer turns into `intake_database_up 0`, never
 into a failed scrape.
 """
+
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from pathlib import Path
-from typing import Callable, Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily, Metric
@@ -24,11 +25,14 @@ from sqlalchemy.orm import Session, sessionmaker
 log = logging.getLogger("intake.ops.metrics")
 
 # not in prometheus_client's global registry: each listener builds its own (registry())
-TAKEN = Counter("intake_messages_taken", "Items the pipeline took, by source and outcome",
-                ["source", "outcome"], registry=None)
-LATENCY = Histogram("intake_pipeline_seconds", "Time from the pipeline receiving an item to its outcome",
-                    ["channel"], registry=None,
-                    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60))
+TAKEN = Counter("intake_messages_taken", "Items the pipeline took, by source and outcome", ["source", "outcome"], registry=None)
+LATENCY = Histogram(
+    "intake_pipeline_seconds",
+    "Time from the pipeline receiving an item to its outcome",
+    ["channel"],
+    registry=None,
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+)
 
 
 def record_take(source: str, channel: str, outcome: str, seconds: float) -> None:
@@ -46,8 +50,9 @@ class DatabaseCollector:
     def collect(self) -> Iterator[Metric]:
         from intake.sources.lease import held
 
-        leases = GaugeMetricFamily("intake_lease_held", "1 where this daemon holds the source's lease (reads it), 0 where it stands by",
-                                   labels=["source"])
+        leases = GaugeMetricFamily(
+            "intake_lease_held", "1 where this daemon holds the source's lease (reads it), 0 where it stands by", labels=["source"]
+        )
         for source, holds in sorted(held.items()):
             leases.add_metric([source], 1 if holds else 0)
         yield leases
@@ -70,8 +75,11 @@ class DatabaseCollector:
         now = self.now()
         with self.sessions() as session:
             # not "sent": that count grows forever and would cost a scan of the whole table
-            outbox = dict(session.execute(select(OutboxMail.status, func.count())
-                                          .where(OutboxMail.status.in_(("pending", "failed"))).group_by(OutboxMail.status)).all())
+            outbox = dict(
+                session.execute(
+                    select(OutboxMail.status, func.count()).where(OutboxMail.status.in_(("pending", "failed"))).group_by(OutboxMail.status)
+                ).all()
+            )
             oldest = session.scalar(select(func.min(OutboxMail.created_at)).where(OutboxMail.status == "pending"))
             held = session.scalar(select(func.count()).select_from(QuarantineItem).where(QuarantineItem.status == "held"))
             states = list(session.scalars(select(SourceState)))
@@ -83,8 +91,11 @@ class DatabaseCollector:
             g.add_metric([status], outbox.get(status, 0))
         yield g
         yield GaugeMetricFamily("intake_outbox_depth", "Mails waiting to be sent", value=outbox.get("pending", 0))
-        yield GaugeMetricFamily("intake_outbox_oldest_pending_age_seconds", "Age of the oldest mail waiting to be sent (0: none)",
-                                value=max(0.0, (now - oldest).total_seconds()) if oldest else 0.0)
+        yield GaugeMetricFamily(
+            "intake_outbox_oldest_pending_age_seconds",
+            "Age of the oldest mail waiting to be sent (0: none)",
+            value=max(0.0, (now - oldest).total_seconds()) if oldest else 0.0,
+        )
         yield GaugeMetricFamily("intake_quarantine_held", "Items held in the quarantine", value=held or 0)
         age = GaugeMetricFamily("intake_source_last_success_age_seconds", "Seconds since each source last succeeded", labels=["source"])
         errors = GaugeMetricFamily("intake_source_errors", "Errors each source has reported", labels=["source"])
@@ -102,8 +113,11 @@ class DatabaseCollector:
             for status in ("pending", "running", "done", "failed"):
                 jobs.add_metric([status], archive.get(status, 0))
             yield jobs
-            yield GaugeMetricFamily("intake_archive_backlog", "Archive jobs not yet done (pending or running)",
-                                    value=archive.get("pending", 0) + archive.get("running", 0))
+            yield GaugeMetricFamily(
+                "intake_archive_backlog",
+                "Archive jobs not yet done (pending or running)",
+                value=archive.get("pending", 0) + archive.get("running", 0),
+            )
         if breaches is not None:
             yield GaugeMetricFamily("intake_sla_breaches", "Tickets escalated at an SLA breach", value=breaches)
 
@@ -134,21 +148,24 @@ class TokenCollector:
     def collect(self) -> Iterator[Metric]:
         from intake.oauth.store import token_states
 
-        g = GaugeMetricFamily("intake_token_expires_seconds", "Seconds until the OAuth2 access token of each login expires",
-                              labels=["source"])
+        g = GaugeMetricFamily("intake_token_expires_seconds", "Seconds until the OAuth2 access token of each login expires", labels=["source"])
         at = self.now()
         for label, state in token_states(self.var).items():
             g.add_metric([label], (state["expires_at"] - at).total_seconds())
         yield g
-        c = GaugeMetricFamily("intake_credential_expires_seconds",
-                              "Seconds until each OAuth2 login's client secret (secret_expires) or certificate expires", labels=["source"])
+        c = GaugeMetricFamily(
+            "intake_credential_expires_seconds",
+            "Seconds until each OAuth2 login's client secret (secret_expires) or certificate expires",
+            labels=["source"],
+        )
         for label, expires in self.credentials.items():
             c.add_metric([label], (expires - at).total_seconds())
         yield c
 
 
-def registry(sessions: sessionmaker[Session], now: Callable[[], datetime], var: Path | None = None,
-             credentials: dict[str, datetime] | None = None) -> CollectorRegistry:
+def registry(
+    sessions: sessionmaker[Session], now: Callable[[], datetime], var: Path | None = None, credentials: dict[str, datetime] | None = None
+) -> CollectorRegistry:
     """What one listener serves: the pipeline's counters, the database gauges, the process,
     and with `var` the OAuth2 tokens' expiry."""
     reg = CollectorRegistry()

@@ -1,5 +1,6 @@
 """The operations listener ([metrics] listen): /metrics and /healthz as a small
 Starlette app, served by uvicorn in a daemon thread like the web form."""
+
 from __future__ import annotations
 
 import logging

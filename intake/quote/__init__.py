@@ -9,6 +9,7 @@ there we also know what we sent (KnownText), so our own quoted lines are recogni
 whatever the client's markers look like, and HTML-only replies are cut at the
 client's quote container before conversion.
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterable

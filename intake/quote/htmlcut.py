@@ -6,6 +6,7 @@ no cut of their own: the conversion turns them into '>' lines, which keeps answe
 written between them. The containers below hold (or open) the whole quoted message,
 so everything from their start on is dropped.
 """
+
 from __future__ import annotations
 
 import re
@@ -13,13 +14,22 @@ from html.parser import HTMLParser
 
 # (attribute, value pattern): an element whose attribute matches opens the quoted message
 _QUOTE_CONTAINERS = (
-    ("class", re.compile(
-        r"\b(?:gmail_quote|gmail_attr|gmail_extra|yahoo_quoted|iosymail|moz-cite-prefix|protonmail_quote|zmail_extra|tutanota_quote|skiff_quote"
-        r"|__aliyun_quote|quote-wrapper)\b")),
-    ("id", re.compile(
-        r"^(?:divRplyFwdMsg|appendonsend|mail-editor-reference-message-container|AppleOriginalContents|original-content|isReplyContent"
-        r"|isForwardContent|reply-content|ntes_quote|origbody|QQMailReplyQuote|stopSpelling|replySplit|reply139content|oriMsgHtmlSeperator"
-        r"|zwchr|yahoo_quoted_\w+)$", re.IGNORECASE)),  # 139: China Mobile's mail
+    (
+        "class",
+        re.compile(
+            r"\b(?:gmail_quote|gmail_attr|gmail_extra|yahoo_quoted|iosymail|moz-cite-prefix|protonmail_quote|zmail_extra|tutanota_quote|skiff_quote"
+            r"|__aliyun_quote|quote-wrapper)\b"
+        ),
+    ),
+    (
+        "id",
+        re.compile(
+            r"^(?:divRplyFwdMsg|appendonsend|mail-editor-reference-message-container|AppleOriginalContents|original-content|isReplyContent"
+            r"|isForwardContent|reply-content|ntes_quote|origbody|QQMailReplyQuote|stopSpelling|replySplit|reply139content|oriMsgHtmlSeperator"
+            r"|zwchr|yahoo_quoted_\w+)$",
+            re.IGNORECASE,
+        ),
+    ),  # 139: China Mobile's mail
     ("name", re.compile(r"^(?:quote|QQMailReplyQuote)$", re.IGNORECASE)),
 )
 # Outlook desktop: <div style="border:none;border-top:solid #E1E1E1 1.0pt;padding:3.0pt 0cm 0cm 0cm"> above the header block

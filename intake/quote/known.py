@@ -6,6 +6,7 @@ and Message-ID). A staff member's reply to a notification quotes it: with or wit
 compared normalised (NFKC, quote prefixes, whitespace and mailto: decorations gone,
 lower case), whole or as a piece of our text, so a re-wrapped line still matches.
 """
+
 from __future__ import annotations
 
 import re

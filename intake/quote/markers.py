@@ -11,6 +11,7 @@ language tables of mail-parser-reply (MIT). The Nordic, Central European, Turkis
 Vietnamese, Indonesian, Thai, Arabic and Hebrew words are those Outlook, Gmail, Apple Mail and
 Thunderbird print in those languages (issue 14 follow-up: misses of the third-party splits).
 """
+
 from __future__ import annotations
 
 import re
@@ -22,24 +23,145 @@ import unicodedata
 # "sent" or "subject" line among consecutive header lines.
 _LABELS = {
     "from": (
-        "from", "发件人", "寄件者", "寄件人", "發件人", "von", "de", "da", "van", "от", "差出人", "送信者", "보낸사람", "afzender",
-        "fra", "från", "lähettäjä", "od", "feladó", "kimden", "από", "từ", "dari", "จาก", "من", "מאת",
+        "from",
+        "发件人",
+        "寄件者",
+        "寄件人",
+        "發件人",
+        "von",
+        "de",
+        "da",
+        "van",
+        "от",
+        "差出人",
+        "送信者",
+        "보낸사람",
+        "afzender",
+        "fra",
+        "från",
+        "lähettäjä",
+        "od",
+        "feladó",
+        "kimden",
+        "από",
+        "từ",
+        "dari",
+        "จาก",
+        "من",
+        "מאת",
     ),
     "sent": (
-        "sent", "date", "发送时间", "时间", "日期", "发件时间", "寄件日期", "傳送時間", "發送時間", "gesendet", "datum", "envoyé", "envoye",
-        "enviado", "enviada", "enviadoem", "enviadaem", "fecha", "data", "inviato", "verzonden", "отправлено", "дата", "送信日時", "日付", "보낸날짜", "날짜",
-        "sendt", "dato", "skickat", "lähetetty", "päivämäärä", "odesláno", "wysłano", "elküldve", "dátum", "gönderildi", "gönderilme", "tarih",
-        "στάλθηκε", "ημερομηνία", "đãgửi", "ngày", "dikirim", "tanggal", "ส่ง", "วันที่", "أرسلت", "أرسل", "تاريخ", "التاريخ", "تاريخالإرسال",
-        "נשלח", "תאריך",
+        "sent",
+        "date",
+        "发送时间",
+        "时间",
+        "日期",
+        "发件时间",
+        "寄件日期",
+        "傳送時間",
+        "發送時間",
+        "gesendet",
+        "datum",
+        "envoyé",
+        "envoye",
+        "enviado",
+        "enviada",
+        "enviadoem",
+        "enviadaem",
+        "fecha",
+        "data",
+        "inviato",
+        "verzonden",
+        "отправлено",
+        "дата",
+        "送信日時",
+        "日付",
+        "보낸날짜",
+        "날짜",
+        "sendt",
+        "dato",
+        "skickat",
+        "lähetetty",
+        "päivämäärä",
+        "odesláno",
+        "wysłano",
+        "elküldve",
+        "dátum",
+        "gönderildi",
+        "gönderilme",
+        "tarih",
+        "στάλθηκε",
+        "ημερομηνία",
+        "đãgửi",
+        "ngày",
+        "dikirim",
+        "tanggal",
+        "ส่ง",
+        "วันที่",
+        "أرسلت",
+        "أرسل",
+        "تاريخ",
+        "التاريخ",
+        "تاريخالإرسال",
+        "נשלח",
+        "תאריך",
     ),
     "to": (
-        "to", "收件人", "收件者", "an", "à", "a", "para", "aan", "кому", "宛先", "받는사람", "til", "till", "vastaanottaja", "komu", "do",
-        "címzett", "kime", "προς", "đến", "tới", "kepada", "ถึง", "إلى", "אל",
+        "to",
+        "收件人",
+        "收件者",
+        "an",
+        "à",
+        "a",
+        "para",
+        "aan",
+        "кому",
+        "宛先",
+        "받는사람",
+        "til",
+        "till",
+        "vastaanottaja",
+        "komu",
+        "do",
+        "címzett",
+        "kime",
+        "προς",
+        "đến",
+        "tới",
+        "kepada",
+        "ถึง",
+        "إلى",
+        "אל",
     ),
     "cc": ("cc", "抄送", "副本", "kopie", "copie", "копия", "참조", "bcc", "kopi", "kopia", "dw", "másolat", "bilgi", "κοιν", "עותק", "نسخة"),
     "subject": (
-        "subject", "主题", "主旨", "betreff", "objet", "asunto", "assunto", "oggetto", "onderwerp", "тема", "件名", "제목", "emne", "ämne",
-        "aihe", "předmět", "temat", "tárgy", "konu", "θέμα", "chủđề", "tiêuđề", "perihal", "subjek", "เรื่อง", "الموضوع", "נושא",
+        "subject",
+        "主题",
+        "主旨",
+        "betreff",
+        "objet",
+        "asunto",
+        "assunto",
+        "oggetto",
+        "onderwerp",
+        "тема",
+        "件名",
+        "제목",
+        "emne",
+        "ämne",
+        "aihe",
+        "předmět",
+        "temat",
+        "tárgy",
+        "konu",
+        "θέμα",
+        "chủđề",
+        "tiêuđề",
+        "perihal",
+        "subjek",
+        "เรื่อง",
+        "الموضوع",
+        "נושא",
     ),
     "other": ("reply-to", "importance", "priority", "attachments", "附件", "重要性", "organization"),
 }
@@ -54,7 +176,7 @@ def header_role(line: str) -> str | None:
     # characters are read: the label pattern run over a line's indentation backtracked
     # through every split of it (1 MB of text indented by 200 spaces: 5.3 s).
     start = _LEAD.match(line).end()  # type: ignore[union-attr]  # matches the empty string at worst
-    m = _LABEL.match(unicodedata.normalize("NFKC", line[start:start + 64]))
+    m = _LABEL.match(unicodedata.normalize("NFKC", line[start : start + 64]))
     if m is None:
         return None
     label = re.sub(r"[\s*]+", "", m.group(1)).lower()
@@ -166,8 +288,32 @@ _DATED_NAME_ADDRESS = re.compile(r"^(?=.{0,60}\d)[^<>\n]{6,200}<[^<>\s@]{1,64}@[
 
 # a line that could end an attribution holds one of these: the cheap test before the costly ones
 _WROTE_WORDS = (
-    "wrote", "schrieb", "écrit", "escribió", "escreveu", "scritto", "schreef", "писал", "写道", "寫道", "書きました", "작성", "のメッセージ",
-    "skrev", "kirjoitti", "napsal", "napisał", "írta", "yazdı", "έγραψε", "viết", "menulis", "scris", "เขียน", "كتب", "כתב",
+    "wrote",
+    "schrieb",
+    "écrit",
+    "escribió",
+    "escreveu",
+    "scritto",
+    "schreef",
+    "писал",
+    "写道",
+    "寫道",
+    "書きました",
+    "작성",
+    "のメッセージ",
+    "skrev",
+    "kirjoitti",
+    "napsal",
+    "napisał",
+    "írta",
+    "yazdı",
+    "έγραψε",
+    "viết",
+    "menulis",
+    "scris",
+    "เขียน",
+    "كتب",
+    "כתב",
 )
 
 
@@ -193,6 +339,8 @@ def wraps_quoted_line(lines: list[str], i: int) -> bool:
     quoted_text = above.lstrip().lstrip(">").strip()
     first_word = lines[i].split(None, 1)[0]
     return len(quoted_text) >= _WRAP_WIDTH - 20 and len(quoted_text) + 1 + len(first_word) > _WRAP_WIDTH
+
+
 MAX_SCAN_LINES = 3000  # a quote marker further down is not looked for (hostile or huge text stays whole)
 
 
@@ -206,12 +354,19 @@ def quote_start(lines: list[str], i: int) -> int:
     wrote = _wrote(line)
     if (wrote and _attribution(line)) or _FORWARDED.match(line):
         return 1
-    if i + 1 < len(lines) and _wrote(lines[i + 1]) and _WROTE_LINE.match(lines[i + 1].lstrip()) and (
-        _ATTRIBUTION_START.match(line.lstrip()) or (_DATED_START.match(line) and lines[i + 1].rstrip().endswith((":", "：")))
+    if (
+        i + 1 < len(lines)
+        and _wrote(lines[i + 1])
+        and _WROTE_LINE.match(lines[i + 1].lstrip())
+        and (_ATTRIBUTION_START.match(line.lstrip()) or (_DATED_START.match(line) and lines[i + 1].rstrip().endswith((":", "："))))
     ):
         return 2
     for extra in (1, 2) if _may_open_attribution(line) else ():
-        if i + extra < len(lines) and any(_wrote(lines[j]) for j in range(i, i + extra + 1)) and all(lines[j].strip() and not (j > i and _ATTRIBUTION_START.match(lines[j].lstrip())) for j in range(i, i + extra + 1)):
+        if (
+            i + extra < len(lines)
+            and any(_wrote(lines[j]) for j in range(i, i + extra + 1))
+            and all(lines[j].strip() and not (j > i and _ATTRIBUTION_START.match(lines[j].lstrip())) for j in range(i, i + extra + 1))
+        ):
             if _ATTRIBUTION_JOINED.match(" ".join(lines[j].strip() for j in range(i, i + extra + 1))):
                 return extra + 1
     if _ADDRESS_COLON.match(line) and (_next_is_quoted(lines, i) or _DATED_NAME_ADDRESS.match(line)):

@@ -1,5 +1,6 @@
 """A writer's signature learned from their earlier replies: the closing lines that end
 what they wrote in at least two of them (a sign-off with name, department, phone)."""
+
 from __future__ import annotations
 
 from collections import Counter

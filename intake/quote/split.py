@@ -11,6 +11,7 @@ lines between quoted blocks (interleaved answers), or everything after it when t
 reply is bottom-posted. Then the signature goes: '-- ', a mobile line ("Sent from my
 iPhone", "发自我的iPhone"), the writer's own signature text or bare address.
 """
+
 from __future__ import annotations
 
 import re
@@ -37,7 +38,7 @@ def split(text: str, known: KnownText | None = None, signatures: Iterable[str] =
         kept = [line for line in lines if not markers.QUOTED.match(line)]
     else:
         head = [line for line in lines[:cut] if not markers.QUOTED.match(line)]
-        answers = _answers_in_quote(lines[cut + marker_lines:], bottom_posted=not _has_content(head), known=known)
+        answers = _answers_in_quote(lines[cut + marker_lines :], bottom_posted=not _has_content(head), known=known)
         while head and not head[-1].strip() and answers:
             head.pop()
         kept = head + answers

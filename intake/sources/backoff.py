@@ -1,4 +1,5 @@
 """Exponential backoff with jitter, for sources that reconnect after an error."""
+
 from __future__ import annotations
 
 import random

@@ -7,6 +7,7 @@ moves the IMAP message, moves the file to done/. A crash anywhere in between mak
 the source offer the item again, and the pipeline answers `duplicate` for a ref or
 a message it already holds.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence

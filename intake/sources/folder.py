@@ -7,6 +7,7 @@ committed) is the file moved, atomically, to its done place, or to its rejected 
 with a reason file beside it. Nothing is ever deleted. A sink failure leaves the file
 where it is, to be offered again at the next scan.
 """
+
 from __future__ import annotations
 
 import hashlib

@@ -14,14 +14,15 @@ Every connection is made by `connect(account)`, so tests and other providers rep
 one function; it logs in with the password or an OAuth2 token (intake/oauth). Any error (socket drop, BYE, timeout, refused login) is reported through
 `sink.report`, and the source reconnects with exponential backoff.
 """
+
 from __future__ import annotations
 
 import logging
 import ssl
 import threading
 import time
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Iterable, Iterator
 
 from imapclient import IMAPClient
 from imapclient.exceptions import IMAPClientError

@@ -10,6 +10,7 @@ message by its content and source key); the lease keeps daemons from fetching th
 same mail twice and from moving it under each other's feet.
 SQLite serves one daemon only (intake/ops/guard.py), so there the lease is always held.
 """
+
 from __future__ import annotations
 
 import hashlib

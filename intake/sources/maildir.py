@@ -11,6 +11,7 @@ folder. Messages the pipeline quarantined go into `.Rejected/cur/`, with
 `.Rejected/<name>.reason.txt` beside that folder's cur/ (outside tmp/new/cur, so mail
 clients do not list the reason as a message). Nothing is deleted.
 """
+
 from __future__ import annotations
 
 from pathlib import Path

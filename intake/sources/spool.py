@@ -7,6 +7,7 @@ Layout: `<spool>/*.json` waiting, `<spool>/tmp/` for files being written (never 
 Other systems must write into tmp/ and rename into the spool (as write_spool_file does);
 a file copied in directly is only taken once it has not changed for `settle_seconds`.
 """
+
 from __future__ import annotations
 
 import json
@@ -46,8 +47,10 @@ class SpoolSource(FolderSource):
             except FileNotFoundError:
                 continue
             rejected = self.root / "rejected" / path.name.lstrip(".")
-            write_atomic(rejected.with_name(rejected.name + ".reason.txt"),
-                         b"an unfinished write left in tmp/ (the writer crashed); it was never a submission\n")
+            write_atomic(
+                rejected.with_name(rejected.name + ".reason.txt"),
+                b"an unfinished write left in tmp/ (the writer crashed); it was never a submission\n",
+            )
             move(path, rejected)
             moved += 1
         return moved

@@ -1,4 +1,5 @@
 """Carrying out a checked staff command on its ticket, each with its event in the log."""
+
 from __future__ import annotations
 
 from datetime import date, datetime, time

@@ -7,6 +7,7 @@ a header into a forged mail, but not one our server vouches for (it removes or
 overrides foreign ones with its own id). A pass means: dmarc=pass, or dkim=pass for the
 From domain (header.d), or spf=pass for it (smtp.mailfrom).
 """
+
 from __future__ import annotations
 
 import re

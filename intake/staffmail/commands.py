@@ -18,6 +18,7 @@ that is only a greeting ("Hi,") beside commands is no answer and is not relayed.
 All or nothing: if any command is unknown or malformed, none is carried out and
 nothing is relayed; the staff member gets the errors (relay.py).
 """
+
 from __future__ import annotations
 
 import re
@@ -37,18 +38,38 @@ ALIASES = {
 _NAMES = {alias: name for name, aliases in ALIASES.items() for alias in aliases}
 
 STATUS_VALUES = {
-    "in_progress": "in_progress", "in-progress": "in_progress", "处理中": "in_progress", "處理中": "in_progress",
-    "follow_up": "follow_up", "follow-up": "follow_up", "followup": "follow_up", "需跟进": "follow_up", "需跟進": "follow_up",
-    "resolved": "resolved", "已完成": "resolved", "已解决": "resolved", "已解決": "resolved", "完成": "resolved",
+    "in_progress": "in_progress",
+    "in-progress": "in_progress",
+    "处理中": "in_progress",
+    "處理中": "in_progress",
+    "follow_up": "follow_up",
+    "follow-up": "follow_up",
+    "followup": "follow_up",
+    "需跟进": "follow_up",
+    "需跟進": "follow_up",
+    "resolved": "resolved",
+    "已完成": "resolved",
+    "已解决": "resolved",
+    "已解決": "resolved",
+    "完成": "resolved",
 }
 TYPE_VALUES = {
     **{t: t for t in ("inquiry", "complaint", "fault", "request", "suggestion")},
-    "咨询": "inquiry", "諮詢": "inquiry", "投诉": "complaint", "投訴": "complaint", "故障": "fault",
-    "需求": "request", "建议": "suggestion", "建議": "suggestion",
+    "咨询": "inquiry",
+    "諮詢": "inquiry",
+    "投诉": "complaint",
+    "投訴": "complaint",
+    "故障": "fault",
+    "需求": "request",
+    "建议": "suggestion",
+    "建議": "suggestion",
 }
 URGENCY_VALUES = {
     **{u: u for u in ("urgent", "important", "normal")},
-    "紧急": "urgent", "緊急": "urgent", "重要": "important", "一般": "normal",
+    "紧急": "urgent",
+    "緊急": "urgent",
+    "重要": "important",
+    "一般": "normal",
 }
 
 _LINE = re.compile(r"^#(?P<name>[^\s:#\d][^\s:]*)\s*:?\s*(?P<arg>.*)$")

@@ -4,6 +4,7 @@ Its mail goes through intake.outgoing.queue_mail: mail to staff (notifications,
 reminders, errors) to the outbox only, as it is internal; mail to the customer (a
 relayed reply, a survey) also onto the ticket's thread, like the acknowledgement.
 """
+
 from __future__ import annotations
 
 from sqlalchemy.orm import Session

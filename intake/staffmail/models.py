@@ -4,6 +4,7 @@ Each "sent once" fact (a reminder, an escalation, a follow-up reminder, a survey
 time-out) is a timestamp column claimed with a conditional UPDATE in the same
 transaction that queues the mail, so two daemons on one database never both send it.
 """
+
 from __future__ import annotations
 
 from datetime import date, datetime

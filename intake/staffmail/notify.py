@@ -4,6 +4,7 @@
 Everything here renders templates and queues outbox rows in the caller's
 transaction; nothing is sent from here.
 """
+
 from __future__ import annotations
 
 import re
@@ -57,17 +58,24 @@ def earlier_tickets(session: Session, ctx: Context, ticket: Ticket) -> list[Tick
 
 
 _EARLIER_TICKETS = (  # built once: it runs for every notification
-    select(Ticket).where(Ticket.customer_id == bindparam("customer"), Ticket.id != bindparam("ticket"))
-    .order_by(Ticket.id.desc()).limit(bindparam("limit"))
+    select(Ticket)
+    .where(Ticket.customer_id == bindparam("customer"), Ticket.id != bindparam("ticket"))
+    .order_by(Ticket.id.desc())
+    .limit(bindparam("limit"))
 )
 
 
 def _case_context(session: Session, ctx: Context, ticket: Ticket, lang: str) -> dict:
     customer = ticket.customer
     return {
-        "ticket": ticket, "customer": customer, "phone": mask_phone(customer.phone), "support": ctx.config.support,
-        "due_local": sla.local(ctx.config, ticket.due_at), "eta_local": sla.local(ctx.config, ticket.expected_completion)[:10] if ticket.expected_completion else "",
-        "department": department_label(ctx, ticket.department, lang), "earlier": earlier_tickets(session, ctx, ticket),
+        "ticket": ticket,
+        "customer": customer,
+        "phone": mask_phone(customer.phone),
+        "support": ctx.config.support,
+        "due_local": sla.local(ctx.config, ticket.due_at),
+        "eta_local": sla.local(ctx.config, ticket.expected_completion)[:10] if ticket.expected_completion else "",
+        "department": department_label(ctx, ticket.department, lang),
+        "earlier": earlier_tickets(session, ctx, ticket),
         "tz": ctx.config.tickets.timezone,
     }
 
@@ -87,7 +95,14 @@ def notify_assignee(session: Session, ctx: Context, ticket: Ticket, *, reason: s
 
         text = strip_quoted(message.text or "")
     mail = ctx.templates.mail(
-        "notify", lang, member=member, reason=reason, by=by, message=message, message_text=text, **_case_context(session, ctx, ticket, lang),
+        "notify",
+        lang,
+        member=member,
+        reason=reason,
+        by=by,
+        message=message,
+        message_text=text,
+        **_case_context(session, ctx, ticket, lang),
     )
     queue_mail(session, ctx, ticket, kind="notify", mail=mail, to_addr=member.email, to_name=member.name, reply_to=reply_address(ctx, ticket))
     return True
@@ -108,19 +123,54 @@ def notify_head(session: Session, ctx: Context, ticket: Ticket, *, kind: str, me
 
         text = strip_quoted(message.text or "")
     mail = ctx.templates.mail(
-        "escalation", lang, head=head, kind=kind, assignee=assignee, message_text=text, now_local=sla.local(ctx.config, ctx.now()),
+        "escalation",
+        lang,
+        head=head,
+        kind=kind,
+        assignee=assignee,
+        message_text=text,
+        now_local=sla.local(ctx.config, ctx.now()),
         **_case_context(session, ctx, ticket, lang),
     )
-    queue_mail(session, ctx, ticket, kind="flagged" if kind == "flagged" else "escalation", mail=mail, to_addr=head.email, to_name=head.name,
-                reply_to=reply_address(ctx, ticket))
+    queue_mail(
+        session,
+        ctx,
+        ticket,
+        kind="flagged" if kind == "flagged" else "escalation",
+        mail=mail,
+        to_addr=head.email,
+        to_name=head.name,
+        reply_to=reply_address(ctx, ticket),
+    )
     return True
 
 
-def tell_staff(session: Session, ctx: Context, ticket: Ticket | None, member, *, problems: list[str], subject: str, original: str = "",
-               relayed: bool = False, commands_applied: bool = False, kind: str = "staff_error") -> None:
+def tell_staff(
+    session: Session,
+    ctx: Context,
+    ticket: Ticket | None,
+    member,
+    *,
+    problems: list[str],
+    subject: str,
+    original: str = "",
+    relayed: bool = False,
+    commands_applied: bool = False,
+    kind: str = "staff_error",
+) -> None:
     """A staff member's reply was not relayed (or, relayed=True, only partly): say why."""
     lang = staff_language(member)
-    mail = ctx.templates.mail("staff_error", lang, member=member, ticket=ticket, problems=problems, subject=subject, original=original,
-                              support=ctx.config.support, relayed=relayed, commands_applied=commands_applied)
+    mail = ctx.templates.mail(
+        "staff_error",
+        lang,
+        member=member,
+        ticket=ticket,
+        problems=problems,
+        subject=subject,
+        original=original,
+        support=ctx.config.support,
+        relayed=relayed,
+        commands_applied=commands_applied,
+    )
     reply_to = reply_address(ctx, ticket) if ticket is not None and ticket.assignee == member.id else None
     queue_mail(session, ctx, ticket, kind=kind, mail=mail, to_addr=member.email, to_name=member.name, reply_to=reply_to)

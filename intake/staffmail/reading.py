@@ -4,6 +4,7 @@ gone), the commands in it, and whether what is left may go to the customer.
 The relay (relay.py) acts on a Reading; the reply corpus (tests, bench/reply_corpus.py)
 reads the same way, so its figures are the daemon's.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -27,8 +28,9 @@ class Reading:
         return not self.leaked and not self.parsed.errors and not self.parsed.internal and bool(self.parsed.body)
 
 
-def read_reply(msg: ParsedMessage, known: KnownText, *, signatures: list[str], own_addresses: list[str],
-               staff_lookup: Callable[[str], str | None], today: date) -> Reading:
+def read_reply(
+    msg: ParsedMessage, known: KnownText, *, signatures: list[str], own_addresses: list[str], staff_lookup: Callable[[str], str | None], today: date
+) -> Reading:
     # the HTML part only when the text was made from it (no text/plain part): cut on its structure first
     html = msg.html if msg.html and (not msg.text or msg.text == html_to_text(msg.html, [])) else None
     new_text = staff_reply_text(msg.text, html, known, signatures=signatures, own_addresses=own_addresses)

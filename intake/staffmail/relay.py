@@ -16,6 +16,7 @@ A staff member's mail that threads to a ticket by subject or References but came
 to the plain support address (no token) is refused the same way: a forged From
 alone never passes, and a real colleague learns to reply to the notification.
 """
+
 from __future__ import annotations
 
 from datetime import timedelta
@@ -72,9 +73,15 @@ def handle(case: Case, session: Session, ctx: Context) -> None:
     sender = member_by_address(ctx, msg.from_addr)
     if not tokens:
         if sender is not None and case.ticket is not None and not case.autoreply:
-            _refuse(case, session, ctx, case.ticket, sender,
-                    f"a reply from staff address {msg.from_addr} without the ticket's reply address; reply to the notification mail "
-                    "/ 请直接回复通知邮件（使用其专用回复地址）")
+            _refuse(
+                case,
+                session,
+                ctx,
+                case.ticket,
+                sender,
+                f"a reply from staff address {msg.from_addr} without the ticket's reply address; reply to the notification mail "
+                "/ 请直接回复通知邮件（使用其专用回复地址）",
+            )
         return  # a customer's mail: the rest of the pipeline
     if case.autoreply:  # an out-of-office answering a notification: nobody hears of it
         raise Stop("autoreply_ignored", f"automatic reply to a staff reply address: {case.autoreply}", None)
@@ -92,9 +99,16 @@ def handle(case: Case, session: Session, ctx: Context) -> None:
     if not allowed(ctx, ticket, sender):
         directory = ctx.staff()
         owner = directory.member(ticket.assignee) if directory is not None and ticket.assignee else None
-        _refuse(case, session, ctx, ticket, sender or owner,
-                f"{msg.from_addr[:100] or 'an unknown sender'} may not act on ticket {ticket.ref}: only its assignee"
-                + (" or the department head" if cfg.staff_mail.allow_department_head else "") + " / 发件人无权处理此工单")
+        _refuse(
+            case,
+            session,
+            ctx,
+            ticket,
+            sender or owner,
+            f"{msg.from_addr[:100] or 'an unknown sender'} may not act on ticket {ticket.ref}: only its assignee"
+            + (" or the department head" if cfg.staff_mail.allow_department_head else "")
+            + " / 发件人无权处理此工单",
+        )
     _accept(case, session, ctx, ticket, sender)
 
 
@@ -118,7 +132,8 @@ def _refuse(case: Case, session: Session, ctx: Context, ticket: Ticket | None, t
 REFUSAL_KIND = "staff_refused"  # the outbox kind of a refusal notice, counted for the hourly bound
 _OUTBOX = OutboxMail.__table__
 _REFUSALS_TOLD = (
-    select(func.count()).select_from(_OUTBOX)
+    select(func.count())
+    .select_from(_OUTBOX)
     .where(_OUTBOX.c.kind == REFUSAL_KIND, _OUTBOX.c.rcpt_to == bindparam("to"), _OUTBOX.c.created_at >= bindparam("since"))
 )
 
@@ -132,17 +147,25 @@ def _accept(case: Case, session: Session, ctx: Context, ticket: Ticket, member) 
 
     actor = f"staff:{member.id}"
     today = ctx.now().astimezone(ZoneInfo(ctx.config.tickets.timezone)).date()
-    reading = read_reply(case.parsed, known_text(session, ticket), signatures=signatures(session, member),
-                         own_addresses=[case.parsed.from_addr, member.email], staff_lookup=lambda word: _lookup(ctx, word), today=today)
+    reading = read_reply(
+        case.parsed,
+        known_text(session, ticket),
+        signatures=signatures(session, member),
+        own_addresses=[case.parsed.from_addr, member.email],
+        staff_lookup=lambda word: _lookup(ctx, word),
+        today=today,
+    )
     parsed, new_text, leaked = reading.parsed, reading.new_text, reading.leaked
     # the token address is a credential: not listed (the raw bytes keep it as received)
     _store_message(case, session, ctx, ticket, kind="staff", to_addrs=[ctx.config.support.address])
     mailq.event(session, ctx, ticket, actor, "staff_reply", message_id=case.parsed.message_id)
     if leaked:  # the safety net: a quote we could not strip must not reach the customer
         mailq.event(session, ctx, ticket, actor, "relay_withheld", lines=leaked[:10])
-        problem = ("your reply still contains lines of our notification (a quote that could not be told from your text), so it was not sent "
-                   "and no command was carried out; please reply again with only your answer above the quote / 回复中仍含有通知邮件的内容，未转发给客户，"
-                   "指令也未执行；请只在引用上方写答复后重新回复. Lines: " + " | ".join(leaked[:5]))
+        problem = (
+            "your reply still contains lines of our notification (a quote that could not be told from your text), so it was not sent "
+            "and no command was carried out; please reply again with only your answer above the quote / 回复中仍含有通知邮件的内容，未转发给客户，"
+            "指令也未执行；请只在引用上方写答复后重新回复. Lines: " + " | ".join(leaked[:5])
+        )
         notify.tell_staff(session, ctx, ticket, member, problems=[problem], subject=case.parsed.subject, original=new_text)
         raise Stop("appended", f"staff reply from {member.id} withheld: {len(leaked)} line(s) of our notification left after stripping", ticket.ref)
     if parsed.errors:
@@ -151,9 +174,18 @@ def _accept(case: Case, session: Session, ctx: Context, ticket: Ticket, member) 
         raise Stop("appended", f"staff reply with {len(parsed.errors)} bad command(s): nothing relayed", ticket.ref)
     if not parsed.body and not parsed.commands:  # all quote: say so, or they believe the customer has their answer
         mailq.event(session, ctx, ticket, actor, "relay_empty")
-        notify.tell_staff(session, ctx, ticket, member, subject=case.parsed.subject, original="", problems=[
-            "no answer was found above the quoted mail, so nothing was sent to the customer; write your answer above the quote "
-            "/ 引用内容上方没有找到答复，未转发给客户；请把答复写在引用内容的上方"])
+        notify.tell_staff(
+            session,
+            ctx,
+            ticket,
+            member,
+            subject=case.parsed.subject,
+            original="",
+            problems=[
+                "no answer was found above the quoted mail, so nothing was sent to the customer; write your answer above the quote "
+                "/ 引用内容上方没有找到答复，未转发给客户；请把答复写在引用内容的上方"
+            ],
+        )
         raise Stop("appended", f"staff reply from {member.id}: no text above the quote; nothing relayed", ticket.ref)
     relayed = False
     if parsed.body and not parsed.internal:  # the answer first: a survey (#status resolved) follows it
@@ -186,32 +218,68 @@ def relay(session: Session, ctx: Context, ticket: Ticket, member, body: str, att
     actor = f"staff:{member.id}"
     if not customer.email:
         mailq.event(session, ctx, ticket, actor, "relay_skipped", reason="the customer has no email address")
-        notify.tell_staff(session, ctx, ticket, member, problems=["the customer has no email address; please call them / 客户没有邮箱，请电话联系"],
-                          subject=ticket.subject, original=body, commands_applied=True)
+        notify.tell_staff(
+            session,
+            ctx,
+            ticket,
+            member,
+            problems=["the customer has no email address; please call them / 客户没有邮箱，请电话联系"],
+            subject=ticket.subject,
+            original=body,
+            commands_applied=True,
+        )
         return False
     last_in = session.scalar(
-        select(Message).where(Message.ticket_id == ticket.id, Message.direction == "in", Message.kind == "customer").order_by(Message.id.desc()).limit(1)
+        select(Message)
+        .where(Message.ticket_id == ticket.id, Message.direction == "in", Message.kind == "customer")
+        .order_by(Message.id.desc())
+        .limit(1)
     )
     lang = ticket.language if ticket.language in ("zh", "en") else ctx.config.ack.default_language
     mail = ctx.templates.mail("relay", lang, ticket=ticket, customer=customer, member=member, body=body, support=ctx.config.support)
     files = [a for a in attachments or [] if not a.truncated]
     dropped = [a.filename for a in attachments or [] if a.truncated]
     queue_mail(
-        session, ctx, ticket, kind="staff_reply", mail=mail, to_addr=customer.email, to_name=customer.name,
-        from_name=f"{member.name} | {ctx.config.support.name}", in_reply_to=last_in.message_id if last_in is not None else None,
-        to_customer=True, auto_submitted=None, attachments=files,
+        session,
+        ctx,
+        ticket,
+        kind="staff_reply",
+        mail=mail,
+        to_addr=customer.email,
+        to_name=customer.name,
+        from_name=f"{member.name} | {ctx.config.support.name}",
+        in_reply_to=last_in.message_id if last_in is not None else None,
+        to_customer=True,
+        auto_submitted=None,
+        attachments=files,
     )
     if dropped:
         limit = ctx.config.limits.max_attachment_bytes
         mailq.event(session, ctx, ticket, actor, "attachments_not_relayed", files=dropped, limit=limit)
-        notify.tell_staff(session, ctx, ticket, member, subject=ticket.subject, original="", relayed=True,
-                          problems=[f"your answer was sent, but without {', '.join(dropped)}: larger than {limit} bytes / 附件过大，未随回复发送"])
+        notify.tell_staff(
+            session,
+            ctx,
+            ticket,
+            member,
+            subject=ticket.subject,
+            original="",
+            relayed=True,
+            problems=[f"your answer was sent, but without {', '.join(dropped)}: larger than {limit} bytes / 附件过大，未随回复发送"],
+        )
     now = ctx.now()
     if ticket.first_response_at is None:
         ticket.first_response_at = now
         minutes = round((now - ticket.created_at).total_seconds() / 60, 1)
-        mailq.event(session, ctx, ticket, actor, "first_response", minutes=minutes, due_at=ticket.due_at.isoformat() if ticket.due_at else None,
-                    met=bool(ticket.due_at is None or now <= ticket.due_at))
+        mailq.event(
+            session,
+            ctx,
+            ticket,
+            actor,
+            "first_response",
+            minutes=minutes,
+            due_at=ticket.due_at.isoformat() if ticket.due_at else None,
+            met=bool(ticket.due_at is None or now <= ticket.due_at),
+        )
     if ticket.status == "new":
         mailq.change_status(session, ctx, ticket, "in_progress", actor, reason="first answer to the customer")
     return True

@@ -10,6 +10,7 @@ Our error replies echo a staff member's text: the lines of their own earlier rep
 count as theirs, not ours. Their earlier replies also give the signature their client
 appends.
 """
+
 from __future__ import annotations
 
 from sqlalchemy import func, select
@@ -44,9 +45,15 @@ def signatures(session: Session, member) -> list[str]:
         # from_addr has no index: look among the recent messages only, newest first
         newest = session.scalar(select(func.max(Message.id))) or 0
         earlier = session.scalars(
-            select(Message.text).where(Message.id > newest - _RECENT, Message.kind == "staff", Message.direction == "in",
-                                       func.lower(Message.from_addr) == member.email.lower())
-            .order_by(Message.id.desc()).limit(10)
+            select(Message.text)
+            .where(
+                Message.id > newest - _RECENT,
+                Message.kind == "staff",
+                Message.direction == "in",
+                func.lower(Message.from_addr) == member.email.lower(),
+            )
+            .order_by(Message.id.desc())
+            .limit(10)
         )
         learned = learned_signature(text or "" for text in earlier)
         if learned:

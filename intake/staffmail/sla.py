@@ -5,6 +5,7 @@ important: respond within 24 h, normal: within 48 h) — the time promised to th
 customer is the time the team is held to. sla.type_hours overrides it per type;
 sla.working_hours counts only working time for the urgencies it names.
 """
+
 from __future__ import annotations
 
 from datetime import date, datetime, time, timedelta

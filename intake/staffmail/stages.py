@@ -1,8 +1,9 @@
 """The staff mail loop's pipeline stages (listed in intake.stages.PIPELINE).
 
-    … thread → staff_reply → ignore_autoreply → survey_answer → classify → route
-      → store → schedule → acknowledge → notify
+… thread → staff_reply → ignore_autoreply → survey_answer → classify → route
+  → store → schedule → acknowledge → notify
 """
+
 from __future__ import annotations
 
 from sqlalchemy.orm import Session

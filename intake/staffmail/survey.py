@@ -7,6 +7,7 @@ too: the customer has something to say (the pipeline's store stage does the
 reopening, and the notify stage tells the assignee). No answer within
 survey.timeout_days: closed as "no objection" (timers.py). Every step is an event.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -78,16 +79,37 @@ def start(session: Session, ctx: Context, ticket: Ticket) -> Survey | None:
     session.flush()
     customer = ticket.customer
     if not customer.email:
-        mailq.event(session, ctx, ticket, "system", "survey_skipped", reason="the customer has no email address; closes as no objection after the time-out")
+        mailq.event(
+            session, ctx, ticket, "system", "survey_skipped", reason="the customer has no email address; closes as no objection after the time-out"
+        )
         return survey
     lang = ticket.language if ticket.language in ("zh", "en") else ctx.config.ack.default_language
     last_in = session.scalar(
-        select(Message).where(Message.ticket_id == ticket.id, Message.direction == "in", Message.kind == "customer").order_by(Message.id.desc()).limit(1)
+        select(Message)
+        .where(Message.ticket_id == ticket.id, Message.direction == "in", Message.kind == "customer")
+        .order_by(Message.id.desc())
+        .limit(1)
     )
-    mail = ctx.templates.mail("survey", lang, ticket=ticket, customer=customer, support=ctx.config.support, link=link(ctx, ticket, survey),
-                              timeout_days=ctx.config.survey.timeout_days)
-    survey.message_id = queue_mail(session, ctx, ticket, kind="survey", mail=mail, to_addr=customer.email, to_name=customer.name,
-                                   in_reply_to=last_in.message_id if last_in is not None else None, to_customer=True)
+    mail = ctx.templates.mail(
+        "survey",
+        lang,
+        ticket=ticket,
+        customer=customer,
+        support=ctx.config.support,
+        link=link(ctx, ticket, survey),
+        timeout_days=ctx.config.survey.timeout_days,
+    )
+    survey.message_id = queue_mail(
+        session,
+        ctx,
+        ticket,
+        kind="survey",
+        mail=mail,
+        to_addr=customer.email,
+        to_name=customer.name,
+        in_reply_to=last_in.message_id if last_in is not None else None,
+        to_customer=True,
+    )
     mailq.event(session, ctx, ticket, "system", "survey_sent", survey=survey.id, expires_at=survey.expires_at.isoformat())
     return survey
 
@@ -150,4 +172,6 @@ def expire(session: Session, ctx: Context, survey: Survey) -> None:
     survey.outcome = "no_objection"
     ticket.outcome = ticket.outcome or "no objection"
     mailq.event(session, ctx, ticket, "system", "survey_expired", survey=survey.id, days=ctx.config.survey.timeout_days)
-    mailq.change_status(session, ctx, ticket, "closed", "system", reason=f"no answer to the survey within {ctx.config.survey.timeout_days:g} days: no objection")
+    mailq.change_status(
+        session, ctx, ticket, "closed", "system", reason=f"no answer to the survey within {ctx.config.survey.timeout_days:g} days: no objection"
+    )

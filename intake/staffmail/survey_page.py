@@ -5,6 +5,7 @@ so it is the customer's credential: no login, and no other survey can be answere
 with it. GET shows five buttons; POST records the score exactly as a mailed score
 would (survey.answer), once. Mount with `routes += survey_routes(ctx)`.
 """
+
 from __future__ import annotations
 
 import jinja2
@@ -19,13 +20,30 @@ from intake.staffmail import survey as surveys
 from intake.staffmail.models import Survey
 
 TEXTS = {
-    "zh": {"title": "满意度调查", "question": "您对工单 {ref} 的处理结果满意吗？", "low": "非常不满意", "high": "非常满意",
-           "thanks": "感谢您的评价！", "closed": "工单已关闭。", "reopened": "我们会重新跟进您的问题。",
-           "done": "这份调查已经答过或已过期。", "invalid": "链接无效。", "bad": "请选择 1–5 分。"},
-    "en": {"title": "How did we do?", "question": "Are you satisfied with how ticket {ref} was handled?", "low": "very dissatisfied",
-           "high": "very satisfied", "thanks": "Thank you for your rating!", "closed": "The ticket is closed.",
-           "reopened": "We will pick up your case again.", "done": "This survey was already answered or has expired.",
-           "invalid": "This link is not valid.", "bad": "Please choose 1 to 5."},
+    "zh": {
+        "title": "满意度调查",
+        "question": "您对工单 {ref} 的处理结果满意吗？",
+        "low": "非常不满意",
+        "high": "非常满意",
+        "thanks": "感谢您的评价！",
+        "closed": "工单已关闭。",
+        "reopened": "我们会重新跟进您的问题。",
+        "done": "这份调查已经答过或已过期。",
+        "invalid": "链接无效。",
+        "bad": "请选择 1–5 分。",
+    },
+    "en": {
+        "title": "How did we do?",
+        "question": "Are you satisfied with how ticket {ref} was handled?",
+        "low": "very dissatisfied",
+        "high": "very satisfied",
+        "thanks": "Thank you for your rating!",
+        "closed": "The ticket is closed.",
+        "reopened": "We will pick up your case again.",
+        "done": "This survey was already answered or has expired.",
+        "invalid": "This link is not valid.",
+        "bad": "Please choose 1 to 5.",
+    },
 }
 
 

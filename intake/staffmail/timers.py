@@ -7,6 +7,7 @@ mail: two daemons on one database never both send it, and a crash before the
 commit leaves it unclaimed for the next pass. So each reminder and escalation is
 sent once.
 """
+
 from __future__ import annotations
 
 import logging
@@ -34,7 +35,12 @@ class TimersWorker:
 
     def run_once(self) -> dict[str, int]:
         """Carry out everything due now; returns how many of each."""
-        done = {"reminders": self._reminders(), "escalations": self._escalations(), "follow_ups": self._follow_ups(), "surveys_closed": self._surveys()}
+        done = {
+            "reminders": self._reminders(),
+            "escalations": self._escalations(),
+            "follow_ups": self._follow_ups(),
+            "surveys_closed": self._surveys(),
+        }
         if any(done.values()):
             self.ctx.wake_outbox.set()
             log.info("timers: %s", ", ".join(f"{k} {v}" for k, v in done.items() if v))
@@ -62,8 +68,11 @@ class TimersWorker:
         cfg, now = self.ctx.config, self.ctx.now()
         horizon = now + timedelta(hours=max(cfg.sla.remind_before_hours.values(), default=0))
         with self.ctx.sessions() as session:
-            due = [r.id for r in self._unanswered(session, horizon)
-                   if r.reminder_sent_at is None and sla.remind_at(cfg, r.due_at, r.urgency) <= now < r.due_at]
+            due = [
+                r.id
+                for r in self._unanswered(session, horizon)
+                if r.reminder_sent_at is None and sla.remind_at(cfg, r.due_at, r.urgency) <= now < r.due_at
+            ]
         return sum(self._one(ticket_id, SlaState.reminder_sent_at, self._remind) for ticket_id in due)
 
     def _escalations(self) -> int:
@@ -75,8 +84,8 @@ class TimersWorker:
 
     def _one(self, ticket_id: int, column, action) -> int:
         with transaction(self.ctx.sessions) as session:
-            claimed = _rows_changed(session,
-                update(SlaState).where(SlaState.ticket_id == ticket_id, column.is_(None)).values({column.key: self.ctx.now()})
+            claimed = _rows_changed(
+                session, update(SlaState).where(SlaState.ticket_id == ticket_id, column.is_(None)).values({column.key: self.ctx.now()})
             )
             if claimed != 1:
                 return 0  # another daemon took it
@@ -92,7 +101,9 @@ class TimersWorker:
         directory = self.ctx.staff()
         member = directory.member(ticket.assignee) if directory is not None and ticket.assignee else None
         if member is None or not member.email:
-            mailq.event(session, self.ctx, ticket, "system", "sla_reminder_skipped", reason=f"no staff member with an address for {ticket.assignee!r}")
+            mailq.event(
+                session, self.ctx, ticket, "system", "sla_reminder_skipped", reason=f"no staff member with an address for {ticket.assignee!r}"
+            )
             return
         self._mail_reminder(session, ticket, member, kind="sla")
         mailq.event(session, self.ctx, ticket, "system", "sla_reminder", to=member.id, due_at=ticket.due_at.isoformat())
@@ -105,11 +116,27 @@ class TimersWorker:
     def _mail_reminder(self, session: Session, ticket: Ticket, member, *, kind: str, follow_up: FollowUp | None = None) -> None:
         lang = notify.staff_language(member)
         mail = self.ctx.templates.mail(
-            "reminder", lang, member=member, kind=kind, ticket=ticket, follow_up=follow_up, customer=ticket.customer,
-            due_local=sla.local(self.ctx.config, ticket.due_at), tz=self.ctx.config.tickets.timezone, department=notify.department_label(self.ctx, ticket.department, lang),
+            "reminder",
+            lang,
+            member=member,
+            kind=kind,
+            ticket=ticket,
+            follow_up=follow_up,
+            customer=ticket.customer,
+            due_local=sla.local(self.ctx.config, ticket.due_at),
+            tz=self.ctx.config.tickets.timezone,
+            department=notify.department_label(self.ctx, ticket.department, lang),
         )
-        queue_mail(session, self.ctx, ticket, kind="reminder", mail=mail, to_addr=member.email, to_name=member.name,
-                    reply_to=notify.reply_address(self.ctx, ticket))
+        queue_mail(
+            session,
+            self.ctx,
+            ticket,
+            kind="reminder",
+            mail=mail,
+            to_addr=member.email,
+            to_name=member.name,
+            reply_to=notify.reply_address(self.ctx, ticket),
+        )
 
     # ---- follow-ups and surveys --------------------------------------------------
 
@@ -121,7 +148,12 @@ class TimersWorker:
         sent = 0
         for follow_up_id in due:
             with transaction(self.ctx.sessions) as session:
-                if _rows_changed(session, update(FollowUp).where(FollowUp.id == follow_up_id, FollowUp.reminded_at.is_(None)).values(reminded_at=now)) != 1:
+                if (
+                    _rows_changed(
+                        session, update(FollowUp).where(FollowUp.id == follow_up_id, FollowUp.reminded_at.is_(None)).values(reminded_at=now)
+                    )
+                    != 1
+                ):
                     continue
                 follow_up = session.get(FollowUp, follow_up_id)
                 assert follow_up is not None, "just claimed"
@@ -129,10 +161,19 @@ class TimersWorker:
                 directory = self.ctx.staff()
                 member = directory.member(ticket.assignee) if directory is not None and ticket.assignee else None
                 if member is None or not member.email:
-                    mailq.event(session, self.ctx, ticket, "system", "followup_reminder_skipped", reason=f"no staff member with an address for {ticket.assignee!r}")
+                    mailq.event(
+                        session,
+                        self.ctx,
+                        ticket,
+                        "system",
+                        "followup_reminder_skipped",
+                        reason=f"no staff member with an address for {ticket.assignee!r}",
+                    )
                     continue
                 self._mail_reminder(session, ticket, member, kind="followup", follow_up=follow_up)
-                mailq.event(session, self.ctx, ticket, "system", "followup_reminder", to=member.id, date=follow_up.due_on.isoformat(), what=follow_up.what)
+                mailq.event(
+                    session, self.ctx, ticket, "system", "followup_reminder", to=member.id, date=follow_up.due_on.isoformat(), what=follow_up.what
+                )
                 sent += 1
         return sent
 
@@ -143,7 +184,10 @@ class TimersWorker:
         closed = 0
         for survey_id in due:
             with transaction(self.ctx.sessions) as session:
-                if _rows_changed(session, update(Survey).where(Survey.id == survey_id, Survey.outcome == "pending").values(outcome="no_objection")) != 1:
+                if (
+                    _rows_changed(session, update(Survey).where(Survey.id == survey_id, Survey.outcome == "pending").values(outcome="no_objection"))
+                    != 1
+                ):
                     continue
                 item = session.get(Survey, survey_id)
                 assert item is not None, "just claimed"

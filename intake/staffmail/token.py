@@ -5,6 +5,7 @@ The MAC is HMAC-SHA256 over the ticket reference with the configured key, cut to
 valid address for a ticket; a staff reply must come to such an address AND from a
 person allowed to act on that ticket (see relay.py) — a forged From alone never passes.
 """
+
 from __future__ import annotations
 
 import hashlib

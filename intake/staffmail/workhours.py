@@ -4,6 +4,7 @@
 shift syntax is the staff file's (classify.staff.parse_shift), so one notation
 serves both.
 """
+
 from __future__ import annotations
 
 from datetime import date, datetime, timedelta

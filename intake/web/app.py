@@ -6,6 +6,7 @@ and the customer sees the ticket reference). If the pipeline fails, the file sta
 in the spool for the daemon's watcher, and the customer is told the number follows
 by email.
 """
+
 from __future__ import annotations
 
 import base64
@@ -93,9 +94,7 @@ class FormApp:
         return Response(self.css, media_type="text/css", headers={"Cache-Control": "public, max-age=3600"})
 
     def lang(self, request: Request, given: str | None = None) -> str:
-        return choose_language(
-            given or request.query_params.get("lang"), request.headers.get("accept-language"), self.settings.default_lang
-        )
+        return choose_language(given or request.query_params.get("lang"), request.headers.get("accept-language"), self.settings.default_lang)
 
     def form_page(
         self,
@@ -128,14 +127,25 @@ class FormApp:
         )
         response = HTMLResponse(html, status_code=status, headers=headers)
         response.set_cookie(
-            CSRF_COOKIE, nonce, httponly=True, samesite="strict", secure=self.secure_cookie, path="/",
+            CSRF_COOKIE,
+            nonce,
+            httponly=True,
+            samesite="strict",
+            secure=self.secure_cookie,
+            path="/",
         )
         return response
 
     def thanks_page(self, request: Request, lang: str, ticket: str | None, email: str, phone: str) -> Response:
         html = self.env.get_template("thanks.html").render(
-            root=request.scope.get("root_path", ""), t=TEXTS[lang], lang=lang, other_lang="en" if lang == "zh" else "zh", ticket=ticket,
-            email=email, phone=mask_phone(phone), company=self.settings.company_name,
+            root=request.scope.get("root_path", ""),
+            t=TEXTS[lang],
+            lang=lang,
+            other_lang="en" if lang == "zh" else "zh",
+            ticket=ticket,
+            email=email,
+            phone=mask_phone(phone),
+            company=self.settings.company_name,
         )
         return HTMLResponse(html, headers={"Cache-Control": "no-store"})
 
@@ -217,7 +227,12 @@ class FormApp:
         if wait:
             abuse_log.warning("rate limit: %s (%s) refused for %ss", ip, data.get("email", ""), wait)
             return self.form_page(
-                request, lang, values, {}, status=429, general=TEXTS[lang]["rate"].format(seconds=wait),
+                request,
+                lang,
+                values,
+                {},
+                status=429,
+                general=TEXTS[lang]["rate"].format(seconds=wait),
                 headers={"Retry-After": str(wait)},
             )
         data["submitted_at"] = now_iso()
@@ -236,11 +251,13 @@ class FormApp:
             if upload.size is not None and upload.size > self.settings.max_file_bytes:
                 return msg("file_too_big", lang, name=upload.filename, max=human_size(self.settings.max_file_bytes)), []
             blob = await upload.read()
-            out.append({
-                "filename": upload.filename,
-                "content_type": upload.content_type or "application/octet-stream",
-                "data_base64": base64.b64encode(blob).decode("ascii"),
-            })
+            out.append(
+                {
+                    "filename": upload.filename,
+                    "content_type": upload.content_type or "application/octet-stream",
+                    "data_base64": base64.b64encode(blob).decode("ascii"),
+                }
+            )
         return None, out
 
     async def store(self, data: dict) -> Result | None:
@@ -256,8 +273,12 @@ class FormApp:
             log.exception("%s is safe in the spool but the pipeline failed; the daemon takes it later", path.name)
             return None
         if result is None or result.outcome not in STORED or not result.ticket:
-            log.warning("%s: %s (%s); the customer is told the number follows", path.name,
-                        result.outcome if result else "gone", result.reason if result else "")
+            log.warning(
+                "%s: %s (%s); the customer is told the number follows",
+                path.name,
+                result.outcome if result else "gone",
+                result.reason if result else "",
+            )
             return None
         return result
 
@@ -265,9 +286,7 @@ class FormApp:
         """A bot filled the hidden field: it gets what looks like success; nothing is stored."""
         self.limiter.hit(f"ip:{ip}")
         ref = time.strftime("%y%m%d") + f"-{secrets.randbelow(9000) + 1000:04d}"
-        abuse_log.warning(
-            "honeypot filled from %s (email %r): fake success %s sent, nothing stored", ip, str(data.get("email", ""))[:100], ref
-        )
+        abuse_log.warning("honeypot filled from %s (email %r): fake success %s sent, nothing stored", ip, str(data.get("email", ""))[:100], ref)
         return answer(ref)
 
 
@@ -327,7 +346,8 @@ def create_app(settings: WebSettings, sink: Sink, spool_dir: Path, extra_routes:
     """The ASGI app: GET / /form /submit (the page), POST / /form /submit (the endpoint), /forms.css, /healthz,
     and whatever `extra_routes` the daemon mounts (the satisfaction survey's page)."""
     handlers = FormApp(settings, sink, spool_dir)
-    routes = [*(extra_routes or []),
+    routes = [
+        *(extra_routes or []),
         Route("/", handlers.page, methods=["GET"]),
         Route("/form", handlers.page, methods=["GET"]),
         Route("/submit", handlers.page, methods=["GET"]),  # a reload or a bookmark of the answer page
@@ -353,8 +373,12 @@ def _too_large_page(handlers: FormApp):
             return json.dumps({"errors": {"_": TEXTS["en"]["too_large"].format(max=limit)}}).encode(), "application/json"
         lang = choose_language(None, lang_header, handlers.settings.default_lang)
         html = handlers.env.get_template("error.html").render(
-            root="", t=TEXTS[lang], lang=lang, other_lang="en" if lang == "zh" else "zh",
-            message=TEXTS[lang]["too_large"].format(max=limit), company=handlers.settings.company_name,
+            root="",
+            t=TEXTS[lang],
+            lang=lang,
+            other_lang="en" if lang == "zh" else "zh",
+            message=TEXTS[lang]["too_large"].format(max=limit),
+            company=handlers.settings.company_name,
         )
         return html.encode(), "text/html; charset=utf-8"
 

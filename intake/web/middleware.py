@@ -1,4 +1,5 @@
 """ASGI middleware of the web listener: the request body limit (413) and security headers."""
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -9,10 +10,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 # still sending can read our 413 instead of a reset connection.
 DRAIN_LIMIT = 16_000_000
 
-CSP = (
-    "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; "
-    "frame-ancestors 'none'; base-uri 'none'"
-)
+CSP = "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
 
 
 class _TooLarge(Exception):
@@ -74,15 +72,17 @@ class BodyLimit:
     async def _refuse(self, headers: dict[str, str], scope: Scope, send: Send) -> None:
         wants_json = headers.get("content-type", "").startswith("application/json") or "application/json" in headers.get("accept", "")
         body, ctype = self.message(headers.get("accept-language"), scope.get("query_string", b"").decode("latin-1"), wants_json)
-        await send({
-            "type": "http.response.start",
-            "status": 413,
-            "headers": [
-                (b"content-type", ctype.encode()),
-                (b"content-length", str(len(body)).encode()),
-                (b"connection", b"close"),
-            ],
-        })
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 413,
+                "headers": [
+                    (b"content-type", ctype.encode()),
+                    (b"content-length", str(len(body)).encode()),
+                    (b"connection", b"close"),
+                ],
+            }
+        )
         await send({"type": "http.response.body", "body": body})
 
 

@@ -1,4 +1,5 @@
 """Abuse guards of the web form: CSRF tokens, the rate limiter, the honeypot field. Plain logic, no I/O."""
+
 from __future__ import annotations
 
 import hashlib

@@ -1,4 +1,5 @@
 """Run the web app with uvicorn in the calling thread until a stop event is set."""
+
 from __future__ import annotations
 
 import threading
@@ -13,8 +14,14 @@ def serve(app: Starlette, host: str, port: int, stop_event: threading.Event, *, 
     Signals are left to the daemon: uvicorn installs no handlers outside the main thread.
     Raises OSError when the address cannot be bound (port taken)."""
     config = uvicorn.Config(
-        app, host=host, port=port, log_level="warning", access_log=False, lifespan="off",
-        timeout_graceful_shutdown=5, server_header=False,
+        app,
+        host=host,
+        port=port,
+        log_level="warning",
+        access_log=False,
+        lifespan="off",
+        timeout_graceful_shutdown=5,
+        server_header=False,
         # uvicorn would believe X-Forwarded-For from loopback and rewrite the client
         # address; the app believes it only from [web] trusted_proxies (app.client_ip)
         proxy_headers=False,

@@ -1,4 +1,5 @@
 """Settings of the web-form listener (the daemon maps the `[web]` config section onto them)."""
+
 from __future__ import annotations
 
 import os

@@ -1,4 +1,5 @@
 """The page's words in Chinese and English, and the choice of language for a request."""
+
 from __future__ import annotations
 
 TEXTS: dict[str, dict[str, str]] = {
@@ -120,7 +121,7 @@ KIND_GROUPS = (  # how the accepted extensions are named to a customer
 
 
 def describe_kinds(extensions: tuple[str, ...], lang: str) -> str:
-    """"图片、PDF、Office 文档和 ZIP 压缩包" rather than a list of extensions."""
+    """ "图片、PDF、Office 文档和 ZIP 压缩包" rather than a list of extensions."""
     names = [label[lang] for group, label in KIND_GROUPS if group & set(extensions)]
     known = set().union(*(group for group, _ in KIND_GROUPS))
     names += [e.upper() for e in extensions if e not in known]

@@ -2,6 +2,7 @@
 daemon (`intake run --listen`): confirmation with the ticket reference, the ticket with its
 attachment in the database, the acknowledgement at a real SMTP server. Screenshots of the form,
 an error state and the confirmation are kept in test-artifacts/."""
+
 from __future__ import annotations
 
 import email
@@ -24,8 +25,15 @@ from intake.db import make_engine, upgrade
 from intake.models import Ticket
 
 CHROMIUM = Path("/usr/bin/chromium")
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run"]
+ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 
 playwright_api = pytest.importorskip("playwright.sync_api")
@@ -40,6 +48,7 @@ def free_port() -> int:
 
 def png(width: int = 40, height: int = 24) -> bytes:
     """A small real PNG (a blue bar), as a customer's screenshot would be."""
+
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
@@ -52,14 +61,16 @@ def png(width: int = 40, height: int = 24) -> bytes:
 def daemon(tmp_path, smtp_server):
     """`intake run --listen 127.0.0.1:PORT` in a thread, on SQLite, sending to the test SMTP server."""
     var = tmp_path / "var"
-    config = from_dict({
-        "database": {"url": f"sqlite:///{var / 'intake.db'}"},
-        "paths": {"var": str(var)},
-        "maildir": {"path": str(var / "drop")},
-        "spool": {"path": str(var / "spool")},
-        "smtp": {"host": smtp_server.host, "port": smtp_server.port},
-        "web": {"csrf_secret": "browser-test-secret"},
-    })
+    config = from_dict(
+        {
+            "database": {"url": f"sqlite:///{var / 'intake.db'}"},
+            "paths": {"var": str(var)},
+            "maildir": {"path": str(var / "drop")},
+            "spool": {"path": str(var / "spool")},
+            "smtp": {"host": smtp_server.host, "port": smtp_server.port},
+            "web": {"csrf_secret": "browser-test-secret"},
+        }
+    )
     upgrade(make_engine(config.database.url))
     port = free_port()
     d = Daemon(build_context(config), listen=f"127.0.0.1:{port}")

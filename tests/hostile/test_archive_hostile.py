@@ -5,6 +5,7 @@ Real weasyprint PDFs, read back with pypdf; real databases (SQLite and PostgreSQ
 the archive worker; the big mails go through intake's pipeline. Each test failed on the
 code before issue 13 (figures of that code in the docstrings).
 """
+
 from __future__ import annotations
 
 import base64
@@ -46,8 +47,15 @@ AT = datetime(2026, 11, 22, 10, 0, tzinfo=UTC)
 
 def case_with(html: str | None, text: str = "正文 body text"):
     """The sample case with one customer message carrying `html` (and its text rendition)."""
-    message = ThreadMessage("in", AT, "客户 <kehu@example.cn>", "表格 table", text, html=html,
-                            attachments=[AttachmentInfo("报价单.xlsx", "application/vnd.ms-excel", 20_480)])
+    message = ThreadMessage(
+        "in",
+        AT,
+        "客户 <kehu@example.cn>",
+        "表格 table",
+        text,
+        html=html,
+        attachments=[AttachmentInfo("报价单.xlsx", "application/vnd.ms-excel", 20_480)],
+    )
     return replace(sample_case(), messages=[message])
 
 
@@ -80,8 +88,7 @@ def test_huge_colspan_renders_one_page_of_normal_size():
 def test_wide_table_with_many_rows_costs_its_rows_not_rows_times_width():
     """500 cells of colspan 20 (10,000 grid columns) and 1,000 one-cell rows, 30 KB: was 39 s
     (every row laid out across the whole grid); now a row has at most MAX_COLUMNS columns."""
-    html = ("<table><tr>" + "<td colspan=20>宽</td>" * 500 + "</tr>"
-            + "".join(f"<tr><td>行{i}</td></tr>" for i in range(1000)) + "</table>")
+    html = "<table><tr>" + "<td colspan=20>宽</td>" * 500 + "</tr>" + "".join(f"<tr><td>行{i}</td></tr>" for i in range(1000)) + "</table>"
     pdf, seconds = timed(case_with(html))
     _, text = read(pdf)
     assert "行0" in text and "行999" in text and text.count("宽") >= 500  # every cell's text is kept
@@ -163,8 +170,18 @@ def test_a_case_that_cannot_be_rendered_is_archived_in_the_plain_rendition(env, 
         assert verify(s, storage, record=False) == []
         v1 = storage.get(PurePosixPath(rows[0].path))
     reader, text = read(v1)
-    for expected in ["261122-0007", "深圳市某科技有限公司/张伟", "138****5678", "问题描述", "投诉", "紧急",
-                     "嵌套里的文字nestedwords（纯文本）", "报价单.xlsx", "简化版", "RecursionError"]:
+    for expected in [
+        "261122-0007",
+        "深圳市某科技有限公司/张伟",
+        "138****5678",
+        "问题描述",
+        "投诉",
+        "紧急",
+        "嵌套里的文字nestedwords（纯文本）",
+        "报价单.xlsx",
+        "简化版",
+        "RecursionError",
+    ]:
         assert expected in text, expected
     assert reader.attachments == {o.filename: [o.data] for o in record.raw_originals}
 
@@ -189,8 +206,7 @@ def test_a_ticket_whose_render_keeps_killing_its_process_goes_plain(env):
     with sessions() as s, s.begin():
         job = enqueue(s, 1, "opened")
     with sessions() as s, s.begin():
-        s.execute(update(ArchiveJob).values(attempts=2, last_error="BrokenProcessPool: a process in the "
-                                                                    "process pool was terminated abruptly"))
+        s.execute(update(ArchiveJob).values(attempts=2, last_error="BrokenProcessPool: a process in the process pool was terminated abruptly"))
     stats = ArchiveWorker(sessions, storage, OneCase(case_with("<p>正常 normal</p>")), processes=0).run_once()
     assert (stats.written, stats.plain) == (1, 1)
     with sessions() as s:
@@ -237,8 +253,7 @@ def test_each_original_is_embedded_once_so_a_thread_archive_grows_linearly(ctx, 
         enqueue(s, ticket_id, "opened")
     with ArchiveWorker(ctx.sessions, storage, loader, processes=1) as worker:
         assert worker.run_once().written == 1
-        second = big_mail(f"Re: [#{opened.ticket}] 设备日志", "补充第二份日志。", os.urandom(2_200_000),
-                          "<big-2@kehu.example.cn>")
+        second = big_mail(f"Re: [#{opened.ticket}] 设备日志", "补充第二份日志。", os.urandom(2_200_000), "<big-2@kehu.example.cn>")
         assert pipeline.take(second, SourceRef("test", "big-2", "email")).outcome == "appended"
         with ctx.sessions() as s, s.begin():
             enqueue(s, ticket_id, "changed")
@@ -261,9 +276,12 @@ def test_each_original_is_embedded_once_so_a_thread_archive_grows_linearly(ctx, 
     assert "v1·" in text2 and "本文件" in text2 and "补充第二份日志" in text2
     with zipfile.ZipFile(tmp_path / "export.zip") as zf:
         manifest = json.loads(zf.read("manifest.json"))
-        embedded = [data for entry in manifest["files"]
-                    for datas in pypdf.PdfReader(io.BytesIO(zf.read(entry["path"]))).attachments.values()
-                    for data in datas]
+        embedded = [
+            data
+            for entry in manifest["files"]
+            for datas in pypdf.PdfReader(io.BytesIO(zf.read(entry["path"]))).attachments.values()
+            for data in datas
+        ]
     assert sorted(embedded) == sorted([first, second])
     assert manifest["problems"] == [] and len(manifest["files"]) == 2
 
@@ -308,8 +326,7 @@ def test_a_render_that_kills_its_process_fails_only_its_own_ticket(env):
 
     class Three:
         def __call__(self, session, ticket_id):
-            record = replace(sample_case(f"261122-{ticket_id:04d}", customer=f"客户{ticket_id}"),
-                             status="in_progress", closed_on=None)
+            record = replace(sample_case(f"261122-{ticket_id:04d}", customer=f"客户{ticket_id}"), status="in_progress", closed_on=None)
             return replace(record, notes=DiesWhenUnpickled("x")) if ticket_id == 1 else record
 
     with sessions() as s, s.begin():

@@ -1,6 +1,7 @@
 """Property tests of the case PDF's HTML sanitiser (archive.sanitize): any input gives
 structure within the bounds weasyprint lays out in linear time, and keeps every character
 of text that nh3 keeps."""
+
 from __future__ import annotations
 
 import re
@@ -11,11 +12,53 @@ from hypothesis import strategies as st
 
 from archive.sanitize import LONG_WORD, MAX_COLUMNS, MAX_DEPTH, SAFE_ATTRIBUTES, SAFE_TAGS, ZWSP, sanitize_html
 
-TOKENS = ["<div>", "</div>", "<p>", "</p>", "<b>", "</b>", "<span>", "<ul><li>", "</li></ul>", "<pre>", "</pre>",
-          "<table>", "</table>", "<tr>", "</tr>", "<td>", "</td>", "<th colspan=3>", "<td colspan=100000>",
-          "<td colspan='0'>", "<td rowspan=9999>", "<td colspan=-5>", "<br>", "<hr>", "<blockquote>",
-          "<img src=x>", "<a b=\"", "<!--", "-->", "<script>", "</script>", "<style>", "&amp;", "&nbsp;", "&#20013;",
-          "文字", "text ", "x" * 70, " " * 90, "\n" * 5, "\u3000" * 70, "<", ">", "\"", "'"]
+TOKENS = [
+    "<div>",
+    "</div>",
+    "<p>",
+    "</p>",
+    "<b>",
+    "</b>",
+    "<span>",
+    "<ul><li>",
+    "</li></ul>",
+    "<pre>",
+    "</pre>",
+    "<table>",
+    "</table>",
+    "<tr>",
+    "</tr>",
+    "<td>",
+    "</td>",
+    "<th colspan=3>",
+    "<td colspan=100000>",
+    "<td colspan='0'>",
+    "<td rowspan=9999>",
+    "<td colspan=-5>",
+    "<br>",
+    "<hr>",
+    "<blockquote>",
+    "<img src=x>",
+    '<a b="',
+    "<!--",
+    "-->",
+    "<script>",
+    "</script>",
+    "<style>",
+    "&amp;",
+    "&nbsp;",
+    "&#20013;",
+    "文字",
+    "text ",
+    "x" * 70,
+    " " * 90,
+    "\n" * 5,
+    "\u3000" * 70,
+    "<",
+    ">",
+    '"',
+    "'",
+]
 
 tag_soup = st.builds(
     lambda depth, tokens: "<div>" * depth + "".join(tokens),
@@ -64,12 +107,10 @@ def test_sanitised_html_is_within_the_bounds_and_keeps_the_text(html):
     # lines, even across inline elements (a word split by <b></b> is one word to lay out)
     flowing = re.sub(r"</?(?:b|strong|i|em|u|s|small|sub|sup|span|code)(?:\s[^>]*)?>", "", out)
     flowing = re.sub(r"&#?\w+;", "&", flowing)
-    assert not re.search(rf"[^\s<>{ZWSP}\u2e80-\u9fff\uac00-\ud7af\uf900-\ufaff\uff00-\uffef]{{{LONG_WORD + 1}}}",
-                         flowing)
+    assert not re.search(rf"[^\s<>{ZWSP}\u2e80-\u9fff\uac00-\ud7af\uf900-\ufaff\uff00-\uffef]{{{LONG_WORD + 1}}}", flowing)
     assert not re.search(rf"[^\S\n]{{{LONG_WORD + 1}}}", flowing)
     assert not re.search(r"\n[^\S\n]*\n[^\S\n]*\n", flowing)
     # every character of text nh3 keeps is still there, in order
-    kept = nh3.clean(html, tags=SAFE_TAGS, attributes=SAFE_ATTRIBUTES, url_schemes=set(), strip_comments=True,
-                     link_rel=None)
+    kept = nh3.clean(html, tags=SAFE_TAGS, attributes=SAFE_ATTRIBUTES, url_schemes=set(), strip_comments=True, link_rel=None)
     assert visible(out) == visible(kept)
     assert len(out) <= 2 * len(kept) + 64  # linear

@@ -2,6 +2,7 @@
 reply is told at most once an hour per staff member, only about an existing ticket,
 never echoing the received subject); forwarded headers are believed only from
 [web] trusted_proxies; Authentication-Results count only in our server's topmost one."""
+
 from __future__ import annotations
 
 import email
@@ -69,8 +70,12 @@ def test_forwarded_for_is_ignored_from_an_untrusted_peer(make_web):
     passed the per-IP limit (24 of 24 accepted in the review)."""
     web = make_web(rate_limit_per_minute=3)
     with web.client() as client:
-        codes = [client.post("/submit", json=valid(email=f"p{i}@kehu.example.cn", phone="", message=f"问题 {i}"),
-                             headers={"X-Forwarded-For": f"203.0.113.{i}"}).status_code for i in range(6)]
+        codes = [
+            client.post(
+                "/submit", json=valid(email=f"p{i}@kehu.example.cn", phone="", message=f"问题 {i}"), headers={"X-Forwarded-For": f"203.0.113.{i}"}
+            ).status_code
+            for i in range(6)
+        ]
     assert codes[:3] == [201] * 3 and codes[3:] == [429] * 3
 
 
@@ -82,8 +87,12 @@ def test_forwarded_for_is_believed_from_a_configured_proxy(make_web):
     assert settings.trusted_proxies == ("127.0.0.1",)
     web = make_web(rate_limit_per_minute=3, trusted_proxies=settings.trusted_proxies)
     with web.client() as client:
-        codes = [client.post("/submit", json=valid(email=f"p{i}@kehu.example.cn", phone="", message=f"问题 {i}"),
-                             headers={"X-Forwarded-For": f"203.0.113.{i}"}).status_code for i in range(5)]
+        codes = [
+            client.post(
+                "/submit", json=valid(email=f"p{i}@kehu.example.cn", phone="", message=f"问题 {i}"), headers={"X-Forwarded-For": f"203.0.113.{i}"}
+            ).status_code
+            for i in range(5)
+        ]
     assert codes == [201] * 5
 
 
@@ -109,8 +118,10 @@ def authserv(make_ctx, db_url):
 def test_only_our_topmost_authentication_results_counts(authserv):
     """Our MX says dkim=fail on top; a pass with our id further down was written by the sender."""
     pipeline, note = authserv
-    assert _answer(pipeline, note, "a", "mx.example.com; dkim=fail header.d=example.com",
-                   "mx.example.com; dkim=pass header.d=example.com") == "quarantined"
+    assert (
+        _answer(pipeline, note, "a", "mx.example.com; dkim=fail header.d=example.com", "mx.example.com; dkim=pass header.d=example.com")
+        == "quarantined"
+    )
     assert _answer(pipeline, note, "b", "mx.example.com; dkim=pass header.d=example.com") == "appended"
 
 

@@ -3,6 +3,7 @@ threads (but for the signed case link of its acknowledgement) and never changes 
 customer record; by email only the ticket's own customer (or addresses and domains
 configured for them) threads, reopens or answers a survey; a reused Message-ID
 captures nothing. Real pipeline on real databases, the real web app over HTTP."""
+
 from __future__ import annotations
 
 import email
@@ -39,8 +40,15 @@ def test_a_form_post_naming_a_victims_ticket_opens_its_own_and_changes_nothing_o
     web = make_web()
     victim = web.sink.pipeline.take(mail("我的订单还没发货。", subject="订单", sender=VICTIM, message_id="<orig-1@vip.163.com>"), ref())
     close(web.ctx, victim.ticket)
-    post = {"name": "Mallory", "email": VICTIM, "phone": "13900001111", "company": "Evil Ltd",
-            "subject": f"Re: [#{victim.ticket}] 订单", "message": "请把退款打到账户 6222 0000。", "message_id": "<orig-1@vip.163.com>"}
+    post = {
+        "name": "Mallory",
+        "email": VICTIM,
+        "phone": "13900001111",
+        "company": "Evil Ltd",
+        "subject": f"Re: [#{victim.ticket}] 订单",
+        "message": "请把退款打到账户 6222 0000。",
+        "message_id": "<orig-1@vip.163.com>",
+    }
     with web.client() as client:
         answer = client.post("/submit", json=post)
     assert answer.status_code == 201 and answer.json()["outcome"] == "opened"
@@ -105,8 +113,9 @@ def test_only_the_customer_answers_a_pending_survey(make_ctx, db_url):
 
         survey.start(s, ctx, t)
     [ack] = outbox(ctx)
-    stranger = pipeline.take(mail("5", subject=f"Re: [#{victim}] 满意度调查", sender="mallory@evil.example",
-                                  headers={"In-Reply-To": f"<{ack.message_id}>"}), ref())
+    stranger = pipeline.take(
+        mail("5", subject=f"Re: [#{victim}] 满意度调查", sender="mallory@evil.example", headers={"In-Reply-To": f"<{ack.message_id}>"}), ref()
+    )
     assert stranger.outcome == "opened"
     colleague = pipeline.take(mail("5", subject=f"Re: [#{victim}] 满意度调查", sender="bob@vip.163.com"), ref())
     assert colleague.outcome == "appended"
@@ -121,8 +130,7 @@ def test_only_the_customer_answers_a_pending_survey(make_ctx, db_url):
 def test_the_signed_case_link_of_a_form_acknowledgement_adds_to_that_case(make_ctx, tmp_path):
     """The acknowledgement of a form case carries a signed link; a post bringing it back is
     added to the case, a post with a forged signature opens a case of its own."""
-    ctx = make_ctx(f"sqlite:///{tmp_path / 'link.db'}", web={"public_base_url": "https://support.example.com"},
-                   staff_mail={"secret": "k" * 24})
+    ctx = make_ctx(f"sqlite:///{tmp_path / 'link.db'}", web={"public_base_url": "https://support.example.com"}, staff_mail={"secret": "k" * 24})
     pipeline = Pipeline(ctx)
     form = {"name": "李娜", "email": "lina@kehu.example.cn", "message": "订单 2026112301 一直没有发货。"}
     first = pipeline.take(json.dumps(form, ensure_ascii=False).encode(), ref(channel="form", source="spool"))

@@ -4,6 +4,7 @@ transaction: on SQLite the write lock was held the whole time and a web-form pos
 waited 10 s for its answer.
 
 Times are CPU seconds compared between a size and ten times it (tests/hostile/test_dos_parse.py)."""
+
 from __future__ import annotations
 
 import sqlite3

@@ -6,6 +6,7 @@ with a defect saying what was cut.
 
 Times are CPU seconds of this process (time.process_time), compared between a size
 and ten times it: no absolute bound, so a slow or busy machine does not fail them."""
+
 from __future__ import annotations
 
 import time
@@ -22,6 +23,7 @@ def inbound(ctx, reference: str):
     """The ticket's one inbound message."""
     [message] = [m for m in ticket(ctx, reference).messages if m.direction == "in"]
     return message
+
 
 # Linear work at ten times the size takes about ten times as long; quadratic, a hundred.
 RATIO_BOUND = 30
@@ -46,16 +48,20 @@ def assert_linear(work: Callable[[object], object], make: Callable[[int], object
         big_time = cpu_seconds(lambda: work(big), 1)
         if big_time / small_time < RATIO_BOUND:
             return
-    raise AssertionError(f"{big_time:.3f} s at {10 * size} against {small_time:.3f} s at {size}: "
-                         f"ratio {big_time / small_time:.0f}, not linear (bound {RATIO_BOUND})")
+    raise AssertionError(
+        f"{big_time:.3f} s at {10 * size} against {small_time:.3f} s at {size}: ratio {big_time / small_time:.0f}, not linear (bound {RATIO_BOUND})"
+    )
 
 
 def mail(headers: str, body: str, content_type: str = "text/plain; charset=utf-8") -> bytes:
-    return (f"From: Li Na <lina@kehu.example.cn>\r\nTo: support@example.com\r\nSubject: 订单问题\r\n"
-            f"Message-ID: <hostile@kehu.example.cn>\r\nContent-Type: {content_type}\r\n{headers}\r\n{body}\r\n").encode()
+    return (
+        f"From: Li Na <lina@kehu.example.cn>\r\nTo: support@example.com\r\nSubject: 订单问题\r\n"
+        f"Message-ID: <hostile@kehu.example.cn>\r\nContent-Type: {content_type}\r\n{headers}\r\n{body}\r\n"
+    ).encode()
 
 
 # ---- header parameters: the standard library's _parseparam --------------------------
+
 
 def semicolons_in_a_quoted_parameter(size: int) -> bytes:
     return mail("", "请尽快处理订单。", 'text/plain; charset=utf-8; x="' + ";" * size)
@@ -96,12 +102,15 @@ def test_a_long_but_ordinary_file_name_is_not_cut():
     """An RFC 2231 file name in sections, as Thunderbird writes a long Chinese one."""
     name = "季度报告" * 45  # 180 characters, 1,620 bytes percent-encoded
     encoded = "".join(f"%{b:02X}" for b in name.encode("utf-8"))
-    sections = "".join(f";\r\n filename*{i}*={'utf-8' + chr(39) * 2 if i == 0 else ''}{encoded[at:at + 60]}"
-                       for i, at in enumerate(range(0, len(encoded), 60)))
+    sections = "".join(
+        f";\r\n filename*{i}*={'utf-8' + chr(39) * 2 if i == 0 else ''}{encoded[at : at + 60]}" for i, at in enumerate(range(0, len(encoded), 60))
+    )
     assert len(sections) < MAX_PARAMETER_HEADER_CHARS
-    body = ("--b\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n附件是报告。\r\n--b\r\n"
-            f"Content-Type: application/pdf\r\nContent-Disposition: attachment{sections}\r\n"
-            "Content-Transfer-Encoding: base64\r\n\r\nJVBERi0=\r\n--b--")
+    body = (
+        "--b\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n附件是报告。\r\n--b\r\n"
+        f"Content-Type: application/pdf\r\nContent-Disposition: attachment{sections}\r\n"
+        "Content-Transfer-Encoding: base64\r\n\r\nJVBERi0=\r\n--b--"
+    )
     parsed = parse_message(mail("", body, 'multipart/mixed; boundary="b"'))
     assert [a.filename for a in parsed.attachments] == [name]
     assert not any("header" in d for d in parsed.defects), parsed.defects
@@ -120,13 +129,14 @@ def test_a_header_parameter_of_semicolons_becomes_a_ticket(make_ctx, tmp_path):
 
 # ---- HTML-only mail: html.parser and html2text --------------------------------------
 
+
 def html_mail(html: str) -> bytes:
     return mail("", html, "text/html; charset=utf-8")
 
 
 def unclosed_attributes(size: int) -> bytes:
     """'<a b="' repeated: 30 KB took 2 s, 120 KB 33 s."""
-    return html_mail('<p>请尽快处理订单。</p>' + '<a b="' * (size // 6))
+    return html_mail("<p>请尽快处理订单。</p>" + '<a b="' * (size // 6))
 
 
 def nested_lists(size: int) -> str:

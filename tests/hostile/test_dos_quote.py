@@ -7,6 +7,7 @@ indented by 96 spaces that end like an attribution took 4.5 s (10 s per MB befor
 A line's indentation is now skipped once before those patterns. Measured as a ratio against the
 same lines without indentation (the machine's speed cancels out), not against a clock.
 """
+
 from __future__ import annotations
 
 import time
@@ -28,13 +29,16 @@ def cpu(text: str) -> float:
     return max(best, 0.002)
 
 
-@pytest.mark.parametrize("line", [
-    "plain text that says nothing in particular",
-    "On Monday John Smith wrote am the thing that was here",   # attribution-like, no colon
-    "From Li Na about the order and what happened then",        # header-label-like
-    "2026-11-23 10:00 li@kehu.example.cn wrote something",     # dated, with an address
-    "在 2026年11月23日 张三 说了一些话但没有写道",
-])
+@pytest.mark.parametrize(
+    "line",
+    [
+        "plain text that says nothing in particular",
+        "On Monday John Smith wrote am the thing that was here",  # attribution-like, no colon
+        "From Li Na about the order and what happened then",  # header-label-like
+        "2026-11-23 10:00 li@kehu.example.cn wrote something",  # dated, with an address
+        "在 2026年11月23日 张三 说了一些话但没有写道",
+    ],
+)
 def test_indented_lines_cost_about_what_plain_lines_cost(line):
     flat = "Hello,\n" + "\n".join(f"{line} {n}" for n in range(LINES))
     indented = "Hello,\n" + "\n".join(f"{' ' * 200}{line} {n}" for n in range(LINES))

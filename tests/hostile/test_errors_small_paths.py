@@ -1,6 +1,7 @@
 """Issue 13, section 4: small error paths answer 4xx or a clear message, never a 500 or a
 secret: a survey URL with a non-ASCII MAC, a JSON body of 200,000 "[", an unquoted
 numeric secret in the config, a short secret from the environment."""
+
 from __future__ import annotations
 
 import json

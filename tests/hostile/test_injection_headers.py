@@ -2,6 +2,7 @@
 email's, an encoded-word one, a form's `message_id`) is checked and replaced when
 invalid; the composer refuses a line break in any header value; a form's
 acknowledgement echoes nothing typed into the form, and all of them are capped per hour."""
+
 from __future__ import annotations
 
 import email
@@ -32,8 +33,7 @@ def test_a_form_message_id_with_a_line_break_never_reaches_the_acknowledgements_
     """Through the real web app. Before: the ack got a bare line that ended its header
     block, so Auto-Submitted was lost (and another installation answered it)."""
     web = make_web()
-    post = {"name": "李娜", "email": "lina@kehu.example.cn", "message": "订单一直没有发货。",
-            "message_id": "<x@y>\r\n\r\nX-Injected: yes"}
+    post = {"name": "李娜", "email": "lina@kehu.example.cn", "message": "订单一直没有发货。", "message_id": "<x@y>\r\n\r\nX-Injected: yes"}
     with web.client() as client:
         answer = client.post("/submit", json=post)
     assert answer.status_code == 201 and answer.json()["outcome"] == "opened"
@@ -48,9 +48,11 @@ def test_a_form_message_id_with_a_line_break_never_reaches_the_acknowledgements_
 
 def test_an_encoded_word_message_id_with_a_line_break_is_replaced_and_noted(ctx, pipeline):
     """`Message-ID: =?utf-8?q?…=0D=0A…?=` decodes to a line break, which the old fallback kept."""
-    raw = (b"From: zhao@kehu.example.cn\r\nTo: support@example.com\r\nSubject: printer\r\n"
-           b"Message-ID: =?utf-8?q?abc=0D=0AX-Injected:_yes=0D=0A?=\r\n"
-           b"Content-Type: text/plain; charset=utf-8\r\n\r\nThe printer on floor 3 does not print.\r\n")
+    raw = (
+        b"From: zhao@kehu.example.cn\r\nTo: support@example.com\r\nSubject: printer\r\n"
+        b"Message-ID: =?utf-8?q?abc=0D=0AX-Injected:_yes=0D=0A?=\r\n"
+        b"Content-Type: text/plain; charset=utf-8\r\n\r\nThe printer on floor 3 does not print.\r\n"
+    )
     result = pipeline.take(raw, ref())
     assert result.outcome == "opened"
     [ack] = outbox(ctx)
@@ -62,10 +64,12 @@ def test_an_encoded_word_message_id_with_a_line_break_is_replaced_and_noted(ctx,
 
 
 def test_invalid_references_are_dropped_before_they_reach_our_headers(ctx, pipeline):
-    raw = (b"From: zhao@kehu.example.cn\r\nTo: support@example.com\r\nSubject: printer\r\n"
-           b"Message-ID: <ok-1@kehu.example.cn>\r\nReferences: <good@kehu.example.cn> <" + b"a" * 300 + b"@x>\r\n"
-           b"In-Reply-To: =?utf-8?q?<b=0D=0AX-Injected:_1@x>?=\r\n"
-           b"Content-Type: text/plain; charset=utf-8\r\n\r\nThe printer on floor 3 does not print.\r\n")
+    raw = (
+        b"From: zhao@kehu.example.cn\r\nTo: support@example.com\r\nSubject: printer\r\n"
+        b"Message-ID: <ok-1@kehu.example.cn>\r\nReferences: <good@kehu.example.cn> <" + b"a" * 300 + b"@x>\r\n"
+        b"In-Reply-To: =?utf-8?q?<b=0D=0AX-Injected:_1@x>?=\r\n"
+        b"Content-Type: text/plain; charset=utf-8\r\n\r\nThe printer on floor 3 does not print.\r\n"
+    )
     assert pipeline.take(raw, ref()).outcome == "opened"
     [ack] = outbox(ctx)
     sent = headers_of(ack.raw)
@@ -73,12 +77,15 @@ def test_invalid_references_are_dropped_before_they_reach_our_headers(ctx, pipel
     assert "<good@kehu.example.cn>" in str(sent["References"])
 
 
-@pytest.mark.parametrize("field, value", [
-    ("subject", "hello\r\nBcc: victim@example.org"),
-    ("in_reply_to", "x@y>\r\nBcc: victim@example.org"),
-    ("to_addr", "a@b.example\nBcc: victim@example.org"),
-    ("extra", "t\rX: y"),
-])
+@pytest.mark.parametrize(
+    "field, value",
+    [
+        ("subject", "hello\r\nBcc: victim@example.org"),
+        ("in_reply_to", "x@y>\r\nBcc: victim@example.org"),
+        ("to_addr", "a@b.example\nBcc: victim@example.org"),
+        ("extra", "t\rX: y"),
+    ],
+)
 def test_the_composer_refuses_a_line_break_in_any_header_value(field, value):
     args = {"message_id": "ack.1@example.com", "from_name": "Support", "from_addr": "support@example.com", "to_addr": "a@b.example"}
     subject = value if field == "subject" else "Subject"
@@ -96,8 +103,12 @@ def test_a_form_acknowledgement_echoes_nothing_typed_into_the_form(make_web):
     """The form as a spam relay: before, the ack repeated the typed name (as the To name and
     in the greeting) and subject, URLs included, from the support address to any address."""
     web = make_web()
-    post = {"name": "WIN A PRIZE http://spam.example/claim", "email": "victim@example.org",
-            "subject": "Cheap watches http://spam.example/buy", "message": "Visit http://spam.example/buy now"}
+    post = {
+        "name": "WIN A PRIZE http://spam.example/claim",
+        "email": "victim@example.org",
+        "subject": "Cheap watches http://spam.example/buy",
+        "message": "Visit http://spam.example/buy now",
+    }
     with web.client() as client:
         answer = client.post("/submit", json=post)
     assert answer.status_code == 201
@@ -125,8 +136,10 @@ def test_form_acknowledgements_have_a_global_hourly_cap(make_ctx, db_url):
 def test_other_control_characters_in_a_subject_still_make_a_ticket_and_an_ack(ctx, pipeline):
     """Only line breaks are refused in headers: a stray ESC or BEL in a subject (broken
     encodings) must not quarantine the customer's message."""
-    raw = (b"From: zhao@kehu.example.cn\r\nTo: support@example.com\r\nSubject: printer \x1b\x07 broken\r\n"
-           b"Message-ID: <ctl-1@kehu.example.cn>\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nThe printer does not print.\r\n")
+    raw = (
+        b"From: zhao@kehu.example.cn\r\nTo: support@example.com\r\nSubject: printer \x1b\x07 broken\r\n"
+        b"Message-ID: <ctl-1@kehu.example.cn>\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nThe printer does not print.\r\n"
+    )
     assert pipeline.take(raw, ref()).outcome == "opened"
     [ack] = outbox(ctx)
     assert headers_of(ack.raw)["Auto-Submitted"] == "auto-replied"
@@ -135,8 +148,10 @@ def test_other_control_characters_in_a_subject_still_make_a_ticket_and_an_ack(ct
 def test_the_acknowledgement_repeats_at_most_20_references(ctx, pipeline):
     """A thousand References (64 KB) in a customer's mail made a 64 KB header in our answer."""
     ids = b" ".join(b"<r%d@kehu.example.cn>" % i for i in range(1000))
-    raw = (b"From: zhao@kehu.example.cn\r\nTo: support@example.com\r\nSubject: printer\r\nMessage-ID: <refs-1@kehu.example.cn>\r\n"
-           b"References: " + ids + b"\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nThe printer does not print.\r\n")
+    raw = (
+        b"From: zhao@kehu.example.cn\r\nTo: support@example.com\r\nSubject: printer\r\nMessage-ID: <refs-1@kehu.example.cn>\r\n"
+        b"References: " + ids + b"\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nThe printer does not print.\r\n"
+    )
     assert pipeline.take(raw, ref()).outcome == "opened"
     [ack] = outbox(ctx)
     references = str(headers_of(ack.raw)["References"]).split()
@@ -148,8 +163,10 @@ def test_a_name_typed_into_a_form_never_reaches_that_address_later(ctx, pipeline
     mail is then greeted by the name it gives, not by the record's."""
     form = {"name": "WIN A PRIZE http://spam.example/claim", "email": "ann@example.org", "message": "打印机卡纸。"}
     pipeline.take(json.dumps(form).encode(), ref(channel="form", source="spool"))
-    raw = (b"From: Ann Lee <ann@example.org>\r\nTo: support@example.com\r\nSubject: invoices\r\nMessage-ID: <ann-1@example.org>\r\n"
-           b"Content-Type: text/plain; charset=utf-8\r\n\r\nHow do I export my invoices as PDF?\r\n")
+    raw = (
+        b"From: Ann Lee <ann@example.org>\r\nTo: support@example.com\r\nSubject: invoices\r\nMessage-ID: <ann-1@example.org>\r\n"
+        b"Content-Type: text/plain; charset=utf-8\r\n\r\nHow do I export my invoices as PDF?\r\n"
+    )
     assert pipeline.take(raw, ref()).outcome == "opened"
     texts = [headers_of(m.raw).get_content() + str(headers_of(m.raw)["To"]) for m in outbox(ctx)]
     assert len(texts) == 2 and not any("spam.example" in t or "PRIZE" in t for t in texts)
@@ -160,8 +177,10 @@ def test_a_name_typed_into_a_form_never_reaches_that_address_later(ctx, pipeline
 def test_a_sender_address_that_is_not_plain_gets_a_ticket_and_no_acknowledgement(ctx, pipeline, sender):
     """The From address goes into our To header and the SMTP RCPT as it is: a control
     character or a quoted local part there is refused, the message still opens its ticket."""
-    raw = (b"From: " + sender + b"\r\nTo: support@example.com\r\nSubject: printer\r\nMessage-ID: <odd-1@example.org>\r\n"
-           b"Content-Type: text/plain; charset=utf-8\r\n\r\nThe printer does not print.\r\n")
+    raw = (
+        b"From: " + sender + b"\r\nTo: support@example.com\r\nSubject: printer\r\nMessage-ID: <odd-1@example.org>\r\n"
+        b"Content-Type: text/plain; charset=utf-8\r\n\r\nThe printer does not print.\r\n"
+    )
     result = pipeline.take(raw, ref())
     assert result.outcome == "opened" and outbox(ctx) == []
     [skipped] = [e for e in ticket(ctx, result.ticket).events if e.kind == "ack_skipped"]

@@ -11,6 +11,7 @@ exception out of the stage:
 
 Example counts are modest (the suite runs on two cores in CI); no example database is
 written into the checkout."""
+
 from __future__ import annotations
 
 import json
@@ -34,8 +35,9 @@ RULES = Path(__file__).resolve().parents[2] / "config" / "rules.toml"
 
 # Each example is small: a second is a generous bound for any of them, and one that
 # exceeds it (twice, as hypothesis checks) is reported as a failure.
-PROPERTY = settings(max_examples=60, deadline=timedelta(seconds=1), database=None,
-                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+PROPERTY = settings(
+    max_examples=60, deadline=timedelta(seconds=1), database=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large]
+)
 
 
 @pytest.fixture(scope="module")
@@ -60,22 +62,102 @@ def classifier() -> Classifier:
 
 # Characters that matter to some parser: separators, quotes, escapes, folding, encoded
 # words, markup, CJK and full-width forms, controls, a lone surrogate's bytes.
-_HOSTILE = st.sampled_from([
-    ";", '"', "'", "\\", "=", "=?", "?=", "=?utf-8?b?", "=?gbk?q?=C4=E3", "(", ")", "<", ">", "@", ",", ":", "*", "%", "%E4",
-    "\r\n ", "\n\t", "\r", " ", "\t", "\x00", "\x1b", "not urgent ", "urgent", "不紧急", "紧急", "投诉", "how ", "^", "。", "!",
-    "<a b=\"", "<ol><li>", "<blockquote>", "<!--", "<script>", "</", "&#", "&amp;", "=\r\n", "--", "boundary", "charset=",
-    "filename*0*=", "utf-8''", "x" * 50, "客户服务", "ｆｕｌｌ", "\u200b", "\ufeff", "é",
-])
+_HOSTILE = st.sampled_from(
+    [
+        ";",
+        '"',
+        "'",
+        "\\",
+        "=",
+        "=?",
+        "?=",
+        "=?utf-8?b?",
+        "=?gbk?q?=C4=E3",
+        "(",
+        ")",
+        "<",
+        ">",
+        "@",
+        ",",
+        ":",
+        "*",
+        "%",
+        "%E4",
+        "\r\n ",
+        "\n\t",
+        "\r",
+        " ",
+        "\t",
+        "\x00",
+        "\x1b",
+        "not urgent ",
+        "urgent",
+        "不紧急",
+        "紧急",
+        "投诉",
+        "how ",
+        "^",
+        "。",
+        "!",
+        '<a b="',
+        "<ol><li>",
+        "<blockquote>",
+        "<!--",
+        "<script>",
+        "</",
+        "&#",
+        "&amp;",
+        "=\r\n",
+        "--",
+        "boundary",
+        "charset=",
+        "filename*0*=",
+        "utf-8''",
+        "x" * 50,
+        "客户服务",
+        "ｆｕｌｌ",
+        "\u200b",
+        "\ufeff",
+        "é",
+    ]
+)
 _PIECE = st.one_of(_HOSTILE, st.text(max_size=12))
 _VALUE = st.lists(_PIECE, max_size=25).map("".join)
-_HEADER_NAMES = st.sampled_from([
-    "From", "To", "Cc", "Reply-To", "Sender", "Subject", "Date", "Message-ID", "In-Reply-To", "References",
-    "Content-Type", "Content-Disposition", "Content-Transfer-Encoding", "MIME-Version", "Auto-Submitted", "X-Whatever",
-])
-_CONTENT_TYPES = st.sampled_from([
-    "text/plain", "text/html", "multipart/mixed", "multipart/alternative", "multipart/related", "message/rfc822",
-    "application/ms-tnef", "application/pdf", "text/plain; charset=gbk", "text/html; charset=big5", "multipart/mixed; boundary=\"b\"",
-])
+_HEADER_NAMES = st.sampled_from(
+    [
+        "From",
+        "To",
+        "Cc",
+        "Reply-To",
+        "Sender",
+        "Subject",
+        "Date",
+        "Message-ID",
+        "In-Reply-To",
+        "References",
+        "Content-Type",
+        "Content-Disposition",
+        "Content-Transfer-Encoding",
+        "MIME-Version",
+        "Auto-Submitted",
+        "X-Whatever",
+    ]
+)
+_CONTENT_TYPES = st.sampled_from(
+    [
+        "text/plain",
+        "text/html",
+        "multipart/mixed",
+        "multipart/alternative",
+        "multipart/related",
+        "message/rfc822",
+        "application/ms-tnef",
+        "application/pdf",
+        "text/plain; charset=gbk",
+        "text/html; charset=big5",
+        'multipart/mixed; boundary="b"',
+    ]
+)
 
 
 @st.composite
@@ -105,6 +187,7 @@ def email_ref() -> SourceRef:
 
 
 # ---- prepare: parse and classify -----------------------------------------------------
+
 
 def assert_prepared(case: Case) -> None:
     """Parsed and classified, or held for the quarantine with a reason: nothing else."""
@@ -136,12 +219,43 @@ def test_prepare_mail_shaped_bytes(ctx, raw):
 
 # ---- the quote stripper ------------------------------------------------------------
 
-_QUOTE_PIECES = st.sampled_from([
-    "> ", ">", "＞", "On Mon, 23 Nov 2026, Li Wei <li@example.com> wrote:", "wrote:", "在 2026年11月20日 写道：", "张三 于2026年11月20日 写道：",
-    "-----Original Message-----", "------------------ 原始邮件 ------------------", "From: a@b.cn", "发件人：李", "Sent: Monday",
-    "发送时间：今天", "Subject: x", "主题：订单", "-- ", "--", "Sent from my iPhone", "发自我的iPhone", "_" * 12, "-" * 30,
-    "\n", "\n\n", " " * 40, "\t", "订单没有到", "please help", "on ", "于 ", "写道", ":", "：", "\r\n",
-])
+_QUOTE_PIECES = st.sampled_from(
+    [
+        "> ",
+        ">",
+        "＞",
+        "On Mon, 23 Nov 2026, Li Wei <li@example.com> wrote:",
+        "wrote:",
+        "在 2026年11月20日 写道：",
+        "张三 于2026年11月20日 写道：",
+        "-----Original Message-----",
+        "------------------ 原始邮件 ------------------",
+        "From: a@b.cn",
+        "发件人：李",
+        "Sent: Monday",
+        "发送时间：今天",
+        "Subject: x",
+        "主题：订单",
+        "-- ",
+        "--",
+        "Sent from my iPhone",
+        "发自我的iPhone",
+        "_" * 12,
+        "-" * 30,
+        "\n",
+        "\n\n",
+        " " * 40,
+        "\t",
+        "订单没有到",
+        "please help",
+        "on ",
+        "于 ",
+        "写道",
+        ":",
+        "：",
+        "\r\n",
+    ]
+)
 
 
 @PROPERTY
@@ -155,11 +269,14 @@ def test_quote_stripper(text):
 
 # ---- the classifier ------------------------------------------------------------------
 
+
 @st.composite
 def rule_words(draw, classifier: Classifier) -> str:
     """Text made of the shipped rules' own keywords and negation phrases, hostile pieces and noise."""
-    words = sorted({k.text.lstrip("^").rstrip("*") for r in classifier.ruleset.rules for k in r.keywords}
-                   | {p for r in classifier.ruleset.rules for p in r.negations})
+    words = sorted(
+        {k.text.lstrip("^").rstrip("*") for r in classifier.ruleset.rules for k in r.keywords}
+        | {p for r in classifier.ruleset.rules for p in r.negations}
+    )
     piece = st.one_of(st.sampled_from(words), _HOSTILE, st.text(max_size=6), st.sampled_from([" ", "。", ". ", "\n", ",", "> "]))
     return "".join(draw(st.lists(piece, max_size=80)))
 
@@ -178,13 +295,64 @@ def test_classifier(classifier, data):
 
 # ---- HTML to text --------------------------------------------------------------------
 
-_TAGS = st.sampled_from([
-    "<p>", "</p>", "<br>", "<br/>", "<div>", "</div>", "<ul>", "</ul>", "<ol>", "</ol>", "<li>", "</li>", "<blockquote>", "</blockquote>",
-    "<table>", "<tr>", "<td>", "</td>", "<th>", "</table>", "<pre>", "</pre>", "<h1>", "</h1>", "<a href=\"x\">", "</a>", "<img src=x>",
-    "<script>", "</script>", "<style>", "</style>", "<!--", "-->", "<!-->", "<![if mso]>", "<![endif]>", "<?xml x?>", "<!DOCTYPE html>",
-    "<a b=\"", "<a b='", "<p title=\"a>b\">", "<o:p>", "</o:p>", "<q>", "<abbr title=t>", "&nbsp;", "&#x4e2d;", "&#99999999;", "&", "<", ">",
-    "<pre><blockquote>", "<dl><dd>", "</ SCRIPT >",
-])
+_TAGS = st.sampled_from(
+    [
+        "<p>",
+        "</p>",
+        "<br>",
+        "<br/>",
+        "<div>",
+        "</div>",
+        "<ul>",
+        "</ul>",
+        "<ol>",
+        "</ol>",
+        "<li>",
+        "</li>",
+        "<blockquote>",
+        "</blockquote>",
+        "<table>",
+        "<tr>",
+        "<td>",
+        "</td>",
+        "<th>",
+        "</table>",
+        "<pre>",
+        "</pre>",
+        "<h1>",
+        "</h1>",
+        '<a href="x">',
+        "</a>",
+        "<img src=x>",
+        "<script>",
+        "</script>",
+        "<style>",
+        "</style>",
+        "<!--",
+        "-->",
+        "<!-->",
+        "<![if mso]>",
+        "<![endif]>",
+        "<?xml x?>",
+        "<!DOCTYPE html>",
+        '<a b="',
+        "<a b='",
+        '<p title="a>b">',
+        "<o:p>",
+        "</o:p>",
+        "<q>",
+        "<abbr title=t>",
+        "&nbsp;",
+        "&#x4e2d;",
+        "&#99999999;",
+        "&",
+        "<",
+        ">",
+        "<pre><blockquote>",
+        "<dl><dd>",
+        "</ SCRIPT >",
+    ]
+)
 
 
 @PROPERTY

@@ -1,4 +1,5 @@
 """A real intake Context on a fresh database: SQLite file or PostgreSQL."""
+
 from __future__ import annotations
 
 from datetime import UTC, datetime
@@ -39,8 +40,12 @@ def make_ctx(tmp_path):
     """make_ctx(db_url, **config sections) → a Context on an upgraded database."""
 
     def make(db_url: str, clock: Clock | None = None, **sections):
-        data = {"database": {"url": db_url}, "paths": {"var": str(tmp_path / "var")},
-                "maildir": {"path": str(tmp_path / "var" / "drop")}, "spool": {"path": str(tmp_path / "var" / "spool")}}
+        data = {
+            "database": {"url": db_url},
+            "paths": {"var": str(tmp_path / "var")},
+            "maildir": {"path": str(tmp_path / "var" / "drop")},
+            "spool": {"path": str(tmp_path / "var" / "spool")},
+        }
         for key, value in sections.items():
             data.setdefault(key, {}).update(value) if isinstance(value, dict) else data.__setitem__(key, value)
         config = from_dict(data)

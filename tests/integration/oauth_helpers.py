@@ -1,6 +1,7 @@
 """Fixtures and helpers of the OAuth tests (test_oauth_*.py): the loopback identity
 provider (tests/servers/oauth_idp.py), a Dovecot whose `oauth2` passdb asks it about every
 token, and intake contexts with OAuth2 accounts."""
+
 from __future__ import annotations
 
 import threading
@@ -68,15 +69,34 @@ def mail(subject: str, sender: str = "li.wei@kehu.cn") -> bytes:
 
 
 def microsoft_app(idp, dovecot, name="support", user="support", client_id="app-support", **keys) -> dict:
-    return {"name": name, "host": dovecot.host, "port": dovecot.port, "security": "plain", "username": user,
-            "auth": "oauth2", "oauth_provider": "microsoft", "tenant": idp.tenant, "client_id": client_id,
-            "authority": idp.authority, "oauth_ca_file": idp.ca_file, "idle_timeout": 5, "poll_interval": 0.5,
-            **({"client_secret_env": SECRET_ENV} if "certificate_file" not in keys else {}), **keys}
+    return {
+        "name": name,
+        "host": dovecot.host,
+        "port": dovecot.port,
+        "security": "plain",
+        "username": user,
+        "auth": "oauth2",
+        "oauth_provider": "microsoft",
+        "tenant": idp.tenant,
+        "client_id": client_id,
+        "authority": idp.authority,
+        "oauth_ca_file": idp.ca_file,
+        "idle_timeout": 5,
+        "poll_interval": 0.5,
+        **({"client_secret_env": SECRET_ENV} if "certificate_file" not in keys else {}),
+        **keys,
+    }
 
 
 def context(tmp_path, accounts: list[dict], **sections):
-    data = {"database": {"url": f"sqlite:///{tmp_path / 'intake.db'}"}, "paths": {"var": str(tmp_path / "var")},
-            "imap": accounts, "pipeline": {"processes": 0}, "archive": {"enabled": False}, **sections}
+    data = {
+        "database": {"url": f"sqlite:///{tmp_path / 'intake.db'}"},
+        "paths": {"var": str(tmp_path / "var")},
+        "imap": accounts,
+        "pipeline": {"processes": 0},
+        "archive": {"enabled": False},
+        **sections,
+    }
     config = from_dict(data)
     upgrade(make_engine(config.database.url))
     return build_context(config)
@@ -111,5 +131,3 @@ def text_of(raw: bytes):
 
 def logins(dovecot, user: str) -> list[str]:
     return [line for line in dovecot.log_text().splitlines() if f"Login: user=<{user}>" in line]
-
-

@@ -1,4 +1,5 @@
 """Archive integrity, retention and retrieval on a real database (SQLite file, PostgreSQL) with real PDFs."""
+
 from __future__ import annotations
 
 import hashlib
@@ -62,8 +63,7 @@ def test_written_files_verify_clean_and_are_chained_in_db_and_manifest(env):
     """Three versions of two cases: hashes recorded, chain linked, manifest one line per file."""
     sessions, storage = env
     c1 = open_case("261122-0001")
-    paths = write(sessions, storage, c1, open_case("261122-0002", customer="北京某集团"),
-                  closed(c1, date(2026, 11, 30)))
+    paths = write(sessions, storage, c1, open_case("261122-0002", customer="北京某集团"), closed(c1, date(2026, 11, 30)))
     assert paths[0].endswith("_投诉_261122-0001_v1.pdf") and paths[2].endswith("_261122-0001_v2-final.pdf")
     assert problems(sessions, storage) == []
     lines = storage.get(MANIFEST).decode().splitlines()
@@ -261,12 +261,15 @@ def test_raising_the_retention_years_extends_what_is_archived_but_lowering_never
 def test_search_by_customer_dates_type_ticket_and_words(env):
     """Each filter narrows the result; type accepts the code or its Chinese label."""
     sessions, storage = env
-    write(sessions, storage,
-          open_case("261101-0001", customer="深圳市某科技有限公司", day=date(2026, 11, 1)),
-          open_case("261115-0002", customer="北京某集团", day=date(2026, 11, 15), type="inquiry",
-                    description="询问新产品的批发折扣政策"),
-          open_case("261122-0003", customer="ACME 100%_Ltd", day=date(2026, 11, 22)))
+    write(
+        sessions,
+        storage,
+        open_case("261101-0001", customer="深圳市某科技有限公司", day=date(2026, 11, 1)),
+        open_case("261115-0002", customer="北京某集团", day=date(2026, 11, 15), type="inquiry", description="询问新产品的批发折扣政策"),
+        open_case("261122-0003", customer="ACME 100%_Ltd", day=date(2026, 11, 22)),
+    )
     with sessions() as s:
+
         def refs(**kw):
             return [r.ticket_ref for r in search(s, Query(**kw))]
 

@@ -1,4 +1,5 @@
 """From a real Chinese email through intake's pipeline to an archived PDF/A: the loader over intake's tables."""
+
 from __future__ import annotations
 
 import io
@@ -27,8 +28,7 @@ def gbk_mail() -> bytes:
     msg["Subject"] = "投诉：ERP 系统数据同步延迟严重"
     msg["Date"] = "Mon, 23 Nov 2026 10:15:00 +0800"
     msg["Message-ID"] = "<archive-e2e-1@kehu.example.cn>"
-    msg.set_content("你好，我们的 ERP 系统多工厂数据同步延迟超过 6 小时，已严重影响生产排程，请尽快处理。\n联系电话 13912345678",
-                    charset="gbk")
+    msg.set_content("你好，我们的 ERP 系统多工厂数据同步延迟超过 6 小时，已严重影响生产排程，请尽快处理。\n联系电话 13912345678", charset="gbk")
     return bytes(msg)
 
 
@@ -54,8 +54,7 @@ def test_a_real_ticket_is_archived_with_its_email_embedded(ctx, pipeline, tmp_pa
     opened_on = f"20{ref[0:2]}-{ref[2:4]}-{ref[4:6]}"
     assert re.search(rf"_{opened_on}_投诉_{re.escape(ref)}_v1\.pdf$", row.path), row.path
     (tmp_path / "a.pdf").write_bytes(pdf)
-    text = re.sub(r"\s+", "", subprocess.run(["pdftotext", str(tmp_path / "a.pdf"), "-"], capture_output=True,
-                                            check=True).stdout.decode())
+    text = re.sub(r"\s+", "", subprocess.run(["pdftotext", str(tmp_path / "a.pdf"), "-"], capture_output=True, check=True).stdout.decode())
     assert "ERP系统多工厂数据同步延迟超过6小时" in text and result.ticket in text and "王芳" in text
     assert "售后部" in text  # the department's label from the staff directory, not its code
     if ctx.config.database.url.startswith("sqlite"):

@@ -1,4 +1,5 @@
 """Case PDFs rendered for real with weasyprint and read back with pdftotext, pdffonts and pypdf."""
+
 from __future__ import annotations
 
 import io
@@ -34,12 +35,42 @@ def zh_pdf() -> bytes:
 def test_chinese_case_text_is_in_the_pdf_with_the_phone_masked(zh_pdf, tmp_path):
     """The record fields, every message and the attachments list are real text; the phone is masked."""
     text = pdf_text(zh_pdf, tmp_path)
-    for expected in ["客户沟通记录", "261122-0007", "C202611001", "深圳市某科技有限公司/张伟", "所属行业", "IT",
-                     "138****5678", "zhang.wei@example.cn", "沟通方式", "邮件", "投诉", "紧急", "加急", "售后部",
-                     "处理人", "李娜", "已关闭", "2026-11-24", "2026-11-23", "5/5", "问题描述", "影响财务部月底结账",
-                     "后续跟进计划", "12月15日电话回访", "客户为VIP客户", "分类依据",
-                     "财务部月底结账需要大量打印凭证", "工程师王强已于今天下午上门检测", "满意度打5分",
-                     "附件清单", "卡纸照片.jpg", "error-log.txt", "261122-0007-1-in.eml", "归档版本v3·最终版"]:
+    for expected in [
+        "客户沟通记录",
+        "261122-0007",
+        "C202611001",
+        "深圳市某科技有限公司/张伟",
+        "所属行业",
+        "IT",
+        "138****5678",
+        "zhang.wei@example.cn",
+        "沟通方式",
+        "邮件",
+        "投诉",
+        "紧急",
+        "加急",
+        "售后部",
+        "处理人",
+        "李娜",
+        "已关闭",
+        "2026-11-24",
+        "2026-11-23",
+        "5/5",
+        "问题描述",
+        "影响财务部月底结账",
+        "后续跟进计划",
+        "12月15日电话回访",
+        "客户为VIP客户",
+        "分类依据",
+        "财务部月底结账需要大量打印凭证",
+        "工程师王强已于今天下午上门检测",
+        "满意度打5分",
+        "附件清单",
+        "卡纸照片.jpg",
+        "error-log.txt",
+        "261122-0007-1-in.eml",
+        "归档版本v3·最终版",
+    ]:
         assert expected in text, expected
     assert "13812345678" not in text and "1234-5678" not in text.split("附件清单")[0].split("沟通记录共")[0]
 
@@ -54,12 +85,31 @@ def test_thread_is_in_order(zh_pdf, tmp_path):
 def test_english_case_uses_english_labels(tmp_path):
     """lang='en' shows type/urgency/status in English; English message text comes through."""
     record = sample_case()
-    record = replace(record, messages=record.messages + [ThreadMessage(
-        "in", record.messages[-1].at + timedelta(hours=1), "Ann Lee <ann@example.com>", "Invoice copy",
-        "Could you send the invoice for the replaced toner units? Thanks, Ann")])
+    record = replace(
+        record,
+        messages=record.messages
+        + [
+            ThreadMessage(
+                "in",
+                record.messages[-1].at + timedelta(hours=1),
+                "Ann Lee <ann@example.com>",
+                "Invoice copy",
+                "Could you send the invoice for the replaced toner units? Thanks, Ann",
+            )
+        ],
+    )
     text = pdf_text(render_case_pdf(record, lang="en"), tmp_path)
-    for expected in ["Customercaserecord", "complaint", "urgent", "closed", "Customerno.", "Satisfaction",
-                     "Couldyousendtheinvoiceforthereplacedtonerunits?", "深圳市某科技有限公司", "138****5678"]:
+    for expected in [
+        "Customercaserecord",
+        "complaint",
+        "urgent",
+        "closed",
+        "Customerno.",
+        "Satisfaction",
+        "Couldyousendtheinvoiceforthereplacedtonerunits?",
+        "深圳市某科技有限公司",
+        "138****5678",
+    ]:
         assert expected in text, expected
 
 
@@ -95,8 +145,7 @@ def test_pdfa3b_metadata_and_embedded_originals(zh_pdf):
 def test_form_submission_is_embedded_as_json(tmp_path):
     """A web-form case embeds its submission as application/json."""
     form = b'{"name": "\xe7\x8e\x8b\xe8\x8a\xb3", "email": "wf@example.cn", "message": "\xe5\x92\xa8\xe8\xaf\xa2"}'
-    record = replace(sample_case(), channel="form", raw_originals=[RawOriginal("261122-0007-form.json", form,
-                                                                               "application/json")])
+    record = replace(sample_case(), channel="form", raw_originals=[RawOriginal("261122-0007-form.json", form, "application/json")])
     reader = pypdf.PdfReader(io.BytesIO(render_case_pdf(record)))
     assert reader.attachments == {"261122-0007-form.json": [form]}
     assert "网页表单" in pdf_text(render_case_pdf(record), tmp_path)
@@ -158,9 +207,15 @@ def secret(tmp_path) -> Path:
 def test_hostile_message_html_makes_no_connection_and_reads_no_file(listener, secret, tmp_path):
     """Customer HTML with remote images, CSS url(), file:// links: nothing connects, nothing is read."""
     record = sample_case()
-    evil = ThreadMessage("in", datetime(2026, 11, 22, 10, 0, tzinfo=UTC), "x <x@example.cn>", "图片",
-                         "", html=hostile_html(listener.port, secret),
-                         attachments=[AttachmentInfo("a.png", "image/png", 10)])
+    evil = ThreadMessage(
+        "in",
+        datetime(2026, 11, 22, 10, 0, tzinfo=UTC),
+        "x <x@example.cn>",
+        "图片",
+        "",
+        html=hostile_html(listener.port, secret),
+        attachments=[AttachmentInfo("a.png", "image/png", 10)],
+    )
     pdf = render_case_pdf(replace(record, messages=[evil]))
     assert listener.connections() == 0
     text = pdf_text(pdf, tmp_path)
@@ -224,11 +279,21 @@ def test_rendered_page_image_for_people_to_look_at(zh_pdf):
 
 def test_empty_case_still_renders(tmp_path):
     """A case with no messages, no phone and no optional fields renders with dashes, not errors."""
-    record = replace(sample_case(), messages=[], raw_originals=[], phone="", email="", satisfaction=None,
-                     expected_completion=None, actual_completion=None, outcome="", notes="", classification=[])
+    record = replace(
+        sample_case(),
+        messages=[],
+        raw_originals=[],
+        phone="",
+        email="",
+        satisfaction=None,
+        expected_completion=None,
+        actual_completion=None,
+        outcome="",
+        notes="",
+        classification=[],
+    )
     text = pdf_text(render_case_pdf(record), tmp_path)
     assert "无附件" in text and "客户编号" in text
-
 
 
 def test_rare_and_traditional_characters_render_as_real_glyphs(tmp_path):
@@ -250,12 +315,18 @@ def test_long_thread_with_unbreakable_strings_and_html_tables(tmp_path):
     nothing runs off the page (pdftotext -layout keeps each line within the text width)."""
     base = sample_case()
     long_url = "https://example.cn/" + "a" * 600
-    html = ("<table><tr><td>订单号</td><td>数量</td></tr><tr><td>PO-2026-001</td><td>12</td></tr></table>"
-            "<blockquote>原始邮件 quoted</blockquote>")
-    messages = [ThreadMessage("in" if i % 2 == 0 else "out", base.messages[0].at + timedelta(hours=i),
-                              "张伟 <zhang.wei@example.cn>", f"第 {i} 封 [261122-0007]",
-                              f"消息编号 M{i:03d} 内容。{long_url if i == 7 else ''}",
-                              html=html if i == 9 else None) for i in range(40)]
+    html = "<table><tr><td>订单号</td><td>数量</td></tr><tr><td>PO-2026-001</td><td>12</td></tr></table><blockquote>原始邮件 quoted</blockquote>"
+    messages = [
+        ThreadMessage(
+            "in" if i % 2 == 0 else "out",
+            base.messages[0].at + timedelta(hours=i),
+            "张伟 <zhang.wei@example.cn>",
+            f"第 {i} 封 [261122-0007]",
+            f"消息编号 M{i:03d} 内容。{long_url if i == 7 else ''}",
+            html=html if i == 9 else None,
+        )
+        for i in range(40)
+    ]
     pdf = render_case_pdf(replace(base, messages=messages))
     text = pdf_text(pdf, tmp_path)
     assert all(f"M{i:03d}" in text for i in range(40) if i != 9)

@@ -1,6 +1,7 @@
 """The archive on a real S3 server (SeaweedFS on 127.0.0.1) with Object Lock COMPLIANCE:
 locks and legal holds set by our code, enforced by the server, and verify, search, export
 and purge working on objects as they do on files."""
+
 from __future__ import annotations
 
 import io
@@ -131,6 +132,7 @@ def test_versions_written_while_open_are_locked_when_the_case_closes(env):
         delete_version(storage, v1, versions(storage, v1)[0])
 
     from archive.retention import extend_all
+
     with sessions() as s, s.begin():
         assert extend_all(s, RetentionPolicy(5), actor="test", storage=storage) == 2
     assert storage.retention(PurePosixPath(v1)) == lock_end(TODAY.replace(year=TODAY.year + 5))
@@ -197,8 +199,15 @@ def test_open_storage_builds_the_s3_backend_from_config_with_keys_from_the_envir
     """[archive] storage = "s3" gives an S3Storage on that bucket, keys read from the named
     variables; a missing variable fails at start with its name."""
     bucket = seaweed.bucket()
-    section = {"storage": "s3", "s3_endpoint": seaweed.endpoint, "s3_bucket": bucket, "s3_region": REGION,
-               "s3_access_key_env": "T_S3_KEY", "s3_secret_key_env": "T_S3_SECRET", "path": str(tmp_path)}
+    section = {
+        "storage": "s3",
+        "s3_endpoint": seaweed.endpoint,
+        "s3_bucket": bucket,
+        "s3_region": REGION,
+        "s3_access_key_env": "T_S3_KEY",
+        "s3_secret_key_env": "T_S3_SECRET",
+        "path": str(tmp_path),
+    }
     cfg = from_dict({"archive": section}).archive
     monkeypatch.delenv("T_S3_SECRET", raising=False)
     monkeypatch.setenv("T_S3_KEY", seaweed.access_key)
@@ -220,8 +229,17 @@ def test_open_storage_refuses_a_bucket_without_object_lock(seaweed, monkeypatch)
     seaweed.client().create_bucket(Bucket=plain)
     monkeypatch.setenv("T_S3_KEY", seaweed.access_key)
     monkeypatch.setenv("T_S3_SECRET", seaweed.secret_key)
-    cfg = from_dict({"archive": {"storage": "s3", "s3_endpoint": seaweed.endpoint, "s3_bucket": plain,
-                                 "s3_access_key_env": "T_S3_KEY", "s3_secret_key_env": "T_S3_SECRET"}}).archive
+    cfg = from_dict(
+        {
+            "archive": {
+                "storage": "s3",
+                "s3_endpoint": seaweed.endpoint,
+                "s3_bucket": plain,
+                "s3_access_key_env": "T_S3_KEY",
+                "s3_secret_key_env": "T_S3_SECRET",
+            }
+        }
+    ).archive
     with pytest.raises(RuntimeError, match="Object Lock"):
         open_storage(cfg)
 
@@ -241,12 +259,10 @@ s3_region = "{REGION}"
 s3_access_key_env = "T_S3_KEY"
 s3_secret_key_env = "T_S3_SECRET"
 ''')
-    env = {**os.environ, "INTAKE_CONFIG": str(config), "T_S3_KEY": seaweed.access_key,
-           "T_S3_SECRET": seaweed.secret_key}
+    env = {**os.environ, "INTAKE_CONFIG": str(config), "T_S3_KEY": seaweed.access_key, "T_S3_SECRET": seaweed.secret_key}
 
     def intake(*args: str, ok: bool = True) -> list[dict]:
-        proc = subprocess.run([sys.executable, "-m", "intake.cli", *args], cwd=tmp_path, env=env,
-                              capture_output=True, timeout=180)
+        proc = subprocess.run([sys.executable, "-m", "intake.cli", *args], cwd=tmp_path, env=env, capture_output=True, timeout=180)
         assert (proc.returncode == 0) == ok, proc.stderr.decode()
         if "--json" not in args:
             return []
@@ -254,9 +270,11 @@ s3_secret_key_env = "T_S3_SECRET"
 
     intake("init")
     eml = tmp_path / "a.eml"
-    eml.write_bytes("From: kefu@mou-keji.example.cn\r\nTo: support@example.com\r\nSubject: 投诉快递员\r\n"
-                    "Message-ID: <s3-a@mou-keji.example.cn>\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n"
-                    "你们的快递员态度恶劣，我要投诉。\r\n".encode())
+    eml.write_bytes(
+        "From: kefu@mou-keji.example.cn\r\nTo: support@example.com\r\nSubject: 投诉快递员\r\n"
+        "Message-ID: <s3-a@mou-keji.example.cn>\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n"
+        "你们的快递员态度恶劣，我要投诉。\r\n".encode()
+    )
     intake("ingest", str(eml))
     intake("run", "--once")
     [found] = intake("archive", "search", "--json")

@@ -1,4 +1,5 @@
 """The archive worker on a real database (migrated with Alembic) rendering in real worker processes."""
+
 from __future__ import annotations
 
 import threading
@@ -31,8 +32,7 @@ class Cases:
     """The owner's load_record, as plain data: ticket id → record; ids listed in `broken` raise."""
 
     def __init__(self) -> None:
-        self.records = {i: replace(sample_case(f"261122-{i:04d}", customer=f"客户{i}"), status="in_progress",
-                                   closed_on=None) for i in range(1, 6)}
+        self.records = {i: replace(sample_case(f"261122-{i:04d}", customer=f"客户{i}"), status="in_progress", closed_on=None) for i in range(1, 6)}
         self.broken: set[int] = set()
         self.loads = 0
 
@@ -68,8 +68,7 @@ def test_jobs_become_archived_pdfs_rendered_in_worker_processes(env):
     assert stats.written == 2 and stats.failed == 0
     with sessions() as s:
         rows = s.scalars(select(ArchiveFile).order_by(ArchiveFile.ticket_ref)).all()
-        assert [(r.ticket_ref, r.version, r.final, r.ticket_id) for r in rows] == \
-            [("261122-0001", 1, False, 1), ("261122-0002", 1, False, 2)]
+        assert [(r.ticket_ref, r.version, r.final, r.ticket_id) for r in rows] == [("261122-0001", 1, False, 1), ("261122-0002", 1, False, 2)]
         assert rows[0].path == "2026/11/客户1_2026-11-22_投诉_261122-0001_v1.pdf"
         assert {j.status for j in s.scalars(select(ArchiveJob))} == {"done"}
         assert job_counts(s) == {"done": 2}
@@ -186,8 +185,7 @@ def test_a_job_claimed_by_a_worker_that_died_is_taken_again_after_its_lease(env)
     cases, clock = Cases(), Clock()
     add_jobs(sessions, (2, "opened"), now=clock.at)
     with sessions() as s, s.begin():
-        s.execute(update(ArchiveJob).values(status="running", attempts=1,
-                                            next_attempt_at=clock.at + timedelta(minutes=10)))
+        s.execute(update(ArchiveJob).values(status="running", attempts=1, next_attempt_at=clock.at + timedelta(minutes=10)))
     worker = ArchiveWorker(sessions, storage, cases, processes=0, clock=clock)
     assert worker.run_once().written == 0
     clock.at += timedelta(minutes=11)
@@ -222,8 +220,7 @@ def test_two_workers_on_one_database_keep_one_unbroken_chain(env):
     one version per ticket, the chain and manifest intact."""
     sessions, storage = env
     cases = Cases()
-    cases.records.update({i: replace(cases.records[1], ticket_ref=f"261122-{i:04d}", customer_name=f"客户{i}")
-                          for i in range(6, 17)})
+    cases.records.update({i: replace(cases.records[1], ticket_ref=f"261122-{i:04d}", customer_name=f"客户{i}") for i in range(6, 17)})
     add_jobs(sessions, *((i, "opened") for i in range(1, 17)))
     workers = [ArchiveWorker(sessions, storage, cases, processes=0, batch=2) for _ in range(2)]
     results = []

@@ -1,5 +1,6 @@
 """The command line as outside tools use it: the real `intake` executable in a fresh
 folder on embedded defaults (SQLite under ./var, outgoing mail into ./var/outgoing)."""
+
 from __future__ import annotations
 
 import json
@@ -15,8 +16,9 @@ INTAKE = [sys.executable, "-m", "intake.cli"]
 
 
 def run(cwd: Path, *args: str, ok: bool = True, env: dict | None = None, input: bytes | None = None) -> subprocess.CompletedProcess:
-    proc = subprocess.run([*INTAKE, *args], cwd=cwd, capture_output=True, timeout=120, input=input,
-                          env={**os.environ, "INTAKE_CONFIG": "", **(env or {})})
+    proc = subprocess.run(
+        [*INTAKE, *args], cwd=cwd, capture_output=True, timeout=120, input=input, env={**os.environ, "INTAKE_CONFIG": "", **(env or {})}
+    )
     if ok:
         assert proc.returncode == 0, proc.stderr.decode()
     return proc
@@ -137,7 +139,9 @@ def test_archive_from_the_command_line_search_verify_export_tamper_and_purge(hom
     file; export writes a zip with a manifest; purge deletes nothing that is not expired."""
     import zipfile
 
-    run(home, "ingest", str(eml(home / "a.eml", "你们的快递员态度恶劣，我要投诉。", "投诉快递员", sender="某科技有限公司 <kefu@mou-keji.example.cn>")))
+    run(
+        home, "ingest", str(eml(home / "a.eml", "你们的快递员态度恶劣，我要投诉。", "投诉快递员", sender="某科技有限公司 <kefu@mou-keji.example.cn>"))
+    )
     run(home, "run", "--once")
     [found] = lines(run(home, "archive", "search", "--json", "--type", "投诉"))
     pdf = home / "var" / "archive" / found["path"]

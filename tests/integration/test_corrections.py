@@ -1,6 +1,7 @@
 """Staff #type / #urgency corrections through the real staff-mail flow (real SMTP, SQLite and
 PostgreSQL): each kept as a labelled example; `intake rules suggest` learns from them and
 from an imported file without touching the live rules; the weekly report counts them."""
+
 from __future__ import annotations
 
 import hashlib
@@ -25,8 +26,10 @@ from tests.integration.test_report_weekly import Week, at
 from tests.integration.test_staffmail_kit import MONDAY_10, complaint, deliver, reply_to, staff_config, to_addr
 
 ROOT = Path(__file__).resolve().parents[2]
-QUOTED_BODY = ("我要投诉：你们的售后服务太差了，维修人员答应上门却一直没来，请给个说法。\n\n"
-               "在 2026年11月20日，客户服务中心 写道：\n> 您的工单已受理，我们会尽快安排。")
+QUOTED_BODY = (
+    "我要投诉：你们的售后服务太差了，维修人员答应上门却一直没来，请给个说法。\n\n"
+    "在 2026年11月20日，客户服务中心 写道：\n> 您的工单已受理，我们会尽快安排。"
+)
 
 
 @pytest.fixture
@@ -74,8 +77,16 @@ def test_type_and_urgency_corrections_are_kept_with_text_decision_who_and_when(c
         assert (row.actor, row.at, row.language) == ("staff:li.na", MONDAY_10, "zh")
 
     with ctx.sessions() as s:
-        assert examples(s) == [{"subject": "投诉售后服务", "body": QUOTED_BODY.split("\n\n")[0], "type": "fault",
-                                "urgency": "urgent", "lang": "zh", "source": f"ticket {ticket_id}"}]
+        assert examples(s) == [
+            {
+                "subject": "投诉售后服务",
+                "body": QUOTED_BODY.split("\n\n")[0],
+                "type": "fault",
+                "urgency": "urgent",
+                "lang": "zh",
+                "source": f"ticket {ticket_id}",
+            }
+        ]
     reply("#type complaint")  # changed back: the last word is the label
     with ctx.sessions() as s:
         assert [e["type"] for e in examples(s)] == ["complaint"]
@@ -90,7 +101,8 @@ def test_a_refused_command_keeps_no_correction(case):
 
 
 LABELLER = [  # faults in words the default rules do not know: the labeller skips labels
-    "The labeller on line {n} skips labels since this morning.", "Labeller skips every third box on packing line {n}.",
+    "The labeller on line {n} skips labels since this morning.",
+    "Labeller skips every third box on packing line {n}.",
     "Our labeller skips labels again, line {n}, please check.",
 ]
 
@@ -115,8 +127,13 @@ def test_cli_rules_suggest_learns_from_stored_and_imported_examples(case, tmp_pa
     config.write_text(f'[database]\nurl = "{ctx.config.database.url}"\n[paths]\nvar = "{tmp_path / "var"}"\n', encoding="utf-8")
 
     def run(*args):
-        return subprocess.run([sys.executable, "-m", "intake.cli", "--config", str(config), *args], capture_output=True,
-                              timeout=120, env={**os.environ, "INTAKE_CONFIG": ""}, cwd=tmp_path)
+        return subprocess.run(
+            [sys.executable, "-m", "intake.cli", "--config", str(config), *args],
+            capture_output=True,
+            timeout=120,
+            env={**os.environ, "INTAKE_CONFIG": ""},
+            cwd=tmp_path,
+        )
 
     out = tmp_path / "candidate-rules.toml"
     proc = run("rules", "suggest", "--import", str(imported), "--out", str(out))
@@ -168,16 +185,40 @@ def test_weekly_report_counts_corrections_per_type(make_ctx, db_url, tmp_path):
 
     report = weekly(ctx, "2026-W48")
     r = report["corrections"]
-    assert r["per_type"]["complaint"] == {"tickets": 2, "type_corrected": 1, "urgency_corrected": 2, "to": {"fault": 1},
-                                          "type_percent": 50.0, "urgency_percent": 100.0}
-    assert r["per_type"]["inquiry"] == {"tickets": 1, "type_corrected": 1, "urgency_corrected": 0, "to": {"complaint": 1},
-                                        "type_percent": 100.0, "urgency_percent": 0.0}
-    assert r["per_type"]["fault"] == {"tickets": 1, "type_corrected": 0, "urgency_corrected": 0, "to": {},
-                                      "type_percent": 0.0, "urgency_percent": 0.0}
+    assert r["per_type"]["complaint"] == {
+        "tickets": 2,
+        "type_corrected": 1,
+        "urgency_corrected": 2,
+        "to": {"fault": 1},
+        "type_percent": 50.0,
+        "urgency_percent": 100.0,
+    }
+    assert r["per_type"]["inquiry"] == {
+        "tickets": 1,
+        "type_corrected": 1,
+        "urgency_corrected": 0,
+        "to": {"complaint": 1},
+        "type_percent": 100.0,
+        "urgency_percent": 0.0,
+    }
+    assert r["per_type"]["fault"] == {
+        "tickets": 1,
+        "type_corrected": 0,
+        "urgency_corrected": 0,
+        "to": {},
+        "type_percent": 0.0,
+        "urgency_percent": 0.0,
+    }
     assert r["per_type"]["request"]["tickets"] == 0 and r["per_type"]["request"]["type_percent"] is None
     assert (r["type_corrected"], r["urgency_corrected"], r["type_percent"], r["urgency_percent"]) == (2, 2, 50.0, 50.0)
     assert weekly(ctx, "2026-W47")["corrections"]["per_type"]["complaint"] == {
-        "tickets": 1, "type_corrected": 1, "urgency_corrected": 0, "to": {"fault": 1}, "type_percent": 100.0, "urgency_percent": 0.0}
+        "tickets": 1,
+        "type_corrected": 1,
+        "urgency_corrected": 0,
+        "to": {"fault": 1},
+        "type_percent": 100.0,
+        "urgency_percent": 0.0,
+    }
     text = as_text(report)
     assert "staff corrections: type 2 (50%), urgency 2 (50%)" in text
     [complaints] = [line for line in text.splitlines() if line.split()[:2] == ["投诉", "complaint"] and "tickets" in line]

@@ -1,5 +1,6 @@
 """kill -9 of the daemon leaves no process behind: the pipeline's worker, the archive's render pool (and its
 forkserver) end on their own within seconds."""
+
 from __future__ import annotations
 
 import os

@@ -1,6 +1,7 @@
 """End to end through the real daemon process: a private Dovecot in front, an aiosmtpd
 server behind, SQLite or PostgreSQL in between. Mail in, ticket, acknowledgement out,
 whatever crashes or drops on the way."""
+
 from __future__ import annotations
 
 import email
@@ -71,7 +72,11 @@ def test_every_charset_arrives_by_imap_as_correct_text_and_is_acknowledged(daemo
     raws = [(EML / name).read_bytes() for name in EXPECTED]
     dovecot.append_many("support", "INBOX", raws)
     daemon.start()
-    wait_until(lambda: db.tickets() + db.scalar("select count(*) from messages where kind='autoreply'") >= 1 and not dovecot.list_uids("support", "INBOX"), 30, what="inbox drained")
+    wait_until(
+        lambda: db.tickets() + db.scalar("select count(*) from messages where kind='autoreply'") >= 1 and not dovecot.list_uids("support", "INBOX"),
+        30,
+        what="inbox drained",
+    )
     daemon.terminate()
     stored = db.rows("select subject, text from messages where direction='in'")
     for name, (subject, body) in EXPECTED.items():
@@ -116,7 +121,9 @@ def test_smtp_down_then_up_delivers_every_acknowledgement(daemon_env, db_url, do
     daemon.start()
     dovecot.append_many("support", "INBOX", [customer_mail(i) for i in range(5)])
     wait_until(lambda: db.tickets() == 5, 20, what="five tickets")
-    wait_until(lambda: db.scalar("select count(*) from outbox where kind='ack' and attempts > 0 and last_error is not null") == 5, 20, what="failed sends")
+    wait_until(
+        lambda: db.scalar("select count(*) from outbox where kind='ack' and attempts > 0 and last_error is not null") == 5, 20, what="failed sends"
+    )
     assert acks_sent(db) == 0
     smtp_server.start()
     wait_acks(smtp_server, 5, timeout=30)

@@ -1,4 +1,5 @@
 """intake.db.add_row: append-only rows wait in the session and are written before commit."""
+
 from __future__ import annotations
 
 from datetime import UTC, datetime
@@ -16,8 +17,19 @@ def _ticket(session):
     from intake.models import Customer, Ticket
 
     customer = insert_new(session, Customer(number="C000001", email="li@example.cn", language="zh"))
-    return insert_new(session, Ticket(ref="261123-0001", customer=customer, customer_id=customer.id, channel="email",
-                                      type="inquiry", urgency="normal", created_at=AT, updated_at=AT))
+    return insert_new(
+        session,
+        Ticket(
+            ref="261123-0001",
+            customer=customer,
+            customer_id=customer.id,
+            channel="email",
+            type="inquiry",
+            urgency="normal",
+            created_at=AT,
+            updated_at=AT,
+        ),
+    )
 
 
 def test_queued_rows_are_written_at_commit_in_order_whatever_their_columns(ctx):
@@ -31,7 +43,9 @@ def test_queued_rows_are_written_at_commit_in_order_whatever_their_columns(ctx):
     with ctx.sessions() as session:
         assert [e.kind for e in session.scalars(select(Event).order_by(Event.id))] == ["first", "second"]
         assert [(m.direction, m.fingerprint, m.raw) for m in session.scalars(select(Message).order_by(Message.id))] == [
-            ("in", "f1", b"1"), ("out", None, b"2")]
+            ("in", "f1", b"1"),
+            ("out", None, b"2"),
+        ]
 
 
 def test_queued_rows_are_dropped_with_a_rollback_and_not_written_later(ctx):
@@ -71,8 +85,11 @@ def test_a_message_with_attachments_keeps_its_place_in_the_thread(ctx):
     with transaction(ctx.sessions) as session:
         ticket = _ticket(session)
         store_message(session, {"ticket_id": ticket.id, "direction": "in", "channel": "email", "kind": "staff", "raw": b"1"})
-        store_message(session, {"ticket_id": ticket.id, "direction": "out", "channel": "email", "kind": "staff_reply", "raw": b"2"},
-                      [{"filename": "维修单.pdf", "content_type": "application/pdf", "size": 3, "truncated": False, "data": b"pdf"}])
+        store_message(
+            session,
+            {"ticket_id": ticket.id, "direction": "out", "channel": "email", "kind": "staff_reply", "raw": b"2"},
+            [{"filename": "维修单.pdf", "content_type": "application/pdf", "size": 3, "truncated": False, "data": b"pdf"}],
+        )
         store_message(session, {"ticket_id": ticket.id, "direction": "in", "channel": "email", "kind": "customer", "raw": b"3"})
     with ctx.sessions() as session:
         thread = list(session.scalars(select(Message).order_by(Message.id)))

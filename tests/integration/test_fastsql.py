@@ -1,5 +1,6 @@
 """intake.fastsql: hot statements on the driver's cursor store and read exactly what
 SQLAlchemy's own execution would, on SQLite and PostgreSQL alike."""
+
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta, timezone
@@ -18,24 +19,54 @@ BEIJING = timezone(timedelta(hours=8))
 
 def _ticket(session) -> int:
     customer_id = insert_returning_id(session, Customer.__table__, {"number": "C000001", "email": "li@example.cn", "name": "李伟"})
-    return insert_returning_id(session, Ticket.__table__, {
-        "ref": "261123-0001", "customer_id": customer_id, "subject": "打印机坏了", "channel": "email", "type": "fault",
-        "urgency": "high", "status": "new", "flagged": True, "classification": {"why": ["关键词: 坏了"]},
-        "created_at": AT, "updated_at": AT.astimezone(BEIJING),
-    })
+    return insert_returning_id(
+        session,
+        Ticket.__table__,
+        {
+            "ref": "261123-0001",
+            "customer_id": customer_id,
+            "subject": "打印机坏了",
+            "channel": "email",
+            "type": "fault",
+            "urgency": "high",
+            "status": "new",
+            "flagged": True,
+            "classification": {"why": ["关键词: 坏了"]},
+            "created_at": AT,
+            "updated_at": AT.astimezone(BEIJING),
+        },
+    )
 
 
 def test_rows_written_on_the_cursor_read_back_through_the_orm_as_written(ctx):
     with transaction(ctx.sessions) as session:
         ticket_id = _ticket(session)
-        insert_rows(session, Event.__table__, [
-            {"ticket_id": ticket_id, "actor": "system", "kind": "opened", "detail": {"subject": "打印机坏了", "n": [1, 2]}, "at": AT},
-            {"ticket_id": ticket_id, "actor": "李伟", "kind": "message", "detail": {}, "at": AT + timedelta(seconds=1)},
-        ])
-        insert_rows(session, Message.__table__, [{
-            "ticket_id": ticket_id, "direction": "in", "channel": "email", "kind": "customer", "to_addrs": ["support@example.com"],
-            "subject": "打印机坏了", "text": "你好", "raw": b"\x00\xff raw bytes", "received_at": AT, "defects": ["x"],
-        }])
+        insert_rows(
+            session,
+            Event.__table__,
+            [
+                {"ticket_id": ticket_id, "actor": "system", "kind": "opened", "detail": {"subject": "打印机坏了", "n": [1, 2]}, "at": AT},
+                {"ticket_id": ticket_id, "actor": "李伟", "kind": "message", "detail": {}, "at": AT + timedelta(seconds=1)},
+            ],
+        )
+        insert_rows(
+            session,
+            Message.__table__,
+            [
+                {
+                    "ticket_id": ticket_id,
+                    "direction": "in",
+                    "channel": "email",
+                    "kind": "customer",
+                    "to_addrs": ["support@example.com"],
+                    "subject": "打印机坏了",
+                    "text": "你好",
+                    "raw": b"\x00\xff raw bytes",
+                    "received_at": AT,
+                    "defects": ["x"],
+                }
+            ],
+        )
     with ctx.sessions() as session:
         ticket = session.get(Ticket, ticket_id)
         assert (ticket.ref, ticket.flagged, ticket.classification) == ("261123-0001", True, {"why": ["关键词: 坏了"]})
@@ -44,21 +75,43 @@ def test_rows_written_on_the_cursor_read_back_through_the_orm_as_written(ctx):
         assert ticket.customer.created_at is not None  # a callable default (utcnow) filled in
         events = session.scalars(select(Event).order_by(Event.id)).all()
         assert [(e.actor, e.kind, e.detail, e.at) for e in events] == [
-            ("system", "opened", {"subject": "打印机坏了", "n": [1, 2]}, AT), ("李伟", "message", {}, AT + timedelta(seconds=1))]
+            ("system", "opened", {"subject": "打印机坏了", "n": [1, 2]}, AT),
+            ("李伟", "message", {}, AT + timedelta(seconds=1)),
+        ]
         [message] = session.scalars(select(Message)).all()
         assert (message.raw, message.to_addrs, message.defects, message.html, message.received_at) == (
-            b"\x00\xff raw bytes", ["support@example.com"], ["x"], None, AT)
+            b"\x00\xff raw bytes",
+            ["support@example.com"],
+            ["x"],
+            None,
+            AT,
+        )
         assert message.from_addr == "" and message.source == ""  # scalar defaults filled in
 
 
 def test_a_prepared_select_gives_what_the_session_gives(ctx):
     outbox = OutboxMail.__table__
-    query = select(outbox.c.id, outbox.c.rcpt_to, outbox.c.created_at).where(
-        outbox.c.kind == "ack", outbox.c.created_at >= bindparam("since")).order_by(outbox.c.id).limit(2)
+    query = (
+        select(outbox.c.id, outbox.c.rcpt_to, outbox.c.created_at)
+        .where(outbox.c.kind == "ack", outbox.c.created_at >= bindparam("since"))
+        .order_by(outbox.c.id)
+        .limit(2)
+    )
     with transaction(ctx.sessions) as session:
         for i in range(3):
-            session.execute(insert(outbox), {"kind": "ack", "message_id": f"<a{i}@x>", "mail_from": "s@x", "rcpt_to": f"c{i}@x",
-                                             "raw": b"r", "status": "pending", "attempts": 0, "created_at": AT + timedelta(minutes=i)})
+            session.execute(
+                insert(outbox),
+                {
+                    "kind": "ack",
+                    "message_id": f"<a{i}@x>",
+                    "mail_from": "s@x",
+                    "rcpt_to": f"c{i}@x",
+                    "raw": b"r",
+                    "status": "pending",
+                    "attempts": 0,
+                    "created_at": AT + timedelta(minutes=i),
+                },
+            )
     prepared = Prepared(query)
     with ctx.sessions() as session:
         expected = [tuple(row) for row in session.execute(query, {"since": AT + timedelta(minutes=1)})]

@@ -8,6 +8,7 @@ Without a look just before IDLE such a message waits for the next change or for 
 IDLE refresh (idle_timeout). Each test appends at one point of that window, once, with
 idle_timeout=60, and wants the message taken within seconds.
 """
+
 from __future__ import annotations
 
 import threading

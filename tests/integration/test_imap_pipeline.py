@@ -1,5 +1,6 @@
 """The IMAP source in front of the real pipeline (no daemon process): the exactly-once
 promises that need both sides."""
+
 from __future__ import annotations
 
 import threading
@@ -13,8 +14,7 @@ from tests.integration.test_pipeline import mail
 
 
 def account(dovecot, user: str = "support", **overrides) -> ImapAccount:
-    return ImapAccount(name=user, host=dovecot.host, port=dovecot.port, security="plain",
-                       username=user, password=dovecot.users[user], **overrides)
+    return ImapAccount(name=user, host=dovecot.host, port=dovecot.port, security="plain", username=user, password=dovecot.users[user], **overrides)
 
 
 def tickets(ctx) -> int:

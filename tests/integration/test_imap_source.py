@@ -1,4 +1,5 @@
 """The IMAP source against a real private Dovecot: exactly once, IDLE, reconnects, TLS."""
+
 from __future__ import annotations
 
 import threading
@@ -67,9 +68,15 @@ def message(n: int | str, body: str = "请帮忙查看订单") -> bytes:
 
 def account(dovecot: DovecotServer, security: str = "plain", **overrides) -> ImapAccount:
     values = dict(
-        name="support", host=dovecot.host, port=dovecot.tls_port if security == "tls" else dovecot.port,
-        security=security, username="support", password="secret", mailboxes=["INBOX"],
-        ca_file=dovecot.ca_file, connect_timeout=5,
+        name="support",
+        host=dovecot.host,
+        port=dovecot.tls_port if security == "tls" else dovecot.port,
+        security=security,
+        username="support",
+        password="secret",
+        mailboxes=["INBOX"],
+        ca_file=dovecot.ca_file,
+        connect_timeout=5,
     )
     values.update(overrides)
     return ImapAccount(**values)

@@ -1,5 +1,6 @@
 """The Maildir drop folder on a real folder: new/ and cur/ taken, tmp/ left alone, processed
 messages moved to the .Processed sub-maildir, unparseable ones to .Rejected with a reason."""
+
 from __future__ import annotations
 
 import mailbox

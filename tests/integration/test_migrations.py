@@ -1,4 +1,5 @@
 """The Alembic migrations build exactly the schema the models declare, on SQLite and PostgreSQL."""
+
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 

@@ -2,6 +2,7 @@
 /metrics, the operators get one mail when it starts failing and one when it recovers, and
 the other accounts keep flowing meanwhile. Same loopback identity provider and Dovecot as
 test_oauth_imap.py (see tests/servers/oauth_idp.py for what the server stands in for)."""
+
 from __future__ import annotations
 
 import threading
@@ -25,6 +26,7 @@ from tests.integration.oauth_helpers import (  # noqa: F401 (fixtures are used b
     text_of,
     wait_until,
 )
+
 
 def run_until_refused(source, ctx) -> None:
     """Run the source until its login is refused: a kicked session may first be seen as a
@@ -50,9 +52,14 @@ def test_revoked_token_turns_the_account_red_alerts_once_and_others_flow(tmp_pat
 
     idp.add_app("app-support", secret=SECRET, mailboxes={"support"})
     idp.add_app("app-support2", secret=SECRET, mailboxes={"support2"})
-    ctx = context(tmp_path, [microsoft_app(idp, dovecot), microsoft_app(idp, dovecot, name="support2", user="support2", client_id="app-support2")],
-                  alerts={"to": ["ops@example.com"], "failing_seconds": 2, "check_seconds": 0.2},
-                  smtp={"host": smtp_server.host, "port": smtp_server.port}, maildir={"enabled": False}, spool={"enabled": False})
+    ctx = context(
+        tmp_path,
+        [microsoft_app(idp, dovecot), microsoft_app(idp, dovecot, name="support2", user="support2", client_id="app-support2")],
+        alerts={"to": ["ops@example.com"], "failing_seconds": 2, "check_seconds": 0.2},
+        smtp={"host": smtp_server.host, "port": smtp_server.port},
+        maildir={"enabled": False},
+        spool={"enabled": False},
+    )
     daemon = Daemon(ctx)
     runner = threading.Thread(target=daemon.run_forever, daemon=True)
     dovecot.append("support", "INBOX", mail("one before"))
@@ -187,8 +194,8 @@ def test_a_credential_near_its_expiry_is_warned_about_once(tmp_path, idp, doveco
 
     from intake.alerts import AlertsWorker
     from intake.models import OutboxMail
-    from intake.ops.metrics import registry
     from intake.oauth import credential_expiries
+    from intake.ops.metrics import registry
     from tests.servers.dovecot import make_self_signed_cert
 
     (tmp_path / "cert").mkdir()
@@ -197,10 +204,15 @@ def test_a_credential_near_its_expiry_is_warned_about_once(tmp_path, idp, doveco
     pem.write_bytes(key.read_bytes() + cert.read_bytes())
     soon = (date.today() + timedelta(days=20)).isoformat()
     later = (date.today() + timedelta(days=400)).isoformat()
-    ctx = context(tmp_path, [microsoft_app(idp, dovecot, secret_expires=soon),
-                             microsoft_app(idp, dovecot, name="support2", user="support2", certificate_file=str(pem)),
-                             microsoft_app(idp, dovecot, name="staff", user="staff", secret_expires=later)],
-                  alerts={"to": ["ops@example.com"], "credential_warn_days": 30})
+    ctx = context(
+        tmp_path,
+        [
+            microsoft_app(idp, dovecot, secret_expires=soon),
+            microsoft_app(idp, dovecot, name="support2", user="support2", certificate_file=str(pem)),
+            microsoft_app(idp, dovecot, name="staff", user="staff", secret_expires=later),
+        ],
+        alerts={"to": ["ops@example.com"], "credential_warn_days": 30},
+    )
     alerts = AlertsWorker(ctx)
 
     assert sorted(alerts.run_once()) == [("credential:imap:support", "expiring"), ("credential:imap:support2", "expiring")]
@@ -211,8 +223,12 @@ def test_a_credential_near_its_expiry_is_warned_about_once(tmp_path, idp, doveco
     assert any(s.endswith(("in 19 days: imap:support", "in 20 days: imap:support")) for s in subjects_sent)
     assert any(s.endswith("in 1 days: imap:support2") for s in subjects_sent)
 
-    metrics = {s.labels["source"]: s.value for m in registry(ctx.sessions, ctx.now, ctx.config.var, credential_expiries(ctx.config)).collect()
-               for s in m.samples if s.name == "intake_credential_expires_seconds"}
+    metrics = {
+        s.labels["source"]: s.value
+        for m in registry(ctx.sessions, ctx.now, ctx.config.var, credential_expiries(ctx.config)).collect()
+        for s in m.samples
+        if s.name == "intake_credential_expires_seconds"
+    }
     assert 86400 < metrics["imap:support2"] <= 2 * 86400 and 18 * 86400 < metrics["imap:support"] <= 20 * 86400
     assert 399 * 86400 < metrics["imap:staff"] <= 400 * 86400
 
@@ -237,10 +253,12 @@ def test_token_kept_fresh_while_idling_and_a_revoked_app_turns_red_without_a_rec
         assert len(logins(dovecot, "support")) - before == 1  # one session all along
 
         idp.revoke_app("app-support")  # no kick: the session stays open
+
         def red() -> bool:
             with ctx.sessions() as session:
                 state = session.get(SourceState, "imap:support/INBOX")
                 return state is not None and is_failing(state) and "invalid_client" in state.last_error
+
         wait_until(red, timeout=15, what="the account turning red")
     finally:
         stop.set()

@@ -7,6 +7,7 @@ for Google's token endpoint and consent page (google-auth through `token_uri`), 
 the token introspection a mail server does (Dovecot's `oauth2` passdb, `introspection_url`).
 The tests issue, expire and revoke tokens there. No request leaves 127.0.0.1.
 """
+
 from __future__ import annotations
 
 import json
@@ -67,8 +68,11 @@ def test_certificate_credential(tmp_path, idp, dovecot):
     cert, key = make_self_signed_cert(tmp_path / "cert", common_name="intake-app")
     pem = tmp_path / "cert" / "app.pem"
     pem.write_bytes(key.read_bytes() + cert.read_bytes())
-    public = x509.load_pem_x509_certificate(cert.read_bytes()).public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    public = (
+        x509.load_pem_x509_certificate(cert.read_bytes())
+        .public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    )
     idp.add_app("app-cert", public_key=public, mailboxes={"support"})
     ctx = context(tmp_path, [microsoft_app(idp, dovecot, client_id="app-cert", certificate_file=str(pem))])
     dovecot.append("support", "INBOX", mail("certificate"))
@@ -171,14 +175,35 @@ def service_account_key(tmp_path, email: str) -> tuple[Path, bytes]:
     private = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
     public = key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
     path = tmp_path / "service-account.json"
-    path.write_text(json.dumps({"type": "service_account", "project_id": "test", "private_key_id": "k1", "private_key": private.decode(),
-                                "client_email": email, "client_id": "1234", "token_uri": "https://oauth2.googleapis.com/token"}))
+    path.write_text(
+        json.dumps(
+            {
+                "type": "service_account",
+                "project_id": "test",
+                "private_key_id": "k1",
+                "private_key": private.decode(),
+                "client_email": email,
+                "client_id": "1234",
+                "token_uri": "https://oauth2.googleapis.com/token",
+            }
+        )
+    )
     return path, public
 
 
 def google_account(idp, dovecot, **keys) -> dict:
-    return {"name": "support", "host": dovecot.host, "port": dovecot.port, "security": "plain", "username": "support",
-            "auth": "oauth2", "oauth_provider": "google", "token_uri": idp.google_token_uri, "oauth_ca_file": idp.ca_file, **keys}
+    return {
+        "name": "support",
+        "host": dovecot.host,
+        "port": dovecot.port,
+        "security": "plain",
+        "username": "support",
+        "auth": "oauth2",
+        "oauth_provider": "google",
+        "token_uri": idp.google_token_uri,
+        "oauth_ca_file": idp.ca_file,
+        **keys,
+    }
 
 
 def test_google_service_account_with_domain_wide_delegation(tmp_path, idp, dovecot):
@@ -218,17 +243,38 @@ def test_google_installed_app_login_then_refresh(tmp_path, idp, dovecot):
 # -- configuration ----------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("keys, problem", [
-    ({"auth": "oauth2"}, "needs oauth_provider"),
-    ({"auth": "oauth2", "oauth_provider": "microsoft", "client_id": "c"}, "needs tenant"),
-    ({"auth": "oauth2", "oauth_provider": "microsoft", "tenant": "t", "client_id": "c"}, "needs one of client_secret_env or certificate_file"),
-    ({"auth": "oauth2", "oauth_provider": "microsoft", "tenant": "t", "client_id": "c", "client_secret_env": SECRET_ENV,
-      "password_env": SECRET_ENV}, "password_env is not used with auth = 'oauth2'"),
-    ({"auth": "oauth2", "oauth_provider": "google", "oauth_flow": "delegated", "client_id": "c", "client_secret_env": SECRET_ENV,
-      "tenant": "t"}, "tenant is not used with oauth_provider = 'google'"),
-    ({"tenant": "t"}, "tenant is used only with auth = 'oauth2'"),
-    ({"auth": "oauth2", "oauth_provider": "google", "service_account_file": "/nonexistent.json"}, "service_account_file: no such file"),
-])
+@pytest.mark.parametrize(
+    "keys, problem",
+    [
+        ({"auth": "oauth2"}, "needs oauth_provider"),
+        ({"auth": "oauth2", "oauth_provider": "microsoft", "client_id": "c"}, "needs tenant"),
+        ({"auth": "oauth2", "oauth_provider": "microsoft", "tenant": "t", "client_id": "c"}, "needs one of client_secret_env or certificate_file"),
+        (
+            {
+                "auth": "oauth2",
+                "oauth_provider": "microsoft",
+                "tenant": "t",
+                "client_id": "c",
+                "client_secret_env": SECRET_ENV,
+                "password_env": SECRET_ENV,
+            },
+            "password_env is not used with auth = 'oauth2'",
+        ),
+        (
+            {
+                "auth": "oauth2",
+                "oauth_provider": "google",
+                "oauth_flow": "delegated",
+                "client_id": "c",
+                "client_secret_env": SECRET_ENV,
+                "tenant": "t",
+            },
+            "tenant is not used with oauth_provider = 'google'",
+        ),
+        ({"tenant": "t"}, "tenant is used only with auth = 'oauth2'"),
+        ({"auth": "oauth2", "oauth_provider": "google", "service_account_file": "/nonexistent.json"}, "service_account_file: no such file"),
+    ],
+)
 def test_wrong_combinations_are_refused_naming_the_key(keys, problem):
     from intake.config import ConfigError
 

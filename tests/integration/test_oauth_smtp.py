@@ -2,6 +2,7 @@
 offers it, XOAUTH2 otherwise. The SMTP server is aiosmtpd on loopback with those two SASL
 mechanisms added; like Dovecot it asks the loopback identity provider's introspection
 endpoint about each token (tests/servers/oauth_idp.py says what that server stands in for)."""
+
 from __future__ import annotations
 
 import base64
@@ -82,9 +83,22 @@ def idp(tmp_path):
 
 
 def smtp_settings(idp, server):
-    return from_dict({"smtp": {"host": HOST, "port": server.port, "username": "support", "auth": "oauth2", "oauth_provider": "microsoft",
-                               "tenant": idp.tenant, "client_id": "app-smtp", "client_secret_env": SECRET_ENV,
-                               "authority": idp.authority, "oauth_ca_file": idp.ca_file}}).smtp
+    return from_dict(
+        {
+            "smtp": {
+                "host": HOST,
+                "port": server.port,
+                "username": "support",
+                "auth": "oauth2",
+                "oauth_provider": "microsoft",
+                "tenant": idp.tenant,
+                "client_id": "app-smtp",
+                "client_secret_env": SECRET_ENV,
+                "authority": idp.authority,
+                "oauth_ca_file": idp.ca_file,
+            }
+        }
+    ).smtp
 
 
 def message(subject: str) -> bytes:

@@ -1,6 +1,7 @@
 """The single-daemon guard: one `intake run` per SQLite database, proven with real
 daemon processes (second start refused, --once refused, one-shot commands allowed,
 released by kill -9); PostgreSQL daemons are not guarded."""
+
 from __future__ import annotations
 
 import os

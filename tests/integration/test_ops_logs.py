@@ -1,5 +1,6 @@
 """[log] format = "json" under the real `intake run`: every line the daemon writes is one
 JSON object, from start to a clean SIGTERM stop, including the pipeline's outcome."""
+
 from __future__ import annotations
 
 import json
@@ -14,8 +15,7 @@ def test_daemon_logs_one_json_object_a_line_when_asked(tmp_path):
     """Start, take a mail from the drop folder, stop: each non-empty line parses as JSON
     with at/level/logger/thread/message, and the lines tell the story."""
     database = tmp_path / "var" / "intake.db"
-    config = write_config(tmp_path / "intake.toml", db_url=f"sqlite:///{database}", var=tmp_path / "var",
-                          extra='[log]\nformat = "json"\n')
+    config = write_config(tmp_path / "intake.toml", db_url=f"sqlite:///{database}", var=tmp_path / "var", extra='[log]\nformat = "json"\n')
     daemon = DaemonProcess(config, tmp_path)
     daemon.cli("init")
     db = Db(f"sqlite:///{database}")

@@ -1,6 +1,7 @@
 """/metrics and /healthz over real HTTP: from the real daemon process on SQLite and
 PostgreSQL (counts match what the pipeline did and what the database holds), and
 503 / database_up 0 from a listener whose PostgreSQL does not answer."""
+
 from __future__ import annotations
 
 import json
@@ -40,8 +41,7 @@ def get(url: str) -> tuple[int, bytes]:
 
 def samples(text: str) -> dict[tuple[str, tuple], float]:
     """{(sample name, sorted labels): value} of a Prometheus text page."""
-    return {(s.name, tuple(sorted(s.labels.items()))): s.value
-            for family in text_string_to_metric_families(text) for s in family.samples}
+    return {(s.name, tuple(sorted(s.labels.items()))): s.value for family in text_string_to_metric_families(text) for s in family.samples}
 
 
 def drop(folder: Path, name: str, raw: bytes) -> None:
@@ -68,8 +68,12 @@ def test_daemon_metrics_and_healthz_match_what_was_taken_and_what_the_database_h
     daemon whose SMTP server is down: the counters say 2 opened, 1 autoreply_ignored,
     1 quarantined; the outbox, quarantine and age gauges equal the database's figures."""
     port, dead_smtp = free_port(), free_port()
-    config = write_config(tmp_path / "intake.toml", db_url=db_url, var=tmp_path / "var", extra=(
-        f'[smtp]\nhost = "127.0.0.1"\nport = {dead_smtp}\ntimeout = 1.0\n[metrics]\nlisten = "127.0.0.1:{port}"\n'))
+    config = write_config(
+        tmp_path / "intake.toml",
+        db_url=db_url,
+        var=tmp_path / "var",
+        extra=(f'[smtp]\nhost = "127.0.0.1"\nport = {dead_smtp}\ntimeout = 1.0\n[metrics]\nlisten = "127.0.0.1:{port}"\n'),
+    )
     daemon = DaemonProcess(config, tmp_path)
     daemon.cli("init")
     db = Db(db_url)
@@ -89,8 +93,10 @@ def test_daemon_metrics_and_healthz_match_what_was_taken_and_what_the_database_h
         assert status == 200
         m = samples(body.decode())
         at = datetime.now(UTC)
-        taken = [m.get(("intake_messages_taken_total", (("outcome", outcome), ("source", "maildir:drop"))))
-                 for outcome in ("opened", "autoreply_ignored", "quarantined")]
+        taken = [
+            m.get(("intake_messages_taken_total", (("outcome", outcome), ("source", "maildir:drop"))))
+            for outcome in ("opened", "autoreply_ignored", "quarantined")
+        ]
         assert taken == [2, 1, 1]
         assert m[("intake_pipeline_seconds_count", (("channel", "email"),))] == 4
         assert 0 < m[("intake_pipeline_seconds_sum", (("channel", "email"),))] < 60
@@ -130,8 +136,7 @@ def _answers(url: str) -> bool:
 def test_unreachable_database_gives_healthz_503_and_database_up_0(tmp_path):
     """A listener whose PostgreSQL refuses connections: /healthz 503 with ok false and the
     error, /metrics still 200 with intake_database_up 0 and no database gauges."""
-    config = from_dict({"database": {"url": f"postgresql+psycopg://postgres@127.0.0.1:{free_port()}/test"},
-                        "paths": {"var": str(tmp_path / "var")}})
+    config = from_dict({"database": {"url": f"postgresql+psycopg://postgres@127.0.0.1:{free_port()}/test"}, "paths": {"var": str(tmp_path / "var")}})
     ctx = build_context(config)
     port, stop, ready = free_port(), threading.Event(), threading.Event()
     thread = ops_thread(ctx, f"127.0.0.1:{port}", stop, ready)
@@ -167,8 +172,9 @@ def test_a_taken_metrics_port_is_logged_and_the_daemon_keeps_working(tmp_path):
         taken.listen()
         port = taken.getsockname()[1]
         database = tmp_path / "var" / "intake.db"
-        config = write_config(tmp_path / "intake.toml", db_url=f"sqlite:///{database}", var=tmp_path / "var",
-                              extra=f'[metrics]\nlisten = "127.0.0.1:{port}"\n')
+        config = write_config(
+            tmp_path / "intake.toml", db_url=f"sqlite:///{database}", var=tmp_path / "var", extra=f'[metrics]\nlisten = "127.0.0.1:{port}"\n'
+        )
         daemon = DaemonProcess(config, tmp_path)
         daemon.cli("init")
         db = Db(f"sqlite:///{database}")

@@ -1,5 +1,6 @@
 """config/intake.service is a unit systemd accepts (systemd-analyze verify, with the
 ExecStart pointed at this venv's `intake`) and keeps the operational promises."""
+
 from __future__ import annotations
 
 import shutil

@@ -3,6 +3,7 @@ databases (SQLite file and PostgreSQL): acknowledgements first, every mail exact
 with its stored bytes and Message-ID, groups of GROUP recorded as they go, back-off while
 the server is down, stop between groups, permanent and temporary refusals of one
 recipient, and two workers on one PostgreSQL database."""
+
 from __future__ import annotations
 
 import email
@@ -125,17 +126,18 @@ class RefusingSmtpServer(SmtpServer):
     def start(self) -> None:
         if self._controller is not None:
             return
-        self._controller = Controller(_Refusing(self), hostname=self.host, port=self.port, decode_data=False,
-                                      enable_SMTPUTF8=True, ready_timeout=10)
+        self._controller = Controller(_Refusing(self), hostname=self.host, port=self.port, decode_data=False, enable_SMTPUTF8=True, ready_timeout=10)
         self._controller.start()
 
 
 @pytest.fixture
 def refusing_server():
-    server = RefusingSmtpServer({
-        "bounce@nowhere.example": "550 5.1.1 <bounce@nowhere.example>: no such user",
-        "busy@later.example": "451 4.3.0 try again later",
-    })
+    server = RefusingSmtpServer(
+        {
+            "bounce@nowhere.example": "550 5.1.1 <bounce@nowhere.example>: no such user",
+            "busy@later.example": "451 4.3.0 try again later",
+        }
+    )
     server.start()
     yield server
     server.stop()
@@ -312,8 +314,7 @@ def test_stop_during_run_records_what_went_out_and_next_run_sends_the_rest(make_
 def test_permanent_refusal_fails_that_row_only_and_temporary_one_is_retried(make_ctx, db_url, refusing_server):
     clock = Clock(MONDAY_10)
     ctx = mailer_ctx(make_ctx, db_url, refusing_server, clock)
-    rcpts = ["a@example.net", "b@example.net", "bounce@nowhere.example", "c@example.net",
-             "busy@later.example", "d@example.net", "e@example.net"]
+    rcpts = ["a@example.net", "b@example.net", "bounce@nowhere.example", "c@example.net", "busy@later.example", "d@example.net", "e@example.net"]
     ids = queue(ctx, ["notify"] * 7, rcpt=rcpts)
 
     assert OutboxWorker(ctx).run_once() == (5, 2)
@@ -403,7 +404,9 @@ def test_a_claim_reads_only_the_rows_it_takes_however_much_mail_is_pending(make_
             compiled = statement.compile(dialect=engine.dialect)
             params = {**compiled.params, "now": ctx.now(), "n": GROUP}
             if engine.dialect.name == "sqlite":
-                plan = " / ".join(r[-1] for r in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {compiled}", tuple(params[k] for k in compiled.positiontup)))
+                plan = " / ".join(
+                    r[-1] for r in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {compiled}", tuple(params[k] for k in compiled.positiontup))
+                )
                 assert "ix_outbox_pending" in plan and "TEMP B-TREE" not in plan, plan
             rows_read.append(len(conn.execute(statement, params).all()))
     assert rows_read == [5, GROUP]

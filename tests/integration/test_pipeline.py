@@ -1,5 +1,6 @@
 """The pipeline on a real database (SQLite file and PostgreSQL): tickets, threads,
 duplicates, auto-replies, acknowledgements, quarantine, exactly-once source refs."""
+
 from __future__ import annotations
 
 import email
@@ -87,7 +88,12 @@ def test_new_email_opens_ticket_with_customer_message_events_and_chinese_ack(ctx
 
 
 def test_english_message_gets_english_ack(ctx, pipeline):
-    result = pipeline.take(mail("Hello, could you tell me how to export my invoices as PDF? Thanks.", subject="How to export invoices", sender="Ann Lee <ann@example.org>"), ref())
+    result = pipeline.take(
+        mail(
+            "Hello, could you tell me how to export my invoices as PDF? Thanks.", subject="How to export invoices", sender="Ann Lee <ann@example.org>"
+        ),
+        ref(),
+    )
     [ack] = outbox(ctx)
     sent = email.message_from_bytes(ack.raw, policy=default)
     assert sent["Subject"].startswith(f"[#{result.ticket}] We have received your message")
@@ -173,7 +179,10 @@ def test_auto_replies_get_no_ack_and_are_kept(ctx, pipeline, headers, subject, s
 def test_out_of_office_reply_to_our_ack_is_kept_on_the_ticket_without_reopening(ctx, pipeline):
     first = pipeline.take(mail(), ref())
     [ack] = outbox(ctx)
-    ooo = pipeline.take(mail("我正在休假", subject="自动回复: 我们已收到您的来信", headers={"Auto-Submitted": "auto-replied", "In-Reply-To": f"<{ack.message_id}>"}), ref())
+    ooo = pipeline.take(
+        mail("我正在休假", subject="自动回复: 我们已收到您的来信", headers={"Auto-Submitted": "auto-replied", "In-Reply-To": f"<{ack.message_id}>"}),
+        ref(),
+    )
     assert ooo.outcome == "autoreply_ignored" and ooo.ticket == first.ticket
     assert len(outbox(ctx)) == 1
 
@@ -235,8 +244,14 @@ def test_a_crashing_stage_quarantines_the_item_and_leaves_nothing_half_written(c
 
 
 def test_form_submission_opens_ticket_and_acks_the_given_address(ctx, pipeline):
-    form = {"name": "李娜", "email": "lina@kehu.example.cn", "phone": "13812345678", "company": "某科技有限公司",
-            "subject": "希望增加导出功能", "message": "建议在报表页面增加导出 Excel 的功能，方便我们每周汇总。"}
+    form = {
+        "name": "李娜",
+        "email": "lina@kehu.example.cn",
+        "phone": "13812345678",
+        "company": "某科技有限公司",
+        "subject": "希望增加导出功能",
+        "message": "建议在报表页面增加导出 Excel 的功能，方便我们每周汇总。",
+    }
     result = pipeline.take(json.dumps(form, ensure_ascii=False).encode(), ref(channel="form", source="spool"))
     assert result.outcome == "opened"
     t = ticket(ctx, result.ticket)

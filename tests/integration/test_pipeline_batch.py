@@ -1,6 +1,7 @@
 """Pipeline.take_many on a real database (SQLite file and PostgreSQL): one transaction
 per batch, a savepoint per item, failing items quarantined alone, and the fallback to
 one-by-one takes when the batch's transaction itself fails."""
+
 from __future__ import annotations
 
 import email
@@ -116,14 +117,25 @@ def test_a_batch_of_customer_messages_opens_one_ticket_each_in_one_commit(ctx, p
 def test_a_mixed_batch_quarantines_the_oversize_item_and_dedupes_and_threads_within_the_batch(make_ctx, db_url):
     ctx = make_ctx(db_url, limits={"max_message_bytes": 4096})
     pipeline = Pipeline(ctx)
-    good = mail("你好，发票金额开错了，请帮忙重开。", subject="发票开错了", sender="陈静 <chen.jing@kehu.example.cn>", message_id="<first@kehu.example.cn>")
+    good = mail(
+        "你好，发票金额开错了，请帮忙重开。", subject="发票开错了", sender="陈静 <chen.jing@kehu.example.cn>", message_id="<first@kehu.example.cn>"
+    )
     oversize = mail("很长的内容。" * 600, subject="附件太大", sender="zhao@kehu.example.cn")
-    reply = mail("补充：发票号 No.20261123。", subject="Re: 发票开错了", sender="陈静 <chen.jing@kehu.example.cn>",
-                 headers={"In-Reply-To": "<first@kehu.example.cn>"})
+    reply = mail(
+        "补充：发票号 No.20261123。",
+        subject="Re: 发票开错了",
+        sender="陈静 <chen.jing@kehu.example.cn>",
+        headers={"In-Reply-To": "<first@kehu.example.cn>"},
+    )
     other = mail("Where is my refund?", subject="Refund", sender="dave@example.org")
     assert len(oversize) > 4096 >= max(len(good), len(reply), len(other))
-    refs = [ref("1:1", "imap:support/INBOX"), ref("1:2", "imap:support/INBOX"), ref("3:9", "imap:sales/INBOX"),
-            ref("1:3", "imap:support/INBOX"), ref("1:4", "imap:support/INBOX")]
+    refs = [
+        ref("1:1", "imap:support/INBOX"),
+        ref("1:2", "imap:support/INBOX"),
+        ref("3:9", "imap:sales/INBOX"),
+        ref("1:3", "imap:support/INBOX"),
+        ref("1:4", "imap:support/INBOX"),
+    ]
     with commits(ctx) as seen:
         results = pipeline.take_many(list(zip([good, oversize, good, reply, other], refs)))
     assert len(seen) == 1
@@ -161,8 +173,11 @@ def test_a_mixed_batch_quarantines_the_oversize_item_and_dedupes_and_threads_wit
 
 def test_garbage_in_a_batch_is_quarantined_and_the_rest_is_taken(ctx, pipeline):
     garbage = b"\x00\x01\x02 not a message"
-    items = [(mail("问题一", subject="一", sender="a@kehu.example.cn"), ref()), (garbage, ref("g", "maildir:drop")),
-             (mail("问题二", subject="二", sender="b@kehu.example.cn"), ref())]
+    items = [
+        (mail("问题一", subject="一", sender="a@kehu.example.cn"), ref()),
+        (garbage, ref("g", "maildir:drop")),
+        (mail("问题二", subject="二", sender="b@kehu.example.cn"), ref()),
+    ]
     results = pipeline.take_many(items)
     assert [r.outcome for r in results] == ["opened", "quarantined", "opened"]
     assert "unparseable" in results[1].reason
@@ -244,8 +259,10 @@ def test_a_crash_in_a_reply_leaves_the_earlier_ticket_of_the_batch_untouched(ctx
 
 
 def test_the_same_refs_in_a_second_batch_are_duplicates_and_open_nothing(ctx, pipeline):
-    items = [(mail(body, subject=subject, sender=sender, charset=cs), ref(f"9:{i}", "imap:support/INBOX"))
-             for i, (subject, body, sender, cs) in enumerate(CUSTOMERS[:3])]
+    items = [
+        (mail(body, subject=subject, sender=sender, charset=cs), ref(f"9:{i}", "imap:support/INBOX"))
+        for i, (subject, body, sender, cs) in enumerate(CUSTOMERS[:3])
+    ]
     first = pipeline.take_many(items)
     assert [r.outcome for r in first] == ["opened"] * 3
     new = (mail("新的问题", subject="新问题", sender="new@kehu.example.cn"), ref("9:99", "imap:support/INBOX"))
@@ -335,9 +352,11 @@ def test_an_integrity_error_that_persists_quarantines_that_item_alone(ctx, pipel
             raise IntegrityError("INSERT ...", {}, Exception("CHECK constraint failed (simulated)"))
 
     insert_stage(monkeypatch, always_collide)
-    items = [(mail("好", subject="good 1", sender="a@kehu.example.cn"), ref("8:1")),
-             (mail("坏", subject="bad", sender="b@kehu.example.cn"), ref("8:2")),
-             (mail("好", subject="good 2", sender="c@kehu.example.cn"), ref("8:3"))]
+    items = [
+        (mail("好", subject="good 1", sender="a@kehu.example.cn"), ref("8:1")),
+        (mail("坏", subject="bad", sender="b@kehu.example.cn"), ref("8:2")),
+        (mail("好", subject="good 2", sender="c@kehu.example.cn"), ref("8:3")),
+    ]
     results = pipeline.take_many(items)
     assert [r.outcome for r in results] == ["opened", "quarantined", "opened"]
     assert "database constraint" in results[1].reason
@@ -366,10 +385,12 @@ def test_a_failed_reply_that_reopened_a_ticket_does_not_leave_it_reopened_for_th
 
     insert_stage(monkeypatch, crash_on_first_reply)
     headers = {"In-Reply-To": "<orig2@kehu.example.cn>"}
-    results = pipeline.take_many([
-        (mail("又不行了", subject="Re: 登录问题 (1)", sender="zhang@kehu.example.cn", headers=headers), ref()),
-        (mail("还是不行", subject="Re: 登录问题 (2)", sender="zhang@kehu.example.cn", headers=headers), ref()),
-    ])
+    results = pipeline.take_many(
+        [
+            (mail("又不行了", subject="Re: 登录问题 (1)", sender="zhang@kehu.example.cn", headers=headers), ref()),
+            (mail("还是不行", subject="Re: 登录问题 (2)", sender="zhang@kehu.example.cn", headers=headers), ref()),
+        ]
+    )
     assert [r.outcome for r in results] == ["quarantined", "appended"]
     assert results[1].ticket == opened.ticket and results[1].reason == "reopened"
     t = ticket(ctx, opened.ticket)
@@ -392,8 +413,10 @@ def test_two_batches_taking_the_same_messages_at_once_make_one_ticket_each(ctx):
     import threading
 
     raws = [mail(f"并发问题 {i}", subject=f"并发 {i}", sender=f"p{i}@kehu.example.cn") for i in range(6)]
-    batches = [[(raw, ref(f"a{i}", "imap:a/INBOX")) for i, raw in enumerate(raws)],
-               [(raw, ref(f"b{i}", "imap:b/INBOX")) for i, raw in reversed(list(enumerate(raws)))]]
+    batches = [
+        [(raw, ref(f"a{i}", "imap:a/INBOX")) for i, raw in enumerate(raws)],
+        [(raw, ref(f"b{i}", "imap:b/INBOX")) for i, raw in reversed(list(enumerate(raws)))],
+    ]
     results: dict[int, list] = {}
     errors: list[BaseException] = []
     barrier = threading.Barrier(2)
@@ -421,8 +444,10 @@ def test_a_database_failure_while_retaking_one_by_one_raises_and_the_batch_offer
     """The batch hits a unique key, the one-by-one takes then hit a failure of the
     database itself on the third item: take_many raises (the source keeps the whole batch),
     and when the source offers the batch again every item ends up taken exactly once."""
-    failures = {"6:2": [IntegrityError("INSERT ...", {}, Exception("race (simulated)"))],
-                "6:3": [OperationalError("SELECT ...", {}, Exception("server closed the connection (simulated)"))]}  # not reached in the batch
+    failures = {
+        "6:2": [IntegrityError("INSERT ...", {}, Exception("race (simulated)"))],
+        "6:3": [OperationalError("SELECT ...", {}, Exception("server closed the connection (simulated)"))],
+    }  # not reached in the batch
 
     def flaky(case, session, ctx):
         planned = failures.get(case.ref.key)

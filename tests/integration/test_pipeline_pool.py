@@ -1,5 +1,6 @@
 """The pipeline in a worker process (intake/pipeline_pool.py) on a real database, and
 SQLite's turn lock shared between processes (intake/sqlite.py)."""
+
 from __future__ import annotations
 
 import multiprocessing

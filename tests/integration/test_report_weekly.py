@@ -1,6 +1,7 @@
 """`intake report weekly` on a known week of tickets made by the real pipeline, staff
 replies and survey answers (controllable clock): every figure asserted; the PDF
 read back with pdfplumber; one page rendered to PNG in test-artifacts/."""
+
 from __future__ import annotations
 
 import email
@@ -43,8 +44,9 @@ class Week:
         self.clock.at = when
         if channel == "form":
             name, addr = sender.split(" <")
-            raw = json.dumps({"name": name, "email": addr.rstrip(">"), "subject": subject, "message": text,
-                              "submitted_at": when.isoformat()}, ensure_ascii=False).encode()
+            raw = json.dumps(
+                {"name": name, "email": addr.rstrip(">"), "subject": subject, "message": text, "submitted_at": when.isoformat()}, ensure_ascii=False
+            ).encode()
             return self.take(raw, "form").ticket
         return self.take(complaint(text, subject=subject, sender=sender)).ticket
 
@@ -76,26 +78,30 @@ def week(make_ctx, db_url):
 
     a = w.open(at(23, 10), "投诉售后服务", "我要投诉：你们的售后服务太差了，维修人员答应上门却一直没来，请给个说法。", "赵丽 <a@kehu.cn>")
     b = w.open(at(23, 11), "发票咨询", "请问发票什么时候寄出？", "钱多 <b@kehu.cn>")
-    w.staff(at(23, 11), a, "非常抱歉，明天上门。")                       # A: first response 1 h
-    w.staff(at(23, 15), a, "#status resolved\n已修好。")                # A: resolved after 5 h
+    w.staff(at(23, 11), a, "非常抱歉，明天上门。")  # A: first response 1 h
+    w.staff(at(23, 15), a, "#status resolved\n已修好。")  # A: resolved after 5 h
     w.score(at(23, 16), a, "5")
     c = w.open(at(24, 10), "系统宕机 紧急", "紧急！我们的生产系统全部宕机，所有员工都无法登录，核心业务停摆，请立即处理！", "孙强 <c@kehu.cn>")
-    w.staff(at(24, 13), c, "工程师已在处理。")                           # C: urgent, 3 h > 2 h: missed
-    w.staff(at(24, 17), b, "发票已寄出。")                               # B: 30 h ≤ 48 h: met
+    w.staff(at(24, 13), c, "工程师已在处理。")  # C: urgent, 3 h > 2 h: missed
+    w.staff(at(24, 17), b, "发票已寄出。")  # B: 30 h ≤ 48 h: met
     d = w.open(at(25, 10), "功能需求", "希望你们的软件能增加导出Excel的功能。", "李四 <d@kehu.cn>")
-    w.staff(at(25, 11), b, "#status resolved")                          # B: resolved after 48 h
-    w.score(at(25, 12), b, "2")                                          # low: reopened
-    w.staff(at(25, 13), c, "#status resolved\n已恢复。")                # C: resolved after 27 h
+    w.staff(at(25, 11), b, "#status resolved")  # B: resolved after 48 h
+    w.score(at(25, 12), b, "2")  # low: reopened
+    w.staff(at(25, 13), c, "#status resolved\n已恢复。")  # C: resolved after 27 h
     w.score(at(25, 14), c, "4")
-    w.staff(at(25, 20), d, "已记录，下个版本考虑。")                     # D: 10 h
+    w.staff(at(25, 20), d, "已记录，下个版本考虑。")  # D: 10 h
     e = w.open(at(26, 10), "产品建议", "建议你们把界面字体调大一些。", "周五 <e@kehu.cn>")  # never answered: missed
     f = w.open(at(29, 20), "夜间热线", "建议增加夜间客服热线，晚上找不到人。", "王六 <f@kehu.cn>", channel="form")  # pending
     clock.at = at(30, 10)  # the Monday meeting
     with ctx.sessions() as s:
         kinds = {t.ref: (t.type, t.urgency, t.channel) for t in s.scalars(select(Ticket))}
     assert kinds == {
-        g: ("inquiry", "normal", "email"), a: ("complaint", "important", "email"), b: ("inquiry", "normal", "email"),
-        c: ("fault", "urgent", "email"), d: ("request", "normal", "email"), e: ("suggestion", "normal", "email"),
+        g: ("inquiry", "normal", "email"),
+        a: ("complaint", "important", "email"),
+        b: ("inquiry", "normal", "email"),
+        c: ("fault", "urgent", "email"),
+        d: ("request", "normal", "email"),
+        e: ("suggestion", "normal", "email"),
         f: ("suggestion", "normal", "form"),
     }
     return ctx
@@ -123,7 +129,9 @@ def test_weekly_figures_on_a_known_week(week):
     assert all(k["tickets"] == 1 for k in r["keywords"][2:]) and "?" not in {k["keyword"] for k in r["keywords"]}
     assert r["department_labels"]["after_sales"] == "售后部 After-sales"
     assert [(w["week"], w["tickets"], w["sla_met_percent"], w["satisfaction"]) for w in r["trend"][-2:]] == [
-        ("2026-W47", 1, 100.0, None), ("2026-W48", 6, 60.0, 3.67)]
+        ("2026-W47", 1, 100.0, None),
+        ("2026-W48", 6, 60.0, 3.67),
+    ]
     assert len(r["trend"]) == 8 and r["trend"][0]["week"] == "2026-W41" and r["trend"][0]["tickets"] == 0
     text = as_text(r)
     assert "SLA met: 60%" in text and "median 6.5 h, p90 30 h" in text and "average 3.67 of 5" in text
@@ -150,14 +158,44 @@ def test_pdf_has_charts_and_the_figures(week, tmp_path):
         assert len(pdf.pages) == 2  # figures and charts on one page, trend and tables on the next
         text = "\n".join(p.extract_text() for p in pdf.pages)
         curves = sum(len(p.curves) + len(p.rects) for p in pdf.pages)
-    for figure in ("2026-W48", "60.0%", "6.5 h", "30.0 h", "3.67", "客服周报", "投诉", "紧急", "时限达成", "满意度", "周趋势", "增加", "建议", "售后部", "66.7%"):
+    for figure in (
+        "2026-W48",
+        "60.0%",
+        "6.5 h",
+        "30.0 h",
+        "3.67",
+        "客服周报",
+        "投诉",
+        "紧急",
+        "时限达成",
+        "满意度",
+        "周趋势",
+        "增加",
+        "建议",
+        "售后部",
+        "66.7%",
+    ):
         assert figure in text, figure
     assert curves > 20  # the charts are drawn vector shapes, not text
     if shutil.which("pdftoppm"):
         ARTIFACTS.mkdir(exist_ok=True)
         for page in (1, 2):
-            subprocess.run(["pdftoppm", "-png", "-r", "80", "-f", str(page), "-l", str(page), "-singlefile", str(out),
-                            str(ARTIFACTS / f"report-weekly-p{page}")], check=True)
+            subprocess.run(
+                [
+                    "pdftoppm",
+                    "-png",
+                    "-r",
+                    "80",
+                    "-f",
+                    str(page),
+                    "-l",
+                    str(page),
+                    "-singlefile",
+                    str(out),
+                    str(ARTIFACTS / f"report-weekly-p{page}"),
+                ],
+                check=True,
+            )
         assert (ARTIFACTS / "report-weekly-p1.png").stat().st_size > 10_000
 
 
@@ -170,8 +208,13 @@ def test_cli_report_weekly_text_json_and_pdf(week, tmp_path):
     config.write_text(f'[database]\nurl = "{week.config.database.url}"\n[paths]\nvar = "{tmp_path / "var"}"\n', encoding="utf-8")
 
     def run(*args):
-        proc = subprocess.run([sys.executable, "-m", "intake.cli", "--config", str(config), "report", "weekly", *args],
-                              capture_output=True, timeout=120, env={**os.environ, "INTAKE_CONFIG": ""}, cwd=tmp_path)
+        proc = subprocess.run(
+            [sys.executable, "-m", "intake.cli", "--config", str(config), "report", "weekly", *args],
+            capture_output=True,
+            timeout=120,
+            env={**os.environ, "INTAKE_CONFIG": ""},
+            cwd=tmp_path,
+        )
         assert proc.returncode == 0, proc.stderr.decode()
         return proc.stdout.decode()
 
@@ -183,6 +226,11 @@ def test_cli_report_weekly_text_json_and_pdf(week, tmp_path):
     pdf = tmp_path / "out" / "weekly.pdf"
     assert "PDF written" in run("--week", "2026-W48", "--pdf", str(pdf))
     assert pdf.read_bytes()[:5] == b"%PDF-"
-    bad = subprocess.run([sys.executable, "-m", "intake.cli", "--config", str(config), "report", "weekly", "--week", "48"],
-                         capture_output=True, timeout=60, env={**os.environ, "INTAKE_CONFIG": ""}, cwd=tmp_path)
+    bad = subprocess.run(
+        [sys.executable, "-m", "intake.cli", "--config", str(config), "report", "weekly", "--week", "48"],
+        capture_output=True,
+        timeout=60,
+        env={**os.environ, "INTAKE_CONFIG": ""},
+        cwd=tmp_path,
+    )
     assert bad.returncode == 2 and b"ISO week" in bad.stderr

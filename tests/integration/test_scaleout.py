@@ -1,5 +1,6 @@
 """Several daemons on one PostgreSQL: each mailbox read by one daemon at a time, a
 standby taking over within seconds of a kill -9, and the work shared without doubling."""
+
 from __future__ import annotations
 
 import email
@@ -15,14 +16,22 @@ from tests.servers import AckCounter
 
 pytestmark = pytest.mark.postgres
 
-SHARED = "[archive]\nenabled = false\n[log]\nlevel = \"INFO\"\n"
+SHARED = '[archive]\nenabled = false\n[log]\nlevel = "INFO"\n'
 
 
 @pytest.fixture
 def cluster(tmp_path, dovecot, smtp_server, pg_url):
     """make(n) → n daemon processes with one config: one PostgreSQL, two mailboxes."""
-    config = write_config(tmp_path / "intake.toml", db_url=pg_url, var=tmp_path / "var", dovecot=dovecot, smtp=smtp_server,
-                          users=("support", "support2"), extra=SHARED, lease_retry_seconds=1.0)
+    config = write_config(
+        tmp_path / "intake.toml",
+        db_url=pg_url,
+        var=tmp_path / "var",
+        dovecot=dovecot,
+        smtp=smtp_server,
+        users=("support", "support2"),
+        extra=SHARED,
+        lease_retry_seconds=1.0,
+    )
     daemons: list[DaemonProcess] = []
 
     def make(n: int) -> list[DaemonProcess]:
@@ -48,8 +57,11 @@ def test_one_reader_per_mailbox_and_a_standby_takes_over_after_kill_9(cluster, d
     a, b = make(2)
     a.start()
     wait_until(lambda: lease_holders([a, b], "imap:support/INBOX") == [0], 20, what="daemon a reading")
-    wait_until(lambda: db.scalar("select count(*) from source_state where source = 'imap:support/INBOX' and last_success_at is not null"),
-               20, what="daemon a's first pass of the mailbox")
+    wait_until(
+        lambda: db.scalar("select count(*) from source_state where source = 'imap:support/INBOX' and last_success_at is not null"),
+        20,
+        what="daemon a's first pass of the mailbox",
+    )
     b.start()
     dovecot.append("support", "INBOX", customer_mail(1))
     wait_until(lambda: len(acks(smtp_server)) == 1, 20, what="first acknowledgement")
@@ -75,8 +87,15 @@ def test_three_daemons_two_mailboxes_kill_9_of_one_every_message_exactly_once(tm
     acknowledgement delivered, a repeat only with the same Message-ID, every archive
     job done once."""
     n = 1000
-    config = write_config(tmp_path / "intake.toml", db_url=pg_url, var=tmp_path / "var", dovecot=dovecot, smtp=smtp_server,
-                          users=("support", "support2"), extra="[log]\nlevel = \"INFO\"\n")
+    config = write_config(
+        tmp_path / "intake.toml",
+        db_url=pg_url,
+        var=tmp_path / "var",
+        dovecot=dovecot,
+        smtp=smtp_server,
+        users=("support", "support2"),
+        extra='[log]\nlevel = "INFO"\n',
+    )
     daemons = [DaemonProcess(config, tmp_path, log=tmp_path / f"daemon-{i}.log") for i in range(3)]
     daemons[0].cli("init")
     db = Db(pg_url)
@@ -94,10 +113,8 @@ def test_three_daemons_two_mailboxes_kill_9_of_one_every_message_exactly_once(tm
     total = 2 * n
     received = AckCounter(smtp_server)  # counts as mail arrives: parsing it all on every poll costs a core
     try:
-        wait_until(lambda: db.tickets() == total and received() >= total, 300, interval=0.5,
-                   what=f"{total} tickets and acknowledgements")
-        wait_until(lambda: db.scalar("select count(*) from archive_jobs where status <> 'done'") == 0, 600, interval=1,
-                   what="every archive job done")
+        wait_until(lambda: db.tickets() == total and received() >= total, 300, interval=0.5, what=f"{total} tickets and acknowledgements")
+        wait_until(lambda: db.scalar("select count(*) from archive_jobs where status <> 'done'") == 0, 600, interval=1, what="every archive job done")
         time.sleep(1.0)
         for d in daemons:
             d.terminate()
@@ -133,8 +150,9 @@ def test_a_shared_spool_is_scanned_by_one_daemon_and_every_file_is_one_ticket(cl
         tmp.write_text(json.dumps({"name": f"客户{i}", "phone": f"1380000{i:04d}", "message": f"第 {i} 个问题：无法登录"}), encoding="utf-8")
         tmp.rename(spool / f"sub-{i}.json")
     wait_until(lambda: db.tickets() == 20 and len(list((spool / "done").glob("*.json"))) == 20, 60, what="20 spooled tickets")
-    holders = [i for i, d in enumerate(daemons)
-               if any("spool:" in line and line.endswith(": lease taken") for line in d.log.read_text().splitlines())]
+    holders = [
+        i for i, d in enumerate(daemons) if any("spool:" in line and line.endswith(": lease taken") for line in d.log.read_text().splitlines())
+    ]
     assert len(holders) == 1
     for d in daemons:
         d.terminate()

@@ -1,4 +1,5 @@
 """The test servers themselves work: Dovecot over plain/STARTTLS/TLS with IDLE, SMTP, PostgreSQL."""
+
 from __future__ import annotations
 
 import smtplib

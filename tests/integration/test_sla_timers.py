@@ -1,6 +1,7 @@
 """SLA timers with a controllable clock: a reminder before the due time and an
 escalation at breach, each sent once even with two workers; none once answered;
 follow-up reminders on their date; due times from per-type overrides and working hours."""
+
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
@@ -88,7 +89,10 @@ def test_follow_up_reminder_on_its_date_once(opened, smtp_server):
     """#followup 2026-11-26: reminded at 09:00 local that day, not before, not twice."""
     ctx, clock, pipeline, ref, sent = opened
     [note] = [m for m in sent if to_addr(m) == "sun.yue@example.com"]
-    pipeline.take(reply_to(note.as_bytes(), sender="孙悦 <sun.yue@example.com>", body="#followup 2026-11-26 回访客户维修结果\n已安排维修。"), SourceRef("t", "2"))
+    pipeline.take(
+        reply_to(note.as_bytes(), sender="孙悦 <sun.yue@example.com>", body="#followup 2026-11-26 回访客户维修结果\n已安排维修。"),
+        SourceRef("t", "2"),
+    )
     deliver(ctx, smtp_server)
     worker = TimersWorker(ctx)
     clock.at = datetime(2026, 11, 26, 0, 59, tzinfo=UTC)  # 08:59 in Shanghai
@@ -104,7 +108,10 @@ def test_follow_up_reminder_on_its_date_once(opened, smtp_server):
 def test_due_time_uses_type_override_and_working_hours(make_ctx, db_url):
     """complaint/important = 12 working hours, mon-fri 09:00-18:00, Tuesday a holiday:
     opened Monday 13:00 → 5 h Monday, 7 h Wednesday → Wednesday 16:00."""
-    ctx = make_ctx(db_url, Clock(MONDAY_13), **staff_config(sla={
-        "type_hours": {"complaint": {"important": 12}}, "working_hours": "mon-fri 09:00-18:00", "holidays": ["2026-11-24"]}))
+    ctx = make_ctx(
+        db_url,
+        Clock(MONDAY_13),
+        **staff_config(sla={"type_hours": {"complaint": {"important": 12}}, "working_hours": "mon-fri 09:00-18:00", "holidays": ["2026-11-24"]}),
+    )
     ref = Pipeline(ctx).take(complaint(), SourceRef("t", "1")).ticket
     assert ticket(ctx, ref).due_at == datetime(2026, 11, 25, 8, 0, tzinfo=UTC)  # Wed 16:00 Shanghai

@@ -1,5 +1,6 @@
 """The form spool source on a real folder: taken at start, watched while running, moved to done/
 or rejected/ with a reason, never deleted, sink failures retried."""
+
 from __future__ import annotations
 
 import json
@@ -61,8 +62,7 @@ def tickets(ctx) -> list[Ticket]:
 
 
 def submission(n: int = 1, **extra) -> dict:
-    return {"name": "李娜", "email": f"li.na{n}@kehu.example.cn", "message": f"第{n}个问题：系统登录很慢。",
-            "submitted_at": now_iso(), **extra}
+    return {"name": "李娜", "email": f"li.na{n}@kehu.example.cn", "message": f"第{n}个问题：系统登录很慢。", "submitted_at": now_iso(), **extra}
 
 
 def age(path: Path, seconds: float = 10) -> None:
@@ -124,7 +124,9 @@ def test_files_dropped_while_stopped_are_taken_at_start_and_stop_is_prompt(spool
     crm = next(t for t in found if t.customer.email == "li.na9@kehu.example.cn")
     assert crm.customer.phone == "13912345678" and crm.customer.company == "某某贸易" and crm.customer.name == "李娜"
     with ctx.sessions() as s:
-        assert sorted(o.rcpt_to for o in s.scalars(select(OutboxMail).where(OutboxMail.kind == "ack"))) == sorted(f"li.na{n}@kehu.example.cn" for n in (0, 1, 2, 9))
+        assert sorted(o.rcpt_to for o in s.scalars(select(OutboxMail).where(OutboxMail.kind == "ack"))) == sorted(
+            f"li.na{n}@kehu.example.cn" for n in (0, 1, 2, 9)
+        )
     assert ("spool", 0, None) in sink.reports
 
 
@@ -189,7 +191,8 @@ def test_invalid_files_go_to_rejected_with_a_reason_and_nothing_is_deleted(spool
         assert place.read_bytes() == data
     with ctx.sessions() as s:  # the pipeline kept them too, for `intake quarantine retry`
         assert sorted((q.key.split("#")[0], q.raw) for q in s.scalars(select(QuarantineItem))) == sorted(
-            (n, originals[n]) for n in ("broken.json", "missing.json"))
+            (n, originals[n]) for n in ("broken.json", "missing.json")
+        )
     assert len(tickets(ctx)) == 1
 
 

@@ -1,6 +1,7 @@
 """kill -9 of the daemon while customers submit the web form, then a restart: every submission
 that was answered 201 is exactly one ticket with one acknowledgement, and every file that
 reached the spool became exactly one ticket (none lost, none doubled)."""
+
 from __future__ import annotations
 
 import json
@@ -30,8 +31,9 @@ def free_port() -> int:
 
 
 def start(config: Path, port: int, log: Path) -> subprocess.Popen:
-    proc = subprocess.Popen([*INTAKE, "--config", str(config), "run", "--listen", f"127.0.0.1:{port}"],
-                            cwd=REPO, stdout=open(log, "ab"), stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        [*INTAKE, "--config", str(config), "run", "--listen", f"127.0.0.1:{port}"], cwd=REPO, stdout=open(log, "ab"), stderr=subprocess.STDOUT
+    )
     deadline = time.monotonic() + 30
     while True:
         try:
@@ -50,7 +52,9 @@ def test_kill_9_during_submissions_then_restart_loses_and_doubles_nothing(tmp_pa
     config.write_text(
         f'[database]\nurl = "sqlite:///{var / "intake.db"}"\n\n[paths]\nvar = "{var}"\n\n'
         f'[maildir]\npath = "{var / "drop"}"\n\n[spool]\npath = "{var / "spool"}"\n\n'
-        '[web]\nrate_limit_per_minute = 100000\n', "utf-8")
+        "[web]\nrate_limit_per_minute = 100000\n",
+        "utf-8",
+    )
     subprocess.run([*INTAKE, "--config", str(config), "init"], cwd=REPO, check=True, capture_output=True)
     port = free_port()
     log = tmp_path / "daemon.log"
@@ -96,8 +100,7 @@ def test_kill_9_during_submissions_then_restart_loses_and_doubles_nothing(tmp_pa
     with Session(engine) as s:
         tickets = {t.customer.email: t.ref for t in s.scalars(select(Ticket).where(Ticket.channel == "form"))}
         acks = s.scalar(select(func.count()).select_from(OutboxMail).where(OutboxMail.kind == "ack"))
-        per_address = s.execute(select(OutboxMail.rcpt_to, func.count()).where(OutboxMail.kind == "ack")
-                                .group_by(OutboxMail.rcpt_to)).all()
+        per_address = s.execute(select(OutboxMail.rcpt_to, func.count()).where(OutboxMail.kind == "ack").group_by(OutboxMail.rcpt_to)).all()
     engine.dispose()
     assert set(tickets) == spooled  # every spooled submission is a ticket, and nothing else is
     assert {a: tickets[a] for a in answered} == answered  # every 201 answer names its real ticket

@@ -1,5 +1,6 @@
 """Every staff command, in English and Chinese, carried out from a real reply; a bad
 command relays nothing and answers the staff member with the error."""
+
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
@@ -65,7 +66,10 @@ def test_status_in_both_languages_and_resolved_sends_the_survey_after_the_answer
     t = ticket(ctx, ref)
     assert t.status == "resolved" and t.resolved_at == MONDAY_10
     assert [(e.detail["old"], e.detail["new"]) for e in events(ctx, ref, "status")] == [
-        ("new", "in_progress"), ("in_progress", "follow_up"), ("follow_up", "resolved")]
+        ("new", "in_progress"),
+        ("in_progress", "follow_up"),
+        ("follow_up", "resolved"),
+    ]
 
 
 def test_staff_cannot_close(case):
@@ -122,22 +126,27 @@ def test_followup_records_the_promise_and_sets_follow_up(case):
     with ctx.sessions() as s:
         rows = list(s.scalars(select(FollowUp).order_by(FollowUp.id)))
     assert [(f.due_on, f.what, f.created_by) for f in rows] == [
-        (date(2026, 12, 1), "call back about the repair", "li.na"), (date(2026, 12, 3), "回访客户", "li.na")]
+        (date(2026, 12, 1), "call back about the repair", "li.na"),
+        (date(2026, 12, 3), "回访客户", "li.na"),
+    ]
     t = ticket(ctx, ref)
     assert t.status == "follow_up" and "2026-12-01 call back about the repair" in t.follow_up_plan
 
 
-@pytest.mark.parametrize("bad, why", [
-    ("#frobnicate now", "unknown command"),
-    ("#status done", "#status needs one of"),
-    ("#assign nobody.here", "no staff member"),
-    ("#eta next week", "#eta needs a date"),
-    ("#eta 2026-11-01", "in the past"),
-    ("#type praise", "#type needs one of"),
-    ("#urgency asap", "#urgency needs one of"),
-    ("#followup 2026-12-01", "what to follow up"),
-    ("#跟进 明天 回访", "#followup needs a date"),
-])
+@pytest.mark.parametrize(
+    "bad, why",
+    [
+        ("#frobnicate now", "unknown command"),
+        ("#status done", "#status needs one of"),
+        ("#assign nobody.here", "no staff member"),
+        ("#eta next week", "#eta needs a date"),
+        ("#eta 2026-11-01", "in the past"),
+        ("#type praise", "#type needs one of"),
+        ("#urgency asap", "#urgency needs one of"),
+        ("#followup 2026-12-01", "what to follow up"),
+        ("#跟进 明天 回访", "#followup needs a date"),
+    ],
+)
 def test_bad_command_relays_nothing_changes_nothing_and_answers_the_staff_member(case, bad, why):
     """Unknown or malformed: all or nothing — the good command and the text stay unsent too."""
     ctx, ref, reply = case

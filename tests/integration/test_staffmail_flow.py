@@ -1,5 +1,6 @@
 """The whole staff loop through the real Dovecot and SMTP servers: customer mail →
 ticket → notification to the assignee → the assignee's reply → the customer."""
+
 from __future__ import annotations
 
 import email
@@ -31,8 +32,16 @@ from tests.integration.test_staffmail_kit import (
 
 def imap_daemon(make_ctx, db_url, clock, dovecot, smtp_server) -> Daemon:
     """The daemon on the real servers: the support mailbox on Dovecot in, SMTP out."""
-    account = {"name": "support", "host": dovecot.host, "port": dovecot.port, "security": "plain", "username": "support",
-               "password": dovecot.users["support"], "idle": False, "poll_interval": 0.2}
+    account = {
+        "name": "support",
+        "host": dovecot.host,
+        "port": dovecot.port,
+        "security": "plain",
+        "username": "support",
+        "password": dovecot.users["support"],
+        "idle": False,
+        "poll_interval": 0.2,
+    }
     ctx = make_ctx(db_url, clock, imap=[account], maildir={"enabled": False}, spool={"enabled": False}, **staff_config(smtp_server))
     return Daemon(ctx)
 
@@ -73,7 +82,8 @@ def test_customer_mail_reaches_assignee_and_their_reply_reaches_the_customer_str
 
     clock.advance(minutes=40)
     answer = reply_to(
-        note.as_bytes(), sender="李娜 <li.na@example.com>",
+        note.as_bytes(),
+        sender="李娜 <li.na@example.com>",
         body="赵女士您好：\n\n非常抱歉给您带来不便，维修师傅明天上午十点上门。\n\n--\n李娜 售后部\n电话 010-12345678",
     )
     before = len(smtp_server.messages)
@@ -116,7 +126,9 @@ def test_customer_writing_again_notifies_the_assignee_with_the_new_message(make_
 def test_urgent_flagged_case_notifies_the_department_head(make_ctx, db_url, smtp_server):
     """加急: an urgent case also goes to the head of its department."""
     ctx = make_ctx(db_url, Clock(MONDAY_10), **staff_config(smtp_server))
-    result = Pipeline(ctx).take(complaint("紧急！我们的生产系统全部宕机，所有员工都无法登录，核心业务停摆，请立即处理！", subject="系统宕机 紧急"), SourceRef("t", "1"))
+    result = Pipeline(ctx).take(
+        complaint("紧急！我们的生产系统全部宕机，所有员工都无法登录，核心业务停摆，请立即处理！", subject="系统宕机 紧急"), SourceRef("t", "1")
+    )
     t = ticket(ctx, result.ticket)
     assert t.urgency == "urgent" and t.flagged
     sent = deliver(ctx, smtp_server)
@@ -152,6 +164,7 @@ def test_staff_attachments_go_to_the_customer_and_oversized_ones_are_reported(ma
     [out] = [m for m in thread if m.kind == "staff_reply"]
     with ctx.sessions() as s:
         from intake.models import Message
+
         assert [a.filename for a in s.get(Message, out.id).attachments] == ["维修单.pdf"]
 
 

@@ -1,6 +1,7 @@
 """Staff replies that must never reach the customer: no token, a wrong sender, a
 tampered token, an out-of-office. Each is quarantined (or ignored) and the right
 person is told why; a forged From alone never passes."""
+
 from __future__ import annotations
 
 from datetime import timedelta
@@ -178,7 +179,9 @@ def test_reply_on_a_phone_only_ticket_tells_the_staff_member_to_call(make_ctx, d
 
     ctx = make_ctx(db_url, Clock(MONDAY_10), **staff_config(smtp_server))
     pipeline = Pipeline(ctx)
-    form = json.dumps({"name": "赵丽", "phone": "13812345678", "subject": "投诉", "message": "我要投诉：维修人员一直没来，太差了。"}, ensure_ascii=False)
+    form = json.dumps(
+        {"name": "赵丽", "phone": "13812345678", "subject": "投诉", "message": "我要投诉：维修人员一直没来，太差了。"}, ensure_ascii=False
+    )
     ref = pipeline.take(form.encode(), SourceRef("spool", "f1", "form")).ticket
     [note] = deliver(ctx, smtp_server)
     assert to_addr(note) == "li.na@example.com" and "138****5678" in body(note) and "13812345678" not in body(note)

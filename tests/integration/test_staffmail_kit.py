@@ -1,5 +1,6 @@
 """Helpers shared by the staff mail tests (no tests here): a context on a fixed
 Monday morning, customer and staff mails, mail through the real SMTP server."""
+
 from __future__ import annotations
 
 import email
@@ -21,8 +22,13 @@ CUSTOMER = "zhao.li@kehu.example.cn"
 _n = itertools.count()
 
 
-def complaint(body: str = "我要投诉：你们的售后服务太差了，维修人员答应上门却一直没来，请给个说法。", *, subject: str = "投诉售后服务",
-              sender: str = f"赵丽 <{CUSTOMER}>", in_reply_to: str | None = None) -> bytes:
+def complaint(
+    body: str = "我要投诉：你们的售后服务太差了，维修人员答应上门却一直没来，请给个说法。",
+    *,
+    subject: str = "投诉售后服务",
+    sender: str = f"赵丽 <{CUSTOMER}>",
+    in_reply_to: str | None = None,
+) -> bytes:
     msg = EmailMessage()
     msg["From"] = sender
     msg["To"] = "support@example.com"

@@ -3,6 +3,7 @@ assignee answers it from many mail clients, and what reaches the customer at the
 server is exactly what they typed: no quoted notification, no command line, no
 signature; the commands are carried out on the ticket. A reply whose text still holds
 our notification is withheld and the staff member is told."""
+
 from __future__ import annotations
 
 from email.message import EmailMessage
@@ -37,7 +38,9 @@ CLIENTS = {
     "alibaba": lambda n, t: f"{ANSWER}\n\n阿里邮箱{'-' * 66}\n{_block(('发件人', '日　期', '收件人', '主　题'), n, colon='：')}\n\n{t}\n",
     "webde": lambda n, t: f"{ANSWER}\n\n \n \n{_block(('Gesendet', 'Von', 'An', 'Betreff'), n)}\n{t}\n",
     "gmail": lambda n, t: f"{ANSWER}\n\n客户服务中心 <support@example.com> 于2026年11月23日周一 10:00写道：\n\n{_quoted(t)}\n",
-    "signature_from_staff_toml": lambda n, t: f"{ANSWER}\n\n{SIGNATURE}\n\n-----原始邮件-----\n{_block(('发件人', '发送时间', '收件人', '主题'), n)}\n\n{t}\n",
+    "signature_from_staff_toml": lambda n, t: (
+        f"{ANSWER}\n\n{SIGNATURE}\n\n-----原始邮件-----\n{_block(('发件人', '发送时间', '收件人', '主题'), n)}\n\n{t}\n"
+    ),
     "no_marker_at_all": lambda n, t: f"{ANSWER}\n\n{t}\n",
 }
 
@@ -45,8 +48,10 @@ CLIENTS = {
 def _html_outlook_web(note, text: str) -> str:
     escaped = "<br>".join(line.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;") for line in text.splitlines())
     answer = "".join(f"<div>{line or '<br>'}</div>" for line in ANSWER.splitlines())
-    return (f"<html><body><div dir=\"ltr\">{answer}</div><hr><div id=\"divRplyFwdMsg\"><b>发件人:</b> 客户服务中心<br><b>发送时间:</b> "
-            f"2026年11月23日 10:00<br><b>主题:</b> {note['Subject']}</div><div>{escaped}</div></body></html>")
+    return (
+        f'<html><body><div dir="ltr">{answer}</div><hr><div id="divRplyFwdMsg"><b>发件人:</b> 客户服务中心<br><b>发送时间:</b> '
+        f"2026年11月23日 10:00<br><b>主题:</b> {note['Subject']}</div><div>{escaped}</div></body></html>"
+    )
 
 
 def reply_mail(note, *, text: str | None = None, html: str | None = None, sender: str = STAFF, to: str | None = None) -> bytes:
@@ -98,7 +103,11 @@ def test_reply_from_each_client_reaches_the_customer_exactly_as_typed(case, smtp
     the customer gets the answer and nothing of the notification."""
     ctx, pipeline, ref, note = case
     text = body(note)
-    raw = reply_mail(note, html=_html_outlook_web(note, text)) if client == "outlook_web_html_only" else reply_mail(note, text=CLIENTS[client](note, text))
+    raw = (
+        reply_mail(note, html=_html_outlook_web(note, text))
+        if client == "outlook_web_html_only"
+        else reply_mail(note, text=CLIENTS[client](note, text))
+    )
     result = pipeline.take(raw, SourceRef("t", client))
     assert result.outcome == "appended", result
     [relayed] = deliver(ctx, smtp_server)
@@ -125,8 +134,10 @@ def test_commands_between_paragraphs_run_and_lines_inside_the_quote_do_not(case,
     """Commands after a greeting and between paragraphs are carried out and cut from the text; the
     notification's own example command lines below the quote never run."""
     ctx, pipeline, ref, note = case
-    text = (f"您好，\n\n#预计 2026-11-30\n#紧急程度 紧急\n\n维修师傅明天上午十点上门。\n\n#类型 故障\n\n发自我的iPhone\n\n"
-            f"-----邮件原件-----\n\n{_block(('发件人', '发送时间', '收件人', '主题'), note)}\n\n{body(note)}\n#转派 sun.yue\n")
+    text = (
+        f"您好，\n\n#预计 2026-11-30\n#紧急程度 紧急\n\n维修师傅明天上午十点上门。\n\n#类型 故障\n\n发自我的iPhone\n\n"
+        f"-----邮件原件-----\n\n{_block(('发件人', '发送时间', '收件人', '主题'), note)}\n\n{body(note)}\n#转派 sun.yue\n"
+    )
     pipeline.take(reply_mail(note, text=text), SourceRef("t", "cmds"))
     sent = deliver(ctx, smtp_server)
     [relayed] = [m for m in sent if to_addr(m) == CUSTOMER]

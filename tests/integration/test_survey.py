@@ -1,6 +1,7 @@
 """The satisfaction loop through the real SMTP server: resolved → survey; a high score
 closes, a low score or a reply that is not a score reopens and tells the assignee,
 silence closes as "no objection"; every step in the event log."""
+
 from __future__ import annotations
 
 import email

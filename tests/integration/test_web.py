@@ -1,5 +1,6 @@
 """The web-form listener over real HTTP (uvicorn on loopback, httpx client): JSON, urlencoded and
 multipart submissions, every field error, size and type limits, honeypot, rate limit, CSRF, escaping."""
+
 from __future__ import annotations
 
 import base64
@@ -69,8 +70,9 @@ def make_web(tmp_path, make_ctx):
     stops: list[tuple[threading.Event, threading.Thread]] = []
 
     def make(**overrides) -> Web:
-        settings = WebSettings(**{"max_body_bytes": 200_000, "max_file_bytes": 50_000, "rate_limit_per_minute": 50,
-                                  "csrf_secret": "test-secret", **overrides})
+        settings = WebSettings(
+            **{"max_body_bytes": 200_000, "max_file_bytes": 50_000, "rate_limit_per_minute": 50, "csrf_secret": "test-secret", **overrides}
+        )
         ctx = make_ctx(f"sqlite:///{tmp_path / f'intake{len(stops)}.db'}")
         sink = FlakySink(Pipeline(ctx))
         spool = tmp_path / f"spool{len(stops)}"
@@ -96,8 +98,14 @@ def web(make_web) -> Web:
 
 
 def valid(**changes) -> dict:
-    data = {"name": "张伟", "company": "某某科技", "email": "zhang.wei@kehu.example.cn", "phone": "13812345678",
-            "subject": "打印机故障", "message": "三楼打印机无法打印，整个部门受影响。"}
+    data = {
+        "name": "张伟",
+        "company": "某某科技",
+        "email": "zhang.wei@kehu.example.cn",
+        "phone": "13812345678",
+        "subject": "打印机故障",
+        "message": "三楼打印机无法打印，整个部门受影响。",
+    }
     data.update(changes)
     return data
 
@@ -150,7 +158,11 @@ def test_json_submission_answers_201_with_ticket_after_spooling_and_taking(web):
     t = ticket(web, body["ticket"])
     assert t.channel == "form" and t.language == "zh" and t.subject == "打印机故障"
     assert (t.customer.name, t.customer.email, t.customer.phone, t.customer.company) == (
-        "张伟", "zhang.wei@kehu.example.cn", "13812345678", "某某科技")
+        "张伟",
+        "zhang.wei@kehu.example.cn",
+        "13812345678",
+        "某某科技",
+    )
     assert acks(web) == ["zhang.wei@kehu.example.cn"]
 
 
@@ -165,8 +177,7 @@ def test_double_click_gives_one_ticket(web):
 
 
 def test_json_422_names_every_invalid_field(web):
-    bad = {"name": "", "email": "not-an-address", "phone": "12", "message": "", "type": "spam", "subject": "s" * 400,
-           "lang": "en"}
+    bad = {"name": "", "email": "not-an-address", "phone": "12", "message": "", "type": "spam", "subject": "s" * 400, "lang": "en"}
     with web.client() as c:
         r = c.post("/", json=bad)
     assert r.status_code == 422
@@ -249,8 +260,11 @@ def test_urlencoded_form_submission_shows_confirmation_with_ticket(web):
 def test_multipart_form_with_a_file_keeps_the_attachment(web):
     with web.client() as c:
         token = csrf(c, "/?lang=en")
-        r = c.post("/submit", data={**valid(), "csrf_token": token, "lang": "en", "website": ""},
-                   files=[("attachments", ("报告.pdf", PDF, "application/pdf")), ("attachments", ("", b"", "application/octet-stream"))])
+        r = c.post(
+            "/submit",
+            data={**valid(), "csrf_token": token, "lang": "en", "website": ""},
+            files=[("attachments", ("报告.pdf", PDF, "application/pdf")), ("attachments", ("", b"", "application/octet-stream"))],
+        )
     assert r.status_code == 200 and "We have your request" in r.text
     [path] = web.done()
     [att] = json.loads(path.read_bytes())["attachments"]
@@ -276,8 +290,7 @@ def test_form_errors_next_to_fields_with_input_kept_and_escaped(web):
     evil = '<script>alert("x")</script>'
     with web.client() as c:
         token = csrf(c)
-        r = c.post("/submit", data={"name": evil, "email": "bad-address", "message": "", "subject": evil,
-                                    "csrf_token": token, "lang": "zh"})
+        r = c.post("/submit", data={"name": evil, "email": "bad-address", "message": "", "subject": evil, "csrf_token": token, "lang": "zh"})
     assert r.status_code == 422
     assert "<script>" not in r.text and "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;" in r.text
     assert re.search(r'id="email"[^>]*value="bad-address"[^>]*aria-invalid="true"', r.text)
@@ -290,18 +303,19 @@ def test_form_errors_next_to_fields_with_input_kept_and_escaped(web):
 def test_files_must_be_chosen_again_after_an_error_and_the_page_says_so(web):
     with web.client() as c:
         token = csrf(c)
-        r = c.post("/submit", data={**valid(message=""), "csrf_token": token},
-                   files={"attachments": ("日志.txt", "错误日志".encode(), "text/plain")})
+        r = c.post("/submit", data={**valid(message=""), "csrf_token": token}, files={"attachments": ("日志.txt", "错误日志".encode(), "text/plain")})
     assert r.status_code == 422 and 'id="attachments-error">出于安全原因' in r.text and web.stored() == []
 
 
 def test_bad_file_types_are_refused_next_to_the_field(web):
     with web.client() as c:
         token = csrf(c)
-        exe = c.post("/submit", data={**valid(), "csrf_token": token},
-                     files={"attachments": ("setup.exe", b"MZ\x90\x00" * 10, "application/octet-stream")})
-        disguised = c.post("/submit", data={**valid(), "csrf_token": token},
-                           files={"attachments": ("invoice.pdf", b"MZ\x90\x00" * 10, "application/pdf")})
+        exe = c.post(
+            "/submit", data={**valid(), "csrf_token": token}, files={"attachments": ("setup.exe", b"MZ\x90\x00" * 10, "application/octet-stream")}
+        )
+        disguised = c.post(
+            "/submit", data={**valid(), "csrf_token": token}, files={"attachments": ("invoice.pdf", b"MZ\x90\x00" * 10, "application/pdf")}
+        )
     assert exe.status_code == 422 and '<p class="field-error" id="attachments-error">不支持文件“setup.exe”' in exe.text
     assert disguised.status_code == 422 and "invoice.pdf" in disguised.text and "内容与其扩展名不符" in disguised.text
     assert 'value="张伟"' in exe.text  # the rest of the input is kept
@@ -312,10 +326,10 @@ def test_oversize_file_and_oversize_body(web):
     """A file over max_file_bytes is a field error; a body over max_body_bytes is 413 (declared or streamed)."""
     with web.client() as c:
         token = csrf(c)
-        big_file = c.post("/submit", data={**valid(), "csrf_token": token},
-                          files={"attachments": ("big.pdf", PDF + b"0" * 60_000, "application/pdf")})
-        huge = c.post("/submit", data={**valid(), "csrf_token": token},
-                      files={"attachments": ("huge.pdf", PDF + b"0" * 300_000, "application/pdf")})
+        big_file = c.post(
+            "/submit", data={**valid(), "csrf_token": token}, files={"attachments": ("big.pdf", PDF + b"0" * 60_000, "application/pdf")}
+        )
+        huge = c.post("/submit", data={**valid(), "csrf_token": token}, files={"attachments": ("huge.pdf", PDF + b"0" * 300_000, "application/pdf")})
         huge_json = c.post("/", json=valid(message="长" * 100_000))
 
         def chunks():
@@ -381,17 +395,25 @@ def test_answer_page_url_and_language_switch_lead_back_to_the_form(web):
 def test_rate_limit_per_ip_email_and_phone_answers_429_with_retry_after(make_web):
     web = make_web(rate_limit_per_minute=3, trusted_proxies=("127.0.0.1",))
     with web.client() as c:
-        codes = [c.post("/", json=valid(email=f"u{i}@example.cn", phone=f"1380000000{i}"),
-                        headers={"x-forwarded-for": "203.0.113.7"}).status_code for i in range(4)]
+        codes = [
+            c.post("/", json=valid(email=f"u{i}@example.cn", phone=f"1380000000{i}"), headers={"x-forwarded-for": "203.0.113.7"}).status_code
+            for i in range(4)
+        ]
         refused = c.post("/", json=valid(email="u9@example.cn", phone="13800000009"), headers={"x-forwarded-for": "203.0.113.7"})
         # the same address from four other places: limited by the address
-        by_email = [c.post("/", json=valid(email="same@example.cn", phone=f"1390000000{i}"),
-                           headers={"x-forwarded-for": f"198.51.100.{i}"}).status_code for i in range(4)]
+        by_email = [
+            c.post("/", json=valid(email="same@example.cn", phone=f"1390000000{i}"), headers={"x-forwarded-for": f"198.51.100.{i}"}).status_code
+            for i in range(4)
+        ]
         token = csrf(c)
         html = c.post("/submit", data={**valid(), "csrf_token": token}, headers={"x-forwarded-for": "203.0.113.7"})
         # the same phone number (no email) from three other places: limited by the number
-        by_phone = [c.post("/", json=valid(email="", phone="137-1234-5678" if i % 2 else "13712345678"),
-                           headers={"x-forwarded-for": f"192.0.2.{i}"}).status_code for i in range(4)]
+        by_phone = [
+            c.post(
+                "/", json=valid(email="", phone="137-1234-5678" if i % 2 else "13712345678"), headers={"x-forwarded-for": f"192.0.2.{i}"}
+            ).status_code
+            for i in range(4)
+        ]
     assert codes == [201, 201, 201, 429]
     assert by_phone == [201, 201, 201, 429]
     assert refused.status_code == 429 and 1 <= int(refused.headers["retry-after"]) <= 60
@@ -404,8 +426,7 @@ def test_too_many_files_is_a_field_error_with_input_kept(make_web):
     web = make_web(max_files=2)
     with web.client() as c:
         token = csrf(c)
-        r = c.post("/submit", data={**valid(), "csrf_token": token},
-                   files=[("attachments", (f"p{i}.pdf", PDF, "application/pdf")) for i in range(3)])
+        r = c.post("/submit", data={**valid(), "csrf_token": token}, files=[("attachments", (f"p{i}.pdf", PDF, "application/pdf")) for i in range(3)])
     assert r.status_code == 422 and 'id="attachments-error">附件过多（最多 2 个）' in r.text and 'value="张伟"' in r.text
     assert web.stored() == []
 

@@ -3,6 +3,7 @@
 Every test runs the real `intake` command line in a folder of its own, the way an operator
 would, and asserts on what it prints: one line naming the file (and the line), no traceback.
 """
+
 from __future__ import annotations
 
 import json
@@ -18,8 +19,7 @@ INTAKE = [sys.executable, "-m", "intake.cli"]
 
 
 def run(cwd: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([*INTAKE, *args], cwd=cwd, capture_output=True, text=True, timeout=120,
-                          env={**os.environ, "INTAKE_CONFIG": ""})
+    return subprocess.run([*INTAKE, *args], cwd=cwd, capture_output=True, text=True, timeout=120, env={**os.environ, "INTAKE_CONFIG": ""})
 
 
 def refused(proc: subprocess.CompletedProcess) -> str:
@@ -101,7 +101,7 @@ def test_staff_member_with_no_department_is_one_clean_line(tmp_path):
     # the first member's departments list emptied
     head, sep, tail = text.partition("[[staff]]")
     line_no = head.count("\n") + 1 + tail[: tail.index("departments")].count("\n")
-    member = tail.replace(tail[tail.index("departments"):].split("\n", 1)[0], "departments = []", 1)
+    member = tail.replace(tail[tail.index("departments") :].split("\n", 1)[0], "departments = []", 1)
     (tmp_path / "staff.toml").write_text(head + sep + member, encoding="utf-8")
     (tmp_path / "intake.toml").write_text('[paths]\nstaff = "staff.toml"\n', encoding="utf-8")
     for command in (["status"], ["tickets", "list"], ["run", "--once"]):
@@ -136,9 +136,11 @@ def test_users_template_wins_and_a_broken_one_is_named_with_its_line(tmp_path):
     (tmp_path / "intake.toml").write_text('[paths]\ntemplates = "tpl"\nvar = "var"\n', encoding="utf-8")
     assert run(tmp_path, "--config", "intake.toml", "init").returncode == 0
     mail = tmp_path / "m.eml"
-    mail.write_bytes(b"From: a@kehu.example.com\r\nTo: support@example.com\r\nSubject: Question about invoices\r\n"
-                     b"Message-ID: <q1@kehu.example.com>\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n"
-                     b"Hello, how do I get an invoice for my order?\r\n")
+    mail.write_bytes(
+        b"From: a@kehu.example.com\r\nTo: support@example.com\r\nSubject: Question about invoices\r\n"
+        b"Message-ID: <q1@kehu.example.com>\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n"
+        b"Hello, how do I get an invoice for my order?\r\n"
+    )
     ingest = run(tmp_path, "--config", "intake.toml", "ingest", "--send", str(mail))
     assert ingest.returncode == 0 and "opened" in ingest.stdout, ingest.stderr
     sent = [p.read_bytes() for p in (tmp_path / "var" / "outgoing" / "new").iterdir()]

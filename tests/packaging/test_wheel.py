@@ -5,6 +5,7 @@ Every other test imports the checkout itself, where templates/ and config/ sit b
 code; only these notice a wheel that lacks them (as the first wheels did: `ingest` stopped
 with "rules.toml: cannot read", then every message was quarantined with TemplateNotFound).
 """
+
 from __future__ import annotations
 
 import os
@@ -38,8 +39,12 @@ def tracked(*folders: str) -> list[str]:
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("dist")
-    proc = subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--wheel-dir", str(out), str(ROOT)],
-                          capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--wheel-dir", str(out), str(ROOT)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stderr
     (path,) = out.glob("intake-*.whl")
     return path
@@ -62,8 +67,13 @@ def test_wheel_carries_the_version_and_every_module(wheel, names):
 def test_wheel_carries_every_template_and_default_file(names):
     shipped = {f"intake_templates/{p.removeprefix('templates/')}" for p in tracked("templates")}
     shipped |= {f"intake_defaults/{p.removeprefix('config/')}" for p in tracked("config")}
-    assert {"intake_defaults/rules.toml", "intake_defaults/staff.toml", "intake_defaults/intake.example.toml",
-            "intake_defaults/intake.service", "intake_templates/pdf/fonts/IntakeSansCommon-Regular.otf"} <= shipped
+    assert {
+        "intake_defaults/rules.toml",
+        "intake_defaults/staff.toml",
+        "intake_defaults/intake.example.toml",
+        "intake_defaults/intake.service",
+        "intake_templates/pdf/fonts/IntakeSansCommon-Regular.otf",
+    } <= shipped
     assert sorted(shipped - names) == []
 
 
@@ -109,8 +119,14 @@ def test_first_minute_from_the_wheel_in_an_empty_folder(wheel, tmp_path):
         return done.stdout
 
     # the installed package, not the checkout, is what runs
-    where = subprocess.run([str(env_dir / "bin" / "python"), "-c", "import intake, intake.resources as r; print(intake.__file__); print(r.templates())"],
-                           cwd=home, env=env, capture_output=True, text=True, check=True).stdout.split()
+    where = subprocess.run(
+        [str(env_dir / "bin" / "python"), "-c", "import intake, intake.resources as r; print(intake.__file__); print(r.templates())"],
+        cwd=home,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
     assert all(str(env_dir) in line and str(ROOT) not in line for line in where)
     assert intake_cli("--version").strip() == f"intake {intake.__version__}"
 

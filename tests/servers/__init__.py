@@ -9,6 +9,7 @@ From a bench script (run from the repository root)::
         ...  # point intake at imap.host, imap.port (plain/STARTTLS) or imap.tls_port, ca_file=imap.ca_file
         smtp.wait_for(len(raws), timeout=60)
 """
+
 from tests.servers.dovecot import DovecotServer, free_port, make_self_signed_cert
 from tests.servers.smtp import AckCounter, Received, SmtpServer
 

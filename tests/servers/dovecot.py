@@ -6,6 +6,7 @@ Maildir folders into one directory and runs `dovecot -c <that config>` on
 IMAPS. It never touches /etc/dovecot or a system instance. Runs as root (tests and
 CI do) or not: Dovecot never opens mail as root, so mail belongs to `nobody`.
 """
+
 from __future__ import annotations
 
 import os
@@ -38,12 +39,25 @@ def make_self_signed_cert(directory: Path, common_name: str = HOST) -> tuple[Pat
     cert, key = directory / "cert.pem", directory / "key.pem"
     subprocess.run(
         [
-            "openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
-            "-subj", f"/CN={common_name}",
-            "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost",
-            "-keyout", str(key), "-out", str(cert),
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            f"/CN={common_name}",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1,DNS:localhost",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
         ],
-        check=True, capture_output=True,
+        check=True,
+        capture_output=True,
     )
     return cert, key
 
@@ -65,8 +79,7 @@ def _wait_port(port: int, up: bool, timeout: float = 10.0) -> None:
 class DovecotServer:
     """One private Dovecot instance. Use `start()`/`stop()`, or as a context manager."""
 
-    def __init__(self, root: Path | str | None = None, users: dict[str, str] | None = None,
-                 oauth2_introspection_url: str | None = None):
+    def __init__(self, root: Path | str | None = None, users: dict[str, str] | None = None, oauth2_introspection_url: str | None = None):
         self._own_root = root is None
         self.root = Path(root or tempfile.mkdtemp(prefix="intake-dovecot-"))
         self.root.mkdir(parents=True, exist_ok=True)
@@ -99,17 +112,13 @@ class DovecotServer:
             d.mkdir(exist_ok=True)
             os.chown(d, self.mail_user.pw_uid, self.mail_user.pw_gid)
         passwd = self.root / "passwd"
-        passwd.write_text(
-            "".join(
-                f"{u}:{{PLAIN}}{p}:::::\n" for u, p in self.users.items()
-            )
-        )
+        passwd.write_text("".join(f"{u}:{{PLAIN}}{p}:::::\n" for u, p in self.users.items()))
         oauth2 = self._oauth2_config()
         self.config.write_text(f"""\
 # Private test instance: nothing here reads /etc/dovecot.
 instance_name = {self.instance}
 base_dir = {self.base_dir}
-state_dir = {self.root / 'state'}
+state_dir = {self.root / "state"}
 log_path = {self.log_path}
 info_log_path = {self.log_path}
 protocols = imap
@@ -119,7 +128,7 @@ ssl_cert = <{self.cert}
 ssl_key = <{self.key}
 ssl_min_protocol = TLSv1.2
 disable_plaintext_auth = no
-auth_mechanisms = plain login{' xoauth2 oauthbearer' if oauth2 else ''}
+auth_mechanisms = plain login{" xoauth2 oauthbearer" if oauth2 else ""}
 first_valid_uid = 1
 first_valid_gid = 1
 # Dovecot's imap never runs as root, so mail belongs to `nobody`.
@@ -195,14 +204,15 @@ timeout_msecs = 5000
         self._err = open(self.root / "start.err", "ab")
         self._proc = subprocess.Popen(
             ["dovecot", "-F", "-c", str(self.config)],
-            stdin=subprocess.DEVNULL, stdout=self._err, stderr=self._err, start_new_session=True,
+            stdin=subprocess.DEVNULL,
+            stdout=self._err,
+            stderr=self._err,
+            start_new_session=True,
         )
         try:
             _wait_port(self.port, up=True)
         except TimeoutError:
-            raise RuntimeError(
-                f"dovecot did not start: {(self.root / 'start.err').read_text()}\n{self.log_text()[-2000:]}"
-            ) from None
+            raise RuntimeError(f"dovecot did not start: {(self.root / 'start.err').read_text()}\n{self.log_text()[-2000:]}") from None
         _wait_port(self.tls_port, up=True)
 
     @property
@@ -234,7 +244,7 @@ timeout_msecs = 5000
         if self._own_root:
             shutil.rmtree(self.root, ignore_errors=True)
 
-    def __enter__(self) -> "DovecotServer":
+    def __enter__(self) -> DovecotServer:
         self.start()
         return self
 
@@ -245,9 +255,7 @@ timeout_msecs = 5000
 
     def doveadm(self, *args: str, check: bool = True) -> str:
         """Run doveadm against this instance; return its stdout."""
-        proc = subprocess.run(
-            ["doveadm", "-c", str(self.config), *args], capture_output=True, text=True
-        )
+        proc = subprocess.run(["doveadm", "-c", str(self.config), *args], capture_output=True, text=True)
         if check and proc.returncode != 0:
             raise RuntimeError(f"doveadm {' '.join(args)} failed ({proc.returncode}): {proc.stderr}")
         return proc.stdout
@@ -317,10 +325,7 @@ timeout_msecs = 5000
             if not uids:
                 return []
             data = c.fetch(uids, ["BODY.PEEK[]", "FLAGS"])
-            return [
-                {"uid": uid, "raw": data[uid][b"BODY[]"], "flags": tuple(data[uid][b"FLAGS"])}
-                for uid in sorted(data)
-            ]
+            return [{"uid": uid, "raw": data[uid][b"BODY[]"], "flags": tuple(data[uid][b"FLAGS"])} for uid in sorted(data)]
 
     def uidvalidity(self, user: str, mailbox: str) -> int:
         with self.client(user) as c:

@@ -15,6 +15,7 @@ Requests are answered with the shapes the providers document (access_token, toke
 expires_in, refresh_token; error and error_description on refusal). It listens on
 127.0.0.1 only.
 """
+
 from __future__ import annotations
 
 import base64
@@ -157,8 +158,16 @@ class IdentityProvider:
             # Entra ID's account hints, which msal keeps its cache by
             answer["client_info"] = _b64({"uid": f"uid-{user}", "utid": self.tenant})
             now = int(time.time())
-            claims = {"iss": f"{self.authority}/v2.0", "sub": user, "aud": client_id, "iat": now, "exp": now + 3600,
-                      "preferred_username": user, "oid": f"uid-{user}", "tid": self.tenant}
+            claims = {
+                "iss": f"{self.authority}/v2.0",
+                "sub": user,
+                "aud": client_id,
+                "iat": now,
+                "exp": now + 3600,
+                "preferred_username": user,
+                "oid": f"uid-{user}",
+                "tid": self.tenant,
+            }
             answer["id_token"] = f"{_b64({'alg': 'none', 'typ': 'JWT'})}.{_b64(claims)}."
         return answer
 
@@ -257,15 +266,25 @@ class IdentityProvider:
                 url = urllib.parse.urlsplit(self.path)
                 if url.path == f"/{idp.tenant}/v2.0/.well-known/openid-configuration":
                     base = idp.authority
-                    return self._json(200, {
-                        "issuer": f"{base}/v2.0", "token_endpoint": f"{base}/oauth2/v2.0/token",
-                        "authorization_endpoint": f"{base}/oauth2/v2.0/authorize",
-                        "device_authorization_endpoint": f"{base}/oauth2/v2.0/devicecode"})
+                    return self._json(
+                        200,
+                        {
+                            "issuer": f"{base}/v2.0",
+                            "token_endpoint": f"{base}/oauth2/v2.0/token",
+                            "authorization_endpoint": f"{base}/oauth2/v2.0/authorize",
+                            "device_authorization_endpoint": f"{base}/oauth2/v2.0/devicecode",
+                        },
+                    )
                 if url.path == "/google/auth":  # the user consents at once; the browser follows the redirect
                     q = dict(urllib.parse.parse_qsl(url.query))
                     code = "code-" + secrets.token_urlsafe(12)
-                    idp.codes[code] = {"client_id": q["client_id"], "redirect_uri": q["redirect_uri"], "user": q.get("login_hint", ""),
-                                       "challenge": q.get("code_challenge", ""), "scope": q.get("scope", "")}
+                    idp.codes[code] = {
+                        "client_id": q["client_id"],
+                        "redirect_uri": q["redirect_uri"],
+                        "user": q.get("login_hint", ""),
+                        "challenge": q.get("code_challenge", ""),
+                        "scope": q.get("scope", ""),
+                    }
                     self.send_response(302)
                     self.send_header("Location", f"{q['redirect_uri']}?{urllib.parse.urlencode({'code': code, 'state': q['state']})}")
                     self.send_header("Content-Length", "0")
@@ -282,10 +301,17 @@ class IdentityProvider:
                 if path == f"/{idp.tenant}/oauth2/v2.0/devicecode":
                     device = "dc-" + secrets.token_urlsafe(12)
                     idp.devices[device] = {"client_id": form.get("client_id")}
-                    return self._json(200, {
-                        "device_code": device, "user_code": "TEST-CODE", "verification_uri": f"{idp.base}/devicelogin",
-                        "expires_in": 900, "interval": 1,
-                        "message": f"To sign in, open {idp.base}/devicelogin and enter the code TEST-CODE to authenticate."})
+                    return self._json(
+                        200,
+                        {
+                            "device_code": device,
+                            "user_code": "TEST-CODE",
+                            "verification_uri": f"{idp.base}/devicelogin",
+                            "expires_in": 900,
+                            "interval": 1,
+                            "message": f"To sign in, open {idp.base}/devicelogin and enter the code TEST-CODE to authenticate.",
+                        },
+                    )
                 if path in (f"/{idp.tenant}/oauth2/v2.0/token", "/google/token"):
                     try:
                         status, body = idp.token(path, form)

@@ -6,6 +6,7 @@ bound to 127.0.0.1 (the extra Iceberg and Lance listeners are off), and one S3
 identity whose keys it makes up. `bucket()` creates a bucket with Object Lock on.
 Stop it with `stop()` or use it as a context manager.
 """
+
 from __future__ import annotations
 
 import json
@@ -54,18 +55,38 @@ class SeaweedServer:
         data = self.dir / "data"
         data.mkdir(parents=True, exist_ok=True)
         config = self.dir / "s3.json"
-        config.write_text(json.dumps({"identities": [{
-            "name": "intake", "credentials": [{"accessKey": self.access_key, "secretKey": self.secret_key}],
-            "actions": ["Admin", "Read", "Write", "List", "Tagging"]}]}))
-        ports = {name: free_port() for name in ("master", "master.grpc", "volume", "volume.grpc", "filer",
-                                                 "filer.grpc", "s3", "s3.grpc")}
+        config.write_text(
+            json.dumps(
+                {
+                    "identities": [
+                        {
+                            "name": "intake",
+                            "credentials": [{"accessKey": self.access_key, "secretKey": self.secret_key}],
+                            "actions": ["Admin", "Read", "Write", "List", "Tagging"],
+                        }
+                    ]
+                }
+            )
+        )
+        ports = {name: free_port() for name in ("master", "master.grpc", "volume", "volume.grpc", "filer", "filer.grpc", "s3", "s3.grpc")}
         self.s3_port = ports["s3"]
-        args = [weed_binary(), "server", f"-dir={data}", f"-ip={HOST}", f"-ip.bind={HOST}",
-                *(f"-{name.replace('.grpc', '.port.grpc') if name.endswith('.grpc') else name + '.port'}={port}"
-                  for name, port in ports.items()),
-                "-filer", "-s3", f"-s3.config={config}", "-s3.port.iceberg=0", "-s3.port.lance=0",
-                f"-filer.localSocket={self.dir / 'filer.sock'}", f"-s3.localSocket={self.dir / 's3.sock'}",
-                "-master.volumeSizeLimitMB=16", "-volume.max=300"]  # small volumes: each bucket takes several
+        args = [
+            weed_binary(),
+            "server",
+            f"-dir={data}",
+            f"-ip={HOST}",
+            f"-ip.bind={HOST}",
+            *(f"-{name.replace('.grpc', '.port.grpc') if name.endswith('.grpc') else name + '.port'}={port}" for name, port in ports.items()),
+            "-filer",
+            "-s3",
+            f"-s3.config={config}",
+            "-s3.port.iceberg=0",
+            "-s3.port.lance=0",
+            f"-filer.localSocket={self.dir / 'filer.sock'}",
+            f"-s3.localSocket={self.dir / 's3.sock'}",
+            "-master.volumeSizeLimitMB=16",
+            "-volume.max=300",
+        ]  # small volumes: each bucket takes several
         self.log = open(self.dir / "weed.log", "wb")
         self.proc = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
         self._wait_ready(timeout)

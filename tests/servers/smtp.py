@@ -3,6 +3,7 @@
 `SmtpServer` can be stopped and started again on the same port, so tests can take
 the mail server down and bring it back while the daemon retries.
 """
+
 from __future__ import annotations
 
 import re
@@ -56,8 +57,12 @@ class SmtpServer:
             return
         # decode_data=False keeps the raw bytes; SMTPUTF8 lets UTF-8 addresses through.
         self._controller = Controller(
-            _Collector(self), hostname=self.host, port=self.port, decode_data=False,
-            enable_SMTPUTF8=True, ready_timeout=10,
+            _Collector(self),
+            hostname=self.host,
+            port=self.port,
+            decode_data=False,
+            enable_SMTPUTF8=True,
+            ready_timeout=10,
         )
         self._controller.start()
 
@@ -118,7 +123,7 @@ class AckCounter:
         self.count = 0
 
     def __call__(self) -> int:
-        new = self.smtp.messages[self.seen:]
+        new = self.smtp.messages[self.seen :]
         self.seen += len(new)
         self.count += sum(1 for m in new if _ACK_ID.search(m.raw.split(b"\r\n\r\n", 1)[0]))
         return self.count

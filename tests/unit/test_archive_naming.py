@@ -1,4 +1,5 @@
 """Archive file names: customer + date + type + ticket + version, safe for any customer name."""
+
 from __future__ import annotations
 
 import unicodedata
@@ -25,11 +26,30 @@ def test_plain_name_has_year_month_folders_and_all_fields():
     assert name_of("ACME Ltd", type_label="complaint").name == "ACME-Ltd_2026-11-22_complaint_261122-0007_v1.pdf"
 
 
-@pytest.mark.parametrize("customer", [
-    "../../etc/passwd", "a/b\\c", "..", ".", "...hidden", ".bashrc", "a\x00b", "a\nb\rc\td",
-    'con<>:"|?*', "CON", "NUL", "\u202eevil\u200b", "   ", "", "a_b_c", "x" * 300, "某" * 300,
-    "😀" * 100, "e\u0301" * 120,
-])
+@pytest.mark.parametrize(
+    "customer",
+    [
+        "../../etc/passwd",
+        "a/b\\c",
+        "..",
+        ".",
+        "...hidden",
+        ".bashrc",
+        "a\x00b",
+        "a\nb\rc\td",
+        'con<>:"|?*',
+        "CON",
+        "NUL",
+        "\u202eevil\u200b",
+        "   ",
+        "",
+        "a_b_c",
+        "x" * 300,
+        "某" * 300,
+        "😀" * 100,
+        "e\u0301" * 120,
+    ],
+)
 def test_any_customer_name_gives_one_safe_component(customer):
     """Separators, .., controls, NUL, bidi/zero-width, reserved characters, huge names: one safe name."""
     path = name_of(customer)
@@ -56,8 +76,9 @@ def test_truncation_keeps_ref_and_suffix_and_whole_characters():
 
 def test_names_are_unique_per_ticket_and_version():
     """Two cases of the same customer, day and type differ by ticket; versions differ by suffix."""
-    names = {name_of("同名公司", ticket_ref=f"261122-000{i}", version=v, final=f)
-             for i in range(1, 4) for v, f in ((1, False), (2, False), (2, True))}
+    names = {
+        name_of("同名公司", ticket_ref=f"261122-000{i}", version=v, final=f) for i in range(1, 4) for v, f in ((1, False), (2, False), (2, True))
+    }
     assert len(names) == 9
     # different long names that share a 200-byte prefix still differ by their ticket
     assert name_of("长" * 300 + "甲", ticket_ref="261122-0001") != name_of("长" * 300 + "乙", ticket_ref="261122-0002")

@@ -1,4 +1,5 @@
 """The local-folder storage: atomic puts, path checks, listing without temp files."""
+
 from __future__ import annotations
 
 import os
@@ -19,8 +20,7 @@ def test_put_get_list_exists_delete(tmp_path):
     s.put(p, b"two")  # replaced atomically
     assert s.get(p) == b"two"
     s.put(PurePosixPath("MANIFEST.jsonl"), b"{}\n")
-    assert list(s.list()) == [PurePosixPath("2026/11/某公司_2026-11-22_投诉_261122-0007_v1.pdf"),
-                              PurePosixPath("MANIFEST.jsonl")]
+    assert list(s.list()) == [PurePosixPath("2026/11/某公司_2026-11-22_投诉_261122-0007_v1.pdf"), PurePosixPath("MANIFEST.jsonl")]
     assert list(s.list("2026")) == [p]
     s.delete(p)
     assert not s.exists(p)

@@ -1,4 +1,5 @@
 """Auto-assignment within a department and the staff file (plain data, a fixed clock)."""
+
 from __future__ import annotations
 
 from datetime import UTC, datetime

@@ -1,4 +1,5 @@
 """Charset decoding: labels aliased to supersets, wrong labels caught, RFC 2047 words repaired."""
+
 from __future__ import annotations
 
 import base64

@@ -1,4 +1,5 @@
 """Unit tests of keyword matching and scoring on small rule files (plain data, no servers)."""
+
 from __future__ import annotations
 
 import json
@@ -112,7 +113,13 @@ def test_no_match_and_ties_fall_back_to_defaults(clf: Classifier):
     assert (r.type, r.urgency, r.matches) == ("inquiry", "normal", [])
     tie = clf.classify("", "投诉 故障")
     assert tie.scores["type:complaint"] == tie.scores["type:fault"] == 2.0
-    assert tie.type == "inquiry" and tie.decision["type"] == {"how": "tie", "score": 2.0, "tied": ["complaint", "fault"], "fallback": "inquiry", "chosen": "inquiry"}
+    assert tie.type == "inquiry" and tie.decision["type"] == {
+        "how": "tie",
+        "score": 2.0,
+        "tied": ["complaint", "fault"],
+        "fallback": "inquiry",
+        "chosen": "inquiry",
+    }
     assert "tie between complaint, fault at 2: the default" in tie.explain()
     assert r.decision["urgency"]["how"] == "no_match" and "未匹配关键词" in r.explain("zh")
 
@@ -167,8 +174,7 @@ def test_negation_window_counts_characters_not_bytes(clf: Classifier):
 
 def test_larger_rule_set_gives_the_same_answers(clf: Classifier, tmp_path: Path):
     """Adding many rules with unrelated keywords changes nothing for existing keywords."""
-    extra = "".join(f'\n[[rules]]\nname = "x{i}"\ntarget = "type:suggestion"\nkeywords = ["词{i}号", "zzword{i}"]\n'
-                    for i in range(500))
+    extra = "".join(f'\n[[rules]]\nname = "x{i}"\ntarget = "type:suggestion"\nkeywords = ["词{i}号", "zzword{i}"]\n' for i in range(500))
     path = tmp_path / "big.toml"
     path.write_text(RULES + extra, encoding="utf-8")
     big = Classifier.from_file(path)
@@ -181,7 +187,7 @@ def test_larger_rule_set_gives_the_same_answers(clf: Classifier, tmp_path: Path)
 def test_tie_order_decides_ties_when_configured(tmp_path: Path):
     """With [defaults] type_tie_order a tie goes to the first tied type in that order, not the default."""
     path = tmp_path / "rules.toml"
-    path.write_text(RULES.replace('negation_window = 4', 'negation_window = 4\ntype_tie_order = ["fault", "complaint"]'), encoding="utf-8")
+    path.write_text(RULES.replace("negation_window = 4", 'negation_window = 4\ntype_tie_order = ["fault", "complaint"]'), encoding="utf-8")
     clf = Classifier.from_file(path)
     tie = clf.classify("", "投诉 故障")
     assert tie.type == "fault" and "first in the tie order" in tie.explain()
@@ -192,7 +198,8 @@ def test_longer_keyword_wins_on_its_axis_only(tmp_path: Path):
     """'离线模式' (a request) hides '离线' (a fault) inside it, while '瘫痪' inside '系统瘫痪'
     still counts for urgency, which is another axis."""
     path = tmp_path / "rules.toml"
-    path.write_text("""
+    path.write_text(
+        """
 [[rules]]
 name = "fault"
 target = "type:fault"
@@ -205,7 +212,9 @@ keywords = ["离线模式"]
 name = "urgent"
 target = "urgency:urgent"
 keywords = ["瘫痪"]
-""", encoding="utf-8")
+""",
+        encoding="utf-8",
+    )
     clf = Classifier.from_file(path)
     r = clf.classify("", "希望APP有离线模式")
     assert r.type == "request" and [m.keyword for m in r.matches] == ["离线模式"]
@@ -234,7 +243,7 @@ def test_to_dict_is_a_deep_plain_copy_of_every_field(tmp_path: Path):
     from dataclasses import asdict
 
     path = tmp_path / "rules.toml"
-    path.write_text(RULES.replace('negation_window = 4', 'negation_window = 4\ntype_tie_order = ["fault", "complaint"]'), encoding="utf-8")
+    path.write_text(RULES.replace("negation_window = 4", 'negation_window = 4\ntype_tie_order = ["fault", "complaint"]'), encoding="utf-8")
     clf = Classifier.from_file(path)
     for subject, body in [("投诉", "紧急 故障"), ("", "投诉 故障"), ("hello", ""), ("Re: x", "不急 bug")]:
         result = clf.classify(subject, body)
@@ -285,13 +294,16 @@ def _write(tmp_path: Path, text: str) -> Path:
 def test_urgency_of_type_fixes_the_urgency_whatever_the_keywords(tmp_path: Path):
     """[defaults.urgency_of_type]: a suggestion is normal by the labelling guide even when it
     talks about urgent things; other types keep their keywords."""
-    rules = RULES.replace("[routing]", '[defaults.urgency_of_type]\nsuggestion = "normal"\n\n[routing]') + """
+    rules = (
+        RULES.replace("[routing]", '[defaults.urgency_of_type]\nsuggestion = "normal"\n\n[routing]')
+        + """
 [[rules]]
 name = "suggestion"
 target = "type:suggestion"
 weight = 5
 keywords = ["建议"]
 """
+    )
     clf = Classifier.from_file(_write(tmp_path, rules))
     result = clf.classify("", "建议紧急通知用红色显示")
     assert (result.type, result.urgency) == ("suggestion", "normal")

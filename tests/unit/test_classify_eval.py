@@ -1,4 +1,5 @@
 """Regression guards: the default rules keep their accuracy on the labelled evaluation sets."""
+
 from __future__ import annotations
 
 import importlib.util
@@ -82,8 +83,9 @@ def test_errors_of_a_held_out_set_are_refused():
         else:
             raise AssertionError(f"{held_out}: errors listed")
     assert "## writer-a errors" in bench.tuned_errors(classifier, [], "writer-a")
-    run = subprocess.run([sys.executable, str(ROOT / "bench" / "classify_eval.py"), "--errors", "writer-c"],
-                         capture_output=True, text=True, timeout=120)
+    run = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "classify_eval.py"), "--errors", "writer-c"], capture_output=True, text=True, timeout=120
+    )
     assert run.returncode != 0 and "held-out" in run.stderr and "writer-c errors" not in run.stdout
     run = subprocess.run([sys.executable, str(ROOT / "bench" / "classify_eval.py")], capture_output=True, text=True, timeout=120)
     assert run.returncode == 0
@@ -130,8 +132,7 @@ def test_default_rules_do_not_get_worse_on_the_writer_sets():
 
     bench = _bench()
     classifier = bench.Classifier.from_file(ROOT / "config" / "rules.toml")
-    floors = {"writer-a": (0.90, 0.92, 0.03), "writer-b": (0.90, 0.85, 0.03),
-              "writer-c": (0.74, 0.72, 0.06), "writer-d": (0.70, 0.60, 0.18)}
+    floors = {"writer-a": (0.90, 0.92, 0.03), "writer-b": (0.90, 0.85, 0.03), "writer-c": (0.74, 0.72, 0.06), "writer-d": (0.70, 0.60, 0.18)}
     sets = bench.writer_sets()
     assert set(floors) <= set(sets)
     for name, (type_floor, urgency_floor, urgent_normal_ceiling) in floors.items():

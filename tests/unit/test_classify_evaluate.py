@@ -1,4 +1,5 @@
 """`intake classify eval`: figures a team can trust on its own labelled file."""
+
 from __future__ import annotations
 
 import json
@@ -18,7 +19,7 @@ def s(type_, urgency, pred_type, pred_urgency, **kw) -> Scored:
 def test_figures_per_type_and_the_urgency_matrix():
     scored = [
         s("fault", "urgent", "fault", "urgent"),
-        s("fault", "urgent", "inquiry", "normal"),      # urgent called normal: the costly error
+        s("fault", "urgent", "inquiry", "normal"),  # urgent called normal: the costly error
         s("complaint", "urgent", "complaint", "important"),
         s("inquiry", "normal", "inquiry", "normal"),
         s("inquiry", "normal", "fault", "normal"),
@@ -35,8 +36,12 @@ def test_figures_per_type_and_the_urgency_matrix():
 
 
 def test_worst_errors_put_urgent_called_normal_first():
-    scored = [s("inquiry", "normal", "fault", "normal", line=1), s("fault", "urgent", "fault", "important", line=2),
-              s("fault", "urgent", "fault", "normal", line=3), s("fault", "normal", "fault", "normal", line=4)]
+    scored = [
+        s("inquiry", "normal", "fault", "normal", line=1),
+        s("fault", "urgent", "fault", "important", line=2),
+        s("fault", "urgent", "fault", "normal", line=3),
+        s("fault", "normal", "fault", "normal", line=4),
+    ]
     assert [x.line for x in worst(scored)] == [3, 2, 1]
 
 
@@ -48,8 +53,10 @@ def test_groups_split_by_language_and_hardness_only_when_labelled():
 
 def test_load_labelled_reads_jsonl_and_csv_and_names_the_bad_line(tmp_path):
     good = tmp_path / "team.jsonl"
-    good.write_text(json.dumps({"subject": "", "message": "打印机卡纸", "type": "fault", "urgency": "normal", "hard": "yes"},
-                               ensure_ascii=False) + "\n\n", encoding="utf-8")
+    good.write_text(
+        json.dumps({"subject": "", "message": "打印机卡纸", "type": "fault", "urgency": "normal", "hard": "yes"}, ensure_ascii=False) + "\n\n",
+        encoding="utf-8",
+    )
     (row,) = load_labelled(good)
     assert row["body"] == "打印机卡纸" and row["hard"] is True and row["line"] == 1
 
@@ -68,19 +75,32 @@ def test_load_labelled_reads_jsonl_and_csv_and_names_the_bad_line(tmp_path):
 def test_cli_eval_on_a_labelled_file(tmp_path):
     rows = [
         {"subject": "系统崩溃 全厂停产", "body": "MES 系统崩溃了,整条产线停了,马上处理!", "type": "fault", "urgency": "urgent", "lang": "zh"},
-        {"subject": "How do I export invoices?", "body": "Where can I find the export button? No rush.", "type": "inquiry",
-         "urgency": "normal", "lang": "en"},
+        {
+            "subject": "How do I export invoices?",
+            "body": "Where can I find the export button? No rush.",
+            "type": "inquiry",
+            "urgency": "normal",
+            "lang": "en",
+        },
     ]
     path = tmp_path / "ours.jsonl"
     path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
-    run = lambda *a: subprocess.run([sys.executable, "-m", "intake.cli", "classify", "eval", str(path), *a],  # noqa: E731
-                                    cwd=tmp_path, capture_output=True, text=True, timeout=60)
+
+    def run(*args: str) -> subprocess.CompletedProcess:
+        command = [sys.executable, "-m", "intake.cli", "classify", "eval", str(path), *args]
+        return subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=60)
+
     text = run()
     assert text.returncode == 0, text.stderr
     assert "| all | 2 |" in text.stdout and "| en | 1 |" in text.stdout and "urgency: true \\ predicted" in text.stdout
     data = json.loads(run("--json").stdout)
     assert data["figures"]["all"]["messages"] == 2 and set(data["figures"]) == {"all", "en", "zh"}
 
-    bad = subprocess.run([sys.executable, "-m", "intake.cli", "classify", "eval", str(tmp_path / "missing.jsonl")],
-                         cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    bad = subprocess.run(
+        [sys.executable, "-m", "intake.cli", "classify", "eval", str(tmp_path / "missing.jsonl")],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert bad.returncode == 2 and "missing.jsonl: cannot read" in bad.stderr and "Traceback" not in bad.stderr

@@ -1,4 +1,5 @@
 """Hot reload with real file edits watched by watchdog."""
+
 from __future__ import annotations
 
 import os

@@ -1,4 +1,5 @@
 """A broken rules file is refused with a message naming the file, the line and the problem."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -37,7 +38,7 @@ def test_good_file_loads(tmp_path: Path):
 
 def test_toml_syntax_error_names_line(tmp_path: Path):
     """A TOML syntax error reports the line tomllib found it on."""
-    err = refuse(tmp_path, GOOD.replace('weight = 2', 'weight = = 2'))
+    err = refuse(tmp_path, GOOD.replace("weight = 2", "weight = = 2"))
     assert err.line == 7 and "line 7" in str(err) and "TOML syntax error" in str(err)
 
 

@@ -1,4 +1,5 @@
 """Time pressure as a rule condition: deadlines and people waiting, Chinese and English (issue 15)."""
+
 from __future__ import annotations
 
 import time
@@ -19,58 +20,64 @@ def kinds(text: str) -> list[tuple[str, str]]:
     return [(d.text, d.kind) for d in find_deadlines(normalize(text))]
 
 
-@pytest.mark.parametrize("text, expected", [
-    ("请今天下午4点前处理好", [("今天下午4点前", TODAY)]),
-    ("今天16:00前必须到账", [("今天16:00前", TODAY)]),
-    ("麻烦下班前给我回复", [("下班前", TODAY)]),
-    ("明早开会要用这份报表", [("明早开会", TODAY)]),
-    ("一小时内不修好就完了", [("一小时内", TODAY)]),
-    ("今天之内必须解决", [("今天之内", TODAY)]),
-    ("病人在大厅排队等着", [("病人在大厅排队", WAITING)]),
-    ("送修三周了,每次问都说在等配件", []),
-    ("本周五前给个报价", [("本周五前", DAYS)]),
-    ("下週一之前要上線", [("下周一之前", DAYS)]),  # traditional characters, normalised
-    ("月底前要结账", [("月底前", DAYS)]),
-    ("三个工作日内答复", [("三个工作日内", DAYS)]),
-    ("We need this fixed by 5pm today", [("need this fixed by 5pm today", TODAY)]),
-    ("Before noon please.", [("before noon", TODAY)]),
-    ("The wedding starts in three hours", [("in three hours", TODAY)]),
-    ("Payroll is due at 16:00", [("due at 16:00", TODAY)]),
-    ("The truck is waiting at the gate", [("is waiting", WAITING)]),
-    ("Can we have it by Friday?", [("by friday", DAYS)]),
-    ("Please send it by end of day tomorrow", [("by end of day tomorrow", DAYS)]),
-    ("for the month-end close", [("month-end", DAYS)]),
-    ("5分钟后上课,老师端进不去", [("5分钟后", TODAY)]),
-    ("还有几分钟就开课了", [("还有几分钟", TODAY)]),
-    ("两点的直播课,按钮是灰的", [("两点的直播", TODAY)]),
-    ("快递四点来收", [("四点来收", TODAY)]),
-    ("明天上午八点全年级考试", [("明天上午", TODAY)]),
-    ("外面排了二十多个人在等", [("排了二十多个人", WAITING)]),
-    ("门口已经有十几个客人拎住券等紧换月饼", [("已经有十几个客人", WAITING)]),
-    ("The Board convenes at 14:00 today.", [("at 14:00 today", TODAY)]),
-    ("Health inspector is coming at 3pm today", [("at 3pm today", TODAY)]),
-    ("Release is scheduled for 09:00 tomorrow", [("for 09:00 tomorrow", TODAY)]),
-    ("The exam starts in ten minutes", [("in ten minutes", TODAY)]),
-    ("1点半之前弄好就行", [("1点半之前", TODAY)]),
-    ("客人拿着菜在等", [("客人拿着菜在等", WAITING)]),
-    ("最好下星期内搞掂", [("下星期内", DAYS)]),
-    ("教研组周四开质量分析会要用", [("周四开质量分析会要用", DAYS)]),
-    ("Our accreditation visit is this Friday.", [("is this friday", DAYS)]),
-])
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("请今天下午4点前处理好", [("今天下午4点前", TODAY)]),
+        ("今天16:00前必须到账", [("今天16:00前", TODAY)]),
+        ("麻烦下班前给我回复", [("下班前", TODAY)]),
+        ("明早开会要用这份报表", [("明早开会", TODAY)]),
+        ("一小时内不修好就完了", [("一小时内", TODAY)]),
+        ("今天之内必须解决", [("今天之内", TODAY)]),
+        ("病人在大厅排队等着", [("病人在大厅排队", WAITING)]),
+        ("送修三周了,每次问都说在等配件", []),
+        ("本周五前给个报价", [("本周五前", DAYS)]),
+        ("下週一之前要上線", [("下周一之前", DAYS)]),  # traditional characters, normalised
+        ("月底前要结账", [("月底前", DAYS)]),
+        ("三个工作日内答复", [("三个工作日内", DAYS)]),
+        ("We need this fixed by 5pm today", [("need this fixed by 5pm today", TODAY)]),
+        ("Before noon please.", [("before noon", TODAY)]),
+        ("The wedding starts in three hours", [("in three hours", TODAY)]),
+        ("Payroll is due at 16:00", [("due at 16:00", TODAY)]),
+        ("The truck is waiting at the gate", [("is waiting", WAITING)]),
+        ("Can we have it by Friday?", [("by friday", DAYS)]),
+        ("Please send it by end of day tomorrow", [("by end of day tomorrow", DAYS)]),
+        ("for the month-end close", [("month-end", DAYS)]),
+        ("5分钟后上课,老师端进不去", [("5分钟后", TODAY)]),
+        ("还有几分钟就开课了", [("还有几分钟", TODAY)]),
+        ("两点的直播课,按钮是灰的", [("两点的直播", TODAY)]),
+        ("快递四点来收", [("四点来收", TODAY)]),
+        ("明天上午八点全年级考试", [("明天上午", TODAY)]),
+        ("外面排了二十多个人在等", [("排了二十多个人", WAITING)]),
+        ("门口已经有十几个客人拎住券等紧换月饼", [("已经有十几个客人", WAITING)]),
+        ("The Board convenes at 14:00 today.", [("at 14:00 today", TODAY)]),
+        ("Health inspector is coming at 3pm today", [("at 3pm today", TODAY)]),
+        ("Release is scheduled for 09:00 tomorrow", [("for 09:00 tomorrow", TODAY)]),
+        ("The exam starts in ten minutes", [("in ten minutes", TODAY)]),
+        ("1点半之前弄好就行", [("1点半之前", TODAY)]),
+        ("客人拿着菜在等", [("客人拿着菜在等", WAITING)]),
+        ("最好下星期内搞掂", [("下星期内", DAYS)]),
+        ("教研组周四开质量分析会要用", [("周四开质量分析会要用", DAYS)]),
+        ("Our accreditation visit is this Friday.", [("is this friday", DAYS)]),
+    ],
+)
 def test_deadlines_are_found_with_their_kind(text, expected):
     assert kinds(text) == expected
 
 
-@pytest.mark.parametrize("text", [
-    "今天收到货了,谢谢",            # when the goods came, not a deadline
-    "Today I noticed a typo on the invoice",
-    "You promised a callback within 24 hours.",  # a promise in days
-    "Member day is on Wednesday",   # a fact about a weekday
-    "Our shop closes at 10pm",
-    "排队等了20分钟才轮到我",           # a past wait, no one waiting now
-    "我们有三点建议",                   # 三点 is not a time here
-    "上周四开会的时候说过",              # a weekday in the past
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "今天收到货了,谢谢",  # when the goods came, not a deadline
+        "Today I noticed a typo on the invoice",
+        "You promised a callback within 24 hours.",  # a promise in days
+        "Member day is on Wednesday",  # a fact about a weekday
+        "Our shop closes at 10pm",
+        "排队等了20分钟才轮到我",  # a past wait, no one waiting now
+        "我们有三点建议",  # 三点 is not a time here
+        "上周四开会的时候说过",  # a weekday in the past
+    ],
+)
 def test_no_deadline_where_there_is_none(text):
     assert kinds(text) == []
 
@@ -89,7 +96,7 @@ def test_cost_is_linear_in_the_text():
 
 def rules_with_time(tmp_path: Path, time_table: str) -> Path:
     text = (ROOT / "config" / "rules.toml").read_text(encoding="utf-8")
-    start = text.index("\n[time]\n") + 1   # the table itself, not a comment naming it
+    start = text.index("\n[time]\n") + 1  # the table itself, not a comment naming it
     end = text.index("\n\n", start)
     path = tmp_path / "rules.toml"
     path.write_text(text[:start] + time_table + text[end:], encoding="utf-8")

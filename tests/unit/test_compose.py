@@ -1,4 +1,5 @@
 """Outgoing mail bytes: the fast header path writes exactly what compat32 would."""
+
 from __future__ import annotations
 
 import email
@@ -13,10 +14,25 @@ from intake.render import RenderedMail
 PLAIN = compat32.clone(linesep="\r\n")
 
 
-@pytest.mark.parametrize("value", [
-    "short", "a" * 66, "a" * 70, "a" * 75, "a" * 76, "x y " * 30, "<id@example.cn> " * 15, "", " leading space",
-    "tab\tinside", "=?utf-8?b?5a6i5pyN?= <support@example.cn>", "客服", "line\r\nbreak", "café",
-])
+@pytest.mark.parametrize(
+    "value",
+    [
+        "short",
+        "a" * 66,
+        "a" * 70,
+        "a" * 75,
+        "a" * 76,
+        "x y " * 30,
+        "<id@example.cn> " * 15,
+        "",
+        " leading space",
+        "tab\tinside",
+        "=?utf-8?b?5a6i5pyN?= <support@example.cn>",
+        "客服",
+        "line\r\nbreak",
+        "café",
+    ],
+)
 @pytest.mark.parametrize("name", ["To", "References", "X-Intake-Ticket"])
 def test_header_bytes_are_those_of_compat32(name, value):
     assert _CRLF.fold_binary(name, value) == PLAIN.fold_binary(name, value)
@@ -24,9 +40,18 @@ def test_header_bytes_are_those_of_compat32(name, value):
 
 def test_composed_mail_reads_back_with_every_header_and_crlf_line_ends():
     mail = RenderedMail(subject="[#261123-0007] 我们已收到您的来信 / We received your message " * 2, text="您好，\n收到。\n", html="<p>您好</p>")
-    raw = compose(mail, message_id="ack.261123-0007.0123456789abcdef@example.cn", from_name="客服中心", from_addr="support@example.cn",
-                  to_addr="li.wei@example.cn", to_name="李\n伟", in_reply_to="m1@example.cn", references=["r" * 80 + "@example.cn"],
-                  auto_submitted="auto-replied", extra_headers={"X-Intake-Ticket": "261123-0007"})
+    raw = compose(
+        mail,
+        message_id="ack.261123-0007.0123456789abcdef@example.cn",
+        from_name="客服中心",
+        from_addr="support@example.cn",
+        to_addr="li.wei@example.cn",
+        to_name="李\n伟",
+        in_reply_to="m1@example.cn",
+        references=["r" * 80 + "@example.cn"],
+        auto_submitted="auto-replied",
+        extra_headers={"X-Intake-Ticket": "261123-0007"},
+    )
     assert b"\n" not in raw.replace(b"\r\n", b"")
     assert all(len(line) <= 998 for line in raw.split(b"\r\n"))
     msg = email.message_from_bytes(raw, policy=email.policy.default)
@@ -38,9 +63,16 @@ def test_composed_mail_reads_back_with_every_header_and_crlf_line_ends():
     assert msg.get_body(("plain",)).get_content() == "您好，\n收到。\n"
 
 
-@pytest.mark.parametrize("text", [
-    "订单 2 无法付款", "[#261123-0007] 我们已收到您的来信 / We received your message " * 3, "é" * 100, "𠀀𪚥 emoji 😀 " * 10, "ASCII only",
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "订单 2 无法付款",
+        "[#261123-0007] 我们已收到您的来信 / We received your message " * 3,
+        "é" * 100,
+        "𠀀𪚥 emoji 😀 " * 10,
+        "ASCII only",
+    ],
+)
 def test_folded_words_read_back_as_the_text_and_each_fits_rfc_2047(text):
     from email.header import decode_header, make_header
 
@@ -69,11 +101,14 @@ def _compat32_reference(mail: RenderedMail, headers: list[tuple[str, str]]) -> b
     return msg.as_bytes(policy=_CRLF)
 
 
-@pytest.mark.parametrize("mail", [
-    RenderedMail(subject="[#261123-0007] 我们已收到您的来信", text="您好，\n" * 40, html=""),
-    RenderedMail(subject="Re: your order", text="", html=""),
-    RenderedMail(subject="[#261123-0007] 新工单 / New case " * 3, text="正文 body\n" * 30, html="<p>正文</p>\n" * 20),
-])
+@pytest.mark.parametrize(
+    "mail",
+    [
+        RenderedMail(subject="[#261123-0007] 我们已收到您的来信", text="您好，\n" * 40, html=""),
+        RenderedMail(subject="Re: your order", text="", html=""),
+        RenderedMail(subject="[#261123-0007] 新工单 / New case " * 3, text="正文 body\n" * 30, html="<p>正文</p>\n" * 20),
+    ],
+)
 def test_compose_writes_the_bytes_compat32_wrote(mail, monkeypatch):
     from datetime import datetime
 
@@ -81,15 +116,34 @@ def test_compose_writes_the_bytes_compat32_wrote(mail, monkeypatch):
 
     monkeypatch.setattr(intake.compose, "utcnow", lambda: datetime(2026, 11, 23, 8, 0, tzinfo=UTC))
     monkeypatch.setattr(intake.compose.secrets, "token_hex", lambda n: "X")
-    raw = compose(mail, message_id="ack.1@example.cn", from_name="客服中心", from_addr="support@example.cn", to_addr="li.wei@example.cn",
-                  to_name="李伟", in_reply_to="m1@example.cn", references=["r1@example.cn"], auto_submitted="auto-replied",
-                  extra_headers={"X-Intake-Ticket": "261123-0007", "Reply-To": "reply+abc@example.cn"})
-    reference = _compat32_reference(mail, [
-        ("From", "=?utf-8?b?5a6i5pyN5Lit5b+D?= <support@example.cn>"), ("To", "=?utf-8?b?5p2O5Lyf?= <li.wei@example.cn>"),
-        ("Subject", folded_words(mail.subject)), ("Date", "Mon, 23 Nov 2026 08:00:00 +0000"), ("Message-ID", "<ack.1@example.cn>"),
-        ("In-Reply-To", "<m1@example.cn>"), ("References", "<r1@example.cn> <m1@example.cn>"), ("Auto-Submitted", "auto-replied"),
-        ("X-Auto-Response-Suppress", "All"), ("X-Intake-Ticket", "261123-0007"), ("Reply-To", "reply+abc@example.cn"),
-    ])
+    raw = compose(
+        mail,
+        message_id="ack.1@example.cn",
+        from_name="客服中心",
+        from_addr="support@example.cn",
+        to_addr="li.wei@example.cn",
+        to_name="李伟",
+        in_reply_to="m1@example.cn",
+        references=["r1@example.cn"],
+        auto_submitted="auto-replied",
+        extra_headers={"X-Intake-Ticket": "261123-0007", "Reply-To": "reply+abc@example.cn"},
+    )
+    reference = _compat32_reference(
+        mail,
+        [
+            ("From", "=?utf-8?b?5a6i5pyN5Lit5b+D?= <support@example.cn>"),
+            ("To", "=?utf-8?b?5p2O5Lyf?= <li.wei@example.cn>"),
+            ("Subject", folded_words(mail.subject)),
+            ("Date", "Mon, 23 Nov 2026 08:00:00 +0000"),
+            ("Message-ID", "<ack.1@example.cn>"),
+            ("In-Reply-To", "<m1@example.cn>"),
+            ("References", "<r1@example.cn> <m1@example.cn>"),
+            ("Auto-Submitted", "auto-replied"),
+            ("X-Auto-Response-Suppress", "All"),
+            ("X-Intake-Ticket", "261123-0007"),
+            ("Reply-To", "reply+abc@example.cn"),
+        ],
+    )
     assert raw == reference.replace(b'boundary="B"', b'boundary="=_intake_X"').replace(b"--B", b"--=_intake_X")
 
 

@@ -1,4 +1,5 @@
 """Configuration: defaults, and every kind of mistake refused with the key named."""
+
 import pytest
 
 from intake.config import ConfigError, from_dict, load
@@ -44,7 +45,9 @@ def test_duplicate_imap_names_refused():
 
 
 def test_unknown_urgency_in_response_hours():
-    assert "ack.response_hours: unknown urgency 'soon'" in error_of({"ack": {"response_hours": {"urgent": 2, "important": 24, "normal": 48, "soon": 1}}})
+    assert "ack.response_hours: unknown urgency 'soon'" in error_of(
+        {"ack": {"response_hours": {"urgent": 2, "important": 24, "normal": 48, "soon": 1}}}
+    )
 
 
 def test_password_from_environment(monkeypatch):
@@ -101,7 +104,7 @@ def test_the_readme_cluster_config_loads(monkeypatch):
 
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
     start = readme.index("# /etc/intake/intake.toml on every machine")
-    snippet = readme[start:readme.index("```", start)]
+    snippet = readme[start : readme.index("```", start)]
     for name in ("INTAKE_REPLY_KEY", "INTAKE_S3_KEY", "INTAKE_S3_SECRET", "INTAKE_IMAP_SUPPORT"):
         monkeypatch.setenv(name, "x" * 32)  # the reply key must be as long as an inline one (16+)
     import tomllib

@@ -1,4 +1,5 @@
 """The form submission format: validation (every field, both languages) and parsing into a ParsedMessage."""
+
 from __future__ import annotations
 
 import base64
@@ -20,8 +21,14 @@ PDF = b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n1 0 obj\n<<>>\nendobj\n"
 
 
 def valid(**changes) -> dict:
-    data = {"name": "张伟", "email": "Zhang.Wei@Kehu.example.cn", "phone": "138 1234 5678", "company": "某某科技有限公司",
-            "subject": "打印机故障", "message": "三楼的打印机从今天早上开始无法打印，整个部门都受影响。"}
+    data = {
+        "name": "张伟",
+        "email": "Zhang.Wei@Kehu.example.cn",
+        "phone": "138 1234 5678",
+        "company": "某某科技有限公司",
+        "subject": "打印机故障",
+        "message": "三楼的打印机从今天早上开始无法打印，整个部门都受影响。",
+    }
     data.update(changes)
     return {k: v for k, v in data.items() if v is not ...}
 

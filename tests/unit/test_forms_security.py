@@ -1,5 +1,6 @@
 """Pure logic of the web form and folder sources: CSRF tokens, rate limiter, language choice,
 phone masking, Maildir names, spool file names."""
+
 from __future__ import annotations
 
 import re

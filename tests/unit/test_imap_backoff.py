@@ -1,4 +1,5 @@
 """Backoff: exponential delays from 1 s capped at 60 s, jittered downwards, reset after success."""
+
 from __future__ import annotations
 
 import random

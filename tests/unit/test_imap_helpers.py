@@ -1,4 +1,5 @@
 """The IMAP source's pure parts: batching by count and size, keys, masking, account checks."""
+
 from __future__ import annotations
 
 import threading
@@ -9,8 +10,9 @@ from intake.sources.imap import ImapAccount, ImapSource, chunks, mask, ref_key, 
 
 
 def account(**overrides) -> ImapAccount:
-    values = dict(name="support", host="127.0.0.1", port=993, security="tls", username="support@example.com",
-                  password="s3cret-pw", mailboxes=["INBOX"])
+    values = dict(
+        name="support", host="127.0.0.1", port=993, security="tls", username="support@example.com", password="s3cret-pw", mailboxes=["INBOX"]
+    )
     values.update(overrides)
     return ImapAccount(**values)
 

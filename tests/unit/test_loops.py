@@ -1,4 +1,5 @@
 """auto_reply_reason: each RFC 3834 rule fires on its own, and a customer's message passes."""
+
 from __future__ import annotations
 
 import pytest

@@ -1,4 +1,5 @@
 """parse_message: every customer charset comes out exactly, parts degrade alone, garbage is refused."""
+
 from __future__ import annotations
 
 import random
@@ -232,7 +233,11 @@ def test_attachment_names_in_every_encoding() -> None:
 def test_attachment_over_the_limit_is_truncated_with_size_kept() -> None:
     """An attachment over max_attachment_bytes keeps its name and size, drops its bytes, notes it."""
     big, small = b"A" * 5000, b"B" * 100
-    parts = [text_part("two files"), attachment_part('attachment; filename="big.bin"', big), attachment_part('attachment; filename="small.bin"', small)]
+    parts = [
+        text_part("two files"),
+        attachment_part('attachment; filename="big.bin"', big),
+        attachment_part('attachment; filename="small.bin"', small),
+    ]
     msg = parse_message(multipart("mixed", parts), max_attachment_bytes=1000)
     big_att, small_att = msg.attachments
     assert (big_att.filename, big_att.size, big_att.data, big_att.truncated) == ("big.bin", 5000, b"", True)
@@ -358,8 +363,21 @@ def _mutate(rng: random.Random, data: bytes) -> bytes:
             chunk = buf[pos : pos + rng.randint(1, 300)]
             buf[pos:pos] = chunk
         elif kind == 4:  # insert MIME-ish junk
-            junk = rng.choice([b"\r\n--==b0und4ry==\r\n", b"=?", b"?=", b"=?gb2312?B?", b"; filename*0*=", b"\r\n\r\n",
-                               b"Content-Type: multipart/mixed; boundary=x\r\n", b"\x00", b"%", b"\xff\xfe", b"begin 644 x\r\n"])
+            junk = rng.choice(
+                [
+                    b"\r\n--==b0und4ry==\r\n",
+                    b"=?",
+                    b"?=",
+                    b"=?gb2312?B?",
+                    b"; filename*0*=",
+                    b"\r\n\r\n",
+                    b"Content-Type: multipart/mixed; boundary=x\r\n",
+                    b"\x00",
+                    b"%",
+                    b"\xff\xfe",
+                    b"begin 644 x\r\n",
+                ]
+            )
             buf[pos:pos] = junk * rng.randint(1, 5)
         elif kind == 5:  # random bytes
             buf[pos:pos] = bytes(rng.randrange(256) for _ in range(rng.randint(1, 64)))
@@ -403,7 +421,7 @@ def test_deeply_nested_multipart_is_cut_off_not_crashed() -> None:
     inner = text_part("deep")
     for level in range(200):
         inner = multipart("mixed", [inner], headers=[], boundary=f"b{level}")
-    msg = parse_message(raw(base_headers(), b"") .split(b"\r\n\r\n")[0] + b"\r\n" + inner)
+    msg = parse_message(raw(base_headers(), b"").split(b"\r\n\r\n")[0] + b"\r\n" + inner)
     assert any("nested" in d for d in msg.defects)
 
 

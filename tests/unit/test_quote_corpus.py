@@ -1,6 +1,7 @@
 """The reply corpus (tests/fixtures/replies, issue 14): every staff reply read as the
 relay reads it (intake.staffmail.reading.read_reply); the customer gets exactly the
 expected text and no quoted line, the expected commands are found."""
+
 from __future__ import annotations
 
 import importlib.util
@@ -30,9 +31,29 @@ CRISP = [f for f in CORPUS if f.split == "crisp"]
 def test_corpus_has_every_client_of_the_issue_and_third_party_replies_with_their_licences():
     """Own fixtures for the Chinese clients and each language; third-party fixtures with their licence files."""
     names = {f.name for f in FIXTURES}
-    for client in ("outlook_zh_plain", "foxmail_72", "alibaba_dashes", "alibaba_glued", "webde_german", "apple_mail_hi_command", "qq_mail",
-                   "exmail_en_ui", "netease_163", "wecom_html_only", "outlook_tw", "outlook_fr", "outlook_es", "outlook_pt", "outlook_it",
-                   "outlook_nl", "outlook_ja", "outlook_ko", "outlook_ru", "interleaved", "forward_instead_of_reply"):
+    for client in (
+        "outlook_zh_plain",
+        "foxmail_72",
+        "alibaba_dashes",
+        "alibaba_glued",
+        "webde_german",
+        "apple_mail_hi_command",
+        "qq_mail",
+        "exmail_en_ui",
+        "netease_163",
+        "wecom_html_only",
+        "outlook_tw",
+        "outlook_fr",
+        "outlook_es",
+        "outlook_pt",
+        "outlook_it",
+        "outlook_nl",
+        "outlook_ja",
+        "outlook_ko",
+        "outlook_ru",
+        "interleaved",
+        "forward_instead_of_reply",
+    ):
         assert f"own/{client}" in names, client
     splits = [f.split for f in FIXTURES]
     assert splits.count("own") >= 40 and splits.count("heldout") >= 30 and splits.count("blind") >= 10 and splits.count("unseen") == 10
@@ -62,7 +83,14 @@ def test_crisp_split_keeps_its_figure():
 def test_summary_counts_the_quoted_lines_a_wrong_reader_would_relay():
     """The figure can fail: a reader that strips nothing relays quoted lines for most of the corpus."""
     own = [f for f in FIXTURES if f.split == "own"]
-    leaky = [BENCH.Outcome(f, f.message.text, [], False, [line for line in f.message.text.splitlines() if BENCH.normalise(line) in f.quoted])
-             for f in own]
+    leaky = [
+        BENCH.Outcome(f, f.message.text, [], False, [line for line in f.message.text.splitlines() if BENCH.normalise(line) in f.quoted]) for f in own
+    ]
     assert BENCH.summary(leaky)["with_quoted_line"] >= len(own) - 10
-    assert BENCH.summary([BENCH.run(f) for f in own]) == {"replies": len(own), "right": len(own), "share_right": 1.0, "with_quoted_line": 0, "withheld": 0}
+    assert BENCH.summary([BENCH.run(f) for f in own]) == {
+        "replies": len(own),
+        "right": len(own),
+        "share_right": 1.0,
+        "with_quoted_line": 0,
+        "withheld": 0,
+    }

@@ -1,4 +1,5 @@
 """The routing table: type → departments, the lead first; urgent cases flagged to the head."""
+
 from __future__ import annotations
 
 from pathlib import Path

@@ -1,6 +1,7 @@
 """classify/suggest.py on plain data: a phrase that separates the labels is proposed with
 the precision and support counted here independently, what the current rules match is
 never proposed, and each candidate's held-out effect is what a rules file holding it does."""
+
 from __future__ import annotations
 
 import hashlib
@@ -31,20 +32,45 @@ weight = 1.5
 
 
 COMPLAINTS = (
-    "投诉：送货员态度恶劣，东西扔在门口就走", "我要投诉你们的客服，电话打了三次没人管", "维修师傅迟到两个小时，必须投诉",
-    "再不退款我就去投诉到消协", "投诉一下安装工，把墙面弄脏了也不清理", "上周买的打印机发错型号，这事我投诉定了",
-    "你们的业务员承诺的赠品没给，投诉", "第三次投诉了，发票还是开错抬头", "售后答应周三上门结果没来，投诉处理太慢",
-    "快递包装破损，客服推给物流，我们投诉", "账单多扣了两百元，投诉无人回复", "退货流程拖了一个月，正式投诉",
-    "Tony 在电话里对我们同事很不客气，投诉他", "合同写的是两年保修现在说一年，投诉", "前台说要等经理，等了一下午，投诉",
+    "投诉：送货员态度恶劣，东西扔在门口就走",
+    "我要投诉你们的客服，电话打了三次没人管",
+    "维修师傅迟到两个小时，必须投诉",
+    "再不退款我就去投诉到消协",
+    "投诉一下安装工，把墙面弄脏了也不清理",
+    "上周买的打印机发错型号，这事我投诉定了",
+    "你们的业务员承诺的赠品没给，投诉",
+    "第三次投诉了，发票还是开错抬头",
+    "售后答应周三上门结果没来，投诉处理太慢",
+    "快递包装破损，客服推给物流，我们投诉",
+    "账单多扣了两百元，投诉无人回复",
+    "退货流程拖了一个月，正式投诉",
+    "Tony 在电话里对我们同事很不客气，投诉他",
+    "合同写的是两年保修现在说一年，投诉",
+    "前台说要等经理，等了一下午，投诉",
 )
 QUESTIONS = (
-    "请问周末营业吗", "请问发票怎么开", "请问你们支持对公转账吗", "请问保修期多久", "请问有没有上门安装",
-    "请问这款打印机兼容Mac吗", "请问可以开增值税专票吗", "请问仓库地址在哪里", "请问退货要带什么", "请问会员积分怎么用",
-    "请问企业版多少钱一年", "请问培训几点开始", "请问能不能分期付款", "请问说明书有中文版吗", "请问配件去哪买",
+    "请问周末营业吗",
+    "请问发票怎么开",
+    "请问你们支持对公转账吗",
+    "请问保修期多久",
+    "请问有没有上门安装",
+    "请问这款打印机兼容Mac吗",
+    "请问可以开增值税专票吗",
+    "请问仓库地址在哪里",
+    "请问退货要带什么",
+    "请问会员积分怎么用",
+    "请问企业版多少钱一年",
+    "请问培训几点开始",
+    "请问能不能分期付款",
+    "请问说明书有中文版吗",
+    "请问配件去哪买",
 )
 # complaints that hold the faults' phrase; those in the training part make its precision < 100 %
-ODD = ("你们换的新设备还是扫不出来，售后根本不管，我要投诉", "说好修好了，结果还是扫不出来，太敷衍了，投诉",
-       "第二台也扫不出来，你们质检怎么做的，投诉")
+ODD = (
+    "你们换的新设备还是扫不出来，售后根本不管，我要投诉",
+    "说好修好了，结果还是扫不出来，太敷衍了，投诉",
+    "第二台也扫不出来，你们质检怎么做的，投诉",
+)
 
 
 def corpus() -> list[Example]:
@@ -103,7 +129,7 @@ def test_what_the_current_rules_match_is_never_proposed(base, tmp_path):
     assert not any("投" in k or "诉" in k or "请问" in k for k in proposed)
     # without the complaint rule the same data do propose 投诉: the exclusion above is real
     path = tmp_path / "without.toml"
-    path.write_text(BASE_RULES.split("[[rules]]\nname = \"complaint-words\"")[0], encoding="utf-8")
+    path.write_text(BASE_RULES.split('[[rules]]\nname = "complaint-words"')[0], encoding="utf-8")
     again = suggest(examples, load_rules(path))
     assert ("type:complaint", "投诉") in {(c.target, c.keyword) for c in again.candidates}
 

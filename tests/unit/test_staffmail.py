@@ -1,5 +1,6 @@
 """Pure logic of the staff mail loop: reply tokens, command parsing, score parsing,
 working-hours arithmetic, phone masking."""
+
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
@@ -37,10 +38,16 @@ def test_token_survives_lower_casing_by_a_mail_system():
     assert verify(KEY, token, "CS-261123-0007", 20)
 
 
-@pytest.mark.parametrize("address", [
-    "support@example.com", "support+261123-0007@example.com", "other+261123-0007.abcdef@example.com",
-    "support+261123-0007.abcdef@evil.example", "support+261123-0007.zzzz@example.com",
-])
+@pytest.mark.parametrize(
+    "address",
+    [
+        "support@example.com",
+        "support+261123-0007@example.com",
+        "other+261123-0007.abcdef@example.com",
+        "support+261123-0007.abcdef@evil.example",
+        "support+261123-0007.zzzz@example.com",
+    ],
+)
 def test_addresses_that_are_not_tokens(address):
     """Plain address, no MAC, another local part, another domain, non-hex MAC."""
     assert parse_address(address, "support@example.com") is None
@@ -62,12 +69,17 @@ def test_commands_at_the_top_in_both_languages_then_the_body():
     """Leading blank lines skipped; fullwidth ＃ and ： accepted; the rest is the body."""
     parsed = commands.parse(
         "\n#status resolved\n＃转派：李娜\n#预计 2026/11/30\n#类型 投诉\n#紧急程度 紧急\n#跟进 2026年12月1日 回访\n\n您好，已处理。\n#not a command here",
-        staff_lookup=lookup, today=TODAY,
+        staff_lookup=lookup,
+        today=TODAY,
     )
     assert parsed.errors == []
     assert [(c.name, c.value, c.text) for c in parsed.commands] == [
-        ("status", "resolved", ""), ("assign", "li.na", ""), ("eta", "2026-11-30", ""), ("type", "complaint", ""),
-        ("urgency", "urgent", ""), ("followup", "2026-12-01", "回访"),
+        ("status", "resolved", ""),
+        ("assign", "li.na", ""),
+        ("eta", "2026-11-30", ""),
+        ("type", "complaint", ""),
+        ("urgency", "urgent", ""),
+        ("followup", "2026-12-01", "回访"),
     ]
     assert parsed.body == "您好，已处理。\n#not a command here" and not parsed.internal
 
@@ -77,12 +89,22 @@ def test_note_makes_the_reply_internal():
     assert parsed.internal and parsed.commands[0].text == "大客户" and parsed.body == "内部说明"
 
 
-@pytest.mark.parametrize("line, fragment", [
-    ("#bogus", "unknown command"), ("#status", "#status needs one of"), ("#status closed", "staff cannot set"),
-    ("#assign", "needs a staff id"), ("#assign ghost", "no staff member"), ("#eta 2026-02-30", "#eta needs a date"),
-    ("#eta 2026-11-22", "in the past"), ("#type 表扬", "#type needs one of"), ("#urgency 很急", "#urgency needs one of"),
-    ("#followup 2026-12-01", "what to follow up"), ("#followup soon call", "needs a date"),
-])
+@pytest.mark.parametrize(
+    "line, fragment",
+    [
+        ("#bogus", "unknown command"),
+        ("#status", "#status needs one of"),
+        ("#status closed", "staff cannot set"),
+        ("#assign", "needs a staff id"),
+        ("#assign ghost", "no staff member"),
+        ("#eta 2026-02-30", "#eta needs a date"),
+        ("#eta 2026-11-22", "in the past"),
+        ("#type 表扬", "#type needs one of"),
+        ("#urgency 很急", "#urgency needs one of"),
+        ("#followup 2026-12-01", "what to follow up"),
+        ("#followup soon call", "needs a date"),
+    ],
+)
 def test_malformed_commands_are_errors(line, fragment):
     parsed = commands.parse(line + "\nbody", staff_lookup=lookup, today=TODAY)
     assert len(parsed.errors) == 1 and fragment in parsed.errors[0] and parsed.commands == []
@@ -99,7 +121,9 @@ def test_commands_anywhere_in_the_new_text_are_taken_out_of_the_body():
     """After a greeting, between paragraphs: each command line is carried out and never relayed (issue 14)."""
     parsed = commands.parse("Hello\n#status resolved", staff_lookup=lookup, today=TODAY)
     assert [c.value for c in parsed.commands] == ["resolved"] and parsed.body == ""  # a greeting alone is no answer
-    parsed = commands.parse("Hi Zhao,\n\nThe engineer comes tomorrow.\n\n#eta 2026-11-30\n#类型 投诉\n\nBest regards", staff_lookup=lookup, today=TODAY)
+    parsed = commands.parse(
+        "Hi Zhao,\n\nThe engineer comes tomorrow.\n\n#eta 2026-11-30\n#类型 投诉\n\nBest regards", staff_lookup=lookup, today=TODAY
+    )
     assert [c.name for c in parsed.commands] == ["eta", "type"] and parsed.errors == []
     assert parsed.body == "Hi Zhao,\n\nThe engineer comes tomorrow.\n\nBest regards"
     # a typo beside a real command, or right after the greeting, is an error, not text for the customer
@@ -110,10 +134,22 @@ def test_commands_anywhere_in_the_new_text_are_taken_out_of_the_body():
 # ---- scores ---------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("text, score", [
-    ("5", 5), ("  4  \n\nthanks", 4), ("５", 5), ("3分", 3), ("评分：2", 2), ("Score: 1", 1), ("4/5", 4), ("5 stars!", 5),
-    ("五", 5), ("两分", 2), ("\n\n1.", 1),
-])
+@pytest.mark.parametrize(
+    "text, score",
+    [
+        ("5", 5),
+        ("  4  \n\nthanks", 4),
+        ("５", 5),
+        ("3分", 3),
+        ("评分：2", 2),
+        ("Score: 1", 1),
+        ("4/5", 4),
+        ("5 stars!", 5),
+        ("五", 5),
+        ("两分", 2),
+        ("\n\n1.", 1),
+    ],
+)
 def test_scores(text, score):
     assert parse_score(text) == score
 
@@ -136,12 +172,14 @@ def test_working_hours_skip_nights_weekends_and_holidays():
 
 def test_working_hours_start_outside_hours_and_overnight_shift():
     sunday_night = datetime(2026, 11, 29, 15, 0, tzinfo=UTC)  # Sun 23:00 Shanghai
-    assert add_working_hours(sunday_night, 2, shifts=parse_hours("mon-fri 09:00-18:00"), holidays=set(), tz="Asia/Shanghai") == \
-        datetime(2026, 11, 30, 3, 0, tzinfo=UTC)  # Mon 11:00
+    assert add_working_hours(sunday_night, 2, shifts=parse_hours("mon-fri 09:00-18:00"), holidays=set(), tz="Asia/Shanghai") == datetime(
+        2026, 11, 30, 3, 0, tzinfo=UTC
+    )  # Mon 11:00
     night = parse_hours("mon-fri 22:00-06:00")
     monday_23 = datetime(2026, 11, 23, 15, 0, tzinfo=UTC)
-    assert add_working_hours(monday_23, 3, shifts=night, holidays=set(), tz="Asia/Shanghai") == \
-        datetime(2026, 11, 23, 18, 0, tzinfo=UTC)  # Tue 02:00, across midnight
+    assert add_working_hours(monday_23, 3, shifts=night, holidays=set(), tz="Asia/Shanghai") == datetime(
+        2026, 11, 23, 18, 0, tzinfo=UTC
+    )  # Tue 02:00, across midnight
 
 
 def test_bad_working_hours_are_refused():
@@ -149,7 +187,10 @@ def test_bad_working_hours_are_refused():
         parse_hours("weekdays 9-6")
 
 
-@pytest.mark.parametrize("phone, shown", [("13812345678", "138****5678"), ("+86 138-1234-5678", "138****5678"), ("010-6552-1234", "010****1234"), ("12345", "12345"), (None, "")])
+@pytest.mark.parametrize(
+    "phone, shown",
+    [("13812345678", "138****5678"), ("+86 138-1234-5678", "138****5678"), ("010-6552-1234", "010****1234"), ("12345", "12345"), (None, "")],
+)
 def test_phone_masked_middle_digits(phone, shown):
     assert mask_phone(phone) == shown
 
@@ -157,18 +198,21 @@ def test_phone_masked_middle_digits(phone, shown):
 # ---- config ----------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("section, value, key", [
-    ("staff_mail", {"secret": "short"}, "staff_mail.secret"),
-    ("staff_mail", {"secret_env": "INTAKE_TEST_NO_SUCH_VARIABLE"}, "staff_mail.secret_env"),
-    ("staff_mail", {"reply_secret": "x" * 20}, "staff_mail.reply_secret"),
-    ("sla", {"type_hours": {"praise": {"urgent": 1}}}, "sla.type_hours"),
-    ("sla", {"type_hours": {"complaint": {"asap": 1}}}, "sla.type_hours"),
-    ("sla", {"working_hours": "weekdays 9-6"}, "sla.working_hours"),
-    ("sla", {"holidays": ["1 Oct"]}, "sla.holidays"),
-    ("sla", {"remind_before_hours": {"urgent": -1}}, "sla.remind_before_hours"),
-    ("survey", {"close_at": 6}, "survey.close_at"),
-    ("survey", {"timeout_days": 0}, "survey.timeout_days"),
-])
+@pytest.mark.parametrize(
+    "section, value, key",
+    [
+        ("staff_mail", {"secret": "short"}, "staff_mail.secret"),
+        ("staff_mail", {"secret_env": "INTAKE_TEST_NO_SUCH_VARIABLE"}, "staff_mail.secret_env"),
+        ("staff_mail", {"reply_secret": "x" * 20}, "staff_mail.reply_secret"),
+        ("sla", {"type_hours": {"praise": {"urgent": 1}}}, "sla.type_hours"),
+        ("sla", {"type_hours": {"complaint": {"asap": 1}}}, "sla.type_hours"),
+        ("sla", {"working_hours": "weekdays 9-6"}, "sla.working_hours"),
+        ("sla", {"holidays": ["1 Oct"]}, "sla.holidays"),
+        ("sla", {"remind_before_hours": {"urgent": -1}}, "sla.remind_before_hours"),
+        ("survey", {"close_at": 6}, "survey.close_at"),
+        ("survey", {"timeout_days": 0}, "survey.timeout_days"),
+    ],
+)
 def test_bad_staff_mail_config_names_the_key(section, value, key):
     from intake.config import ConfigError, from_dict
 
@@ -201,16 +245,19 @@ from intake.staffmail.auth import authenticated  # noqa: E402
 MX = "mx.example.com"
 
 
-@pytest.mark.parametrize("headers, ok", [
-    ([f"{MX}; dmarc=pass header.from=example.com"], True),
-    ([f"{MX}; dkim=pass header.d=example.com header.s=s1; spf=fail"], True),
-    ([f"{MX}; spf=pass smtp.mailfrom=li.na@example.com"], True),
-    ([f"{MX}; dkim=pass header.d=mail.example.com"], False),  # a subdomain does not vouch for its parent
-    ([f"{MX}; dkim=pass header.d=evil.example; spf=pass smtp.mailfrom=x@evil.example"], False),
-    ([f"{MX}; dmarc=fail header.from=example.com; dkim=fail header.d=example.com"], False),
-    (["mx.evil.example; dmarc=pass header.from=example.com"], False),  # not our server
-    ([], False),
-])
+@pytest.mark.parametrize(
+    "headers, ok",
+    [
+        ([f"{MX}; dmarc=pass header.from=example.com"], True),
+        ([f"{MX}; dkim=pass header.d=example.com header.s=s1; spf=fail"], True),
+        ([f"{MX}; spf=pass smtp.mailfrom=li.na@example.com"], True),
+        ([f"{MX}; dkim=pass header.d=mail.example.com"], False),  # a subdomain does not vouch for its parent
+        ([f"{MX}; dkim=pass header.d=evil.example; spf=pass smtp.mailfrom=x@evil.example"], False),
+        ([f"{MX}; dmarc=fail header.from=example.com; dkim=fail header.d=example.com"], False),
+        (["mx.evil.example; dmarc=pass header.from=example.com"], False),  # not our server
+        ([], False),
+    ],
+)
 def test_authentication_results_only_from_our_server_and_aligned(headers, ok):
     assert authenticated(headers, MX, "li.na@example.com")[0] is ok
 

@@ -7,6 +7,7 @@ slow in a backlog of staff notifications (1.7 ms a claim with 2,700 pending; 0.0
 Revision ID: 0005
 Revises: 0004
 """
+
 from alembic import op
 
 revision = "0005"

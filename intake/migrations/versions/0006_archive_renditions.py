@@ -9,6 +9,7 @@ its square. NULL for versions written before: they embed every original themselv
 Revision ID: 0006
 Revises: 0005
 """
+
 import sqlalchemy as sa
 from alembic import op
 

@@ -7,6 +7,7 @@ from and what the weekly report counts.
 Revision ID: 0007
 Revises: 0007a (source_alerts, written at the same time: one line of revisions rather than two heads)
 """
+
 import sqlalchemy as sa
 from alembic import op
 

@@ -9,6 +9,7 @@ Revises: 0006
 
 (Written beside 0007, corrections, at the same time; 0007 now follows it: 0006 -> 0007a -> 0007.)
 """
+
 import sqlalchemy as sa
 from alembic import op
 
