@@ -33,10 +33,23 @@ class KnownText:
     `customer`: what the customer wrote (our notifications quote it, and so may a staff
     member's answer: a run of only their lines does not start the quote).
     `theirs`: the staff member's own earlier replies, which our error replies echo:
-    their lines are neither ours to cut at nor internal."""
+    their lines are neither ours to cut at nor internal. An earlier reply is stored as it
+    came, with the notification it quoted: `ours_alone` are the texts we wrote ourselves
+    (every mail but those echoing staff text), and a line of them is never taken for the
+    staff member's own (else one quoting reply would disarm the cut and the safety net
+    for every later reply on the ticket)."""
 
-    def __init__(self, internal: Iterable[str] = (), public: Iterable[str] = (), theirs: Iterable[str] = (), customer: Iterable[str] = ()) -> None:
-        own = {normalise(line) for text in theirs for line in text.splitlines()}
+    def __init__(
+        self,
+        internal: Iterable[str] = (),
+        public: Iterable[str] = (),
+        theirs: Iterable[str] = (),
+        customer: Iterable[str] = (),
+        ours_alone: Iterable[str] | None = None,
+    ) -> None:
+        internal, public = list(internal), list(public)
+        written_by_us = {normalise(line) for text in (internal + public if ours_alone is None else ours_alone) for line in text.splitlines()}
+        own = {normalise(line) for text in theirs for line in text.splitlines()} - written_by_us
         customer_lines = [n for n in (normalise(line) for text in customer for line in text.splitlines()) if n not in own]
         internal_lines = [n for n in (normalise(line) for text in internal for line in text.splitlines()) if n not in own]
         public_lines = customer_lines + [n for n in (normalise(line) for text in public for line in text.splitlines()) if n not in own]

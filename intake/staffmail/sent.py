@@ -20,6 +20,10 @@ from intake.message import UnparseableMessage, parse_message
 from intake.models import Message, OutboxMail, Ticket
 from intake.quote import KnownText, learned_signature
 
+# Outbox kinds that echo what a staff member wrote back to them; every other mail we sent
+# is our own writing.
+ECHOING_KINDS = frozenset({"staff_error", "staff_refused"})
+
 
 def known_text(session: Session, ticket: Ticket) -> KnownText:
     thread = session.execute(select(Message.direction, Message.kind, Message.message_id, Message.text).where(Message.ticket_id == ticket.id)).all()
@@ -28,11 +32,16 @@ def known_text(session: Session, ticket: Ticket) -> KnownText:
     public: list[str] = []
     theirs = [text or "" for direction, kind, _, text in thread if direction == "in" and kind == "staff"]
     internal: list[str] = []
-    rows = session.execute(select(OutboxMail.message_id, OutboxMail.raw).where(OutboxMail.ticket_id == ticket.id, OutboxMail.kind != "staff_reply"))
-    for message_id, raw in rows:
+    ours_alone: list[str] = []  # what we wrote ourselves: a line of it is never the staff member's own
+    rows = session.execute(
+        select(OutboxMail.kind, OutboxMail.message_id, OutboxMail.raw).where(OutboxMail.ticket_id == ticket.id, OutboxMail.kind != "staff_reply")
+    )
+    for kind, message_id, raw in rows:
         text = _text(raw)
         (public if message_id in public_ids else internal).append(text)
-    return KnownText(internal=internal, public=public, theirs=theirs, customer=customer)
+        if kind not in ECHOING_KINDS:
+            ours_alone.append(text)
+    return KnownText(internal=internal, public=public, theirs=theirs, customer=customer, ours_alone=ours_alone)
 
 
 _RECENT = 20_000  # messages looked through for a member's earlier replies

@@ -350,3 +350,19 @@ def test_android_wrapped_quote_lines_are_quote_but_a_short_interleaved_answer_is
         "Yes, attached.\n> And the receipt?\nAlso attached."
     )
     assert strip_quoted(interleaved) == "Yes, attached.\nAlso attached."
+
+
+def test_an_earlier_reply_that_quoted_the_notification_does_not_disarm_the_cut_or_the_safety_net():
+    """The staff member's first reply is stored as it came, notification quoted below it. Its
+    lines must not count as theirs: before, every notification line then stopped being ours,
+    and a second reply quoting it in a way no marker knows was relayed whole (review finding)."""
+    first = "#status in_progress\n\nOn Mon, 23 Nov 2026, Li Na wrote:\n" + "\n".join("> " + line for line in NOTICE.splitlines())
+    second = "Refund sent, please check.\n\n" + "\n".join("| " + line for line in NOTICE.splitlines())
+    alone = KnownText(internal=[NOTICE])
+    after_first = KnownText(internal=[NOTICE], theirs=[first])
+    assert staff_reply_text(second, None, after_first) == staff_reply_text(second, None, alone)
+    left = staff_reply_text(second, None, after_first).splitlines()
+    # whatever the cut leaves of the notification, the safety net sees it
+    assert left[0] == "Refund sent, please check."
+    assert all(after_first.is_internal(line) for line in left[1:] if len(line.strip("| ")) >= 12)
+    assert len(left) < len(second.splitlines()) - 4  # cut at the notification, not relayed whole
