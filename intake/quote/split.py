@@ -50,6 +50,13 @@ def _has_content(lines: list[str]) -> bool:
     return any(line.strip() and not markers.QUOTED.match(line) for line in lines)
 
 
+def _first_content(lines: list[str]) -> int:
+    """The index of the first line of content (len(lines): none). `lines[:i]` has content
+    exactly when this is below i: found once, where asking per i cost a pass per line
+    ("Hello" then 30,000 lines of '***': 1.4 s at 125 KB, 7 s at 250 KB)."""
+    return next((i for i, line in enumerate(lines) if line.strip() and not markers.QUOTED.match(line)), len(lines))
+
+
 def _first_marker(lines: list[str]) -> tuple[int | None, int]:
     for i in range(min(len(lines), markers.MAX_SCAN_LINES)):
         n = markers.quote_start(lines, i)
@@ -154,25 +161,28 @@ def _continues_our_quoted_line(tail: list[str], i: int, known: KnownText) -> boo
 def _drop_signature(lines: list[str], signatures: Iterable[str], own_addresses: Iterable[str]) -> list[str]:
     """Cut at '-- ' or a mobile line near the end, at the writer's known signature, and
     drop a trailing line that is only their address; never cut away all the content."""
+    first = _first_content(lines)
     tail_start = max(0, len(lines) - markers.MAX_SIGNATURE_LINES - 1)
     for i in range(tail_start, len(lines)):
-        if markers.is_signature_start(lines[i]) and _has_content(lines[:i]):
+        if markers.is_signature_start(lines[i]) and first < i:
             lines = lines[:i]
             break
     for signature in signatures:
         lines = _cut_known_signature(lines, [normalise(s) for s in signature.splitlines() if normalise(s)])
     addresses = {normalise(a) for a in own_addresses if a}
-    while lines and (not lines[-1].strip() or normalise(lines[-1]) in addresses or markers.is_rule(lines[-1])) and _has_content(lines[:-1]):
-        lines = lines[:-1]
-    return lines
+    end = len(lines)
+    while end > first + 1 and (not lines[end - 1].strip() or normalise(lines[end - 1]) in addresses or markers.is_rule(lines[end - 1])):
+        end -= 1
+    return lines[:end]
 
 
 def _cut_known_signature(lines: list[str], signature: list[str]) -> list[str]:
     if not signature:
         return lines
     normalised = [normalise(line) for line in lines]
+    first = _first_content(lines)
     for i in range(len(lines) - 1, -1, -1):
-        if normalised[i] != signature[0] or not _has_content(lines[:i]):
+        if normalised[i] != signature[0] or first >= i:
             continue
         rest = [n for n in normalised[i:] if n]
         if rest[: len(signature)] == signature:

@@ -49,3 +49,14 @@ def test_indented_lines_cost_about_what_plain_lines_cost(line):
 def test_indentation_does_not_hide_a_real_attribution():
     text = "Thanks, done.\n\n    On Mon, 23 Nov 2026 at 10:00, Support <support@example.com> wrote:\n    > old text\n"
     assert strip_quoted(text).strip() == "Thanks, done."
+
+
+@pytest.mark.parametrize("rule", ["***", "* * *", "-----", "_____", ""])
+def test_trailing_rule_lines_cost_linear_time(rule):
+    """'Hello' then thousands of rule lines: the signature trim asked 'is there content above?'
+    once per trailing line, each time over the whole text (250 KB: 7 s). Review finding."""
+    small = "Hello\n" + f"{rule}\n" * 3_000
+    big = "Hello\n" + f"{rule}\n" * 30_000
+    small_time, big_time = cpu(small), cpu(big)
+    assert big_time / small_time < 30, (rule, small_time, big_time)
+    assert strip_quoted(big).strip().startswith("Hello")
