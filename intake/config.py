@@ -177,9 +177,6 @@ class _OAuthLogin(_Section):
                 return f"{key} is not used with {where}"
         if flow == ("microsoft", "app") and bool(self.client_secret_env) == bool(self.certificate_file):
             return f"{where} needs one of client_secret_env or certificate_file"
-        for key in ("certificate_file", "service_account_file", "oauth_ca_file"):
-            if getattr(self, key) and not Path(getattr(self, key)).is_file():
-                return f"{key}: no such file: {getattr(self, key)}"
         if self.secret_expires:
             if not self.client_secret_env:
                 return "secret_expires is the expiry of the secret in client_secret_env, which is not set"
@@ -687,6 +684,19 @@ def _resolve_paths(config: Config, data: dict, source: Path | None) -> None:
 
             setattr(paths, key, resources.defaults() / f"{key}.toml")
     config.database.url = _database_url(config.database.url, paths.var, file_dir)
+    # credential and CA files of the mail accounts: relative to the config file too, and
+    # checked once they are anchored (a check before that read them from the working directory)
+    accounts = [("smtp", config.smtp), *((f"imap[{account.name}]", account) for account in config.imap)]
+    for label, account in accounts:
+        for key in ("certificate_file", "service_account_file", "oauth_ca_file", "ca_file"):
+            value = getattr(account, key)
+            if not value:
+                continue
+            path = anchor(Path(value), True)
+            if not path.is_file():
+                where = f"{source}: " if source else ""
+                raise ConfigError(f"{where}invalid configuration:\n  {label}: {key}: no such file: {path}")
+            setattr(account, key, str(path))
 
 
 def _database_url(url: str, var: Path, file_dir: Path | None) -> str:

@@ -12,6 +12,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 import intake
 from intake import resources
 
@@ -154,3 +156,27 @@ def test_users_template_wins_and_a_broken_one_is_named_with_its_line(tmp_path):
 def test_database_not_initialised_says_so(tmp_path):
     message = refused(run(tmp_path, "tickets", "list"))
     assert "intake init" in message and str(tmp_path / "var" / "intake.db") in message
+
+
+def test_credential_and_ca_files_are_relative_to_the_config_file(tmp_path, monkeypatch):
+    """A systemd unit with another WorkingDirectory must find them too (review finding)."""
+    from intake.config import ConfigError, load
+
+    home = tmp_path / "etc"
+    (home / "secrets").mkdir(parents=True)
+    (home / "secrets" / "ca.pem").write_text("-----BEGIN CERTIFICATE-----\n", encoding="utf-8")
+    (home / "intake.toml").write_text(
+        '[smtp]\nhost = "127.0.0.1"\nca_file = "secrets/ca.pem"\n'
+        '[[imap]]\nname = "support"\nhost = "127.0.0.1"\nusername = "u"\nca_file = "secrets/ca.pem"\n',
+        encoding="utf-8",
+    )
+    elsewhere = tmp_path / "run"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    config = load(home / "intake.toml")
+    assert config.smtp.ca_file == str(home / "secrets" / "ca.pem") == config.imap[0].ca_file
+
+    (home / "secrets" / "ca.pem").unlink()
+    with pytest.raises(ConfigError) as refused:
+        load(home / "intake.toml")
+    assert f"smtp: ca_file: no such file: {home / 'secrets' / 'ca.pem'}" in str(refused.value)
