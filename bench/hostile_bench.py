@@ -71,6 +71,11 @@ SHAPES = {
         lambda n: _mail("请尽快处理订单。", headers=_fill("X-A: =?utf-8?b?5L2g5aW9?=\r\n", n)),
     ),
     "indented": ("plain text, lines indented by 96 spaces (the quote stripper's line patterns)", lambda n: _mail(_fill(" " * 96 + "1. 订单 x\n", n))),
+    "indented-wrote": (
+        "lines indented by 96 spaces that end like an attribution (the quote stripper's attribution patterns)",
+        lambda n: _mail(_fill(" " * 96 + "On Monday John Smith wrote am the thing\n", n)),
+    ),
+    "trailing-rules": ("'Hello' then rule lines '***' (the quote stripper's signature trim)", lambda n: _mail("Hello\n" + _fill("***\n", n))),
     "ordinary": (
         "an ordinary Chinese and English complaint, repeated (the baseline)",
         lambda n: _mail(
