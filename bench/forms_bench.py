@@ -59,7 +59,7 @@ def start_daemon(workdir: Path, db_url: str | None) -> tuple[subprocess.Popen, s
     config.write_text(
         f'[database]\nurl = "{url}"\n\n[paths]\nvar = "{var}"\n\n'
         f'[maildir]\npath = "{var / "drop"}"\n\n[spool]\npath = "{var / "spool"}"\n\n'
-        '[web]\nrate_limit_per_minute = 1000000\ncsrf_secret = "bench"\n\n[log]\nlevel = "WARNING"\n',
+        '[web]\nrate_limit_per_minute = 1000000\ncsrf_secret = "bench"\n\n[limits]\nform_acks_per_hour = 1000000\n\n[log]\nlevel = "WARNING"\n',
         "utf-8",
     )
     subprocess.run([str(INTAKE), "--config", str(config), "init"], check=True, cwd=REPO, capture_output=True)
