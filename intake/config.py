@@ -252,6 +252,8 @@ class Web(_Section):
     csrf_secret: str = Field("", repr=False)
     csrf_secret_env: str = ""
     public_base_url: str = ""
+    # how long the signed case link of a form acknowledgement adds to its case
+    case_link_days: int = Field(90, ge=1, le=3650)
     # addresses of our own reverse proxies: only their X-Forwarded-For is believed (the
     # per-IP rate limit counts the customer behind them); empty: the peer address counts
     trusted_proxies: list[str] = []

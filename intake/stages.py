@@ -466,7 +466,7 @@ def acknowledge(case: Case, session: Session, ctx: Context) -> None:
     if from_form:
         from intake.case_link import link
 
-        case_link = link(ctx.config, ticket.ref)
+        case_link = link(ctx.config, ticket.ref, ctx.now().date())
     mail = ctx.templates.mail(
         "ack",
         lang,

@@ -136,7 +136,7 @@ def test_the_signed_case_link_of_a_form_acknowledgement_adds_to_that_case(make_c
     first = pipeline.take(json.dumps(form, ensure_ascii=False).encode(), ref(channel="form", source="spool"))
     [ack] = outbox(ctx)
     body = email.message_from_bytes(ack.raw, policy=default).get_content()
-    link = re.search(r"https://support\.example\.com/\?case=([\w-]+)&sig=([0-9a-f]+)", body)
+    link = re.search(r"https://support\.example\.com/\?case=([\w-]+)&sig=([0-9a-f.]+)", body)
     assert link and link.group(1) == first.ticket
 
     def post(sig: str, text: str):
@@ -167,3 +167,25 @@ def test_intake_ingest_keeps_a_same_domain_stranger_out_of_the_case(tmp_path):
     named = eml(tmp_path / "b.eml", "5", f"Re: [#{first['ticket']}] 发票", sender="mallory@vip.163.com")
     [second] = lines(run(tmp_path, "ingest", "--json", str(named)))
     assert first["outcome"] == "opened" and second["outcome"] == "opened" and second["ticket"] != first["ticket"]
+
+
+def test_the_case_link_expires(make_ctx, tmp_path):
+    """A link found in an old mailbox adds nothing once its date has passed ([web] case_link_days)."""
+    from datetime import timedelta
+
+    from intake.case_link import link, verify
+
+    ctx = make_ctx(
+        f"sqlite:///{tmp_path / 'expiry.db'}",
+        web={"public_base_url": "https://support.example.com", "case_link_days": 30},
+        staff_mail={"secret": "k" * 24},
+    )
+    today = ctx.now().date()
+    sig = re.search(r"sig=([0-9a-f.]+)", link(ctx.config, "261123-0007", today)).group(1)
+    assert verify(ctx.config, "261123-0007", sig, today + timedelta(days=30))
+    assert not verify(ctx.config, "261123-0007", sig, today + timedelta(days=31))
+    assert not verify(ctx.config, "261123-0008", sig, today)  # another case
+    # the date is under the MAC: moving it forward breaks the signature
+    later = (today + timedelta(days=400)).strftime("%Y%m%d") + sig[8:]
+    assert not verify(ctx.config, "261123-0007", later, today)
+    assert not verify(ctx.config, "261123-0007", "２０２７０１０１." + sig[9:], today)  # non-ASCII digits
