@@ -126,13 +126,20 @@ def test_default_rules_stay_fast_and_linear():
 def test_default_rules_do_not_get_worse_on_the_writer_sets():
     """Regression guards on the writer sets of issue 15, each just under what the rules score when
     this test was written (type / urgency / urgent called normal): tuned writer-a 0.917 / 0.942 / 0,
-    writer-b 0.925 / 0.867 / 0; held-out writer-c 0.767 / 0.750 / 0.029, writer-d 0.733 / 0.633 / 0.143.
+    writer-b 0.925 / 0.867 / 0; held-out writer-c 0.767 / 0.750 / 0.029, writer-d 0.733 / 0.633 / 0.143,
+    writer-e (written after the rules work, scored once) 0.740 / 0.760 / 0.067.
     Floors, not targets: the issue's targets (0.90 / 0.85 / under 2% on held-out sets) are not met."""
     from classify.evaluate import figures, load_labelled, score
 
     bench = _bench()
     classifier = bench.Classifier.from_file(ROOT / "config" / "rules.toml")
-    floors = {"writer-a": (0.90, 0.92, 0.03), "writer-b": (0.90, 0.85, 0.03), "writer-c": (0.74, 0.72, 0.06), "writer-d": (0.70, 0.60, 0.18)}
+    floors = {
+        "writer-a": (0.90, 0.92, 0.03),
+        "writer-b": (0.90, 0.85, 0.03),
+        "writer-c": (0.74, 0.72, 0.06),
+        "writer-d": (0.70, 0.60, 0.18),
+        "writer-e": (0.72, 0.74, 0.10),
+    }
     sets = bench.writer_sets()
     assert set(floors) <= set(sets)
     for name, (type_floor, urgency_floor, urgent_normal_ceiling) in floors.items():
