@@ -1,6 +1,7 @@
 """Accuracy of the keyword rules on the labelled evaluation sets.
 
     .venv/bin/python bench/classify_eval.py [--rules config/rules.toml] [--errors] [--batch N] [--write]
+    .venv/bin/python bench/classify_eval.py --tuned-only [--errors] [--rules FILE]
 
 Two sets under tests/classify_eval/:
   messages.jsonl  the evaluation set: `tune` split (rules were tuned on it) and
@@ -16,6 +17,10 @@ And the writer sets under tests/classify_eval/writers/ (issue 15): messages writ
 independent writers who never saw the rules, labelled by ../shared/LABELS.md, each reported
 on its own through classify/evaluate.py (by language and easy/hard, urgent called normal,
 urgent missed). writer-a and writer-b are tuning sets; every other writer set is held out.
+
+--tuned-only evaluates and prints the tuned sets alone (the `tune` split and the tuning
+writer sets): what to run while tuning, so that no held-out figure is ever seen before the
+rules are final.
 
 --errors lists misclassified messages of the tuned sets only (the `tune` split, writer-a,
 writer-b; `--errors writer-a` for one of them) and refuses a held-out set: reading a held-out
@@ -53,7 +58,7 @@ def writer_sets() -> dict[str, Path]:
 
 def is_tuned(name: str) -> bool:
     """Whether the errors of a set may be read: the `tune` split and the tuning writer sets."""
-    return name in ("tune", *TUNED_WRITER_SETS)
+    return name in ("tune", "all tuned", *TUNED_WRITER_SETS)
 
 
 def load_set(path: Path = EVAL_SET) -> list[dict]:
@@ -161,6 +166,24 @@ def writer_report(scored_sets: dict[str, list]) -> str:
     return "\n".join(lines)
 
 
+def tuned_report(classifier: Classifier) -> str:
+    """The figures of the tuned sets alone: the `tune` split of the evaluation set and the
+    tuning writer sets present. Nothing held out is read."""
+    tune = [r for r in load_set() if r["split"] == "tune"]
+    scored = {"tune": score(classifier, load_labelled_rows(tune))}
+    sets = writer_sets()
+    for name in TUNED_WRITER_SETS:
+        if name in sets:
+            scored[name] = score(classifier, load_labelled(sets[name]))
+    scored["all tuned"] = [s for rows in list(scored.values()) for s in rows]
+    return writer_report(scored)
+
+
+def load_labelled_rows(rows: list[dict]) -> list[dict]:
+    """Rows of the evaluation set in the shape classify.evaluate.score reads (line numbers from 1)."""
+    return [{**r, "line": n} for n, r in enumerate(rows, 1)]
+
+
 def tuned_errors(classifier: Classifier, results: list[dict], which: str) -> str:
     """The misclassified messages of the tuned sets (`which`: "tuned" for all of them, or one
     name). Raises ValueError for a held-out set: its errors are never read."""
@@ -197,10 +220,18 @@ def main() -> None:
     )
     parser.add_argument("--batch", type=int, help="only this batch of messages (1: written before the rules, 2: after)")
     parser.add_argument("--write", action="store_true", help="write the figures to bench/classify_eval.md")
+    parser.add_argument("--tuned-only", action="store_true", help="evaluate and print only the tuned sets (while tuning: no held-out figure)")
     args = parser.parse_args()
+    if args.tuned_only and args.write:
+        parser.error("--tuned-only with --write: bench/classify_eval.md reports every set")
     if args.errors and args.errors != "tuned" and not is_tuned(args.errors):
         parser.error(f"--errors {args.errors}: a held-out set; its errors are never read")
     classifier = Classifier.from_file(args.rules)
+    if args.tuned_only:
+        print(tuned_report(classifier))
+        if args.errors:
+            print(tuned_errors(classifier, evaluate(classifier, [r for r in load_set() if r["split"] == "tune"]), args.errors))
+        return
     keep = lambda r: args.batch is None or r.get("batch", 1) == args.batch  # noqa: E731
     results = evaluate(classifier, [r for r in load_set() if keep(r)])
     unseen = evaluate(classifier, [r for r in load_set(UNSEEN_SET) if keep(r)]) if UNSEEN_SET.exists() else []
