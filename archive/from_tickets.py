@@ -50,7 +50,7 @@ def _handler(staff_id: str | None, staff) -> str:
 
 def load_record(session: Session, ticket_id: int, *, tz: str = "Asia/Shanghai", lang: str = "zh", staff=None) -> CaseRecord:
     """`staff`: a classify.StaffDirectory (or None) to show department labels and staff names."""
-    from intake.models import Ticket
+    from intake.store.models import Ticket
 
     zone = ZoneInfo(tz)
     ticket = session.get(Ticket, ticket_id)

@@ -1,6 +1,6 @@
 """The archive's tables: archived files (with their hash chain), the audit log, the job queue.
 
-Created by the Alembic revisions intake/migrations/versions/0002_archive.py and 0006_archive_renditions.py.
+Created by the Alembic revisions intake/store/migrations/versions/0002_archive.py and 0006_archive_renditions.py.
 """
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ from datetime import UTC, date, datetime
 from sqlalchemy import JSON, Boolean, Date, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from intake.db import Base
-from intake.models import UTCDateTime
+from intake.store.db import Base
+from intake.store.models import UTCDateTime
 
 JOB_REASONS = ("opened", "changed", "closed")
 JOB_STATUSES = ("pending", "running", "done", "failed")

@@ -40,7 +40,7 @@ from archive.retention import RetentionPolicy, extend_all, record_policy
 from archive.safe_render import Rendered, limit_memory, render_with_fallback
 from archive.storage import Storage
 from archive.writer import is_final, next_version, record_file, store_file
-from intake.processes import exit_with_daemon
+from intake.ops.processes import exit_with_daemon
 
 log = logging.getLogger("intake.archive.worker")
 

@@ -60,7 +60,7 @@ def _load(session, ticket_id: int):
 def bench_worker(processes: int, n: int) -> float:
     from archive.storage import LocalStorage
     from archive.worker import ArchiveWorker, enqueue
-    from intake.db import make_engine, make_sessions, upgrade
+    from intake.store.db import make_engine, make_sessions, upgrade
 
     with tempfile.TemporaryDirectory() as tmp:
         engine = make_engine(f"sqlite:///{tmp}/bench.db")

@@ -32,7 +32,7 @@ import httpx
 from sqlalchemy import create_engine, func, select
 from sqlalchemy.orm import Session
 
-from intake.models import OutboxMail, Ticket
+from intake.store.models import OutboxMail, Ticket
 
 REPO = Path(__file__).resolve().parents[1]
 INTAKE = Path(sys.executable).with_name("intake")
@@ -54,7 +54,7 @@ def free_port() -> int:
 
 def start_daemon(workdir: Path, db_url: str | None) -> tuple[subprocess.Popen, str, str]:
     var = workdir / "var"
-    url = db_url or f"sqlite:///{var / 'intake.db'}"
+    url = db_url or f"sqlite:///{var / 'intake.store.db'}"
     config = workdir / "intake.toml"
     config.write_text(
         f'[database]\nurl = "{url}"\n\n[paths]\nvar = "{var}"\n\n'

@@ -3,7 +3,7 @@
 Run: .venv/bin/python bench/hostile_bench.py [--runs 5] [--sizes 10000,100000,1000000] [--shapes ...]
 Prints a Markdown table (copy it into bench/hostile_bench.md).
 
-Each message goes through intake.stages.prepare in this process, as the pipeline runs
+Each message goes through intake.pipeline.stages.prepare in this process, as the pipeline runs
 it before an item's transaction: parse_message (headers, MIME, HTML to text, the quote
 stripper) and the classifier, on the rules the daemon ships with. Per message: the
 median CPU time (time.process_time) over the runs, so that other people's work on this
@@ -93,17 +93,17 @@ def make_context(folder: Path):
     """A real context on a SQLite file: prepare reads its limits and classifier."""
     from intake.config import from_dict
     from intake.context import build_context
-    from intake.db import make_engine, upgrade
+    from intake.store.db import make_engine, upgrade
 
-    config = from_dict({"database": {"url": f"sqlite:///{folder / 'intake.db'}"}, "paths": {"var": str(folder / "var")}})
+    config = from_dict({"database": {"url": f"sqlite:///{folder / 'intake.store.db'}"}, "paths": {"var": str(folder / "var")}})
     upgrade(make_engine(config.database.url))
     return build_context(config)
 
 
 def prepare_once(ctx, raw: bytes) -> tuple[float, object]:
-    from intake.case import Case
+    from intake.pipeline.case import Case
+    from intake.pipeline.stages import prepare
     from intake.sources.base import SourceRef
-    from intake.stages import prepare
 
     case = Case(raw=raw, ref=SourceRef("bench", "k", "email"))
     started = time.process_time()

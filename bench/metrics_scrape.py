@@ -27,9 +27,9 @@ from sqlalchemy import insert  # noqa: E402
 
 from intake.config import from_dict  # noqa: E402
 from intake.context import build_context  # noqa: E402
-from intake.db import make_engine, upgrade  # noqa: E402
-from intake.models import OutboxMail  # noqa: E402
 from intake.ops.server import ops_thread  # noqa: E402
+from intake.store.db import make_engine, upgrade  # noqa: E402
+from intake.store.models import OutboxMail  # noqa: E402
 
 
 def fill(ctx, rows: int) -> None:
@@ -112,7 +112,7 @@ def main() -> None:
     print("|---|---|---|---|---|")
     for rows in args.rows:
         with tempfile.TemporaryDirectory() as tmp:
-            m, h = measure(f"sqlite:///{tmp}/intake.db", rows, Path(tmp) / "var")
+            m, h = measure(f"sqlite:///{tmp}/intake.store.db", rows, Path(tmp) / "var")
             print(f"| SQLite | {rows:,} | {rows:,} | {m:.1f} | {h:.1f} |", flush=True)
         if args.postgres:
             import psycopg

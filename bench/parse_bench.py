@@ -27,7 +27,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from intake.message import parse_message  # noqa: E402
+from intake.inbound.message import parse_message  # noqa: E402
 from tests.fixtures.mail import build  # noqa: E402
 
 KINDS = ["gbk", "big5-hkscs", "iso-2022-jp", "cp1252", "ascii", "utf8-label-gbk-bytes", "html-only", "alternative", "attachments", "winmail.dat"]
@@ -106,7 +106,7 @@ def main() -> None:
         "",
         "| parser | messages/s | ratio to parse_message |",
         "|---|---:|---:|",
-        f"| `intake.message.parse_message` (full: headers, charsets, bodies, HTML to text, TNEF, quotes, language) | {ours:,.0f} | 1.00 |",
+        f"| `intake.inbound.message.parse_message` (full: headers, charsets, bodies, HTML to text, TNEF, quotes, language) | {ours:,.0f} | 1.00 |",
         f"| the same, every 20th message replaced by an Outlook-size HTML-only one ({len(big_html) // 1000} KB) | {ours_heavy:,.0f} | {ours_heavy / ours:.2f} |",
         f"| stdlib `policy.default` + `get_body().get_content()` (reference) | {modern:,.0f} | {modern / ours:.2f} |",
         f"| stdlib `compat32` parse only, nothing decoded (floor) | {floor:,.0f} | {floor / ours:.2f} |",

@@ -27,9 +27,9 @@ from bench.machine import machine_speed_ms  # noqa: E402
 from intake import fastsql  # noqa: E402
 from intake.config import from_dict  # noqa: E402
 from intake.context import build_context  # noqa: E402
-from intake.db import make_engine, upgrade  # noqa: E402
-from intake.pipeline import Pipeline  # noqa: E402
+from intake.pipeline.runner import Pipeline  # noqa: E402
 from intake.sources.base import SourceRef  # noqa: E402
+from intake.store.db import make_engine, upgrade  # noqa: E402
 
 
 def main() -> None:
@@ -41,7 +41,7 @@ def main() -> None:
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="intake-pipeline-bench-"))
-    url = args.db or f"sqlite:///{work / 'intake.db'}"
+    url = args.db or f"sqlite:///{work / 'intake.store.db'}"
     config = from_dict(
         {
             "database": {"url": url},
@@ -80,7 +80,7 @@ def main() -> None:
     print(f"machine:      reference loop {speed:.0f} ms (bench/machine.py; lower is faster)")
     run_direct = fastsql.statements_run - direct_before
     print(
-        f"SQL:          {(statements[0] + run_direct) / n:.1f} statements a message ({run_direct / n:.1f} on the driver's cursor, intake/fastsql.py)"
+        f"SQL:          {(statements[0] + run_direct) / n:.1f} statements a message ({run_direct / n:.1f} on the driver's cursor, intake/store/fastsql.py)"
     )
 
 

@@ -27,9 +27,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from intake.htmltext import html_to_text  # noqa: E402
-from intake.message import ParsedMessage, parse_message  # noqa: E402
-from intake.quote import KnownText, markers, normalise  # noqa: E402
+from intake.inbound.htmltext import html_to_text  # noqa: E402
+from intake.inbound.message import ParsedMessage, parse_message  # noqa: E402
+from intake.inbound.quote import KnownText, markers, normalise  # noqa: E402
 from intake.staffmail.reading import read_reply  # noqa: E402
 
 CORPUS = ROOT / "tests" / "fixtures" / "replies"
@@ -315,7 +315,7 @@ Same corpus, same scoring, replies / exactly right / relayed with any quoted lin
   and lines that only resemble a marker, which must be kept.
 - Neither library is used: on the Chinese clients (Foxmail, Alibaba, Outlook zh, QQ/Exmail) and several
   header blocks they relay the quote (rows above); they know nothing of what we sent. Their language
-  tables informed intake/quote/markers.py.
+  tables informed intake/inbound/quote/markers.py.
 """
 
 

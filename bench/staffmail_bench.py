@@ -24,13 +24,13 @@ from sqlalchemy import select  # noqa: E402
 
 from intake.config import from_dict  # noqa: E402
 from intake.context import build_context  # noqa: E402
-from intake.db import make_engine, upgrade  # noqa: E402
-from intake.models import OutboxMail  # noqa: E402
-from intake.pipeline import Pipeline  # noqa: E402
-from intake.report import weekly  # noqa: E402
-from intake.report_pdf import write_pdf  # noqa: E402
+from intake.pipeline.runner import Pipeline  # noqa: E402
 from intake.sources.base import SourceRef  # noqa: E402
 from intake.staffmail.timers import TimersWorker  # noqa: E402
+from intake.store.db import make_engine, upgrade  # noqa: E402
+from intake.store.models import OutboxMail  # noqa: E402
+from intake.tickets.report import weekly  # noqa: E402
+from intake.tickets.report_pdf import write_pdf  # noqa: E402
 from tests.integration.test_staffmail_kit import complaint, reply_to  # noqa: E402
 
 MONDAY_10 = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)

@@ -36,7 +36,7 @@ class _Section(BaseModel):
 
 
 class Database(_Section):
-    url: str = ""  # empty: SQLite in paths.var/intake.db
+    url: str = ""  # empty: SQLite in paths.var/intake.store.db
     # several daemons on PostgreSQL: how often a standby tries to take over a mailbox or
     # shared folder whose reader died (the takeover time)
     lease_retry_seconds: float = Field(2.0, gt=0, le=300)
@@ -479,7 +479,7 @@ class Archive(_Section):
 
 
 class PipelineSettings(_Section):
-    """Where the pipeline runs (intake/pipeline_pool.py)."""
+    """Where the pipeline runs (intake/pipeline/pool.py)."""
 
     # worker processes that take the IMAP backlog: the daemon reads mail and sends
     # acknowledgements while a worker writes tickets (a second core); 0: all in the daemon
@@ -494,7 +494,7 @@ class Metrics(_Section):
 
 class Alerts(_Section):
     """Mail to the operators when a source (an IMAP account's mailbox, the drop folder, the
-    spool) starts failing and when it recovers, once each (intake/alerts.py)."""
+    spool) starts failing and when it recovers, once each (intake/ops/alerts.py)."""
 
     to: list[str] = []  # addresses; empty: no alert mail (status, /metrics and /healthz still tell)
     failing_seconds: float = Field(300.0, ge=0)  # a source failing this long (a blip is not news) is reported
@@ -704,7 +704,7 @@ def _resolve_paths(config: Config, data: dict, source: Path | None) -> None:
 def _database_url(url: str, var: Path, file_dir: Path | None) -> str:
     """Empty: SQLite in var. A relative SQLite file in a config file: against the file's folder."""
     if not url:
-        return f"sqlite:///{var / 'intake.db'}"
+        return f"sqlite:///{var / 'intake.store.db'}"
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import ArgumentError
 

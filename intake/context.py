@@ -12,9 +12,9 @@ from typing import Any
 from sqlalchemy.orm import Session, sessionmaker
 
 from intake.config import Config
-from intake.db import make_engine, make_read_sessions, make_sessions
-from intake.render import Templates
-from intake.tickets import ref_pattern
+from intake.outgoing.templates import Templates
+from intake.store.db import make_engine, make_read_sessions, make_sessions
+from intake.tickets.records import ref_pattern
 
 log = logging.getLogger("intake.context")
 
@@ -32,7 +32,7 @@ class Context:
     staff_directory: Any = None  # classify.StaffDirectory, or None when no staff file
     now: Callable[[], datetime] = system_clock
     wake_outbox: threading.Event = field(default_factory=threading.Event)
-    read_sessions: sessionmaker[Session] = field(kw_only=True)  # reads only: no write lock (intake/sqlite.py)
+    read_sessions: sessionmaker[Session] = field(kw_only=True)  # reads only: no write lock (intake/store/sqlite.py)
 
     def __post_init__(self) -> None:
         self.ref_pattern = ref_pattern(self.config.tickets.ref_prefix)

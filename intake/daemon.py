@@ -2,7 +2,7 @@
 
 Each source and each worker runs in its own thread until the stop event is set
 (SIGTERM/SIGINT); the item in hand is finished, then the thread returns. The IMAP
-backlog is taken by the pipeline in a worker process (intake/pipeline_pool.py), so
+backlog is taken by the pipeline in a worker process (intake/pipeline/pool.py), so
 that reading mail and sending acknowledgements use another core than writing
 tickets; PDFs are rendered in processes of their own (archive/worker.py). With
 --once everything waiting is taken in this one process, every due effect carried
@@ -17,11 +17,11 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from intake.alerts import AlertsWorker
 from intake.context import Context
-from intake.outbox import OutboxWorker
-from intake.pipeline import Pipeline
-from intake.pipeline_pool import PipelinePool
+from intake.ops.alerts import AlertsWorker
+from intake.outgoing.mailer import OutboxWorker
+from intake.pipeline.pool import PipelinePool
+from intake.pipeline.runner import Pipeline
 from intake.sources.lease import lease_for
 from intake.staffmail.timers import TimersWorker
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from sqlalchemy import create_engine, func, select, text
 
-from intake.models import OutboxMail, Ticket
+from intake.store.models import OutboxMail, Ticket
 
 
 def write_config(
@@ -60,7 +60,11 @@ class DaemonProcess:
 
     def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
         proc = subprocess.run(
-            [sys.executable, "-m", "intake.cli", "--config", str(self.config), *args], cwd=self.cwd, env=self.env, capture_output=True, timeout=300
+            [sys.executable, "-m", "intake.cli.main", "--config", str(self.config), *args],
+            cwd=self.cwd,
+            env=self.env,
+            capture_output=True,
+            timeout=300,
         )
         if check and proc.returncode != 0:
             raise RuntimeError(f"intake {' '.join(args)} failed: {proc.stderr.decode()}")
@@ -69,7 +73,7 @@ class DaemonProcess:
     def start(self, *args: str) -> None:
         with open(self.log, "ab") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "intake.cli", "--config", str(self.config), "run", *args],
+                [sys.executable, "-m", "intake.cli.main", "--config", str(self.config), "run", *args],
                 cwd=self.cwd,
                 env=self.env,
                 stdout=log,

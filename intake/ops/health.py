@@ -24,9 +24,9 @@ def health(sessions: sessionmaker[Session], now: Callable[[], datetime], var: Pa
     """(HTTP status, body): 200 when the database answers, 503 when it does not. A failing
     source is named in "failing" and marked up: false (the daemon itself is fine, and a
     restart would not mend a mailbox); with `var`, each OAuth2 login's token expiry."""
-    from intake.alerts import is_failing
-    from intake.models import SourceState
     from intake.oauth.store import token_states
+    from intake.ops.alerts import is_failing
+    from intake.store.models import SourceState
 
     body: dict = {"ok": True, "version": intake_version(), "database": True, "sources": {}}
     try:

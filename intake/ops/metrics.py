@@ -69,8 +69,8 @@ class DatabaseCollector:
         yield from gauges
 
     def _gauges(self) -> Iterator[Metric]:
-        from intake.alerts import is_failing
-        from intake.models import OutboxMail, QuarantineItem, SourceState
+        from intake.ops.alerts import is_failing
+        from intake.store.models import OutboxMail, QuarantineItem, SourceState
 
         now = self.now()
         with self.sessions() as session:

@@ -1,4 +1,4 @@
-"""The form spool: a folder of `*.json` submissions (intake/forms.py format), from our
+"""The form spool: a folder of `*.json` submissions (intake/inbound/form.py format), from our
 web endpoint or dropped by other systems.
 
 Layout: `<spool>/*.json` waiting, `<spool>/tmp/` for files being written (never read),

@@ -7,11 +7,11 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy.orm import Session
 
-from intake import corrections
 from intake.context import Context
-from intake.models import Ticket
 from intake.staffmail import commands, mailq, notify, sla, survey
 from intake.staffmail.models import FollowUp, SlaState
+from intake.store.models import Ticket
+from intake.tickets import corrections
 
 
 def apply(command: commands.Command, session: Session, ctx: Context, ticket: Ticket, member, parsed: commands.Parsed) -> None:

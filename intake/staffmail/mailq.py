@@ -1,6 +1,6 @@
 """The staff loop's event log and status changes, on the context's clock (tests move it).
 
-Its mail goes through intake.outgoing.queue_mail: mail to staff (notifications,
+Its mail goes through intake.outgoing.queue.queue_mail: mail to staff (notifications,
 reminders, errors) to the outbox only, as it is internal; mail to the customer (a
 relayed reply, a survey) also onto the ticket's thread, like the acknowledgement.
 """
@@ -10,8 +10,8 @@ from __future__ import annotations
 from sqlalchemy.orm import Session
 
 from intake.context import Context
-from intake.models import Ticket
-from intake.tickets import log_event, set_status
+from intake.store.models import Ticket
+from intake.tickets.records import log_event, set_status
 
 
 def event(session: Session, ctx: Context, ticket: Ticket, actor: str, kind: str, **detail) -> None:

@@ -12,8 +12,8 @@ from datetime import date, datetime
 from sqlalchemy import Date, ForeignKey, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from intake.db import Base
-from intake.models import Ticket, UTCDateTime, utcnow
+from intake.store.db import Base
+from intake.store.models import Ticket, UTCDateTime, utcnow
 
 
 class SlaState(Base):

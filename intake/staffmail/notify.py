@@ -13,10 +13,10 @@ from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from intake.context import Context
-from intake.models import Message, Ticket
-from intake.outgoing import queue_mail
+from intake.outgoing.queue import queue_mail
 from intake.staffmail import mailq, sla
 from intake.staffmail.token import load_key, make_address
+from intake.store.models import Message, Ticket
 
 
 def staff_language(member) -> str:
@@ -91,7 +91,7 @@ def notify_assignee(session: Session, ctx: Context, ticket: Ticket, *, reason: s
     lang = staff_language(member)
     text = message.text if message is not None else ""
     if message is not None:
-        from intake.quote import strip_quoted
+        from intake.inbound.quote import strip_quoted
 
         text = strip_quoted(message.text or "")
     mail = ctx.templates.mail(
@@ -119,7 +119,7 @@ def notify_head(session: Session, ctx: Context, ticket: Ticket, *, kind: str, me
     assignee = directory.member(ticket.assignee) if ticket.assignee else None
     text = ""
     if message is not None:
-        from intake.quote import strip_quoted
+        from intake.inbound.quote import strip_quoted
 
         text = strip_quoted(message.text or "")
     mail = ctx.templates.mail(

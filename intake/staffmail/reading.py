@@ -11,9 +11,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
 
-from intake.htmltext import html_to_text
-from intake.message import ParsedMessage
-from intake.quote import KnownText, staff_reply_text
+from intake.inbound.htmltext import html_to_text
+from intake.inbound.message import ParsedMessage
+from intake.inbound.quote import KnownText, staff_reply_text
 from intake.staffmail import commands
 
 

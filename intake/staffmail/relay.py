@@ -26,15 +26,15 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import bindparam, func, select
 from sqlalchemy.orm import Session
 
-from intake.case import Case, Quarantine, Stop
 from intake.context import Context
-from intake.models import Message, OutboxMail, QuarantineItem, Ticket
-from intake.outgoing import queue_mail
+from intake.outgoing.queue import queue_mail
+from intake.pipeline.case import Case, Quarantine, Stop
 from intake.staffmail import actions, mailq, notify
 from intake.staffmail.auth import authenticated
 from intake.staffmail.reading import read_reply
 from intake.staffmail.sent import known_text, signatures
 from intake.staffmail.token import TokenAddress, load_key, parse_address, verify
+from intake.store.models import Message, OutboxMail, QuarantineItem, Ticket
 
 
 def token_addresses(case: Case, ctx: Context) -> list[TokenAddress]:
@@ -143,7 +143,7 @@ def _told_within_the_hour(session: Session, ctx: Context, address: str) -> bool:
 
 
 def _accept(case: Case, session: Session, ctx: Context, ticket: Ticket, member) -> None:
-    from intake.stages import _store_message
+    from intake.pipeline.stages import _store_message
 
     actor = f"staff:{member.id}"
     today = ctx.now().astimezone(ZoneInfo(ctx.config.tickets.timezone)).date()

@@ -1,4 +1,4 @@
-"""What we sent on a ticket, as intake.quote.KnownText: the primary rule for finding
+"""What we sent on a ticket, as intake.inbound.quote.KnownText: the primary rule for finding
 where a staff member's own text ends in their reply.
 
 Every mail we send is kept in the outbox with its bytes and Message-ID; those also
@@ -16,9 +16,9 @@ from __future__ import annotations
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from intake.message import UnparseableMessage, parse_message
-from intake.models import Message, OutboxMail, Ticket
-from intake.quote import KnownText, learned_signature
+from intake.inbound.message import UnparseableMessage, parse_message
+from intake.inbound.quote import KnownText, learned_signature
+from intake.store.models import Message, OutboxMail, Ticket
 
 # Outbox kinds that echo what a staff member wrote back to them; every other mail we sent
 # is our own writing.

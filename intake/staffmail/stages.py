@@ -1,4 +1,4 @@
-"""The staff mail loop's pipeline stages (listed in intake.stages.PIPELINE).
+"""The staff mail loop's pipeline stages (listed in intake.pipeline.stages.PIPELINE).
 
 … thread → staff_reply → ignore_autoreply → survey_answer → classify → route
   → store → schedule → acknowledge → notify
@@ -8,13 +8,13 @@ from __future__ import annotations
 
 from sqlalchemy.orm import Session
 
-from intake.case import Case
 from intake.context import Context
-from intake.db import add_row
+from intake.pipeline.case import Case
 from intake.staffmail import notify as notices
 from intake.staffmail import relay, survey
 from intake.staffmail.models import SlaState
-from intake.tickets import row_id
+from intake.store.db import add_row
+from intake.tickets.records import row_id
 
 
 def staff_reply(case: Case, session: Session, ctx: Context) -> None:

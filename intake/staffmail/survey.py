@@ -19,14 +19,14 @@ from datetime import timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from intake.case import Case, Stop
 from intake.context import Context
-from intake.models import Message, Ticket
-from intake.outgoing import queue_mail
+from intake.outgoing.queue import queue_mail
+from intake.pipeline.case import Case, Stop
 from intake.staffmail import mailq, notify
 from intake.staffmail.models import Survey
 from intake.staffmail.token import load_key
-from intake.tickets import is_customer_address
+from intake.store.models import Message, Ticket
+from intake.tickets.records import is_customer_address
 
 _CN_DIGITS = {"一": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5}
 _SCORE = re.compile(
@@ -159,7 +159,7 @@ def handle_reply(case: Case, session: Session, ctx: Context) -> None:
         mailq.event(session, ctx, ticket, "system", "survey_reply_not_a_score", survey=survey.id)
         case.notes.append("survey_reply")
         return
-    from intake.stages import _store_message
+    from intake.pipeline.stages import _store_message
 
     case.message = _store_message(case, session, ctx, ticket, kind="survey_answer")
     outcome = answer(session, ctx, ticket, survey, score, via="email", text=case.parsed.new_text)

@@ -15,9 +15,9 @@ from starlette.responses import HTMLResponse
 from starlette.routing import Route
 
 from intake.context import Context
-from intake.db import transaction
 from intake.staffmail import survey as surveys
 from intake.staffmail.models import Survey
+from intake.store.db import transaction
 
 TEXTS = {
     "zh": {

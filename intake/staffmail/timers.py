@@ -1,6 +1,6 @@
 """The timers worker: SLA reminders and escalations, follow-up reminders, survey time-outs.
 
-Like the mailer (intake/outbox.py): run_once() does everything due by ctx.now(),
+Like the mailer (intake/outgoing/mailer.py): run_once() does everything due by ctx.now(),
 run_forever(stop) repeats it. Each item is one transaction that first claims it
 with a conditional UPDATE (… WHERE reminder_sent_at IS NULL) and then queues its
 mail: two daemons on one database never both send it, and a crash before the
@@ -19,12 +19,12 @@ from sqlalchemy import CursorResult, Update, select, update
 from sqlalchemy.orm import Session
 
 from intake.context import Context
-from intake.db import transaction
-from intake.models import Ticket
-from intake.outgoing import queue_mail
+from intake.outgoing.queue import queue_mail
 from intake.staffmail import mailq, notify, sla, survey
 from intake.staffmail.models import FollowUp, SlaState, Survey
-from intake.tickets import OPEN_STATUSES
+from intake.store.db import transaction
+from intake.store.models import Ticket
+from intake.tickets.records import OPEN_STATUSES
 
 log = logging.getLogger("intake.timers")
 

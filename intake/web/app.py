@@ -30,7 +30,7 @@ from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, R
 from starlette.routing import Route
 
 from intake import resources
-from intake.forms import TYPES, human_size, msg, now_iso, validate_submission
+from intake.inbound.form import TYPES, human_size, msg, now_iso, validate_submission
 from intake.sources.base import Result, Sink
 from intake.sources.spool import SpoolSource, write_spool_file_bytes
 from intake.web.middleware import BodyLimit, SecurityHeaders
@@ -49,7 +49,7 @@ from intake.web.texts import TEXTS, choose_language, describe_kinds
 log = logging.getLogger("intake.web")
 abuse_log = logging.getLogger("intake.web.abuse")
 
-# case and case_sig: the signed case link of a form acknowledgement (intake/case_link.py)
+# case and case_sig: the signed case link of a form acknowledgement (intake/tickets/case_link.py)
 FIELDS = ("name", "company", "email", "phone", "type", "subject", "message", "case", "case_sig")
 STORED = ("opened", "appended", "duplicate", "autoreply_ignored")
 

@@ -21,8 +21,8 @@ from sqlalchemy import select
 from intake.config import from_dict
 from intake.context import build_context
 from intake.daemon import Daemon
-from intake.db import make_engine, upgrade
-from intake.models import Ticket
+from intake.store.db import make_engine, upgrade
+from intake.store.models import Ticket
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARGS = [
@@ -63,7 +63,7 @@ def daemon(tmp_path, smtp_server):
     var = tmp_path / "var"
     config = from_dict(
         {
-            "database": {"url": f"sqlite:///{var / 'intake.db'}"},
+            "database": {"url": f"sqlite:///{var / 'intake.store.db'}"},
             "paths": {"var": str(var)},
             "maildir": {"path": str(var / "drop")},
             "spool": {"path": str(var / "spool")},

@@ -37,9 +37,9 @@ from archive.sample import sample_case
 from archive.search import Query, export_zip, search
 from archive.storage import LocalStorage
 from archive.worker import ArchiveWorker, enqueue
-from intake.db import make_engine, make_sessions, upgrade
-from intake.models import Ticket
 from intake.sources.base import SourceRef
+from intake.store.db import make_engine, make_sessions, upgrade
+from intake.store.models import Ticket
 from tests.integration.conftest import ctx, db_url, make_ctx, pipeline  # noqa: F401  (fixtures)
 
 AT = datetime(2026, 11, 22, 10, 0, tzinfo=UTC)

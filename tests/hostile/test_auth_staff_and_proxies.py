@@ -11,7 +11,7 @@ from email.policy import default
 import pytest
 
 from intake.config import from_dict
-from intake.pipeline import Pipeline
+from intake.pipeline.runner import Pipeline
 from intake.sources.base import SourceRef
 from intake.web.settings import settings_from_config
 from tests.integration.conftest import Clock, db_url, make_ctx  # noqa: F401  (fixtures)

@@ -13,10 +13,10 @@ from email.policy import default
 
 from sqlalchemy import select
 
-from intake.models import Customer, Ticket
-from intake.pipeline import Pipeline
+from intake.pipeline.runner import Pipeline
 from intake.staffmail.models import Survey
-from intake.tickets import set_status
+from intake.store.models import Customer, Ticket
+from intake.tickets.records import set_status
 from tests.integration.conftest import Clock, ctx, db_url, make_ctx, pipeline  # noqa: F401  (fixtures)
 from tests.integration.test_pipeline import mail, outbox, ref, ticket
 from tests.integration.test_web import make_web  # noqa: F401  (fixture)
@@ -173,7 +173,7 @@ def test_the_case_link_expires(make_ctx, tmp_path):
     """A link found in an old mailbox adds nothing once its date has passed ([web] case_link_days)."""
     from datetime import timedelta
 
-    from intake.case_link import link, verify
+    from intake.tickets.case_link import link, verify
 
     ctx = make_ctx(
         f"sqlite:///{tmp_path / 'expiry.db'}",

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from classify import Classifier
-from intake.pipeline import Pipeline
+from intake.pipeline.runner import Pipeline
 from tests.hostile.test_dos_parse import assert_linear, inbound, mail
 from tests.integration.conftest import make_ctx  # noqa: F401  (fixture)
 from tests.integration.test_pipeline import ref, ticket
@@ -86,7 +86,7 @@ class LockProbe:
 def test_classification_runs_before_the_write_lock(make_ctx, tmp_path, take):
     """A message that takes long to classify holds no write lock meanwhile: classifying
     runs before the item's transaction, alone and in a batch's group."""
-    path = tmp_path / "intake.db"
+    path = tmp_path / "intake.store.db"
     ctx = make_ctx(f"sqlite:///{path}")
     probe = ctx.rules = LockProbe(ctx.rules, str(path))
     raws = [mail("", f"我们的系统完全无法登录，非常紧急！({n})" + negated_keywords(20_000)) for n in range(1 if take == "one" else 3)]

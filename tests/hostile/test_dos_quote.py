@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from intake.quote import strip_quoted
+from intake.inbound.quote import strip_quoted
 
 LINES = 3_000
 RATIO_BOUND = 6  # indented lines are longer (the indent is read once); before the fix: 40-100

@@ -10,7 +10,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from intake.config import ConfigError, load
-from intake.pipeline import Pipeline
+from intake.pipeline.runner import Pipeline
 from intake.staffmail.survey_page import survey_routes
 from intake.web import WebSettings, create_app
 from tests.integration.conftest import make_ctx  # noqa: F401  (fixture)

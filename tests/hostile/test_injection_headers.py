@@ -12,10 +12,10 @@ from email.policy import default
 import pytest
 from sqlalchemy import select
 
-from intake.compose import compose
-from intake.models import Message
-from intake.pipeline import Pipeline
-from intake.render import RenderedMail
+from intake.outgoing.compose import compose
+from intake.outgoing.templates import RenderedMail
+from intake.pipeline.runner import Pipeline
+from intake.store.models import Message
 from tests.integration.conftest import ctx, db_url, make_ctx, pipeline  # noqa: F401  (fixtures)
 from tests.integration.test_pipeline import outbox, ref, ticket
 from tests.integration.test_web import make_web  # noqa: F401  (fixture)

@@ -24,12 +24,12 @@ from hypothesis import strategies as st
 
 from classify import Classifier
 from classify.rules import TYPES, URGENCIES
-from intake.case import Case, Quarantine
-from intake.htmltext import html_to_text
-from intake.message import ParsedMessage
-from intake.quote import strip_quoted
+from intake.inbound.htmltext import html_to_text
+from intake.inbound.message import ParsedMessage
+from intake.inbound.quote import strip_quoted
+from intake.pipeline.case import Case, Quarantine
+from intake.pipeline.stages import prepare
 from intake.sources.base import SourceRef
-from intake.stages import prepare
 
 RULES = Path(__file__).resolve().parents[2] / "config" / "rules.toml"
 
@@ -45,10 +45,10 @@ def ctx(tmp_path_factory):
     """A real context (shipped rules, a SQLite file) that prepare reads its limits and classifier from."""
     from intake.config import from_dict
     from intake.context import build_context
-    from intake.db import make_engine, upgrade
+    from intake.store.db import make_engine, upgrade
 
     folder = tmp_path_factory.mktemp("properties")
-    config = from_dict({"database": {"url": f"sqlite:///{folder / 'intake.db'}"}, "paths": {"var": str(folder / "var")}})
+    config = from_dict({"database": {"url": f"sqlite:///{folder / 'intake.store.db'}"}, "paths": {"var": str(folder / "var")}})
     upgrade(make_engine(config.database.url))
     return build_context(config)
 

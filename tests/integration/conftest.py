@@ -9,8 +9,8 @@ import pytest
 
 from intake.config import from_dict
 from intake.context import build_context
-from intake.db import make_engine, upgrade
-from intake.pipeline import Pipeline
+from intake.pipeline.runner import Pipeline
+from intake.store.db import make_engine, upgrade
 
 
 class Clock:
@@ -31,7 +31,7 @@ class Clock:
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def db_url(request, tmp_path) -> str:
     if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'intake.db'}"
+        return f"sqlite:///{tmp_path / 'intake.store.db'}"
     return request.getfixturevalue("pg_url")
 
 

@@ -14,10 +14,10 @@ from sqlalchemy import select
 from intake.config import from_dict
 from intake.context import build_context
 from intake.daemon import imap_account
-from intake.db import make_engine, upgrade
-from intake.models import Ticket
-from intake.pipeline import Pipeline
+from intake.pipeline.runner import Pipeline
 from intake.sources.imap import ImapSource
+from intake.store.db import make_engine, upgrade
+from intake.store.models import Ticket
 from tests.servers.dovecot import DovecotServer
 from tests.servers.oauth_idp import IdentityProvider
 
@@ -90,7 +90,7 @@ def microsoft_app(idp, dovecot, name="support", user="support", client_id="app-s
 
 def context(tmp_path, accounts: list[dict], **sections):
     data = {
-        "database": {"url": f"sqlite:///{tmp_path / 'intake.db'}"},
+        "database": {"url": f"sqlite:///{tmp_path / 'intake.store.db'}"},
         "paths": {"var": str(tmp_path / "var")},
         "imap": accounts,
         "pipeline": {"processes": 0},

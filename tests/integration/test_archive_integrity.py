@@ -20,7 +20,7 @@ from archive.sample import sample_case
 from archive.search import Query, describe, export_zip, search
 from archive.storage import LocalStorage
 from archive.writer import archive_now
-from intake.db import make_engine, make_sessions, upgrade
+from intake.store.db import make_engine, make_sessions, upgrade
 
 T0 = datetime(2026, 11, 22, 9, 0, tzinfo=UTC)
 

@@ -17,8 +17,8 @@ from archive.models import ArchiveFile
 from archive.storage import LocalStorage
 from archive.worker import ArchiveWorker, enqueue
 from classify import load_staff
-from intake.models import Ticket
 from intake.sources.base import SourceRef
+from intake.store.models import Ticket
 
 
 def gbk_mail() -> bytes:

@@ -27,7 +27,7 @@ from archive.search import Query, export_zip, search
 from archive.storage import open_storage
 from archive.writer import archive_now
 from intake.config import ConfigError, from_dict
-from intake.db import make_engine, make_sessions, upgrade
+from intake.store.db import make_engine, make_sessions, upgrade
 from tests.servers.seaweed import REGION, SeaweedServer
 
 NOW = datetime.now(UTC)  # the server's lock compares with the real clock
@@ -262,7 +262,7 @@ s3_secret_key_env = "T_S3_SECRET"
     env = {**os.environ, "INTAKE_CONFIG": str(config), "T_S3_KEY": seaweed.access_key, "T_S3_SECRET": seaweed.secret_key}
 
     def intake(*args: str, ok: bool = True) -> list[dict]:
-        proc = subprocess.run([sys.executable, "-m", "intake.cli", *args], cwd=tmp_path, env=env, capture_output=True, timeout=180)
+        proc = subprocess.run([sys.executable, "-m", "intake.cli.main", *args], cwd=tmp_path, env=env, capture_output=True, timeout=180)
         assert (proc.returncode == 0) == ok, proc.stderr.decode()
         if "--json" not in args:
             return []

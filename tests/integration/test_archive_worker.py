@@ -17,7 +17,7 @@ from archive.models import ArchiveAudit, ArchiveFile, ArchiveJob
 from archive.sample import sample_case
 from archive.storage import LocalStorage
 from archive.worker import ArchiveWorker, enqueue, job_counts
-from intake.db import make_engine, make_sessions, upgrade
+from intake.store.db import make_engine, make_sessions, upgrade
 
 
 class Clock:

@@ -16,11 +16,11 @@ import pytest
 from sqlalchemy import select
 
 from classify.rules import load_rules
-from intake.corrections import examples
-from intake.models import Correction, Ticket
-from intake.pipeline import Pipeline
-from intake.report import as_text, weekly
+from intake.pipeline.runner import Pipeline
 from intake.sources.base import SourceRef
+from intake.store.models import Correction, Ticket
+from intake.tickets.corrections import examples
+from intake.tickets.report import as_text, weekly
 from tests.integration.conftest import Clock
 from tests.integration.test_report_weekly import Week, at
 from tests.integration.test_staffmail_kit import MONDAY_10, complaint, deliver, reply_to, staff_config, to_addr
@@ -128,7 +128,7 @@ def test_cli_rules_suggest_learns_from_stored_and_imported_examples(case, tmp_pa
 
     def run(*args):
         return subprocess.run(
-            [sys.executable, "-m", "intake.cli", "--config", str(config), *args],
+            [sys.executable, "-m", "intake.cli.main", "--config", str(config), *args],
             capture_output=True,
             timeout=120,
             env={**os.environ, "INTAKE_CONFIG": ""},
@@ -225,7 +225,7 @@ def test_weekly_report_counts_corrections_per_type(make_ctx, db_url, tmp_path):
     assert complaints.split() == ["投诉", "complaint", "2", "tickets", "type", "1", "50%", "urgency", "2", "100%", "(→", "fault", "1)"]
 
     pdfplumber = pytest.importorskip("pdfplumber")
-    from intake.report_pdf import write_pdf
+    from intake.tickets.report_pdf import write_pdf
 
     pdf_path = write_pdf(report, tmp_path / "weekly.pdf", ctx.config.template_dirs)
     with pdfplumber.open(pdf_path) as pdf:

@@ -1,4 +1,4 @@
-"""intake.db.add_row: append-only rows wait in the session and are written before commit."""
+"""intake.store.db.add_row: append-only rows wait in the session and are written before commit."""
 
 from __future__ import annotations
 
@@ -6,15 +6,15 @@ from datetime import UTC, datetime
 
 from sqlalchemy import select, text
 
-from intake.db import add_row, transaction, write_rows
-from intake.models import Event, Message, SourceItem
-from intake.tickets import insert_new, log_event
+from intake.store.db import add_row, transaction, write_rows
+from intake.store.models import Event, Message, SourceItem
+from intake.tickets.records import insert_new, log_event
 
 AT = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)
 
 
 def _ticket(session):
-    from intake.models import Customer, Ticket
+    from intake.store.models import Customer, Ticket
 
     customer = insert_new(session, Customer(number="C000001", email="li@example.cn", language="zh"))
     return insert_new(
@@ -79,8 +79,8 @@ def test_write_rows_inside_a_savepoint_goes_with_its_rollback(ctx):
 def test_a_message_with_attachments_keeps_its_place_in_the_thread(ctx):
     """store_message writes a message with files at once (it needs the id for them):
     the rows queued before it are written first, so ids keep the order of the thread."""
-    from intake.models import Attachment
-    from intake.tickets import store_message
+    from intake.store.models import Attachment
+    from intake.tickets.records import store_message
 
     with transaction(ctx.sessions) as session:
         ticket = _ticket(session)

@@ -1,4 +1,4 @@
-"""intake.fastsql: hot statements on the driver's cursor store and read exactly what
+"""intake.store.fastsql: hot statements on the driver's cursor store and read exactly what
 SQLAlchemy's own execution would, on SQLite and PostgreSQL alike."""
 
 from __future__ import annotations
@@ -9,9 +9,9 @@ import pytest
 from sqlalchemy import bindparam, insert, select
 from sqlalchemy.exc import IntegrityError
 
-from intake.db import transaction
-from intake.fastsql import Prepared, insert_returning_id, insert_rows
-from intake.models import Customer, Event, Message, OutboxMail, SourceItem, Ticket
+from intake.store.db import transaction
+from intake.store.fastsql import Prepared, insert_returning_id, insert_rows
+from intake.store.models import Customer, Event, Message, OutboxMail, SourceItem, Ticket
 
 AT = datetime(2026, 11, 23, 8, 0, 0, 123456, tzinfo=UTC)
 BEIJING = timezone(timedelta(hours=8))

@@ -7,9 +7,9 @@ import threading
 
 from sqlalchemy import func, select
 
-from intake.models import SourceItem, Ticket
-from intake.pipeline import Pipeline
+from intake.pipeline.runner import Pipeline
 from intake.sources.imap import ImapAccount, ImapSource
+from intake.store.models import SourceItem, Ticket
 from tests.integration.test_pipeline import mail
 
 

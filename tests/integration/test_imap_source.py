@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from intake.pipeline import groups_of
+from intake.pipeline.runner import groups_of
 from intake.sources.base import Result, SourceRef
 from intake.sources.imap import ImapAccount, ImapSource
 from tests.servers import DovecotServer

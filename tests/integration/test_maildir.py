@@ -13,15 +13,15 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from intake.models import OutboxMail, QuarantineItem, SourceItem, Ticket
-from intake.pipeline import Pipeline
+from intake.pipeline.runner import Pipeline
 from intake.sources.base import SourceRef
 from intake.sources.maildir import MaildirSource
+from intake.store.models import OutboxMail, QuarantineItem, SourceItem, Ticket
 
 
 @pytest.fixture
 def ctx(make_ctx, tmp_path):
-    return make_ctx(f"sqlite:///{tmp_path / 'intake.db'}")
+    return make_ctx(f"sqlite:///{tmp_path / 'intake.store.db'}")
 
 
 @pytest.fixture

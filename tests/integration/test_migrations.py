@@ -4,9 +4,9 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
 import archive.models  # noqa: F401  (registers the archive's tables)
-import intake.models  # noqa: F401
 import intake.staffmail.models  # noqa: F401
-from intake.db import Base, make_engine, upgrade
+import intake.store.models  # noqa: F401
+from intake.store.db import Base, make_engine, upgrade
 
 
 def test_migrations_match_the_models(db_url):

@@ -31,7 +31,7 @@ from tests.integration.oauth_helpers import (  # noqa: F401 (fixtures are used b
 def run_until_refused(source, ctx) -> None:
     """Run the source until its login is refused: a kicked session may first be seen as a
     broken pipe (doveadm kick returns before the connection is gone)."""
-    from intake.models import SourceState
+    from intake.store.models import SourceState
 
     def refused() -> bool:
         assert source.run_once() == 0
@@ -126,7 +126,7 @@ def test_app_whose_consent_is_withdrawn_turns_red_naming_the_reason(tmp_path, id
 
 
 def test_status_shows_the_failing_source_and_the_token(tmp_path, idp, dovecot):
-    from intake.status import collect
+    from intake.ops.status import collect
 
     idp.add_app("app-support", secret=SECRET, mailboxes={"support"})
     ctx = context(tmp_path, [microsoft_app(idp, dovecot)])
@@ -149,9 +149,9 @@ def test_one_mail_per_change_not_for_a_blip_and_once_across_daemons(db, make_ctx
     one more when it works again."""
     from sqlalchemy import func, select
 
-    from intake.alerts import AlertsWorker
-    from intake.models import OutboxMail
-    from intake.pipeline import Pipeline
+    from intake.ops.alerts import AlertsWorker
+    from intake.pipeline.runner import Pipeline
+    from intake.store.models import OutboxMail
     from tests.integration.conftest import Clock
 
     url = f"sqlite:///{tmp_path / 'alerts.db'}" if db == "sqlite" else request.getfixturevalue("pg_url")
@@ -192,10 +192,10 @@ def test_a_credential_near_its_expiry_is_warned_about_once(tmp_path, idp, doveco
 
     from sqlalchemy import select
 
-    from intake.alerts import AlertsWorker
-    from intake.models import OutboxMail
     from intake.oauth import credential_expiries
+    from intake.ops.alerts import AlertsWorker
     from intake.ops.metrics import registry
+    from intake.store.models import OutboxMail
     from tests.servers.dovecot import make_self_signed_cert
 
     (tmp_path / "cert").mkdir()
@@ -237,8 +237,8 @@ def test_token_kept_fresh_while_idling_and_a_revoked_app_turns_red_without_a_rec
     """Between IDLE rounds the source asks for its token: a token near its expiry is renewed
     with the session still open, and a credential revoked meanwhile turns the account red at
     once, though the server never ended the session."""
-    from intake.alerts import is_failing
-    from intake.models import SourceState
+    from intake.ops.alerts import is_failing
+    from intake.store.models import SourceState
 
     idp.add_app("app-support", secret=SECRET, mailboxes={"support"})
     idp.lifetime = 120  # within msal's 5-minute margin: each ask renews it

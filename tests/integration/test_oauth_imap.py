@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from intake.config import from_dict
-from intake.models import SourceState
+from intake.store.models import SourceState
 from tests.integration.oauth_helpers import (  # noqa: F401 (fixtures are used by name)
     SECRET,
     SECRET_ENV,
@@ -116,7 +116,7 @@ def test_expired_token_is_renewed_mid_idle_without_an_error(tmp_path, idp, dovec
 def write_config(tmp_path, accounts: list[dict]) -> Path:
     import tomllib  # noqa: F401 (the file must be valid TOML: intake reads it with tomllib)
 
-    lines = [f'[database]\nurl = "sqlite:///{tmp_path / "intake.db"}"\n', f'[paths]\nvar = "{tmp_path / "var"}"\n']
+    lines = [f'[database]\nurl = "sqlite:///{tmp_path / "intake.store.db"}"\n', f'[paths]\nvar = "{tmp_path / "var"}"\n']
     for account in accounts:
         lines.append("[[imap]]\n" + "".join(f"{k} = {json.dumps(v)}\n" for k, v in account.items()))
     path = tmp_path / "intake.toml"
@@ -125,7 +125,7 @@ def write_config(tmp_path, accounts: list[dict]) -> Path:
 
 
 def test_device_code_login_and_rotated_refresh_token_survive_a_restart(tmp_path, idp, dovecot, capsys):
-    from intake.cli import main
+    from intake.cli.main import main
 
     idp.add_app("app-public", mailboxes=set())  # a public client: no secret
     idp.device_user = "support"

@@ -14,7 +14,7 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, AuthResult
 
 from intake.config import from_dict
-from intake.transport import TransportError, make_transport
+from intake.outgoing.transport import TransportError, make_transport
 from tests.integration.oauth_helpers import SECRET, SECRET_ENV, secret_env  # noqa: F401 (fixture)
 from tests.servers.dovecot import HOST, free_port
 from tests.servers.oauth_idp import IdentityProvider

@@ -14,7 +14,7 @@ from tests.daemonproc import DaemonProcess, Db, wait_until, write_config
 def test_daemon_logs_one_json_object_a_line_when_asked(tmp_path):
     """Start, take a mail from the drop folder, stop: each non-empty line parses as JSON
     with at/level/logger/thread/message, and the lines tell the story."""
-    database = tmp_path / "var" / "intake.db"
+    database = tmp_path / "var" / "intake.store.db"
     config = write_config(tmp_path / "intake.toml", db_url=f"sqlite:///{database}", var=tmp_path / "var", extra='[log]\nformat = "json"\n')
     daemon = DaemonProcess(config, tmp_path)
     daemon.cli("init")
@@ -44,6 +44,6 @@ def test_daemon_logs_one_json_object_a_line_when_asked(tmp_path):
         entries.append(entry)
     messages = [e["message"] for e in entries]
     assert any(m.startswith("intake running:") for m in messages)
-    taken = [e for e in entries if e["logger"] == "intake.pipeline" and "→ opened" in e["message"]]
+    taken = [e for e in entries if e["logger"] == "intake.pipeline.runner" and "→ opened" in e["message"]]
     assert len(taken) == 1 and taken[0]["level"] == "info" and taken[0]["thread"] == "maildir:drop"
     assert "received SIGTERM" in messages and messages[-1] == "stopped"

@@ -1,4 +1,4 @@
-"""The mailer (intake/outbox.py) against the real aiosmtpd server on loopback and real
+"""The mailer (intake/outgoing/mailer.py) against the real aiosmtpd server on loopback and real
 databases (SQLite file and PostgreSQL): acknowledgements first, every mail exactly once
 with its stored bytes and Message-ID, groups of GROUP recorded as they go, back-off while
 the server is down, stop between groups, permanent and temporary refusals of one
@@ -17,13 +17,13 @@ import pytest
 from aiosmtpd.controller import Controller
 from sqlalchemy import event, func, select, update
 
-from intake.db import transaction
-from intake.models import OutboxMail
-from intake.outbox import GROUP, OutboxWorker
-from intake.outgoing import queue_mail
-from intake.pipeline import Pipeline
-from intake.render import RenderedMail
-from intake.transport import make_transport
+from intake.outgoing.mailer import GROUP, OutboxWorker
+from intake.outgoing.queue import queue_mail
+from intake.outgoing.templates import RenderedMail
+from intake.outgoing.transport import make_transport
+from intake.pipeline.runner import Pipeline
+from intake.store.db import transaction
+from intake.store.models import OutboxMail
 from tests.integration.conftest import Clock
 from tests.integration.test_staffmail_kit import MONDAY_10, complaint, ref, staff_config
 from tests.servers.smtp import SmtpServer, _Collector
@@ -397,7 +397,7 @@ def test_a_claim_reads_only_the_rows_it_takes_however_much_mail_is_pending(make_
     queue(ctx, ["notify"] * 300 + ["ack"] * 5 + ["notify"] * 300)
     rows_read = []
     engine = ctx.sessions.kw["bind"]
-    from intake import outbox as mailer
+    from intake.outgoing import mailer
 
     with engine.connect() as conn:
         for statement in (mailer._DUE_ACKS, mailer._DUE_OTHERS):

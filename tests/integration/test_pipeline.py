@@ -12,9 +12,9 @@ from email.policy import default
 import pytest
 from sqlalchemy import func, select
 
-from intake.models import Customer, Event, Message, OutboxMail, QuarantineItem, SourceItem, Ticket
-from intake.pipeline import Pipeline
+from intake.pipeline.runner import Pipeline
 from intake.sources.base import SourceRef
+from intake.store.models import Customer, Event, Message, OutboxMail, QuarantineItem, SourceItem, Ticket
 
 _n = iter(range(1_000_000))
 
@@ -144,7 +144,7 @@ def test_reply_threads_by_in_reply_to_our_ack_and_by_subject_reference(ctx, pipe
 
 
 def test_reply_to_resolved_ticket_reopens_it(ctx, pipeline):
-    from intake.tickets import set_status
+    from intake.tickets.records import set_status
 
     first = pipeline.take(mail(), ref())
     with ctx.sessions() as s, s.begin():
@@ -229,7 +229,7 @@ def test_garbage_is_quarantined_and_the_next_message_still_works(ctx, pipeline):
 
 
 def test_a_crashing_stage_quarantines_the_item_and_leaves_nothing_half_written(ctx, pipeline, monkeypatch):
-    import intake.pipeline as pipeline_module
+    import intake.pipeline.runner as pipeline_module
 
     def broken(case, session, ctx):
         raise RuntimeError("disk on fire")

@@ -13,8 +13,9 @@ import pytest
 from sqlalchemy import event, func, select
 from sqlalchemy.exc import IntegrityError, OperationalError
 
-import intake.pipeline as pipeline_module
-from intake.models import (
+import intake.pipeline.runner as pipeline_module
+from intake.pipeline.runner import Pipeline
+from intake.store.models import (
     Customer,
     Message,
     OutboxMail,
@@ -22,7 +23,6 @@ from intake.models import (
     SourceItem,
     Ticket,
 )
-from intake.pipeline import Pipeline
 from tests.integration.test_pipeline import count, mail, outbox, ref, ticket
 
 
@@ -373,7 +373,7 @@ def test_a_failed_reply_that_reopened_a_ticket_does_not_leave_it_reopened_for_th
     """The failing reply reopened a resolved ticket (flushed in its savepoint) before
     crashing: the next reply in the batch must see the ticket resolved again and reopen it
     itself, with one status event."""
-    from intake.tickets import set_status
+    from intake.tickets.records import set_status
 
     opened = pipeline.take(mail("系统无法登录", subject="登录问题", sender="zhang@kehu.example.cn", message_id="<orig2@kehu.example.cn>"), ref())
     with ctx.sessions() as s, s.begin():

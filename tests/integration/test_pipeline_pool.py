@@ -1,5 +1,5 @@
-"""The pipeline in a worker process (intake/pipeline_pool.py) on a real database, and
-SQLite's turn lock shared between processes (intake/sqlite.py)."""
+"""The pipeline in a worker process (intake/pipeline/pool.py) on a real database, and
+SQLite's turn lock shared between processes (intake/store/sqlite.py)."""
 
 from __future__ import annotations
 
@@ -12,10 +12,10 @@ import time
 import pytest
 from sqlalchemy import select
 
-from intake.models import OutboxMail, QuarantineItem, SourceItem, Ticket
-from intake.pipeline import COMMIT_GROUP, Pipeline
-from intake.pipeline_pool import IN_FLIGHT, PipelinePool, take_group
+from intake.pipeline.pool import IN_FLIGHT, PipelinePool, take_group
+from intake.pipeline.runner import COMMIT_GROUP, Pipeline
 from intake.sources.base import Result, SourceRef
+from intake.store.models import OutboxMail, QuarantineItem, SourceItem, Ticket
 from tests.integration.test_pipeline import mail
 
 KILLER = b"X-Test-Kill-Worker: yes"
@@ -123,7 +123,7 @@ def test_before_start_and_after_close_the_daemon_takes_the_batch_itself(ctx):
 
 
 def _hold_turn(path: str, turns, got, release) -> None:
-    from intake.turns import adopt_turns, lock_for
+    from intake.store.turns import adopt_turns, lock_for
 
     adopt_turns(turns)
     lock = lock_for(path)
@@ -134,7 +134,7 @@ def _hold_turn(path: str, turns, got, release) -> None:
 
 
 def _wait_turn(path: str, turns, waiting) -> None:
-    from intake.turns import adopt_turns, lock_for
+    from intake.store.turns import adopt_turns, lock_for
 
     adopt_turns(turns)
     lock = lock_for(path)
@@ -145,7 +145,7 @@ def _wait_turn(path: str, turns, waiting) -> None:
 
 @pytest.fixture
 def turn_lock(tmp_path):
-    from intake.turns import lock_for, share_turns
+    from intake.store.turns import lock_for, share_turns
 
     path = str(tmp_path / "turns.db")
     lock = lock_for(path)
@@ -228,7 +228,7 @@ def test_a_message_that_kills_the_worker_is_not_blamed_on_another_threads_messag
 
 
 def _hold_guard(path: str, turns, got) -> None:
-    from intake.turns import adopt_turns, lock_for
+    from intake.store.turns import adopt_turns, lock_for
 
     adopt_turns(turns)
     guard = lock_for(path)._turns._guard

@@ -15,10 +15,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from intake.models import OutboxMail, Ticket
-from intake.pipeline import Pipeline
-from intake.report import as_text, percentile, weekly
+from intake.pipeline.runner import Pipeline
 from intake.sources.base import SourceRef
+from intake.store.models import OutboxMail, Ticket
+from intake.tickets.report import as_text, percentile, weekly
 from tests.integration.conftest import Clock
 from tests.integration.test_staffmail_kit import complaint, reply_to, staff_config
 
@@ -150,7 +150,7 @@ def test_percentile_is_nearest_rank():
 def test_pdf_has_charts_and_the_figures(week, tmp_path):
     """--pdf: pygal SVG charts through weasyprint; the text read back holds the figures."""
     pdfplumber = pytest.importorskip("pdfplumber")
-    from intake.report_pdf import write_pdf
+    from intake.tickets.report_pdf import write_pdf
 
     r = weekly(week, "2026-W48")
     out = write_pdf(r, tmp_path / "weekly.pdf", week.config.template_dirs)
@@ -209,7 +209,7 @@ def test_cli_report_weekly_text_json_and_pdf(week, tmp_path):
 
     def run(*args):
         proc = subprocess.run(
-            [sys.executable, "-m", "intake.cli", "--config", str(config), "report", "weekly", *args],
+            [sys.executable, "-m", "intake.cli.main", "--config", str(config), "report", "weekly", *args],
             capture_output=True,
             timeout=120,
             env={**os.environ, "INTAKE_CONFIG": ""},
@@ -227,7 +227,7 @@ def test_cli_report_weekly_text_json_and_pdf(week, tmp_path):
     assert "PDF written" in run("--week", "2026-W48", "--pdf", str(pdf))
     assert pdf.read_bytes()[:5] == b"%PDF-"
     bad = subprocess.run(
-        [sys.executable, "-m", "intake.cli", "--config", str(config), "report", "weekly", "--week", "48"],
+        [sys.executable, "-m", "intake.cli.main", "--config", str(config), "report", "weekly", "--week", "48"],
         capture_output=True,
         timeout=60,
         env={**os.environ, "INTAKE_CONFIG": ""},

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from intake.daemon import Daemon
-from intake.pipeline import Pipeline
+from intake.pipeline.runner import Pipeline
 from intake.sources.base import SourceRef
 from intake.staffmail.timers import TimersWorker
 from tests.integration.conftest import Clock

@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from intake.forms import now_iso
-from intake.models import OutboxMail, QuarantineItem, SourceItem, Ticket
-from intake.pipeline import Pipeline
+from intake.inbound.form import now_iso
+from intake.pipeline.runner import Pipeline
 from intake.sources.base import Result, SourceRef
 from intake.sources.spool import SpoolSource, write_spool_file
+from intake.store.models import OutboxMail, QuarantineItem, SourceItem, Ticket
 
 
 class FlakySink:
@@ -40,7 +40,7 @@ class FlakySink:
 
 @pytest.fixture
 def ctx(make_ctx, tmp_path):
-    return make_ctx(f"sqlite:///{tmp_path / 'intake.db'}")
+    return make_ctx(f"sqlite:///{tmp_path / 'intake.store.db'}")
 
 
 @pytest.fixture
@@ -274,7 +274,7 @@ def test_a_file_name_used_again_for_another_submission_is_a_new_item(ctx, tmp_pa
     """Another system reusing "submission.json": the second file is its own ticket, not a duplicate."""
     import json
 
-    from intake.pipeline import Pipeline
+    from intake.pipeline.runner import Pipeline
     from intake.sources.spool import SpoolSource
 
     spool = tmp_path / "reuse"

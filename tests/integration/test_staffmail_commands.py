@@ -8,7 +8,7 @@ from datetime import UTC, date, datetime
 import pytest
 from sqlalchemy import select
 
-from intake.pipeline import Pipeline
+from intake.pipeline.runner import Pipeline
 from intake.sources.base import SourceRef
 from intake.staffmail.models import FollowUp
 from tests.integration.conftest import Clock

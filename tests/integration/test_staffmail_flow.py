@@ -10,10 +10,10 @@ from email.utils import parseaddr
 from sqlalchemy import select
 
 from intake.daemon import Daemon
-from intake.models import Ticket
-from intake.pipeline import Pipeline
+from intake.pipeline.runner import Pipeline
 from intake.sources.base import SourceRef
 from intake.staffmail.token import parse_address
+from intake.store.models import Ticket
 from tests.integration.conftest import Clock
 from tests.integration.test_staffmail_kit import (
     CUSTOMER,
@@ -163,7 +163,7 @@ def test_staff_attachments_go_to_the_customer_and_oversized_ones_are_reported(ma
     assert [m.direction for m in thread].count("in") == len(thread) - 2  # the ack and the relayed reply went out
     [out] = [m for m in thread if m.kind == "staff_reply"]
     with ctx.sessions() as s:
-        from intake.models import Message
+        from intake.store.models import Message
 
         assert [a.filename for a in s.get(Message, out.id).attachments] == ["维修单.pdf"]
 

@@ -10,9 +10,9 @@ from email.utils import parseaddr
 import pytest
 from sqlalchemy import select
 
-from intake.models import QuarantineItem
-from intake.pipeline import Pipeline
+from intake.pipeline.runner import Pipeline
 from intake.sources.base import SourceRef
+from intake.store.models import QuarantineItem
 from tests.integration.conftest import Clock
 from tests.integration.test_staffmail_kit import (
     CUSTOMER,

@@ -12,9 +12,9 @@ from email.utils import parseaddr
 
 from sqlalchemy import select
 
-from intake.models import Event, OutboxMail, Ticket
-from intake.outbox import OutboxWorker
+from intake.outgoing.mailer import OutboxWorker
 from intake.sources.base import SourceRef
+from intake.store.models import Event, OutboxMail, Ticket
 
 # Monday 23 Nov 2026, 10:00 in Asia/Shanghai: the after-sales day shift is on duty
 MONDAY_10 = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from intake.pipeline import Pipeline
+from intake.pipeline.runner import Pipeline
 from intake.sources.base import SourceRef
 from tests.integration.conftest import Clock
 from tests.integration.test_staffmail_kit import CUSTOMER, MONDAY_10, body, complaint, deliver, events, staff_config, ticket, to_addr

@@ -10,7 +10,7 @@ from email.policy import default as default_policy
 import pytest
 from sqlalchemy import select
 
-from intake.pipeline import Pipeline
+from intake.pipeline.runner import Pipeline
 from intake.sources.base import SourceRef
 from intake.staffmail.models import Survey
 from intake.staffmail.timers import TimersWorker

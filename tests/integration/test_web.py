@@ -16,11 +16,11 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from intake.forms import parse_submission
-from intake.models import OutboxMail, Ticket
-from intake.pipeline import Pipeline
+from intake.inbound.form import parse_submission
+from intake.pipeline.runner import Pipeline
 from intake.sources.base import Result, SourceRef
 from intake.sources.spool import SpoolSource
+from intake.store.models import OutboxMail, Ticket
 from intake.web import WebSettings, create_app, serve
 
 PDF = b"%PDF-1.7\n1 0 obj\n<< /Type /Catalog >>\nendobj\ntrailer\n<<>>\n%%EOF\n"

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 import intake
-from intake.render import LANGUAGES, MAILS
+from intake.outgoing.templates import LANGUAGES, MAILS
 
 ROOT = Path(__file__).resolve().parents[2]
 LOCK = ROOT / "requirements.lock"
@@ -61,7 +61,7 @@ def test_wheel_carries_the_version_and_every_module(wheel, names):
     modules = [p for p in tracked("intake", "classify", "archive") if p.endswith(".py")]
     assert modules and not [m for m in modules if m not in names]
     # alembic's files beside the migrations: `intake init` on a new machine runs them
-    assert {"intake/migrations/alembic.ini", "intake/migrations/script.py.mako"} <= names
+    assert {"intake/store/migrations/alembic.ini", "intake/store/migrations/script.py.mako"} <= names
 
 
 def test_wheel_carries_every_template_and_default_file(names):
@@ -83,7 +83,7 @@ def test_every_template_the_code_asks_for_is_in_the_wheel(names):
     for path, text in sources.items():
         # every mail the code renders is one the start-up check knows
         for mail in re.findall(r"templates\.mail\(\s*\"(\w+)\"", text):
-            assert mail in MAILS, f"{path} renders mail {mail!r}, missing from intake.render.MAILS"
+            assert mail in MAILS, f"{path} renders mail {mail!r}, missing from intake.outgoing.templates.MAILS"
         for name in re.findall(r"get_template\(\s*\"([^\"]+)\"", text):
             wanted.add(TEMPLATE_FOLDER.get(path, "") + name)
     assert {"forms/form.html", "pdf/case.html.j2", "survey/page.html.j2", "report/weekly.html.j2"} <= wanted

@@ -6,7 +6,7 @@ import base64
 
 import pytest
 
-from intake.charsets import decode_bytes, decode_header, normalize_charset
+from intake.inbound.charsets import decode_bytes, decode_header, normalize_charset
 from tests.fixtures.mail.build import EN, JA, LATIN, ZH_BIG5, ZH_GBK, encoded_word
 
 

@@ -87,7 +87,7 @@ def test_cli_eval_on_a_labelled_file(tmp_path):
     path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
 
     def run(*args: str) -> subprocess.CompletedProcess:
-        command = [sys.executable, "-m", "intake.cli", "classify", "eval", str(path), *args]
+        command = [sys.executable, "-m", "intake.cli.main", "classify", "eval", str(path), *args]
         return subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=60)
 
     text = run()
@@ -97,7 +97,7 @@ def test_cli_eval_on_a_labelled_file(tmp_path):
     assert data["figures"]["all"]["messages"] == 2 and set(data["figures"]) == {"all", "en", "zh"}
 
     bad = subprocess.run(
-        [sys.executable, "-m", "intake.cli", "classify", "eval", str(tmp_path / "missing.jsonl")],
+        [sys.executable, "-m", "intake.cli.main", "classify", "eval", str(tmp_path / "missing.jsonl")],
         cwd=tmp_path,
         capture_output=True,
         text=True,

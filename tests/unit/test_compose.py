@@ -8,8 +8,8 @@ from email.policy import compat32
 
 import pytest
 
-from intake.compose import _CRLF, compose, folded_words
-from intake.render import RenderedMail
+from intake.outgoing.compose import _CRLF, compose, folded_words
+from intake.outgoing.templates import RenderedMail
 
 PLAIN = compat32.clone(linesep="\r\n")
 
@@ -76,7 +76,7 @@ def test_composed_mail_reads_back_with_every_header_and_crlf_line_ends():
 def test_folded_words_read_back_as_the_text_and_each_fits_rfc_2047(text):
     from email.header import decode_header, make_header
 
-    from intake.compose import folded_words
+    from intake.outgoing.compose import folded_words
 
     value = folded_words(text)
     assert value.isascii()
@@ -112,10 +112,10 @@ def _compat32_reference(mail: RenderedMail, headers: list[tuple[str, str]]) -> b
 def test_compose_writes_the_bytes_compat32_wrote(mail, monkeypatch):
     from datetime import datetime
 
-    import intake.compose
+    import intake.outgoing.compose
 
-    monkeypatch.setattr(intake.compose, "utcnow", lambda: datetime(2026, 11, 23, 8, 0, tzinfo=UTC))
-    monkeypatch.setattr(intake.compose.secrets, "token_hex", lambda n: "X")
+    monkeypatch.setattr(intake.outgoing.compose, "utcnow", lambda: datetime(2026, 11, 23, 8, 0, tzinfo=UTC))
+    monkeypatch.setattr(intake.outgoing.compose.secrets, "token_hex", lambda n: "X")
     raw = compose(
         mail,
         message_id="ack.1@example.cn",

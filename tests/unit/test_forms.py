@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from intake.forms import (
+from intake.inbound.form import (
     content_matches_extension,
     detect_language,
     parse_submission,
@@ -15,7 +15,7 @@ from intake.forms import (
     submission_fields,
     validate_submission,
 )
-from intake.message import UnparseableMessage
+from intake.inbound.message import UnparseableMessage
 
 PDF = b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n1 0 obj\n<<>>\nendobj\n"
 

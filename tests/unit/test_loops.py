@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from intake.loops import auto_reply_reason
-from intake.message import ParsedMessage, parse_message
+from intake.inbound.loops import auto_reply_reason
+from intake.inbound.message import ParsedMessage, parse_message
 from tests.fixtures.mail.build import attachment_part, base_headers, encoded_word, multipart, raw, text_message, text_part
 
 

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from intake.message import ParsedMessage, UnparseableMessage, parse_message
+from intake.inbound.message import ParsedMessage, UnparseableMessage, parse_message
 from tests.fixtures.mail import build
 from tests.fixtures.mail.build import (
     EN,
@@ -439,7 +439,7 @@ def test_examples_are_reproducible_and_parse_as_their_names_say() -> None:
     import importlib.util
     from pathlib import Path
 
-    from intake.loops import auto_reply_reason
+    from intake.inbound.loops import auto_reply_reason
 
     folder = Path(__file__).resolve().parents[2] / "examples"
     spec = importlib.util.spec_from_file_location("make_examples", folder / "make_examples.py")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from intake.quote import strip_quoted
+from intake.inbound.quote import strip_quoted
 
 
 @pytest.mark.parametrize(
@@ -113,8 +113,8 @@ def test_empty_text_stays_empty() -> None:
 
 # ---- issue 14: every client's header block, our own text, HTML containers ---------------------------
 
-from intake.quote import KnownText, staff_reply_text  # noqa: E402
-from intake.quote.htmlcut import cut_html  # noqa: E402
+from intake.inbound.quote import KnownText, staff_reply_text  # noqa: E402
+from intake.inbound.quote.htmlcut import cut_html  # noqa: E402
 
 NOTICE = "李娜，您好：\n\n有一张新工单分配给您。\n\n  工单编号：261123-0001\n  客户：    赵丽（C-000042）\n\n----- 客户来信 -----\n维修人员答应上门却一直没来，请给个说法。\n--------------------\n\n直接回复本邮件即可答复客户：您的回复会以客服中心的名义、署上您的名字转发给客户（引用的原文和签名会被去掉）。"
 
@@ -219,7 +219,7 @@ def test_configured_signature_and_own_address_are_cut():
 
 def test_signature_learned_from_earlier_replies():
     """Two earlier replies ending with the same sign-off teach it; one closing line never counts."""
-    from intake.quote import learned_signature
+    from intake.inbound.quote import learned_signature
 
     sign_off = "李娜\n售后部 010-12345678"
     earlier = [

@@ -1,0 +1,1 @@
+"""The command line: `intake [--config PATH] [--json] COMMAND` (the contract in DESIGN.md), one module a command group."""

@@ -1,0 +1,71 @@
+"""What `intake status` shows: per source, outbox, quarantine, tickets."""
+
+from __future__ import annotations
+
+from sqlalchemy import func, select
+
+from intake.context import Context
+from intake.oauth.store import token_states
+from intake.ops.alerts import is_failing
+from intake.store.models import OutboxMail, QuarantineItem, SourceItem, SourceState, Ticket
+
+
+def collect(ctx: Context) -> dict:
+    with ctx.read_sessions() as session:
+        taken = dict(session.execute(select(SourceItem.source, func.count()).group_by(SourceItem.source)).all())
+        states = {s.source: s for s in session.scalars(select(SourceState))}
+        sources = [
+            {
+                "source": name,
+                "last_success_at": s.last_success_at if s else None,
+                "backlog": s.backlog if s else None,
+                "taken": taken.get(name, 0),
+                "errors": (s.errors or 0) if s else 0,
+                "last_error": s.last_error if s else None,
+                "last_error_at": s.last_error_at if s else None,
+                "up": not (s and is_failing(s)),  # its last attempt succeeded (intake/ops/alerts.py)
+            }
+            for name in sorted(set(taken) | set(states))
+            for s in [states.get(name)]
+        ]
+        outbox = dict(session.execute(select(OutboxMail.status, func.count()).group_by(OutboxMail.status)).all())
+        oldest = session.scalar(select(func.min(OutboxMail.created_at)).where(OutboxMail.status == "pending"))
+        quarantine = dict(session.execute(select(QuarantineItem.status, func.count()).group_by(QuarantineItem.status)).all())
+        tickets = dict(session.execute(select(Ticket.status, func.count()).group_by(Ticket.status)).all())
+        archive = _archive_counts(session)
+    return {
+        "paths": paths(ctx.config),
+        "sources": sources,
+        "outbox": {"pending": outbox.get("pending", 0), "sent": outbox.get("sent", 0), "failed": outbox.get("failed", 0), "oldest_pending": oldest},
+        "quarantine": {"held": quarantine.get("held", 0), "released": quarantine.get("released", 0)},
+        "tickets": tickets,
+        **({"archive": archive} if archive is not None else {}),
+        "tokens": token_states(ctx.config.var),  # OAuth2 logins: each access token's expiry
+    }
+
+
+def paths(config) -> dict:
+    """Every file and folder the daemon uses, resolved: what a relative path in the config became."""
+    from intake.config import masked_url
+
+    return {
+        "config": str(config.source_file.resolve()) if config.source_file else None,
+        "database": masked_url(config.database.url),
+        "var": str(config.var),
+        "drop": str(config.maildir.path) if config.maildir.enabled else None,
+        "spool": str(config.spool.path) if config.spool.enabled else None,
+        "outgoing": str(config.outgoing_maildir),
+        "archive": str(config.archive.path) if config.archive.storage == "local" else f"s3://{config.archive.s3_bucket}",
+        "rules": str(config.rules_file),
+        "staff": str(config.staff_file),
+        "templates": [str(t) for t in config.template_dirs],
+    }
+
+
+def _archive_counts(session) -> dict | None:
+    try:
+        from archive.models import ArchiveJob
+    except ImportError:
+        return None
+    counts = dict(session.execute(select(ArchiveJob.status, func.count()).group_by(ArchiveJob.status)).all())
+    return {status: counts.get(status, 0) for status in ("pending", "running", "done", "failed")}

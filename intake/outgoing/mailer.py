@@ -1,0 +1,176 @@
+"""The mailer: sends what the pipeline queued, exactly as it was queued.
+
+Rows are claimed in order; a mail is marked sent only after the server took it,
+so a crash in between resends it with the same Message-ID (the receiver can tell).
+While the server is down, attempts back off exponentially up to a cap; after
+`give_up_after_hours` a mail is marked failed and shows in `intake status`.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from datetime import timedelta
+
+from sqlalchemy import BindParameter, bindparam, case, select, update
+
+from intake.context import Context
+from intake.outgoing.transport import Transport, TransportError, make_transport
+from intake.store.db import transaction
+from intake.store.models import OutboxMail
+
+log = logging.getLogger("intake.outgoing.mailer")
+
+# Mail is claimed, sent and marked sent in groups of this many: fewer commits, after a
+# crash at most this many resends, and a claim's lease covers every send of its group.
+GROUP = 10
+
+
+class OutboxWorker:
+    def __init__(self, ctx: Context, transport: Transport | None = None):
+        self.ctx = ctx
+        self.transport = transport or make_transport(ctx.config.smtp, ctx.config.outgoing_maildir)
+
+    def _claim(self, sent: list[int]) -> list:
+        """Record the last group as sent and take the next group for one attempt each,
+        in one short transaction (one turn at the database's write lock, which the
+        pipeline holds most of the time during a backlog): the group's next attempt
+        moves past the time all its sends may take, so no other worker takes it
+        meanwhile, and a crash mid-send only delays the resend (same bytes, same
+        Message-ID). The mails themselves are read after the commit, and no lock is
+        held while sending. Acknowledgements go first: they are the customer's
+        promise; staff notifications may trail by seconds."""
+        cfg = self.ctx.config
+        lease = timedelta(seconds=GROUP * (cfg.smtp.timeout + 1) + 5)
+        with transaction(self.ctx.sessions) as session:
+            now = self.ctx.now()
+            if sent:
+                _record_sent(session, sent, now)
+            postgres = session.get_bind().dialect.name == "postgresql"  # several daemons: each row to one
+            ids = list(session.scalars(_DUE_ACKS_SKIP_LOCKED if postgres else _DUE_ACKS, {"now": now}))
+            if len(ids) < GROUP:
+                others = _DUE_OTHERS_SKIP_LOCKED if postgres else _DUE_OTHERS
+                ids += session.scalars(others, {"now": now, "n": GROUP - len(ids)})
+            if not ids:
+                return []
+            session.execute(_TAKE, {"ids": ids, "until": now + lease})
+        with self.ctx.read_sessions() as session:
+            return list(session.execute(_CLAIMED, {"ids": ids}))
+
+    def run_once(self, stop: threading.Event | None = None) -> tuple[int, int]:
+        """Send everything that is due (until `stop` is set); returns (sent, failed attempts)."""
+        sent = failed = 0
+        done: list[int] = []  # sent, not yet recorded: the next claim records them
+        try:
+            while not (stop is not None and stop.is_set()):
+                rows = self._claim(done)
+                done = []
+                if not rows:
+                    break
+                retry_later = 0
+                for row in rows:
+                    try:
+                        self.transport.send(row.mail_from, row.rcpt_to, row.raw)
+                    except Exception as exc:  # a surprise must not cost the group's marks either
+                        if not isinstance(exc, TransportError):
+                            log.exception("sending %s failed unexpectedly", row.message_id)
+                            exc = TransportError(f"{type(exc).__name__}: {exc}")
+                        failed += 1
+                        retry_later += not exc.permanent
+                        self._failed(row, exc)
+                        continue
+                    done.append(row.id)
+                sent += len(done)
+                if not done and retry_later:
+                    break  # the server is down: the rows wait for their next attempt
+        finally:
+            try:
+                self._mark_sent(done)  # whatever went out is recorded, whatever happened next
+            finally:
+                self.transport.close()
+        return sent, failed
+
+    def _mark_sent(self, ids: list[int]) -> None:
+        if not ids:
+            return
+        with transaction(self.ctx.sessions) as session:
+            _record_sent(session, ids, self.ctx.now())
+
+    def _failed(self, row, exc: TransportError) -> None:
+        cfg, now = self.ctx.config.outbox, self.ctx.now()
+        values: dict = {"last_error": str(exc)}
+        if exc.permanent or now - row.created_at > timedelta(hours=cfg.give_up_after_hours):
+            values["status"] = "failed"
+            log.error("giving up on %s to %s: %s", row.message_id, row.rcpt_to, exc)
+        else:
+            delay = min(cfg.retry_initial_seconds * 2 ** (row.attempts - 1), cfg.retry_max_seconds)
+            values["next_attempt_at"] = now + timedelta(seconds=delay)
+            log.warning("%s to %s: %s; next try in %.0f s", row.kind, row.rcpt_to, exc, delay)
+        with transaction(self.ctx.sessions) as session:
+            session.execute(update(OutboxMail).where(OutboxMail.id == row.id).values(**values))
+
+    def next_due_in(self) -> float | None:
+        """Seconds until the earliest pending retry, or None when nothing waits."""
+        with self.ctx.read_sessions() as session:
+            due = session.scalar(
+                select(OutboxMail.next_attempt_at).where(OutboxMail.status == "pending").order_by(OutboxMail.next_attempt_at).limit(1)
+            )
+        return None if due is None else max(0.0, (due - self.ctx.now()).total_seconds())
+
+    def run_forever(self, stop: threading.Event, idle_wait: float = 5.0) -> None:
+        while not stop.is_set():
+            try:
+                self.run_once(stop)
+                wait = self.next_due_in()
+            except Exception:
+                log.exception("outbox pass failed")
+                wait = idle_wait
+            wait = idle_wait if wait is None else min(wait, idle_wait)
+            self.ctx.wake_outbox.wait(wait)
+            self.ctx.wake_outbox.clear()
+
+
+def _record_sent(session, ids: list[int], now) -> None:
+    session.execute(_SENT, {"ids": ids, "now": now})
+    log.info("sent %d mail(s)", len(ids))
+
+
+# The mailer's statements, built once: its turns at the write lock are kept short.
+_OUTBOX = OutboxMail.__table__
+_IDS: BindParameter[list[int]] = bindparam("ids", expanding=True)
+_ACKS_FIRST = case((_OUTBOX.c.kind == "ack", 0), else_=1)
+# Due mail in id order, acks first: two statements that walk the indexes
+# ix_outbox_pending_kind (status, kind, id) and ix_outbox_pending (status, id) and stop
+# at the group's size. One statement ordered by "ack first" read and sorted every
+# pending row, at every claim. (next_due_in, outside the write lock and once a pass,
+# reads the pending rows' times: few, except while the relay is down.)
+_DUE_ACKS = (
+    select(_OUTBOX.c.id)
+    .where(_OUTBOX.c.status == "pending", _OUTBOX.c.kind == "ack", _OUTBOX.c.next_attempt_at <= bindparam("now"))
+    .order_by(_OUTBOX.c.id)
+    .limit(GROUP)
+)
+_DUE_OTHERS = (
+    select(_OUTBOX.c.id)
+    .where(_OUTBOX.c.status == "pending", _OUTBOX.c.kind != "ack", _OUTBOX.c.next_attempt_at <= bindparam("now"))
+    .order_by(_OUTBOX.c.id)
+    .limit(bindparam("n"))
+)
+_DUE_ACKS_SKIP_LOCKED = _DUE_ACKS.with_for_update(skip_locked=True)
+_DUE_OTHERS_SKIP_LOCKED = _DUE_OTHERS.with_for_update(skip_locked=True)
+_TAKE = update(_OUTBOX).where(_OUTBOX.c.id.in_(_IDS)).values(attempts=_OUTBOX.c.attempts + 1, next_attempt_at=bindparam("until"))
+_CLAIMED = (
+    select(
+        _OUTBOX.c.id,
+        _OUTBOX.c.kind,
+        _OUTBOX.c.message_id,
+        _OUTBOX.c.mail_from,
+        _OUTBOX.c.rcpt_to,
+        _OUTBOX.c.raw,
+        _OUTBOX.c.attempts,
+        _OUTBOX.c.created_at,
+    )
+    .where(_OUTBOX.c.id.in_(_IDS))
+    .order_by(_ACKS_FIRST, _OUTBOX.c.id)
+)
+_SENT = update(_OUTBOX).where(_OUTBOX.c.id.in_(_IDS)).values(status="sent", sent_at=bindparam("now"), last_error=None)

@@ -1,0 +1,286 @@
+"""The pipeline: every item from every source runs PIPELINE in one transaction.
+
+    prepare (parse, classify the text), then in the transaction:
+    parse → dedupe → loop_check → thread → ignore_autoreply → classify → route → store → acknowledge
+
+The work whose cost grows with the input (parsing, classifying) is done in prepare,
+before the transaction (on SQLite, before the item's turn at the write lock); the
+stages of the same name inside take its result.
+
+The source ref is stored in the same transaction as the ticket, so a crash at any
+point neither loses nor doubles a ticket. One bad item never stops the daemon: a
+failure rolls back and the item goes to the quarantine with its bytes and the reason.
+
+A source with a backlog hands over a batch (`take_many`), taken in groups: one
+transaction and one durable commit a group; a group with a failing item runs again
+with each item in its own savepoint, so that item rolls back alone. The source lets
+go of each group once committed.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import traceback
+from collections.abc import Callable, Sequence
+
+from sqlalchemy import bindparam, select
+from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.orm import Session
+
+from intake.context import Context
+from intake.ops.metrics import record_take
+from intake.pipeline.case import Case, Quarantine, Stop
+from intake.pipeline.stages import PIPELINE, prepare
+from intake.sources.base import Result, SourceRef
+from intake.store.db import add_row, drop_rows, transaction, write_rows
+from intake.store.fastsql import Prepared
+from intake.store.models import QuarantineItem, SourceItem, SourceState
+
+log = logging.getLogger("intake.pipeline.runner")
+
+# a unique key hit by a concurrent taker (another thread or daemon took the same
+# message a moment earlier): run again, and the stages will answer "duplicate"
+RACE_RETRIES = 3
+
+# Messages taken in one transaction: one durable commit for the group instead of one
+# per message, while a group still commits (and its acknowledgements leave) within a
+# fraction of a second, and a kill -9 costs at most a group's work.
+COMMIT_GROUP = 10
+
+Items = Sequence[tuple[bytes, SourceRef]]
+Committed = Callable[[Items, list[Result]], "bool | None"]
+
+
+def groups_of(items: Items, size: int = COMMIT_GROUP) -> list[Items]:
+    return [items[start : start + size] for start in range(0, len(items), size)]
+
+
+# Looked up and written once per item: plain statements, built once (intake/pipeline/stages.py).
+_SOURCE_ITEMS = SourceItem.__table__
+_PRIOR_TAKE = Prepared(
+    select(_SOURCE_ITEMS.c.outcome, _SOURCE_ITEMS.c.ticket_ref, _SOURCE_ITEMS.c.reason).where(
+        _SOURCE_ITEMS.c.source == bindparam("source"), _SOURCE_ITEMS.c.key == bindparam("key")
+    )
+)
+
+
+class Pipeline:
+    """The Sink every source feeds."""
+
+    def __init__(self, ctx: Context):
+        self.ctx = ctx
+
+    def take(self, raw: bytes, ref: SourceRef, *, quarantine_id: int | None = None) -> Result:
+        started = time.perf_counter()
+        for attempt in range(RACE_RETRIES + 1):
+            try:
+                result = self._run(raw, ref, quarantine_id)
+                break
+            except IntegrityError as exc:
+                if attempt == RACE_RETRIES:  # not a race after all: a constraint this item breaks
+                    result = self._quarantine(raw, ref, f"database constraint: {exc.orig}", quarantine_id)
+                    break
+                log.info("concurrent take of %s %s; running again", ref.source, ref.key)
+            except OperationalError:
+                raise  # the database itself: the source keeps the item and offers it again
+            except Exception as exc:  # a bug or a surprise in a stage: never lose the item
+                log.exception("failed on %s %s", ref.source, ref.key)
+                result = self._quarantine(raw, ref, f"internal error: {type(exc).__name__}: {exc}\n{traceback.format_exc(limit=4)}", quarantine_id)
+                break
+        self.ctx.wake_outbox.set()
+        self._record(ref, result, time.perf_counter() - started)
+        return result
+
+    def take_many(self, items: Sequence[tuple[bytes, SourceRef]], committed: Committed | None = None) -> list[Result]:
+        """Take a batch (an IMAP fetch) in groups of COMMIT_GROUP, one transaction and one
+        commit a group. After each group's commit `committed(group, results)` lets the
+        source let go of it; when it returns False the rest is left (stop) and the
+        results returned are those of the groups taken."""
+        results: list[Result] = []
+        for group in groups_of(items):
+            taken = self._take_group(group)
+            results.extend(taken)
+            if committed is not None and committed(group, taken) is False:
+                break
+        return results
+
+    def _take_group(self, items: Sequence[tuple[bytes, SourceRef]]) -> list[Result]:
+        """One group in one transaction: one commit instead of one per item. Usually every
+        item goes through at once. When an item fails (it cannot be parsed, a stage
+        raises), the group runs with each item in its own savepoint: the failing one
+        rolls back alone and its quarantine row joins the group. If that transaction
+        itself fails (a concurrent taker's unique key, a deadlock between daemons) it
+        rolls back whole and the items are taken one by one, each in its own transaction."""
+        if len(items) <= 1:
+            return [self.take(raw, ref) for raw, ref in items]
+        cases = [self._prepared(raw, ref) for raw, ref in items]  # before the write lock
+        try:
+            taken = None
+            if not any(case.unready for case in cases):
+                taken = self._group_at_once(cases)
+                if taken is None:  # rolled back: prepared afresh, with no state of the failed try
+                    cases = [self._prepared(raw, ref) for raw, ref in items]
+            if taken is None:  # an item fails: each in its own savepoint, the others commit
+                taken = []
+                with transaction(self.ctx.sessions) as session:
+                    for case in cases:
+                        started = time.perf_counter()
+                        taken.append((case.ref, self._take_in(session, case), time.perf_counter() - started))
+        except (IntegrityError, OperationalError) as exc:
+            log.info("batch of %d rolled back (%s); taking the items one by one", len(items), type(exc.orig).__name__)
+            return [self.take(raw, ref) for raw, ref in items]
+        self.ctx.wake_outbox.set()
+        for ref, result, elapsed in taken:
+            self._record(ref, result, elapsed)
+        return [result for _, result, _ in taken]
+
+    def _group_at_once(self, cases: list[Case]) -> list[tuple[SourceRef, Result, float]] | None:
+        """The usual group, where every item parsed: all in the one transaction without
+        a savepoint each (two statements and the ORM's bookkeeping an item). If any item
+        fails, the whole group rolls back and None says to take it again item by item."""
+        taken = []
+        try:
+            with transaction(self.ctx.sessions) as session:
+                for case in cases:
+                    started = time.perf_counter()
+                    taken.append((case.ref, self._stages(session, case, None), time.perf_counter() - started))
+        except (IntegrityError, OperationalError):
+            raise  # the batch's business, as with savepoints: the items one by one
+        except Exception as exc:
+            log.info("group of %d rolled back (%s: %s); taking it again with a savepoint an item", len(cases), type(exc).__name__, exc)
+            return None
+        return taken
+
+    def _prepared(self, raw: bytes, ref: SourceRef) -> Case:
+        case = Case(raw=raw, ref=ref)
+        prepare(case, self.ctx)
+        return case
+
+    def _take_in(self, session: Session, case: Case) -> Result:
+        """One item of a batch, in a savepoint of the batch's transaction."""
+        raw, ref = case.raw, case.ref
+        try:
+            with session.begin_nested():
+                return self._stages(session, case, None)
+        except Quarantine as q:
+            reason = q.reason
+        except (IntegrityError, OperationalError):
+            raise  # the batch's business: roll it back, take the items one by one
+        except Exception as exc:
+            log.exception("failed on %s %s", ref.source, ref.key)
+            reason = f"internal error: {type(exc).__name__}: {exc}\n{traceback.format_exc(limit=4)}"
+        # Rows written as plain inserts (intake.tickets.records.insert_new) are unknown to the
+        # savepoint's rollback: forget every object, so none of the item's stays. The
+        # earlier items were flushed when their savepoints were released.
+        session.expunge_all()
+        drop_rows(session)
+        with session.begin_nested():
+            return self._quarantine_in(session, raw, ref, reason, None)
+
+    def _record(self, ref: SourceRef, result: Result, elapsed: float) -> None:
+        record_take(ref.source, ref.channel, result.outcome, elapsed)  # /metrics (intake/ops)
+        log.info(
+            "%s %s %s → %s%s (%.0f ms)",
+            ref.channel,
+            ref.source,
+            ref.key,
+            result.outcome,
+            f" {result.ticket}" if result.ticket else "",
+            elapsed * 1000,
+        )
+
+    def _run(self, raw: bytes, ref: SourceRef, quarantine_id: int | None) -> Result:
+        case = self._prepared(raw, ref)  # before the write lock
+        try:
+            with transaction(self.ctx.sessions) as session:
+                return self._stages(session, case, quarantine_id)
+        except Quarantine as q:  # rolled back: nothing of the item stays but its quarantine row
+            return self._quarantine(raw, ref, q.reason, quarantine_id)
+
+    def _stages(self, session: Session, case: Case, quarantine_id: int | None) -> Result:
+        """The item's work inside the caller's transaction (or savepoint)."""
+        ref = case.ref
+        prior = _PRIOR_TAKE.first(session, {"source": ref.source, "key": ref.key})
+        if prior is not None:
+            return Result("duplicate", prior.ticket_ref, f"already taken from {ref.source} as {prior.outcome}")
+        try:
+            for stage in PIPELINE:
+                stage(case, session, self.ctx)
+            result = Result("opened" if case.opened else "appended", case.ticket.ref, "reopened" if case.reopened else None)
+        except Stop as stop:
+            result = Result(stop.outcome, stop.ticket, stop.reason)
+        add_row(
+            session,
+            _SOURCE_ITEMS,
+            {
+                "source": ref.source,
+                "key": ref.key,
+                "outcome": result.outcome,
+                "ticket_ref": result.ticket,
+                "reason": result.reason,
+                "at": self.ctx.now(),
+            },
+        )
+        if quarantine_id is not None:
+            _release(session, quarantine_id, result.ticket, self.ctx)
+        write_rows(session)  # the item's appended rows, a statement a table, inside its savepoint
+        return result
+
+    def quarantine(self, raw: bytes, ref: SourceRef, reason: str) -> Result:
+        """Hold an item that cannot be taken, with its bytes and the reason."""
+        return self._quarantine(raw, ref, reason, None)
+
+    def _quarantine(self, raw: bytes, ref: SourceRef, reason: str, quarantine_id: int | None) -> Result:
+        with transaction(self.ctx.sessions) as session:
+            return self._quarantine_in(session, raw, ref, reason, quarantine_id)
+
+    def _quarantine_in(self, session: Session, raw: bytes, ref: SourceRef, reason: str, quarantine_id: int | None) -> Result:
+        now = self.ctx.now()
+        if quarantine_id is not None:
+            item = session.get(QuarantineItem, quarantine_id)
+            assert item is not None, "a retry: retry_quarantined found the item held"
+            item.reason, item.retried_at, item.retries = reason, now, item.retries + 1
+        else:
+            prior = _PRIOR_TAKE.first(session, {"source": ref.source, "key": ref.key})
+            if prior is not None:  # quarantined before, offered again after a crash
+                return Result(prior.outcome, prior.ticket_ref, prior.reason)
+            item = QuarantineItem(source=ref.source, key=ref.key, channel=ref.channel, raw=raw, reason=reason, created_at=now)
+            session.add(item)
+            session.add(SourceItem(source=ref.source, key=ref.key, outcome="quarantined", reason=reason, at=now))
+        session.flush()
+        log.warning("quarantined %s %s as #%s: %s", ref.source, ref.key, item.id, reason.splitlines()[0])
+        return Result("quarantined", None, f"#{item.id}: {reason.splitlines()[0]}")
+
+    def report(self, source: str, *, backlog: int | None = None, error: str | None = None) -> None:
+        with transaction(self.ctx.sessions) as session:
+            state = session.get(SourceState, source) or SourceState(source=source, errors=0)
+            now = self.ctx.now()
+            if error is None:
+                state.last_success_at, state.backlog = now, backlog
+            else:
+                state.last_error, state.last_error_at, state.errors = error[:2000], now, (state.errors or 0) + 1
+            session.merge(state)
+
+    def retry_quarantined(self, item_id: int | None = None) -> list[tuple[int, Result]]:
+        """Process held items again (after a fix); each keeps its id and history."""
+        with self.ctx.sessions() as session:
+            query = select(QuarantineItem.id).where(QuarantineItem.status == "held").order_by(QuarantineItem.id)
+            if item_id is not None:
+                query = select(QuarantineItem.id).where(QuarantineItem.id == item_id)
+            ids = list(session.scalars(query))
+        results = []
+        for qid in ids:
+            with self.ctx.sessions() as session:
+                item = session.get(QuarantineItem, qid)
+                if item is None or item.status != "held":
+                    raise LookupError(f"no held quarantine item #{qid}")
+                raw, ref = item.raw, SourceRef(f"quarantine:{item.source}", f"{item.id}/{item.retries + 1}", item.channel)
+            results.append((qid, self.take(raw, ref, quarantine_id=qid)))
+        return results
+
+
+def _release(session: Session, quarantine_id: int, ticket_ref: str | None, ctx: Context) -> None:
+    item = session.get(QuarantineItem, quarantine_id)
+    assert item is not None, "a retry: retry_quarantined found the item held"
+    item.status, item.ticket_ref, item.retried_at, item.retries = "released", ticket_ref, ctx.now(), item.retries + 1

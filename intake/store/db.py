@@ -1,0 +1,125 @@
+"""Database engine and sessions: SQLite (WAL) by default, PostgreSQL by URL.
+
+Every table is declared on `Base`; `intake init` creates or upgrades the schema
+through Alembic (intake/migrations), never through `create_all`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import ClassVar
+
+from sqlalchemy import Table, create_engine, event
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
+
+from intake.store.fastsql import insert_rows
+
+
+class Base(DeclarativeBase):
+    # Every model here is declared with __tablename__, so it is mapped to a Table
+    # (SQLAlchemy types it as the wider FromClause, which may be a subquery or a join).
+    __table__: ClassVar[Table]
+
+
+def make_engine(url: str) -> Engine:
+    """One engine per process. SQLite gets WAL, full durability (a committed ticket
+    must survive a power cut: the source lets go of the message right after the
+    commit) and writers that take turns (intake/store/sqlite.py)."""
+    if url.startswith("sqlite"):
+        from intake.store.sqlite import make_sqlite_engine
+
+        return make_sqlite_engine(url)
+    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
+
+
+def make_read_sessions(engine: Engine) -> sessionmaker[Session]:
+    """Sessions for reading only: on SQLite a snapshot that takes no write lock, so a
+    long export or verify never holds up the daemon. Writing through them is an error."""
+    from intake.store.sqlite import READ_ONLY
+
+    return sessionmaker(engine.execution_options(**{READ_ONLY: True}), expire_on_commit=False, autoflush=False)
+
+
+def make_sessions(engine: Engine) -> sessionmaker[Session]:
+    return sessionmaker(engine, expire_on_commit=False, autoflush=False)
+
+
+@contextmanager
+def transaction(sessions: sessionmaker[Session]) -> Iterator[Session]:
+    """A session whose work commits on success and rolls back on any error."""
+    with sessions() as session:
+        with session.begin():
+            yield session
+
+
+# Rows that are only ever appended (events, outbox mail, outbound and inbound messages,
+# archive jobs, source refs) wait in the session and are written table by table in one
+# executemany each: at the end of each pipeline item (Pipeline._stages) and before any
+# commit. On PostgreSQL that is one round trip a table instead of one a row.
+_ROWS = "intake_rows"
+
+
+def add_row(session: Session, table: Table, row: dict) -> None:
+    """Queue an INSERT into `table`, written with the others by `write_rows` (at the
+    latest before the transaction commits; a rollback drops it)."""
+    session.info.setdefault(_ROWS, {}).setdefault(table, []).append(row)
+
+
+def write_rows(session: Session) -> None:
+    for table, rows in session.info.pop(_ROWS, {}).items():
+        # one executemany per run of rows with the same columns, in the order queued
+        run: list[dict] = []
+        for row in rows:
+            if run and row.keys() != run[0].keys():
+                insert_rows(session, table, run)
+                run = []
+            run.append(row)
+        insert_rows(session, table, run)
+
+
+def drop_rows(session: Session) -> None:
+    session.info.pop(_ROWS, None)
+
+
+@event.listens_for(Session, "before_commit")
+def _write_before_commit(session: Session) -> None:
+    write_rows(session)
+
+
+@event.listens_for(Session, "after_rollback")
+def _drop_after_rollback(session: Session) -> None:
+    drop_rows(session)
+
+
+def upgrade(engine: Engine) -> list[str]:
+    """Create or upgrade the schema to the newest Alembic revision; returns the
+    revisions applied (empty when already current)."""
+    from alembic import command
+    from alembic.config import Config as AlembicConfig
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+
+    cfg = AlembicConfig()
+    cfg.set_main_option("script_location", str(Path(__file__).parent / "migrations"))
+    script = ScriptDirectory.from_config(cfg)
+    with engine.begin() as connection:
+        current = set(MigrationContext.configure(connection).get_current_heads())
+    pending = [
+        rev.revision
+        for rev in reversed(list(script.walk_revisions()))
+        if rev.revision not in current and not _is_ancestor(script, rev.revision, current)
+    ]
+    with engine.begin() as connection:
+        cfg.attributes["connection"] = connection
+        command.upgrade(cfg, "heads")
+    return pending
+
+
+def _is_ancestor(script, revision: str, heads: set[str]) -> bool:
+    for head in heads:
+        if any(r.revision == revision for r in script.iterate_revisions(head, "base")):
+            return True
+    return False

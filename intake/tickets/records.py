@@ -1,0 +1,237 @@
+"""Tickets and customers in the database: references, numbers, status changes, events."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import bindparam, func, insert, literal, select, update
+from sqlalchemy.orm import Session, make_transient_to_detached
+
+from intake.store.db import add_row, write_rows
+from intake.store.fastsql import Prepared, insert_returning_id, insert_rows, python_default
+from intake.store.models import Attachment, Counter, Customer, Event, Message, Ticket, utcnow
+
+STATUSES = ("new", "in_progress", "follow_up", "resolved", "closed")
+OPEN_STATUSES = ("new", "in_progress", "follow_up")
+REF_BODY = r"\d{6}-\d{4,}"
+
+
+def next_number(session: Session, name: str) -> int:
+    """Take the next value of a named counter in one statement. The UPDATE's row lock
+    (PostgreSQL) or the write lock (SQLite) serialises concurrent openers; a race on
+    the first insert surfaces as an IntegrityError and the pipeline runs again."""
+    taken = _TAKE_NUMBER.scalar(session, {"counter": name})
+    if taken is None:
+        session.execute(insert(_COUNTERS), {"name": name, "last": 1})
+        taken = 1
+    return taken
+
+
+_COUNTERS = Counter.__table__
+_TAKE_NUMBER = Prepared(
+    update(_COUNTERS).where(_COUNTERS.c.name == bindparam("counter")).values(last=_COUNTERS.c.last + 1).returning(_COUNTERS.c.last)
+)
+
+
+def new_ref(session: Session, prefix: str, tz: str, now: datetime) -> str:
+    """Short, human-friendly and sortable: 261123-0007 (day in the team's time zone)."""
+    day = now.astimezone(ZoneInfo(tz)).strftime("%y%m%d")
+    return f"{prefix}{day}-{next_number(session, 't:' + day):04d}"
+
+
+def ref_pattern(prefix: str) -> re.Pattern[str]:
+    """Finds a reference as we write it in subjects: [#261123-0007]."""
+    return re.compile(r"\[#\s*(" + re.escape(prefix) + REF_BODY + r")\s*\]")
+
+
+def clip(value: str | None, column) -> str:
+    """Fit a customer-supplied value into its column: PostgreSQL refuses what is longer
+    (SQLite would take it), and a 500-character display name is no reason to lose a message."""
+    value = value or ""
+    limit = column.property.columns[0].type.length
+    return value[:limit] if limit else value
+
+
+_CUSTOMERS = Customer.__table__
+_CUSTOMER_BY_EMAIL = Prepared(select(_CUSTOMERS.c.id).where(_CUSTOMERS.c.email == bindparam("email")))
+_CUSTOMER_BY_PHONE = select(_CUSTOMERS.c.id).where(_CUSTOMERS.c.phone == bindparam("phone"), _CUSTOMERS.c.email.is_(None)).limit(1)
+
+
+def find_or_create_customer(session: Session, *, email: str, phone: str, name: str, company: str, language: str, learn: bool = True) -> Customer:
+    """The customer with this address (or phone), made when new. `learn` fills what the
+    record lacks from this message; a web form proves nothing about the address typed
+    into it, so it never changes a record (learn=False)."""
+    known = None
+    if email:
+        known = _CUSTOMER_BY_EMAIL.scalar(session, {"email": email})
+    elif phone:
+        known = session.execute(_CUSTOMER_BY_PHONE, {"phone": phone}).scalar()
+    # a new customer (most mail in a backlog) costs one plain lookup, no ORM query
+    customer = session.get(Customer, known) if known is not None else None
+    if customer is None:
+        customer = Customer(
+            number=f"C{next_number(session, 'customer'):06d}",
+            email=email or None,
+            phone=clip(phone, Customer.phone) or None,
+            name=clip(name, Customer.name),
+            company=clip(company, Customer.company),
+            language=language,
+        )
+        insert_new(session, customer)
+        customer.new_here = True
+    else:
+        customer.new_here = False  # created earlier in this transaction, with the ticket before this one
+        if not learn:
+            return customer
+        # learn what we did not know; never overwrite what staff may have corrected
+        customer.name = customer.name or clip(name, Customer.name)
+        customer.company = customer.company or clip(company, Customer.company)
+        customer.phone = customer.phone or clip(phone, Customer.phone) or None
+    return customer
+
+
+def is_customer_address(config, ticket: Ticket, sender: str) -> bool:
+    """The ticket's own customer: their address, or one listed for them in
+    [tickets] customer_addresses. Only they answer its survey."""
+    customer = (ticket.customer.email or "").lower()
+    sender = (sender or "").lower()
+    if not sender or not customer:
+        return False
+    return sender == customer or sender in config.tickets.customer_addresses.get(customer, ())
+
+
+def may_write_to(config, ticket: Ticket, sender: str) -> bool:
+    """May mail from `sender` be added to the ticket (and reopen it)? References are
+    sequential and Message-IDs are copied easily, so naming a ticket proves nothing:
+    its customer may, and a colleague at the customer's domain only where that domain
+    is listed in [tickets] colleague_domains."""
+    if is_customer_address(config, ticket, sender):
+        return True
+    customer, sender = (ticket.customer.email or "").lower(), (sender or "").lower()
+    domain = customer.rpartition("@")[2]
+    return bool(sender and domain) and domain in config.tickets.colleague_domains and sender.rpartition("@")[2] == domain
+
+
+def insert_new(session: Session, obj):
+    """Write a new ORM object with one plain INSERT and attach it to the session as
+    if loaded from the database. The unit of work's flush of a ticket and its customer
+    was the largest single cost of a new case. Columns left unset get their default
+    here, so nothing on the object is expired (which would cost a SELECT)."""
+    table = type(obj).__table__
+    values = {}
+    for column in table.columns:
+        if column.key == "id":
+            continue
+        if column.key in obj.__dict__:
+            values[column.key] = obj.__dict__[column.key]
+            continue
+        make = python_default(column)
+        value = make() if make is not None else None
+        setattr(obj, column.key, value)  # only what was left unset: the rest is set already
+        values[column.key] = value
+    obj.id = insert_returning_id(session, table, values)
+    make_transient_to_detached(obj)
+    session.add(obj)
+    return obj
+
+
+def row_id(session: Session, obj) -> int:
+    """The database id of an ORM object, flushing it first if it is new (sessions do
+    not autoflush)."""
+    if obj.id is None:
+        session.flush()
+    return obj.id
+
+
+def store_message(session: Session, row: dict, attachments: Sequence[dict] = ()) -> None:
+    """One message of a thread (inbound or outbound), written once and never changed.
+    Without attachments it waits with the other appended rows (intake.store.db.add_row);
+    with them it needs its id now, so the rows queued before it are written first:
+    ids keep the order in which the thread happened."""
+    if not attachments:
+        add_row(session, Message.__table__, row)
+        return
+    write_rows(session)
+    stored_id = insert_returning_id(session, Message.__table__, row)
+    insert_rows(session, Attachment.__table__, [{**a, "message_id": stored_id} for a in attachments])
+
+
+def log_event(session: Session, ticket: Ticket, actor: str, kind: str, *, at: datetime | None = None, **detail) -> None:
+    """One entry in the ticket's event log (who, when, what). The log is only ever
+    appended to: a plain insert (intake.store.db.add_row), a fraction of the ORM's cost."""
+    add_row(session, Event.__table__, {"ticket_id": row_id(session, ticket), "actor": actor, "kind": kind, "detail": detail, "at": at or utcnow()})
+
+
+def set_status(session: Session, ticket: Ticket, status: str, actor: str, reason: str = "", *, now: datetime | None = None) -> None:
+    if status not in STATUSES:
+        raise ValueError(f"unknown status {status!r}; expected one of {', '.join(STATUSES)}")
+    if status == ticket.status:
+        return
+    previous, now = ticket.status, now or utcnow()
+    ticket.status, ticket.updated_at = status, now
+    if status == "resolved":
+        ticket.resolved_at = now
+    elif status == "closed":
+        ticket.closed_at = now
+    elif previous in ("resolved", "closed"):
+        ticket.resolved_at = ticket.closed_at = None
+    log_event(session, ticket, actor, "status", at=now, old=previous, new=status, reason=reason)
+    queue_archive(session, ticket, "closed" if status == "closed" else "changed", now)
+
+
+def queue_archive(session: Session, ticket: Ticket, reason: str, now: datetime) -> None:
+    """A new version of the case PDF, rendered by the archive worker after this
+    transaction commits: when a case opens, on each significant change, at close."""
+    from archive.models import (
+        ArchiveJob,  # the table only: no PDF machinery on this path
+    )
+
+    add_row(
+        session,
+        ArchiveJob.__table__,
+        {
+            "ticket_id": row_id(session, ticket),
+            "reason": reason,
+            "status": "pending",
+            "attempts": 0,
+            "next_attempt_at": now,
+            "created_at": now,
+        },
+    )
+
+
+def open_counts(session: Session, staff_ids: list[str] | None = None) -> dict[str, int]:
+    """Open tickets per assignee, for least-open assignment (of `staff_ids` only, when
+    given: a department's people, counted on the (assignee, status) index)."""
+    if staff_ids is not None:  # the per-ticket case: one statement, built once per number of people
+        if not staff_ids:
+            return {}
+        return {assignee: count for assignee, count in _open_of(len(staff_ids)).all(session, {f"id{i}": v for i, v in enumerate(staff_ids)})}
+    query = select(Ticket.assignee, func.count()).where(Ticket.status.in_(OPEN_STATUSES), Ticket.assignee.is_not(None))
+    counts: dict[str, int] = {}
+    for assignee, count in session.execute(query.group_by(Ticket.assignee)):
+        assert assignee is not None, "the query leaves out unassigned tickets"
+        counts[assignee] = count
+    return counts
+
+
+# An open ticket, as a prepared statement (intake/store/fastsql.py) can hold it: the statuses
+# as literals, not an IN of a Python list (an expanding parameter).
+IS_OPEN = Ticket.__table__.c.status.in_([literal(s) for s in OPEN_STATUSES])
+
+_OPEN_OF: dict[int, Prepared] = {}
+
+
+def _open_of(people: int) -> Prepared:
+    statement = _OPEN_OF.get(people)
+    if statement is None:
+        tickets = Ticket.__table__
+        statement = _OPEN_OF[people] = Prepared(
+            select(tickets.c.assignee, func.count())
+            .where(IS_OPEN, tickets.c.assignee.in_([bindparam(f"id{i}") for i in range(people)]))
+            .group_by(tickets.c.assignee)
+        )
+    return statement
