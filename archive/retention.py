@@ -192,12 +192,12 @@ def hold(session: Session, ticket_ref: str, reason: str, *, actor: str, storage:
     return rows
 
 
-def release(session: Session, ticket_ref: str, *, actor: str, storage: Storage | None = None) -> list[ArchiveFile]:
-    """Lift a legal hold; retention dates apply again."""
+def release(session: Session, ticket_ref: str, *, actor: str, storage: Storage | None = None, reason: str | None = None) -> list[ArchiveFile]:
+    """Lift a legal hold; retention dates apply again. `reason`, when given, goes into the audit entry."""
     rows = _case_rows(session, ticket_ref)
     was = next((r.hold_reason for r in rows if r.legal_hold), None)
     for row in rows:
         row.legal_hold = False
     _tell_storage(storage, rows, False)
-    session.add(ArchiveAudit(actor=actor, action="release", ticket_ref=ticket_ref, detail={"was": was}))
+    session.add(ArchiveAudit(actor=actor, action="release", ticket_ref=ticket_ref, detail={"was": was, **({"reason": reason} if reason else {})}))
     return rows
