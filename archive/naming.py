@@ -79,3 +79,17 @@ def parse_name(path: PurePosixPath | str) -> dict | None:
         "version": int(m["version"]),
         "final": bool(m["final"]),
     }
+
+
+# a file being written has this name until it is whole (archive/storage.py); never an archive path
+TEMP_PREFIX = ".tmp-"
+
+
+def check_relative(path: PurePosixPath | str) -> PurePosixPath:
+    """A relative path inside the archive, or ValueError: no absolute paths, no '..', no temp names."""
+    p = PurePosixPath(path)
+    if p.is_absolute() or not p.parts or any(part in ("", ".", "..") for part in p.parts):
+        raise ValueError(f"not a relative archive path: {str(path)!r}")
+    if any("\x00" in part or "\\" in part for part in p.parts) or p.name.startswith(TEMP_PREFIX):
+        raise ValueError(f"not a valid archive path: {str(path)!r}")
+    return p

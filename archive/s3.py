@@ -23,7 +23,7 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from archive.storage import check_relative
+from archive.naming import check_relative
 
 LOCK_MODE = "COMPLIANCE"
 NOT_FOUND = {"404", "NoSuchKey", "NotFound", "NoSuchVersion"}

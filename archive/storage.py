@@ -17,9 +17,8 @@ from datetime import date
 from pathlib import Path, PurePosixPath
 from typing import Protocol, runtime_checkable
 
+from archive.naming import TEMP_PREFIX, check_relative
 from intake.files import fsync_dir
-
-TEMP_PREFIX = ".tmp-"
 
 
 @runtime_checkable
@@ -44,16 +43,6 @@ class Storage(Protocol):
 
     def set_legal_hold(self, path: PurePosixPath, on: bool) -> None:
         """Put `path` on legal hold or release it (where enforced)."""
-
-
-def check_relative(path: PurePosixPath | str) -> PurePosixPath:
-    """A relative path inside the archive, or ValueError: no absolute paths, no '..', no temp names."""
-    p = PurePosixPath(path)
-    if p.is_absolute() or not p.parts or any(part in ("", ".", "..") for part in p.parts):
-        raise ValueError(f"not a relative archive path: {str(path)!r}")
-    if any("\x00" in part or "\\" in part for part in p.parts) or p.name.startswith(TEMP_PREFIX):
-        raise ValueError(f"not a valid archive path: {str(path)!r}")
-    return p
 
 
 class LocalStorage:

@@ -64,3 +64,23 @@ def build_context(config: Config, *, now: Callable[[], datetime] = system_clock)
         staff_directory=load_staff(config.staff_file),
         now=now,
     )
+
+
+def watch_rules(ctx: Context):
+    """Edits to the rules file take effect without a restart; a broken file is refused
+    and the rules in force stay. Returns the watcher (to stop), or None."""
+    try:
+        from classify import RulesWatcher
+    except ImportError:
+        return None
+
+    def reloaded(classifier) -> None:
+        ctx.rules = classifier
+        log.info("rules reloaded from %s", ctx.config.rules_file)
+
+    def refused(error) -> None:
+        log.error("rules not reloaded, the previous rules stay in force: %s", error)
+
+    watcher = RulesWatcher(ctx.config.rules_file, reloaded, refused)
+    watcher.start()
+    return watcher

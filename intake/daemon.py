@@ -17,7 +17,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from intake.context import Context
+from intake.context import Context, watch_rules
 from intake.ops.alerts import AlertsWorker
 from intake.outgoing.mailer import OutboxWorker
 from intake.pipeline.pool import PipelinePool
@@ -150,26 +150,6 @@ class Daemon:
 def _stop_given_already(run_forever: Callable[[], None]) -> Callable[[threading.Event], None]:
     """A source's run_forever that was given the daemon's stop event when it was built."""
     return lambda _stop: run_forever()
-
-
-def watch_rules(ctx: Context):
-    """Edits to the rules file take effect without a restart; a broken file is refused
-    and the rules in force stay. Returns the watcher (to stop), or None."""
-    try:
-        from classify import RulesWatcher
-    except ImportError:
-        return None
-
-    def reloaded(classifier) -> None:
-        ctx.rules = classifier
-        log.info("rules reloaded from %s", ctx.config.rules_file)
-
-    def refused(error) -> None:
-        log.error("rules not reloaded, the previous rules stay in force: %s", error)
-
-    watcher = RulesWatcher(ctx.config.rules_file, reloaded, refused)
-    watcher.start()
-    return watcher
 
 
 def imap_account(cfg, var):

@@ -40,9 +40,9 @@ def _query(args):
 
 
 def cmd_archive(args, out) -> int:
-    from intake.cli.main import _context
+    from intake.cli.common import context
 
-    ctx = _context(args)
+    ctx = context(args)
     return ACTIONS[args.action](ctx, args, out)
 
 

@@ -4,31 +4,15 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import json
 import logging
 import sys
 from pathlib import Path
 
 from intake import config as config_mod
+from intake.cli.common import Output, context
 from intake.ops.logs import setup_logging
 
 log = logging.getLogger("intake.cli.main")
-
-
-class Output:
-    """Human lines, or with --json one JSON object a line."""
-
-    def __init__(self, as_json: bool):
-        self.as_json = as_json
-
-    def row(self, obj: dict, text: str) -> None:
-        print(json.dumps(obj, ensure_ascii=False, default=str) if self.as_json else text, flush=True)
-
-
-def _context(args):
-    from intake.context import build_context
-
-    return build_context(args.config_obj)
 
 
 def cmd_init(args, out: Output) -> int:
@@ -92,7 +76,7 @@ def cmd_run(args, out: Output) -> int:
     except AlreadyRunning as exc:
         print(f"intake: {exc}", file=sys.stderr)
         return 1
-    ctx = _context(args)
+    ctx = context(args)
     daemon = Daemon(ctx, listen=args.listen or (ctx.config.web.listen or None))
     if args.once:
         summary = daemon.run_once()
@@ -106,7 +90,7 @@ def cmd_ingest(args, out: Output) -> int:
     from intake.pipeline.runner import Pipeline
     from intake.sources.base import SourceRef
 
-    pipeline = Pipeline(_context(args))
+    pipeline = Pipeline(context(args))
     worst = 0
     for name in args.files:
         path = Path(name)
@@ -132,7 +116,7 @@ def cmd_ingest(args, out: Output) -> int:
 def cmd_status(args, out: Output) -> int:
     from intake.ops.status import collect
 
-    ctx = _context(args)
+    ctx = context(args)
     status = collect(ctx)
     if out.as_json:
         out.row(status, "")
@@ -166,7 +150,7 @@ def cmd_quarantine(args, out: Output) -> int:
     from intake.pipeline.runner import Pipeline
     from intake.store.models import QuarantineItem
 
-    ctx = _context(args)
+    ctx = context(args)
     if args.action == "list":
         with ctx.sessions() as session:
             query = select(QuarantineItem).order_by(QuarantineItem.id)
@@ -271,7 +255,7 @@ def _classify_eval(args, out: Output) -> int:
 def cmd_tickets(args, out: Output) -> int:
     from intake.tickets.views import list_tickets, show_ticket
 
-    ctx = _context(args)
+    ctx = context(args)
     if args.action == "list":
         for t in list_tickets(ctx, status=args.status, limit=args.limit):
             out.row(t, f"{t['ref']}  {t['status']:<11} {t['type']:<10} {t['urgency']:<9} {t['customer']:<28} {t['subject'][:60]}")
@@ -292,7 +276,7 @@ def cmd_tickets(args, out: Output) -> int:
 def cmd_report(args, out: Output) -> int:
     from intake.tickets.report import as_text, weekly
 
-    ctx = _context(args)
+    ctx = context(args)
     try:
         report = weekly(ctx, args.week)
     except ValueError as exc:

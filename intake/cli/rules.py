@@ -24,10 +24,10 @@ def cmd_rules(args, out) -> int:
     examples: list[Example] = []
     stored = 0
     if not args.no_stored:
-        from intake.cli.main import _context
+        from intake.cli.common import context
         from intake.tickets.corrections import examples as stored_examples
 
-        with _context(args).read_sessions() as session:
+        with context(args).read_sessions() as session:
             rows = stored_examples(session)
         stored = len(rows)
         examples += [Example(r["subject"], r["body"], r["type"], r["urgency"], r["source"]) for r in rows]

@@ -257,8 +257,7 @@ _pipeline: Pipeline | None = None
 
 def _start_worker(config: Config, turns: dict, daemon_pid: int) -> None:
     global _pipeline
-    from intake.context import build_context
-    from intake.daemon import watch_rules
+    from intake.context import build_context, watch_rules
     from intake.ops.logs import setup_logging
     from intake.ops.processes import exit_with_daemon, leave_signals_to_the_daemon
     from intake.store.turns import adopt_turns

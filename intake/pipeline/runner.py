@@ -30,8 +30,9 @@ from sqlalchemy.orm import Session
 
 from intake.context import Context
 from intake.ops.metrics import record_take
+from intake.pipeline.builtin import PIPELINE
 from intake.pipeline.case import Case, Quarantine, Stop
-from intake.pipeline.stages import PIPELINE, prepare
+from intake.pipeline.stages import prepare
 from intake.sources.base import Result, SourceRef
 from intake.store.db import add_row, drop_rows, transaction, write_rows
 from intake.store.fastsql import Prepared

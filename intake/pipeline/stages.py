@@ -1,4 +1,4 @@
-"""The pipeline's stages: small functions, one job each, in the order of PIPELINE.
+"""The customer's stages of the pipeline: small functions, one job each (their order: intake/pipeline/builtin.py).
 
 Each takes (case, session, ctx), reads what earlier stages put on the case and adds
 to it. The session is the item's one transaction; mail to send is written as
@@ -8,7 +8,6 @@ outbox rows in it. No stage talks to IMAP, SMTP or the file system.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
 from datetime import timedelta
 from zoneinfo import ZoneInfo
 
@@ -19,12 +18,12 @@ from sqlalchemy.orm.attributes import set_committed_value
 from intake.context import Context
 from intake.outgoing.queue import queue_mail
 from intake.pipeline.case import Case, Quarantine, Stop
+from intake.pipeline.message_row import write_inbound
 from intake.staffmail.sla import due_time
 from intake.store.fastsql import Prepared
-from intake.store.models import Attachment, Customer, Message, OutboxMail, Ticket
+from intake.store.models import Customer, Message, OutboxMail, Ticket
 from intake.tickets.records import (
     IS_OPEN,
-    clip,
     find_or_create_customer,
     insert_new,
     log_event,
@@ -32,9 +31,7 @@ from intake.tickets.records import (
     new_ref,
     open_counts,
     queue_archive,
-    row_id,
     set_status,
-    store_message,
 )
 
 
@@ -213,7 +210,7 @@ def ignore_autoreply(case: Case, session: Session, ctx: Context) -> None:
     """An auto-reply is stored (on its ticket when it threads) and answered by nobody."""
     if not case.autoreply:
         return
-    case.message = _store_message(case, session, ctx, case.ticket, kind="autoreply")
+    case.message = write_inbound(case, session, ctx, case.ticket, kind="autoreply")
     if case.ticket is not None:
         log_event(session, case.ticket, "system", "autoreply_received", at=ctx.now(), reason=case.autoreply)
     raise Stop("autoreply_ignored", case.autoreply, case.ticket.ref if case.ticket else None)
@@ -283,7 +280,7 @@ def store(case: Case, session: Session, ctx: Context) -> None:
     msg = case.parsed
     if case.ticket is not None:
         ticket = case.ticket
-        case.message = _store_message(case, session, ctx, ticket, kind="customer")
+        case.message = write_inbound(case, session, ctx, ticket, kind="customer")
         ticket.updated_at = ctx.now()
         log_event(
             session,
@@ -332,7 +329,7 @@ def store(case: Case, session: Session, ctx: Context) -> None:
     # `tickets` backref) and cost a flush of both at the next savepoint
     set_committed_value(ticket, "customer", customer)
     case.ticket, case.opened = ticket, True
-    case.message = _store_message(case, session, ctx, ticket, kind="customer")
+    case.message = write_inbound(case, session, ctx, ticket, kind="customer")
     actor = f"customer:{msg.from_addr or case.form.get('phone', '')}"
     log_event(session, ticket, actor, "opened", at=now, channel=ticket.channel, source=case.ref.source, subject=msg.subject)
     log_event(
@@ -349,57 +346,6 @@ def store(case: Case, session: Session, ctx: Context) -> None:
     )
     if ticket.department or ticket.assignee:
         log_event(session, ticket, "system", "assigned", at=now, department=ticket.department, assignee=ticket.assignee)
-
-
-@dataclass(frozen=True)
-class StoredMessage:
-    """What later stages read of an inbound message once it is written."""
-
-    kind: str
-    text: str
-
-
-def _store_message(
-    case: Case, session: Session, ctx: Context, ticket: Ticket | None, *, kind: str, to_addrs: list[str] | None = None
-) -> StoredMessage:
-    """The inbound message with its raw bytes and attachments, on its ticket (if any).
-    Written once and never changed: plain inserts, not the ORM's unit of work."""
-    msg = case.parsed
-    row = {
-        "ticket_id": row_id(session, ticket) if ticket is not None else None,
-        "direction": "in",
-        "channel": case.channel,
-        "kind": kind,
-        "message_id": clip(msg.message_id, Message.message_id) or None,
-        "fingerprint": case.fingerprint,
-        "content_hash": case.content_hash,
-        "from_addr": clip(msg.from_addr, Message.from_addr),
-        "from_name": clip(msg.from_name, Message.from_name),
-        "to_addrs": list(msg.to_addrs) if to_addrs is None else to_addrs,
-        "subject": msg.subject,
-        "sent_at": msg.date,
-        "received_at": ctx.now(),
-        "text": msg.text,
-        "html": msg.html,
-        "defects": list(msg.defects),
-        "raw": case.raw,
-        "source": f"{case.ref.source}#{case.ref.key}",
-    }
-    store_message(
-        session,
-        row,
-        [
-            {
-                "filename": clip(a.filename, Attachment.filename),
-                "content_type": clip(a.content_type, Attachment.content_type),
-                "size": a.size,
-                "truncated": a.truncated,
-                "data": a.data,
-            }
-            for a in msg.attachments
-        ],
-    )
-    return StoredMessage(kind=kind, text=msg.text)
 
 
 _OUTBOX = OutboxMail.__table__
@@ -497,29 +443,8 @@ def acknowledge(case: Case, session: Session, ctx: Context) -> None:
     case.acknowledged = True
 
 
-from intake.staffmail.stages import notify, schedule, staff_reply, survey_answer  # noqa: E402  (staff mail loop, issue 6)
-
-
 def to_archive(case: Case, session: Session, ctx: Context) -> None:
     """The case PDF is (re)written off the acknowledgement path: a job row here, the
     archive worker renders it. A customer's new message is a significant change."""
     if ctx.config.archive.enabled and case.ticket is not None and (case.opened or case.message is not None) and not case.reopened:
         queue_archive(session, case.ticket, "opened" if case.opened else "changed", ctx.now())
-
-
-PIPELINE = (
-    parse,
-    dedupe,
-    loop_check,
-    thread,
-    staff_reply,
-    ignore_autoreply,
-    survey_answer,
-    classify,
-    route,
-    store,
-    schedule,
-    acknowledge,
-    notify,
-    to_archive,
-)

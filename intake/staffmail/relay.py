@@ -29,6 +29,7 @@ from sqlalchemy.orm import Session
 from intake.context import Context
 from intake.outgoing.queue import queue_mail
 from intake.pipeline.case import Case, Quarantine, Stop
+from intake.pipeline.message_row import write_inbound
 from intake.staffmail import actions, mailq, notify
 from intake.staffmail.auth import authenticated
 from intake.staffmail.reading import read_reply
@@ -143,8 +144,6 @@ def _told_within_the_hour(session: Session, ctx: Context, address: str) -> bool:
 
 
 def _accept(case: Case, session: Session, ctx: Context, ticket: Ticket, member) -> None:
-    from intake.pipeline.stages import _store_message
-
     actor = f"staff:{member.id}"
     today = ctx.now().astimezone(ZoneInfo(ctx.config.tickets.timezone)).date()
     reading = read_reply(
@@ -157,7 +156,7 @@ def _accept(case: Case, session: Session, ctx: Context, ticket: Ticket, member) 
     )
     parsed, new_text, leaked = reading.parsed, reading.new_text, reading.leaked
     # the token address is a credential: not listed (the raw bytes keep it as received)
-    _store_message(case, session, ctx, ticket, kind="staff", to_addrs=[ctx.config.support.address])
+    write_inbound(case, session, ctx, ticket, kind="staff", to_addrs=[ctx.config.support.address])
     mailq.event(session, ctx, ticket, actor, "staff_reply", message_id=case.parsed.message_id)
     if leaked:  # the safety net: a quote we could not strip must not reach the customer
         mailq.event(session, ctx, ticket, actor, "relay_withheld", lines=leaked[:10])

@@ -1,4 +1,4 @@
-"""The staff mail loop's pipeline stages (listed in intake.pipeline.stages.PIPELINE).
+"""The staff mail loop's pipeline stages (placed in PIPELINE by intake/pipeline/builtin.py).
 
 … thread → staff_reply → ignore_autoreply → survey_answer → classify → route
   → store → schedule → acknowledge → notify

@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 from intake.context import Context
 from intake.outgoing.queue import queue_mail
 from intake.pipeline.case import Case, Stop
+from intake.pipeline.message_row import write_inbound
 from intake.staffmail import mailq, notify
 from intake.staffmail.models import Survey
 from intake.staffmail.token import load_key
@@ -159,9 +160,7 @@ def handle_reply(case: Case, session: Session, ctx: Context) -> None:
         mailq.event(session, ctx, ticket, "system", "survey_reply_not_a_score", survey=survey.id)
         case.notes.append("survey_reply")
         return
-    from intake.pipeline.stages import _store_message
-
-    case.message = _store_message(case, session, ctx, ticket, kind="survey_answer")
+    case.message = write_inbound(case, session, ctx, ticket, kind="survey_answer")
     outcome = answer(session, ctx, ticket, survey, score, via="email", text=case.parsed.new_text)
     raise Stop("appended", f"survey answered {score} of 5: ticket {outcome}", ticket.ref)
 

@@ -7,7 +7,8 @@ from pathlib import PurePosixPath
 
 import pytest
 
-from archive.storage import TEMP_PREFIX, LocalStorage, Storage, check_relative
+from archive.naming import TEMP_PREFIX, check_relative
+from archive.storage import LocalStorage, Storage
 
 
 def test_put_get_list_exists_delete(tmp_path):
