@@ -511,6 +511,27 @@ class Alerts(_Section):
         return v
 
 
+class Console(_Section):
+    """The web console under /console of the web listener (intake/web/console; off by default)."""
+
+    enabled: bool = False  # the console's pages exist only when true; the customer form is unaffected
+    # the key that signs session cookies; empty: `secret_env` names an environment variable holding it,
+    # and with neither a random key per process (every session ends with a restart)
+    secret: str = Field("", repr=False)
+    secret_env: str = ""
+    session_minutes: int = Field(480, ge=5, le=7 * 24 * 60)  # a session ends this long after sign-in
+    lockout_failures: int = Field(5, ge=1, le=100)  # failed sign-ins of one name within lockout_minutes...
+    lockout_minutes: int = Field(15, ge=1, le=24 * 60)  # ...lock that name for this long
+    cookie_secure: bool | None = None  # the cookies' Secure flag; None: when [web] public_base_url is https
+    refresh_seconds: int = Field(30, ge=5, le=3600)  # how often the operators' overview reloads itself
+
+    def signing_key(self) -> bytes:
+        import secrets
+
+        key = self.secret or (os.environ.get(self.secret_env, "") if self.secret_env else "")
+        return key.encode() if key else secrets.token_bytes(32)
+
+
 class Log(_Section):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     format: Literal["text", "json"] = "text"
@@ -536,6 +557,7 @@ class Config(_Section):
     pipeline: PipelineSettings = PipelineSettings()
     metrics: Metrics = Metrics()
     alerts: Alerts = Alerts()
+    console: Console = Console()
     log: Log = Log()
 
     source_file: Path | None = Field(None, exclude=True)

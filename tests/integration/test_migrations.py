@@ -6,6 +6,7 @@ from alembic.runtime.migration import MigrationContext
 import archive.models  # noqa: F401  (registers the archive's tables)
 import intake.staffmail.models  # noqa: F401
 import intake.store.models  # noqa: F401
+import intake.web.console.models  # noqa: F401  (the console's users, audit, failed sign-ins)
 from intake.store.db import Base, make_engine, upgrade
 
 
