@@ -59,6 +59,13 @@ class Classification:
             return f"{LABELS_ZH.get(d['type'], d['type'])}的紧急程度固定" if zh else f"fixed for a {d['type']}"
         if d.get("how") == "no_rush":
             return f"客户说“{d['phrase']}”,一般" if zh else f"the customer says '{d['phrase']}': normal"
+        if d.get("how") == "urgent_wins":
+            text = (
+                f"紧急得分 {d['score']:g} ≥ {d['threshold']:g},紧急优先" if zh else f"urgent score {d['score']:g} ≥ {d['threshold']:g}: urgent first"
+            )
+            if d.get("runner_up"):
+                text += f"(重要 {d['runner_up_score']:g})" if zh else f" (important {d['runner_up_score']:g})"
+            return text
         if d.get("how") == "tie":
             tied = ", ".join(d.get("tied", []))
             if d.get("chosen") != d.get("fallback"):
@@ -190,6 +197,13 @@ class Classifier:
         elif calm is not None:
             urgency = "normal"
             decision["urgency"] = {"how": "no_rush", "phrase": calm}
+        elif rs.urgent_wins_at and scores["urgency:urgent"] >= rs.urgent_wins_at and scores["urgency:urgent"] >= scores["urgency:normal"]:
+            # enough said for urgent: it wins over the important words of the same message
+            # (LABELS.md: calling an urgent case anything else is the costly error)
+            urgency = "urgent"
+            decision["urgency"] = {"how": "urgent_wins", "score": scores["urgency:urgent"], "threshold": rs.urgent_wins_at}
+            if scores["urgency:important"] > 0:
+                decision["urgency"].update(runner_up="important", runner_up_score=scores["urgency:important"])
         else:
             urgency = self._decide("urgency", URGENCIES, scores, rs.urgency_fallback(type_), rs.urgency_tie_order, decision)
         return Classification(

@@ -3,7 +3,8 @@
 File format (every key is shown in config/rules.toml):
 
     [defaults]            type, urgency, subject_weight, negation_window,
-                          type_tie_order, urgency_tie_order,
+                          type_tie_order, urgency_tie_order, urgent_wins_at (an urgent
+                          score at least this high wins over the important score),
                           [defaults.urgency_by_type] type = urgency (when no urgency keyword decides),
                           [defaults.urgency_of_type] type = urgency (whatever the keywords say)
     [routing]             type = [departments...], the first is the lead
@@ -38,7 +39,17 @@ _NO_RUSH_KEYS = ("phrases", "exceptions", "note")
 _TIME_KEYS = ("today", "waiting", "days", "negation_sets")
 # the urgency each kind of time expression (classify/timeexpr.py) counts for
 TIME_TARGETS = {"today": "urgency:urgent", "waiting": "urgency:urgent", "days": "urgency:important"}
-_DEFAULT_KEYS = ("type", "urgency", "subject_weight", "negation_window", "urgency_by_type", "urgency_of_type", "type_tie_order", "urgency_tie_order")
+_DEFAULT_KEYS = (
+    "type",
+    "urgency",
+    "subject_weight",
+    "negation_window",
+    "urgency_by_type",
+    "urgency_of_type",
+    "type_tie_order",
+    "urgency_tie_order",
+    "urgent_wins_at",
+)
 _RULE_KEYS = ("name", "target", "keywords", "weight", "fields", "subject_weight", "negations", "negation_sets", "note")
 
 
@@ -86,6 +97,9 @@ class RuleSet:
     no_rush_exceptions: tuple[str, ...] = ()
     # [defaults.urgency_of_type]: the urgency of a type whatever its keywords say
     urgency_of_type: dict[str, str] = field(default_factory=dict)
+    # [defaults] urgent_wins_at: an urgent score this high wins over a higher important score
+    # (missing an urgent case is the costly error); 0: the highest score wins as for the type
+    urgent_wins_at: float = 0.0
 
     def urgency_fallback(self, type_: str) -> str:
         return self.urgency_by_type.get(type_, self.default_urgency)
@@ -165,6 +179,11 @@ def load_rules(path: Path) -> RuleSet:
         for value in order:
             c.choice(value, values, line, f"[defaults] {key} entry", key)
         tie_orders.append(tuple(order))
+    urgent_wins_at = 0.0
+    if "urgent_wins_at" in defaults:
+        urgent_wins_at = c.number(
+            defaults["urgent_wins_at"], lines.key(d_line, "urgent_wins_at"), "[defaults] urgent_wins_at", "urgent_wins_at", positive=True
+        )
     ubt_line = lines.table("defaults.urgency_by_type") or lines.key(d_line, "urgency_by_type")
     urgency_by_type = c.table(defaults, "urgency_by_type", d_line, "[defaults]: ")
     for type_, urgency in urgency_by_type.items():
@@ -247,6 +266,7 @@ def load_rules(path: Path) -> RuleSet:
         no_rush=tuple(dict.fromkeys(no_rush)),
         no_rush_exceptions=tuple(dict.fromkeys(no_rush_exceptions)),
         urgency_of_type=dict(urgency_of_type),
+        urgent_wins_at=urgent_wins_at,
     )
 
 
