@@ -29,9 +29,10 @@ from urllib.parse import unquote, urlsplit
 import jinja2
 from markupsafe import Markup
 
-from archive.record import CaseRecord, label, mask_phone
+from archive.record import CaseRecord
 from archive.sanitize import layout_safe, sanitize_html  # noqa: F401 (sanitize_html: re-exported)
 from intake import resources
+from intake.vocabulary import label, mask_phone
 
 log = logging.getLogger("intake.archive.render")
 

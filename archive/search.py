@@ -21,8 +21,8 @@ from sqlalchemy.orm import Session
 
 from archive.integrity import sha256
 from archive.models import ArchiveFile
-from archive.record import LABELS
 from archive.storage import Storage
+from intake.vocabulary import LABELS
 
 
 @dataclass(frozen=True)

@@ -16,9 +16,10 @@ from sqlalchemy.orm import Session
 from archive.integrity import link, sha256
 from archive.models import ArchiveAudit, ArchiveFile
 from archive.naming import archive_path
-from archive.record import CaseRecord, label, searchable_text
+from archive.record import CaseRecord, searchable_text
 from archive.retention import RetentionPolicy, apply_close, apply_open
 from archive.storage import Storage
+from intake.vocabulary import label
 
 
 def next_version(session: Session, ticket_ref: str) -> int:

@@ -19,8 +19,8 @@ from typing import Any
 
 from intake.inbound.charsets import cjk_share
 from intake.inbound.message import ZH_SHARE, Attachment, ParsedMessage, UnparseableMessage, checked_message_id
+from intake.vocabulary import TYPES
 
-TYPES = ("inquiry", "complaint", "fault", "request", "suggestion")
 LANGS = ("zh", "en")
 TEXT_FIELDS = ("name", "email", "phone", "company", "subject", "message", "type", "lang", "submitted_at", "message_id", "case", "case_sig")
 MAX_LEN = {"name": 200, "email": 254, "phone": 40, "company": 200, "subject": 300, "message": 20_000}

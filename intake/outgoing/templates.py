@@ -12,8 +12,8 @@ from pathlib import Path
 
 import jinja2
 
-from archive.record import LABELS
-from archive.record import label as record_label
+from intake.vocabulary import LABELS
+from intake.vocabulary import label as record_label
 
 
 def label(kind: str, value: str, lang: str) -> str:

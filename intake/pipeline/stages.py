@@ -33,6 +33,7 @@ from intake.tickets.records import (
     queue_archive,
     set_status,
 )
+from intake.vocabulary import TYPES
 
 
 def prepare(case: Case, ctx: Context) -> None:
@@ -224,7 +225,7 @@ def classify(case: Case, session: Session, ctx: Context) -> None:
     if case.classification is None:  # not prepared, or classifying failed there
         case.classification = _classified(case, ctx)
     chosen = case.form.get("type")
-    if chosen in ("inquiry", "complaint", "fault", "request", "suggestion") and chosen != case.classification.type:
+    if chosen in TYPES and chosen != case.classification.type:
         case.notes.append(f"type {chosen!r} chosen by the customer on the form over {case.classification.type!r}")
         case.classification.type = chosen
         case.classification.departments = ctx.departments_for(chosen, case.classification.departments)

@@ -26,6 +26,8 @@ import unicodedata
 from dataclasses import dataclass, field
 from datetime import date
 
+from intake.vocabulary import TYPES, URGENCIES
+
 ALIASES = {
     "note": ("note", "备注", "備註", "内部"),
     "status": ("status", "状态", "狀態"),
@@ -54,7 +56,7 @@ STATUS_VALUES = {
     "完成": "resolved",
 }
 TYPE_VALUES = {
-    **{t: t for t in ("inquiry", "complaint", "fault", "request", "suggestion")},
+    **{t: t for t in TYPES},
     "咨询": "inquiry",
     "諮詢": "inquiry",
     "投诉": "complaint",
@@ -65,7 +67,7 @@ TYPE_VALUES = {
     "建議": "suggestion",
 }
 URGENCY_VALUES = {
-    **{u: u for u in ("urgent", "important", "normal")},
+    **{u: u for u in URGENCIES},
     "紧急": "urgent",
     "緊急": "urgent",
     "重要": "important",

@@ -7,8 +7,6 @@ transaction; nothing is sent from here.
 
 from __future__ import annotations
 
-import re
-
 from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
@@ -17,24 +15,13 @@ from intake.outgoing.queue import queue_mail
 from intake.staffmail import mailq, sla
 from intake.staffmail.token import load_key, make_address
 from intake.store.models import Message, Ticket
+from intake.vocabulary import mask_phone
 
 
 def staff_language(member) -> str:
     """Chinese unless the member reads only English (staff.toml languages)."""
     langs = getattr(member, "languages", None) or []
     return "en" if langs and "zh" not in langs else "zh"
-
-
-def mask_phone(phone: str | None) -> str:
-    """138****5678: the middle four digits hidden, as the seeds require where a record is shared."""
-    if not phone:
-        return ""
-    digits = re.sub(r"\D", "", phone)
-    if len(digits) == 13 and digits.startswith("86"):  # +86 mobile numbers: mask the 11-digit number
-        digits = digits[2:]
-    if len(digits) < 7:
-        return phone
-    return digits[:3] + "****" + digits[-4:]
 
 
 def reply_address(ctx: Context, ticket: Ticket) -> str:

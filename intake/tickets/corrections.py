@@ -15,8 +15,7 @@ from sqlalchemy.orm import Session
 
 from intake.inbound.quote import strip_quoted
 from intake.store.models import Correction, Message, Ticket
-
-TYPES = ("inquiry", "complaint", "fault", "request", "suggestion")
+from intake.vocabulary import TYPES
 
 
 def record(session: Session, ticket: Ticket, *, axis: str, old: str, new: str, actor: str, at) -> Correction:

@@ -13,9 +13,8 @@ from sqlalchemy.orm import Session, make_transient_to_detached
 from intake.store.db import add_row, write_rows
 from intake.store.fastsql import Prepared, insert_returning_id, insert_rows, python_default
 from intake.store.models import Attachment, Counter, Customer, Event, Message, Ticket, utcnow
+from intake.vocabulary import OPEN_STATUSES, STATUSES
 
-STATUSES = ("new", "in_progress", "follow_up", "resolved", "closed")
-OPEN_STATUSES = ("new", "in_progress", "follow_up")
 REF_BODY = r"\d{6}-\d{4,}"
 
 

@@ -25,9 +25,8 @@ from sqlalchemy import select
 from intake.context import Context
 from intake.store.models import Ticket
 from intake.tickets import corrections
+from intake.vocabulary import TYPES, URGENCIES
 
-TYPES = ("inquiry", "complaint", "fault", "request", "suggestion")
-URGENCIES = ("urgent", "important", "normal")
 TREND_WEEKS = 8
 
 

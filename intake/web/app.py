@@ -33,6 +33,7 @@ from intake import resources
 from intake.inbound.form import TYPES, human_size, msg, now_iso, validate_submission
 from intake.sources.base import Result, Sink
 from intake.sources.spool import SpoolSource, write_spool_file_bytes
+from intake.vocabulary import mask_phone
 from intake.web.middleware import BodyLimit, SecurityHeaders
 from intake.web.security import (
     CSRF_COOKIE,
@@ -331,15 +332,6 @@ def _trusted(host: str, proxies: tuple[str, ...]) -> bool:
         except ValueError:
             continue
     return False
-
-
-def mask_phone(phone: str) -> str:
-    """138****5678: the middle four digits hidden, as the privacy rule asks for shared records."""
-    digits = [i for i, c in enumerate(phone) if c.isdigit()]
-    if len(digits) < 8:
-        return phone
-    hide = set(digits[-8:-4])
-    return "".join("*" if i in hide else c for i, c in enumerate(phone))
 
 
 def create_app(settings: WebSettings, sink: Sink, spool_dir: Path, extra_routes: list | None = None) -> Starlette:

@@ -6,9 +6,10 @@ from datetime import date
 
 import pytest
 
-from archive.record import CaseRecord, label, mask_phone, searchable_text
+from archive.record import CaseRecord, searchable_text
 from archive.render import render_case_html, sanitize_html
 from archive.sample import sample_case
+from intake.vocabulary import label, mask_phone
 
 
 @pytest.mark.parametrize(
