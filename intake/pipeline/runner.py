@@ -1,7 +1,9 @@
-"""The pipeline: every item from every source runs PIPELINE in one transaction.
+"""The pipeline: every item from every source runs PIPELINE (intake/pipeline/builtin.py)
+in one transaction:
 
-    prepare (parse, classify the text), then in the transaction:
-    parse → dedupe → loop_check → thread → ignore_autoreply → classify → route → store → acknowledge
+    prepare (parse, classify the text; no transaction), then in the transaction:
+    parse → dedupe → loop_check → thread → staff_reply → ignore_autoreply → survey_answer
+    → classify → route → store → schedule → acknowledge → notify → to_archive
 
 The work whose cost grows with the input (parsing, classifying) is done in prepare,
 before the transaction (on SQLite, before the item's turn at the write lock); the
