@@ -10,6 +10,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import zipfile
 from dataclasses import replace
 from datetime import UTC, date, datetime
@@ -22,10 +23,12 @@ from archive.integrity import sync_manifest
 from archive.models import ArchiveAudit, ArchiveFile
 from archive.retention import RetentionPolicy, hold, purge, release
 from archive.sample import sample_case
-from archive.storage import LocalStorage
+from archive.storage import LocalStorage, open_storage
 from archive.writer import archive_now
 from intake.store.db import make_engine, make_sessions, transaction, upgrade
 from intake.web.console import compliance as c
+from intake.web.console.models import ConsoleAudit
+from tests.console.conftest import csrf_of
 
 T0 = datetime(2026, 11, 22, 9, 0, tzinfo=UTC)
 TODAY = date(2026, 12, 6)
@@ -35,12 +38,8 @@ def case(ref: str, customer: str, day: date, **changes):
     return replace(sample_case(ref, customer=customer, day=day), status="in_progress", closed_on=None, **changes)
 
 
-def build_archive(home: Path):
+def write_cases(sessions, storage) -> None:
     """Three cases, four files: 0001 (complaint, v1 open, v2 closed), 0002 (inquiry), 0003 (fault, an older month)."""
-    engine = make_engine(f"sqlite:///{home / 'var' / 'intake.store.db'}")
-    upgrade(engine)
-    sessions = make_sessions(engine)
-    storage = LocalStorage(home / "var" / "archive")
     a = case("261101-0001", "深圳市某科技有限公司", date(2026, 11, 1))
     b = case("261110-0002", "北京某集团", date(2026, 11, 10), type="inquiry", email="li.na@beijing-group.example.cn")
     d = case("261005-0003", "上海某物流公司", date(2026, 10, 5), type="fault")
@@ -49,6 +48,15 @@ def build_archive(home: Path):
             archive_now(s, storage, record, now=T0, policy=RetentionPolicy(years=2))
     with sessions() as s:
         sync_manifest(s, storage)
+
+
+def build_archive(home: Path):
+    """The archive where `intake` run in `home` on its embedded defaults finds it."""
+    engine = make_engine("sqlite:///" + str(home / "var" / "intake") + ".db")
+    upgrade(engine)
+    sessions = make_sessions(engine)
+    storage = LocalStorage(home / "var" / "archive")
+    write_cases(sessions, storage)
     return engine, sessions, storage
 
 
@@ -147,14 +155,7 @@ def zip_content(data: bytes) -> tuple[dict[str, str], dict]:
 
 def test_export_is_the_zip_the_command_line_writes(archive_home):
     home, sessions, storage = archive_home
-    proc = subprocess.run(
-        [sys.executable, "-m", "intake.cli.main", "archive", "export", "--customer", "某科技", "--output", str(home / "cli.zip")],
-        cwd=home,
-        capture_output=True,
-        timeout=120,
-        env={**os.environ, "INTAKE_CONFIG": ""},
-    )
-    assert proc.returncode == 0, proc.stderr.decode()
+    run_cli(home, "archive", "export", "--customer", "某科技", "--output", str(home / "cli.zip"))
     out = io.BytesIO()
     with sessions() as s:
         f = filters(company="某科技")
@@ -204,3 +205,166 @@ def test_audit_log_lists_purges_holds_releases_newest_first_and_filters(archive_
         assert "written" not in {a.action for a in c.audit_log(s, action="written").rows}  # not one of the shown actions
         assert s.scalar(select(ArchiveAudit).where(ArchiveAudit.action == "written").limit(1)) is not None
         assert c.audit_log(s, per_page=3, page=2).rows[0].action == "hold"
+
+
+# == the pages, through the web listener's app (tests/console/conftest.py) ==================
+
+
+def run_cli(home: Path, *args: str) -> subprocess.CompletedProcess:
+    """The real `intake` command on the database home/var/intake.db and the archive home/var/archive."""
+    config = home / "cli.toml"
+    config.write_text(f'[database]\nurl = "sqlite:///{home / "var" / "intake"}.db"\n[paths]\nvar = "{home / "var"}"\n', encoding="utf-8")
+    proc = subprocess.run(
+        [sys.executable, "-m", "intake.cli.main", "--config", str(config), *args],
+        cwd=home,
+        capture_output=True,
+        timeout=120,
+        env={**os.environ, "INTAKE_CONFIG": ""},
+    )
+    assert proc.returncode == 0, proc.stderr.decode()
+    return proc
+
+
+@pytest.fixture
+def archived(console_ctx):
+    """The console's own archive (open_storage of its [archive] section) with the three cases."""
+    storage = open_storage(console_ctx.config.archive)
+    write_cases(console_ctx.sessions, storage)
+    return storage
+
+
+def file_row(ctx, ref: str, version: int) -> ArchiveFile:
+    with ctx.sessions() as s:
+        return s.scalars(select(ArchiveFile).where(ArchiveFile.ticket_ref == ref, ArchiveFile.version == version)).one()
+
+
+def console_audit(ctx, *actions: str) -> list[ConsoleAudit]:
+    with ctx.sessions() as s:
+        return list(s.scalars(select(ConsoleAudit).where(ConsoleAudit.action.in_(actions)).order_by(ConsoleAudit.id)))
+
+
+def archive_audit(ctx, action: str) -> list[ArchiveAudit]:
+    with ctx.sessions() as s:
+        return list(s.scalars(select(ArchiveAudit).where(ArchiveAudit.action == action).order_by(ArchiveAudit.id)))
+
+
+def test_search_page_shows_every_version_with_hash_retention_hold_and_status(console_ctx, archived, signed_in):
+    client = signed_in("carol", "compliance")
+    page = client.get("/console/archive", params={"company": "某科技", "lang": "en"})
+    assert page.status_code == 200
+    v1, v2 = file_row(console_ctx, "261101-0001", 1), file_row(console_ctx, "261101-0001", 2)
+    for row in (v1, v2):
+        assert f'data-sha256="{row.sha256}"' in page.text and f"/console/archive/files/{row.id}/pdf" in page.text
+    assert page.text.count('class="status status-ok verify-status">matches') == 2 and "2028-11-05" in page.text
+    assert "1 cases, 2 files found." in page.text and "261110-0002" not in page.text
+    zh = client.get("/console/archive", params={"type": "咨询", "lang": "zh"})
+    assert "261110-0002" in zh.text and "案件未结，不可删除" in zh.text and "261101-0001" not in zh.text
+    bad = client.get("/console/archive", params={"since": "yesterday"})
+    assert bad.status_code == 200 and 'id="f-since-error"' in bad.text and 'aria-invalid="true"' in bad.text
+
+
+def test_download_gives_the_archived_bytes_and_is_audited(console_ctx, archived, signed_in):
+    client = signed_in("carol", "compliance")
+    row = file_row(console_ctx, "261101-0001", 2)
+    got = client.get(f"/console/archive/files/{row.id}/pdf")
+    assert got.status_code == 200 and got.headers["content-type"] == "application/pdf"
+    assert hashlib.sha256(got.content).hexdigest() == row.sha256 == got.headers["x-archive-sha256"]
+    assert "filename*=UTF-8''" in got.headers["content-disposition"] and 'filename="261101-0001_v2-final.pdf"' in got.headers["content-disposition"]
+    [entry] = console_audit(console_ctx, c.DOWNLOAD)
+    assert (entry.user, entry.target) == ("carol", row.path)
+    assert entry.detail == {"file_id": row.id, "ticket_ref": "261101-0001", "version": 2, "sha256": row.sha256, "size": row.size}
+
+
+def test_a_changed_file_is_not_handed_out_and_the_attempt_is_audited(console_ctx, archived, signed_in):
+    client = signed_in("carol", "compliance")
+    row = file_row(console_ctx, "261110-0002", 1)
+    archived.put(PurePosixPath(row.path), archived.get(PurePosixPath(row.path)) + b"%edited")
+    page = client.get("/console/archive", params={"ticket": "261110-0002", "lang": "en"})
+    assert "CHANGED" in page.text and f"/console/archive/files/{row.id}/pdf" not in page.text
+    got = client.get(f"/console/archive/files/{row.id}/pdf", params={"lang": "en"})
+    assert got.status_code == 409 and b"%PDF" not in got.content and "no longer matches" in got.text
+    assert client.get("/console/archive/files/9999/pdf").status_code == 404
+    assert [(a.action, a.detail["why"]) for a in console_audit(console_ctx, c.DOWNLOAD_REFUSED)] == [
+        (c.DOWNLOAD_REFUSED, "changed"),
+        (c.DOWNLOAD_REFUSED, "unknown"),
+    ]
+    assert console_audit(console_ctx, c.DOWNLOAD) == []
+
+
+def test_an_operator_cannot_download_export_or_hold(console_ctx, archived, signed_in):
+    client = signed_in("otto", "operator")
+    row = file_row(console_ctx, "261101-0001", 1)
+    assert client.get("/console/archive").status_code == 403
+    got = client.get(f"/console/archive/files/{row.id}/pdf")
+    assert got.status_code == 403 and b"%PDF" not in got.content
+    token = csrf_of(client.get("/console/report").text)
+    assert client.post("/console/archive/export", data={"all": "1", "csrf_token": token}).status_code == 403
+    assert (
+        client.post("/console/archive/hold", data={"ticket": "261101-0001", "action": "hold", "reason": "x", "csrf_token": token}).status_code == 403
+    )
+    assert not file_row(console_ctx, "261101-0001", 1).legal_hold and archive_audit(console_ctx, "hold") == []
+    assert console_audit(console_ctx, c.DOWNLOAD, c.EXPORT) == []
+    assert len(console_audit(console_ctx, "forbidden")) == 4
+
+
+def test_hold_and_release_need_a_reason_and_show_in_both_audit_logs(console_ctx, archived, signed_in):
+    client = signed_in("carol", "compliance")
+    page = client.get("/console/archive", params={"ticket": "261101-0001", "lang": "en"})
+    token = csrf_of(page.text)
+    form = {"ticket": "261101-0001", "action": "hold", "csrf_token": token}
+    blank = client.post("/console/archive/hold", data={**form, "reason": "   "}, params={"lang": "en"})
+    assert blank.status_code == 422 and "Give a reason." in blank.text
+    assert not file_row(console_ctx, "261101-0001", 1).legal_hold and archive_audit(console_ctx, "hold") == []
+
+    done = client.post("/console/archive/hold", data={**form, "reason": "court order 2026-77"})
+    assert done.status_code == 303 and "done=held" in done.headers["location"]
+    assert all(file_row(console_ctx, "261101-0001", v).legal_hold for v in (1, 2))
+    [held] = archive_audit(console_ctx, "hold")
+    assert (held.actor, held.ticket_ref, held.detail) == ("console:carol", "261101-0001", {"reason": "court order 2026-77"})
+    [mine] = console_audit(console_ctx, c.HOLD)
+    assert (mine.user, mine.target, mine.detail["reason"]) == ("carol", "261101-0001", "court order 2026-77")
+    shown = client.get(done.headers["location"] + "&lang=en")
+    assert "Legal hold set on 261101-0001 (2 files)." in shown.text and "court order 2026-77" in shown.text and "Release legal hold" in shown.text
+
+    release = {"ticket": "261101-0001", "action": "release", "csrf_token": token}
+    assert client.post("/console/archive/hold", data={**release, "reason": ""}).status_code == 422
+    assert file_row(console_ctx, "261101-0001", 1).legal_hold
+    assert client.post("/console/archive/hold", data={**release, "reason": "order lifted"}).status_code == 303
+    assert not file_row(console_ctx, "261101-0001", 2).legal_hold
+    [released] = archive_audit(console_ctx, "release")
+    assert released.detail == {"was": "court order 2026-77", "reason": "order lifted"}
+    again = client.post("/console/archive/hold", data={**release, "reason": "twice"}, params={"lang": "en"})
+    assert again.status_code == 409 and "is not on legal hold" in again.text
+
+    log = client.get("/console/archive-audit", params={"lang": "en"})
+    assert log.status_code == 200
+    assert log.text.index('<tr class="audit-row" data-action="release"') < log.text.index('<tr class="audit-row" data-action="hold"')  # newest first
+    assert "order lifted" in log.text and "console:carol" in log.text
+    assert 'data-action="archive_hold"' in log.text and 'data-action="archive_release"' in log.text
+    only_holds = client.get("/console/archive-audit", params={"action": "hold"})
+    assert 'data-action="hold"' in only_holds.text and '<tr class="audit-row" data-action="release"' not in only_holds.text
+
+
+def test_hold_without_csrf_token_changes_nothing(console_ctx, archived, signed_in):
+    client = signed_in("carol", "compliance")
+    got = client.post("/console/archive/hold", data={"ticket": "261101-0001", "action": "hold", "reason": "no token"})
+    assert got.status_code == 403 and not file_row(console_ctx, "261101-0001", 1).legal_hold
+
+
+def test_export_from_the_page_is_the_command_lines_zip_and_is_audited(console_ctx, archived, signed_in, tmp_path):
+    client = signed_in("carol", "compliance")
+    token = csrf_of(client.get("/console/archive").text)
+    got = client.post("/console/archive/export", data={"company": "某科技", "all": "1", "csrf_token": token})
+    assert got.status_code == 200 and got.headers["content-type"] == "application/zip"
+    run_cli(tmp_path, "archive", "export", "--customer", "某科技", "--output", str(tmp_path / "cli.zip"))
+    assert zip_content(got.content) == zip_content((tmp_path / "cli.zip").read_bytes())
+    [entry] = console_audit(console_ctx, c.EXPORT)
+    assert entry.user == "carol" and entry.detail["exported"] == 2 and entry.detail["filters"] == {"company": "某科技"}
+
+    row = file_row(console_ctx, "261110-0002", 1)
+    ticked = client.post("/console/archive/export", data={"file": [str(row.id)], "csrf_token": token})
+    files, manifest = zip_content(ticked.content)
+    assert files == {row.path: row.sha256} and manifest["problems"] == []
+    nothing = client.post("/console/archive/export", data={"csrf_token": token}, params={"lang": "en"})
+    assert nothing.status_code == 422 and "There is nothing to export." in nothing.text
+    assert not list(Path(tempfile.gettempdir()).glob("intake-export-*.zip"))  # each zip removed once sent
