@@ -242,11 +242,14 @@ class QuarantineItem(Base):
     channel: Mapped[str] = mapped_column(String(20))
     raw: Mapped[bytes] = mapped_column(LargeBinary)
     reason: Mapped[str] = mapped_column(Text)
-    status: Mapped[str] = mapped_column(String(20), default="held", index=True)  # held, released
+    status: Mapped[str] = mapped_column(String(20), default="held", index=True)  # held, released, dismissed
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     retried_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     retries: Mapped[int] = mapped_column(Integer, default=0)
     ticket_ref: Mapped[str | None] = mapped_column(String(32))
+    # dismissed: a person dealt with it without processing it (intake/pipeline/quarantine.py); the bytes stay
+    dismissed_by: Mapped[str | None] = mapped_column(String(100))
+    dismissed_reason: Mapped[str | None] = mapped_column(Text)
 
 
 class Correction(Base):

@@ -1,4 +1,5 @@
-"""console: the web console's users, audit log and failed sign-ins (intake/web/console)
+"""console: the web console's users, audit log and failed sign-ins (intake/web/console);
+who dismissed a quarantined item and why (intake/pipeline/quarantine.py)
 
 Revision ID: 0008
 Revises: 0007
@@ -14,6 +15,9 @@ depends_on = None
 
 
 def upgrade() -> None:
+    with op.batch_alter_table("quarantine") as batch:
+        batch.add_column(sa.Column("dismissed_by", sa.String(100), nullable=True))
+        batch.add_column(sa.Column("dismissed_reason", sa.Text(), nullable=True))
     op.create_table(
         "console_users",
         sa.Column("id", sa.Integer(), primary_key=True),
@@ -52,3 +56,6 @@ def downgrade() -> None:
     op.drop_table("console_failed_sign_ins")
     op.drop_table("console_audit")
     op.drop_table("console_users")
+    with op.batch_alter_table("quarantine") as batch:
+        batch.drop_column("dismissed_reason")
+        batch.drop_column("dismissed_by")

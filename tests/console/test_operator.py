@@ -1,0 +1,175 @@
+"""The operators' pages on a real SQLite database: sources from source_state (a failing one
+marked red), the outbox and archive jobs, the quarantine's safe text view, retry (the same
+code as `intake quarantine retry`) and dismiss, the overview's charts of the last 24 hours."""
+
+from __future__ import annotations
+
+import base64
+import re
+from email.message import EmailMessage
+from urllib.parse import unquote
+
+from sqlalchemy import select
+
+from intake.pipeline.runner import Pipeline
+from intake.sources.base import SourceRef
+from intake.store.models import QuarantineItem, Ticket
+from intake.web.console.models import ConsoleAudit
+from tests.console.conftest import csrf_of
+
+HOSTILE_HTML = '<p>打印机<b>坏了</b></p><script>alert("x")</script><img src="http://198.51.100.7/track.png" onerror="alert(1)">'
+
+
+def customer_mail(
+    subject: str = "打印机无法连接网络", body: str = "从今天早上开始打印机无法连接，请尽快处理。" * 40, html_only: bool = False
+) -> bytes:
+    msg = EmailMessage()
+    msg["From"] = "王芳 <wang.fang@kehu.example.cn>"
+    msg["To"] = "support@example.com"
+    msg["Subject"] = subject
+    msg["Message-ID"] = "<console-test-1@kehu.example.cn>"
+    if html_only:
+        msg.set_content(HOSTILE_HTML + body, subtype="html")
+    else:
+        msg.set_content(body)
+        msg.add_alternative(HOSTILE_HTML + body, subtype="html")
+    return msg.as_bytes()
+
+
+def quarantine_one(ctx, raw: bytes) -> int:
+    """Quarantine `raw` as the daemon does when a message is over limits.max_message_bytes:
+    the same database, a stricter limit (the console's own context keeps the normal one)."""
+    strict = ctx.config.model_copy(update={"limits": ctx.config.limits.model_copy(update={"max_message_bytes": 1024})})
+    from intake.context import build_context
+
+    result = Pipeline(build_context(strict)).take(raw, SourceRef("imap:support/INBOX", "7/42", "email"))
+    assert result.outcome == "quarantined"
+    with ctx.sessions() as s:
+        return s.scalars(select(QuarantineItem.id).order_by(QuarantineItem.id.desc())).first()
+
+
+def test_failing_source_is_red_and_healthy_one_green(signed_in, console_ctx):
+    pipeline = Pipeline(console_ctx)
+    pipeline.report("imap:support/INBOX", backlog=3)
+    pipeline.report("imap:sales/INBOX", backlog=0)
+    pipeline.report("imap:sales/INBOX", error="LOGIN failed: authentication failed")
+    client = signed_in("ops", "operator")
+    page = client.get("/console/sources")
+    assert page.status_code == 200
+    rows = dict(re.findall(r'<tr class="(bad|ok)" data-source="([^"]+)"', page.text)[i][::-1] for i in range(2))
+    assert rows == {"imap:support/INBOX": "ok", "imap:sales/INBOX": "bad"}
+    assert "LOGIN failed: authentication failed" in page.text
+    overview = client.get("/console/overview")
+    assert 'class="figure bad" id="fig-failing"' in overview.text
+    assert re.search(r'<meta http-equiv="refresh" content="30">', overview.text)
+
+
+def test_overview_charts_count_the_last_24_hours(signed_in, console_ctx):
+    pipeline = Pipeline(console_ctx)
+    for i in range(3):
+        raw = customer_mail(subject=f"问题 {i}", body="请帮忙看一下。").replace(b"console-test-1", f"chart-{i}".encode())
+        assert pipeline.take(raw, SourceRef("imap:support/INBOX", f"1/{i}", "email")).outcome == "opened"
+    client = signed_in("ops", "operator")
+    page = client.get("/console/overview")
+    uris = re.findall(r'<img src="data:image/svg\+xml;(?:charset=utf-8;)?base64,([^"]+)" alt="([^"]+)"', page.text)
+    assert [alt for _, alt in uris] == ["每小时收取", "每小时新工单", "每小时发出邮件", "每小时隔离"] or [alt for _, alt in uris] == [
+        "Taken per hour",
+        "New tickets per hour",
+        "Mail sent per hour",
+        "Quarantined per hour",
+    ]
+    svg = base64.b64decode(uris[1][0]).decode()
+    assert "<script" not in svg
+    # 24 bars, the last (this hour) holding the three new tickets
+    values = re.findall(r'<desc class="value">(\d+)</desc>', svg)
+    assert len(values) == 24 and values[-1] == "3" and set(values[:-1]) == {"0"}
+
+
+def test_quarantined_mail_shows_reason_headers_and_text_never_html(signed_in, console_ctx):
+    item = quarantine_one(console_ctx, customer_mail(html_only=True))
+    client = signed_in("ops", "operator")
+    listing = client.get("/console/quarantine")
+    assert f'href="/console/quarantine/{item}"' in listing.text and "max_message_bytes" in listing.text
+    page = client.get(f"/console/quarantine/{item}")
+    assert page.status_code == 200
+    assert "exceeds limits.max_message_bytes" in page.text
+    assert "wang.fang@kehu.example.cn" in page.text and "打印机无法连接网络" in page.text  # headers, decoded
+    body = re.search(r'<pre class="body" id="item-body">(.*?)</pre>', page.text, re.S).group(1)
+    assert "打印机无法连接，请尽快处理" in body and "打印机" in body and "坏了" in body  # the HTML as text
+    # nothing of the HTML part is live: no script, no image, no element of the customer's
+    assert "<script" not in page.text and "<img" not in page.text and "onerror" not in page.text.replace("&#34;", "")
+    assert "198.51.100.7" not in page.text
+
+
+def test_retry_button_makes_the_ticket_like_the_cli_and_is_audited(signed_in, console_ctx):
+    item = quarantine_one(console_ctx, customer_mail())
+    client = signed_in("ops", "operator")
+    page = client.get(f"/console/quarantine/{item}")
+    answer = client.post(f"/console/quarantine/{item}/retry", data={"csrf_token": csrf_of(page.text)})
+    assert answer.status_code == 303
+    shown = client.get(answer.headers["location"])
+    ref = re.search(r'<strong id="ticket-ref">([^<]+)</strong>', shown.text).group(1)
+    with console_ctx.sessions() as s:
+        q = s.get(QuarantineItem, item)
+        assert q.status == "released" and q.ticket_ref == ref and q.retries == 1
+        assert s.scalar(select(Ticket).where(Ticket.ref == ref)).subject == "打印机无法连接网络"
+        [row] = s.scalars(select(ConsoleAudit).where(ConsoleAudit.action == "quarantine_retry")).all()
+        assert row.user == "ops" and row.target == f"quarantine:{item}" and row.detail["ticket"] == ref
+    # a second press finds nothing held: said so, nothing processed twice
+    again = client.post(f"/console/quarantine/{item}/retry", data={"csrf_token": csrf_of(shown.text)})
+    assert again.status_code == 409
+    with console_ctx.sessions() as s:
+        assert len(s.scalars(select(Ticket)).all()) == 1
+
+
+def test_dismiss_needs_a_reason_keeps_the_bytes_and_names_the_operator(signed_in, console_ctx):
+    raw = customer_mail()
+    item = quarantine_one(console_ctx, raw)
+    client = signed_in("ops", "operator")
+    page = client.get(f"/console/quarantine/{item}")
+    empty = client.post(f"/console/quarantine/{item}/dismiss", data={"csrf_token": csrf_of(page.text), "reason": "  "})
+    assert empty.status_code == 422 and 'id="item-error"' in empty.text
+    with console_ctx.sessions() as s:
+        assert s.get(QuarantineItem, item).status == "held"
+    done = client.post(f"/console/quarantine/{item}/dismiss", data={"csrf_token": csrf_of(page.text), "reason": "测试邮件，无需处理"})
+    assert done.status_code == 303
+    with console_ctx.sessions() as s:
+        q = s.get(QuarantineItem, item)
+        assert (q.status, q.dismissed_by, q.dismissed_reason, q.raw) == ("dismissed", "ops", "测试邮件，无需处理", raw)
+        [row] = s.scalars(select(ConsoleAudit).where(ConsoleAudit.action == "quarantine_dismiss")).all()
+        assert row.user == "ops" and row.detail == {"reason": "测试邮件，无需处理"}
+    shown = client.get(done.headers["location"])
+    assert 'id="retry"' not in shown.text and "测试邮件，无需处理" in shown.text
+
+
+def test_form_submission_in_quarantine_is_shown_as_its_json(signed_in, console_ctx):
+    with console_ctx.sessions() as s, s.begin():
+        s.add(
+            QuarantineItem(
+                source="spool", key="x.json", channel="form", raw='{"name": "<b>李雷</b>", "message": "网站打不开"}'.encode(), reason="test"
+            )
+        )
+    client = signed_in("ops", "operator")
+    with console_ctx.sessions() as s:
+        item = s.scalar(select(QuarantineItem.id))
+    page = client.get(f"/console/quarantine/{item}")
+    assert "&lt;b&gt;李雷&lt;/b&gt;" in page.text and "<b>李雷" not in page.text and "网站打不开" in page.text
+
+
+def test_outbox_and_archive_jobs_pages(signed_in, console_ctx):
+    pipeline = Pipeline(console_ctx)
+    assert pipeline.take(customer_mail(body="请帮忙。"), SourceRef("imap:support/INBOX", "1/1", "email")).outcome == "opened"
+    client = signed_in("ops", "operator")
+    outbox = client.get("/console/outbox")
+    assert outbox.status_code == 200 and "wang.fang@kehu.example.cn" in unquote(outbox.text)  # the pending ack
+    jobs = client.get("/console/archive-jobs")
+    assert jobs.status_code == 200 and 'id="jobs"' in jobs.text  # the new ticket's archive job waits
+
+
+def test_pages_in_english_by_switch_and_by_accept_language(signed_in):
+    client = signed_in("ops", "operator")
+    assert "<h1>运行概览</h1>" in client.get("/console/overview").text  # the default: Chinese
+    assert "<h1>Overview</h1>" in client.get("/console/overview", headers={"Accept-Language": "en-GB,en;q=0.8"}).text
+    switched = client.get("/console/overview?lang=en")
+    assert "<h1>Overview</h1>" in switched.text
+    assert "<h1>Overview</h1>" in client.get("/console/quarantine").text.replace("<h1>Quarantine</h1>", "<h1>Overview</h1>")  # the cookie keeps it
