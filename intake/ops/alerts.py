@@ -51,6 +51,44 @@ def is_failing(state: SourceState) -> bool:
     return state.last_error_at is not None and (state.last_success_at is None or state.last_error_at > state.last_success_at)
 
 
+class MailerHealth:
+    """The mailer's way out (the SMTP server, Graph's sendMail) watched like a source: its
+    row in source_state ("smtp", "graph-send:<account>") turns red when a send fails for the
+    server's or the login's sake (TransportError.server), green at the next mail that goes
+    out, so the alerts, `intake status`, /metrics and /healthz tell of it as of a mailbox.
+    A change is written at once; the same news at most every `every` seconds (the mailer
+    sends hundreds a second through a backlog). Writing it never stops a send."""
+
+    def __init__(self, ctx: Context, name: str, every: float = 10.0):
+        self.ctx, self.name, self.every = ctx, name, every
+        self._last: tuple[str | None, float] | None = None  # (error or None, monotonic time written)
+
+    def sent(self) -> None:
+        self._record(None)
+
+    def failed(self, error: str) -> None:
+        self._record(error)
+
+    def _record(self, error: str | None) -> None:
+        import time
+
+        now = time.monotonic()
+        if self._last is not None and self._last[0] == error and now - self._last[1] < self.every:
+            return
+        try:
+            with transaction(self.ctx.sessions) as session:
+                state = session.get(SourceState, self.name) or SourceState(source=self.name, errors=0)
+                at = self.ctx.now()
+                if error is None:
+                    state.last_success_at = at
+                else:
+                    state.last_error, state.last_error_at, state.errors = error[:2000], at, (state.errors or 0) + 1
+                session.merge(state)
+            self._last = (error, now)
+        except Exception:
+            log.exception("mailer health: could not record %s", self.name)
+
+
 class AlertsWorker:
     def __init__(self, ctx: Context):
         self.ctx = ctx

@@ -41,6 +41,7 @@ def collect(ctx: Context) -> dict:
         "tickets": tickets,
         **({"archive": archive} if archive is not None else {}),
         "tokens": token_states(ctx.config.var),  # OAuth2 logins: each access token's expiry
+        "credentials": credentials(ctx),  # and each client secret's or certificate's
     }
 
 
@@ -69,3 +70,16 @@ def _archive_counts(session) -> dict | None:
         return None
     counts = dict(session.execute(select(ArchiveJob.status, func.count()).group_by(ArchiveJob.status)).all())
     return {status: counts.get(status, 0) for status in ("pending", "running", "done", "failed")}
+
+
+def credentials(ctx: Context) -> dict:
+    """{login: {"expires_at", "days_left", "warn"}} of every OAuth2 client secret (secret_expires)
+    and certificate whose expiry is known; `warn` within [alerts] credential_warn_days."""
+    from intake.oauth import credential_expiries
+
+    now, warn_days = ctx.now(), ctx.config.alerts.credential_warn_days
+    found = {}
+    for label, expires in credential_expiries(ctx.config).items():
+        days = (expires - now).total_seconds() / 86400
+        found[label] = {"expires_at": expires, "days_left": round(days, 1), "warn": days <= warn_days}
+    return found

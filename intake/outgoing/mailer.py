@@ -15,7 +15,7 @@ from datetime import timedelta
 from sqlalchemy import BindParameter, bindparam, case, select, update
 
 from intake.context import Context
-from intake.outgoing.transport import Transport, TransportError, make_transport
+from intake.outgoing.transport import Transport, TransportError, transport_for
 from intake.store.db import transaction
 from intake.store.models import OutboxMail
 
@@ -29,7 +29,11 @@ GROUP = 10
 class OutboxWorker:
     def __init__(self, ctx: Context, transport: Transport | None = None):
         self.ctx = ctx
-        self.transport = transport or make_transport(ctx.config.smtp, ctx.config.outgoing_maildir)
+        self.transport = transport or transport_for(ctx.config)
+        from intake.ops.alerts import MailerHealth
+
+        name = getattr(self.transport, "health_name", None)
+        self.health = MailerHealth(ctx, name) if name else None  # red while the server or the login fails
 
     def _claim(self, sent: list[int]) -> list:
         """Record the last group as sent and take the next group for one attempt each,
@@ -78,8 +82,12 @@ class OutboxWorker:
                         failed += 1
                         retry_later += not exc.permanent
                         self._failed(row, exc)
+                        if exc.server and self.health is not None:
+                            self.health.failed(str(exc))
                         continue
                     done.append(row.id)
+                    if self.health is not None:
+                        self.health.sent()
                 sent += len(done)
                 if not done and retry_later:
                     break  # the server is down: the rows wait for their next attempt

@@ -18,14 +18,18 @@ from intake.oauth.sasl import smtp_login
 
 
 class TransportError(Exception):
-    """Sending failed; `permanent` when retrying cannot help (5xx for the recipient)."""
+    """Sending failed; `permanent` when retrying cannot help (5xx for the recipient);
+    `server` when the way out itself failed (unreachable, login or token refused), not this
+    mail: the mailer's health turns red (intake/ops/alerts.py) and the mail waits."""
 
-    def __init__(self, message: str, permanent: bool = False):
+    def __init__(self, message: str, permanent: bool = False, server: bool = False):
         super().__init__(message)
-        self.permanent = permanent
+        self.permanent, self.server = permanent, server
 
 
 class Transport(Protocol):
+    health_name: str | None  # its row in source_state ("smtp", "graph-send:<account>"); None: not watched
+
     def send(self, mail_from: str, rcpt_to: str, raw: bytes) -> None: ...
     def close(self) -> None: ...
 
@@ -33,6 +37,8 @@ class Transport(Protocol):
 class MaildirTransport:
     """Outgoing mail for the embedded defaults: each message a file in var/outgoing/new,
     written the Maildir way (tmp/, fsync, rename) so a reader never sees half a file."""
+
+    health_name = None
 
     def __init__(self, path: Path):
         self.path = Path(path)
@@ -52,6 +58,8 @@ class MaildirTransport:
 
 class SmtpTransport:
     """Keeps one connection open across a batch; reconnects when it was dropped."""
+
+    health_name = "smtp"
 
     def __init__(self, settings: Smtp, tokens: TokenSource | None = None):
         self.settings = settings
@@ -84,18 +92,15 @@ class SmtpTransport:
         return conn
 
     def send(self, mail_from: str, rcpt_to: str, raw: bytes) -> None:
+        if self.conn is None:
+            self.conn = self._connected()
         try:
-            if self.conn is None:
-                self.conn = self._connect()
             options = [] if rcpt_to.isascii() else ["SMTPUTF8"]  # an internationalised address (RFC 6531)
             if options and not self.conn.has_extn("smtputf8"):
                 raise TransportError(f"{rcpt_to}: the SMTP server does not accept internationalised addresses (no SMTPUTF8)", permanent=True)
             refused = self.conn.sendmail(mail_from, [rcpt_to], raw, mail_options=options)
         except TransportError:
             raise
-        except TokenError as exc:  # no token, no login: the mail waits for the next attempt
-            self.close()
-            raise TransportError(str(exc)) from None
         except UnicodeError as exc:
             raise TransportError(f"{rcpt_to}: cannot be sent: {exc}", permanent=True) from None
         except smtplib.SMTPRecipientsRefused as exc:
@@ -103,12 +108,29 @@ class SmtpTransport:
             raise TransportError(f"{rcpt_to} refused: {code} {text!r}", permanent=500 <= code < 600) from None
         except smtplib.SMTPResponseException as exc:
             self.close()
-            raise TransportError(f"SMTP {exc.smtp_code}: {exc.smtp_error!r}", permanent=500 <= exc.smtp_code < 600) from None
+            permanent = 500 <= exc.smtp_code < 600
+            raise TransportError(f"SMTP {exc.smtp_code}: {exc.smtp_error!r}", permanent=permanent, server=not permanent) from None
         except (OSError, smtplib.SMTPException) as exc:
             self.close()
-            raise TransportError(f"SMTP server {self.settings.host}:{self.settings.port} unavailable: {exc}") from None
+            raise TransportError(f"SMTP server {self.settings.host}:{self.settings.port} unavailable: {exc}", server=True) from None
         if refused:
             raise TransportError(f"refused: {refused}", permanent=True)
+
+    def _connected(self) -> smtplib.SMTP:
+        """A new logged-in connection. Whatever fails here is the server's or the login's,
+        never the mail's: a refused login (535) is no reason to give the mail up, it waits
+        (and the mailer turns red) until the login is mended."""
+        where = f"{self.settings.host}:{self.settings.port}"
+        try:
+            return self._connect()
+        except TokenError as exc:  # no token, no login
+            raise TransportError(str(exc), server=True) from None
+        except smtplib.SMTPAuthenticationError as exc:
+            raise TransportError(f"SMTP login to {where} refused: {exc.smtp_code} {exc.smtp_error!r}", server=True) from None
+        except smtplib.SMTPResponseException as exc:
+            raise TransportError(f"SMTP server {where} refused us: {exc.smtp_code} {exc.smtp_error!r}", server=True) from None
+        except (OSError, smtplib.SMTPException) as exc:
+            raise TransportError(f"SMTP server {where} unavailable: {exc}", server=True) from None
 
     def close(self) -> None:
         if self.conn is not None:
@@ -117,6 +139,17 @@ class SmtpTransport:
             except Exception:
                 pass
             self.conn = None
+
+
+def transport_for(config) -> Transport:
+    """The mailer's way out: the [[graph]] account with send = true (Graph's sendMail), else
+    [smtp] (a local Maildir when it has no host)."""
+    sender = next((account for account in config.graph if account.send), None)
+    if sender is not None:
+        from intake.msgraph.sender import graph_transport
+
+        return graph_transport(sender, config.var)
+    return make_transport(config.smtp, config.outgoing_maildir)
 
 
 def make_transport(settings: Smtp, outgoing_maildir: Path) -> Transport:

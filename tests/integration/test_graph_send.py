@@ -1,0 +1,105 @@
+"""Microsoft Graph as the mailer's way out: sendMail with our own MIME (base64, text/plain),
+so what leaves is byte for byte what the outbox holds, Message-ID included. Against the
+loopback Graph API (tests/servers/graph_api.py says what it stands in for)."""
+
+from __future__ import annotations
+
+import time
+from email import message_from_bytes
+from email.message import EmailMessage
+from email.policy import default
+
+import pytest
+from sqlalchemy import select
+
+from intake.msgraph.sender import GraphTransport
+from intake.outgoing.mailer import OutboxWorker
+from intake.outgoing.transport import TransportError
+from intake.store.models import OutboxMail, SourceState
+from tests.integration.graph_helpers import (  # noqa: F401 (fixtures are used by name)
+    MAILBOX,
+    account,
+    context,
+    graph,
+    graph_server,
+    idp,
+    mail,
+    secret_env,
+    source_for,
+)
+
+
+def outbox_rows(ctx) -> list:
+    with ctx.sessions() as session:
+        return list(session.execute(select(OutboxMail.kind, OutboxMail.message_id, OutboxMail.raw, OutboxMail.status, OutboxMail.rcpt_to)))
+
+
+def test_the_acknowledgement_leaves_through_sendmail_as_our_exact_mime(tmp_path, idp, graph):
+    ctx = context(tmp_path, [account(idp, graph, send=True)])
+    graph.deliver(MAILBOX, mail("printer offline", sender="li.wei@kehu.cn"))
+    assert source_for(ctx).run_once() == 1
+    worker = OutboxWorker(ctx)
+    assert isinstance(worker.transport, GraphTransport)
+
+    assert worker.run_once() == (1, 0)
+    [(kind, message_id, raw, status, rcpt)] = outbox_rows(ctx)
+    assert (kind, status, rcpt) == ("ack", "sent", "li.wei@kehu.cn")
+    [sent] = graph.sent(MAILBOX)
+    assert sent == raw  # byte for byte: the base64 carried our MIME untouched
+    assert message_from_bytes(sent, policy=default)["Message-ID"] == f"<{message_id}>"
+    assert graph.count("POST", "/sendMail", 202) == 1
+    with ctx.sessions() as session:
+        state = session.get(SourceState, "graph-send:support")
+        assert state.last_success_at is not None and state.last_error is None
+
+
+def test_send_only_account_and_throttled_send_waited_out(tmp_path, idp, graph):
+    from intake.pipeline.runner import Pipeline
+    from intake.sources.base import SourceRef
+
+    ctx = context(tmp_path, [account(idp, graph, send=True, folders=[])])
+    Pipeline(ctx).take(mail("by the drop folder"), SourceRef("maildir:drop", "one"))
+    graph.throttle(1, retry_after=0.5, path_part="/sendMail")
+    assert OutboxWorker(ctx).run_once() == (1, 0)
+    assert graph.count("POST", "/sendMail", 429) == 1 and len(graph.sent(MAILBOX)) == 1
+    assert graph.requests and not any("/messages/delta" in p for _, p, _, _ in graph.requests)  # nothing read
+
+
+def test_a_recipient_not_in_the_headers_is_refused_not_sent_elsewhere(tmp_path, idp, graph):
+    from intake.msgraph.sender import graph_transport
+
+    ctx = context(tmp_path, [account(idp, graph, send=True)])
+    transport = graph_transport(ctx.config.graph[0], ctx.config.var)
+    msg = EmailMessage()
+    msg["From"], msg["To"], msg["Subject"], msg["Message-ID"] = "support@example.com", "a@kehu.cn", "x", "<x@example.com>"
+    msg.set_content("x")
+    with pytest.raises(TransportError) as refused:
+        transport.send("support@example.com", "b@kehu.cn", msg.as_bytes())
+    assert refused.value.permanent and not refused.value.server
+    assert graph.sent(MAILBOX) == []
+
+
+def test_a_sender_refused_the_mailbox_turns_red_keeps_the_mail_and_recovers(tmp_path, idp, graph):
+    from intake.ops.alerts import is_failing
+    from intake.pipeline.runner import Pipeline
+    from intake.sources.base import SourceRef
+
+    ctx = context(tmp_path, [account(idp, graph, send=True, folders=[])], outbox={"retry_initial_seconds": 0.01})
+    worker = OutboxWorker(ctx)
+    Pipeline(ctx).take(mail("first"), SourceRef("maildir:drop", "one"))
+    assert worker.run_once() == (1, 0)
+
+    idp.withdraw_mailbox("graph-app", MAILBOX)  # Send As taken back: Graph answers 403 ErrorAccessDenied
+    Pipeline(ctx).take(mail("second", sender="wang.fang@kehu.cn"), SourceRef("maildir:drop", "two"))
+    assert worker.run_once() == (0, 1)
+    with ctx.sessions() as session:
+        state = session.get(SourceState, "graph-send:support")
+        assert is_failing(state) and "403 ErrorAccessDenied" in state.last_error
+    assert [r.status for r in outbox_rows(ctx)] == ["sent", "pending"]  # the mail waits, never given up for the login
+
+    idp.grant_mailbox("graph-app", MAILBOX)
+    time.sleep(0.05)  # past the retry time
+    assert worker.run_once() == (1, 0)
+    with ctx.sessions() as session:
+        assert not is_failing(session.get(SourceState, "graph-send:support"))
+    assert [r.status for r in outbox_rows(ctx)] == ["sent", "sent"]
