@@ -135,7 +135,8 @@ def cmd_status(args, out: Output) -> int:
     for label, t in status.get("tokens", {}).items():
         print(f"  {label}: OAuth2 token expires {t['expires_at']:%Y-%m-%d %H:%M:%S} UTC")
     for label, c in status.get("credentials", {}).items():
-        print(f"  {label}: client secret/certificate expires {c['expires_at']:%Y-%m-%d} (in {c['days_left']:g} days)" + (", RENEW IT" if c["warn"] else ""))
+        renew = ", RENEW IT" if c["warn"] else ""
+        print(f"  {label}: client secret/certificate expires {c['expires_at']:%Y-%m-%d} (in {c['days_left']:g} days){renew}")
     o = status["outbox"]
     print(f"outbox: {o['pending']} pending (oldest {o['oldest_pending'] or '-'}), {o['sent']} sent, {o['failed']} failed")
     print(f"quarantine: {status['quarantine']['held']} held, {status['quarantine']['released']} released")
