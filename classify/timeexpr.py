@@ -56,6 +56,12 @@ _PATTERNS: tuple[tuple[str, tuple[str, ...], str], ...] = (
         ("明早", "明天", "明儿"),
         r"(?:明早|明天一早|明天早上|明天上午|明儿一早)\s{0,2}.{0,6}?(?:要用|开会|开庭|上线|汇报|检查|审计|验收|之前|以前|前|就要)",
     ),
+    # needed or happening today, said with 要: "今天下午要打的疫苗", "今晚要发的货"
+    (
+        TODAY,
+        ("今天", "今日", "今晚", "今早"),
+        r"(?:今天|今日|今晚|今早)(?:上午|中午|下午|晚上)?\s{0,2}(?:就|还|必须|一定)?\s{0,2}要(?:用|打|交|发|出|上|开|到|送|做|办|给|考|签|演)",
+    ),
     (TODAY, ("马上", "立刻", "立即"), r"(?:马上|立刻|立即)\s{0,2}(?:就要|要用|要交|开始|开会|上课)"),
     # minutes away: "5分钟后上课", "还有几分钟就开课", "再等半小时就要走"
     (TODAY, ("分钟", "分鐘"), rf"(?<!\d)(?:\d{{1,2}}|[一二两三四五六七八九十几半]{{1,2}}){_S}(?:个)?{_S}分钟{_S}(?:后|以后|之后|内|之内|就)"),
@@ -97,7 +103,8 @@ _PATTERNS: tuple[tuple[str, tuple[str, ...], str], ...] = (
     (
         DAYS,
         ("周", "星期", "礼拜"),
-        rf"(?<!上)(?<!上个){_WEEKDAY_ZH}[^,.!?;,。!?;\n]{{0,8}}?(?:要用|要交|开会|截止|到期|检查|审核|验收|上线|考试|开业|开张)",
+        rf"(?<!上)(?<!上个){_WEEKDAY_ZH}[^,.!?;,。!?;\n]{{0,8}}?(?:要用|要交|开会|截止|到期|检查|审核|验收|上线|考试|开业|开张|投标|招标|开标|交货|发货|出货|交付|评审|演示|展会|"
+        r"发布|开学|到货|上课|比赛|答辩|评估|年检|审计|开庭|签约|结账|关账|报税|申报)",
     ),
     (
         DAYS,
@@ -133,6 +140,38 @@ _PATTERNS: tuple[tuple[str, tuple[str, ...], str], ...] = (
     ),
     # a time today with what happens then: "convenes at 14:00 today", "coming at 3pm today"
     (TODAY, ("today",), rf"\b(?:at|from){_W}{_CLOCK_EN}{_W}today\b|\btoday{_W}at{_W}{_CLOCK_EN}"),
+    # something leaves or starts at a time today: "the 2pm trucks", "courier collects at 3"
+    (
+        TODAY,
+        (
+            "truck",
+            "collection",
+            "pickup",
+            "pick-up",
+            "courier",
+            "delivery",
+            "shipment",
+            "flight",
+            "train",
+            "meeting",
+            "class",
+            "lesson",
+            "exam",
+            "appointment",
+            "session",
+            "deadline",
+            "cut-off",
+            "cutoff",
+        ),
+        rf"\b{_CLOCK_EN}{_W}(?:truck|trucks|collection|pickup|pick-up|courier|delivery|shipment|flight|train|meeting|class|lesson|exam|"
+        r"appointment|appointments|session|deadline|cut-?off)\b",
+    ),
+    (
+        TODAY,
+        ("collect", "arriv", "leav", "depart", "start", "begin", "due", "comes", "coming"),
+        rf"\b(?:collects?|collecting|arrives?|arriving|leaves|leaving|departs?|departing|starts?|starting|begins?|comes?|coming|due back)"
+        rf"{_W}at{_W}(?:{_CLOCK_EN}|(?:1[0-2]|[1-9])\b)(?!\s{{0,2}}(?:today|tomorrow|on |next |this (?:week|month)|every|each))",
+    ),
     (TODAY, ("minute",), r"\b(?:in|within)\s{1,3}(?:a few|few|a couple of|\d{1,2}|five|ten|fifteen|twenty|thirty)\s{1,3}minutes?\b"),
     (TODAY, ("due", "cut", "deadline"), rf"\b(?:due|cut-?off|deadline is){_W}(?:at|by){_W}{_CLOCK_EN}"),
     (
@@ -143,6 +182,13 @@ _PATTERNS: tuple[tuple[str, tuple[str, ...], str], ...] = (
     # -- English: days ----------------------------------------------------------------
     (DAYS, ("by", "before", "until", "till", "no later"), rf"\b(?:by|before|until|till|no later than){_W}(?:this |next |the )?{_DAY_EN}\b"),
     (DAYS, ("this", "next"), rf"\b(?:is|on|for|until) (?:this|next) {_DAY_EN}\b"),
+    # a weekday of this week or the next is days away whatever the verb: "before term starts next Monday"
+    (DAYS, ("this", "next", "coming"), rf"\b(?:this coming|next|this) {_DAY_EN}\b"),
+    (
+        DAYS,
+        ("tomorrow",),
+        r"\b(?:for|due|ready|needed|need (?:it|this|them)|needs? to (?:be|go)[a-z ]{0,12}?)\s{1,3}tomorrow\b",
+    ),
     (DAYS, ("tomorrow",), r"\bby (?:the )?end of (?:the )?day tomorrow\b"),
     (
         DAYS,

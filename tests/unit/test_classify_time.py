@@ -59,6 +59,13 @@ def kinds(text: str) -> list[tuple[str, str]]:
         ("最好下星期内搞掂", [("下星期内", DAYS)]),
         ("教研组周四开质量分析会要用", [("周四开质量分析会要用", DAYS)]),
         ("Our accreditation visit is this Friday.", [("is this friday", DAYS)]),
+        ("We'll need 40 more seats before term starts next Monday", [("next monday", DAYS)]),
+        ("The slides are needed for tomorrow's board", [("for tomorrow", DAYS)]),
+        ("The training starts at 9 next Tuesday", [("next tuesday", DAYS)]),  # days away: the weekday, not the hour
+        ("40 pallets are due out on the 2pm trucks", [("2pm trucks", TODAY)]),
+        ("Label printing fails and the courier collects at 3.", [("collects at 3", TODAY)]),
+        ("里面有今天下午要打的疫苗", [("今天下午要打", TODAY)]),
+        ("我们周五投标,想确认一下资质", [("周五投标", DAYS)]),
     ],
 )
 def test_deadlines_are_found_with_their_kind(text, expected):
@@ -76,6 +83,8 @@ def test_deadlines_are_found_with_their_kind(text, expected):
         "排队等了20分钟才轮到我",  # a past wait, no one waiting now
         "我们有三点建议",  # 三点 is not a time here
         "上周四开会的时候说过",  # a weekday in the past
+        "The courier collects at 3 every day",  # a habit, not today's deadline
+        "今天要不要带发票过去?",  # 要不要 asks, it needs nothing today
     ],
 )
 def test_no_deadline_where_there_is_none(text):
