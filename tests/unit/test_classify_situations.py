@@ -64,3 +64,25 @@ def test_urgent_wins_at_is_validated(tmp_path):
     path.write_text(SMALL_RULES.format(extra="urgent_wins_at = 0"), encoding="utf-8")
     with pytest.raises(RulesError, match="urgent_wins_at must be greater than 0"):
         load_rules(path)
+
+
+@pytest.fixture(scope="module")
+def default_rules() -> Classifier:
+    return Classifier.from_file(ROOT / "config" / "rules.toml")
+
+
+@pytest.mark.parametrize(
+    "subject, body, type_, urgency",
+    [
+        # keyword traps of LABELS.md: the word names a topic, not this case
+        ("X100停产了吗", "请问X100控制器是不是停产了?还有备件吗?", "inquiry", "normal"),
+        ("", "你们的SC-300停产以后还能买到配件吗?替代型号是哪个?", "inquiry", "normal"),
+        ("停产", "我们车间因为你们的控制器故障已经停产两个小时了!", "fault", "urgent"),
+        ("", "加急的话多少钱?", "inquiry", "normal"),
+        ("投诉表", "你们网站上的投诉表单太长了,建议简化一下,只留必填项。", "suggestion", "normal"),
+        ("投诉", "我要投诉你们的安装师傅,迟到两个小时还态度恶劣。", "complaint", "important"),
+    ],
+)
+def test_keyword_traps(default_rules, subject, body, type_, urgency):
+    result = default_rules.classify(subject, body)
+    assert (result.type, result.urgency) == (type_, urgency), result.explain()
