@@ -82,6 +82,7 @@ class Daemon:
 
     def run_once(self) -> dict[str, object]:
         """Take what waits in every source, then carry out every due effect."""
+        self.outbox.take_over_at_start()  # a dead daemon's claimed mail goes out in this run
         taken = {w.name: w.run_once() for w in self.sources}
         timers = self.timers.run_once()  # before the mailer, so what the timers queue goes out now
         self.alerts.run_once()
@@ -108,6 +109,7 @@ class Daemon:
 
             threads.append(ops_thread(self.ctx, self.ctx.config.metrics.listen, self.stop))
         rules = watch_rules(self.ctx)
+        self.outbox.take_over_at_start()  # a dead daemon's claimed mail goes out first, now, not after its lease
         self.sink.start()
         for t in threads:
             t.start()

@@ -2,6 +2,9 @@
 
 Rows are claimed in order; a mail is marked sent only after the server took it,
 so a crash in between resends it with the same Message-ID (the receiver can tell).
+A claim belongs to a live mailer (ClaimOwner): a dead daemon's claimed mail is sent
+by the next daemon to look, at once, not after the claim's lease; the lease stays
+for a mailer that lives but is stuck.
 While the server is down, attempts back off exponentially up to a cap; after
 `give_up_after_hours` a mail is marked failed and shows in `intake status`.
 """
@@ -9,10 +12,13 @@ While the server is down, attempts back off exponentially up to a cap; after
 from __future__ import annotations
 
 import logging
+import secrets
 import threading
+import time
 from datetime import timedelta
 
-from sqlalchemy import BindParameter, bindparam, case, select, update
+from sqlalchemy import BindParameter, bindparam, case, select, text, update
+from sqlalchemy.engine import Connection, Engine
 
 from intake.context import Context
 from intake.outgoing.transport import Transport, TransportError, transport_for
@@ -34,6 +40,25 @@ class OutboxWorker:
 
         name = getattr(self.transport, "health_name", None)
         self.health = MailerHealth(ctx, name) if name else None  # red while the server or the login fails
+        self.owner = ClaimOwner(ctx.sessions.kw["bind"])
+        self._next_look = 0.0  # monotonic time of the next look for dead mailers' claims (PostgreSQL)
+
+    def take_over_at_start(self) -> int:
+        """Called by the daemon as it starts, before anything is sent: a dead mailer's
+        claims go out first, now. On SQLite the daemon is the only one (intake/ops/guard.py),
+        so every claim it finds is a dead process's; on PostgreSQL only those whose owner's
+        lock is gone (other daemons may be at work). Returns the number of mails taken over."""
+        with transaction(self.ctx.sessions) as session:
+            return self._take_over(session, everyone_else_dead=not self.owner.shared)
+
+    def _take_over(self, session, everyone_else_dead: bool = False) -> int:
+        """Make the claims of dead mailers due now (same rows: same bytes, same Message-ID)."""
+        me, now = self.owner.number(), self.ctx.now()
+        orphans = _ORPHANS_EVERY_OTHER if everyone_else_dead else _ORPHANS_OF_THE_DEAD
+        taken = session.execute(orphans, {"me": me, "now": now}).rowcount
+        if taken:
+            log.warning("took over %d mail(s) claimed by a mailer that is gone; sending them now", taken)
+        return taken
 
     def _claim(self, sent: list[int]) -> list:
         """Record the last group as sent and take the next group for one attempt each,
@@ -46,18 +71,22 @@ class OutboxWorker:
         promise; staff notifications may trail by seconds."""
         cfg = self.ctx.config
         lease = timedelta(seconds=GROUP * (cfg.smtp.timeout + 1) + 5)
+        owner = self.owner.number()  # first: our claims must never be written under a lock we lost
         with transaction(self.ctx.sessions) as session:
             now = self.ctx.now()
             if sent:
                 _record_sent(session, sent, now)
-            postgres = session.get_bind().dialect.name == "postgresql"  # several daemons: each row to one
+            postgres = self.owner.shared  # several daemons: each row to one
+            if postgres and time.monotonic() >= self._next_look:
+                self._take_over(session)
+                self._next_look = time.monotonic() + cfg.database.lease_retry_seconds
             ids = list(session.scalars(_DUE_ACKS_SKIP_LOCKED if postgres else _DUE_ACKS, {"now": now}))
             if len(ids) < GROUP:
                 others = _DUE_OTHERS_SKIP_LOCKED if postgres else _DUE_OTHERS
                 ids += session.scalars(others, {"now": now, "n": GROUP - len(ids)})
             if not ids:
                 return []
-            session.execute(_TAKE, {"ids": ids, "until": now + lease})
+            session.execute(_TAKE, {"ids": ids, "until": now + lease, "owner": owner})
         with self.ctx.read_sessions() as session:
             return list(session.execute(_CLAIMED, {"ids": ids}))
 
@@ -98,6 +127,10 @@ class OutboxWorker:
                 self.transport.close()
         return sent, failed
 
+    def close(self) -> None:
+        """Give up the owner lock (the process's end does the same)."""
+        self.owner.close()
+
     def _mark_sent(self, ids: list[int]) -> None:
         if not ids:
             return
@@ -106,7 +139,7 @@ class OutboxWorker:
 
     def _failed(self, row, exc: TransportError) -> None:
         cfg, now = self.ctx.config.outbox, self.ctx.now()
-        values: dict = {"last_error": str(exc)}
+        values: dict = {"last_error": str(exc), "claimed_by": None}  # no longer in flight
         if exc.permanent or now - row.created_at > timedelta(hours=cfg.give_up_after_hours):
             values["status"] = "failed"
             log.error("giving up on %s to %s: %s", row.message_id, row.rcpt_to, exc)
@@ -136,6 +169,72 @@ class OutboxWorker:
             wait = idle_wait if wait is None else min(wait, idle_wait)
             self.ctx.wake_outbox.wait(wait)
             self.ctx.wake_outbox.clear()
+        self.close()
+
+
+class ClaimOwner:
+    """Whose claims these are: a random number per mailer, written into every row it
+    claims (outbox.claimed_by) and cleared when the row is marked sent or failed.
+
+    On PostgreSQL the mailer holds a session-level advisory lock of that number on a
+    connection of its own for its whole life. The server drops the lock when the
+    session ends, and the session ends when the process dies (kill -9 included: the
+    kernel closes the socket), so a claim whose number is no longer locked belongs to
+    a dead mailer and any other may send it at once. If our own connection is lost,
+    our lock may be gone and others may take our claims: we then claim under a new
+    number (a mail in flight at that moment may go out twice, with one Message-ID).
+    On SQLite there is no lock: one daemon runs at a time (intake/ops/guard.py) and
+    takes over every claim it finds at its start."""
+
+    def __init__(self, engine: Engine):
+        self.engine = engine
+        self.shared = engine.dialect.name == "postgresql"  # several daemons may share the outbox
+        self._number: int | None = None
+        self._conn: Connection | None = None
+
+    def number(self) -> int:
+        """This mailer's owner number, its lock held (PostgreSQL): checked with one round trip."""
+        if not self.shared:
+            if self._number is None:
+                self._number = _random_owner()
+            return self._number
+        if self._conn is not None:
+            try:
+                self._conn.execute(_ALIVE)
+                return self._number  # type: ignore[return-value]
+            except Exception:
+                log.warning("lost the database connection holding the mailer's claims; claiming under a new number")
+                self._drop()
+        conn = self.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+        try:
+            number = _random_owner()
+            while not conn.execute(_LOCK, {"key": number}).scalar():  # taken: one chance in 2**62
+                number = _random_owner()
+        except BaseException:
+            conn.invalidate()
+            raise
+        self._conn, self._number = conn, number
+        return number
+
+    def close(self) -> None:
+        if self._conn is not None:
+            try:
+                self._conn.execute(_UNLOCK, {"key": self._number})
+            except Exception:
+                pass
+        self._drop()
+
+    def _drop(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            try:
+                conn.invalidate()  # never back to the pool with a lock on it
+            except Exception:
+                pass
+
+
+def _random_owner() -> int:
+    return secrets.randbits(62) + 1  # a positive bigint
 
 
 def _record_sent(session, ids: list[int], now) -> None:
@@ -166,7 +265,11 @@ _DUE_OTHERS = (
 )
 _DUE_ACKS_SKIP_LOCKED = _DUE_ACKS.with_for_update(skip_locked=True)
 _DUE_OTHERS_SKIP_LOCKED = _DUE_OTHERS.with_for_update(skip_locked=True)
-_TAKE = update(_OUTBOX).where(_OUTBOX.c.id.in_(_IDS)).values(attempts=_OUTBOX.c.attempts + 1, next_attempt_at=bindparam("until"))
+_TAKE = (
+    update(_OUTBOX)
+    .where(_OUTBOX.c.id.in_(_IDS))
+    .values(attempts=_OUTBOX.c.attempts + 1, next_attempt_at=bindparam("until"), claimed_by=bindparam("owner"))
+)
 _CLAIMED = (
     select(
         _OUTBOX.c.id,
@@ -181,4 +284,30 @@ _CLAIMED = (
     .where(_OUTBOX.c.id.in_(_IDS))
     .order_by(_ACKS_FIRST, _OUTBOX.c.id)
 )
-_SENT = update(_OUTBOX).where(_OUTBOX.c.id.in_(_IDS)).values(status="sent", sent_at=bindparam("now"), last_error=None)
+_SENT = update(_OUTBOX).where(_OUTBOX.c.id.in_(_IDS)).values(status="sent", sent_at=bindparam("now"), last_error=None, claimed_by=None)
+# Taking over claims, due now. SQLite, at the one daemon's start: every claim not ours.
+_ORPHANS_EVERY_OTHER = (
+    update(_OUTBOX)
+    .where(_OUTBOX.c.status == "pending", _OUTBOX.c.claimed_by.is_not(None), _OUTBOX.c.claimed_by != bindparam("me"))
+    .values(claimed_by=None, next_attempt_at=bindparam("now"))
+)
+# PostgreSQL: the claims whose owner holds no advisory lock of its number in this
+# database any more (pg_locks shows a bigint key as its high half in classid, its low
+# half in objid, objsubid 1). SKIP LOCKED: a row another daemon is claiming right now
+# is left to it, and two daemons looking at once never wait on each other.
+_ORPHANS_OF_THE_DEAD = text(
+    """
+    UPDATE outbox SET claimed_by = NULL, next_attempt_at = :now
+    WHERE id IN (
+        SELECT id FROM outbox
+        WHERE status = 'pending' AND claimed_by IS NOT NULL AND claimed_by <> :me
+          AND claimed_by NOT IN (
+              SELECT (classid::bigint << 32) | objid::bigint FROM pg_locks
+              WHERE locktype = 'advisory' AND objsubid = 1 AND granted
+                AND database = (SELECT oid FROM pg_database WHERE datname = current_database()))
+        FOR UPDATE SKIP LOCKED)
+    """
+).bindparams(bindparam("now", type_=_OUTBOX.c.next_attempt_at.type))
+_ALIVE = text("SELECT 1")
+_LOCK = text("SELECT pg_try_advisory_lock(:key)")
+_UNLOCK = text("SELECT pg_advisory_unlock(:key)")

@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     DateTime,
     ForeignKey,
@@ -227,6 +228,9 @@ class OutboxMail(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # the owner number of the mailer sending it now (NULL: not in flight); a dead owner's
+    # rows are taken over at once (intake/outgoing/mailer.py)
+    claimed_by: Mapped[int | None] = mapped_column(BigInteger, index=True)
 
     ticket: Mapped[Ticket | None] = relationship()
 

@@ -4,6 +4,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
 import archive.models  # noqa: F401  (registers the archive's tables)
+import intake.ops.alerts  # noqa: F401  (source_alerts)
 import intake.staffmail.models  # noqa: F401
 import intake.store.models  # noqa: F401
 import intake.web.console.models  # noqa: F401  (the console's users, audit, failed sign-ins)
