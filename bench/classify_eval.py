@@ -16,7 +16,7 @@ split, the held-out split, the whole evaluation set and the unseen set.
 And the writer sets under tests/classify_eval/writers/ (issue 15): messages written by
 independent writers who never saw the rules, labelled by ../shared/LABELS.md, each reported
 on its own through classify/evaluate.py (by language and easy/hard, urgent called normal,
-urgent missed). writer-a and writer-b are tuning sets; every other writer set is held out.
+urgent missed). writer-a, writer-b and writer-g are tuning sets; every other writer set is held out.
 
 --tuned-only evaluates and prints the tuned sets alone (the `tune` split and the tuning
 writer sets): what to run while tuning, so that no held-out figure is ever seen before the
@@ -47,7 +47,7 @@ UNSEEN_SET = ROOT / "tests" / "classify_eval" / "unseen.jsonl"
 FRESH_SETS = sorted((ROOT / "tests" / "classify_eval").glob("fresh*.jsonl"))
 WRITERS_DIR = ROOT / "tests" / "classify_eval" / "writers"
 # Writer sets whose errors may be read and tuned on; any other writer set is held out.
-TUNED_WRITER_SETS = ("writer-a", "writer-b")
+TUNED_WRITER_SETS = ("writer-a", "writer-b", "writer-g")
 NOTES = "## Notes"
 
 
@@ -216,7 +216,7 @@ def main() -> None:
         nargs="?",
         const="tuned",
         metavar="SET",
-        help="list misclassified messages of the tuned sets (or of one: tune, writer-a, writer-b); refused for a held-out set",
+        help="list misclassified messages of the tuned sets (or of one: tune, writer-a, writer-b, writer-g); refused for a held-out set",
     )
     parser.add_argument("--batch", type=int, help="only this batch of messages (1: written before the rules, 2: after)")
     parser.add_argument("--write", action="store_true", help="write the figures to bench/classify_eval.md")
@@ -256,7 +256,7 @@ def main() -> None:
             f"`tests/classify_eval/messages.jsonl` ({len(results)} messages) and the unseen set "
             f"`tests/classify_eval/unseen.jsonl` ({len(unseen)} messages), and the fresh sets "
             + ", ".join(f"`tests/classify_eval/{n}.jsonl` ({len(r)} messages)" for n, r in fresh.items())
-            + ". Rules were tuned on the `tune` split and on writer-a and writer-b; the held-out writer sets, "
+            + ". Rules were tuned on the `tune` split and on writer-a, writer-b and writer-g; the held-out writer sets, "
             "the `heldout` split, the unseen set and fresh2 were never tuned on (their errors never read); "
             "fresh's errors were read once, before issue 15. Read the notes below before trusting "
             "any figure.\n\n## Figures\n\n"
