@@ -20,11 +20,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import PurePosixPath
-from typing import BinaryIO
+from typing import Any, BinaryIO
 from urllib.parse import quote, urlencode
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
+from sqlalchemy.sql import ColumnElement
 from starlette.background import BackgroundTask
 from starlette.responses import FileResponse, Response
 
@@ -91,11 +92,11 @@ class Filters:
         return {k: v for k, v in values.items() if v and not (k == "page" and v == "1")}
 
 
-def _text(params: Mapping[str, str], name: str) -> str:
+def _text(params: Mapping[str, Any], name: str) -> str:
     return " ".join(str(params.get(name) or "").split())[:MAX_FIELD]
 
 
-def parse_filters(params: Mapping[str, str], today: date) -> tuple[Filters, dict[str, str]]:
+def parse_filters(params: Mapping[str, Any], today: date) -> tuple[Filters, dict[str, str]]:
     """The filters of a search request, and errors by field (codes: `date`, `range`, `type`).
     A field in error is left out of the search; nothing given at all means the last DEFAULT_DAYS days."""
     errors: dict[str, str] = {}
@@ -320,7 +321,7 @@ class AuditPage:
 def audit_log(session: Session, *, action: str = "", ticket: str = "", page: int = 1, per_page: int = AUDIT_PER_PAGE) -> AuditPage:
     """Purges, holds, releases, retention overrides and verifications, newest first."""
     actions = (action,) if action in AUDIT_SHOWN else AUDIT_SHOWN
-    where = [ArchiveAudit.action.in_(actions)]
+    where: list[ColumnElement[bool]] = [ArchiveAudit.action.in_(actions)]
     if ticket:
         where.append(ArchiveAudit.ticket_ref == ticket)
     total = session.scalar(select(func.count()).select_from(ArchiveAudit).where(*where)) or 0
