@@ -39,7 +39,8 @@ class Case:
     ticket: Any = None  # intake.store.models.Ticket, once threaded or opened
     opened: bool = False
     reopened: bool = False
-    classification: Any = None  # classify.Classification
+    classification: Any = None  # classify.Classification; a stage replaces it, never changes it
+    prepared: Any = None  # the classification as prepare made it, carried to another try by `again`
     department: str = ""
     assignee: str | None = None
     message: Any = None  # the stored intake.store.models.Message
@@ -49,3 +50,9 @@ class Case:
     @property
     def channel(self) -> str:
         return self.ref.channel
+
+    def again(self) -> Case:
+        """The same item for another try after a rollback: what prepare learned before the
+        transaction (the parse, the rules' verdict) carried over, so the bytes are parsed
+        once however many tries it takes; nothing a stage of the rolled-back try added."""
+        return Case(raw=self.raw, ref=self.ref, parsed=self.parsed, unready=self.unready, form=dict(self.form), classification=self.prepared)

@@ -76,9 +76,15 @@ class Pipeline:
 
     def take(self, raw: bytes, ref: SourceRef, *, quarantine_id: int | None = None) -> Result:
         started = time.perf_counter()
+        return self._take_prepared(self._prepared(raw, ref), quarantine_id, started)  # prepared before the write lock
+
+    def _take_prepared(self, prepared: Case, quarantine_id: int | None = None, started: float | None = None) -> Result:
+        """One item in its own transaction; tried again (not parsed again) if a concurrent taker won a race."""
+        started = time.perf_counter() if started is None else started
+        raw, ref = prepared.raw, prepared.ref
         for attempt in range(RACE_RETRIES + 1):
             try:
-                result = self._run(raw, ref, quarantine_id)
+                result = self._run(prepared.again() if attempt else prepared, quarantine_id)
                 break
             except IntegrityError as exc:
                 if attempt == RACE_RETRIES:  # not a race after all: a constraint this item breaks
@@ -115,15 +121,16 @@ class Pipeline:
         rolls back alone and its quarantine row joins the group. If that transaction
         itself fails (a concurrent taker's unique key, a deadlock between daemons) it
         rolls back whole and the items are taken one by one, each in its own transaction."""
-        if len(items) <= 1:
-            return [self.take(raw, ref) for raw, ref in items]
-        cases = [self._prepared(raw, ref) for raw, ref in items]  # before the write lock
+        prepared = [self._prepared(raw, ref) for raw, ref in items]  # before the write lock
+        if len(prepared) <= 1:
+            return [self._take_prepared(case) for case in prepared]
+        cases = prepared
         try:
             taken = None
             if not any(case.unready for case in cases):
                 taken = self._group_at_once(cases)
-                if taken is None:  # rolled back: prepared afresh, with no state of the failed try
-                    cases = [self._prepared(raw, ref) for raw, ref in items]
+                if taken is None:  # rolled back: again, with no state of the failed try
+                    cases = [case.again() for case in prepared]
             if taken is None:  # an item fails: each in its own savepoint, the others commit
                 taken = []
                 with transaction(self.ctx.sessions) as session:
@@ -132,7 +139,7 @@ class Pipeline:
                         taken.append((case.ref, self._take_in(session, case), time.perf_counter() - started))
         except (IntegrityError, OperationalError) as exc:
             log.info("batch of %d rolled back (%s); taking the items one by one", len(items), type(exc.orig).__name__)
-            return [self.take(raw, ref) for raw, ref in items]
+            return [self._take_prepared(case.again()) for case in prepared]
         self.ctx.wake_outbox.set()
         for ref, result, elapsed in taken:
             self._record(ref, result, elapsed)
@@ -193,13 +200,12 @@ class Pipeline:
             elapsed * 1000,
         )
 
-    def _run(self, raw: bytes, ref: SourceRef, quarantine_id: int | None) -> Result:
-        case = self._prepared(raw, ref)  # before the write lock
+    def _run(self, case: Case, quarantine_id: int | None) -> Result:
         try:
             with transaction(self.ctx.sessions) as session:
                 return self._stages(session, case, quarantine_id)
         except Quarantine as q:  # rolled back: nothing of the item stays but its quarantine row
-            return self._quarantine(raw, ref, q.reason, quarantine_id)
+            return self._quarantine(case.raw, case.ref, q.reason, quarantine_id)
 
     def _stages(self, session: Session, case: Case, quarantine_id: int | None) -> Result:
         """The item's work inside the caller's transaction (or savepoint)."""

@@ -8,6 +8,7 @@ outbox rows in it. No stage talks to IMAP, SMTP or the file system.
 from __future__ import annotations
 
 import hashlib
+from dataclasses import replace
 from datetime import timedelta
 from zoneinfo import ZoneInfo
 
@@ -48,7 +49,7 @@ def prepare(case: Case, ctx: Context) -> None:
         case.unready = exc
         return
     try:
-        case.classification = _classified(case, ctx)
+        case.classification = case.prepared = _classified(case, ctx)
     except Exception:  # a bug: met again in the classify stage, if this item opens a ticket
         case.classification = None
 
@@ -227,8 +228,7 @@ def classify(case: Case, session: Session, ctx: Context) -> None:
     chosen = case.form.get("type")
     if chosen in TYPES and chosen != case.classification.type:
         case.notes.append(f"type {chosen!r} chosen by the customer on the form over {case.classification.type!r}")
-        case.classification.type = chosen
-        case.classification.departments = ctx.departments_for(chosen, case.classification.departments)
+        case.classification = replace(case.classification, type=chosen, departments=ctx.departments_for(chosen, case.classification.departments))
 
 
 _CUSTOMERS = Customer.__table__

@@ -5,6 +5,7 @@ one-by-one takes when the batch's transaction itself fails."""
 from __future__ import annotations
 
 import email
+from collections import Counter
 from contextlib import contextmanager
 from email.policy import default
 from email.utils import parseaddr
@@ -341,6 +342,45 @@ def test_an_integrity_error_rolls_the_batch_back_and_each_item_is_taken_once(ctx
         ("imap:support/INBOX", "6:4"): ("opened", results[3].ticket),
     }
     assert set(tickets_by_subject(ctx)) == {"一", "COLLIDE two", "三"}
+
+
+def test_an_item_is_parsed_once_however_many_tries_its_group_takes(ctx, pipeline, monkeypatch):
+    """The group at once rolls back (a stage crashes), the group with savepoints rolls back
+    (an integrity error), the items are taken one by one: three tries, one parse each, and
+    what the rules decided before the first try is what the tickets carry."""
+    import intake.inbound.message as message_module
+
+    real_parse, parses = message_module.parse_message, Counter()
+
+    def counting_parse(raw, **kwargs):
+        parses[raw] += 1
+        return real_parse(raw, **kwargs)
+
+    monkeypatch.setattr(message_module, "parse_message", counting_parse)
+    items = [
+        (mail(body, subject=subject, sender=sender, charset=charset), ref(f"7:{n}", "imap:support/INBOX"))
+        for n, (subject, body, sender, charset) in enumerate(CUSTOMERS[:3])
+    ]
+    items[1] = (mail("Could you check my order? TRIES", subject="TRIES order", sender="c@example.org"), ref("7:1", "imap:support/INBOX"))
+    tries: list[int] = []
+
+    def crash_then_collide(case, session, ctx):
+        if "TRIES" not in case.parsed.subject:
+            return
+        tries.append(1)
+        if len(tries) == 1:
+            raise RuntimeError("a bug on the first try (simulated)")
+        if len(tries) == 2:
+            raise IntegrityError("INSERT INTO source_items ...", {}, Exception("UNIQUE constraint failed (simulated)"))
+
+    insert_stage(monkeypatch, crash_then_collide)
+    results = pipeline.take_many(items)
+    assert len(tries) == 3 and [r.outcome for r in results] == ["opened", "opened", "opened"]
+    assert sorted(parses.values()) == [1, 1, 1], "each message parsed once, before the first try"
+    with ctx.sessions() as s:
+        for t in s.scalars(select(Ticket)):
+            verdict = ctx.classifier().classify(t.subject, t.messages[0].text)
+            assert (t.type, t.urgency) == (verdict.type, verdict.urgency)
 
 
 def test_an_integrity_error_that_persists_quarantines_that_item_alone(ctx, pipeline, monkeypatch):
