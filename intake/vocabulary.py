@@ -53,7 +53,7 @@ _SEPARATORS = re.compile(r"\s*(?:[,;/，；、]|\s{2,})\s*")
 _EXTENSION = re.compile(r"(?i)(\s*(?:ext\.?|x|转|分机|#)\s*\d+)$")
 
 
-def mask_phone(phone: str) -> str:
+def mask_phone(phone: str | None) -> str:
     """Hide the middle digits of each phone number, keeping its formatting:
     13812345678 → 138****5678, +86 138-1234-5678 → +86 138-****-5678,
     010-12345678 → 010-****5678. The four digits before the last four are hidden;
