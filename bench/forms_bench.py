@@ -54,7 +54,7 @@ def free_port() -> int:
 
 def start_daemon(workdir: Path, db_url: str | None) -> tuple[subprocess.Popen, str, str]:
     var = workdir / "var"
-    url = db_url or f"sqlite:///{var / 'intake.store.db'}"
+    url = db_url or f"sqlite:///{var / 'intake.db'}"
     config = workdir / "intake.toml"
     config.write_text(
         f'[database]\nurl = "{url}"\n\n[paths]\nvar = "{var}"\n\n'

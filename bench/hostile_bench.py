@@ -95,7 +95,7 @@ def make_context(folder: Path):
     from intake.context import build_context
     from intake.store.db import make_engine, upgrade
 
-    config = from_dict({"database": {"url": f"sqlite:///{folder / 'intake.store.db'}"}, "paths": {"var": str(folder / "var")}})
+    config = from_dict({"database": {"url": f"sqlite:///{folder / 'intake.db'}"}, "paths": {"var": str(folder / "var")}})
     upgrade(make_engine(config.database.url))
     return build_context(config)
 

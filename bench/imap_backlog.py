@@ -118,7 +118,7 @@ def main() -> None:
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="intake-bench-"))
-    db_url = args.db or f"sqlite:///{work / 'intake.store.db'}"
+    db_url = args.db or f"sqlite:///{work / 'intake.db'}"
     with DovecotServer() as dovecot, SmtpServer() as smtp:
         config = write_config(
             work / "intake.toml",

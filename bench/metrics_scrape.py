@@ -112,7 +112,7 @@ def main() -> None:
     print("|---|---|---|---|---|")
     for rows in args.rows:
         with tempfile.TemporaryDirectory() as tmp:
-            m, h = measure(f"sqlite:///{tmp}/intake.store.db", rows, Path(tmp) / "var")
+            m, h = measure(f"sqlite:///{tmp}/intake.db", rows, Path(tmp) / "var")
             print(f"| SQLite | {rows:,} | {rows:,} | {m:.1f} | {h:.1f} |", flush=True)
         if args.postgres:
             import psycopg

@@ -24,7 +24,7 @@ from sqlalchemy import event, text  # noqa: E402
 
 from bench.imap_backlog import mixed_backlog  # noqa: E402
 from bench.machine import machine_speed_ms  # noqa: E402
-from intake import fastsql  # noqa: E402
+from intake.store import fastsql  # noqa: E402
 from intake.config import from_dict  # noqa: E402
 from intake.context import build_context  # noqa: E402
 from intake.pipeline.runner import Pipeline  # noqa: E402
@@ -41,7 +41,7 @@ def main() -> None:
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="intake-pipeline-bench-"))
-    url = args.db or f"sqlite:///{work / 'intake.store.db'}"
+    url = args.db or f"sqlite:///{work / 'intake.db'}"
     config = from_dict(
         {
             "database": {"url": url},

@@ -78,7 +78,7 @@ def main() -> None:
     results = []
     with DovecotServer() as dovecot, SmtpServer() as smtp:
         work = Path(tempfile.mkdtemp(prefix="intake-scaleout-"))
-        results.append(("SQLite", 1, run(f"sqlite:///{work / 'sqlite' / 'intake.store.db'}", 1, args.per_mailbox, dovecot, smtp, work / "sqlite")))
+        results.append(("SQLite", 1, run(f"sqlite:///{work / 'sqlite' / 'intake.db'}", 1, args.per_mailbox, dovecot, smtp, work / "sqlite")))
         with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
             for n in args.daemons:
                 name = f"intake_bench_{uuid.uuid4().hex[:8]}"

@@ -35,7 +35,7 @@ class _Section(BaseModel):
 
 
 class Database(_Section):
-    url: str = ""  # empty: SQLite in paths.var/intake.store.db
+    url: str = ""  # empty: SQLite in paths.var/intake.db
     # several daemons on PostgreSQL: how often a standby tries to take over a mailbox or
     # shared folder whose reader died (the takeover time)
     lease_retry_seconds: float = Field(2.0, gt=0, le=300)
@@ -725,7 +725,7 @@ def _resolve_paths(config: Config, data: dict, source: Path | None) -> None:
 def _database_url(url: str, var: Path, file_dir: Path | None) -> str:
     """Empty: SQLite in var. A relative SQLite file in a config file: against the file's folder."""
     if not url:
-        return f"sqlite:///{var / 'intake.store.db'}"
+        return f"sqlite:///{var / 'intake.db'}"
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import ArgumentError
 

@@ -63,7 +63,7 @@ def daemon(tmp_path, smtp_server):
     var = tmp_path / "var"
     config = from_dict(
         {
-            "database": {"url": f"sqlite:///{var / 'intake.store.db'}"},
+            "database": {"url": f"sqlite:///{var / 'intake.db'}"},
             "paths": {"var": str(var)},
             "maildir": {"path": str(var / "drop")},
             "spool": {"path": str(var / "spool")},

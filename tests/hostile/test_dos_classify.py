@@ -86,7 +86,7 @@ class LockProbe:
 def test_classification_runs_before_the_write_lock(make_ctx, tmp_path, take):
     """A message that takes long to classify holds no write lock meanwhile: classifying
     runs before the item's transaction, alone and in a batch's group."""
-    path = tmp_path / "intake.store.db"
+    path = tmp_path / "intake.db"
     ctx = make_ctx(f"sqlite:///{path}")
     probe = ctx.rules = LockProbe(ctx.rules, str(path))
     raws = [mail("", f"我们的系统完全无法登录，非常紧急！({n})" + negated_keywords(20_000)) for n in range(1 if take == "one" else 3)]

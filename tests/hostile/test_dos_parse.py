@@ -118,7 +118,7 @@ def test_a_long_but_ordinary_file_name_is_not_cut():
 
 def test_a_header_parameter_of_semicolons_becomes_a_ticket(make_ctx, tmp_path):
     """Through the real pipeline on a SQLite file: opened, the raw bytes kept whole, the cut noted."""
-    ctx = make_ctx(f"sqlite:///{tmp_path / 'intake.store.db'}")
+    ctx = make_ctx(f"sqlite:///{tmp_path / 'intake.db'}")
     raw = semicolons_in_a_quoted_parameter(80_000)
     result = Pipeline(ctx).take(raw, ref())
     assert result.outcome == "opened", result
@@ -170,7 +170,7 @@ def test_html_with_deeply_nested_quotes_costs_linear_time_and_text():
 
 def test_a_huge_html_body_is_converted_in_part_and_noted(make_ctx, tmp_path):
     """Text from the first part of a very long HTML body; the HTML and raw bytes stay whole."""
-    ctx = make_ctx(f"sqlite:///{tmp_path / 'intake.store.db'}")
+    ctx = make_ctx(f"sqlite:///{tmp_path / 'intake.db'}")
     raw = html_mail("<p>请尽快处理订单。</p>" + "<p>第二段。</p>" * 150_000)
     result = Pipeline(ctx).take(raw, ref())
     assert result.outcome == "opened", result
@@ -180,7 +180,7 @@ def test_a_huge_html_body_is_converted_in_part_and_noted(make_ctx, tmp_path):
 
 
 def test_html_with_unclosed_attributes_becomes_a_ticket(make_ctx, tmp_path):
-    ctx = make_ctx(f"sqlite:///{tmp_path / 'intake.store.db'}")
+    ctx = make_ctx(f"sqlite:///{tmp_path / 'intake.db'}")
     raw = unclosed_attributes(120_000)
     result = Pipeline(ctx).take(raw, ref())
     assert result.outcome == "opened", result

@@ -48,7 +48,7 @@ def ctx(tmp_path_factory):
     from intake.store.db import make_engine, upgrade
 
     folder = tmp_path_factory.mktemp("properties")
-    config = from_dict({"database": {"url": f"sqlite:///{folder / 'intake.store.db'}"}, "paths": {"var": str(folder / "var")}})
+    config = from_dict({"database": {"url": f"sqlite:///{folder / 'intake.db'}"}, "paths": {"var": str(folder / "var")}})
     upgrade(make_engine(config.database.url))
     return build_context(config)
 

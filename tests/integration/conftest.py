@@ -31,7 +31,7 @@ class Clock:
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def db_url(request, tmp_path) -> str:
     if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'intake.store.db'}"
+        return f"sqlite:///{tmp_path / 'intake.db'}"
     return request.getfixturevalue("pg_url")
 
 

@@ -90,7 +90,7 @@ def microsoft_app(idp, dovecot, name="support", user="support", client_id="app-s
 
 def context(tmp_path, accounts: list[dict], **sections):
     data = {
-        "database": {"url": f"sqlite:///{tmp_path / 'intake.store.db'}"},
+        "database": {"url": f"sqlite:///{tmp_path / 'intake.db'}"},
         "paths": {"var": str(tmp_path / "var")},
         "imap": accounts,
         "pipeline": {"processes": 0},

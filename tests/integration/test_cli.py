@@ -53,7 +53,7 @@ def home(tmp_path) -> Path:
 
 def test_init_creates_database_and_folders_and_is_idempotent(tmp_path):
     first = lines(run(tmp_path, "init", "--json"))
-    assert first[0]["migrations_applied"] and (tmp_path / "var" / "intake.store.db").exists()
+    assert first[0]["migrations_applied"] and (tmp_path / "var" / "intake.db").exists()
     assert (tmp_path / "var" / "drop" / "new").is_dir() and (tmp_path / "var" / "spool").is_dir()
     again = lines(run(tmp_path, "init", "--json"))
     assert again[0]["migrations_applied"] == []

@@ -37,7 +37,7 @@ def alive(pid: int) -> bool:
 
 def test_render_pool_ends_when_the_daemon_is_killed(tmp_path):
     var = tmp_path / "var"
-    config = write_config(tmp_path / "intake.toml", db_url=f"sqlite:///{tmp_path / 'intake.store.db'}", var=var)
+    config = write_config(tmp_path / "intake.toml", db_url=f"sqlite:///{tmp_path / 'intake.db'}", var=var)
     daemon = DaemonProcess(config, tmp_path)
     daemon.cli("init")
     daemon.start()

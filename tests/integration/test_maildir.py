@@ -21,7 +21,7 @@ from intake.store.models import OutboxMail, QuarantineItem, SourceItem, Ticket
 
 @pytest.fixture
 def ctx(make_ctx, tmp_path):
-    return make_ctx(f"sqlite:///{tmp_path / 'intake.store.db'}")
+    return make_ctx(f"sqlite:///{tmp_path / 'intake.db'}")
 
 
 @pytest.fixture

@@ -116,7 +116,7 @@ def test_expired_token_is_renewed_mid_idle_without_an_error(tmp_path, idp, dovec
 def write_config(tmp_path, accounts: list[dict]) -> Path:
     import tomllib  # noqa: F401 (the file must be valid TOML: intake reads it with tomllib)
 
-    lines = [f'[database]\nurl = "sqlite:///{tmp_path / "intake.store.db"}"\n', f'[paths]\nvar = "{tmp_path / "var"}"\n']
+    lines = [f'[database]\nurl = "sqlite:///{tmp_path / "intake.db"}"\n', f'[paths]\nvar = "{tmp_path / "var"}"\n']
     for account in accounts:
         lines.append("[[imap]]\n" + "".join(f"{k} = {json.dumps(v)}\n" for k, v in account.items()))
     path = tmp_path / "intake.toml"

@@ -26,7 +26,7 @@ def customer_mail(i: int) -> bytes:
 @pytest.fixture
 def sqlite_home(tmp_path):
     """(make_daemon(), database path): daemons sharing one SQLite database and config."""
-    database = tmp_path / "var" / "intake.store.db"
+    database = tmp_path / "var" / "intake.db"
     config = write_config(tmp_path / "intake.toml", db_url=f"sqlite:///{database}", var=tmp_path / "var")
     made: list[DaemonProcess] = []
 
@@ -102,7 +102,7 @@ def test_guard_is_released_by_kill_9_and_taken_by_the_next_daemon(sqlite_home):
 def test_daemon_lock_in_process_conflicts_until_released(tmp_path):
     """Two DaemonLocks on one file conflict even within one process (flock is per open
     file); release lets the next one in; the refusal names our pid."""
-    database = tmp_path / "intake.store.db"
+    database = tmp_path / "intake.db"
     first = DaemonLock(database).acquire()
     with pytest.raises(AlreadyRunning) as refused:
         DaemonLock(database).acquire()
@@ -118,8 +118,8 @@ def test_only_sqlite_files_are_guarded(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     assert daemon_lock("postgresql+psycopg://postgres@127.0.0.1:5432/test") is None
     assert daemon_lock("sqlite://") is None and daemon_lock("sqlite:///:memory:") is None
-    assert sqlite_file("sqlite:///var/intake.store.db") == tmp_path / "var" / "intake.store.db"
-    assert daemon_lock("sqlite:///var/intake.store.db").path == tmp_path / "var" / "intake.store.db.lock"
+    assert sqlite_file("sqlite:///var/intake.db") == tmp_path / "var" / "intake.db"
+    assert daemon_lock("sqlite:///var/intake.db").path == tmp_path / "var" / "intake.db.lock"
 
 
 @pytest.mark.postgres

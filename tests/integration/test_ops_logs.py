@@ -14,7 +14,7 @@ from tests.daemonproc import DaemonProcess, Db, wait_until, write_config
 def test_daemon_logs_one_json_object_a_line_when_asked(tmp_path):
     """Start, take a mail from the drop folder, stop: each non-empty line parses as JSON
     with at/level/logger/thread/message, and the lines tell the story."""
-    database = tmp_path / "var" / "intake.store.db"
+    database = tmp_path / "var" / "intake.db"
     config = write_config(tmp_path / "intake.toml", db_url=f"sqlite:///{database}", var=tmp_path / "var", extra='[log]\nformat = "json"\n')
     daemon = DaemonProcess(config, tmp_path)
     daemon.cli("init")

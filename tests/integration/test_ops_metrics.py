@@ -171,7 +171,7 @@ def test_a_taken_metrics_port_is_logged_and_the_daemon_keeps_working(tmp_path):
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        database = tmp_path / "var" / "intake.store.db"
+        database = tmp_path / "var" / "intake.db"
         config = write_config(
             tmp_path / "intake.toml", db_url=f"sqlite:///{database}", var=tmp_path / "var", extra=f'[metrics]\nlisten = "127.0.0.1:{port}"\n'
         )

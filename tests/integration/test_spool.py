@@ -40,7 +40,7 @@ class FlakySink:
 
 @pytest.fixture
 def ctx(make_ctx, tmp_path):
-    return make_ctx(f"sqlite:///{tmp_path / 'intake.store.db'}")
+    return make_ctx(f"sqlite:///{tmp_path / 'intake.db'}")
 
 
 @pytest.fixture

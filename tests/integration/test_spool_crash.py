@@ -50,7 +50,7 @@ def test_kill_9_during_submissions_then_restart_loses_and_doubles_nothing(tmp_pa
     var = tmp_path / "var"
     config = tmp_path / "intake.toml"
     config.write_text(
-        f'[database]\nurl = "sqlite:///{var / "intake.store.db"}"\n\n[paths]\nvar = "{var}"\n\n'
+        f'[database]\nurl = "sqlite:///{var / "intake.db"}"\n\n[paths]\nvar = "{var}"\n\n'
         f'[maildir]\npath = "{var / "drop"}"\n\n[spool]\npath = "{var / "spool"}"\n\n'
         "[web]\nrate_limit_per_minute = 100000\n\n"
         # every submission's acknowledgement is counted below: the global hourly cap on form
@@ -99,7 +99,7 @@ def test_kill_9_during_submissions_then_restart_loses_and_doubles_nothing(tmp_pa
     done = sorted((spool / "done").glob("*.json"))
     spooled = {json.loads(p.read_bytes())["email"] for p in done}
     assert len(spooled) == len(done)  # one file per submission
-    engine = create_engine(f"sqlite:///{var / 'intake.store.db'}")
+    engine = create_engine(f"sqlite:///{var / 'intake.db'}")
     with Session(engine) as s:
         tickets = {t.customer.email: t.ref for t in s.scalars(select(Ticket).where(Ticket.channel == "form"))}
         acks = s.scalar(select(func.count()).select_from(OutboxMail).where(OutboxMail.kind == "ack"))

@@ -43,7 +43,7 @@ def test_relative_paths_in_a_config_file_are_taken_against_its_folder_from_any_w
     elsewhere = tmp_path / "somewhere" / "else"
     elsewhere.mkdir(parents=True)
     assert run(elsewhere, "--config", str(home / "intake.toml"), "init").returncode == 0
-    assert (home / "state" / "intake.store.db").is_file() and (home / "state" / "drop" / "new").is_dir()
+    assert (home / "state" / "intake.db").is_file() and (home / "state" / "drop" / "new").is_dir()
     assert not (elsewhere / "state").exists() and not (elsewhere / "var").exists()
 
     # the same config from its own folder, by a relative --config: the same database
@@ -51,7 +51,7 @@ def test_relative_paths_in_a_config_file_are_taken_against_its_folder_from_any_w
     assert status.returncode == 0, status.stderr
     paths = json.loads(status.stdout)["paths"]
     assert paths["config"] == str(home / "intake.toml")
-    assert paths["database"] == f"sqlite:///{home / 'state' / 'intake.store.db'}"
+    assert paths["database"] == f"sqlite:///{home / 'state' / 'intake.db'}"
     assert paths["var"] == str(home / "state") and paths["archive"] == str(tmp_path / "etc" / ".." / "cases")
     assert paths["rules"] == str(resources.defaults() / "rules.toml")
     assert paths["templates"] == [str(resources.templates())]
@@ -60,7 +60,7 @@ def test_relative_paths_in_a_config_file_are_taken_against_its_folder_from_any_w
 def test_status_prints_the_resolved_paths_for_people_too(tmp_path):
     assert run(tmp_path, "init").returncode == 0
     out = run(tmp_path, "status").stdout
-    assert f"var: {tmp_path / 'var'}" in out and f"database: sqlite:///{tmp_path / 'var' / 'intake.store.db'}" in out
+    assert f"var: {tmp_path / 'var'}" in out and f"database: sqlite:///{tmp_path / 'var' / 'intake.db'}" in out
 
 
 def test_init_config_dir_writes_editable_copies_and_never_overwrites(tmp_path):
@@ -155,7 +155,7 @@ def test_users_template_wins_and_a_broken_one_is_named_with_its_line(tmp_path):
 
 def test_database_not_initialised_says_so(tmp_path):
     message = refused(run(tmp_path, "tickets", "list"))
-    assert "intake init" in message and str(tmp_path / "var" / "intake.store.db") in message
+    assert "intake init" in message and str(tmp_path / "var" / "intake.db") in message
 
 
 def test_credential_and_ca_files_are_relative_to_the_config_file(tmp_path, monkeypatch):

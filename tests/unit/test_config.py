@@ -14,7 +14,7 @@ def error_of(data: dict) -> str:
 def test_embedded_defaults_are_sqlite_and_local_folders_under_the_working_directory(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     cfg = from_dict({})
-    assert cfg.database.url == f"sqlite:///{tmp_path}/var/intake.store.db"
+    assert cfg.database.url == f"sqlite:///{tmp_path}/var/intake.db"
     assert cfg.maildir.path == tmp_path / "var" / "drop" and cfg.outgoing_maildir == tmp_path / "var" / "outgoing"
     assert cfg.smtp.host == "" and cfg.imap == []
 
