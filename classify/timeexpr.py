@@ -71,10 +71,24 @@ _PATTERNS: tuple[tuple[str, tuple[str, ...], str], ...] = (
         TODAY,
         ("点", "时", ":"),
         rf"(?:今天|今日|今早|今晚|上午|中午|下午|晚上|早上|待会|等下)?{_S}{_CLOCK_ZH}{_S}(?:就|要|准时)?{_S}"
-        r"(?:来收|来取|来拿|开始|开课|上课|开考|考试|截止|开会|开门|开业|开诊|开播|直播|发车|上线|出成绩|的课|的直播|的会|的考试)",
+        r"(?:来收|来取|来拿|开始|开课|上课|开考|考试|截止|开会|开门|开业|开诊|开播|直播|发车|上线|出成绩|的课|的直播|的会|的考试|"
+        r"就到|就来|要到|要来|到齐|集合|起飞|出发|登机|关门|提货|揽收|来揽收|来提货|装车|装柜)",
     ),
     # tomorrow morning is as good as today: "明天上午八点考试", "明早的单子"
-    (TODAY, ("明早", "明天", "明日", "聽日", "听日"), r"(?:明早|明天一早|明天一大早|明天早上|明天上午|明日上午|听日朝早)"),
+    (TODAY, ("明早", "明天", "明日", "聽日", "听日", "听朝"), r"(?:明早|明天一早|明天一大早|明天早上|明天上午|明日上午|听日朝早|听朝一早|听朝)"),
+    # something happens today, said with 要/是/有: "今天下午第一节是数学期中考", "今天下午要给供应商付货款"
+    (
+        TODAY,
+        ("今天", "今日", "今晚"),
+        r"(?:今天|今日|今晚)(?:上午|中午|下午|晚上)?[^,.!?;。!?;\n]{0,10}?(?:要|就要|还要|得|有|是)[^,.!?;。!?;\n]{0,6}?"
+        r"(?:考试|期中考|期末考|考|开会|面试|开庭|手术|体检|航班|起飞|登机|出发|集合|截止|付款|付|发工资|发薪|报税|申报|到期|上线|开业|验收|审计|提货|揽收|交货|发货)",
+    ),
+    # an appointment or a departure at a time today: "今天下午2点的心内科号", "今晚8点的航班"
+    (
+        TODAY,
+        ("今天", "今日", "今晚", "今早"),
+        rf"(?:今天|今日|今晚|今早)(?:上午|中午|下午|晚上)?{_S}{_CLOCK_ZH}{_S}的[^,.!?;。!?;\n]{{0,6}}?(?:号|航班|飞机|车|船|票|预约|手术|检查|面试|课|考试|会)",
+    ),
     (TODAY, ("明天", "明日"), r"(?:明天|明日)\s{0,2}(?:开张|开业|开线|开考|考试|上线|开课|正式)"),
     # someone waiting now, named: "在等配件" or "排队等了20分钟" is no one waiting on us today
     (
@@ -95,6 +109,12 @@ _PATTERNS: tuple[tuple[str, tuple[str, ...], str], ...] = (
         ("在等", "等着", "等紧", "干等"),
         r"(?:\d{1,3}|[一二两三四五六七八九十几百]{1,3})\s{0,2}多?\s{0,2}(?:个|位|名)\s{0,2}(?:人|病人|患者|客人|顾客|学生|老师|家长|司机|工人|买家)"
         r"[^,.!?;,。!?;\n]{0,8}?(?:在等|等着|等紧|干等)",
+    ),
+    # waiting now for minutes or hours: "现在人在一楼大堂等了四十多分钟" ("等了三天" is a complaint about days)
+    (
+        WAITING,
+        ("等了",),
+        r"(?:现在|已经|还在)[^,.!?;,。!?;\n]{0,10}?等了\s{0,2}(?:\d{1,3}|[一二两三四五六七八九十几半]{1,3})\s{0,2}多?\s{0,2}(?:个)?\s{0,2}(?:分钟|小时|钟头)",
     ),
     # -- Chinese: days ----------------------------------------------------------------
     (DAYS, ("周", "星期", "礼拜"), rf"(?:本|这|下|下个){_S}{_WEEKDAY_ZH}{_S}(?:之前|以前|前|截止|要用|开会|上线)?"),
@@ -174,10 +194,19 @@ _PATTERNS: tuple[tuple[str, tuple[str, ...], str], ...] = (
     ),
     (TODAY, ("minute",), r"\b(?:in|within)\s{1,3}(?:a few|few|a couple of|\d{1,2}|five|ten|fifteen|twenty|thirty)\s{1,3}minutes?\b"),
     (TODAY, ("due", "cut", "deadline"), rf"\b(?:due|cut-?off|deadline is){_W}(?:at|by){_W}{_CLOCK_EN}"),
+    (TODAY, ("due",), rf"\bdue{_W}(?:(?:at|by){_W})?(?:{_CLOCK_EN}{_W})?today\b|\bdue{_W}{_CLOCK_EN}"),
     (
         WAITING,
         ("waiting", "queu", "standing around", "lined up"),
         r"\b(?:is|are|were|been|keep|kept|sitting|left)\s{1,3}(?:waiting|queuing|queueing|standing around|lined up)\b",
+    ),
+    # a number of people waiting: "now got like 20 people standing there", "a dozen patients waiting"
+    (
+        WAITING,
+        ("people", "patients", "customers", "guests", "students", "parents", "drivers", "passengers", "workers", "shoppers"),
+        r"\b(?:\d{1,3}|a dozen|dozens of|twenty|thirty|forty|fifty|a few|several|many|lots of|loads of)\s{1,3}"
+        r"(?:people|patients|customers|guests|students|parents|drivers|passengers|workers|shoppers)\s{1,3}(?:are\s{1,3}|now\s{1,3})?"
+        r"(?:standing|waiting|queuing|queueing|sitting|lined up|in (?:the )?(?:queue|line))\b",
     ),
     # -- English: days ----------------------------------------------------------------
     (DAYS, ("by", "before", "until", "till", "no later"), rf"\b(?:by|before|until|till|no later than){_W}(?:this |next |the )?{_DAY_EN}\b"),

@@ -66,6 +66,14 @@ def kinds(text: str) -> list[tuple[str, str]]:
         ("Label printing fails and the courier collects at 3.", [("collects at 3", TODAY)]),
         ("里面有今天下午要打的疫苗", [("今天下午要打", TODAY)]),
         ("我们周五投标,想确认一下资质", [("周五投标", DAYS)]),
+        ("听日下午第一节是数学期中考", []),  # tomorrow afternoon: not today, and no days marker either
+        ("今天下午第一节是数学期中考", [("今天下午第一节是数学期中考", TODAY)]),
+        ("给我妈挂了今天下午2点的心内科号", [("今天下午2点的心内科号", TODAY)]),
+        ("客人六点就到了", [("六点就到", TODAY)]),
+        ("现在人在一楼大堂等了四十多分钟", [("现在人在一楼大堂等了四十多分钟", WAITING)]),
+        ("Our sales tax filing is due 5pm today", [("due 5pm today", TODAY)]),
+        ("now got like 20 people standing there", [("20 people standing", WAITING)]),
+        ("卡里是这个月房租,听朝一早要交", [("听朝一早", TODAY)]),
     ],
 )
 def test_deadlines_are_found_with_their_kind(text, expected):
@@ -85,6 +93,8 @@ def test_deadlines_are_found_with_their_kind(text, expected):
         "上周四开会的时候说过",  # a weekday in the past
         "The courier collects at 3 every day",  # a habit, not today's deadline
         "今天要不要带发票过去?",  # 要不要 asks, it needs nothing today
+        "等了三天了还没人来修",  # a wait of days is a complaint, not people waiting now
+        "上周四下午3点的号,一直等到6点",  # an appointment in the past
     ],
 )
 def test_no_deadline_where_there_is_none(text):
