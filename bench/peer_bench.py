@@ -38,6 +38,7 @@ from bench.peer_runs import (  # noqa: E402
     USER,
     describe_checkout,
     export_commit,
+    fsync_ms,
     inbox_count,
     load_mailbox,
     mixed_backlog,
@@ -60,6 +61,8 @@ class Results:
         self.rate: dict[str, list[float]] = {}
         self.rate_with_start: dict[str, list[float]] = {}
         self.rss: list[float] = []
+        self.tickets_alone: dict[str, list[float]] = {}  # intake: first to last ticket
+        self.ack_lag: dict[str, list[float]] = {}  # intake: last ack after last ticket, s
         self.problems: list[str] = []
 
     def add(self, name: str, n: int, seconds: float, seconds_with_start: float) -> None:
@@ -86,7 +89,9 @@ def one_run(
         results.check(f"{name}: tickets", run.tickets, n)
         results.check(f"{name}: acknowledgements sent", run.acks, n)
         results.check(f"{name}: left in the INBOX", inbox_count(dovecot), 0)
-        detail = f"{run.peak_rss_mb:.0f} MB peak RSS with workers"
+        results.tickets_alone.setdefault(name, []).append(n / run.tickets_seconds)
+        results.ack_lag.setdefault(name, []).append(run.ack_lag)
+        detail = f"tickets alone {n / run.tickets_seconds:.0f} msg/s, last ack {run.ack_lag:.1f} s after the last ticket; {run.peak_rss_mb:.0f} MB peak RSS"
     elif name == PEER:
         run = helpdesk.run(work)
         results.add(name, n, run.from_first_ticket, run.seconds)
@@ -120,13 +125,17 @@ def machine() -> str:
     return f"{os.cpu_count()} cores ({model}), Python {platform.python_version()}, shared with other work"
 
 
-def steal_seconds() -> float:
-    """CPU time the virtual machine's cores waited for the host (/proc/stat "steal")."""
-    return int(Path("/proc/stat").read_text().split("\n", 1)[0].split()[8]) / os.sysconf("SC_CLK_TCK")
+class Machine:
+    """How busy this shared machine is right now: its CPU speed, its disk's fsync time,
+    the load average, and the CPU time stolen by the hypervisor so far."""
+
+    def __init__(self, folder: Path):
+        self.loop_ms, self.fsync_ms, self.load = machine_speed_ms(), fsync_ms(folder), os.getloadavg()[0]
+        self.steal = int(Path("/proc/stat").read_text().split("\n", 1)[0].split()[8]) / os.sysconf("SC_CLK_TCK")
 
 
 def report(
-    args, results: Results, measured: str, backlog_mb: float, peer_version: str, peer_error: str, speed: tuple[float, float], steal: float
+    args, results: Results, measured: str, backlog_mb: float, peer_version: str, peer_error: str, before: Machine, after: Machine
 ) -> list[str]:
     n = args.messages
     lines = [
@@ -145,9 +154,16 @@ def report(
         f"- intake/peer, SQLite: **{ratio(results, SQLITE, PEER)}** (target >= 10x)",
         f"- intake/peer, PostgreSQL: **{ratio(results, POSTGRES, PEER)}** (target >= 8x)",
         f"- intake/floor, SQLite: **{ratio(results, SQLITE, FLOOR)}**; PostgreSQL: {ratio(results, POSTGRES, FLOOR)} (target >= 1x)",
+        *(
+            f"- {name}, tickets alone (first to last ticket): {spread(results.tickets_alone[name])} msg/s; "
+            f"the last acknowledgement {min(results.ack_lag[name]):.1f}-{max(results.ack_lag[name]):.1f} s after the last ticket"
+            for name in (SQLITE, POSTGRES)
+            if name in results.tickets_alone
+        ),
         f"- intake daemon's peak RSS with its workers (sum over the process tree, sampled): {spread(results.rss)} MB (target < 200 MB)",
-        f"- machine: {machine()}; reference loop (bench/machine.py) {speed[0]:.0f} ms before, {speed[1]:.0f} ms after; "
-        f"{steal:.0f} s stolen by the hypervisor during the run",
+        f"- machine: {machine()}; before / after the runs: reference loop (bench/machine.py) {before.loop_ms:.0f} / {after.loop_ms:.0f} ms, "
+        f"fsync {before.fsync_ms:.1f} / {after.fsync_ms:.1f} ms, load average {before.load:.1f} / {after.load:.1f}; "
+        f"{after.steal - before.steal:.0f} s stolen by the hypervisor",
     ]
     lines += [f"- CHECK FAILED: {p}" for p in results.problems] or ["- every run: every message ticketed and acknowledged, the INBOX emptied"]
     return lines
@@ -183,15 +199,14 @@ def main() -> None:
         if peer_error:
             print(f"django-helpdesk could not be installed; its figures are left out: {peer_error}", flush=True)
         variants = [SQLITE, POSTGRES, *([] if peer_error else [PEER]), FLOOR]
-        speed_before, steal_before = machine_speed_ms(), steal_seconds()
+        before = Machine(work)
         for r in range(args.rounds):
             print(f"round {r + 1} of {args.rounds}", flush=True)
             for i in range(len(variants)):
                 name = variants[(r + i) % len(variants)]
                 one_run(name, args.messages, dovecot, backlog, helpdesk, code, work / f"r{r}-{i}", results)
-        speed = (speed_before, machine_speed_ms())
-        steal = steal_seconds() - steal_before
-    lines = report(args, results, measured, sum(map(len, backlog)) / 1e6, helpdesk.version, peer_error, speed, steal)
+        after = Machine(work)
+    lines = report(args, results, measured, sum(map(len, backlog)) / 1e6, helpdesk.version, peer_error, before, after)
     print("\n".join(lines))
     if args.write:
         write_md(lines, command)

@@ -7,12 +7,15 @@ from __future__ import annotations
 import email
 import email.policy
 import imaplib
+import os
 import sqlite3
+import statistics
 import subprocess
 import time
 import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 import psycopg
@@ -51,6 +54,8 @@ class IntakeRun:
     tickets: int
     acks: int
     peak_rss_mb: float  # the most the daemon and its workers held at once (sampled sum of RSS)
+    tickets_seconds: float  # first ticket to last ticket, from the rows' own timestamps
+    ack_lag: float  # the last acknowledgement's sending after the last ticket's creation, seconds
 
 
 def tree(pid: int) -> list[int]:
@@ -112,11 +117,21 @@ def run_intake(db_url: str, dovecot: DovecotServer, expected: int, work: Path, c
         done = time.monotonic()
         with engine.connect() as c:
             tickets, acks = c.scalar(text("SELECT count(*) FROM tickets")), c.scalar(text(acks_sent))
+            first_ticket, last_ticket = c.execute(text("SELECT min(created_at), max(created_at) FROM tickets")).one()
+            last_ack = c.scalar(text("SELECT max(sent_at) FROM outbox WHERE kind = 'ack'"))
         daemon.terminate()
     finally:
         daemon.close()  # killed if a wait above failed
         engine.dispose()
-    return IntakeRun(done - first, done - started, tickets, acks, peak)
+    first_ticket, last_ticket, last_ack = (as_datetime(t) for t in (first_ticket, last_ticket, last_ack))
+    return IntakeRun(
+        done - first, done - started, tickets, acks, peak, (last_ticket - first_ticket).total_seconds(), (last_ack - last_ticket).total_seconds()
+    )
+
+
+def as_datetime(value: datetime | str) -> datetime:
+    """A timestamp column as read with a plain text query (SQLite gives the string)."""
+    return datetime.fromisoformat(value) if isinstance(value, str) else value.replace(tzinfo=None)
 
 
 def git(*args: str, stdin: bytes | None = None) -> bytes:
@@ -146,6 +161,22 @@ def private_postgres_db():
             yield f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
         finally:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def fsync_ms(folder: Path, count: int = 40) -> float:
+    """Median milliseconds of one small append and fsync in `folder`: every run above waits
+    for fsyncs (SQLite's commits, the Maildir's files), and other work on this shared
+    machine's disk moves this more than it moves the CPU's speed."""
+    times = []
+    with open(folder / "fsync-probe", "ab") as f:
+        for _ in range(count):
+            started = time.perf_counter()
+            f.write(b"x" * 4096)
+            f.flush()
+            os.fsync(f.fileno())
+            times.append((time.perf_counter() - started) * 1000)
+    (folder / "fsync-probe").unlink()
+    return statistics.median(times)
 
 
 def run_floor(dovecot: DovecotServer, work: Path) -> tuple[float, int]:
