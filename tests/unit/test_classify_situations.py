@@ -86,3 +86,38 @@ def default_rules() -> Classifier:
 def test_keyword_traps(default_rules, subject, body, type_, urgency):
     result = default_rules.classify(subject, body)
     assert (result.type, result.urgency) == (type_, urgency), result.explain()
+
+
+@pytest.mark.parametrize(
+    "subject, body, urgency",
+    [
+        # urgency from the situation, with no urgent word (LABELS.md: implied urgency)
+        ("Sparks from the panel", "There were sparks and a burning smell from the control panel you installed. We've cut the power.", "urgent"),
+        ("燃气表", "昨天晚上阀门关了,按了复位键也打不开,家里没法做饭烧水。", "urgent"),
+        ("", "排队机打不出号了,现在一楼大堂等了四十多分钟的人越来越多。", "urgent"),
+        ("Queue ticket machine", "the ticket machine cannot print, now got like 20 people standing there", "urgent"),
+        ("冷藏柜", "冷藏柜温度还在往上走,里面有今天下午要打的疫苗。", "urgent"),
+        ("Portal won't accept PDFs", "Every PDF gets 'file type not supported'. Our filing is due 5pm today.", "urgent"),
+        # an injury told afterwards, or a topic word, is not urgent
+        ("孩子受伤", "孩子上课摔伤了膝盖,老师没有通知家长,对你们的管理很失望。", "important"),
+        ("Vaccine fridge prices", "What does the 200-litre vaccine fridge cost, and is delivery included?", "normal"),
+        ("Dangerous goods", "Can lithium batteries go in your standard cargo service? What paperwork is involved?", "normal"),
+    ],
+)
+def test_urgency_from_situations(default_rules, subject, body, urgency):
+    assert default_rules.classify(subject, body).urgency == urgency, default_rules.classify(subject, body).explain()
+
+
+@pytest.mark.parametrize(
+    "subject, body, type_",
+    [
+        ("Wrong goods", "You sent 20 boxes of M gloves instead of L. Please collect them and send the right ones.", "complaint"),
+        ("发票抬头", "发票抬头又写错了,上次就说过了。麻烦重开一张,以后仔细点。", "complaint"),
+        ("兼容", "你们的读卡器能用在Windows 11上吗?", "inquiry"),  # a device named in a question is no fault
+        ("", "建议APP首页加一个一键冻结卡片的按钮,现在要点好几层菜单才能找到。", "suggestion"),
+        ("Name correction", "Her name is printed without the middle name. Kindly correct the same and send the revised ticket.", "request"),
+        ("积分", "会员小程序里上个月的积分没到账,购物记录里有,积分那一栏显示0。", "fault"),
+    ],
+)
+def test_type_from_families(default_rules, subject, body, type_):
+    assert default_rules.classify(subject, body).type == type_, default_rules.classify(subject, body).explain()
