@@ -52,7 +52,7 @@ def write_cases(sessions, storage) -> None:
 
 def build_archive(home: Path):
     """The archive where `intake` run in `home` on its embedded defaults finds it."""
-    engine = make_engine("sqlite:///" + str(home / "var" / "intake") + ".db")
+    engine = make_engine(f"sqlite:///{home / 'var' / 'intake.db'}")
     upgrade(engine)
     sessions = make_sessions(engine)
     storage = LocalStorage(home / "var" / "archive")
@@ -213,7 +213,7 @@ def test_audit_log_lists_purges_holds_releases_newest_first_and_filters(archive_
 def run_cli(home: Path, *args: str) -> subprocess.CompletedProcess:
     """The real `intake` command on the database home/var/intake.db and the archive home/var/archive."""
     config = home / "cli.toml"
-    config.write_text(f'[database]\nurl = "sqlite:///{home / "var" / "intake"}.db"\n[paths]\nvar = "{home / "var"}"\n', encoding="utf-8")
+    config.write_text(f'[database]\nurl = "sqlite:///{home / "var" / "intake.db"}"\n[paths]\nvar = "{home / "var"}"\n', encoding="utf-8")
     proc = subprocess.run(
         [sys.executable, "-m", "intake.cli.main", "--config", str(config), *args],
         cwd=home,
