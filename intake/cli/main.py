@@ -367,6 +367,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_auth_parser(sub, common)
 
+    from intake.web.console.users_cli import add_parser as add_users_parser
+
+    add_users_parser(sub, common)
+
     p = sub.add_parser("report", parents=[common], help="review figures")
     rsub = p.add_subparsers(dest="action", required=True)
     r = rsub.add_parser("weekly", parents=[common], help="the weekly review: counts, SLA, response times, satisfaction, keywords")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from intake.web.console.models import ConsoleAudit, ConsoleUser
-from tests.console.conftest import PASSWORD, sign_in
+from tests.console.conftest import PASSWORD, csrf_of, sign_in
 
 
 def audit_rows(ctx, action=None):
@@ -31,3 +31,99 @@ def test_sign_in_sets_session_and_lands_on_home_with_audit_row(console_client, m
     page = console_client.get(response.headers["location"])
     assert "sign-in" not in page.headers.get("location", "")  # the session is accepted
     assert [r.user for r in audit_rows(console_ctx, "sign_in")] == ["li.na"]
+
+
+# -- intake users ... (the command line that makes the users) ------------------------------------
+
+
+def run_cli(tmp_path, monkeypatch, capsys, *argv, stdin: str = ""):
+    import io
+
+    from intake.cli.main import main
+
+    config = tmp_path / "intake.toml"
+    if not config.exists():
+        var = tmp_path / "var"
+        config.write_text(
+            f'[database]\nurl = "sqlite:///{var / "intake.db"}"\n[paths]\nvar = "{var}"\n[console]\nenabled = true\nsecret = "console-test-key"\n'
+        )
+        assert main(["--config", str(config), "init"]) == 0
+    monkeypatch.setattr("sys.stdin", io.StringIO(stdin))
+    capsys.readouterr()
+    code = main(["--config", str(config), *argv])
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_users_add_list_disable_from_the_command_line(tmp_path, monkeypatch, capsys):
+    import json
+
+    code, out, _ = run_cli(
+        tmp_path,
+        monkeypatch,
+        capsys,
+        "users",
+        "add",
+        "zhang.wei",
+        "--role",
+        "operator",
+        "--role",
+        "compliance",
+        "--password-stdin",
+        stdin=PASSWORD + "\n",
+    )
+    assert code == 0 and "zhang.wei added (compliance, operator)" in out
+    code, out, _ = run_cli(tmp_path, monkeypatch, capsys, "users", "list", "--json")
+    [row] = [json.loads(line) for line in out.splitlines()]
+    assert row["name"] == "zhang.wei" and row["roles"] == ["compliance", "operator"] and row["disabled"] is False
+    code, out, _ = run_cli(tmp_path, monkeypatch, capsys, "users", "disable", "zhang.wei")
+    assert code == 0
+    code, out, _ = run_cli(tmp_path, monkeypatch, capsys, "users", "list")
+    assert "zhang.wei: compliance,operator (disabled), last sign-in never" in out
+
+
+def test_users_add_refuses_bad_input_with_a_clear_message(tmp_path, monkeypatch, capsys):
+    code, _, err = run_cli(tmp_path, monkeypatch, capsys, "users", "add", "li", "--role", "operator", "--password-stdin", stdin="short\n")
+    assert code == 2 and "at least 10 characters" in err
+    code, _, err = run_cli(tmp_path, monkeypatch, capsys, "users", "add", "li na", "--role", "operator", "--password-stdin", stdin=PASSWORD + "\n")
+    assert code == 2 and "user name 'li na'" in err
+    run_cli(tmp_path, monkeypatch, capsys, "users", "add", "li", "--role", "operator", "--password-stdin", stdin=PASSWORD + "\n")
+    code, _, err = run_cli(tmp_path, monkeypatch, capsys, "users", "add", "li", "--role", "operator", "--password-stdin", stdin=PASSWORD + "\n")
+    assert code == 2 and "exists already" in err
+    code, _, err = run_cli(tmp_path, monkeypatch, capsys, "users", "passwd", "nobody", "--password-stdin", stdin=PASSWORD + "\n")
+    assert code == 2 and "no user 'nobody'" in err
+    try:
+        run_cli(tmp_path, monkeypatch, capsys, "users", "add", "wang", "--role", "admin", "--password-stdin", stdin=PASSWORD + "\n")
+    except SystemExit as exc:  # argparse: the role is not one of the choices
+        assert exc.code == 2
+    assert "invalid choice: 'admin'" in capsys.readouterr().err
+
+
+def test_a_user_made_on_the_command_line_signs_in_and_a_new_password_ends_old_sessions(tmp_path, monkeypatch, capsys):
+    from starlette.testclient import TestClient
+
+    from intake.config import load
+    from intake.context import build_context
+    from tests.console.conftest import web_app
+
+    run_cli(tmp_path, monkeypatch, capsys, "users", "add", "ops", "--role", "operator", "--password-stdin", stdin=PASSWORD + "\n")
+    ctx = build_context(load(tmp_path / "intake.toml"))
+    with TestClient(web_app(ctx), follow_redirects=False) as client:
+        assert sign_in(client, "ops").status_code == 303
+        assert client.get("/console/overview").status_code == 200
+        assert run_cli(tmp_path, monkeypatch, capsys, "users", "passwd", "ops", "--password-stdin", stdin="another long password\n")[0] == 0
+        assert client.get("/console/overview").status_code == 303  # the old session is over
+        client.cookies.clear()
+        assert sign_in(client, "ops").status_code == 401
+        assert sign_in(client, "ops", "another long password").status_code == 303
+    with ctx.sessions() as s:
+        actions = [r.action for r in s.scalars(select(ConsoleAudit).order_by(ConsoleAudit.id))]
+    assert actions == ["user_add", "sign_in", "user_passwd", "sign_in_failed", "sign_in"]
+
+
+def test_sign_in_page_has_labelled_fields_and_both_languages(console_client):
+    zh = console_client.get("/console/sign-in")
+    assert '<label for="name">用户名</label>' in zh.text and '<label for="password">密码</label>' in zh.text
+    en = console_client.get("/console/sign-in", headers={"Accept-Language": "en"})
+    assert '<html lang="en">' in en.text and '<label for="password">Password</label>' in en.text
+    assert csrf_of(en.text)
