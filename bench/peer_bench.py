@@ -55,10 +55,12 @@ START, END = "<!-- figures: written by bench/peer_bench.py --write -->", "<!-- e
 
 class Results:
     """Per variant, one entry a run: messages/s (the headline: first ticket to last ack,
-    or the whole run for the floor), messages/s including start-up, and notes."""
+    or the whole run for the floor), messages/s including start-up, and notes. `rate`
+    is kept by round, so that a failed run leaves the others' ratios paired right."""
 
     def __init__(self) -> None:
-        self.rate: dict[str, list[float]] = {}
+        self.round = 0
+        self.rate: dict[str, dict[int, float]] = {}
         self.rate_with_start: dict[str, list[float]] = {}
         self.rss: list[float] = []
         self.tickets_alone: dict[str, list[float]] = {}  # intake: first to last ticket
@@ -66,7 +68,7 @@ class Results:
         self.problems: list[str] = []
 
     def add(self, name: str, n: int, seconds: float, seconds_with_start: float) -> None:
-        self.rate.setdefault(name, []).append(n / seconds)
+        self.rate.setdefault(name, {})[self.round] = n / seconds
         self.rate_with_start.setdefault(name, []).append(n / seconds_with_start)
 
     def check(self, what: str, got: int, expected: int) -> None:
@@ -104,10 +106,11 @@ def one_run(
         results.add(name, n, seconds, seconds)
         results.check(f"{name}: rows", stored, n)
         detail = f"{stored} rows"
-    print(f"  {name:28} {results.rate[name][-1]:7.0f} msg/s   ({detail})", flush=True)
+    print(f"  {name:28} {results.rate[name][results.round]:7.0f} msg/s   ({detail})", flush=True)
 
 
-def spread(values: list[float]) -> str:
+def spread(values) -> str:
+    values = list(values.values()) if isinstance(values, dict) else values
     return f"{statistics.median(values):.0f} ({min(values):.0f}-{max(values):.0f})"
 
 
@@ -116,8 +119,9 @@ def ratio(results: Results, top: str, bottom: str) -> str:
     if top not in results.rate or bottom not in results.rate:
         return "n/a"
     a, b = results.rate[top], results.rate[bottom]
-    rounds = [x / y for x, y in zip(a, b, strict=False)]
-    return f"{statistics.median(a) / statistics.median(b):.1f}x (rounds {min(rounds):.1f}-{max(rounds):.1f}x)"
+    rounds = [a[r] / b[r] for r in a if r in b]
+    paired = f" (rounds {min(rounds):.1f}-{max(rounds):.1f}x)" if rounds else ""
+    return f"{statistics.median(a.values()) / statistics.median(b.values()):.1f}x{paired}"
 
 
 def machine() -> str:
@@ -143,12 +147,13 @@ def report(
         f"intake: {measured}",
         "peer: " + (f"django-helpdesk {peer_version.replace(' ', ', Django ')}" if peer_version else f"django-helpdesk NOT MEASURED: {peer_error}"),
         "",
-        "| run | msg/s, median (min-max) | incl. start-up, median (min-max) |",
-        "|---|---|---|",
+        "| run | msg/s, median (min-max) | each round | incl. start-up, median (min-max) |",
+        "|---|---|---|---|",
     ]
     for name in (SQLITE, POSTGRES, PEER, FLOOR):
         if name in results.rate:
-            lines.append(f"| {name} | **{spread(results.rate[name])}** | {spread(results.rate_with_start[name])} |")
+            each = ", ".join(f"{results.rate[name][r]:.0f}" if r in results.rate[name] else "failed" for r in range(args.rounds))
+            lines.append(f"| {name} | **{spread(results.rate[name])}** | {each} | {spread(results.rate_with_start[name])} |")
     lines += [
         "",
         f"- intake/peer, SQLite: **{ratio(results, SQLITE, PEER)}** (target >= 10x)",
@@ -200,11 +205,16 @@ def main() -> None:
             print(f"django-helpdesk could not be installed; its figures are left out: {peer_error}", flush=True)
         variants = [SQLITE, POSTGRES, *([] if peer_error else [PEER]), FLOOR]
         before = Machine(work)
-        for r in range(args.rounds):
+        for results.round in range(args.rounds):
+            r = results.round
             print(f"round {r + 1} of {args.rounds}", flush=True)
             for i in range(len(variants)):
                 name = variants[(r + i) % len(variants)]
-                one_run(name, args.messages, dovecot, backlog, helpdesk, code, work / f"r{r}-{i}", results)
+                try:
+                    one_run(name, args.messages, dovecot, backlog, helpdesk, code, work / f"r{r}-{i}", results)
+                except Exception as e:  # noqa: BLE001 - one failed run must not lose the others' figures
+                    print(f"  {name:28} FAILED: {e}", flush=True)
+                    results.problems.append(f"{name}, round {r + 1}: {str(e)[:300]}")
         after = Machine(work)
     lines = report(args, results, measured, sum(map(len, backlog)) / 1e6, helpdesk.version, peer_error, before, after)
     print("\n".join(lines))
