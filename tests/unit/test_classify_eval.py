@@ -149,3 +149,25 @@ def test_default_rules_do_not_get_worse_on_the_writer_sets():
         assert f["type_accuracy"] >= type_floor, (name, f["type_accuracy"])
         assert f["urgency_accuracy"] >= urgency_floor, (name, f["urgency_accuracy"])
         assert f["urgent_called_normal"] <= urgent_normal_ceiling, (name, f["urgent_called_normal"])
+
+
+def test_tuned_only_prints_the_tuned_sets_and_nothing_held_out():
+    """--tuned-only is what tuning runs: every tuned set, and no held-out figure at all."""
+    import subprocess
+    import sys
+
+    bench = _bench()
+    run = subprocess.run([sys.executable, str(ROOT / "bench" / "classify_eval.py"), "--tuned-only"], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    held_out_shown = (
+        "held out" in run.stdout
+        or any(f"| {name} |" in run.stdout for name in bench.writer_sets() if not bench.is_tuned(name))
+        or any(word in run.stdout for word in ("unseen", "fresh", "heldout"))
+    )
+    assert not held_out_shown, "a held-out set's figures in the --tuned-only output"
+    for name in ("tune", *bench.TUNED_WRITER_SETS, "all tuned"):
+        assert f"| {name} | tuned | all |" in run.stdout
+    refused = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "classify_eval.py"), "--tuned-only", "--write"], capture_output=True, text=True, timeout=120
+    )
+    assert refused.returncode != 0 and "--tuned-only with --write" in refused.stderr

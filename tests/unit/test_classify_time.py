@@ -103,7 +103,19 @@ def test_no_deadline_where_there_is_none(text):
 
 def test_cost_is_linear_in_the_text():
     """Hostile shapes: a marker repeated, a marker before a long run of spaces."""
-    for unit in ("今天 ", "今天" + " " * 500, "下班前", "by 5pm ", "by" + " " * 500, "within " * 3):
+    for unit in (
+        "今天 ",
+        "今天" + " " * 500,
+        "下班前",
+        "by 5pm ",
+        "by" + " " * 500,
+        "within " * 3,
+        "今天下午是",  # the 要/是 pattern with its marker repeated and no event
+        "现在等了",
+        "20 people ",
+        "collects at 3 ",
+        "next friday ",
+    ):
         small, large = unit * (10_000 // len(unit)), unit * (100_000 // len(unit))
         t0 = time.process_time()
         find_deadlines(small)
