@@ -214,6 +214,7 @@ class ClaimOwner:
             conn.invalidate()
             raise
         self._conn, self._number = conn, number
+        log.info("mailer claims as owner %d", number)
         return number
 
     def close(self) -> None:

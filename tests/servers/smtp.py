@@ -6,6 +6,7 @@ the mail server down and bring it back while the daemon retries.
 
 from __future__ import annotations
 
+import asyncio
 import re
 import threading
 import time
@@ -34,6 +35,8 @@ class _Collector:
         self.server = server
 
     async def handle_DATA(self, smtp: SMTP, session: Session, envelope: Envelope) -> str:
+        if self.server.delay:  # a slow relay; a client gone meanwhile cancels this: nothing kept
+            await asyncio.sleep(self.server.delay)
         raw = envelope.original_content or envelope.content or b""
         if isinstance(raw, str):
             raw = raw.encode("utf-8", "surrogateescape")
@@ -42,11 +45,13 @@ class _Collector:
 
 
 class SmtpServer:
-    """aiosmtpd Controller on 127.0.0.1; `messages` is every message received so far."""
+    """aiosmtpd Controller on 127.0.0.1; `messages` is every message received so far.
+    `delay`: seconds each DATA waits before it is kept and answered (a slow relay)."""
 
-    def __init__(self, port: int | None = None):
+    def __init__(self, port: int | None = None, delay: float = 0.0):
         self.host = HOST
         self.port = port or free_port()
+        self.delay = delay
         self._messages: list[Received] = []
         self._cond = threading.Condition()
         self._controller: Controller | None = None
