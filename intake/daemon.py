@@ -142,9 +142,13 @@ class Daemon:
 
         host, port = parse_listen(listen)
         from intake.staffmail.survey_page import survey_routes
+        from intake.web.console import console_routes  # /console, when [console] enabled
 
         app = create_app(
-            settings_from_config(self.ctx.config, host, port), self.pipeline, self.ctx.config.spool.path, extra_routes=survey_routes(self.ctx)
+            settings_from_config(self.ctx.config, host, port),
+            self.pipeline,
+            self.ctx.config.spool.path,
+            extra_routes=survey_routes(self.ctx) + console_routes(self.ctx),
         )
         return threading.Thread(target=serve, args=(app, host, port, self.stop), name=f"web:{host}:{port}", daemon=True)
 

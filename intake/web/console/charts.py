@@ -72,6 +72,8 @@ def bar_chart(title: str, counts: list[int], hours: list[datetime], color: str =
         show_legend=False,
         js=[],  # no script: the page shows it as an image
         range=(0, top),
+        y_labels=list(range(0, top + 1)) if top <= 10 else None,  # whole numbers: these are counts
+        truncate_label=-1,  # "18:00" whole, never "1…"
         x_label_rotation=0,
         show_minor_x_labels=False,
         x_labels_major_every=6,
