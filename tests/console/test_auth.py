@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from sqlalchemy import select
 
 from intake.web.console.models import ConsoleAudit, ConsoleUser
@@ -127,3 +128,32 @@ def test_sign_in_page_has_labelled_fields_and_both_languages(console_client):
     en = console_client.get("/console/sign-in", headers={"Accept-Language": "en"})
     assert '<html lang="en">' in en.text and '<label for="password">Password</label>' in en.text
     assert csrf_of(en.text)
+
+
+@pytest.mark.postgres
+def test_sign_in_lock_out_and_retry_on_postgresql(tmp_path, pg_url):
+    """The same console on PostgreSQL (what several daemons share): users, lock-out, audit, a retry."""
+    from starlette.testclient import TestClient
+
+    from intake.context import build_context
+    from intake.store.db import make_engine, upgrade
+    from intake.web.console.auth import add_user
+    from tests.console.conftest import console_config, web_app
+    from tests.console.test_operator import customer_mail, quarantine_one
+
+    config = console_config(tmp_path, lockout_failures=2)
+    config = config.model_copy(update={"database": config.database.model_copy(update={"url": pg_url})})
+    upgrade(make_engine(pg_url))
+    ctx = build_context(config)
+    add_user(ctx.sessions, "ops", PASSWORD, ["operator"])
+    add_user(ctx.sessions, "locked.out", PASSWORD, ["operator"])
+    item = quarantine_one(ctx, customer_mail())
+    with TestClient(web_app(ctx), follow_redirects=False) as client:
+        assert [sign_in(client, "locked.out", "wrong password").status_code for _ in range(2)] == [401, 401]
+        assert sign_in(client, "locked.out").status_code == 429
+        assert sign_in(client, "ops").status_code == 303
+        page = client.get(f"/console/quarantine/{item}")
+        assert client.post(f"/console/quarantine/{item}/retry", data={"csrf_token": csrf_of(page.text)}).status_code == 303
+    with ctx.sessions() as s:
+        actions = [r.action for r in s.scalars(select(ConsoleAudit).where(ConsoleAudit.action != "user_add").order_by(ConsoleAudit.id))]
+    assert actions == ["sign_in_failed", "sign_in_failed", "sign_in_locked", "sign_in", "quarantine_retry"]

@@ -5,10 +5,12 @@ code as `intake quarantine retry`) and dismiss, the overview's charts of the las
 from __future__ import annotations
 
 import base64
+import os
 import re
 from email.message import EmailMessage
 from urllib.parse import unquote
 
+import pytest
 from sqlalchemy import select
 
 from intake.pipeline.runner import Pipeline
@@ -173,3 +175,33 @@ def test_pages_in_english_by_switch_and_by_accept_language(signed_in):
     switched = client.get("/console/overview?lang=en")
     assert "<h1>Overview</h1>" in switched.text
     assert "<h1>Overview</h1>" in client.get("/console/quarantine").text.replace("<h1>Quarantine</h1>", "<h1>Overview</h1>")  # the cookie keeps it
+
+
+def test_hourly_counts_on_sqlite_and_postgresql(tmp_path, request):
+    """The chart's GROUP BY hour is written per dialect: both must count the same."""
+    from datetime import UTC, datetime, timedelta
+
+    from intake.config import from_dict
+    from intake.context import build_context
+    from intake.store.db import make_engine, upgrade
+    from intake.store.models import SourceItem
+    from intake.web.console import charts
+
+    now = datetime(2026, 12, 6, 15, 40, tzinfo=UTC)
+    stamps = [now - timedelta(minutes=m) for m in (0, 39, 41, 100, 60 * 23 + 30, 60 * 24 + 1, 60 * 30)]
+    urls = [f"sqlite:///{tmp_path / 'h.db'}"]
+    try:
+        urls.append(request.getfixturevalue("pg_url"))
+    except pytest.skip.Exception:
+        pass
+    assert len(urls) == 2 or not os.environ.get("CI"), "PostgreSQL is part of this test in CI"
+    for url in urls:
+        config = from_dict({"database": {"url": url}, "paths": {"var": str(tmp_path / "var")}})
+        upgrade(make_engine(url))
+        ctx = build_context(config)
+        with ctx.sessions() as s, s.begin():
+            s.add_all(SourceItem(source="drop", key=f"{url}-{i}", outcome="opened", at=at) for i, at in enumerate(stamps))
+        with ctx.read_sessions() as s:
+            counts = charts.hourly_counts(s, SourceItem.at, now)
+        # 15:xx: 15:40, 15:01; 14:xx: 14:59, 14:00; the oldest hour (16:xx yesterday): 16:10; 15:39 yesterday is too old
+        assert counts[-1] == 2 and counts[-2] == 2 and counts[0] == 1 and sum(counts) == 5, (url, counts)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import os
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -153,6 +154,8 @@ class ConsoleApp:
 
         self.ctx, self.settings = ctx, settings
         self.key = settings.signing_key()
+        if not settings.secret and not (settings.secret_env and os.environ.get(settings.secret_env)):
+            log.warning("console: no [console] secret or secret_env: sessions are signed with a key made at start, and end with a restart")
         self.pages = pages if pages is not None else load_pages()
         self.env = jinja2.Environment(loader=jinja2.FileSystemLoader(ctx.config.template_dirs), autoescape=True, undefined=jinja2.StrictUndefined)
         self.env.filters["when"] = _when
