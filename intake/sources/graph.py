@@ -1,0 +1,353 @@
+"""Microsoft Graph mailbox source: every message of a folder, exactly once, for tenants
+where IMAP is turned off (a user's mailbox or a shared one, app-only access).
+
+A pass is one delta round (GET /users/{mailbox}/mailFolders/{folder}/messages/delta,
+following @odata.nextLink until the page that carries @odata.deltaLink): the ids of the
+messages in the folder (the first round) or of those added since the last round. Each
+message's MIME ($value) is handed to `sink.take_many(items, committed)` with its id as the
+ref key, exactly as the IMAP source hands its fetches; only once a group is committed
+(the id stored in the same transaction as the ticket) is each of its messages moved to
+the processed folder. The round's delta link is kept (paths.var/graph/, written
+atomically) only after every message of the round was let go of: a crash at any point
+makes the next round (from the link before) offer again what was not moved, and the
+pipeline answers `duplicate` for what was committed. Ids are immutable ids, so a message
+keeps its id when moved (intake/msgraph/client.py).
+
+Messages are fetched, and moved, up to CONCURRENCY (4, Exchange's limit per app and
+mailbox) at a time: each costs two round trips to the service (bench/graph_backlog.md).
+Throttling (429 + Retry-After) and a refused token (401) are handled by the client; any
+other error is reported through `sink.report` (the source turns red, intake/ops/alerts.py)
+and the next pass comes after an exponential backoff. A delta link Graph no longer knows
+(410) starts a full round: what is still in the folder is offered again.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import threading
+import time
+import urllib.parse
+from concurrent.futures import ThreadPoolExecutor, wait
+from dataclasses import dataclass
+from pathlib import Path
+
+from intake.msgraph.client import GraphClient, GraphError, Stopped, user_path
+from intake.oauth.store import read_private, write_private
+from intake.sources.backoff import Backoff
+from intake.sources.base import Sink, SourceRef
+from intake.sources.lease import Lease
+
+log = logging.getLogger("intake.sources.graph")
+
+FETCH_MAX_BYTES = 16_000_000  # MIME held at once before the pipeline takes it: bounds memory
+REPORT_EVERY = 10.0  # an unchanged backlog is recorded at most this often
+PAGE_SIZE = 200  # ids per delta page (Prefer: odata.maxpagesize): only id and received time are asked for
+# requests in flight per mailbox while fetching and moving: Exchange serves at most 4 at once
+# per app and mailbox (its MailboxConcurrency limit, answered with 429 beyond)
+CONCURRENCY = 4
+
+
+@dataclass
+class GraphAccount:
+    """One [[graph]] account as the source needs it."""
+
+    name: str
+    mailbox: str
+    client: GraphClient
+    state_dir: Path  # where delta links are kept: paths.var/graph
+    folders: tuple[str, ...] = ("inbox",)
+    processed_folder: str = "Processed"
+    poll_interval: float = 10.0
+    batch_size: int = 50
+    concurrency: int = CONCURRENCY
+
+
+def odata_string(value: str) -> str:
+    """A string literal in an OData $filter."""
+    return "'" + value.replace("'", "''") + "'"
+
+
+class GraphSource:
+    """One folder of one Graph mailbox, feeding the pipeline."""
+
+    def __init__(
+        self, account: GraphAccount, folder: str, sink: Sink, stop: threading.Event, *, log: logging.Logger = log, lease: Lease | None = None
+    ) -> None:
+        if folder == account.processed_folder:
+            raise ValueError(f"graph[{account.name}]: folder {folder!r} is also the processed folder")
+        self.account, self.folder, self.sink, self.stop, self.log = account, folder, sink, stop, log
+        self.client = account.client
+        self.name = f"graph:{account.name}/{folder}"
+        self.user = user_path(account.mailbox)
+        self.backoff = Backoff(initial=1.0, maximum=300.0)
+        self.lease = lease
+        self._folder_id: str | None = None
+        self._processed_id: str | None = None
+        self._taken = 0
+        self._last_report: tuple[int | None, str | None] | None = None
+        self._last_report_at = 0.0
+        self._standing_by = False
+        self._pool: ThreadPoolExecutor | None = None  # made at the first parallel fetch
+        self.link_file = Path(account.state_dir) / (re.sub(r"[^A-Za-z0-9._-]", "_", self.name) + ".delta.json")
+
+    # -- the two ways to run ---------------------------------------------------
+
+    def run_once(self) -> int:
+        """One delta round, everything it finds taken; returns how many were taken.
+        An error is logged and reported (never raised); what was committed stays taken."""
+        self._taken = 0
+        if not self._leased():
+            return 0
+        try:
+            self._drain()
+        except Stopped:
+            pass
+        except Exception as exc:
+            self._failed(exc)
+        return self._taken
+
+    def run_forever(self) -> None:
+        """A round every poll_interval until `stop` is set; backs off after an error."""
+        while not self.stop.is_set():
+            self._taken = 0
+            if not self._leased():
+                assert self.lease is not None, "without a lease, _leased() is always True"
+                self.stop.wait(self.lease.retry_seconds)
+                continue
+            try:
+                self._drain()
+                self.backoff.reset()
+                pause = self.account.poll_interval
+            except Stopped:
+                break
+            except Exception as exc:
+                self._failed(exc)
+                pause = self.backoff.next()
+                self.log.info("%s: next attempt in %.1f s", self.name, pause)
+            self.stop.wait(pause)
+        self.close()
+        if self.lease is not None:
+            self.lease.release()
+
+    def close(self) -> None:
+        """Let the fetching threads go (they hold no mail: what they fetched was taken or is offered again)."""
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=True)
+
+    def _leased(self) -> bool:
+        if self.lease is None or self.lease.acquire():
+            self._standing_by = False
+            return True
+        if not self._standing_by:
+            self.log.info("%s: another daemon holds the mailbox; standing by", self.name)
+            self._standing_by = True
+        return False
+
+    # -- folders ------------------------------------------------------------------
+
+    def _find_folder(self, name: str) -> str | None:
+        """The id of a folder: a well-known name (inbox, archive ...) or an id, else a
+        top-level folder of that display name; None when there is none."""
+        try:
+            return self.client.get_json(f"{self.user}/mailFolders/{urllib.parse.quote(name, safe='')}")["id"]
+        except GraphError as exc:
+            if exc.status not in (400, 404):
+                raise
+        page = self.client.get_json(
+            f"{self.user}/mailFolders", params={"$filter": f"displayName eq {odata_string(name)}", "$select": "id,displayName"}
+        )
+        found = [f["id"] for f in page.get("value", []) if f.get("displayName") == name]
+        return found[0] if found else None
+
+    def _folder(self) -> str:
+        if self._folder_id is None:
+            found = self._find_folder(self.folder)
+            if found is None:
+                raise GraphError(f"{self.account.mailbox} has no folder {self.folder!r}", 404, "ErrorItemNotFound")
+            self._folder_id = found
+        return self._folder_id
+
+    def _processed(self) -> str:
+        """The processed folder's id, the folder made when missing."""
+        if self._processed_id is None:
+            name = self.account.processed_folder
+            found = self._find_folder(name)
+            if found is None:
+                try:
+                    found = self.client.request("POST", f"{self.user}/mailFolders", json={"displayName": name}, ok=(201,)).json()["id"]
+                    self.log.info("%s: made the folder %r", self.name, name)
+                except GraphError as exc:
+                    if exc.status != 409:  # another folder source of the account made it first
+                        raise
+                    found = self._find_folder(name)
+                    if found is None:
+                        raise
+            self._processed_id = found
+        return self._processed_id
+
+    # -- delta links ----------------------------------------------------------------
+
+    def _saved_link(self, folder_id: str) -> str | None:
+        data = read_private(self.link_file)
+        if not data:
+            return None
+        try:
+            saved = json.loads(data)
+        except ValueError:
+            self.log.warning("%s: unreadable %s; starting a full round", self.name, self.link_file)
+            return None
+        return saved.get("delta_link") if saved.get("folder_id") == folder_id else None  # the folder was made anew
+
+    def _save_link(self, folder_id: str, link: str) -> None:
+        write_private(self.link_file, json.dumps({"source": self.name, "folder_id": folder_id, "delta_link": link}).encode())
+
+    def _round(self, folder_id: str) -> tuple[list[str], str]:
+        """One delta round: (ids of the messages now in the folder that are new to the
+        round's start, oldest first; the delta link of the next round)."""
+        link = self._saved_link(folder_id)
+        try:
+            return self._pages(link or self._first_round(folder_id))
+        except GraphError as exc:
+            if link is None or exc.status != 410:
+                raise
+            self.log.warning("%s: Graph no longer knows the delta link (%s); starting a full round", self.name, exc.code)
+            return self._pages(self._first_round(folder_id))
+
+    def _first_round(self, folder_id: str) -> str:
+        query = urllib.parse.urlencode({"$select": "id,receivedDateTime"})
+        return f"{self.user}/mailFolders/{urllib.parse.quote(folder_id, safe='')}/messages/delta?{query}"
+
+    def _pages(self, start: str) -> tuple[list[str], str]:
+        received: dict[str, str] = {}
+        delta_link = None
+        for page in self.client.pages(start, prefer=(f"odata.maxpagesize={PAGE_SIZE}",)):
+            for item in page.get("value", []):
+                if "@removed" in item:  # moved out (by us, after its commit) or deleted
+                    received.pop(item["id"], None)
+                else:
+                    received[item["id"]] = item.get("receivedDateTime") or ""
+            delta_link = page.get("@odata.deltaLink", delta_link)
+        if not delta_link:
+            raise GraphError(f"{self.name}: the delta round ended without an @odata.deltaLink")
+        # oldest first: a reply is taken after the message it answers
+        return sorted(received, key=lambda message_id: received[message_id]), delta_link
+
+    # -- taking -------------------------------------------------------------------
+
+    def _drain(self) -> None:
+        folder_id = self._folder()
+        processed_id = self._processed()
+        ids, delta_link = self._round(folder_id)
+        left = len(ids)
+        batch: list[tuple[bytes, SourceRef]] = []
+        size = 0
+        window = max(1, self.account.concurrency)
+        for start in range(0, len(ids), window):
+            if self.stop.is_set():
+                self._report(backlog=left)
+                return  # the delta link is not kept: the next round offers the rest again
+            fetched = zip(ids[start : start + window], self._in_parallel(self._mime, ids[start : start + window]))
+            for message_id, raw in fetched:
+                if raw is None:  # deleted or moved by someone else meanwhile
+                    left -= 1
+                    continue
+                batch.append((raw, SourceRef(source=self.name, key=message_id, channel="email")))
+                size += len(raw)
+            if len(batch) >= self.account.batch_size or size >= FETCH_MAX_BYTES:
+                left -= self._take(batch, processed_id)
+                batch, size = [], 0
+                self._report(backlog=left, throttle=True)
+        if batch:
+            left -= self._take(batch, processed_id)
+        if left == 0:  # every message of the round let go of
+            self._save_link(folder_id, delta_link)
+        self._report(backlog=left)
+
+    def _mime(self, message_id: str) -> bytes | None:
+        try:
+            return self.client.request("GET", f"{self.user}/messages/{urllib.parse.quote(message_id, safe='')}/$value").content
+        except GraphError as exc:
+            if exc.status == 404:
+                return None
+            raise
+
+    def _take(self, items: list[tuple[bytes, SourceRef]], processed_id: str) -> int:
+        """Hand a batch to the pipeline; each committed group is moved at once. Returns how
+        many were taken (fewer when stop was set). If a move fails, the error goes up and
+        what was not moved is offered again next round (answered `duplicate` if committed)."""
+        moved = 0
+
+        def committed(group, results) -> bool:
+            nonlocal moved
+            self._in_parallel(lambda message_id: self._move(message_id, processed_id), [ref.key for _, ref in group])
+            for (_, ref), result in zip(group, results):
+                self.log.debug("%s: %s -> %s %s", self.name, ref.key[-16:], result.outcome, result.ticket or "")
+            moved += len(group)
+            self._taken += len(group)
+            self.log.info("%s: took %d message(s)", self.name, len(group))
+            return not self.stop.is_set()
+
+        self.sink.take_many(items, committed)
+        return moved
+
+    def _in_parallel(self, call, message_ids: list[str]) -> list:
+        """`call` for each id, up to `concurrency` at once, results in order; the first error
+        goes up once every call has ended (a move that failed is offered again next round)."""
+        if self.account.concurrency <= 1 or len(message_ids) <= 1:
+            return [call(message_id) for message_id in message_ids]
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(self.account.concurrency, thread_name_prefix=f"{self.name}-")
+        futures = [self._pool.submit(call, message_id) for message_id in message_ids]
+        wait(futures)
+        return [future.result() for future in futures]
+
+    def _move(self, message_id: str, processed_id: str) -> None:
+        try:
+            self.client.request(
+                "POST", f"{self.user}/messages/{urllib.parse.quote(message_id, safe='')}/move", json={"destinationId": processed_id}, ok=(200, 201)
+            )
+        except GraphError as exc:
+            if exc.status != 404:  # gone already (moved by a daemon before a crash, or deleted): done all the same
+                raise
+
+    # -- reporting ----------------------------------------------------------------
+
+    def _failed(self, exc: Exception) -> None:
+        message = f"{type(exc).__name__}: {exc}"
+        self.log.warning("%s: %s", self.name, message)
+        if isinstance(exc, GraphError) and exc.status == 404:
+            self._folder_id = self._processed_id = None  # a folder was deleted or renamed: look it up again
+        self._report(error=message)
+
+    def _report(self, backlog: int | None = None, error: str | None = None, throttle: bool = False) -> None:
+        now = time.monotonic()
+        state = (backlog, error)
+        if (throttle or state == self._last_report) and now - self._last_report_at < REPORT_EVERY and error is None:
+            return
+        try:
+            self.sink.report(self.name, backlog=backlog, error=error)
+            self._last_report, self._last_report_at = state, now
+        except Exception:  # reporting is best effort; the messages matter
+            self.log.exception("%s: could not record the fetch", self.name)
+
+
+def graph_account(cfg, var: Path, stop: threading.Event | None = None) -> GraphAccount:
+    """The source's account from a validated [[graph]] table; its token from the app's
+    credentials (state files in `var`, paths.var), its delta links in var/graph."""
+    from intake.oauth.microsoft import MicrosoftTokens
+
+    tokens = MicrosoftTokens(cfg, f"graph:{cfg.name}", var)
+    client = GraphClient(cfg.api_url, tokens, ca_file=cfg.ca_file, timeout=cfg.timeout, stop=stop)
+    return GraphAccount(
+        name=cfg.name,
+        mailbox=cfg.mailbox,
+        client=client,
+        state_dir=Path(var) / "graph",
+        folders=tuple(cfg.folders),
+        processed_folder=cfg.processed_folder,
+        poll_interval=cfg.poll_interval,
+        batch_size=cfg.batch_size,
+    )
