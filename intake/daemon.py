@@ -62,6 +62,14 @@ class Daemon:
                 name = f"imap:{account.name}/{mailbox}"
                 source = ImapSource(settings, mailbox, sink, stop, lease=self._lease(name))
                 workers.append(Worker(name, source.run_once, _stop_given_already(source.run_forever)))
+        for graph in cfg.graph:
+            from intake.sources.graph import GraphSource, graph_account
+
+            reached = graph_account(graph, cfg.paths.var, stop)  # one per account: its folders share one token
+            for folder in graph.folders:
+                name = f"graph:{graph.name}/{folder}"
+                folder_source = GraphSource(reached, folder, sink, stop, lease=self._lease(name))
+                workers.append(Worker(name, folder_source.run_once, _stop_given_already(folder_source.run_forever)))
         if cfg.maildir.enabled:
             from intake.sources.maildir import MaildirSource
 

@@ -28,7 +28,9 @@ class TransportError(Exception):
 
 
 class Transport(Protocol):
-    health_name: str | None  # its row in source_state ("smtp", "graph-send:<account>"); None: not watched
+    @property
+    def health_name(self) -> str | None:
+        """Its row in source_state ("smtp", "graph-send:<account>"); None: not watched."""
 
     def send(self, mail_from: str, rcpt_to: str, raw: bytes) -> None: ...
     def close(self) -> None: ...
