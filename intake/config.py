@@ -232,6 +232,89 @@ class Imap(_OAuthLogin):
         return _secret(self.password, self.password_env, f"imap[{self.name}].password_env")
 
 
+class Graph(_Section):
+    """A mailbox reached through Microsoft Graph instead of IMAP/SMTP (tenants that turned
+    those off): its folders read with delta queries, and with `send = true` the mailer's way
+    out (sendMail) in place of [smtp]. App-only OAuth2: the app's client credentials, no
+    user (intake/msgraph)."""
+
+    name: str
+    mailbox: str  # the user or shared mailbox: its address (UPN) or object id
+    tenant: str  # the directory (tenant) id or domain
+    client_id: str  # the app registration's (application) id
+    client_secret_env: EnvName = ""  # environment variable holding the client secret ...
+    certificate_file: str = ""  # ... or a PEM with the private key and its certificate
+    # the client secret's expiry date as shown when it was made ("2027-06-30"): [alerts] warns
+    # before it; a certificate's own expiry is read from certificate_file
+    secret_expires: str = ""
+    folders: list[str] = ["inbox"]  # well-known names (inbox) or top-level folder names; [] with send = true: send only
+    processed_folder: str = "Processed"  # a top-level folder, made when missing; taken mail is moved there
+    poll_interval: float = Field(10.0, gt=0)  # seconds between delta queries
+    batch_size: int = Field(50, ge=1, le=1000)  # messages fetched and committed per round trip of the pipeline
+    send: bool = False  # outgoing mail leaves through this mailbox's sendMail ([smtp] host must then be empty)
+    timeout: float = Field(30.0, gt=0)
+    authority: str = ""  # token authority override (sovereign clouds, tests); empty: login.microsoftonline.com/<tenant>
+    oauth_ca_file: str = ""  # extra CA bundle for the token endpoint's certificate
+    api_url: str = "https://graph.microsoft.com/v1.0"  # sovereign clouds (e.g. graph.microsoft.us), tests
+    ca_file: str = ""  # extra CA bundle for api_url's certificate
+
+    # what the Microsoft token source and the credential checks (intake/oauth) read of a login
+    @property
+    def auth(self) -> str:
+        return "oauth2"
+
+    @property
+    def oauth_flow(self) -> str:
+        return "app"
+
+    @property
+    def oauth_scope(self) -> str:
+        from intake.msgraph import GRAPH_SCOPE
+
+        return GRAPH_SCOPE
+
+    @property
+    def username(self) -> str:
+        return self.mailbox
+
+    def client_secret(self) -> str:
+        return os.environ.get(self.client_secret_env, "") if self.client_secret_env else ""
+
+    @field_validator("api_url")
+    @classmethod
+    def _url(cls, v: str) -> str:
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(v)
+        if parts.scheme not in ("https", "http") or not parts.netloc:
+            raise ValueError(f"not an http(s) URL: {v!r}")
+        return v.rstrip("/")
+
+    @field_validator("secret_expires")
+    @classmethod
+    def _date(cls, v: str) -> str:
+        if v:
+            from datetime import date
+
+            try:
+                date.fromisoformat(v)
+            except ValueError:
+                raise ValueError(f"not a date like 2027-06-30: {v!r}") from None
+        return v
+
+    @model_validator(mode="after")
+    def _credentials(self) -> Graph:
+        if bool(self.client_secret_env) == bool(self.certificate_file):
+            raise ValueError("needs one of client_secret_env or certificate_file")
+        if self.secret_expires and not self.client_secret_env:
+            raise ValueError("secret_expires is the expiry of the secret in client_secret_env, which is not set")
+        if not self.folders and not self.send:
+            raise ValueError("folders is empty and send is false: the account would do nothing")
+        if self.processed_folder in self.folders:
+            raise ValueError(f"folders: {self.processed_folder!r} is also the processed folder")
+        return self
+
+
 class Maildir(_Section):
     enabled: bool = True
     path: Path = Path("var/drop")
@@ -542,6 +625,7 @@ class Config(_Section):
     support: Support = Support()
     smtp: Smtp = Smtp()
     imap: list[Imap] = []
+    graph: list[Graph] = []
     maildir: Maildir = Maildir()
     spool: Spool = Spool()
     web: Web = Web()
@@ -575,6 +659,19 @@ class Config(_Section):
         dupes = {n for n in names if names.count(n) > 1}
         if dupes:
             raise ValueError(f"imap: account names must be unique, repeated: {', '.join(sorted(dupes))}")
+        return self
+
+    @model_validator(mode="after")
+    def _graph_accounts(self) -> Config:
+        names = [g.name for g in self.graph]
+        dupes = {n for n in names if names.count(n) > 1}
+        if dupes:
+            raise ValueError(f"graph: account names must be unique, repeated: {', '.join(sorted(dupes))}")
+        senders = [g.name for g in self.graph if g.send]
+        if len(senders) > 1:
+            raise ValueError(f"graph: send = true on more than one account ({', '.join(senders)}); the mailer has one way out")
+        if senders and self.smtp.host:
+            raise ValueError(f"graph[{senders[0]}].send: outgoing mail leaves through Graph, but [smtp] host is also set; leave one")
         return self
 
     @property
@@ -641,7 +738,7 @@ def _describe(error: ErrorDetails, data: dict) -> str:
     secret = any(str(part) in SECRET_KEYS for part in error["loc"])  # never echoed: logs and terminals keep it
     if not secret and error["type"] not in ("missing", "value_error") and "input" in error and not isinstance(error["input"], (dict, list)):
         message += f" (got {error['input']!r})"
-    return f"{key}: {message}"
+    return f"{key}: {message}" if key else message  # a check across sections names its keys itself
 
 
 def _known_keys(loc: tuple) -> list[str]:
@@ -709,10 +806,14 @@ def _resolve_paths(config: Config, data: dict, source: Path | None) -> None:
     config.database.url = _database_url(config.database.url, paths.var, file_dir)
     # credential and CA files of the mail accounts: relative to the config file too, and
     # checked once they are anchored (a check before that read them from the working directory)
-    accounts = [("smtp", config.smtp), *((f"imap[{account.name}]", account) for account in config.imap)]
+    accounts = [
+        ("smtp", config.smtp),
+        *((f"imap[{account.name}]", account) for account in config.imap),
+        *((f"graph[{account.name}]", account) for account in config.graph),
+    ]
     for label, account in accounts:
         for key in ("certificate_file", "service_account_file", "oauth_ca_file", "ca_file"):
-            value = getattr(account, key)
+            value = getattr(account, key, "")
             if not value:
                 continue
             path = anchor(Path(value), True)

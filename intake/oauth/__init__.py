@@ -89,7 +89,7 @@ def credential_expiry(settings):
 
 def credential_expiries(config) -> dict:
     """{label: expiry} of every OAuth2 login whose credential's expiry is known."""
-    logins = [(f"imap:{imap.name}", imap) for imap in config.imap] + [("smtp", config.smtp)]
+    logins = [(f"imap:{imap.name}", imap) for imap in config.imap] + [("smtp", config.smtp)] + [(f"graph:{g.name}", g) for g in config.graph]
     found = {}
     for label, settings in logins:
         try:
