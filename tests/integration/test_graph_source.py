@@ -1,0 +1,188 @@
+"""Microsoft Graph as a source: a mailbox read with delta queries, each message's MIME taken
+into the pipeline and moved to the processed folder after its commit, exactly once. Against
+the loopback Graph API (tests/servers/graph_api.py says what it stands in for), with tokens
+from the loopback identity provider standing in for Entra ID's token endpoint."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from intake.pipeline.runner import Pipeline
+from intake.store.models import SourceState
+from tests.integration.graph_helpers import (  # noqa: F401 (fixtures are used by name)
+    MAILBOX,
+    account,
+    context,
+    graph,
+    graph_server,
+    idp,
+    mail,
+    secret_env,
+    source_for,
+    source_keys,
+    subjects,
+)
+
+
+def test_new_mail_becomes_tickets_once_and_is_moved(tmp_path, idp, graph):
+    ctx = context(tmp_path, [account(idp, graph)])
+    ids = [graph.deliver(MAILBOX, mail(f"order {i}")) for i in range(3)]
+    source = source_for(ctx)
+
+    assert source.run_once() == 3
+    assert subjects(ctx) == ["order 0", "order 1", "order 2"]
+    assert source_keys(ctx) == sorted(ids)  # the message id is stored with its ticket
+    assert graph.in_folder(MAILBOX, "inbox") == []
+    assert len(graph.in_folder(MAILBOX, "Processed")) == 3  # moved, never deleted
+
+    assert source.run_once() == 0  # the next round: nothing new
+    graph.deliver(MAILBOX, mail("order 3"))
+    assert source.run_once() == 1
+    assert subjects(ctx) == ["order 0", "order 1", "order 2", "order 3"]
+    with ctx.sessions() as session:
+        state = session.get(SourceState, "graph:support/inbox")
+        assert state.last_success_at is not None and state.last_error is None and state.backlog == 0
+
+
+def test_paged_backlog_is_taken_in_order_with_replies_after_what_they_answer(tmp_path, idp, graph):
+    """More messages than one delta page (maxpagesize) and one batch."""
+    ctx = context(tmp_path, [account(idp, graph, batch_size=7)])
+    for i in range(25):
+        graph.deliver(MAILBOX, mail(f"backlog {i:02}"))
+    assert source_for(ctx).run_once() == 25
+    assert subjects(ctx) == [f"backlog {i:02}" for i in range(25)]
+    assert graph.in_folder(MAILBOX, "inbox") == []
+
+
+def test_delta_link_kept_across_a_restart_and_a_forgotten_one_starts_afresh(tmp_path, idp, graph):
+    ctx = context(tmp_path, [account(idp, graph)])
+    graph.deliver(MAILBOX, mail("before restart"))
+    assert source_for(ctx).run_once() == 1
+    link_files = list((tmp_path / "var" / "graph").glob("*.delta.json"))
+    assert len(link_files) == 1 and oct(link_files[0].stat().st_mode & 0o777) == "0o600"
+
+    graph.deliver(MAILBOX, mail("while down"))
+    graph.requests.clear()
+    restarted = source_for(ctx)  # a new process: nothing but the file remembers the round
+    assert restarted.run_once() == 1
+    deltas = [q for m, p, q, _ in graph.requests if p.endswith("/messages/delta")]
+    assert deltas and all("$deltatoken=" in q for q in deltas)  # no full round after the restart
+    assert subjects(ctx) == ["before restart", "while down"]
+
+    graph.expire_delta_tokens()  # Exchange dropped the sync state: 410
+    graph.deliver(MAILBOX, mail("after expiry"))
+    assert restarted.run_once() == 1
+    assert subjects(ctx) == ["after expiry", "before restart", "while down"]
+    assert graph.count("GET", "/messages/delta", 410) == 1
+
+
+def test_throttling_is_waited_out_as_retry_after_asks(tmp_path, idp, graph):
+    ctx = context(tmp_path, [account(idp, graph)])
+    graph.deliver(MAILBOX, mail("throttled"))
+    graph.throttle(2, retry_after=1.0, path_part="/$value")
+    source = source_for(ctx)
+    started = time.monotonic()
+    assert source.run_once() == 1
+    assert time.monotonic() - started >= 2.0  # twice Retry-After: 1
+    assert graph.count("GET", "/$value", 429) == 2 and source.client.throttled == 2
+    assert subjects(ctx) == ["throttled"]
+    with ctx.sessions() as session:
+        assert session.get(SourceState, "graph:support/inbox").last_error is None  # throttling is no failure
+
+
+def test_throttled_beyond_the_retries_reports_and_loses_nothing(tmp_path, idp, graph):
+    ctx = context(tmp_path, [account(idp, graph)])
+    graph.deliver(MAILBOX, mail("stuck a while"))
+    source = source_for(ctx)
+    source.client.max_retries = 1
+    graph.throttle(3, retry_after=0.1, path_part="/messages/delta")
+    assert source.run_once() == 0
+    with ctx.sessions() as session:
+        assert "429 ApplicationThrottled" in session.get(SourceState, "graph:support/inbox").last_error
+    assert source.run_once() == 1 and subjects(ctx) == ["stuck a while"]
+
+
+def test_an_expired_token_is_renewed_once_on_401(tmp_path, idp, graph):
+    ctx = context(tmp_path, [account(idp, graph)])
+    source = source_for(ctx)
+    assert source.run_once() == 0
+    assert idp.issued("client_credentials") == 1
+    idp.expire_all(MAILBOX)  # the token dies early: msal still thinks it good for an hour
+    graph.deliver(MAILBOX, mail("after expiry"))
+    assert source.run_once() == 1
+    assert graph.count("GET", "", 401) == 1  # one refusal, then the renewed token
+    assert idp.issued("client_credentials") == 2
+    assert subjects(ctx) == ["after expiry"]
+
+
+def test_a_revoked_app_turns_the_source_red_naming_the_reason(tmp_path, idp, graph):
+    from intake.ops.health import health
+
+    ctx = context(tmp_path, [account(idp, graph)])
+    source = source_for(ctx)
+    source.run_once()
+    idp.revoke_app("graph-app")
+    graph.deliver(MAILBOX, mail("stuck"))
+    assert source.run_once() == 0
+    _, body = health(ctx.sessions, ctx.now, ctx.config.var)
+    assert body["failing"] == ["graph:support/inbox"]
+    error = body["sources"]["graph:support/inbox"]["last_error"]
+    assert "invalid_client" in error and "app-secret" not in error
+    assert len(graph.in_folder(MAILBOX, "inbox")) == 1  # waits, untouched
+
+
+class WatchingSink:
+    """The pipeline, with a look at the world each time it says a group is committed."""
+
+    def __init__(self, pipeline, graph, ctx, fail_after_commit: bool = False):
+        self.pipeline, self.graph, self.ctx, self.fail_after_commit = pipeline, graph, ctx, fail_after_commit
+        self.seen: list[tuple[int, int]] = []
+
+    def report(self, *args, **kwargs):
+        return self.pipeline.report(*args, **kwargs)
+
+    def take_many(self, items, committed=None):
+        def watched(group, results):
+            # committed: the tickets are in the database, the messages still in the inbox
+            self.seen.append((len(source_keys(self.ctx)), len(self.graph.in_folder(MAILBOX, "inbox"))))
+            if self.fail_after_commit:
+                raise ConnectionError("the daemon died between the commit and the move")
+            return committed(group, results)
+
+        return self.pipeline.take_many(items, watched)
+
+
+def test_messages_are_moved_only_after_their_commit_and_a_crash_between_doubles_nothing(tmp_path, idp, graph):
+    ctx = context(tmp_path, [account(idp, graph)])
+    for i in range(3):
+        graph.deliver(MAILBOX, mail(f"commit {i}"))
+
+    crashing = WatchingSink(Pipeline(ctx), graph, ctx, fail_after_commit=True)
+    assert source_for(ctx, sink=crashing).run_once() == 0
+    assert crashing.seen == [(3, 3)]  # committed, none moved
+    assert len(graph.in_folder(MAILBOX, "inbox")) == 3 and subjects(ctx) == ["commit 0", "commit 1", "commit 2"]
+
+    watching = WatchingSink(Pipeline(ctx), graph, ctx)
+    assert source_for(ctx, sink=watching).run_once() == 3  # offered again, answered duplicate, moved
+    assert watching.seen == [(3, 3)]
+    assert subjects(ctx) == ["commit 0", "commit 1", "commit 2"]
+    assert graph.in_folder(MAILBOX, "inbox") == [] and len(graph.in_folder(MAILBOX, "Processed")) == 3
+
+
+def test_run_forever_takes_new_mail_and_stops_promptly(tmp_path, idp, graph):
+    ctx = context(tmp_path, [account(idp, graph)])
+    stop = threading.Event()
+    source = source_for(ctx, stop=stop)
+    thread = threading.Thread(target=source.run_forever, daemon=True)
+    thread.start()
+    try:
+        graph.deliver(MAILBOX, mail("polled"))
+        deadline = time.monotonic() + 10
+        while subjects(ctx) != ["polled"] and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert subjects(ctx) == ["polled"]
+    finally:
+        stop.set()
+        thread.join(5)
+    assert not thread.is_alive()
