@@ -205,3 +205,19 @@ def test_hourly_counts_on_sqlite_and_postgresql(tmp_path, request):
             counts = charts.hourly_counts(s, SourceItem.at, now)
         # 15:xx: 15:40, 15:01; 14:xx: 14:59, 14:00; the oldest hour (16:xx yesterday): 16:10; 15:39 yesterday is too old
         assert counts[-1] == 2 and counts[-2] == 2 and counts[0] == 1 and sum(counts) == 5, (url, counts)
+
+
+def test_activity_page_lists_sign_ins_and_actions_for_both_roles(signed_in, console_ctx, make_user):
+    from intake.web.console.auth import sign_in
+
+    make_user("auditor", "compliance")
+    client = signed_in("ops", "operator")
+    failed = sign_in(console_ctx.sessions, "auditor", "not the password", ip="192.0.2.9", now=console_ctx.now(), failures=5, minutes=15)
+    assert failed.outcome == "bad"
+    page = client.get("/console/audit")
+    assert page.status_code == 200
+    rows = re.findall(r"<tr class=\"[a-z]*\"><td>[^<]+</td><td>([^<]+)</td><td>([^<]+)</td>", page.text)
+    assert ("ops", "sign_in") in rows and ("auditor", "sign_in_failed") in rows
+    assert '<tr class="bad"><td>' in page.text and "192.0.2.9" in page.text
+    only = client.get("/console/audit?action=sign_in&user=ops")
+    assert set(re.findall(r"<td>(sign_in[a-z_]*)</td>", only.text)) == {"sign_in"}

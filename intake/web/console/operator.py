@@ -14,7 +14,8 @@ from intake.oauth import credential_expiries
 from intake.ops.status import collect
 from intake.store.models import OutboxMail, QuarantineItem
 from intake.web.console import charts
-from intake.web.console.routes import OPERATOR, View, page
+from intake.web.console.models import ConsoleAudit
+from intake.web.console.routes import COMPLIANCE, OPERATOR, View, page
 from intake.web.console.texts import add_texts
 
 MAX_TEXT_CHARS = 200_000  # the text view of a huge body stops here (the bytes stay whole in the database)
@@ -92,6 +93,18 @@ add_texts(
         "status_released": "已放行",
         "status_dismissed": "已标记处理",
         "channel": "渠道",
+        "nav_audit": "操作记录",
+        "audit_title": "控制台操作记录",
+        "audit_intro": "每次登录（含失败）、每个操作和被拒绝的访问，最新的在前。",
+        "when": "时间",
+        "user": "用户",
+        "action": "操作",
+        "target": "对象",
+        "detail": "详情",
+        "address": "地址",
+        "filter": "筛选",
+        "all_actions": "全部操作",
+        "older": "更早",
     },
     en={
         "nav_overview": "Overview",
@@ -164,6 +177,18 @@ add_texts(
         "status_released": "released",
         "status_dismissed": "dismissed",
         "channel": "Channel",
+        "nav_audit": "Activity",
+        "audit_title": "Console activity",
+        "audit_intro": "Every sign-in (failed ones too), every action and every refused page, newest first.",
+        "when": "When",
+        "user": "User",
+        "action": "Action",
+        "target": "Target",
+        "detail": "Detail",
+        "address": "Address",
+        "filter": "Filter",
+        "all_actions": "All actions",
+        "older": "Older",
     },
 )
 
@@ -346,3 +371,22 @@ def quarantine_dismiss(view: View) -> Response:
         return _item_page(view, item_id, status=409, error=view.t["not_held"])
     view.audit("quarantine_dismiss", f"quarantine:{item_id}", {"reason": reason})
     return view.redirect(f"/quarantine/{item_id}", done="dismissed")
+
+
+@page("/audit", roles={OPERATOR, COMPLIANCE}, nav="nav_audit")
+def audit_log(view: View) -> Response:
+    """The console's own audit rows (sign-ins, actions, refusals), newest first, 200 a page."""
+    user, action = view.value("user").strip()[:100], view.value("action").strip()[:40]
+    before = view.value("before")
+    query = select(ConsoleAudit).order_by(ConsoleAudit.id.desc()).limit(LIST_LIMIT)
+    if user:
+        query = query.where(ConsoleAudit.user == user)
+    if action:
+        query = query.where(ConsoleAudit.action == action)
+    if before.isdigit():
+        query = query.where(ConsoleAudit.id < int(before))
+    with view.read() as session:
+        rows = list(session.scalars(query))
+        actions = sorted(session.scalars(select(ConsoleAudit.action).distinct()))
+    older = rows[-1].id if len(rows) == LIST_LIMIT else None
+    return view.render("console/audit.html.j2", rows=rows, actions=actions, user_filter=user, action_filter=action, older=older)

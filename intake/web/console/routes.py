@@ -157,6 +157,9 @@ class ConsoleApp:
         if not settings.secret and not (settings.secret_env and os.environ.get(settings.secret_env)):
             log.warning("console: no [console] secret or secret_env: sessions are signed with a key made at start, and end with a restart")
         self.pages = pages if pages is not None else load_pages()
+        # the menu in PAGE_MODULES' order, whichever module was imported first (tests import them in any order)
+        modules = {name: i for i, name in enumerate(PAGE_MODULES)}
+        self.nav_pages = sorted((p for p in self.pages if p.nav), key=lambda p: modules.get(p.handler.__module__, -1))
         self.env = jinja2.Environment(loader=jinja2.FileSystemLoader(ctx.config.template_dirs), autoescape=True, undefined=jinja2.StrictUndefined)
         self.env.filters["when"] = _when
         self.web = WebSettings(trusted_proxies=tuple(ctx.config.web.trusted_proxies), default_lang="zh")
@@ -174,7 +177,7 @@ class ConsoleApp:
     def nav_for(self, user: auth.SignedIn | None) -> list[tuple[str, str]]:
         if user is None:
             return []
-        return [(PREFIX + p.path, p.nav) for p in self.pages if p.nav and (not p.roles or p.roles & user.roles)]
+        return [(PREFIX + p.path, p.nav) for p in self.nav_pages if not p.roles or p.roles & user.roles]
 
     def home_for(self, user: auth.SignedIn) -> str:
         nav = self.nav_for(user)
