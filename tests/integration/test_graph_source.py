@@ -8,6 +8,8 @@ from __future__ import annotations
 import threading
 import time
 
+import pytest
+
 from intake.pipeline.runner import Pipeline
 from intake.store.models import SourceState
 from tests.integration.graph_helpers import (  # noqa: F401 (fixtures are used by name)
@@ -186,3 +188,45 @@ def test_run_forever_takes_new_mail_and_stops_promptly(tmp_path, idp, graph):
         stop.set()
         thread.join(5)
     assert not thread.is_alive()
+
+
+def test_a_link_to_another_host_is_never_followed_with_our_token(graph):
+    from intake.msgraph.client import GraphClient, GraphError
+
+    class Tokens:
+        label, asked = "graph:test", 0
+
+        def token(self) -> str:
+            self.asked += 1
+            return "at-test"
+
+        renew = token
+
+    tokens = Tokens()
+    client = GraphClient(graph.base, tokens, ca_file=graph.ca_file)
+    with pytest.raises(GraphError, match="link to another host"):
+        client.get_json("https://graph.example.net/v1.0/users/x/mailFolders/inbox/messages/delta?$skiptoken=1")
+    with pytest.raises(GraphError, match="link to another host"):
+        client.get_json(graph.base.replace("https://", "http://") + "/users/x/mailFolders")  # same host, not TLS
+    assert tokens.asked == 0 and graph.requests == []
+
+
+def test_retry_after_in_seconds_or_as_a_date():
+    from datetime import UTC, datetime, timedelta
+    from email.utils import format_datetime
+
+    import requests
+
+    from intake.msgraph.client import MAX_RETRY_WAIT, retry_after
+
+    def answer(value: str | None) -> requests.Response:
+        response = requests.Response()
+        response.status_code = 429
+        if value is not None:
+            response.headers["Retry-After"] = value
+        return response
+
+    assert retry_after(answer("7"), 0) == 7.0
+    assert retry_after(answer("86400"), 0) == MAX_RETRY_WAIT
+    assert 25 <= retry_after(answer(format_datetime(datetime.now(UTC) + timedelta(seconds=30), usegmt=True)), 0) <= 30
+    assert [retry_after(answer(None), n) for n in (0, 1, 2, 10)] == [1.0, 2.0, 4.0, 60.0]  # none given: 1, 2, 4 ... s
