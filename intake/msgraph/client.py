@@ -4,8 +4,9 @@
   try with a freshly acquired token (a token revoked or expired early looks valid to our
   clock); a second 401 goes up as the error.
 - 429 (throttled) and 503/504 are waited out as Graph asks: the Retry-After header's
-  seconds, else 1, 2, 4 ... s; after `max_retries` such answers the error goes up and the
-  caller backs off on its own. A set `stop` event ends the wait at once (`Stopped`).
+  seconds, else 1, 2, 4 ... s; after `max_retries` such answers, or at once when asked to wait
+  longer than `max_wait`, the error goes up and the caller backs off on its own. A set
+  `stop` event ends the wait at once (`Stopped`).
 - `pages` follows @odata.nextLink until a page without one (a delta round ends with
   @odata.deltaLink instead). A link is followed only to the configured API's own host,
   so a bad answer can never send our token elsewhere.
@@ -58,6 +59,7 @@ class GraphClient:
         timeout: float = 30.0,
         stop: threading.Event | None = None,
         max_retries: int = 6,
+        max_wait: float = MAX_RETRY_WAIT,
     ):
         self.api = api_url.rstrip("/")
         self.origin = urllib.parse.urlsplit(self.api)[:2]  # (scheme, host:port) every link must keep
@@ -65,6 +67,7 @@ class GraphClient:
         self.session = http_session(ca_file, timeout)
         self.stop = stop or threading.Event()
         self.max_retries = max_retries
+        self.max_wait = max_wait  # a longer Retry-After is not waited out here: the error goes up at once
         self.throttled = 0  # throttled answers waited out so far
 
     def url(self, path: str) -> str:
@@ -102,8 +105,8 @@ class GraphClient:
             if response.status_code == 401 and not renewed:
                 renewed, token = True, self.tokens.renew()
                 continue
-            if response.status_code in RETRY_STATUSES and retries < self.max_retries:
-                delay = retry_after(response, retries)
+            delay = retry_after(response, retries) if response.status_code in RETRY_STATUSES else 0.0
+            if response.status_code in RETRY_STATUSES and retries < self.max_retries and delay <= self.max_wait:
                 retries += 1
                 self.throttled += 1
                 log.info("%s %s: HTTP %s, waiting %.1f s as asked", method, _short(url), response.status_code, delay)

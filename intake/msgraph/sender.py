@@ -69,11 +69,12 @@ def _permanent(exc: GraphError) -> bool:
 
 def graph_transport(account, var) -> GraphTransport:
     """The sender of a [[graph]] account (intake/config.py), its token from the account's
-    app credentials. Throttling is waited out twice at most: the mailer's own backoff
-    takes over after that, so one slow mailbox does not hold the outbox for long."""
+    app credentials. Throttling is waited out twice at most, 10 s each: the mailer's own
+    backoff takes over after that, so a throttled mailbox never holds the outbox (nor a
+    shutdown) for long."""
     from intake.msgraph.client import GraphClient
     from intake.oauth.microsoft import MicrosoftTokens
 
     tokens = MicrosoftTokens(account, f"graph:{account.name}", var)
-    client = GraphClient(account.api_url, tokens, ca_file=account.ca_file, timeout=account.timeout, max_retries=2)
+    client = GraphClient(account.api_url, tokens, ca_file=account.ca_file, timeout=account.timeout, max_retries=2, max_wait=10.0)
     return GraphTransport(client, account.mailbox, account.name)

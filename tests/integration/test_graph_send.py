@@ -103,3 +103,22 @@ def test_a_sender_refused_the_mailbox_turns_red_keeps_the_mail_and_recovers(tmp_
     with ctx.sessions() as session:
         assert not is_failing(session.get(SourceState, "graph-send:support"))
     assert [r.status for r in outbox_rows(ctx)] == ["sent", "sent"]
+
+
+def test_a_long_throttle_does_not_hold_the_mailer_the_mail_goes_later(tmp_path, idp, graph):
+    from intake.ops.alerts import is_failing
+    from intake.pipeline.runner import Pipeline
+    from intake.sources.base import SourceRef
+
+    ctx = context(tmp_path, [account(idp, graph, send=True, folders=[])], outbox={"retry_initial_seconds": 0.01})
+    worker = OutboxWorker(ctx)
+    Pipeline(ctx).take(mail("throttled for a minute"), SourceRef("maildir:drop", "one"))
+    graph.throttle(1, retry_after=60, path_part="/sendMail")
+    started = time.monotonic()
+    assert worker.run_once() == (0, 1)
+    assert time.monotonic() - started < 10  # not 60 s: the outbox's own retry takes over
+    with ctx.sessions() as session:
+        state = session.get(SourceState, "graph-send:support")
+        assert is_failing(state) and "429 ApplicationThrottled" in state.last_error
+    time.sleep(0.05)
+    assert worker.run_once() == (1, 0) and len(graph.sent(MAILBOX)) == 1
