@@ -143,9 +143,9 @@ def report(
 ) -> list[str]:
     n = args.messages
     lines = [
-        f"mailbox: {n} mixed customer mails, Chinese and English ({backlog_mb:.1f} MB), reloaded before every run; {args.rounds} rounds",
-        f"intake: {measured}",
-        "peer: " + (f"django-helpdesk {peer_version.replace(' ', ', Django ')}" if peer_version else f"django-helpdesk NOT MEASURED: {peer_error}"),
+        f"- mailbox: {n} mixed customer mails, Chinese and English ({backlog_mb:.1f} MB), reloaded before every run; {args.rounds} rounds",
+        f"- intake: {measured}",
+        "- peer: " + (f"django-helpdesk {peer_version.replace(' ', ', Django ')}" if peer_version else f"django-helpdesk NOT MEASURED: {peer_error}"),
         "",
         "| run | msg/s, median (min-max) | each round | incl. start-up, median (min-max) |",
         "|---|---|---|---|",
