@@ -117,7 +117,7 @@ def spread(values) -> str:
 def ratio(results: Results, top: str, bottom: str) -> str:
     """The ratio of the medians, and the range of the same round's ratios."""
     if top not in results.rate or bottom not in results.rate:
-        return "n/a"
+        return "n/a (not measured)"
     a, b = results.rate[top], results.rate[bottom]
     rounds = [a[r] / b[r] for r in a if r in b]
     paired = f" (rounds {min(rounds):.1f}-{max(rounds):.1f}x)" if rounds else ""
@@ -134,7 +134,7 @@ class Machine:
     the load average, and the CPU time stolen by the hypervisor so far."""
 
     def __init__(self, folder: Path):
-        self.loop_ms, self.fsync_ms, self.load = machine_speed_ms(), fsync_ms(folder), os.getloadavg()[0]
+        self.loop_ms, (self.append_ms, self.file_ms), self.load = machine_speed_ms(), fsync_ms(folder), os.getloadavg()[0]
         self.steal = int(Path("/proc/stat").read_text().split("\n", 1)[0].split()[8]) / os.sysconf("SC_CLK_TCK")
 
 
@@ -167,7 +167,8 @@ def report(
         ),
         f"- intake daemon's peak RSS with its workers (sum over the process tree, sampled): {spread(results.rss)} MB (target < 200 MB)",
         f"- machine: {machine()}; before / after the runs: reference loop (bench/machine.py) {before.loop_ms:.0f} / {after.loop_ms:.0f} ms, "
-        f"fsync {before.fsync_ms:.1f} / {after.fsync_ms:.1f} ms, load average {before.load:.1f} / {after.load:.1f}; "
+        f"append+fsync {before.append_ms:.1f} / {after.append_ms:.1f} ms, new file the Maildir way {before.file_ms:.1f} / {after.file_ms:.1f} ms, "
+        f"load average {before.load:.1f} / {after.load:.1f}; "
         f"{after.steal - before.steal:.0f} s stolen by the hypervisor",
     ]
     lines += [f"- CHECK FAILED: {p}" for p in results.problems] or ["- every run: every message ticketed and acknowledged, the INBOX emptied"]

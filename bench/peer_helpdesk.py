@@ -101,7 +101,7 @@ class Helpdesk:
             self._django(env, "-m", "django", "migrate", "-v", "0")
             self._django(env, "-c", MAKE_QUEUE, json.dumps(self.imap))
         except subprocess.CalledProcessError as e:
-            return f"{' '.join(map(str, e.cmd[:4]))} failed: {(e.stderr or b'')[-800:]!r}"
+            return f"{' '.join(map(str, e.cmd[:5]))} failed: {(e.stderr or b'').decode(errors='replace').strip()[-600:]}"
         except (OSError, subprocess.TimeoutExpired) as e:
             return str(e)
         return ""

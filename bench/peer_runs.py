@@ -8,6 +8,7 @@ import email
 import email.policy
 import imaplib
 import os
+import shutil
 import sqlite3
 import statistics
 import subprocess
@@ -21,6 +22,7 @@ from pathlib import Path
 import psycopg
 from sqlalchemy import create_engine, text
 
+from intake.files import write_atomic
 from tests.daemonproc import DaemonProcess, wait_until, write_config
 from tests.fixtures.mail.build import corpus
 from tests.servers import DovecotServer
@@ -163,20 +165,25 @@ def private_postgres_db():
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-def fsync_ms(folder: Path, count: int = 40) -> float:
-    """Median milliseconds of one small append and fsync in `folder`: every run above waits
-    for fsyncs (SQLite's commits, the Maildir's files), and other work on this shared
-    machine's disk moves this more than it moves the CPU's speed."""
-    times = []
+def fsync_ms(folder: Path, count: int = 40) -> tuple[float, float]:
+    """Median milliseconds of (a small append and fsync, as a SQLite WAL commit does; a new
+    file written the Maildir way: temp file, fsync, rename, fsync the folder, as intake's
+    local acknowledgements are). Every run here waits on these, and other work on this
+    shared machine's disk moves them more than it moves the CPU's speed."""
+    appends, files = [], []
     with open(folder / "fsync-probe", "ab") as f:
-        for _ in range(count):
+        for i in range(count):
             started = time.perf_counter()
             f.write(b"x" * 4096)
             f.flush()
             os.fsync(f.fileno())
-            times.append((time.perf_counter() - started) * 1000)
+            appends.append((time.perf_counter() - started) * 1000)
+            started = time.perf_counter()
+            write_atomic(folder / "probe" / f"{i}", b"x" * 2500)
+            files.append((time.perf_counter() - started) * 1000)
     (folder / "fsync-probe").unlink()
-    return statistics.median(times)
+    shutil.rmtree(folder / "probe")
+    return statistics.median(appends), statistics.median(files)
 
 
 def run_floor(dovecot: DovecotServer, work: Path) -> tuple[float, int]:
