@@ -1,7 +1,7 @@
 """Benchmark: intake against its peer and against the machine's serial floor, side by
 side in one run, on one generated mailbox in a private Dovecot on loopback.
 
-    .venv/bin/python bench/peer_bench.py [--messages 2000] [--rounds 3] [--write]
+    .venv/bin/python bench/peer_bench.py [--messages 2000] [--rounds 3] [--commit REV] [--keep] [--write]
 
 Each round runs, in turn (the order rotates from round to round), each on the same
 messages freshly loaded into the INBOX:
@@ -23,6 +23,7 @@ import argparse
 import os
 import platform
 import shlex
+import shutil
 import statistics
 import sys
 import tempfile
@@ -62,7 +63,7 @@ class Results:
         self.round = 0
         self.rate: dict[str, dict[int, float]] = {}
         self.rate_with_start: dict[str, list[float]] = {}
-        self.rss: list[float] = []
+        self.rss: dict[str, list[float]] = {}  # intake: peak MB of the daemon with its workers
         self.tickets_alone: dict[str, list[float]] = {}  # intake: first to last ticket
         self.ack_lag: dict[str, list[float]] = {}  # intake: last ack after last ticket, s
         self.problems: list[str] = []
@@ -87,7 +88,7 @@ def one_run(
             with private_postgres_db() as url:
                 run = run_intake(url, dovecot, n, work, code)
         results.add(name, n, run.from_first_ticket, run.from_start)
-        results.rss.append(run.peak_rss_mb)
+        results.rss.setdefault(name, []).append(run.peak_rss_mb)
         results.check(f"{name}: tickets", run.tickets, n)
         results.check(f"{name}: acknowledgements sent", run.acks, n)
         results.check(f"{name}: left in the INBOX", inbox_count(dovecot), 0)
@@ -111,6 +112,8 @@ def one_run(
 
 def spread(values) -> str:
     values = list(values.values()) if isinstance(values, dict) else values
+    if not values:
+        return "n/a"
     return f"{statistics.median(values):.0f} ({min(values):.0f}-{max(values):.0f})"
 
 
@@ -165,7 +168,9 @@ def report(
             for name in (SQLITE, POSTGRES)
             if name in results.tickets_alone
         ),
-        f"- intake daemon's peak RSS with its workers (sum over the process tree, sampled): {spread(results.rss)} MB (target < 200 MB)",
+        "- intake daemon's peak RSS with its workers (sum over the process tree, sampled), MB: "
+        + "; ".join(f"{name.removeprefix('intake, ')} {spread(mb)}" for name, mb in results.rss.items())
+        + " (target < 200 MB)",
         f"- machine: {machine()}; before / after the runs: reference loop (bench/machine.py) {before.loop_ms:.0f} / {after.loop_ms:.0f} ms, "
         f"append+fsync {before.append_ms:.1f} / {after.append_ms:.1f} ms, new file the Maildir way {before.file_ms:.1f} / {after.file_ms:.1f} ms, "
         f"load average {before.load:.1f} / {after.load:.1f}; "
@@ -189,6 +194,7 @@ def main() -> None:
     parser.add_argument("--messages", type=int, default=2000)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--write", action="store_true", help="put the figures into bench/peer_bench.md")
+    parser.add_argument("--keep", action="store_true", help="keep the temp folder (venv, databases, logs) instead of removing it")
     parser.add_argument("--commit", help="measure intake as of this commit (exported into the temp folder), not the working tree")
     args = parser.parse_args()
     command = shlex.join([os.path.relpath(sys.executable, ROOT), "bench/peer_bench.py", *sys.argv[1:]])
@@ -221,6 +227,10 @@ def main() -> None:
     print("\n".join(lines))
     if args.write:
         write_md(lines, command)
+    if args.keep:
+        print(f"kept: {work}")
+    else:
+        shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":
