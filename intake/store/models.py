@@ -189,7 +189,7 @@ class SourceItem(Base):
     outcome: Mapped[str] = mapped_column(String(30))
     ticket_ref: Mapped[str | None] = mapped_column(String(32))
     reason: Mapped[str | None] = mapped_column(Text)
-    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)  # the console's hourly chart
 
 
 class SourceState(Base):
@@ -227,7 +227,7 @@ class OutboxMail(Base):
     next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)  # the console's hourly chart
     # the owner number of the mailer sending it now (NULL: not in flight); a dead owner's
     # rows are taken over at once (intake/outgoing/mailer.py)
     claimed_by: Mapped[int | None] = mapped_column(BigInteger, index=True)

@@ -1,5 +1,7 @@
 """console: the web console's users, audit log and failed sign-ins (intake/web/console);
-who dismissed a quarantined item and why (intake/pipeline/quarantine.py)
+who dismissed a quarantined item and why (intake/pipeline/quarantine.py); indexes on
+source_items.at and outbox.sent_at, which the overview's charts of the last 24 hours count
+(without them each load scanned the whole history: bench/console_overview.md)
 
 Revision ID: 0008
 Revises: 0007
@@ -50,9 +52,13 @@ def upgrade() -> None:
         sa.Column("reason", sa.Text(), nullable=False),
     )
     op.create_index("ix_console_failed_name_at", "console_failed_sign_ins", ["name", "at"])
+    op.create_index("ix_source_items_at", "source_items", ["at"])
+    op.create_index("ix_outbox_sent_at", "outbox", ["sent_at"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_outbox_sent_at", "outbox")
+    op.drop_index("ix_source_items_at", "source_items")
     op.drop_table("console_failed_sign_ins")
     op.drop_table("console_audit")
     op.drop_table("console_users")
