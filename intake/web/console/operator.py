@@ -12,8 +12,9 @@ from starlette.responses import Response
 
 from intake.oauth import credential_expiries
 from intake.ops.status import collect
+from intake.store.db import transaction
 from intake.store.models import OutboxMail, QuarantineItem
-from intake.web.console import charts
+from intake.web.console import audit, charts
 from intake.web.console.models import ConsoleAudit
 from intake.web.console.routes import COMPLIANCE, OPERATOR, View, page
 from intake.web.console.texts import add_texts
@@ -366,10 +367,11 @@ def quarantine_dismiss(view: View) -> Response:
     if not reason:
         return _item_page(view, item_id, status=422, error=view.t["reason_required"])
     try:
-        dismiss_quarantined(view.ctx, item_id, by=view.name, reason=reason)
+        with transaction(view.ctx.sessions) as session:  # the dismissal and its audit row together
+            dismiss_quarantined(session, item_id, by=view.name, reason=reason, now=view.ctx.now())
+            audit.record(session, view.name, "quarantine_dismiss", f"quarantine:{item_id}", {"reason": reason}, ip=view.ip)
     except LookupError:
         return _item_page(view, item_id, status=409, error=view.t["not_held"])
-    view.audit("quarantine_dismiss", f"quarantine:{item_id}", {"reason": reason})
     return view.redirect(f"/quarantine/{item_id}", done="dismissed")
 
 
