@@ -184,13 +184,16 @@ _PATTERNS: tuple[tuple[str, tuple[str, ...], str], ...] = (
             "cutoff",
         ),
         rf"\b{_CLOCK_EN}{_W}(?:truck|trucks|collection|pickup|pick-up|courier|delivery|shipment|flight|train|meeting|class|lesson|exam|"
-        r"appointment|appointments|session|deadline|cut-?off)\b",
+        r"appointment|appointments|session|deadline|cut-?off)\b(?!\s{0,2}(?:tomorrow|on |next |this (?:week|month)|every|each))",
     ),
     (
         TODAY,
-        ("collect", "arriv", "leav", "depart", "start", "begin", "due", "comes", "coming"),
+        ("collect", "arriv", "leav", "depart", "start", "begin", "due", "come", "coming"),
         rf"\b(?:collects?|collecting|arrives?|arriving|leaves|leaving|departs?|departing|starts?|starting|begins?|comes?|coming|due back)"
-        rf"{_W}at{_W}(?:{_CLOCK_EN}|(?:1[0-2]|[1-9])\b)(?!\s{{0,2}}(?:today|tomorrow|on |next |this (?:week|month)|every|each))",
+        # a bare number is an hour only where the clause ends or goes on with a verb:
+        # "collects at 3." / "comes at 3 to fix it", never "start at 9 per user" or "at 9.99"
+        rf"{_W}at{_W}(?:{_CLOCK_EN}|(?:1[0-2]|[1-9])(?![.,:]\d)(?=\s{{0,2}}(?:$|[.,;!?)]|and\b|to\b|but\b|so\b)))"
+        rf"(?!\s{{0,2}}(?:today|tomorrow|on |next |this (?:week|month)|every|each))",
     ),
     (TODAY, ("minute",), r"\b(?:in|within)\s{1,3}(?:a few|few|a couple of|\d{1,2}|five|ten|fifteen|twenty|thirty)\s{1,3}minutes?\b"),
     (TODAY, ("due", "cut", "deadline"), rf"\b(?:due|cut-?off|deadline is){_W}(?:at|by){_W}{_CLOCK_EN}"),

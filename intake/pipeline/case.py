@@ -55,4 +55,12 @@ class Case:
         """The same item for another try after a rollback: what prepare learned before the
         transaction (the parse, the rules' verdict) carried over, so the bytes are parsed
         once however many tries it takes; nothing a stage of the rolled-back try added."""
-        return Case(raw=self.raw, ref=self.ref, parsed=self.parsed, unready=self.unready, form=dict(self.form), classification=self.prepared)
+        return Case(
+            raw=self.raw,
+            ref=self.ref,
+            parsed=self.parsed,
+            unready=self.unready,
+            form=dict(self.form),
+            classification=self.prepared,
+            prepared=self.prepared,
+        )

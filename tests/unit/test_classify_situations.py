@@ -121,3 +121,40 @@ def test_urgency_from_situations(default_rules, subject, body, urgency):
 )
 def test_type_from_families(default_rules, subject, body, type_):
     assert default_rules.classify(subject, body).type == type_, default_rules.classify(subject, body).explain()
+
+
+@pytest.fixture(scope="module")
+def default_rules() -> Classifier:
+    return Classifier.from_file(ROOT / "config" / "rules.toml")
+
+
+@pytest.mark.parametrize(
+    "subject, body",
+    [
+        ("Pricing", "Hi, your website says plans start at 9 per user, is that right?"),
+        ("Pricing", "Your seats are priced starting at 5 dollars a month?"),
+        ("Loan", "The loan begins at 10 percent interest, can you confirm?"),
+        ("Plans", "The basic plan, starting at 9.99 a month, does it include invoices?"),
+        ("Seats", "We are flooded with orders this month, could you add 5 more user seats?"),
+        ("Newsletters", "Please stop flooding my inbox with newsletters."),
+        ("Upgrade", "Our sales exploded, we would like to upgrade the plan."),
+        ("Billing", "You charge by the minute, is that right?"),
+    ],
+)
+def test_figures_of_speech_and_prices_are_not_urgent(default_rules, subject, body):
+    """A number after 'start at' is a price unless the clause ends there; 'flooded with orders',
+    'sales exploded', 'by the minute' are not water, a blast or harm growing (a review found
+    each of these called urgent)."""
+    assert default_rules.classify(subject, body).urgency != "urgent"
+
+
+@pytest.mark.parametrize(
+    "subject, body",
+    [
+        ("Courier", "The courier collects at 3. Please have the labels ready, the boxes are not packed."),
+        ("Repair", "Your technician comes at 3 to fix it and we still have no replacement part."),
+        ("Kitchen", "The pipe burst and water is flooding the kitchen."),
+    ],
+)
+def test_the_same_words_meant_literally_stay_urgent(default_rules, subject, body):
+    assert default_rules.classify(subject, body).urgency == "urgent"
