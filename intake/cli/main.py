@@ -173,10 +173,14 @@ def cmd_quarantine(args, out: Output) -> int:
                         "created_at": q.created_at,
                         "retries": q.retries,
                         "ticket": q.ticket_ref,
+                        "dismissed_by": q.dismissed_by,
+                        "dismissed_reason": q.dismissed_reason,
                     },
                     f"#{q.id} {q.created_at:%Y-%m-%d %H:%M} {q.source} {q.key} [{q.status}] {len(q.raw)} bytes: {first}",
                 )
         return 0
+    if args.action == "dismiss":
+        return _dismiss(ctx, args, out)
     try:
         results = Pipeline(ctx).retry_quarantined(args.id)
     except LookupError as exc:
@@ -190,6 +194,31 @@ def cmd_quarantine(args, out: Output) -> int:
             f"#{qid}: {result.outcome}" + (f" {result.ticket}" if result.ticket else "") + (f" ({result.reason})" if result.reason else ""),
         )
     return 1 if failed else 0
+
+
+def _dismiss(ctx, args, out: Output) -> int:
+    """The same action as the console's dismiss button, audited in the console's log as cli:<user>."""
+    import getpass
+
+    from intake.pipeline.quarantine import dismiss_quarantined
+    from intake.store.db import transaction
+    from intake.web.console import audit
+
+    who = f"cli:{getpass.getuser()}"
+    try:
+        with transaction(ctx.sessions) as session:
+            item = dismiss_quarantined(session, args.id, by=who, reason=args.reason, now=ctx.now())
+            audit.record(session, who, "quarantine_dismiss", f"quarantine:{args.id}", {"reason": item.dismissed_reason})
+    except ValueError as exc:
+        print(f"intake: {exc}", file=sys.stderr)
+        return 2
+    except LookupError as exc:
+        print(f"intake: {exc}", file=sys.stderr)
+        return 1
+    out.row(
+        {"id": args.id, "status": "dismissed", "by": who, "reason": item.dismissed_reason}, f"#{args.id}: dismissed by {who}: {item.dismissed_reason}"
+    )
+    return 0
 
 
 def cmd_classify(args, out: Output) -> int:
@@ -329,9 +358,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("quarantine", parents=[common], help="what could not be processed")
     qsub = p.add_subparsers(dest="action", required=True)
     q = qsub.add_parser("list", parents=[common])
-    q.add_argument("--all", action="store_true", help="released items too")
+    q.add_argument("--all", action="store_true", help="released and dismissed items too")
     q = qsub.add_parser("retry", parents=[common])
     q.add_argument("id", nargs="?", type=int)
+    q = qsub.add_parser("dismiss", parents=[common], help="mark a held item dealt with by a person, without processing it (its bytes are kept)")
+    q.add_argument("id", type=int)
+    q.add_argument("--reason", required=True, help="why (mandatory; kept with the item and in the console's audit)")
     p.set_defaults(func=cmd_quarantine)
 
     p = sub.add_parser(

@@ -221,3 +221,30 @@ def test_activity_page_lists_sign_ins_and_actions_for_both_roles(signed_in, cons
     assert '<tr class="bad"><td>' in page.text and "192.0.2.9" in page.text
     only = client.get("/console/audit?action=sign_in&user=ops")
     assert set(re.findall(r"<td>(sign_in[a-z_]*)</td>", only.text)) == {"sign_in"}
+
+
+def test_cli_quarantine_dismiss_is_the_same_action(tmp_path, monkeypatch, capsys):
+    import getpass
+    import json
+
+    from intake.config import load
+    from intake.context import build_context
+    from tests.console.test_auth import run_cli
+
+    run_cli(tmp_path, monkeypatch, capsys, "users", "list")  # writes the config and runs intake init
+    ctx = build_context(load(tmp_path / "intake.toml"))
+    raw = customer_mail()
+    item = quarantine_one(ctx, raw)
+    code, _, err = run_cli(tmp_path, monkeypatch, capsys, "quarantine", "dismiss", str(item), "--reason", " ")
+    assert code == 2 and "a reason is required" in err
+    code, out, _ = run_cli(tmp_path, monkeypatch, capsys, "quarantine", "dismiss", str(item), "--reason", "垃圾邮件", "--json")
+    assert code == 0 and json.loads(out) == {"id": item, "status": "dismissed", "by": f"cli:{getpass.getuser()}", "reason": "垃圾邮件"}
+    code, _, err = run_cli(tmp_path, monkeypatch, capsys, "quarantine", "dismiss", str(item), "--reason", "again")
+    assert code == 1 and f"no held quarantine item #{item}" in err
+    code, out, _ = run_cli(tmp_path, monkeypatch, capsys, "quarantine", "list", "--all", "--json")
+    [row] = [json.loads(line) for line in out.splitlines()]
+    assert row["status"] == "dismissed" and row["dismissed_reason"] == "垃圾邮件"
+    with ctx.sessions() as s:
+        assert s.get(QuarantineItem, item).raw == raw
+        [audited] = s.scalars(select(ConsoleAudit).where(ConsoleAudit.action == "quarantine_dismiss")).all()
+        assert audited.user == f"cli:{getpass.getuser()}" and audited.detail == {"reason": "垃圾邮件"}
