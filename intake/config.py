@@ -15,6 +15,7 @@ file (in ./config/ when there is no config file).
 from __future__ import annotations
 
 import difflib
+import ipaddress
 import os
 import tomllib
 from pathlib import Path
@@ -91,6 +92,16 @@ def parse_listen(value: str) -> tuple[str, int]:
 
 # "HOST:PORT" of a listener, or empty for none
 ListenAddress = Annotated[str, AfterValidator(_check_listen)]
+
+
+def _loopback(host: str) -> bool:
+    """localhost or a loopback address (127.0.0.0/8, ::1): traffic that never leaves the machine."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _secret(password: str, password_env: str, key: str) -> str:
@@ -288,6 +299,9 @@ class Graph(_Section):
         parts = urlsplit(v)
         if parts.scheme not in ("https", "http") or not parts.netloc:
             raise ValueError(f"not an http(s) URL: {v!r}")
+        if parts.scheme == "http" and not _loopback(parts.hostname or ""):
+            # every request carries the account's bearer token: never in the clear off this machine
+            raise ValueError(f"plain http would send the access token unencrypted: use https (http is allowed for a loopback host only): {v!r}")
         return v.rstrip("/")
 
     @field_validator("secret_expires")

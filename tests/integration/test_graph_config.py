@@ -26,6 +26,11 @@ def problem(**sections) -> str:
         ({"folders": ["inbox", "Processed"]}, "graph[support]: folders: 'Processed' is also the processed folder"),
         ({"folders": []}, "graph[support]: folders is empty and send is false"),
         ({"api_url": "graph.microsoft.com"}, "graph[support].api_url: not an http(s) URL: 'graph.microsoft.com'"),
+        (
+            {"api_url": "http://graph.microsoft.com/v1.0"},
+            "graph[support].api_url: plain http would send the access token unencrypted: use https (http is allowed for a loopback host only)",
+        ),
+        ({"api_url": "http://10.0.0.7:8080/v1.0"}, "graph[support].api_url: plain http would send the access token unencrypted"),
         ({"secret_expires": "next june"}, "graph[support].secret_expires: not a date like 2027-06-30: 'next june'"),
         ({"poll_interval": 0}, "graph[support].poll_interval: Input should be greater than 0"),
         ({"mailbx": "x"}, "graph[support].mailbx: unknown key"),
@@ -58,3 +63,9 @@ def test_a_relative_certificate_is_taken_beside_the_config_file(tmp_path):
     config.write_text(config.read_text().replace("app.pem", "missing.pem"), encoding="utf-8")
     with pytest.raises(ConfigError, match=r"graph\[support\]: certificate_file: no such file: .*missing.pem"):
         load(config)
+
+
+@pytest.mark.parametrize("api_url", ["http://127.0.0.1:8080/v1.0", "http://127.8.0.1/v1.0", "http://[::1]:8080/v1.0", "http://localhost:8080/v1.0"])
+def test_plain_http_is_taken_for_a_loopback_api_only(api_url):
+    """The bearer token never leaves the machine in the clear: a loopback stand-in may be plain http."""
+    assert from_dict({"graph": [{**GOOD, "api_url": api_url}]}).graph[0].api_url == api_url
