@@ -104,8 +104,12 @@ def test_operator_signs_in_sees_a_stuck_mailbox_turn_red_and_retries_a_quarantin
     page.fill("#password", "wrong password")
     page.click("button[type=submit]")
     assert page.locator("#sign-in-error").inner_text() == "用户名或密码不正确。"
-    page.fill("#password", PASSWORD)
-    page.click("button[type=submit]")
+    # by keyboard: Tab from the name reaches the password, Enter submits
+    page.focus("#name")
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.id") == "password"
+    page.keyboard.type(PASSWORD)
+    page.keyboard.press("Enter")
     page.wait_for_url(base + "/console/overview")
     assert page.locator("#user-name").inner_text() == "wang.ops"
 
@@ -128,7 +132,8 @@ def test_operator_signs_in_sees_a_stuck_mailbox_turn_red_and_retries_a_quarantin
     assert "打印机" in page.locator("#item-body").inner_text()
     assert page.locator("#item-body script, #item-body img").count() == 0
     page.screenshot(path=str(ARTIFACTS / "console-quarantine-item.png"), full_page=True)
-    page.click("#retry")
+    page.focus("#retry")
+    page.keyboard.press("Enter")
     page.wait_for_selector("#ticket-ref")
     ref = page.locator("#ticket-ref").inner_text().strip()
     assert re.fullmatch(r"\d{6}-\d{4,}", ref), ref
