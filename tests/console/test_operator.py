@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import os
 import re
+from datetime import UTC
 from email.message import EmailMessage
 from urllib.parse import unquote
 
@@ -248,3 +249,20 @@ def test_cli_quarantine_dismiss_is_the_same_action(tmp_path, monkeypatch, capsys
         assert s.get(QuarantineItem, item).raw == raw
         [audited] = s.scalars(select(ConsoleAudit).where(ConsoleAudit.action == "quarantine_dismiss")).all()
         assert audited.user == f"cli:{getpass.getuser()}" and audited.detail == {"reason": "垃圾邮件"}
+
+
+def test_sources_show_the_oauth_token_expiry_of_their_login(signed_in, console_ctx):
+    from datetime import datetime, timedelta
+
+    from intake.oauth.store import record_expiry
+
+    expires = (datetime.now(UTC) + timedelta(minutes=55)).replace(second=0, microsecond=0)
+    record_expiry(console_ctx.config.var, "imap:support", expires)  # what a token refresh writes
+    pipeline = Pipeline(console_ctx)
+    pipeline.report("imap:support/INBOX", backlog=0)
+    pipeline.report("imap:other/INBOX", backlog=0)
+    page = signed_in("ops", "operator").get("/console/sources")
+    row = re.search(r'data-source="imap:support/INBOX">(.*?)</tr>', page.text, re.S).group(1)
+    assert expires.strftime("%Y-%m-%d %H:%M UTC") in row
+    other = re.search(r'data-source="imap:other/INBOX">(.*?)</tr>', page.text, re.S).group(1)
+    assert expires.strftime("%Y-%m-%d %H:%M UTC") not in other
