@@ -199,7 +199,14 @@ class GraphSource:
         except ValueError:
             self.log.warning("%s: unreadable %s; starting a full round", self.name, self.link_file)
             return None
-        return saved.get("delta_link") if saved.get("folder_id") == folder_id else None  # the folder was made anew
+        link = saved.get("delta_link") if saved.get("folder_id") == folder_id else None  # else the folder was made anew
+        if link and urllib.parse.urlsplit(link)[:2] != self.client.origin:
+            # api_url was changed since (another cloud, a proxy): the client would refuse the link as
+            # another host's, round after round, and only a 410 starts afresh; what is still in the
+            # folder is offered again, and what was taken is answered `duplicate`
+            self.log.warning("%s: the saved delta link is not under api_url %s (changed since?); starting a full round", self.name, self.client.api)
+            return None
+        return link
 
     def _save_link(self, folder_id: str, link: str) -> None:
         write_private(self.link_file, json.dumps({"source": self.name, "folder_id": folder_id, "delta_link": link}).encode())

@@ -5,6 +5,7 @@ from the loopback identity provider standing in for Entra ID's token endpoint.""
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 
@@ -77,6 +78,28 @@ def test_delta_link_kept_across_a_restart_and_a_forgotten_one_starts_afresh(tmp_
     assert restarted.run_once() == 1
     assert subjects(ctx) == ["after expiry", "before restart", "while down"]
     assert graph.count("GET", "/messages/delta", 410) == 1
+
+
+def test_a_delta_link_of_an_earlier_api_url_starts_a_full_round(tmp_path, idp, graph, caplog):
+    """api_url changed (another cloud, a proxy): the saved link's host is no longer ours, and
+    the client would refuse it round after round."""
+    ctx = context(tmp_path, [account(idp, graph)])
+    graph.deliver(MAILBOX, mail("before the change"))
+    assert source_for(ctx).run_once() == 1
+    [link_file] = (tmp_path / "var" / "graph").glob("*.delta.json")
+    saved = json.loads(link_file.read_text())
+    saved["delta_link"] = saved["delta_link"].replace(graph.base, "https://graph.microsoft.us/v1.0")  # as the old api_url gave it
+    link_file.write_text(json.dumps(saved))
+
+    graph.deliver(MAILBOX, mail("after the change"))
+    graph.requests.clear()
+    assert source_for(ctx).run_once() == 1
+    assert subjects(ctx) == ["after the change", "before the change"]
+    assert "not under api_url" in caplog.text
+    assert [q for m, p, q, _ in graph.requests if p.endswith("/messages/delta")] == ["$select=id,receivedDateTime"]  # a full round
+    assert graph.base in json.loads(link_file.read_text())["delta_link"]  # the new round's link kept
+    with ctx.sessions() as session:
+        assert session.get(SourceState, "graph:support/inbox").last_error is None
 
 
 def test_throttling_is_waited_out_as_retry_after_asks(tmp_path, idp, graph):
