@@ -10,6 +10,9 @@
 - `pages` follows @odata.nextLink until a page without one (a delta round ends with
   @odata.deltaLink instead). A link is followed only to the configured API's own host,
   so a bad answer can never send our token elsewhere.
+- At most MAILBOX_CONCURRENCY (4) requests are in flight per mailbox in this process: the
+  clients of one mailbox (each folder source and the sender) share its `mailbox_limiter`,
+  since Exchange counts its limit per app and mailbox, not per folder.
 - Every request asks for immutable ids (Prefer: IdType="ImmutableId"): a message keeps its
   id when it is moved to the processed folder, so the id stored with its ticket stays true.
 
@@ -19,6 +22,7 @@ own error code and message; never the token.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import urllib.parse
@@ -34,6 +38,20 @@ log = logging.getLogger("intake.msgraph")
 IMMUTABLE_IDS = 'IdType="ImmutableId"'
 RETRY_STATUSES = frozenset({429, 503, 504})
 MAX_RETRY_WAIT = 900.0  # seconds: a Retry-After beyond this is cut to it (the caller's backoff takes over after)
+# requests in flight per mailbox: Exchange serves at most 4 at once per app and mailbox
+# (its MailboxConcurrency limit, answered with 429 beyond)
+MAILBOX_CONCURRENCY = 4
+
+_limiters: dict[tuple[str, str], threading.BoundedSemaphore] = {}
+_limiters_lock = threading.Lock()
+
+
+def mailbox_limiter(api_url: str, mailbox: str) -> threading.BoundedSemaphore:
+    """The one limiter of `mailbox` at `api_url` in this process, shared by every client of it
+    (its folder sources and its sender), each request holding it while on the wire."""
+    key = (api_url.rstrip("/"), mailbox.lower())
+    with _limiters_lock:
+        return _limiters.setdefault(key, threading.BoundedSemaphore(MAILBOX_CONCURRENCY))
 
 
 class GraphError(Exception):
@@ -60,6 +78,7 @@ class GraphClient:
         stop: threading.Event | None = None,
         max_retries: int = 6,
         max_wait: float = MAX_RETRY_WAIT,
+        limiter: threading.Semaphore | None = None,
     ):
         self.api = api_url.rstrip("/")
         self.origin = urllib.parse.urlsplit(self.api)[:2]  # (scheme, host:port) every link must keep
@@ -69,6 +88,7 @@ class GraphClient:
         self.max_retries = max_retries
         self.max_wait = max_wait  # a longer Retry-After is not waited out here: the error goes up at once
         self.throttled = 0  # throttled answers waited out so far
+        self.limiter = limiter  # held while a request is on the wire, not while a Retry-After is waited out
 
     def url(self, path: str) -> str:
         """`path` under the API ("/users/x/..."), or a link Graph gave (checked to be ours)."""
@@ -97,7 +117,8 @@ class GraphClient:
         while True:
             sent = {"Authorization": f"Bearer {token}", "Prefer": ", ".join((*prefer, IMMUTABLE_IDS)), **(headers or {})}
             try:
-                response = self.session.request(method, url, params=params, json=json, data=data, headers=sent)
+                with self.limiter or contextlib.nullcontext():
+                    response = self.session.request(method, url, params=params, json=json, data=data, headers=sent)
             except requests.RequestException as exc:
                 raise GraphError(f"{method} {_short(url)}: Graph unreachable: {type(exc).__name__}: {exc}") from None
             if response.status_code in ok:

@@ -69,12 +69,21 @@ def _permanent(exc: GraphError) -> bool:
 
 def graph_transport(account, var) -> GraphTransport:
     """The sender of a [[graph]] account (intake/config.py), its token from the account's
-    app credentials. Throttling is waited out twice at most, 10 s each: the mailer's own
+    app credentials; its requests count against the mailbox's limit of 4 at once with those of
+    the account's folder sources (intake/msgraph/client.py). Throttling is waited out twice at most, 10 s each: the mailer's own
     backoff takes over after that, so a throttled mailbox never holds the outbox (nor a
     shutdown) for long."""
-    from intake.msgraph.client import GraphClient
+    from intake.msgraph.client import GraphClient, mailbox_limiter
     from intake.oauth.microsoft import MicrosoftTokens
 
     tokens = MicrosoftTokens(account, f"graph:{account.name}", var)
-    client = GraphClient(account.api_url, tokens, ca_file=account.ca_file, timeout=account.timeout, max_retries=2, max_wait=10.0)
+    client = GraphClient(
+        account.api_url,
+        tokens,
+        ca_file=account.ca_file,
+        timeout=account.timeout,
+        max_retries=2,
+        max_wait=10.0,
+        limiter=mailbox_limiter(account.api_url, account.mailbox),  # with the mailbox's folder sources
+    )
     return GraphTransport(client, account.mailbox, account.name)

@@ -14,7 +14,9 @@ pipeline answers `duplicate` for what was committed. Ids are immutable ids, so a
 keeps its id when moved (intake/msgraph/client.py).
 
 Messages are fetched, and moved, up to CONCURRENCY (4, Exchange's limit per app and
-mailbox) at a time: each costs two round trips to the service (bench/graph_backlog.md).
+mailbox) at a time: each costs two round trips to the service (bench/graph_backlog.md). The
+limit is the mailbox's, not the folder's: every folder source of an account and its sender
+share one limiter (intake/msgraph/client.py, `mailbox_limiter`).
 Throttling (429 + Retry-After) and a refused token (401) are handled by the client; any
 other error is reported through `sink.report` (the source turns red, intake/ops/alerts.py)
 and the next pass comes after an exponential backoff. A delta link Graph no longer knows
@@ -33,7 +35,7 @@ from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 
-from intake.msgraph.client import GraphClient, GraphError, Stopped, user_path
+from intake.msgraph.client import MAILBOX_CONCURRENCY, GraphClient, GraphError, Stopped, mailbox_limiter, user_path
 from intake.oauth.store import read_private, write_private
 from intake.sources.backoff import Backoff
 from intake.sources.base import Sink, SourceRef
@@ -44,9 +46,9 @@ log = logging.getLogger("intake.sources.graph")
 FETCH_MAX_BYTES = 16_000_000  # MIME held at once before the pipeline takes it: bounds memory
 REPORT_EVERY = 10.0  # an unchanged backlog is recorded at most this often
 PAGE_SIZE = 200  # ids per delta page (Prefer: odata.maxpagesize): only id and received time are asked for
-# requests in flight per mailbox while fetching and moving: Exchange serves at most 4 at once
-# per app and mailbox (its MailboxConcurrency limit, answered with 429 beyond)
-CONCURRENCY = 4
+# fetches and moves a folder source asks for at once; the client's mailbox limiter holds the
+# requests of all the account's folders and its sender to MAILBOX_CONCURRENCY together
+CONCURRENCY = MAILBOX_CONCURRENCY
 
 
 @dataclass
@@ -347,7 +349,8 @@ def graph_account(cfg, var: Path, stop: threading.Event | None = None) -> GraphA
     from intake.oauth.microsoft import MicrosoftTokens
 
     tokens = MicrosoftTokens(cfg, f"graph:{cfg.name}", var)
-    client = GraphClient(cfg.api_url, tokens, ca_file=cfg.ca_file, timeout=cfg.timeout, stop=stop)
+    limiter = mailbox_limiter(cfg.api_url, cfg.mailbox)  # shared with the other folders' sources and the sender
+    client = GraphClient(cfg.api_url, tokens, ca_file=cfg.ca_file, timeout=cfg.timeout, stop=stop, limiter=limiter)
     return GraphAccount(
         name=cfg.name,
         mailbox=cfg.mailbox,

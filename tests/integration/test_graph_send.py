@@ -122,3 +122,45 @@ def test_a_long_throttle_does_not_hold_the_mailer_the_mail_goes_later(tmp_path, 
         assert is_failing(state) and "429 ApplicationThrottled" in state.last_error
     time.sleep(0.05)
     assert worker.run_once() == (1, 0) and len(graph.sent(MAILBOX)) == 1
+
+
+def test_the_folders_and_the_sender_of_a_mailbox_share_its_limit_of_4_requests_at_once(tmp_path, idp, graph):
+    """Exchange counts its 4 requests at once per app and mailbox: two folder sources (each
+    fetching 4 at a time) and the sender together stay within it."""
+    import threading
+
+    from intake.msgraph.client import MAILBOX_CONCURRENCY
+    from intake.msgraph.sender import graph_transport
+
+    graph.add_folder(MAILBOX, "Orders")
+    ctx = context(tmp_path, [account(idp, graph, send=True, folders=["inbox", "Orders"])])
+    for i in range(12):
+        graph.deliver(MAILBOX, mail(f"inbox {i:02}"))
+        graph.deliver(MAILBOX, mail(f"orders {i:02}"), folder="Orders")
+    inbox, orders = source_for(ctx, folder="inbox"), source_for(ctx, folder="Orders")
+    transport = graph_transport(ctx.config.graph[0], ctx.config.var)
+    replies = []
+    for i in range(6):
+        msg = EmailMessage()
+        msg["From"], msg["To"], msg["Subject"], msg["Message-ID"] = MAILBOX, "li.wei@kehu.cn", f"reply {i}", f"<reply.{i}@contoso.com>"
+        msg.set_content("received")
+        replies.append(msg.as_bytes())
+    assert inbox.run_once() == 12 and orders.run_once() == 12  # the token and the folder ids found before the part watched
+    for i in range(12, 24):
+        graph.deliver(MAILBOX, mail(f"inbox {i:02}"))
+        graph.deliver(MAILBOX, mail(f"orders {i:02}"), folder="Orders")
+    graph.latency, graph.max_in_flight = 0.03, 0  # a round trip to the service: requests overlap
+    taken: dict[str, int] = {}
+    threads = [
+        threading.Thread(target=lambda: taken.__setitem__("inbox", inbox.run_once())),
+        threading.Thread(target=lambda: taken.__setitem__("orders", orders.run_once())),
+        threading.Thread(target=lambda: [transport.send(MAILBOX, "li.wei@kehu.cn", raw) for raw in replies]),
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    inbox.close(), orders.close()
+
+    assert taken == {"inbox": 12, "orders": 12} and len(graph.sent(MAILBOX)) == 6
+    assert 1 < graph.max_in_flight <= MAILBOX_CONCURRENCY  # in parallel, but never beyond the mailbox's limit

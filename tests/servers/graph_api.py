@@ -100,6 +100,8 @@ class GraphApi:
         self._skip_tokens: dict[str, dict] = {}  # token -> the rest of a round
         self._throttle: list[tuple[str, float]] = []  # (path part, Retry-After) of the next throttled answers
         self.latency = 0.0  # seconds added to every answer (benchmarks: a round trip to the real service)
+        self.in_flight = 0  # requests being answered now
+        self.max_in_flight = 0  # the most answered at once (Exchange allows 4 per app and mailbox); the test resets it
         self.lock = threading.RLock()
         self._server = ThreadingHTTPServer((HOST, 0), self._handler())
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
@@ -129,6 +131,13 @@ class GraphApi:
                 box.folders[folder.id] = folder
             self.mailboxes[address.lower()] = box
             return box
+
+    def add_folder(self, address: str, name: str) -> str:
+        """A top-level folder of that display name; its id."""
+        with self.lock:
+            folder = Folder(graph_id("AQMkADAw"), name)
+            self.mailboxes[address.lower()].folders[folder.id] = folder
+            return folder.id
 
     def deliver(self, address: str, mime: bytes, folder: str = "inbox") -> str:
         """A message arrives in the folder (a well-known name or a display name)."""
@@ -349,9 +358,12 @@ class GraphApi:
             def _answer(self, method: str) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else b""
-                if api.latency:
-                    time.sleep(api.latency)
+                with api.lock:
+                    api.in_flight += 1
+                    api.max_in_flight = max(api.max_in_flight, api.in_flight)
                 try:
+                    if api.latency:
+                        time.sleep(api.latency)
                     status, content, headers = api.handle(method, self.path, self.headers, body)
                 except GraphError as exc:
                     now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S")
@@ -365,6 +377,7 @@ class GraphApi:
                         }
                     }
                 with api.lock:
+                    api.in_flight -= 1
                     url = urllib.parse.urlsplit(self.path)
                     api.requests.append((method, url.path, urllib.parse.unquote(url.query), status))
                 data = json.dumps(content).encode() if isinstance(content, dict) else (content or b"")
