@@ -82,6 +82,9 @@ class PipelinePool:
     def report(self, source: str, *, backlog: int | None = None, error: str | None = None) -> None:
         self.pipeline.report(source, backlog=backlog, error=error)
 
+    def quarantine(self, raw: bytes, ref: SourceRef, reason: str) -> Result:
+        return self.pipeline.quarantine(raw, ref, reason)
+
     def take_many(self, items: Items, committed: Committed | None = None) -> list[Result]:
         """The batch in groups (intake/pipeline/runner.py), IN_FLIGHT of them handed over at a
         time: while the source lets go of one committed group, the worker is already

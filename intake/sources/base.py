@@ -51,5 +51,10 @@ class Sink(Protocol):
         the source keeps every item not yet let go of and offers them again; items
         committed before the failure then come back as `duplicate`."""
 
+    def quarantine(self, raw: bytes, ref: SourceRef, reason: str) -> Result:
+        """Hold an item the source cannot hand over whole (a message its server will not give:
+        `raw` is what the source has of it), with the reason, so it is kept and seen; a ref
+        held or taken before is answered with its earlier outcome."""
+
     def report(self, source: str, *, backlog: int | None = None, error: str | None = None) -> None:
         """Record a fetch of `source`: success (error None) with its backlog, or the error."""

@@ -21,10 +21,20 @@ Throttling (429 + Retry-After) and a refused token (401) are handled by the clie
 other error is reported through `sink.report` (the source turns red, intake/ops/alerts.py)
 and the next pass comes after an exponential backoff. A delta link Graph no longer knows
 (410) starts a full round: what is still in the folder is offered again.
+
+One bad message never holds up the folder: when Graph refuses one message's MIME or its
+move (a 500, 400 or 403 on that item alone), the round goes on with the others and the
+delta link is not kept, so the next round offers it again. After MESSAGE_TRIES passes in a
+row it is let go of: one whose MIME never came is quarantined with what Graph says of it (its
+properties as JSON, not the mail) and a reason that says so, and stays in the folder; one
+committed whose move keeps failing stays in the folder with its ticket. An answer that says
+the way is shut (no answer, 401, 429, 502-504: every message would get it) stops the round
+as any error does, and counts against no message.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import re
@@ -49,6 +59,14 @@ PAGE_SIZE = 200  # ids per delta page (Prefer: odata.maxpagesize): only id and r
 # fetches and moves a folder source asks for at once; the client's mailbox limiter holds the
 # requests of all the account's folders and its sender to MAILBOX_CONCURRENCY together
 CONCURRENCY = MAILBOX_CONCURRENCY
+MESSAGE_TRIES = 5  # passes a message may fail on (its MIME or its move) before it is let go of
+# statuses that say the way to the mailbox is shut, not that one message is bad: the round stops
+SHUT_STATUSES = frozenset({0, 401, 429, 502, 503, 504})
+UNFETCHED = "#unfetched"  # suffix of the quarantine key of a message Graph would not give: moved back, it is taken as itself
+
+
+class MessagesFailed(Exception):
+    """Some messages of a round could not be fetched or moved; the others were taken."""
 
 
 @dataclass
@@ -64,6 +82,7 @@ class GraphAccount:
     poll_interval: float = 10.0
     batch_size: int = 50
     concurrency: int = CONCURRENCY
+    message_tries: int = MESSAGE_TRIES
 
 
 def odata_string(value: str) -> str:
@@ -92,6 +111,7 @@ class GraphSource:
         self._last_report_at = 0.0
         self._standing_by = False
         self._pool: ThreadPoolExecutor | None = None  # made at the first parallel fetch
+        self._tries: dict[str, int] = {}  # message id -> passes in a row it failed on (kept in memory: a restart starts over)
         self.link_file = Path(account.state_dir) / (re.sub(r"[^A-Za-z0-9._-]", "_", self.name) + ".delta.json")
 
     # -- the two ways to run ---------------------------------------------------
@@ -213,9 +233,9 @@ class GraphSource:
     def _save_link(self, folder_id: str, link: str) -> None:
         write_private(self.link_file, json.dumps({"source": self.name, "folder_id": folder_id, "delta_link": link}).encode())
 
-    def _round(self, folder_id: str) -> tuple[list[str], str]:
-        """One delta round: (ids of the messages now in the folder that are new to the
-        round's start, oldest first; the delta link of the next round)."""
+    def _round(self, folder_id: str) -> tuple[list[dict], str]:
+        """One delta round: (the delta items ({"id", "receivedDateTime"}) of the messages now in
+        the folder that are new to the round's start, oldest first; the delta link of the next round)."""
         link = self._saved_link(folder_id)
         try:
             return self._pages(link or self._first_round(folder_id))
@@ -229,78 +249,103 @@ class GraphSource:
         query = urllib.parse.urlencode({"$select": "id,receivedDateTime"})
         return f"{self.user}/mailFolders/{urllib.parse.quote(folder_id, safe='')}/messages/delta?{query}"
 
-    def _pages(self, start: str) -> tuple[list[str], str]:
-        received: dict[str, str] = {}
+    def _pages(self, start: str) -> tuple[list[dict], str]:
+        found: dict[str, dict] = {}
         delta_link = None
         for page in self.client.pages(start, prefer=(f"odata.maxpagesize={PAGE_SIZE}",)):
             for item in page.get("value", []):
+                message_id = item.get("id")
                 if "@removed" in item:  # moved out (by us, after its commit) or deleted
-                    received.pop(item["id"], None)
+                    found.pop(message_id, None)
+                elif not message_id:  # nothing to fetch or move it by: held as it came, once
+                    self._hold(
+                        item,
+                        f"no-id:{hashlib.sha256(json.dumps(item, sort_keys=True).encode()).hexdigest()[:32]}",
+                        "Graph listed an item without an id",
+                    )
                 else:
-                    received[item["id"]] = item.get("receivedDateTime") or ""
+                    found[message_id] = item
             delta_link = page.get("@odata.deltaLink", delta_link)
         if not delta_link:
             raise GraphError(f"{self.name}: the delta round ended without an @odata.deltaLink")
         # oldest first: a reply is taken after the message it answers
-        return sorted(received, key=lambda message_id: received[message_id]), delta_link
+        return sorted(found.values(), key=lambda item: item.get("receivedDateTime") or ""), delta_link
 
     # -- taking -------------------------------------------------------------------
 
     def _drain(self) -> None:
         folder_id = self._folder()
         processed_id = self._processed()
-        ids, delta_link = self._round(folder_id)
-        left = len(ids)
+        items, delta_link = self._round(folder_id)
+        by_id = {item["id"]: item for item in items}
+        self._tries = {message_id: n for message_id, n in self._tries.items() if message_id in by_id}  # forget what is gone
+        failed: list[str] = []  # what went wrong this pass with the messages still in the folder
+        left = len(items)
         batch: list[tuple[bytes, SourceRef]] = []
         size = 0
         window = max(1, self.account.concurrency)
-        for start in range(0, len(ids), window):
+        for start in range(0, len(items), window):
             if self.stop.is_set():
                 self._report(backlog=left)
                 return  # the delta link is not kept: the next round offers the rest again
-            fetched = zip(ids[start : start + window], self._in_parallel(self._mime, ids[start : start + window]))
-            for message_id, raw in fetched:
+            ids = [item["id"] for item in items[start : start + window]]
+            for message_id, raw in zip(ids, self._in_parallel(self._mime, ids)):
                 if raw is None:  # deleted or moved by someone else meanwhile
                     left -= 1
-                    continue
-                batch.append((raw, SourceRef(source=self.name, key=message_id, channel="email")))
-                size += len(raw)
+                elif isinstance(raw, GraphError):
+                    left -= self._failed_on(by_id[message_id], "fetching", raw, failed)
+                else:
+                    batch.append((raw, SourceRef(source=self.name, key=message_id, channel="email")))
+                    size += len(raw)
             if len(batch) >= self.account.batch_size or size >= FETCH_MAX_BYTES:
-                left -= self._take(batch, processed_id)
+                left -= self._take(batch, processed_id, by_id, failed)
                 batch, size = [], 0
                 self._report(backlog=left, throttle=True)
         if batch:
-            left -= self._take(batch, processed_id)
+            left -= self._take(batch, processed_id, by_id, failed)
         if left == 0:  # every message of the round let go of
             self._save_link(folder_id, delta_link)
         self._report(backlog=left)
+        if failed:  # the others were taken; the source shows red and the next pass comes after a backoff
+            raise MessagesFailed(f"{len(failed)} message(s) failed, left in the folder: " + "; ".join(failed[:3]))
 
-    def _mime(self, message_id: str) -> bytes | None:
+    def _mime(self, message_id: str) -> bytes | GraphError | None:
+        """The message's MIME; None when it is gone; Graph's refusal of this one message."""
         try:
             return self.client.request("GET", f"{self.user}/messages/{urllib.parse.quote(message_id, safe='')}/$value").content
         except GraphError as exc:
             if exc.status == 404:
                 return None
-            raise
+            if exc.status in SHUT_STATUSES:
+                raise
+            return exc
 
-    def _take(self, items: list[tuple[bytes, SourceRef]], processed_id: str) -> int:
+    def _take(self, items: list[tuple[bytes, SourceRef]], processed_id: str, by_id: dict[str, dict], failed: list[str]) -> int:
         """Hand a batch to the pipeline; each committed group is moved at once. Returns how
-        many were taken (fewer when stop was set). If a move fails, the error goes up and
-        what was not moved is offered again next round (answered `duplicate` if committed)."""
-        moved = 0
+        many were let go of (fewer when stop was set). A message whose move Graph refuses
+        stays in the folder, offered again next round (answered `duplicate`); if the way is
+        shut, the error goes up and what was not moved is offered again next round."""
+        let_go = 0
 
         def committed(group, results) -> bool:
-            nonlocal moved
-            self._in_parallel(lambda message_id: self._move(message_id, processed_id), [ref.key for _, ref in group])
-            for (_, ref), result in zip(group, results):
-                self.log.debug("%s: %s -> %s %s", self.name, ref.key[-16:], result.outcome, result.ticket or "")
-            moved += len(group)
-            self._taken += len(group)
-            self.log.info("%s: took %d message(s)", self.name, len(group))
+            nonlocal let_go
+            keys = [ref.key for _, ref in group]
+            refusals = self._in_parallel(lambda message_id: self._move(message_id, processed_id), keys)
+            done = 0
+            for message_id, result, refused in zip(keys, results, refusals):
+                self.log.debug("%s: %s -> %s %s", self.name, message_id[-16:], result.outcome, result.ticket or "")
+                if refused is None:
+                    self._tries.pop(message_id, None)
+                    done += 1
+                else:
+                    done += self._failed_on(by_id[message_id], "moving", refused, failed)
+            let_go += done
+            self._taken += done
+            self.log.info("%s: took %d message(s)", self.name, done)
             return not self.stop.is_set()
 
         self.sink.take_many(items, committed)
-        return moved
+        return let_go
 
     def _in_parallel(self, call, message_ids: list[str]) -> list:
         """`call` for each id, up to `concurrency` at once, results in order; the first error
@@ -313,14 +358,61 @@ class GraphSource:
         wait(futures)
         return [future.result() for future in futures]
 
-    def _move(self, message_id: str, processed_id: str) -> None:
+    def _move(self, message_id: str, processed_id: str) -> GraphError | None:
+        """Into the processed folder; Graph's refusal of this one message, else None."""
         try:
             self.client.request(
                 "POST", f"{self.user}/messages/{urllib.parse.quote(message_id, safe='')}/move", json={"destinationId": processed_id}, ok=(200, 201)
             )
         except GraphError as exc:
-            if exc.status != 404:  # gone already (moved by a daemon before a crash, or deleted): done all the same
+            if exc.status == 404:  # gone already (moved by a daemon before a crash, or deleted): done all the same
+                return None
+            if exc.status in SHUT_STATUSES:
                 raise
+            return exc
+        return None
+
+    # -- a message Graph refuses ----------------------------------------------------
+
+    def _failed_on(self, item: dict, doing: str, exc: GraphError, failed: list[str]) -> int:
+        """Count a pass `item` failed on; 1 when it is let go of after the last try (so it no
+        longer holds up the delta link), else 0 and it is offered again next round."""
+        message_id = item["id"]
+        tries = self._tries[message_id] = self._tries.get(message_id, 0) + 1
+        if tries < self.account.message_tries:
+            self.log.warning("%s: %s %s failed (try %d of %d): %s", self.name, doing, message_id[-16:], tries, self.account.message_tries, exc)
+            failed.append(f"{doing} {message_id[-16:]} (try {tries} of {self.account.message_tries}): {exc}")
+            return 0
+        del self._tries[message_id]
+        if doing == "moving":  # committed: its ticket holds it; the mailbox keeps it where it is
+            self.log.error("%s: left %s in the folder after %d failed moves (its ticket is committed): %s", self.name, message_id[-16:], tries, exc)
+            return 1
+        reason = (
+            f"Graph refused this message's MIME {tries} times (last: {exc}). It is still in the folder {self.folder!r} of "
+            f"{self.account.mailbox}; what is held here is its properties as Graph gives them (JSON), not the mail. "
+            "Once Graph serves it, move it out of the folder and back to have it taken."
+        )
+        self._hold({**item, **self._properties(message_id)}, message_id + UNFETCHED, reason)
+        return 1
+
+    def _properties(self, message_id: str) -> dict:
+        """What Graph says of the message (subject, sender ...), for a person to find it; {} if refused too."""
+        try:
+            return self.client.get_json(
+                f"{self.user}/messages/{urllib.parse.quote(message_id, safe='')}",
+                params={"$select": "subject,from,toRecipients,receivedDateTime,internetMessageId,parentFolderId"},
+            )
+        except GraphError as exc:
+            if exc.status in SHUT_STATUSES:
+                raise
+            return {}
+
+    def _hold(self, item: dict, key: str, reason: str) -> None:
+        """Quarantine what we have of an item we cannot take, so it is kept and seen (intake
+        quarantine list); held once: offered again, the pipeline answers its earlier outcome."""
+        raw = json.dumps(item, ensure_ascii=False, indent=1).encode()
+        result = self.sink.quarantine(raw, SourceRef(source=self.name, key=key, channel="email"), reason)
+        self.log.error("%s: held %s (%s): %s", self.name, key[-32:], result.reason, reason.split(". ")[0])
 
     # -- reporting ----------------------------------------------------------------
 

@@ -40,6 +40,8 @@ def graph(graph_server, idp):
         graph_server.requests.clear()
         graph_server._throttle.clear()
         graph_server.latency, graph_server.max_in_flight = 0.0, 0
+        graph_server.failing.clear()
+        graph_server.idless.clear()
     graph_server.add_mailbox(MAILBOX)
     idp.apps.clear()
     idp.access.clear()

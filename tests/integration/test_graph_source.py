@@ -253,3 +253,96 @@ def test_retry_after_in_seconds_or_as_a_date():
     assert retry_after(answer("86400"), 0) == MAX_RETRY_WAIT
     assert 25 <= retry_after(answer(format_datetime(datetime.now(UTC) + timedelta(seconds=30), usegmt=True)), 0) <= 30
     assert [retry_after(answer(None), n) for n in (0, 1, 2, 10)] == [1.0, 2.0, 4.0, 60.0]  # none given: 1, 2, 4 ... s
+
+
+def held(ctx) -> list:
+    from sqlalchemy import select
+
+    from intake.store.models import QuarantineItem
+
+    with ctx.sessions() as session:
+        return [(q.source, q.key, json.loads(q.raw), q.reason) for q in session.scalars(select(QuarantineItem).order_by(QuarantineItem.id))]
+
+
+def red(ctx) -> str | None:
+    from intake.ops.alerts import is_failing
+
+    with ctx.sessions() as session:
+        state = session.get(SourceState, "graph:support/inbox")
+        return state.last_error if is_failing(state) else None
+
+
+def test_a_message_graph_will_not_serve_holds_up_nothing_and_is_quarantined_after_5_tries(tmp_path, idp, graph):
+    """The oldest message answers 500 for its MIME every time: the newer ones are taken at
+    once; after 5 passes it is held in quarantine (what Graph says of it) and blocks nothing."""
+    ctx = context(tmp_path, [account(idp, graph)])
+    poison = graph.deliver(MAILBOX, mail("cannot be read", sender="zhao.lei@kehu.cn"))
+    for i in range(2):
+        graph.deliver(MAILBOX, mail(f"newer {i}"))
+    graph.fail(poison, "$value", 500, "ErrorInternalServerError")
+    source = source_for(ctx)
+
+    assert source.run_once() == 2  # the others of the round are taken
+    assert subjects(ctx) == ["newer 0", "newer 1"]
+    assert "ErrorInternalServerError" in red(ctx) and "try 1 of 5" in red(ctx)
+    for _ in range(3):
+        assert source.run_once() == 0 and held(ctx) == []
+    assert source.run_once() == 0  # the 5th failure: held
+    [(where, key, properties, reason)] = held(ctx)
+    assert (where, key) == ("graph:support/inbox", poison + "#unfetched")
+    assert properties["subject"] == "cannot be read" and properties["from"]["emailAddress"]["address"] == "zhao.lei@kehu.cn"
+    assert "500 ErrorInternalServerError" in reason and "not the mail" in reason
+    assert graph.in_folder(MAILBOX, "inbox") != []  # still in the mailbox: nothing deleted
+
+    graph.deliver(MAILBOX, mail("after it"))
+    fetches = graph.count("GET", "/$value")
+    assert source.run_once() == 1 and subjects(ctx) == ["after it", "newer 0", "newer 1"]
+    assert graph.count("GET", "/$value") == fetches + 1  # the held one is not asked for again
+    assert red(ctx) is None and len(held(ctx)) == 1
+
+    graph.fail(poison, "$value", 0, "")  # Graph serves it again; moved out and back, it is taken as itself
+    graph.move(MAILBOX, poison, "archive")
+    graph.move(MAILBOX, poison, "inbox")
+    assert source.run_once() == 1 and "cannot be read" in subjects(ctx)
+
+
+def test_a_message_whose_move_is_refused_is_left_with_its_ticket_after_5_tries(tmp_path, idp, graph):
+    ctx = context(tmp_path, [account(idp, graph)])
+    stuck = graph.deliver(MAILBOX, mail("cannot be moved"))
+    graph.deliver(MAILBOX, mail("moves fine"))
+    graph.fail(stuck, "move", 403, "ErrorAccessDenied")
+    source = source_for(ctx)
+
+    assert source.run_once() == 1 and subjects(ctx) == ["cannot be moved", "moves fine"]  # committed, one moved
+    assert "ErrorAccessDenied" in red(ctx)
+    for _ in range(3):
+        assert source.run_once() == 0
+    assert source.run_once() == 1  # let go of: still in the inbox, with its ticket
+    assert graph.in_folder(MAILBOX, "inbox") and subjects(ctx) == ["cannot be moved", "moves fine"]  # never twice
+    moves = graph.count("POST", "/move")
+    graph.deliver(MAILBOX, mail("after it"))
+    assert source.run_once() == 1 and graph.count("POST", "/move") == moves + 1 and red(ctx) is None
+
+
+def test_a_shut_way_counts_against_no_message(tmp_path, idp, graph):
+    """502 on every fetch (a gateway down, not a bad message): nothing is quarantined however long it lasts."""
+    ctx = context(tmp_path, [account(idp, graph)])
+    waiting = graph.deliver(MAILBOX, mail("waits for the gateway"))
+    graph.fail(waiting, "$value", 502, "BadGateway")
+    source = source_for(ctx)
+    for _ in range(6):
+        assert source.run_once() == 0
+    assert held(ctx) == [] and "502" in red(ctx)
+    graph.fail(waiting, "$value", 0, "")
+    assert source.run_once() == 1 and subjects(ctx) == ["waits for the gateway"]
+
+
+def test_a_delta_item_without_an_id_is_held_at_once_and_the_rest_taken(tmp_path, idp, graph):
+    ctx = context(tmp_path, [account(idp, graph)])
+    graph.idless.append({"@odata.type": "#microsoft.graph.message", "receivedDateTime": "2026-01-02T03:04:05Z"})
+    graph.deliver(MAILBOX, mail("fine"))
+    source = source_for(ctx)
+    assert source.run_once() == 1 and subjects(ctx) == ["fine"]
+    [(_, key, item, reason)] = held(ctx)
+    assert key.startswith("no-id:") and item["receivedDateTime"] == "2026-01-02T03:04:05Z" and "without an id" in reason
+    assert source.run_once() == 0 and len(held(ctx)) == 1  # listed again, held once

@@ -11,6 +11,7 @@ It stands in for Exchange Online behind graph.microsoft.com/v1.0:
        @odata.type, @odata.etag, id and the $select'ed properties; a message gone from the folder since
        the link was made comes as {"id", "@removed": {"reason": "deleted"}}; page size from
        `Prefer: odata.maxpagesize=N` (10 without it); an unknown or expired delta token answers 410
+- GET  /users/{id}/messages/{id}                                 the message's properties (subject, from ...)
 - GET  /users/{id}/messages/{id}/$value                          the message's MIME
 - POST /users/{id}/messages/{id}/move {"destinationId"}          201, the message in its new folder; its id
        changes unless the request asked `Prefer: IdType="ImmutableId"`
@@ -23,7 +24,7 @@ message, message: move, user: sendMail, Microsoft Graph error responses, throttl
 
 Bearer tokens are checked by the `authorize(token, mailbox)` the test gives (answering
 "ok", "invalid" or "forbidden"): the OAuth tests' identity provider (tests/servers/oauth_idp.py)
-issues them. The test delivers mail, throttles, expires delta tokens, and reads folders,
+issues them. The test delivers mail, throttles, makes an item fail for good, expires delta tokens, and reads folders,
 sent mail and the request log directly.
 """
 
@@ -99,6 +100,8 @@ class GraphApi:
         self._delta_tokens: dict[str, tuple[str, str, int]] = {}  # token -> (mailbox, folder id, seq)
         self._skip_tokens: dict[str, dict] = {}  # token -> the rest of a round
         self._throttle: list[tuple[str, float]] = []  # (path part, Retry-After) of the next throttled answers
+        self.failing: dict[tuple[str, str], tuple[int, str]] = {}  # (message id, "$value" | "move") -> (status, code), every time
+        self.idless: list[dict] = []  # delta items without an id, added to every round's first page
         self.latency = 0.0  # seconds added to every answer (benchmarks: a round trip to the real service)
         self.in_flight = 0  # requests being answered now
         self.max_in_flight = 0  # the most answered at once (Exchange allows 4 per app and mailbox); the test resets it
@@ -167,6 +170,20 @@ class GraphApi:
         """The next `count` requests whose path contains `path_part` answer 429 with Retry-After."""
         with self.lock:
             self._throttle += [(path_part, retry_after)] * count
+
+    def move(self, address: str, message_id: str, folder: str) -> None:
+        """A person moves the message to another folder (its id kept, as Outlook's are immutable)."""
+        with self.lock:
+            self._move(self.mailboxes[address.lower()], message_id, folder, True)
+
+    def fail(self, message_id: str, action: str, status: int, code: str) -> None:
+        """Every request for `action` ("$value" or "move") on the message answers this error
+        (an item Exchange cannot serve); `status` 0 ends the failing."""
+        with self.lock:
+            if status:
+                self.failing[(message_id, action)] = (status, code)
+            else:
+                self.failing.pop((message_id, action), None)
 
     def expire_delta_tokens(self) -> None:
         """Every delta link given so far answers 410 (Exchange dropped the sync state)."""
@@ -258,6 +275,11 @@ class GraphApi:
                 return 200, self._folder_json(self._folder(box, rest[1]), box), {}
             if method == "GET" and len(rest) == 4 and rest[0] == "mailFolders" and rest[2:] == ["messages", "delta"]:
                 return 200, self._delta(box, self._folder(box, rest[1]), query, prefer), {}
+            if len(rest) == 3 and rest[0] == "messages" and (rest[1], rest[2]) in self.failing:
+                status, code = self.failing[(rest[1], rest[2])]
+                raise GraphError(status, code, f"The request failed for this item ({code}).")
+            if method == "GET" and len(rest) == 2 and rest[0] == "messages":
+                return 200, self._message_json(box, rest[1]), {}
             if method == "GET" and len(rest) == 3 and rest[0] == "messages" and rest[2] == "$value":
                 message = box.messages.get(rest[1])
                 if message is None:
@@ -297,6 +319,23 @@ class GraphApi:
             answer["@odata.deltaLink"] = f"{delta_base}?$deltatoken={delta}"
         return answer
 
+    def _message_json(self, box: Mailbox, message_id: str) -> dict:
+        """A message's properties (GET /users/{id}/messages/{id}): those read from its headers."""
+        message = box.messages.get(message_id)
+        if message is None:
+            raise GraphError(404, "ErrorItemNotFound", "The specified object was not found in the store.")
+        headers = BytesHeaderParser(policy=default).parsebytes(message.mime)
+        sender = getaddresses([str(headers.get("From", ""))])
+        return {
+            "@odata.context": f"{self.base}/$metadata#users('{box.address}')/messages/$entity",
+            "id": message.id,
+            "receivedDateTime": message.received[:19] + "Z",
+            "subject": str(headers.get("Subject", "")),
+            "internetMessageId": str(headers.get("Message-ID", "")),
+            "from": {"emailAddress": {"name": sender[0][0], "address": sender[0][1]}} if sender else None,
+            "parentFolderId": message.folder,
+        }
+
     def _changes(self, box: Mailbox, folder: Folder, since: int | None, selected: list[str]) -> list[dict]:
         def item(message: Message) -> dict:
             shown = {"@odata.type": "#microsoft.graph.message", "@odata.etag": f'W/"CQAAABYAAAA{message.id[-12:]}"', "id": message.id}
@@ -305,8 +344,8 @@ class GraphApi:
             return shown
 
         if since is None:  # the first round: what is in the folder now
-            return [item(m) for m in box.messages.values() if m.folder == folder.id]
-        items, seen = [], set()
+            return [*self.idless, *(item(m) for m in box.messages.values() if m.folder == folder.id)]
+        items, seen = list(self.idless), set()
         for _seq, folder_id, message_id, _kind in box.changes:
             if _seq <= since or folder_id != folder.id or message_id in seen:
                 continue
