@@ -266,3 +266,12 @@ def test_sources_show_the_oauth_token_expiry_of_their_login(signed_in, console_c
     assert expires.strftime("%Y-%m-%d %H:%M UTC") in row
     other = re.search(r'data-source="imap:other/INBOX">(.*?)</tr>', page.text, re.S).group(1)
     assert expires.strftime("%Y-%m-%d %H:%M UTC") not in other
+
+
+def test_safe_text_keeps_lines_and_replaces_control_and_direction_characters():
+    from intake.web.console.operator import MAX_TEXT_CHARS, safe_text
+
+    assert safe_text("第一行\n\t缩进") == "第一行\n\t缩进"
+    # U+202E would show "gnp.exe" as "exe.png"; NUL and ESC could confuse a terminal copy
+    assert safe_text("invoice\u202egnp.exe\x00\x1b[31m") == "invoice\ufffdgnp.exe\ufffd\ufffd[31m"
+    assert safe_text("x" * (MAX_TEXT_CHARS + 5)).endswith("\n…")

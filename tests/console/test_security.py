@@ -228,3 +228,10 @@ def test_console_pages_carry_the_strict_headers_and_are_not_cached(signed_in):
 
 def test_the_customer_form_stays_public(console_client):
     assert console_client.get("/").status_code == 200
+
+
+def test_sign_ins_from_one_address_are_rate_limited_whatever_the_names(console_client, monkeypatch):
+    from intake.web.console import routes
+
+    answers = [sign_in(console_client, f"name{i}", "wrong password").status_code for i in range(routes.SIGN_INS_PER_MINUTE + 1)]
+    assert answers == [401] * routes.SIGN_INS_PER_MINUTE + [429]

@@ -36,6 +36,7 @@ from intake.store.db import transaction
 from intake.web.console import audit, auth, csrf
 from intake.web.console.settings import Console
 from intake.web.console.texts import TEXTS
+from intake.web.security import RateLimiter
 from intake.web.texts import choose_language
 
 log = logging.getLogger("intake.web.console")
@@ -44,6 +45,7 @@ PREFIX = "/console"
 LANG_COOKIE = "intake_console_lang"
 PAGE_MODULES = ("intake.web.console.operator", "intake.web.console.compliance", "intake.web.console.report_page")
 OPERATOR, COMPLIANCE = "operator", "compliance"
+SIGN_INS_PER_MINUTE = 20
 
 
 @dataclass(frozen=True)
@@ -154,6 +156,8 @@ class ConsoleApp:
 
         self.ctx, self.settings = ctx, settings
         self.key = settings.signing_key()
+        # sign-in attempts per client address, whatever the names tried (the lock-out counts per name)
+        self.sign_in_limiter = RateLimiter(SIGN_INS_PER_MINUTE)
         if not settings.secret and not (settings.secret_env and os.environ.get(settings.secret_env)):
             log.warning("console: no [console] secret or secret_env: sessions are signed with a key made at start, and end with a restart")
         self.pages = pages if pages is not None else load_pages()
@@ -269,6 +273,10 @@ def sign_in_post(view: View) -> Response:
     name, password = view.value("name").strip(), view.value("password")
     next_url = _local_next(view.value("next"))
     settings = view.app.settings
+    wait = view.app.sign_in_limiter.hit(f"ip:{view.ip}")
+    if wait:
+        log.warning("console: sign-in attempts from %s over %s a minute", view.ip, SIGN_INS_PER_MINUTE)
+        return view.render("console/sign_in.html.j2", status=429, next=next_url, error=view.t["rate"].format(seconds=wait), name=name)
     attempt = auth.sign_in(
         view.ctx.sessions,
         name,
