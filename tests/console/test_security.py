@@ -235,3 +235,12 @@ def test_sign_ins_from_one_address_are_rate_limited_whatever_the_names(console_c
 
     answers = [sign_in(console_client, f"name{i}", "wrong password").status_code for i in range(routes.SIGN_INS_PER_MINUTE + 1)]
     assert answers == [401] * routes.SIGN_INS_PER_MINUTE + [429]
+
+
+def test_the_console_does_not_exist_unless_enabled(tmp_path):
+    config = console_config(tmp_path, enabled=False)
+    upgrade(make_engine(config.database.url))
+    with TestClient(web_app(build_context(config)), follow_redirects=False) as client:
+        assert client.get("/console/sign-in").status_code == 404
+        assert client.get("/console/overview").status_code == 404
+        assert client.get("/").status_code == 200
