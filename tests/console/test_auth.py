@@ -157,3 +157,35 @@ def test_sign_in_lock_out_and_retry_on_postgresql(tmp_path, pg_url):
     with ctx.sessions() as s:
         actions = [r.action for r in s.scalars(select(ConsoleAudit).where(ConsoleAudit.action != "user_add").order_by(ConsoleAudit.id))]
     assert actions == ["sign_in_failed", "sign_in_failed", "sign_in_locked", "sign_in", "quarantine_retry"]
+
+
+def test_the_password_is_checked_outside_the_write_lock(console_ctx, console_client, make_user, monkeypatch):
+    """On SQLite a transaction holds the one write lock from its BEGIN: a sign-in must not hold
+    it while argon2 runs (tens of ms and 64 MiB an attempt), or anyone who can reach the page
+    could hold up the pipeline. While the hash is checked, another thread writes and commits."""
+    import threading
+
+    from intake.store.db import transaction
+    from intake.web.console import audit, auth
+
+    make_user("li.na", "operator")
+    real_verify, wrote, written_during_checks = auth._verify, threading.Event(), []
+
+    def write_meanwhile() -> None:
+        with transaction(console_ctx.sessions) as session:
+            audit.record(session, "pipeline", "meanwhile", "test:lock")
+        wrote.set()
+
+    def verify_while_another_writes(hashed: str, password: str) -> bool:
+        writer = threading.Thread(target=write_meanwhile, daemon=True)
+        writer.start()
+        writer.join(timeout=5)
+        written_during_checks.append(wrote.is_set())
+        return real_verify(hashed, password)
+
+    monkeypatch.setattr(auth, "_verify", verify_while_another_writes)
+    assert sign_in(console_client, "li.na").status_code == 303
+    console_client.cookies.clear()
+    wrote.clear()
+    assert sign_in(console_client, "li.na", "wrong password, long enough").status_code == 401
+    assert written_during_checks == [True, True], "another writer waited for the sign-in's password check"

@@ -13,6 +13,7 @@ import hashlib
 import hmac
 import re
 import secrets
+import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -33,6 +34,8 @@ MIN_PASSWORD = 10
 _hasher = PasswordHasher()  # argon2id with the library's current recommended parameters
 # verified against when the name is unknown, so an unknown name takes as long as a wrong password
 _DUMMY_HASH = _hasher.hash(secrets.token_hex(16))
+VERIFYING = 2  # argon2 checks at once (each takes the hasher's memory cost, 64 MiB by default)
+_verifying = threading.BoundedSemaphore(VERIFYING)
 
 
 class UserError(ValueError):
@@ -128,10 +131,15 @@ class Attempt:
 
 def sign_in(sessions: sessionmaker[Session], name: str, password: str, *, ip: str, now: datetime, failures: int, minutes: int) -> Attempt:
     """Check a name and password; every attempt leaves an audit row. `failures` failed attempts
-    on one name within `minutes` lock it for `minutes` from the last of them."""
+    on one name within `minutes` lock it for `minutes` from the last of them.
+
+    The hash is checked between two short transactions, never inside one: on SQLite a
+    transaction holds the one write lock from its BEGIN, and an argon2 check (tens of ms,
+    64 MiB) inside it would let anyone who can reach the sign-in page hold up the pipeline.
+    At most VERIFYING checks run at once, which bounds their memory whatever the load."""
     name = name.strip()[:100]
     window = now - timedelta(minutes=minutes)
-    with transaction(sessions) as session:
+    with sessions() as session:  # reads only; ends before the hash is checked
         recent = list(
             session.scalars(
                 select(ConsoleFailedSignIn.at)
@@ -139,20 +147,30 @@ def sign_in(sessions: sessionmaker[Session], name: str, password: str, *, ip: st
                 .order_by(ConsoleFailedSignIn.at)
             )
         )
-        if len(recent) >= failures:
-            until = recent[-1] + timedelta(minutes=minutes)
-            audit.record(session, name, "sign_in_locked", f"user:{name}", {"until": until.isoformat()}, ip=ip, at=now)
-            return Attempt("locked", locked_until=until)
         user = session.scalar(select(ConsoleUser).where(ConsoleUser.name == name))
+    if len(recent) >= failures:
+        until = recent[-1] + timedelta(minutes=minutes)
+        with transaction(sessions) as session:
+            audit.record(session, name, "sign_in_locked", f"user:{name}", {"until": until.isoformat()}, ip=ip, at=now)
+        return Attempt("locked", locked_until=until)
+    with _verifying:
         valid = _verify(user.password_hash if user else _DUMMY_HASH, password) and user is not None and not user.disabled
+        rehash = hash_password(password) if valid and user is not None and _hasher.check_needs_rehash(user.password_hash) else None
+    with transaction(sessions) as session:
         if not valid:
             reason = "unknown user" if user is None else ("disabled" if user.disabled else "wrong password")
+            # failures older than a day count for nothing: dropped as new ones come, so the table
+            # stays small however many names are tried
+            session.execute(delete(ConsoleFailedSignIn).where(ConsoleFailedSignIn.at < now - timedelta(days=1)))
             session.add(ConsoleFailedSignIn(name=name, ip=ip[:64], at=now, reason=reason))
             audit.record(session, name, "sign_in_failed", f"user:{name}", {"reason": reason, "failures": len(recent) + 1}, ip=ip, at=now)
             return Attempt("bad")
         assert user is not None
-        if _hasher.check_needs_rehash(user.password_hash):  # parameters raised since the hash was made
-            user.password_hash = hash_password(password)
+        user = session.get(ConsoleUser, user.id)  # as it is now, in this transaction
+        if user is None or user.disabled:  # removed or disabled while the hash was checked
+            return Attempt("bad")
+        if rehash is not None:  # parameters raised since the hash was made
+            user.password_hash = rehash
         user.last_sign_in_at = now
         session.execute(delete(ConsoleFailedSignIn).where(ConsoleFailedSignIn.name == name))
         audit.record(session, name, "sign_in", f"user:{name}", {"roles": user.roles}, ip=ip, at=now)
