@@ -156,7 +156,7 @@ def test_sign_in_lock_out_and_retry_on_postgresql(tmp_path, pg_url):
         assert client.post(f"/console/quarantine/{item}/retry", data={"csrf_token": csrf_of(page.text)}).status_code == 303
     with ctx.sessions() as s:
         actions = [r.action for r in s.scalars(select(ConsoleAudit).where(ConsoleAudit.action != "user_add").order_by(ConsoleAudit.id))]
-    assert actions == ["sign_in_failed", "sign_in_failed", "sign_in_locked", "sign_in", "quarantine_retry"]
+    assert actions == ["sign_in_failed", "sign_in_failed", "sign_in_locked", "sign_in", "quarantine_retry_requested", "quarantine_retry"]
 
 
 def test_the_password_is_checked_outside_the_write_lock(console_ctx, console_client, make_user, monkeypatch):

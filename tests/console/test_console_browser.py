@@ -144,7 +144,7 @@ def test_operator_signs_in_sees_a_stuck_mailbox_turn_red_and_retries_a_quarantin
         assert ticket is not None and ticket.subject == "打印机无法连接网络"
         assert s.get(QuarantineItem, held).status == "released"
         actions = [r.action for r in s.scalars(select(ConsoleAudit).order_by(ConsoleAudit.id))]
-    assert actions == ["user_add", "sign_in_failed", "sign_in", "quarantine_retry"]
+    assert actions == ["user_add", "sign_in_failed", "sign_in", "quarantine_retry_requested", "quarantine_retry"]
 
     # phone width, English: the same overview, usable
     phone = browser.new_page(viewport={"width": 390, "height": 844}, locale="en-US", is_mobile=True)

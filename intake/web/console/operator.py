@@ -347,6 +347,9 @@ def quarantine_retry(view: View) -> Response:
     from intake.pipeline.runner import Pipeline
 
     item_id = view.request.path_params["item"]
+    # the request is on record before anything is done: the retry commits in the pipeline's own
+    # transaction, and a failure to write the outcome's row afterwards must not leave no trace
+    view.audit("quarantine_retry_requested", f"quarantine:{item_id}")
     try:
         [(_, result)] = Pipeline(view.ctx).retry_quarantined(item_id)
     except LookupError:
