@@ -65,8 +65,9 @@ class OutboxWorker:
         in one short transaction (one turn at the database's write lock, which the
         pipeline holds most of the time during a backlog): the group's next attempt
         moves past the time all its sends may take, so no other worker takes it
-        meanwhile, and a crash mid-send only delays the resend (same bytes, same
-        Message-ID). The mails themselves are read after the commit, and no lock is
+        meanwhile, and the rows name us (claimed_by): if we die mid-send, the next
+        daemon to look resends them at once (same bytes, same Message-ID); the lease
+        only frees the rows of a mailer that lives but is stuck. The mails themselves are read after the commit, and no lock is
         held while sending. Acknowledgements go first: they are the customer's
         promise; staff notifications may trail by seconds."""
         cfg = self.ctx.config
@@ -159,6 +160,8 @@ class OutboxWorker:
         return None if due is None else max(0.0, (due - self.ctx.now()).total_seconds())
 
     def run_forever(self, stop: threading.Event, idle_wait: float = 5.0) -> None:
+        if self.owner.shared:  # with nothing of its own to send, still look for a dead daemon's claims this often
+            idle_wait = min(idle_wait, self.ctx.config.database.lease_retry_seconds)
         while not stop.is_set():
             try:
                 self.run_once(stop)

@@ -11,6 +11,8 @@ of acknowledgements claimed and half sent."""
 from __future__ import annotations
 
 import email
+import os
+import signal
 import time
 from collections import Counter, defaultdict
 
@@ -66,9 +68,14 @@ def kill_while_claiming(daemon: DaemonProcess, db: Db, smtp: SmtpServer, owner: 
         return len(claimed & arrived) >= 1 and len(claimed - arrived) >= 3
 
     wait_until(mid_group, 60, interval=0.02, what="a group half sent")
-    daemon.kill9()
+    # frozen first, so that what it claimed and what the server got can be read exactly:
+    # a DATA the server already has is kept within its delay; the frozen daemon's lock
+    # still holds, so no other daemon takes its claims before the kill
+    os.kill(daemon.proc.pid, signal.SIGSTOP)
+    time.sleep(smtp.delay + 0.2)
     arrived = {mid for mid, _ in ack_arrivals(smtp)}
     claimed = claimed_acks(db, owner)
+    daemon.kill9()
     assert claimed - arrived, "the kill found no claimed acknowledgement still unsent: the test proves nothing"
     return claimed, arrived
 
