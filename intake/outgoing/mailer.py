@@ -187,7 +187,9 @@ class ClaimOwner:
     our lock may be gone and others may take our claims: we then claim under a new
     number (a mail in flight at that moment may go out twice, with one Message-ID).
     On SQLite there is no lock: one daemon runs at a time (intake/ops/guard.py) and
-    takes over every claim it finds at its start."""
+    takes over every claim it finds at its start (a one-shot `intake ingest --send`
+    sending at that very moment may then see a mail of its group go out twice, with
+    one Message-ID)."""
 
     def __init__(self, engine: Engine):
         self.engine = engine
