@@ -39,7 +39,6 @@ import json
 import logging
 import re
 import threading
-import time
 import urllib.parse
 from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
@@ -50,11 +49,11 @@ from intake.oauth.store import read_private, write_private
 from intake.sources.backoff import Backoff
 from intake.sources.base import Sink, SourceRef
 from intake.sources.lease import Lease
+from intake.sources.mailbox import MailboxSource
 
 log = logging.getLogger("intake.sources.graph")
 
 FETCH_MAX_BYTES = 16_000_000  # MIME held at once before the pipeline takes it: bounds memory
-REPORT_EVERY = 10.0  # an unchanged backlog is recorded at most this often
 PAGE_SIZE = 200  # ids per delta page (Prefer: odata.maxpagesize): only id and received time are asked for
 # fetches and moves a folder source asks for at once; the client's mailbox limiter holds the
 # requests of all the account's folders and its sender to MAILBOX_CONCURRENCY together
@@ -90,7 +89,7 @@ def odata_string(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
-class GraphSource:
+class GraphSource(MailboxSource):
     """One folder of one Graph mailbox, feeding the pipeline."""
 
     def __init__(
@@ -107,9 +106,6 @@ class GraphSource:
         self._folder_id: str | None = None
         self._processed_id: str | None = None
         self._taken = 0
-        self._last_report: tuple[int | None, str | None] | None = None
-        self._last_report_at = 0.0
-        self._standing_by = False
         self._pool: ThreadPoolExecutor | None = None  # made at the first parallel fetch
         self._tries: dict[str, int] = {}  # message id -> passes in a row it failed on (kept in memory: a restart starts over)
         self.link_file = Path(account.state_dir) / (re.sub(r"[^A-Za-z0-9._-]", "_", self.name) + ".delta.json")
@@ -158,15 +154,6 @@ class GraphSource:
         pool, self._pool = self._pool, None
         if pool is not None:
             pool.shutdown(wait=True)
-
-    def _leased(self) -> bool:
-        if self.lease is None or self.lease.acquire():
-            self._standing_by = False
-            return True
-        if not self._standing_by:
-            self.log.info("%s: another daemon holds the mailbox; standing by", self.name)
-            self._standing_by = True
-        return False
 
     # -- folders ------------------------------------------------------------------
 
@@ -422,17 +409,6 @@ class GraphSource:
         if isinstance(exc, GraphError) and exc.status == 404:
             self._folder_id = self._processed_id = None  # a folder was deleted or renamed: look it up again
         self._report(error=message)
-
-    def _report(self, backlog: int | None = None, error: str | None = None, throttle: bool = False) -> None:
-        now = time.monotonic()
-        state = (backlog, error)
-        if (throttle or state == self._last_report) and now - self._last_report_at < REPORT_EVERY and error is None:
-            return
-        try:
-            self.sink.report(self.name, backlog=backlog, error=error)
-            self._last_report, self._last_report_at = state, now
-        except Exception:  # reporting is best effort; the messages matter
-            self.log.exception("%s: could not record the fetch", self.name)
 
 
 def graph_account(cfg, var: Path, stop: threading.Event | None = None) -> GraphAccount:

@@ -33,11 +33,11 @@ from intake.oauth.sasl import imap_login
 from intake.sources.backoff import Backoff
 from intake.sources.base import Sink, SourceRef
 from intake.sources.lease import Lease
+from intake.sources.mailbox import MailboxSource
 
 log = logging.getLogger("intake.sources.imap")
 
 FETCH_MAX_BYTES = 16_000_000  # bodies fetched in one command: bounds memory, not count
-REPORT_EVERY = 10.0  # an unchanged backlog is recorded at most this often
 STOP_CHECK = 0.5  # how often a wait (IDLE, poll, backoff) looks at the stop event
 SECOND_LOOK = 1.0  # seconds into IDLE: leave it once to see what came just before it began
 
@@ -136,7 +136,7 @@ def search_criteria(account: ImapAccount) -> list[str]:
     return ["UNKEYWORD", account.done_flag]
 
 
-class ImapSource:
+class ImapSource(MailboxSource):
     """One mailbox of one account, feeding the pipeline."""
 
     def __init__(
@@ -164,11 +164,8 @@ class ImapSource:
         self._can_move = False
         self._can_uidplus = False
         self._warned_no_uidplus = False
-        self._last_report: tuple[int | None, str | None] | None = None
-        self._last_report_at = 0.0
         self._taken = 0
         self.lease = lease  # several daemons on PostgreSQL: only the holder reads (intake/sources/lease.py)
-        self._standing_by = False
 
     # -- the two ways to run ---------------------------------------------------
 
@@ -208,16 +205,8 @@ class ImapSource:
         if self.lease is not None:
             self.lease.release()
 
-    def _leased(self) -> bool:
-        """Whether this daemon reads the mailbox now (another daemon may hold its lease)."""
-        if self.lease is None or self.lease.acquire():
-            self._standing_by = False
-            return True
-        if not self._standing_by:
-            self.log.info("%s: another daemon holds the mailbox; standing by", self.name)
-            self._standing_by = True
-            self.close()
-        return False
+    def _stand_by(self) -> None:
+        self.close()
 
     def close(self) -> None:
         """Log out (best effort) and forget the connection."""
@@ -420,19 +409,6 @@ class ImapSource:
         if client is not None:
             _close_quietly(client)
         self._report(error=message)
-
-    def _report(self, backlog: int | None = None, error: str | None = None, throttle: bool = False) -> None:
-        """Tell the pipeline how the fetch went. Unchanged news is sent at most every
-        REPORT_EVERY seconds, so a quiet IDLE or a long backlog adds few writes."""
-        now = time.monotonic()
-        state = (backlog, error)
-        if (throttle or state == self._last_report) and now - self._last_report_at < REPORT_EVERY and error is None:
-            return
-        try:
-            self.sink.report(self.name, backlog=backlog, error=error)
-            self._last_report, self._last_report_at = state, now
-        except Exception:  # reporting is best effort; the messages matter
-            self.log.exception("%s: could not record the fetch", self.name)
 
 
 def _pop_exists(client: IMAPClient) -> bool:
