@@ -107,10 +107,34 @@ def cmd_ingest(args, out: Output) -> int:
             f"{name}: {result.outcome}" + (f" {result.ticket}" if result.ticket else "") + (f" ({result.reason})" if result.reason else ""),
         )
     if args.send:
-        from intake.outgoing.mailer import OutboxWorker
-
-        OutboxWorker(pipeline.ctx).run_once()
+        return _send_queued(pipeline.ctx) or worst
     return worst
+
+
+def _send_queued(ctx) -> int:
+    """`ingest --send`: send what is queued, as the daemon's mailer would, only while no daemon
+    runs on this SQLite database (the same guard as `intake run`): a daemon that starts takes
+    over every claim not its own, and would send this command's group a second time."""
+    from intake.ops.guard import AlreadyRunning, daemon_lock
+    from intake.outgoing.mailer import OutboxWorker
+
+    lock = daemon_lock(ctx.config.database.url)
+    try:
+        if lock is not None:
+            lock.acquire()
+    except AlreadyRunning as exc:
+        print(f"intake: not sending: {exc}; its mailer sends what was queued", file=sys.stderr)
+        return 0
+    try:
+        worker = OutboxWorker(ctx)
+        if lock is not None:
+            worker.take_over_at_start()  # the one mailer now: a dead daemon's claims too
+        worker.run_once()
+        worker.close()
+    finally:
+        if lock is not None:
+            lock.release()
+    return 0
 
 
 def cmd_status(args, out: Output) -> int:

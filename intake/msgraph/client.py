@@ -84,6 +84,7 @@ class GraphClient:
         self.origin = urllib.parse.urlsplit(self.api)[:2]  # (scheme, host:port) every link must keep
         self.tokens = tokens
         self.session = http_session(ca_file, timeout)
+        self.timeout = timeout
         self.stop = stop or threading.Event()
         self.max_retries = max_retries
         self.max_wait = max_wait  # a longer Retry-After is not waited out here: the error goes up at once

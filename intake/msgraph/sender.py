@@ -38,6 +38,9 @@ class GraphTransport:
 
     def __init__(self, client: GraphClient, mailbox: str, name: str):
         self.client, self.mailbox = client, mailbox
+        # each request may take the timeout: the first, one more after a 401, one after each
+        # throttle waited out (max_retries, each wait at most max_wait), and the token's own
+        self.send_seconds = (client.max_retries + 3) * client.timeout + client.max_retries * client.max_wait
         self.health_name = f"graph-send:{name}"  # the mailer's row in source_state (intake/ops/alerts.py)
 
     def send(self, mail_from: str, rcpt_to: str, raw: bytes) -> None:

@@ -42,6 +42,7 @@ class OutboxWorker:
         self.health = MailerHealth(ctx, name) if name else None  # red while the server or the login fails
         self.owner = ClaimOwner(ctx.sessions.kw["bind"])
         self._next_look = 0.0  # monotonic time of the next look for dead mailers' claims (PostgreSQL)
+        self._claimed_as: int | None = None  # the owner number the group in hand was claimed under
 
     def take_over_at_start(self) -> int:
         """Called by the daemon as it starts, before anything is sent: a dead mailer's
@@ -51,9 +52,10 @@ class OutboxWorker:
         with transaction(self.ctx.sessions) as session:
             return self._take_over(session, everyone_else_dead=not self.owner.shared)
 
-    def _take_over(self, session, everyone_else_dead: bool = False) -> int:
-        """Make the claims of dead mailers due now (same rows: same bytes, same Message-ID)."""
-        me, now = self.owner.number(), self.ctx.now()
+    def _take_over(self, session, everyone_else_dead: bool = False, now=None) -> int:
+        """Make the claims of dead mailers due now (same rows: same bytes, same Message-ID);
+        `now` is the claim's own, so the claim that follows finds them due."""
+        me, now = self.owner.number(), now or self.ctx.now()
         orphans = _ORPHANS_EVERY_OTHER if everyone_else_dead else _ORPHANS_OF_THE_DEAD
         taken = session.execute(orphans, {"me": me, "now": now}).rowcount
         if taken:
@@ -71,15 +73,17 @@ class OutboxWorker:
         held while sending. Acknowledgements go first: they are the customer's
         promise; staff notifications may trail by seconds."""
         cfg = self.ctx.config
-        lease = timedelta(seconds=GROUP * (cfg.smtp.timeout + 1) + 5)
+        # the most one send may take on this way out (SMTP, Graph with its retries, a file)
+        lease = timedelta(seconds=GROUP * self.transport.send_seconds + 5)
         owner = self.owner.number()  # first: our claims must never be written under a lock we lost
+        self._claimed_as = owner
         with transaction(self.ctx.sessions) as session:
             now = self.ctx.now()
             if sent:
                 _record_sent(session, sent, now)
             postgres = self.owner.shared  # several daemons: each row to one
             if postgres and time.monotonic() >= self._next_look:
-                self._take_over(session)
+                self._take_over(session, now=now)
                 self._next_look = time.monotonic() + cfg.database.lease_retry_seconds
             ids = list(session.scalars(_DUE_ACKS_SKIP_LOCKED if postgres else _DUE_ACKS, {"now": now}))
             if len(ids) < GROUP:
@@ -103,6 +107,8 @@ class OutboxWorker:
                     break
                 retry_later = 0
                 for row in rows:
+                    if self.owner.shared and self.owner.number() != self._claimed_as:
+                        break  # our lock was lost: these rows are another daemon's to send now, not ours too
                     try:
                         self.transport.send(row.mail_from, row.rcpt_to, row.raw)
                     except Exception as exc:  # a surprise must not cost the group's marks either
@@ -183,13 +189,13 @@ class ClaimOwner:
     connection of its own for its whole life. The server drops the lock when the
     session ends, and the session ends when the process dies (kill -9 included: the
     kernel closes the socket), so a claim whose number is no longer locked belongs to
-    a dead mailer and any other may send it at once. If our own connection is lost,
-    our lock may be gone and others may take our claims: we then claim under a new
-    number (a mail in flight at that moment may go out twice, with one Message-ID).
+    a dead mailer and any other may send it at once. The lock is looked at before each
+    send: if our connection was lost, our lock may be gone and others may take our
+    claims, so we stop sending that group and claim under a new number (the one mail
+    in flight at that moment may go out twice, with one Message-ID).
     On SQLite there is no lock: one daemon runs at a time (intake/ops/guard.py) and
-    takes over every claim it finds at its start (a one-shot `intake ingest --send`
-    sending at that very moment may then see a mail of its group go out twice, with
-    one Message-ID)."""
+    takes over every claim it finds at its start; `intake ingest --send` sends only
+    while it holds that same guard."""
 
     def __init__(self, engine: Engine):
         self.engine = engine

@@ -32,6 +32,10 @@ class Transport(Protocol):
     def health_name(self) -> str | None:
         """Its row in source_state ("smtp", "graph-send:<account>"); None: not watched."""
 
+    @property
+    def send_seconds(self) -> float:
+        """The most one send may take, retries included: a claim's lease covers a group of them."""
+
     def send(self, mail_from: str, rcpt_to: str, raw: bytes) -> None: ...
     def close(self) -> None: ...
 
@@ -41,6 +45,7 @@ class MaildirTransport:
     written the Maildir way (tmp/, fsync, rename) so a reader never sees half a file."""
 
     health_name = None
+    send_seconds = 5.0  # a file written and synced
 
     def __init__(self, path: Path):
         self.path = Path(path)
@@ -65,6 +70,7 @@ class SmtpTransport:
 
     def __init__(self, settings: Smtp, tokens: TokenSource | None = None):
         self.settings = settings
+        self.send_seconds = settings.timeout + 1.0
         self.tokens = tokens  # OAuth2 login (intake/oauth) instead of the password
         self.conn: smtplib.SMTP | None = None
 

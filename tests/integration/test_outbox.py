@@ -87,6 +87,7 @@ class Wrapped:
 
     def __init__(self, inner, before=None, after=None):
         self.inner, self.before, self.after, self.sends = inner, before, after, 0
+        self.send_seconds = inner.send_seconds
 
     def send(self, mail_from: str, rcpt_to: str, raw: bytes) -> None:
         self.sends += 1

@@ -229,3 +229,79 @@ def test_sqlite_the_daemons_start_takes_over_every_claim_not_its_own(make_ctx, t
     assert restarted.take_over_at_start() == 5
     assert restarted.run_once() == (5, 0)
     assert set(arrived_ids(smtp_server)) == held and all(c == 1 for c in arrived_ids(smtp_server).values())
+
+
+@pytest.mark.postgres
+def test_postgres_a_mailer_that_loses_its_lock_stops_sending_its_group(make_ctx, pg_url, smtp_server):
+    """The lock's connection dies after the first send of a group (the server restarted, the
+    connection was cut): from then on another daemon may take the group, so this mailer stops
+    sending it, and the rest goes out once, under the dead number's take-over."""
+    from sqlalchemy import text
+
+    from tests.integration.test_outbox import Wrapped, real_transport
+
+    ctx = make_ctx(pg_url, **smtp_section(smtp_server))
+    queue(ctx, ["ack"] * GROUP)
+    cut: list[int] = []
+
+    def cut_the_lock_connection(n: int) -> None:
+        if n == 1:
+            pid = worker.owner._conn.execute(text("SELECT pg_backend_pid()")).scalar()
+            with ctx.sessions() as s:
+                s.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+            cut.append(pid)
+
+    worker = OutboxWorker(ctx, Wrapped(real_transport(ctx), after=cut_the_lock_connection))
+    first_owner = worker.owner.number()
+    assert worker.run_once() == (1, 0)  # one sent, then the lock was gone: the other nine left alone
+    assert cut and worker.owner.number() != first_owner
+    other = OutboxWorker(ctx)
+    other._next_look = 0.0
+    assert other.run_once() == (GROUP - 1, 0)  # the dead number's claims, at once
+    assert len(arrived_ids(smtp_server)) == GROUP and all(c == 1 for c in arrived_ids(smtp_server).values())
+    worker.close()
+    other.close()
+
+
+def test_the_claims_lease_covers_a_group_on_the_slowest_way_out(make_ctx, tmp_path):
+    """A claim's lease is GROUP sends of the transport in use: Graph's sends (retries, throttling
+    waits) take far longer than an SMTP timeout, and a lease sized for SMTP let another daemon
+    take a group a live mailer was still sending through Graph."""
+    from datetime import timedelta
+
+    from intake.msgraph.client import GraphClient
+    from intake.msgraph.sender import GraphTransport
+
+    ctx = make_ctx(f"sqlite:///{tmp_path / 'lease.db'}")
+    queue(ctx, ["ack"] * 2)
+    graph = GraphTransport(
+        GraphClient("https://graph.example.test/v1.0", None, timeout=30.0, max_retries=2, max_wait=10.0), "support@example.com", "support"
+    )
+    worker = OutboxWorker(ctx, graph)
+    now = ctx.now()
+    worker._claim([])
+    with ctx.read_sessions() as s:
+        next_attempts = set(s.scalars(select(OutboxMail.next_attempt_at)))
+    assert graph.send_seconds >= 5 * 30 + 2 * 10
+    assert all(at >= now + timedelta(seconds=GROUP * graph.send_seconds) for at in next_attempts)
+
+
+def test_ingest_send_leaves_the_sending_to_a_running_daemon(tmp_path, monkeypatch, capsys):
+    """`intake ingest --send` beside a running daemon on the same SQLite database queues, and
+    leaves the sending to the daemon's mailer: the daemon's start would otherwise take over the
+    command's claims and send them a second time."""
+    from intake.cli.main import main
+    from intake.ops.guard import daemon_lock
+
+    db = tmp_path / "var" / "intake.db"
+    (tmp_path / "intake.toml").write_text(f'[database]\nurl = "sqlite:///{db}"\n[paths]\nvar = "{tmp_path / "var"}"\n', encoding="utf-8")
+    mail = tmp_path / "m.eml"
+    mail.write_bytes(customer_mail(1))
+    config = str(tmp_path / "intake.toml")
+    assert main(["--config", config, "init"]) == 0
+    with daemon_lock(f"sqlite:///{db}"):  # as `intake run` holds it
+        assert main(["--config", config, "ingest", "--send", str(mail)]) == 0
+        assert "not sending" in capsys.readouterr().err
+    assert not list((tmp_path / "var" / "outgoing" / "new").glob("*"))  # queued, not sent
+    assert main(["--config", config, "ingest", "--send", str(mail)]) == 0  # no daemon: it sends
+    assert len(list((tmp_path / "var" / "outgoing" / "new").glob("*"))) == 1
