@@ -24,11 +24,11 @@ from sqlalchemy import event, text  # noqa: E402
 
 from bench.imap_backlog import mixed_backlog  # noqa: E402
 from bench.machine import machine_speed_ms  # noqa: E402
-from intake.store import fastsql  # noqa: E402
 from intake.config import from_dict  # noqa: E402
 from intake.context import build_context  # noqa: E402
 from intake.pipeline.runner import Pipeline  # noqa: E402
 from intake.sources.base import SourceRef  # noqa: E402
+from intake.store import fastsql  # noqa: E402
 from intake.store.db import make_engine, upgrade  # noqa: E402
 
 
