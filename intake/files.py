@@ -20,8 +20,9 @@ def fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
-def write_atomic(path: Path, data: bytes, tmp_dir: Path | None = None) -> None:
-    """Temp file, fsync, rename, fsync the folder: the file is whole or absent."""
+def write_atomic(path: Path, data: bytes, tmp_dir: Path | None = None, *, sync_dir: bool = True) -> None:
+    """Temp file, fsync, rename, fsync the folder: the file is whole or absent. With
+    sync_dir=False the caller fsyncs the folder itself, once for several files."""
     tmp_dir = tmp_dir or path.parent
     tmp_dir.mkdir(parents=True, exist_ok=True)
     tmp = tmp_dir / f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp"
@@ -30,7 +31,8 @@ def write_atomic(path: Path, data: bytes, tmp_dir: Path | None = None) -> None:
         f.flush()
         os.fsync(f.fileno())
     os.rename(tmp, path)
-    fsync_dir(path.parent)
+    if sync_dir:
+        fsync_dir(path.parent)
 
 
 def move(src: Path, dst: Path) -> Path:

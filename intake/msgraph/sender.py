@@ -58,6 +58,9 @@ class GraphTransport:
         except GraphError as exc:
             raise TransportError(str(exc), permanent=_permanent(exc), server=not _permanent(exc)) from None
 
+    def flush(self) -> None:
+        pass  # Graph accepted each mail (202) before send returned
+
     def close(self) -> None:
         pass
 

@@ -124,11 +124,13 @@ class OutboxWorker:
                     done.append(row.id)
                     if self.health is not None:
                         self.health.sent()
+                self.transport.flush()  # what went out is durable before the next claim records it
                 sent += len(done)
                 if not done and retry_later:
                     break  # the server is down: the rows wait for their next attempt
         finally:
             try:
+                self.transport.flush()
                 self._mark_sent(done)  # whatever went out is recorded, whatever happened next
             finally:
                 self.transport.close()

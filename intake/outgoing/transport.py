@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Protocol
 
 from intake.config import Smtp
-from intake.files import write_atomic
+from intake.files import fsync_dir, write_atomic
 from intake.oauth import TokenError, TokenSource, token_source
 from intake.oauth.sasl import smtp_login
 
@@ -37,27 +37,39 @@ class Transport(Protocol):
         """The most one send may take, retries included: a claim's lease covers a group of them."""
 
     def send(self, mail_from: str, rcpt_to: str, raw: bytes) -> None: ...
+    def flush(self) -> None:
+        """Make every mail sent so far durable (before the mailer records it as sent)."""
+
     def close(self) -> None: ...
 
 
 class MaildirTransport:
     """Outgoing mail for the embedded defaults: each message a file in var/outgoing/new,
-    written the Maildir way (tmp/, fsync, rename) so a reader never sees half a file."""
+    written the Maildir way (tmp/, fsync, rename) so a reader never sees half a file. The
+    folder is synced once a group, in flush(), not once a mail: the mailer records a group
+    as sent only after that (a crash before it resends the group, same Message-IDs)."""
 
     health_name = None
     send_seconds = 5.0  # a file written and synced
 
     def __init__(self, path: Path):
         self.path = Path(path)
+        self._unsynced = False  # a file renamed into new/ since the folder was last synced
 
     def send(self, mail_from: str, rcpt_to: str, raw: bytes) -> None:
         try:
             for sub in ("new", "cur"):
                 (self.path / sub).mkdir(parents=True, exist_ok=True)
             name = f"{time.time_ns()}.{os.getpid()}_{secrets.token_hex(6)}.{socket.gethostname()}"
-            write_atomic(self.path / "new" / name, raw, tmp_dir=self.path / "tmp")
+            write_atomic(self.path / "new" / name, raw, tmp_dir=self.path / "tmp", sync_dir=False)
+            self._unsynced = True
         except OSError as exc:
             raise TransportError(f"cannot write to {self.path}: {exc}") from None
+
+    def flush(self) -> None:
+        if self._unsynced:
+            fsync_dir(self.path / "new")
+            self._unsynced = False
 
     def close(self) -> None:
         pass
@@ -139,6 +151,9 @@ class SmtpTransport:
             raise TransportError(f"SMTP server {where} refused us: {exc.smtp_code} {exc.smtp_error!r}", server=True) from None
         except (OSError, smtplib.SMTPException) as exc:
             raise TransportError(f"SMTP server {where} unavailable: {exc}", server=True) from None
+
+    def flush(self) -> None:
+        pass  # the server took each mail before send returned
 
     def close(self) -> None:
         if self.conn is not None:

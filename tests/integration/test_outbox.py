@@ -97,6 +97,9 @@ class Wrapped:
         if self.after:
             self.after(self.sends)
 
+    def flush(self) -> None:
+        self.inner.flush()
+
     def close(self) -> None:
         self.inner.close()
 
@@ -413,3 +416,30 @@ def test_a_claim_reads_only_the_rows_it_takes_however_much_mail_is_pending(make_
     assert rows_read == [5, GROUP]
     claimed = OutboxWorker(ctx)._claim([])
     assert [row.kind for row in claimed] == ["ack"] * 5 + ["notify"] * (GROUP - 5)  # acks first, then in order
+
+
+def test_the_local_maildir_is_synced_once_a_group_and_before_the_group_is_recorded(make_ctx, tmp_path, monkeypatch):
+    """Each mail is a whole file in outgoing/new (written, fsynced, renamed); the folder itself
+    is fsynced once for a group, before the group is recorded as sent. If that sync fails, the
+    group is not recorded and goes out again (same Message-IDs), never lost."""
+    import intake.outgoing.transport as transport_module
+
+    ctx = make_ctx(f"sqlite:///{tmp_path / 'md.db'}")  # no [smtp] host: the local Maildir
+    queue(ctx, ["ack"] * (GROUP + 3))
+    folder_syncs: list = []
+    real_fsync_dir = transport_module.fsync_dir
+    monkeypatch.setattr(transport_module, "fsync_dir", lambda folder: (folder_syncs.append(folder), real_fsync_dir(folder)))
+    assert OutboxWorker(ctx).run_once() == (GROUP + 3, 0)
+    new = ctx.config.outgoing_maildir / "new"
+    assert len(list(new.iterdir())) == GROUP + 3 and folder_syncs == [new, new]  # two groups, one sync each
+    assert all(row.status == "sent" for row in rows(ctx))
+
+    queue(ctx, ["ack"] * 2)
+
+    def broken_sync(folder):
+        raise OSError("I/O error (simulated)")
+
+    monkeypatch.setattr(transport_module, "fsync_dir", broken_sync)
+    with pytest.raises(OSError):
+        OutboxWorker(ctx).run_once()
+    assert sum(row.status == "pending" for row in rows(ctx)) == 2  # written, but not recorded as sent
