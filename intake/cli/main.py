@@ -63,16 +63,25 @@ def _folders(cfg) -> list[Path]:
 _safe_url = config_mod.masked_url
 
 
+def _daemon_guard(config):
+    """The guard of one daemon per SQLite database (intake/ops/guard.py), taken; None where
+    the database needs none. Raises AlreadyRunning while another process holds it."""
+    from intake.ops.guard import daemon_lock
+
+    lock = daemon_lock(config.database.url)
+    if lock is not None:
+        lock.acquire()
+    return lock
+
+
 def cmd_run(args, out: Output) -> int:
     from intake.daemon import Daemon
-    from intake.ops.guard import AlreadyRunning, daemon_lock
+    from intake.ops.guard import AlreadyRunning
 
     # one daemon per SQLite database, --once included (it works the same mailboxes);
-    # held until this process ends (intake/ops/guard.py)
-    lock = daemon_lock(args.config_obj.database.url)
+    # held until this process ends
     try:
-        if lock is not None:
-            lock.acquire()
+        _daemon_guard(args.config_obj)
     except AlreadyRunning as exc:
         print(f"intake: {exc}", file=sys.stderr)
         return 1
@@ -115,13 +124,11 @@ def _send_queued(ctx) -> int:
     """`ingest --send`: send what is queued, as the daemon's mailer would, only while no daemon
     runs on this SQLite database (the same guard as `intake run`): a daemon that starts takes
     over every claim not its own, and would send this command's group a second time."""
-    from intake.ops.guard import AlreadyRunning, daemon_lock
+    from intake.ops.guard import AlreadyRunning
     from intake.outgoing.mailer import OutboxWorker
 
-    lock = daemon_lock(ctx.config.database.url)
     try:
-        if lock is not None:
-            lock.acquire()
+        lock = _daemon_guard(ctx.config)
     except AlreadyRunning as exc:
         print(f"intake: not sending: {exc}; its mailer sends what was queued", file=sys.stderr)
         return 0
