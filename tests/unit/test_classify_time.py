@@ -117,12 +117,19 @@ def test_cost_is_linear_in_the_text():
         "next friday ",
     ):
         small, large = unit * (10_000 // len(unit)), unit * (100_000 // len(unit))
-        t0 = time.process_time()
-        find_deadlines(small)
-        t1 = time.process_time()
-        find_deadlines(large)
-        t2 = time.process_time()
-        assert t2 - t1 < max(30 * (t1 - t0), 0.5), (unit[:10], t1 - t0, t2 - t1)
+        # the least CPU of three runs each: one run can carry a garbage collection of the
+        # whole test session's heap (a 0.64 s outlier for a 43 ms scan was seen in CI)
+        small_cpu, large_cpu = _least_cpu(find_deadlines, small), _least_cpu(find_deadlines, large)
+        assert large_cpu < max(30 * small_cpu, 0.5), (unit[:10], small_cpu, large_cpu)
+
+
+def _least_cpu(function, text: str, runs: int = 3) -> float:
+    best = float("inf")
+    for _ in range(runs):
+        started = time.process_time()
+        function(text)
+        best = min(best, time.process_time() - started)
+    return best
 
 
 def rules_with_time(tmp_path: Path, time_table: str) -> Path:
