@@ -135,3 +135,18 @@ def wait_until(predicate, timeout: float, interval: float = 0.1, what: str = "co
             return value
         time.sleep(interval)
     raise TimeoutError(f"{what} not reached within {timeout} s")
+
+
+def wait_for_web(base: str, what: str = "the daemon's web listener", seconds: float = 15) -> None:
+    """Until `base`/healthz answers 200 (a web listener started in a thread of the test)."""
+    import httpx
+
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            if httpx.get(base + "/healthz", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        assert time.monotonic() < deadline, f"{what} did not come up"
+        time.sleep(0.1)

@@ -14,7 +14,6 @@ import zlib
 from email.policy import default
 from pathlib import Path
 
-import httpx
 import pytest
 from sqlalchemy import select
 
@@ -23,6 +22,7 @@ from intake.context import build_context
 from intake.daemon import Daemon
 from intake.store.db import make_engine, upgrade
 from intake.store.models import Ticket
+from tests.daemonproc import wait_for_web
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARGS = [
@@ -77,15 +77,7 @@ def daemon(tmp_path, smtp_server):
     thread = threading.Thread(target=d.run_forever, name="daemon")
     thread.start()
     base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 15
-    while True:
-        try:
-            if httpx.get(base + "/healthz", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        assert time.monotonic() < deadline, "the daemon's web listener did not come up"
-        time.sleep(0.1)
+    wait_for_web(base, "the daemon's web listener")
     yield base, d
     d.stop.set()
     thread.join(timeout=40)

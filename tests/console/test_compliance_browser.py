@@ -8,10 +8,8 @@ from __future__ import annotations
 
 import hashlib
 import threading
-import time
 import zipfile
 
-import httpx
 import pytest
 from sqlalchemy import select
 
@@ -24,6 +22,7 @@ from intake.web.server import serve
 from tests.browser.test_form_browser import ARGS, ARTIFACTS, CHROMIUM, free_port
 from tests.console.conftest import PASSWORD, console_config, web_app
 from tests.console.test_compliance import write_cases
+from tests.daemonproc import wait_for_web
 
 playwright_api = pytest.importorskip("playwright.sync_api")
 pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian package chromium is not installed")
@@ -41,15 +40,7 @@ def served(tmp_path):
     thread = threading.Thread(target=serve, args=(web_app(ctx), "127.0.0.1", port, stop), name="web")
     thread.start()
     base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 15
-    while True:
-        try:
-            if httpx.get(base + "/healthz", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        assert time.monotonic() < deadline, "the web listener did not come up"
-        time.sleep(0.1)
+    wait_for_web(base, "the web listener")
     yield base, ctx
     stop.set()
     thread.join(timeout=10)

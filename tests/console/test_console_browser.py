@@ -8,10 +8,8 @@ from __future__ import annotations
 
 import re
 import threading
-import time
 from pathlib import Path
 
-import httpx
 import pytest
 from sqlalchemy import select
 
@@ -25,6 +23,7 @@ from intake.web.console.models import ConsoleAudit
 from tests.browser.test_form_browser import ARGS, CHROMIUM, free_port
 from tests.console.conftest import PASSWORD
 from tests.console.test_operator import customer_mail, quarantine_one
+from tests.daemonproc import wait_for_web
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 
@@ -68,15 +67,7 @@ def daemon(tmp_path, smtp_server, dovecot):
     thread = threading.Thread(target=d.run_forever, name="daemon")
     thread.start()
     base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 15
-    while True:
-        try:
-            if httpx.get(base + "/healthz", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        assert time.monotonic() < deadline, "the daemon's web listener did not come up"
-        time.sleep(0.1)
+    wait_for_web(base, "the daemon's web listener")
     yield base, d, held
     d.stop.set()
     thread.join(timeout=40)
