@@ -16,7 +16,12 @@ split, the held-out split, the whole evaluation set and the unseen set.
 And the writer sets under tests/classify_eval/writers/ (issue 15): messages written by
 independent writers who never saw the rules, labelled by ../shared/LABELS.md, each reported
 on its own through classify/evaluate.py (by language and easy/hard, urgent called normal,
-urgent missed). writer-a, writer-b and writer-g are tuning sets; every other writer set is held out.
+urgent missed). writer-a, -b, -g, -h, -i, -j and -k are tuning sets; every other writer set is held out.
+
+--learn-lexicon writes config/lexicon.tsv, the default learned wording (classify/lexicon.py),
+from the tuned sets alone: the `tune` split and the tuning writer sets. tests/unit check that
+the shipped file is exactly what this gives, so nothing held out is in it.
+--rules-only scores the keyword rules without the lexicon.
 
 --tuned-only evaluates and prints the tuned sets alone (the `tune` split and the tuning
 writer sets): what to run while tuning, so that no held-out figure is ever seen before the
@@ -34,6 +39,7 @@ import argparse
 import json
 import sys
 from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -41,13 +47,16 @@ sys.path.insert(0, str(ROOT))
 
 from classify import TYPES, URGENCIES, Classifier  # noqa: E402
 from classify.evaluate import figures, groups, load_labelled, score, worst  # noqa: E402
+from classify.lexicon import learn, render  # noqa: E402
+from classify.suggest import Example, text_of  # noqa: E402
 
 EVAL_SET = ROOT / "tests" / "classify_eval" / "messages.jsonl"
 UNSEEN_SET = ROOT / "tests" / "classify_eval" / "unseen.jsonl"
 FRESH_SETS = sorted((ROOT / "tests" / "classify_eval").glob("fresh*.jsonl"))
 WRITERS_DIR = ROOT / "tests" / "classify_eval" / "writers"
 # Writer sets whose errors may be read and tuned on; any other writer set is held out.
-TUNED_WRITER_SETS = ("writer-a", "writer-b", "writer-g")
+TUNED_WRITER_SETS = ("writer-a", "writer-b", "writer-g", "writer-h", "writer-i", "writer-j", "writer-k")
+LEXICON = ROOT / "config" / "lexicon.tsv"
 NOTES = "## Notes"
 
 
@@ -179,6 +188,27 @@ def tuned_report(classifier: Classifier) -> str:
     return writer_report(scored)
 
 
+def tuned_examples() -> list[tuple[str, str | None, str | None]]:
+    """(text as the classifier reads it, type, urgency) of every tuned message, in a fixed order."""
+    rows = [r for r in load_set() if r["split"] == "tune"]
+    sets = writer_sets()
+    rows += [r for name in TUNED_WRITER_SETS if name in sets for r in load_set(sets[name])]
+    return [(text_of(Example(r["subject"], r["body"])), r["type"], r["urgency"]) for r in rows]
+
+
+def learned_lexicon_text() -> str:
+    """config/lexicon.tsv as the tuned sets give it."""
+    lexicon = learn(tuned_examples())
+    header = [
+        "The learned wording of the default rules (classify/lexicon.py; [lexicon] in rules.toml).",
+        f"Learned by `bench/classify_eval.py --learn-lexicon` from {lexicon.trained_on} labelled customer messages: the `tune`",
+        f"split of tests/classify_eval/messages.jsonl and the writer sets {', '.join(TUNED_WRITER_SETS)}; no held-out set.",
+        "Each row: a term and the number of training messages holding it, per type and per urgency. A team learns its",
+        "own with `intake rules learn`; edit a count or delete a row and save, and the daemon reloads the rules.",
+    ]
+    return render(lexicon, header)
+
+
 def load_labelled_rows(rows: list[dict]) -> list[dict]:
     """Rows of the evaluation set in the shape classify.evaluate.score reads (line numbers from 1)."""
     return [{**r, "line": n} for n, r in enumerate(rows, 1)]
@@ -221,12 +251,20 @@ def main() -> None:
     parser.add_argument("--batch", type=int, help="only this batch of messages (1: written before the rules, 2: after)")
     parser.add_argument("--write", action="store_true", help="write the figures to bench/classify_eval.md")
     parser.add_argument("--tuned-only", action="store_true", help="evaluate and print only the tuned sets (while tuning: no held-out figure)")
+    parser.add_argument("--rules-only", action="store_true", help="the keyword rules without the learned wording ([lexicon])")
+    parser.add_argument("--learn-lexicon", action="store_true", help=f"write {LEXICON.relative_to(ROOT)} from the tuned sets, then stop")
     args = parser.parse_args()
+    if args.learn_lexicon:
+        LEXICON.write_text(learned_lexicon_text(), encoding="utf-8")
+        print(f"{LEXICON.relative_to(ROOT)}: {len(LEXICON.read_text(encoding='utf-8').splitlines())} lines")
+        return
     if args.tuned_only and args.write:
         parser.error("--tuned-only with --write: bench/classify_eval.md reports every set")
     if args.errors and args.errors != "tuned" and not is_tuned(args.errors):
         parser.error(f"--errors {args.errors}: a held-out set; its errors are never read")
     classifier = Classifier.from_file(args.rules)
+    if args.rules_only:
+        classifier = Classifier(replace(classifier.ruleset, lexicon=None))
     if args.tuned_only:
         print(tuned_report(classifier))
         if args.errors:
@@ -249,14 +287,16 @@ def main() -> None:
         old = md.read_text(encoding="utf-8") if md.exists() else ""
         notes = old[old.index(NOTES) :] if NOTES in old else NOTES + "\n"
         header = (
-            "# Classification accuracy of the default rules\n\n"
+            "# Classification accuracy of the default rules and learned wording\n\n"
             "`bench/classify_eval.py --write` with `config/rules.toml` on the writer sets of issue 15 "
             + ", ".join(f"`{n}` ({len(r)} messages, {'tuned' if is_tuned(n) else 'held out'})" for n, r in writers.items())
             + "; on the evaluation set "
             f"`tests/classify_eval/messages.jsonl` ({len(results)} messages) and the unseen set "
             f"`tests/classify_eval/unseen.jsonl` ({len(unseen)} messages), and the fresh sets "
             + ", ".join(f"`tests/classify_eval/{n}.jsonl` ({len(r)} messages)" for n, r in fresh.items())
-            + ". Rules were tuned on the `tune` split and on writer-a, writer-b and writer-g; the held-out writer sets, "
+            + ". Rules were tuned, and the lexicon learned (config/lexicon.tsv), on the `tune` split and on "
+            + ", ".join(TUNED_WRITER_SETS)
+            + "; the held-out writer sets, "
             "the `heldout` split, the unseen set and fresh2 were never tuned on (their errors never read); "
             "fresh's errors were read once, before issue 15. Read the notes below before trusting "
             "any figure.\n\n## Figures\n\n"

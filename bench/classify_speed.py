@@ -16,6 +16,7 @@ import argparse
 import json
 import os
 import random
+import shutil
 import statistics
 import sys
 import tempfile
@@ -107,6 +108,7 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         big_path = Path(tmp) / "rules-100x.toml"
+        shutil.copy(rules_path.parent / "lexicon.tsv", Path(tmp) / "lexicon.tsv")  # the [lexicon] file, read beside the rules
         extra = 100 * n_rules
         big_path.write_text(rules_path.read_text(encoding="utf-8") + synthetic_rules(extra, max(1, n_keywords // n_rules)), encoding="utf-8")
         t0 = time.perf_counter()

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from classify.lexicon import Reading, terms
 from classify.matcher import Hit, Matcher
 from classify.normalize import drop_quoted, normalize
 from classify.rules import TARGETS, TIME_TARGETS, TYPES, URGENCIES, RuleSet, load_rules
@@ -21,6 +22,7 @@ LABELS_ZH = {
     "normal": "一般",
 }
 _FIELD_ZH = {"subject": "主题", "body": "正文"}
+_KEYS = {"type": [f"type:{t}" for t in TYPES], "urgency": [f"urgency:{u}" for u in URGENCIES]}
 
 
 @dataclass
@@ -66,6 +68,8 @@ class Classification:
             if d.get("runner_up"):
                 text += f"(重要 {d['runner_up_score']:g})" if zh else f" (important {d['runner_up_score']:g})"
             return text
+        if d.get("how") == "wording":
+            return _wording_reason(d, zh)
         if d.get("how") == "tie":
             tied = ", ".join(d.get("tied", []))
             if d.get("chosen") != d.get("fallback"):
@@ -124,6 +128,34 @@ class Classification:
             "scores": dict(self.scores),
             "decision": {axis: {k: list(v) if isinstance(v, list) else v for k, v in d.items()} for axis, d in self.decision.items()},
         }
+
+
+def _wording_reason(d: dict, zh: bool) -> str:
+    """How the keywords and the learned wording decided together, in one phrase."""
+    quoted = ("、".join(f"“{t}”" for t in d["terms"]) if zh else ", ".join(f"'{t}'" for t in d["terms"])) if d.get("terms") else ""
+    label = (lambda v: LABELS_ZH.get(v, v)) if zh else (lambda v: v)
+    wording = f"{label(d['wording'])} {d['wording_probability']:.0%}"
+    if d.get("keywords") is None:
+        if zh:
+            return f"未匹配关键词;学到的措辞:{wording}" + (f"({quoted})" if quoted else "")
+        return f"no keyword matched; the learned wording: {wording}" + (f" ({quoted})" if quoted else "")
+    if d["keywords"] == d["chosen"]:
+        if d["wording"] == d["chosen"]:
+            return (
+                f"关键词得分 {d['keywords_score']:g},学到的措辞相同({wording})"
+                if zh
+                else f"score {d['keywords_score']:g}; the learned wording agrees ({wording})"
+            )
+        return (
+            f"关键词得分 {d['keywords_score']:g},胜过学到的措辞({wording})"
+            if zh
+            else f"score {d['keywords_score']:g}, over the learned wording ({wording})"
+        )
+    if zh:
+        return f"关键词倾向{label(d['keywords'])}(得分 {d['keywords_score']:g}),学到的措辞更有力:{wording}" + (f"({quoted})" if quoted else "")
+    return f"keywords lean to {d['keywords']} (score {d['keywords_score']:g}); the learned wording outweighs them: {wording}" + (
+        f" ({quoted})" if quoted else ""
+    )
 
 
 def _longest_per_axis(hits: list[Hit], rules) -> list[Hit]:
@@ -189,7 +221,13 @@ class Classifier:
 
         decision: dict[str, dict] = {}
         rs = self.ruleset
-        type_ = self._decide("type", TYPES, scores, rs.default_type, rs.type_tie_order, decision)
+        wording = None  # what the learned wording says of the message, when there is one
+        if rs.lexicon is not None and rs.lexicon_weight > 0 and rs.lexicon_axes:
+            wording = rs.lexicon.read(terms(texts[0][1] + "\n" + texts[1][1]), rs.lexicon_axes)
+        if wording is not None and "type" in rs.lexicon_axes:
+            type_ = self._weigh("type", TYPES, scores, wording["type"], rs.type_tie_order, decision)
+        else:
+            type_ = self._decide("type", TYPES, scores, rs.default_type, rs.type_tie_order, decision)
         calm = self._no_rush(texts, scores, matches)
         if type_ in rs.urgency_of_type:
             urgency = rs.urgency_of_type[type_]
@@ -204,6 +242,8 @@ class Classifier:
             decision["urgency"] = {"how": "urgent_wins", "score": scores["urgency:urgent"], "threshold": rs.urgent_wins_at}
             if scores["urgency:important"] > 0:
                 decision["urgency"].update(runner_up="important", runner_up_score=scores["urgency:important"])
+        elif wording is not None and "urgency" in rs.lexicon_axes:
+            urgency = self._weigh("urgency", URGENCIES, scores, wording["urgency"], rs.urgency_tie_order, decision)
         else:
             urgency = self._decide("urgency", URGENCIES, scores, rs.urgency_fallback(type_), rs.urgency_tie_order, decision)
         return Classification(
@@ -256,6 +296,40 @@ class Classifier:
             if negated_by is None:
                 scores[target] += weight
             matches.append(Match(f"time:{deadline.kind}", deadline.text, field_name, target, weight, negated_by is not None, negated_by))
+
+    def _weigh(
+        self, axis: str, values: tuple[str, ...], scores: dict[str, float], reading: Reading, tie_order: tuple[str, ...], decision: dict
+    ) -> str:
+        """The keyword scores and the learned wording together: each value's score scaled
+        to the top score (1 for the keywords' winner, 0 when no keyword matched) plus the
+        lexicon's weight times the wording's probability of it. The keywords decide when
+        they are clear; the wording when they are silent, tied or close."""
+        weight = self.ruleset.lexicon_weight
+        keyword_scores = [scores[key] for key in _KEYS[axis]]
+        top = max(keyword_scores)
+        scale = 1 / top if top > 0 else 0.0
+        combined = [score * scale + weight * p for score, p in zip(keyword_scores, reading.probabilities, strict=True)]
+        best = max(combined)
+        chosen = values[combined.index(best)]
+        if combined.count(best) > 1:
+            tied = [v for v, c in zip(values, combined, strict=True) if c == best]
+            chosen = next((v for v in tie_order if v in tied), tied[0])
+        lexicon = self.ruleset.lexicon
+        keywords_best = values[keyword_scores.index(top)] if top > 0 else None
+        decision[axis] = {
+            "how": "wording",
+            "score": scores[f"{axis}:{chosen}"],
+            "keywords": keywords_best,
+            "keywords_score": top,
+            "chosen": chosen,
+            "probability": round(reading.probability(chosen), 3),
+            # the terms that decided, where the wording decided (cheaper than for every message)
+            "terms": list(reading.terms) if reading.best == chosen and keywords_best != chosen else [],
+            "wording": reading.best,
+            "wording_probability": round(reading.probability(reading.best), 3),
+            "trained_on": lexicon.trained_on if lexicon is not None else 0,
+        }
+        return chosen
 
     @staticmethod
     def _decide(

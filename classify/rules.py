@@ -12,6 +12,10 @@ File format (every key is shown in config/rules.toml):
     [time]                today, waiting, days (weights of the time expressions of
                           classify/timeexpr.py: today and waiting count for urgent,
                           days for important), negation_sets (phrases that cancel them)
+    [lexicon]             file (a lexicon learned by `intake rules learn`, relative to this file;
+                          classify/lexicon.py), weight (how much its probabilities count against the
+                          rules' scores, each scaled to the top score; default 1), axes (what it
+                          decides with the keywords: ["type"] by default, "urgency" too), smoothing (default 1)
     [no_rush]             phrases: a customer saying one of them anywhere in the message
                           ("不着急", "no rush") gets urgency normal, whatever else matched;
                           exceptions: longer phrases that hold one and mean the opposite ("能不急吗")
@@ -27,14 +31,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from classify.errors import RulesError, SourceLines, describe, read_toml
+from classify.labels import TYPES, URGENCIES
+from classify.lexicon import Lexicon, load_lexicon
 from classify.normalize import normalize
 
-TYPES = ("inquiry", "complaint", "fault", "request", "suggestion")
-URGENCIES = ("urgent", "important", "normal")
 FIELDS = ("subject", "body")
 TARGETS = tuple(f"type:{t}" for t in TYPES) + tuple(f"urgency:{u}" for u in URGENCIES)
 
-_TOP_KEYS = ("defaults", "routing", "negation_sets", "time", "no_rush", "rules")
+_TOP_KEYS = ("defaults", "routing", "negation_sets", "time", "no_rush", "lexicon", "rules")
+_LEXICON_KEYS = ("file", "weight", "axes", "smoothing", "note")
 _NO_RUSH_KEYS = ("phrases", "exceptions", "note")
 _TIME_KEYS = ("today", "waiting", "days", "negation_sets")
 # the urgency each kind of time expression (classify/timeexpr.py) counts for
@@ -100,6 +105,10 @@ class RuleSet:
     # [defaults] urgent_wins_at: an urgent score this high wins over a higher important score
     # (missing an urgent case is the costly error); 0: the highest score wins as for the type
     urgent_wins_at: float = 0.0
+    # [lexicon]: the learned wording (None: the rules alone) and how much it counts
+    lexicon: Lexicon | None = None
+    lexicon_weight: float = 1.0
+    lexicon_axes: tuple[str, ...] = ("type",)
 
     def urgency_fallback(self, type_: str) -> str:
         return self.urgency_by_type.get(type_, self.default_urgency)
@@ -239,6 +248,8 @@ def load_rules(path: Path) -> RuleSet:
     if any(not p for p in no_rush_exceptions):
         raise c.fail(lines.key(nr_line, "exceptions"), "[no_rush] exceptions: an empty phrase", "exceptions")
 
+    lexicon, lexicon_weight, lexicon_axes = _lexicon(c, data, path)
+
     raw_rules = data.get("rules", [])
     if not isinstance(raw_rules, list):
         raise c.fail(lines.key(None, "rules"), f"'rules' must be an array of tables ([[rules]]), got {describe(raw_rules)}", "rules")
@@ -260,6 +271,9 @@ def load_rules(path: Path) -> RuleSet:
         routing,
         tuple(rules),
         type_tie_order=type_tie_order,
+        lexicon=lexicon,
+        lexicon_weight=lexicon_weight,
+        lexicon_axes=lexicon_axes,
         urgency_tie_order=urgency_tie_order,
         time_weights=time_weights,
         time_negations=tuple(dict.fromkeys(time_negations)),
@@ -268,6 +282,28 @@ def load_rules(path: Path) -> RuleSet:
         urgency_of_type=dict(urgency_of_type),
         urgent_wins_at=urgent_wins_at,
     )
+
+
+def _lexicon(c: _Checker, data: dict, path: Path) -> tuple[Lexicon | None, float, tuple[str, ...]]:
+    """[lexicon]: the learned wording's file, read now (a broken one refuses the rules file),
+    its weight and the axes it decides with the keywords."""
+    line = c.lines.table("lexicon")
+    table = c.table(data, "lexicon", None)
+    c.known_keys(table, _LEXICON_KEYS, line, "[lexicon]: ")
+    if "file" not in table:
+        if table:
+            raise c.fail(line, "[lexicon]: 'file' is missing (the lexicon written by `intake rules learn`)", "file")
+        return None, 0.0, ()
+    file = Path(c.string(table["file"], c.lines.key(line, "file"), "[lexicon] file", "file"))
+    weight = c.number(table.get("weight", 1.0), c.lines.key(line, "weight"), "[lexicon] weight", "weight")
+    smoothing = c.number(table.get("smoothing", 1.0), c.lines.key(line, "smoothing"), "[lexicon] smoothing", "smoothing", positive=True)
+    if weight < 0:
+        raise c.fail(c.lines.key(line, "weight"), f"[lexicon] weight must not be negative, got {weight:g}", "weight")
+    axes_line = c.lines.key(line, "axes")
+    axes = c.strings(table.get("axes", ["type"]), axes_line, "[lexicon] axes", "axes", allow_empty=True)
+    for axis in axes:
+        c.choice(axis, ("type", "urgency"), axes_line, "[lexicon] axes entry", "axes")
+    return load_lexicon(file if file.is_absolute() else path.parent / file, smoothing=smoothing), weight, tuple(dict.fromkeys(axes))
 
 
 def _rule(c: _Checker, raw: object, index: int, negation_sets: dict, subject_weight: float) -> Rule:

@@ -1,5 +1,5 @@
-"""Hot reload: when the rules file changes, load it; a broken file is refused and the
-rules in force stay.
+"""Hot reload: when the rules file or the lexicon it names ([lexicon] file) changes, load
+them; a broken file is refused and the rules in force stay.
 
 The parent directory is watched, not the file: editors and `mv` replace the file
 by renaming, which a watch on the file itself would miss. Events are debounced so
@@ -13,6 +13,7 @@ import hashlib
 import logging
 import os
 import threading
+import tomllib
 from collections.abc import Callable
 from pathlib import Path
 
@@ -37,21 +38,42 @@ class RulesWatcher:
     ) -> None:
         self.path = Path(rules_path).resolve()
         self.on_reload, self.on_error, self.debounce = on_reload, on_error, debounce
+        self._watched = self._files()  # what a change of reloads the rules: refreshed at each reload
         self._digest = self._read_digest()  # the rules already in force came from these bytes
         self._timer: threading.Timer | None = None
         self._lock = threading.Lock()
         self._observer: BaseObserver | None = None  # Observer is the platform's BaseObserver subclass
 
-    def _read_digest(self) -> str | None:
+    def _files(self) -> list[Path]:
+        """The rules file and the lexicon it names now (read from the file, so that a
+        rules file that starts or stops naming one is followed)."""
+        files = [self.path]
         try:
-            return hashlib.sha256(self.path.read_bytes()).hexdigest()
-        except OSError:
-            return None
+            lexicon = tomllib.loads(self.path.read_text(encoding="utf-8")).get("lexicon", {}).get("file")
+        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError, AttributeError):
+            return files
+        if isinstance(lexicon, str) and lexicon.strip():
+            files.append((self.path.parent / lexicon.strip()).resolve())
+        return files
+
+    def _read_digest(self) -> str | None:
+        digest = hashlib.sha256()
+        for file in self._files():
+            try:
+                digest.update(file.read_bytes())
+            except OSError:
+                if file == self.path:
+                    return None
+            digest.update(b"\0")
+        return digest.hexdigest()
 
     def start(self) -> None:
-        handler = _Handler(self.path, self._changed)
+        handler = _Handler(lambda: self._watched, self._changed)
         self._observer = Observer()
-        self._observer.schedule(handler, str(self.path.parent), recursive=False)
+        # the folders as they are at start; a lexicon moved to another folder later is
+        # seen at the next change of the rules file
+        for folder in sorted({str(file.parent) for file in self._watched}):
+            self._observer.schedule(handler, folder, recursive=False)
         self._observer.daemon = True
         self._observer.start()
 
@@ -74,6 +96,7 @@ class RulesWatcher:
 
     def reload(self) -> None:
         """Load the file now; called by the watcher, callable by hand (e.g. on SIGHUP)."""
+        self._watched = self._files()
         digest = self._read_digest()
         if digest is None or digest == self._digest:
             return
@@ -91,13 +114,14 @@ class RulesWatcher:
 
 
 class _Handler(FileSystemEventHandler):
-    def __init__(self, path: Path, changed: Callable[[], None]) -> None:
-        self.path, self.changed = path, changed
+    def __init__(self, files: Callable[[], list[Path]], changed: Callable[[], None]) -> None:
+        self.files, self.changed = files, changed
 
     def on_any_event(self, event: FileSystemEvent) -> None:
         if event.event_type not in ("created", "modified", "moved", "closed"):
             return
         # str paths, as watched (watchdog gives bytes only for a folder watched as bytes)
         paths = {os.fsdecode(event.src_path), os.fsdecode(getattr(event, "dest_path", "") or "")}
-        if any(p and Path(p).resolve() == self.path for p in paths):
+        watched = self.files()
+        if any(p and Path(p).resolve() in watched for p in paths):
             self.changed()

@@ -14,7 +14,13 @@ from importlib.resources import files
 from pathlib import Path
 
 # every file `intake init --config-dir` copies for the user to edit, as named there
-EDITABLE_DEFAULTS = {"intake.example.toml": "intake.toml", "rules.toml": "rules.toml", "staff.toml": "staff.toml", "intake.service": "intake.service"}
+EDITABLE_DEFAULTS = {
+    "intake.example.toml": "intake.toml",
+    "rules.toml": "rules.toml",
+    "lexicon.tsv": "lexicon.tsv",  # rules.toml's [lexicon] file, read beside it
+    "staff.toml": "staff.toml",
+    "intake.service": "intake.service",
+}
 
 
 def _folder(package: str) -> Path:
@@ -32,5 +38,5 @@ def templates() -> Path:
 
 
 def defaults() -> Path:
-    """The shipped defaults folder: rules.toml, staff.toml, intake.example.toml, intake.service."""
+    """The shipped defaults folder: rules.toml, lexicon.tsv, staff.toml, intake.example.toml, intake.service."""
     return _folder("intake_defaults")

@@ -121,6 +121,7 @@ def test_cli_rules_suggest_learns_from_stored_and_imported_examples(case, tmp_pa
     config_dir = tmp_path / "conf"
     config_dir.mkdir()
     shutil.copy(ROOT / "config" / "rules.toml", config_dir / "rules.toml")
+    shutil.copy(ROOT / "config" / "lexicon.tsv", config_dir / "lexicon.tsv")  # rules.toml's [lexicon] file
     live = config_dir / "rules.toml"
     live_hash = hashlib.sha256(live.read_bytes()).hexdigest()
     config = config_dir / "intake.toml"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import time
 from pathlib import Path
 
@@ -138,6 +139,7 @@ def rules_with_time(tmp_path: Path, time_table: str) -> Path:
     end = text.index("\n\n", start)
     path = tmp_path / "rules.toml"
     path.write_text(text[:start] + time_table + text[end:], encoding="utf-8")
+    shutil.copy(ROOT / "config" / "lexicon.tsv", tmp_path / "lexicon.tsv")  # its [lexicon] file, read beside it
     return path
 
 

@@ -1,0 +1,262 @@
+"""The learned wording: how often each term was seen in labelled messages of each type and
+urgency, and what those counts say of a new message.
+
+Keyword rules reach only as far as the words their writers thought of: on messages from
+writers the rules never saw, they were right about the type three times in four. The
+lexicon is the other half of the evidence: counts learned from labelled messages (the
+staff's corrections, a team's own files, the project's evaluation sets) by
+`intake rules learn`, written to a plain tab-separated file a person can read, sort in a
+spreadsheet, correct or cut, and installed by a person (`[lexicon] file` in rules.toml).
+
+A message's terms are what `terms()` finds: every two neighbouring Chinese characters,
+English words and pairs of neighbouring words; each counts once a message. The
+counts are read the naive-Bayes way: for each label, the share of the training examples
+with that label, times, for each term of the message in the file, the smoothed share of
+that label's term occurrences that were this term. Out come probabilities per axis
+(type, urgency) and the terms that pushed the winner up most, which `explain()` shows.
+How they are weighed against the keyword rules is the classifier's business.
+
+File format (`config/lexicon.tsv`; `#` lines are comments):
+
+    term	inquiry	complaint	fault	request	suggestion	urgent	important	normal
+    (examples)	412	380	455	390	255	402	431	1059
+    打不开	1	2	17	0	0	6	8	6
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from itertools import islice
+from pathlib import Path
+
+from classify.errors import RulesError
+from classify.labels import TYPES, URGENCIES
+
+COLUMNS = (*TYPES, *URGENCIES)
+HEADER = "term\t" + "\t".join(COLUMNS)
+EXAMPLES_ROW = "(examples)"
+MAX_CHARS = 4000  # of each text: the terms of a long mail come from its opening (linear time)
+
+_CJK_RUN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]+")
+# an English word, or a clause boundary (a word pair never spans one)
+_WORD_OR_BREAK = re.compile(r"[a-z][a-z0-9'_-]*[a-z0-9]|[a-z]|[.!?;,:()\[\]\"\n。！？；，：、（）]")
+_LATIN = re.compile(r"[a-z]")
+STOP_WORDS = frozenset(
+    "a an and are as at be been but by can could did do does for from had has have i if in is it its me my of on or our "
+    "so that the their them there this to us was we were will with would you your hi hello dear regards best".split()
+)
+
+
+def terms(text: str) -> set[str]:
+    """The terms of a normalised text (classify.normalize): every two neighbouring Chinese
+    characters (single characters and runs of three were tried: no more right answers on
+    writers not learned from, and twice the time), English words of 2 letters or more that are not stop words, and pairs of
+    neighbouring words in one clause. Linear in the text (cut at MAX_CHARS)."""
+    text = text[:MAX_CHARS]
+    found: set[str] = set()
+    for run in _CJK_RUN.findall(text):
+        found.update([run[i : i + 2] for i in range(len(run) - 1)])
+    if _LATIN.search(text):
+        previous = None
+        for token in _WORD_OR_BREAK.findall(text):
+            if not ("a" <= token[0] <= "z"):
+                previous = None
+                continue
+            if len(token) >= 2 and token not in STOP_WORDS:
+                found.add(token)
+            if previous is not None and not (previous in STOP_WORDS and token in STOP_WORDS):
+                found.add(f"{previous} {token}")
+            previous = token
+    return found
+
+
+class Reading:
+    """What the lexicon says of one message on one axis (type or urgency)."""
+
+    __slots__ = ("labels", "probabilities", "best", "found", "_strongest")
+
+    def __init__(
+        self, labels: tuple[str, ...], probabilities: list[float], found: list[str], strongest: Callable[[list[str], int], tuple[str, ...]]
+    ) -> None:
+        self.labels = labels
+        self.probabilities = probabilities  # per label, in the order of `labels`, summing to 1
+        self.best = labels[probabilities.index(max(probabilities))]  # the most probable label
+        self.found = found  # the message's terms in the lexicon
+        self._strongest = strongest
+
+    def probability(self, label: str) -> float:
+        return self.probabilities[self.labels.index(label)]
+
+    @property
+    def terms(self) -> tuple[str, ...]:
+        """The message's terms (at most 3) that favour `best` most."""
+        return self._strongest(self.found, self.labels.index(self.best))
+
+
+# A term's weights are kept as one integer: each label's -log weight in thousandths, in a
+# field of _BITS bits (label i at bits _BITS*i). Adding the integers of a message's terms
+# adds all eight labels' weights at once, in one sum() in C: a tenth of the time of eight
+# sums of floats, which made the lexicon most of the classifier's time (issue 15 asks for
+# 10,000 messages a CPU second). A thousandth is far finer than the counts' own precision.
+_SCALE = 1000
+_BITS = 40  # a field holds 2**40 / 1000 / 20 (the most negative weight here, ~ -12) > 4e6 terms
+_MASK = (1 << _BITS) - 1
+# Naive Bayes counts every term as independent evidence, so its probabilities are far too
+# sure (99% on a few words is common); the log probabilities are divided by this before
+# they are weighed against the keywords. 3 was best of 1-10 on writer sets h-k (tuned).
+SOFTEN = 3.0
+_AXES = {"type": (TYPES, slice(0, len(TYPES))), "urgency": (URGENCIES, slice(len(TYPES), len(COLUMNS)))}
+
+
+@dataclass(frozen=True)
+class Lexicon:
+    path: str
+    examples: dict[str, int]  # label → training examples with it (the priors)
+    counts: dict[str, tuple[int, ...]]  # term → examples holding it, per label in COLUMNS order
+    smoothing: float = 1.0
+    # derived once: term → its packed weights; the log priors (COLUMNS order); per axis, what
+    # picks a message's terms that favour a label most
+    _packed: dict[str, int] = field(default_factory=dict, repr=False, compare=False)
+    _priors: list[float] = field(default_factory=list, repr=False, compare=False)
+    _strongest: dict[str, Callable[[list[str], int], tuple[str, ...]]] = field(default_factory=dict, repr=False, compare=False)
+    _trained_on: list[int] = field(default_factory=list, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        self._trained_on.append(sum(self.examples.get(t, 0) for t in TYPES))
+        # a term's weight for a label: the smoothed share of that label's term occurrences it makes up
+        columns = range(len(COLUMNS))
+        size = len(self.counts) or 1
+        denominators = [sum(row[c] for row in self.counts.values()) + self.smoothing * size for c in columns]
+        weights = {term: [math.log((row[c] + self.smoothing) / denominators[c]) for c in columns] for term, row in self.counts.items()}
+        for term, w in weights.items():
+            self._packed[term] = sum(round(-w[c] * _SCALE) << (_BITS * c) for c in columns)
+        for axis, (labels, cut) in _AXES.items():
+            all_examples = sum(self.examples.get(label, 0) for label in labels)
+            self._priors.extend(math.log((self.examples.get(label, 0) + 1) / (all_examples + len(labels))) for label in labels)
+            label_of: dict[str, int] = {}
+            margin_of: dict[str, float] = {}
+            for term, w in weights.items():
+                first, second = sorted(w[cut], reverse=True)[:2]
+                label_of[term], margin_of[term] = w[cut].index(first), first - second
+            order = sorted(margin_of, key=lambda t: (-margin_of[t], -len(t), t))
+            self._strongest[axis] = _strongest(label_of, {term: rank for rank, term in enumerate(order)})
+
+    @property
+    def trained_on(self) -> int:
+        """Training examples labelled with a type."""
+        return self._trained_on[0]
+
+    def read(self, message_terms: set[str], axes: tuple[str, ...] = ("type", "urgency")) -> dict[str, Reading]:
+        """The probabilities of the labels of these axes for a message with these terms
+        (`terms()` of its text)."""
+        packed = self._packed
+        found = [t for t in message_terms if t in packed]
+        total = sum(map(packed.__getitem__, found))
+        logp = [prior - ((total >> (_BITS * c)) & _MASK) / _SCALE for c, prior in enumerate(self._priors)]
+        readings = {}
+        for axis in axes:
+            labels, cut = _AXES[axis]
+            values = logp[cut]
+            top = max(values)
+            exp = [math.exp((v - top) / SOFTEN) for v in values]
+            norm = sum(exp)
+            readings[axis] = Reading(labels, [e / norm for e in exp], found, self._strongest[axis])
+        return readings
+
+
+def _strongest(label_of: dict[str, int], rank_of: dict[str, int]) -> Callable[[list[str], int], tuple[str, ...]]:
+    """What picks, of a message's terms, the three that favour a label most (each term
+    favours one label of the axis: the one it weighs most for)."""
+
+    def strongest(found: list[str], label: int) -> tuple[str, ...]:
+        return tuple(islice((t for t in sorted(found, key=rank_of.__getitem__) if label_of[t] == label), 3))
+
+    return strongest
+
+
+def learn(examples: list[tuple[str, str | None, str | None]], *, min_examples: int = 3, base: Lexicon | None = None, path: str = "") -> Lexicon:
+    """A lexicon from (normalised text, type or None, urgency or None) examples: every term
+    found in at least `min_examples` labelled examples, with its count per label. With a
+    `base`, its counts and the new ones are added (counts add up: learning from a team's
+    corrections on top of the shipped lexicon is the sum of the two), and every term of the
+    base takes its new counts whatever their number."""
+    per_term: dict[str, Counter] = {}
+    labelled: Counter = Counter()
+    for text, type_, urgency in examples:
+        labels = [label for label in (type_, urgency) if label is not None]
+        if not labels:
+            continue
+        labelled.update(labels)
+        for term in terms(text):
+            per_term.setdefault(term, Counter()).update(labels)
+    old = base.counts if base is not None else {}
+    counts = {term: list(row) for term, row in old.items()}
+    for term, by_label in per_term.items():
+        if term in old or max(sum(by_label[t] for t in TYPES), sum(by_label[u] for u in URGENCIES)) >= min_examples:
+            row = counts.setdefault(term, [0] * len(COLUMNS))
+            for c, label in enumerate(COLUMNS):
+                row[c] += by_label[label]
+    before = base.examples if base is not None else {}
+    return Lexicon(
+        path,
+        {c: before.get(c, 0) + labelled[c] for c in COLUMNS},
+        {term: tuple(row) for term, row in counts.items()},
+        base.smoothing if base is not None else 1.0,
+    )
+
+
+def render(lexicon: Lexicon, header: list[str]) -> str:
+    """The lexicon as its file: the header as comments, then the rows, most seen first."""
+    lines = [f"# {line}" if line else "#" for line in header]
+    lines += [HEADER, EXAMPLES_ROW + "\t" + "\t".join(str(lexicon.examples.get(c, 0)) for c in COLUMNS)]
+    for term, row in sorted(lexicon.counts.items(), key=lambda tr: (-sum(tr[1]), tr[0])):
+        lines.append(term + "\t" + "\t".join(map(str, row)))
+    return "\n".join(lines) + "\n"
+
+
+def load_lexicon(path: Path, *, smoothing: float = 1.0) -> Lexicon:
+    """Read a lexicon file; a bad line raises RulesError naming the file and the line."""
+    try:
+        text = Path(path).read_bytes().decode("utf-8")
+    except OSError as exc:
+        raise RulesError(path, None, f"cannot read the lexicon: {exc.strerror or exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise RulesError(path, None, f"not UTF-8: {exc.reason} at byte {exc.start}") from exc
+    examples: dict[str, int] | None = None
+    counts: dict[str, tuple[int, ...]] = {}
+    header_seen = False
+    for number, line in enumerate(text.splitlines(), 1):
+        if not line.strip() or line.startswith("#"):
+            continue
+        cells = line.rstrip("\r").split("\t")
+        if not header_seen:
+            if line.rstrip("\r") != HEADER:
+                raise RulesError(path, number, "the first line that is not a comment must be the column names: " + HEADER.replace("\t", " <tab> "))
+            header_seen = True
+            continue
+        if len(cells) != len(COLUMNS) + 1:
+            raise RulesError(path, number, f"expected a term and {len(COLUMNS)} counts separated by tabs, got {len(cells)} fields")
+        term = cells[0].strip()
+        try:
+            row = tuple(int(cell) for cell in cells[1:])
+        except ValueError:
+            raise RulesError(path, number, f"'{term}': counts must be whole numbers, got {' '.join(cells[1:])}") from None
+        if any(value < 0 for value in row):
+            raise RulesError(path, number, f"'{term}': counts must not be negative")
+        if term == EXAMPLES_ROW:
+            examples = dict(zip(COLUMNS, row, strict=True))
+        elif not term:
+            raise RulesError(path, number, "an empty term")
+        elif term in counts:
+            raise RulesError(path, number, f"'{term}' is listed twice")
+        else:
+            counts[term] = row
+    if not header_seen:
+        raise RulesError(path, None, "no column names: not a lexicon file")
+    if examples is None:
+        raise RulesError(path, None, f"no '{EXAMPLES_ROW}' row: the number of training examples of each label")
+    return Lexicon(str(path), examples, counts, smoothing)
