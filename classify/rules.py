@@ -12,7 +12,8 @@ File format (every key is shown in config/rules.toml):
     [time]                today, waiting, days (weights of the time expressions of
                           classify/timeexpr.py: today and waiting count for urgent,
                           days for important), negation_sets (phrases that cancel them)
-    [lexicon]             file (a lexicon learned by `intake rules learn`, relative to this file;
+    [lexicon]             file (a lexicon learned by `intake rules learn`, relative to this file,
+                          else the shipped one of that name;
                           classify/lexicon.py), weight (how much its probabilities count against the
                           rules' scores, each scaled to the top score; default 1), axes (what it
                           decides with the keywords: ["type"] by default, "urgency" too), smoothing (default 1)
@@ -303,7 +304,25 @@ def _lexicon(c: _Checker, data: dict, path: Path) -> tuple[Lexicon | None, float
     axes = c.strings(table.get("axes", ["type"]), axes_line, "[lexicon] axes", "axes", allow_empty=True)
     for axis in axes:
         c.choice(axis, ("type", "urgency"), axes_line, "[lexicon] axes entry", "axes")
-    return load_lexicon(file if file.is_absolute() else path.parent / file, smoothing=smoothing), weight, tuple(dict.fromkeys(axes))
+    return load_lexicon(_lexicon_file(file, path), smoothing=smoothing), weight, tuple(dict.fromkeys(axes))
+
+
+def _lexicon_file(file: Path, rules_path: Path) -> Path:
+    """Where [lexicon] file is: as written if absolute; else beside the rules file, or, when
+    it is not there, the shipped one of that name (a team that copied only rules.toml to edit
+    it keeps the shipped wording, as it keeps the shipped staff file and templates)."""
+    if file.is_absolute():
+        return file
+    beside = rules_path.parent / file
+    if beside.exists():
+        return beside
+    try:
+        from importlib.resources import files
+
+        shipped = Path(str(files("intake_defaults") / str(file)))
+    except (ModuleNotFoundError, TypeError):  # classify used without intake
+        return beside
+    return shipped if shipped.exists() else beside
 
 
 def _rule(c: _Checker, raw: object, index: int, negation_sets: dict, subject_weight: float) -> Rule:

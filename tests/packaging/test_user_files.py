@@ -68,12 +68,12 @@ def test_init_config_dir_writes_editable_copies_and_never_overwrites(tmp_path):
     first = run(tmp_path, "init", "--config-dir", str(target), "--json")
     assert first.returncode == 0, first.stderr
     written = {Path(row["file"]).name: row["written"] for row in map(json.loads, first.stdout.splitlines())}
-    assert written == {"intake.toml": True, "rules.toml": True, "staff.toml": True, "intake.service": True}
+    assert written == {"intake.toml": True, "rules.toml": True, "lexicon.tsv": True, "staff.toml": True, "intake.service": True}
     assert (target / "rules.toml").read_bytes() == (resources.defaults() / "rules.toml").read_bytes()
 
     (target / "staff.toml").write_text("# mine\n", encoding="utf-8")
     again = run(tmp_path, "init", "--config-dir", str(target), "--json")
-    assert [json.loads(line)["written"] for line in again.stdout.splitlines()] == [False, False, False, False]
+    assert [json.loads(line)["written"] for line in again.stdout.splitlines()] == [False, False, False, False, False]
     assert (target / "staff.toml").read_text(encoding="utf-8") == "# mine\n"
 
 
