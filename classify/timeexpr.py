@@ -11,12 +11,16 @@ optional part, which backtracks quadratically on a long run of spaces), so the c
 (a message of a megabyte is no slower per character than a line; see tests/hostile).
 A bare "今天" or "today" is no deadline ("今天收到货" is when the goods came); a deadline
 needs a marker: a time of day with 前/之前, "by", "before", "within", "must ... today".
+A few patterns carry a veto: words just before the match (a routine "每天", a past "上次",
+"yesterday", a question about opening hours "open") or just after it ("吗", "?") that make
+it no deadline; each is checked on a window of at most _REACH characters, so it keeps the
+cost linear.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import ahocorasick
 
@@ -33,12 +37,43 @@ _CLOCK_ZH = rf"(?:{_NUM}{_S}[点:时](?:{_S}(?:\d{{1,2}}|半|[一二三四五]�
 _WEEKDAY_ZH = r"(?:周|星期|礼拜)[一二三四五六日天]"
 _DAY_EN = r"(?:monday|tuesday|wednesday|thursday|friday|saturday|sunday|mon|tue|tues|wed|thu|thur|thurs|fri)"
 _CLOCK_EN = r"(?:\d{1,2}(?::\d{2})?\s{0,2}(?:am|pm|a\.m\.|p\.m\.|o'clock)|\d{1,2}:\d{2}|noon|midday|midnight)"
+_CLAUSE_ZH = r"[^,.!?;。、\n]"  # within one clause (normalised text: full-width ，？！ are ASCII)
+_REACH = 16  # how far a veto looks before or after its match
 
-# (kind, trigger words, pattern). A pattern runs only on a text holding one of its trigger
+
+@dataclass(frozen=True)
+class Veto:
+    """What makes a match of a pattern no deadline: `before` ends just before the match
+    (searched in the _REACH characters before it), `after` starts just after it."""
+
+    before: str | None = None
+    after: str | None = None
+    compiled: tuple[re.Pattern[str] | None, re.Pattern[str] | None] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        before = re.compile(rf"(?:{self.before})\Z") if self.before else None
+        after = re.compile(self.after) if self.after else None
+        object.__setattr__(self, "compiled", (before, after))
+
+    def rejects(self, text: str, start: int, end: int) -> bool:
+        before, after = self.compiled
+        if before is not None and before.search(text[max(0, start - _REACH) : start]):
+            return True
+        return after is not None and after.match(text, end, end + _REACH) is not None
+
+
+# a routine ("每天上午10点开门") or a past day ("上次", "昨天") before a time or a count
+_ZH_ROUTINE_OR_PAST = rf"(?:每天|每日|天天|每周|每逢|每次|平时|平常|平日|通常|一般|往常|经常|上次|昨天|昨日|昨晚|前天|琴日|寻日|那天|上周|上星期|上礼拜){_CLAUSE_ZH}{{0,8}}"
+_ZH_QUESTION = rf"{_CLAUSE_ZH}{{0,3}}?(?:吗|\?)"  # "上午8点开诊吗?" asks about opening hours
+# a question about opening hours ("are you open today 4pm?"), a time in the past ("since today 9am")
+_EN_OPENING_OR_PAST = r"\b(?:open|opens|opening|hours|since|earlier)\b[^.!?\n]{0,12}"
+_EN_ROUTINE_OR_PAST = r"\b(?:every|each|usual|usually|normally|regular|daily|yesterday's|yesterday|last)\b[^.!?\n]{0,12}"
+
+# (kind, trigger words, pattern[, veto]). A pattern runs only on a text holding one of its trigger
 # words: a substring test in C skips most patterns for most messages, which keeps
 # classification above 10,000 messages per CPU second (the patterns alone cost 2.5 times
 # the keyword matching).
-_PATTERNS: tuple[tuple[str, tuple[str, ...], str], ...] = (
+_PATTERNS: tuple[tuple[str, tuple[str, ...], str] | tuple[str, tuple[str, ...], str, Veto], ...] = (
     # -- Chinese: today ---------------------------------------------------------------
     (
         TODAY,
@@ -63,16 +98,28 @@ _PATTERNS: tuple[tuple[str, tuple[str, ...], str], ...] = (
         r"(?:今天|今日|今晚|今早)(?:上午|中午|下午|晚上)?\s{0,2}(?:就|还|必须|一定)?\s{0,2}要(?:用|打|交|发|出|上|开|到|送|做|办|给|考|签|演)",
     ),
     (TODAY, ("马上", "立刻", "立即"), r"(?:马上|立刻|立即)\s{0,2}(?:就要|要用|要交|开始|开会|上课)"),
+    # a bare 急 ending the message or a line, after a space or punctuation ("。急", " 急", "急!"): now.
+    # Never inside a word: 急诊, 紧急联系人, 着急 ("不急", "不着急" are no bare 急, and cancel time in [time])
+    (TODAY, ("急",), r"(?<![^\s,.!?;:。、~])急(?=[!.。~]{0,4}[ \t]{0,3}(?:\n|\Z))"),
     # minutes away: "5分钟后上课", "还有几分钟就开课", "再等半小时就要走"
     (TODAY, ("分钟", "分鐘"), rf"(?<!\d)(?:\d{{1,2}}|[一二两三四五六七八九十几半]{{1,2}}){_S}(?:个)?{_S}分钟{_S}(?:后|以后|之后|内|之内|就)"),
     (TODAY, ("还有", "再等"), r"(?:还有|再等)\s{0,2}(?:\d{1,2}|[一二两三四五六七八九十几半])\s{0,2}(?:个)?\s{0,2}(?:分钟|小时|钟头)"),
+    # hours in Cantonese, 个钟 or 粒钟: "三個鐘後", "仲有兩個鐘", "兩個鐘內" ("搞咗三個鐘後" is past, "每日兩個鐘" routine)
+    (
+        TODAY,
+        ("个钟", "粒钟"),
+        rf"(?<!\d){_HOURS}{_S}[个粒]{_S}(?:半{_S})?钟(?!头){_S}(?:后|之后|以后|内|之内|以内|就)"
+        rf"|(?:仲有|还有|再过|再等|只剩|剩返|剩下|不够|唔够|不到|唔到)\s{{0,2}}{_HOURS}{_S}[个粒]{_S}(?:半{_S})?钟(?!头)",
+        Veto(before=rf"(?:咗|了|过|{_ZH_ROUTINE_OR_PAST}){_CLAUSE_ZH}{{0,2}}"),
+    ),
     # a time today with what happens then: "两点的直播课", "快递四点来收", "下午3点开考"
     (
         TODAY,
         ("点", "时", ":"),
         rf"(?:今天|今日|今早|今晚|上午|中午|下午|晚上|早上|待会|等下)?{_S}{_CLOCK_ZH}{_S}(?:就|要|准时)?{_S}"
-        r"(?:来收|来取|来拿|开始|开课|上课|开考|考试|截止|开会|开门|开业|开诊|开播|直播|发车|上线|出成绩|的课|的直播|的会|的考试|"
+        r"(?:来收|来取|来拿|开始|开课|上课|开考|考试|截止|开会|开门|开业|开诊|出门诊|门诊|接诊|坐诊|开播|直播|发车|上线|出成绩|的课|的直播|的会|的考试|"
         r"就到|就来|要到|要来|到齐|集合|起飞|出发|登机|关门|提货|揽收|来揽收|来提货|装车|装柜)",
+        Veto(before=_ZH_ROUTINE_OR_PAST, after=_ZH_QUESTION),
     ),
     # tomorrow morning is as good as today: "明天上午八点考试", "明早的单子"
     (TODAY, ("明早", "明天", "明日", "聽日", "听日", "听朝"), r"(?:明早|明天一早|明天一大早|明天早上|明天上午|明日上午|听日朝早|听朝一早|听朝)"),
@@ -104,17 +151,21 @@ _PATTERNS: tuple[tuple[str, tuple[str, ...], str], ...] = (
         r"(?:排了|坐着|站着|围着|还有|已经有)\s{0,2}(?:\d{1,3}|[一二两三四五六七八九十几百]{1,3})\s{0,2}多?\s{0,2}(?:个|位|名)?\s{0,2}"
         r"(?:人|病人|患者|客人|顾客|学生|老师|家长|司机|工人)",
     ),
+    # "十几个客人在等", "30多人等着" ("每天都有30多人等着" is a routine)
     (
         WAITING,
         ("在等", "等着", "等紧", "干等"),
-        r"(?:\d{1,3}|[一二两三四五六七八九十几百]{1,3})\s{0,2}多?\s{0,2}(?:个|位|名)\s{0,2}(?:人|病人|患者|客人|顾客|学生|老师|家长|司机|工人|买家)"
+        r"(?:\d{1,3}|[一二两三四五六七八九十几百]{1,3})\s{0,2}多?\s{0,2}(?:个|位|名)?\s{0,2}(?:人|病人|患者|客人|顾客|学生|老师|家长|司机|工人|买家)"
         r"[^,.!?;,。!?;\n]{0,8}?(?:在等|等着|等紧|干等)",
+        Veto(before=_ZH_ROUTINE_OR_PAST),
     ),
-    # waiting now for minutes or hours: "现在人在一楼大堂等了四十多分钟" ("等了三天" is a complaint about days)
+    # waiting now for minutes or hours: "现在人在一楼大堂等了四十多分钟", "已经在门口等20分钟", "等咗兩個鐘"
+    # ("等了三天" is a complaint about days; "现在要等20分钟" says how slow, no one is waiting)
     (
         WAITING,
-        ("等了",),
-        r"(?:现在|已经|还在)[^,.!?;,。!?;\n]{0,10}?等了\s{0,2}(?:\d{1,3}|[一二两三四五六七八九十几半]{1,3})\s{0,2}多?\s{0,2}(?:个)?\s{0,2}(?:分钟|小时|钟头)",
+        ("等了", "等咗", "分钟", "小时", "钟头", "个钟"),
+        r"(?:现在|已经|还在)[^,.!?;,。!?;\n]{0,10}?(?<![要得需])等(?:了|咗)?\s{0,2}(?:\d{1,3}|[一二两三四五六七八九十几半]{1,3})\s{0,2}多?\s{0,2}"
+        r"(?:(?:个)?\s{0,2}(?:分钟|小时|钟头)|个\s{0,2}(?:半\s{0,2})?钟)",
     ),
     # -- Chinese: days ----------------------------------------------------------------
     (DAYS, ("周", "星期", "礼拜"), rf"(?:本|这|下|下个){_S}{_WEEKDAY_ZH}{_S}(?:之前|以前|前|截止|要用|开会|上线)?"),
@@ -146,7 +197,11 @@ _PATTERNS: tuple[tuple[str, tuple[str, ...], str], ...] = (
         r"(?!\s{0,2}(?:tomorrow|on |next |this (?:week|month)))",
     ),
     # hours up to 12: "within 24/48 hours" is a promise about days, not today
-    (TODAY, ("hour",), r"\b(?:within|in the next|in)\s{1,3}(?:an|one|two|three|four|five|six|a few|a couple of|[1-9]|1[0-2])\s{1,3}hours?\b"),
+    (
+        TODAY,
+        ("hour", " hr"),
+        r"\b(?:within|in the next|in next|in)\s{1,3}(?:an|one|two|three|four|five|six|a few|a couple of|[1-9]|1[0-2])\s{1,3}(?:hours?|hrs?)\b",
+    ),
     (TODAY, ("today", "tonight"), r"\b(?:today|tonight)\s{1,3}(?:by|before|at)\b"),
     (
         TODAY,
@@ -160,6 +215,8 @@ _PATTERNS: tuple[tuple[str, tuple[str, ...], str], ...] = (
     ),
     # a time today with what happens then: "convenes at 14:00 today", "coming at 3pm today"
     (TODAY, ("today",), rf"\b(?:at|from){_W}{_CLOCK_EN}{_W}today\b|\btoday{_W}at{_W}{_CLOCK_EN}"),
+    # a clock time right after today: "closes today 4 PM", "today 4pm" ("are you open today 10am?" asks)
+    (TODAY, ("today", "tonight"), rf"\b(?:today|tonight){_W}{_CLOCK_EN}", Veto(before=_EN_OPENING_OR_PAST)),
     # something leaves or starts at a time today: "the 2pm trucks", "courier collects at 3"
     (
         TODAY,
@@ -182,9 +239,27 @@ _PATTERNS: tuple[tuple[str, tuple[str, ...], str], ...] = (
             "deadline",
             "cut-off",
             "cutoff",
+            "patient",
+            "client",
+            "surgery",
+            "operation",
+            "procedure",
+            "consult",
+            "clinic",
+            "interview",
+            "call",
+            "demo",
+            "webinar",
+            "inspection",
+            "visit",
+            "shift",
+            "briefing",
         ),
         rf"\b{_CLOCK_EN}{_W}(?:truck|trucks|collection|pickup|pick-up|courier|delivery|shipment|flight|train|meeting|class|lesson|exam|"
-        r"appointment|appointments|session|deadline|cut-?off)\b(?!\s{0,2}(?:tomorrow|on |next |this (?:week|month)|every|each))",
+        r"appointment|appointments|session|deadline|cut-?off|patient|patients|client|clients|surgery|operation|procedure|consult|consultation|"
+        r"clinic|interview|call|demo|webinar|inspection|visit|shift|briefing)\b"
+        r"(?!\s{0,2}(?:tomorrow|yesterday|last|on |next |this (?:week|month)|every|each))",
+        Veto(before=_EN_ROUTINE_OR_PAST),
     ),
     (
         TODAY,
@@ -195,7 +270,18 @@ _PATTERNS: tuple[tuple[str, tuple[str, ...], str], ...] = (
         rf"{_W}at{_W}(?:{_CLOCK_EN}|(?:1[0-2]|[1-9])(?![.,:]\d)(?=\s{{0,2}}(?:$|[.,;!?)]|and\b|to\b|but\b|so\b)))"
         rf"(?!\s{{0,2}}(?:today|tomorrow|on |next |this (?:week|month)|every|each))",
     ),
-    (TODAY, ("minute",), r"\b(?:in|within)\s{1,3}(?:a few|few|a couple of|\d{1,2}|five|ten|fifteen|twenty|thirty)\s{1,3}minutes?\b"),
+    # "in 10 minutes", "starts in 20 mins"; not "booked in 15 min slots" (a routine), "fixed it in 40 min" (past),
+    # "let me in 5 min before closing" (the in is the verb's), 'the app said "ready in 10 mins"' (a quoted display)
+    (
+        TODAY,
+        ("minute", " min"),
+        r"\b(?:in|within)\s{1,3}(?:a few|few|a couple of|\d{1,2}|five|ten|fifteen|twenty|thirty|forty)\s{1,3}(?:minutes?|mins?)\b"
+        r"(?!\s{0,2}(?:slots?|intervals?|increments?|blocks?|cycles?|windows?|sessions?|before|after|early|earlier|late|later|ago|past)\b)",
+        Veto(
+            before=r"\b(?:fixed|done|solved|resolved|sorted|finished|answered|replied|responded|arrived|came|took|completed|delivered)\b[^.!?\n]{0,10}",
+            after=r"[.!]?[\"”'’」』]",
+        ),
+    ),
     (TODAY, ("due", "cut", "deadline"), rf"\b(?:due|cut-?off|deadline is){_W}(?:at|by){_W}{_CLOCK_EN}"),
     (TODAY, ("due",), rf"\bdue{_W}(?:(?:at|by){_W})?(?:{_CLOCK_EN}{_W})?today\b|\bdue{_W}{_CLOCK_EN}"),
     (
@@ -211,6 +297,17 @@ _PATTERNS: tuple[tuple[str, tuple[str, ...], str], ...] = (
         r"(?:people|patients|customers|guests|students|parents|drivers|passengers|workers|shoppers)\s{1,3}(?:are\s{1,3}|now\s{1,3})?"
         r"(?:standing|waiting|queuing|queueing|sitting|lined up|in (?:the )?(?:queue|line))\b",
     ),
+    # vehicles waiting, with or without a count: "3 trucks outside waiting to load", "vehicles waiting"
+    # ("the drivers waiting room" is a place, "every morning trucks ... waiting" a routine)
+    (
+        WAITING,
+        ("trucks", "lorries", "vans", "vehicles", "drivers", "couriers"),
+        r"\b(?:trucks|lorries|vans|vehicles|drivers|couriers)\s{1,3}"
+        r"(?:(?:are|now|still|already|all|outside|here|there|out front|in the yard|at the (?:gate|dock|door|depot|site))\s{1,3}){0,2}"
+        r"(?:sitting\s{1,3}|standing\s{1,3})?(?:waiting|queuing|queueing|lined up|idling)\b"
+        r"(?!\s{1,3}(?:room|rooms|area|areas|list|lounge|time|times|bay|bays|zone))",
+        Veto(before=_EN_ROUTINE_OR_PAST + r"|\b(?:often|sometimes|always)\b[^.!?\n]{0,12}"),
+    ),
     # -- English: days ----------------------------------------------------------------
     (DAYS, ("by", "before", "until", "till", "no later"), rf"\b(?:by|before|until|till|no later than){_W}(?:this |next |the )?{_DAY_EN}\b"),
     (DAYS, ("this", "next"), rf"\b(?:is|on|for|until) (?:this|next) {_DAY_EN}\b"),
@@ -222,6 +319,8 @@ _PATTERNS: tuple[tuple[str, tuple[str, ...], str], ...] = (
         r"\b(?:for|due|ready|needed|need (?:it|this|them)|needs? to (?:be|go)[a-z ]{0,12}?)\s{1,3}tomorrow\b",
     ),
     (DAYS, ("tomorrow",), r"\bby (?:the )?end of (?:the )?day tomorrow\b"),
+    # a clock time with tomorrow, no "at": "tomorrow 10 AM", "10am tomorrow" ("are you open tomorrow 10am?" asks)
+    (DAYS, ("tomorrow",), rf"\btomorrow{_W}{_CLOCK_EN}|\b{_CLOCK_EN}{_W}tomorrow\b", Veto(before=_EN_OPENING_OR_PAST)),
     (
         DAYS,
         ("by", "before", "until", "till"),
@@ -235,7 +334,7 @@ _PATTERNS: tuple[tuple[str, tuple[str, ...], str], ...] = (
     (DAYS, ("deadline", "due date", "closing date", "cut"), r"\b(?:deadline|due date|closing date|cut-?off)\b"),
 )
 
-_COMPILED = tuple((kind, triggers, re.compile(pattern)) for kind, triggers, pattern in _PATTERNS)
+_COMPILED = tuple((kind, triggers, re.compile(pattern), veto[0] if veto else None) for kind, triggers, pattern, *veto in _PATTERNS)
 
 
 def _trigger_automaton() -> ahocorasick.Automaton:
@@ -243,7 +342,7 @@ def _trigger_automaton() -> ahocorasick.Automaton:
     patterns it lets run: one scan of the text finds the patterns worth running (a substring
     test per trigger and pattern was half the cost of classifying a message)."""
     owners: dict[str, set[int]] = {}
-    for index, (_, triggers, _) in enumerate(_COMPILED):
+    for index, (_, triggers, _, _) in enumerate(_COMPILED):
         for trigger in triggers:
             owners.setdefault(trigger, set()).add(index)
     automaton = ahocorasick.Automaton()
@@ -273,9 +372,9 @@ def find_deadlines(text: str) -> list[Deadline]:
     candidates = sorted(
         (m.start(), rank, m.end(), kind, m.group(0))
         for rank in sorted(triggered)
-        for kind, _, pattern in (_COMPILED[rank],)
+        for kind, _, pattern, veto in (_COMPILED[rank],)
         for m in pattern.finditer(text)
-        if m.end() > m.start()
+        if m.end() > m.start() and (veto is None or not veto.rejects(text, m.start(), m.end()))
     )
     found: list[Deadline] = []
     covered = 0  # the end of the last kept expression: one sweep, linear after the sort

@@ -102,6 +102,108 @@ def test_no_deadline_where_there_is_none(text):
     assert kinds(text) == []
 
 
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        # events at a clock time today, the clinic's among them
+        ("上午10点要出门诊", [("上午10点要出门诊", TODAY)]),
+        ("王医生下午2点接诊,系统登不上", [("下午2点接诊", TODAY)]),
+        ("今天下午3点门诊,叫号屏黑了", [("下午3点门诊", TODAY)]),
+        # English clock times without "at"
+        ("Need the scanner working tomorrow 10 AM", [("tomorrow 10 am", DAYS)]),
+        ("The pharmacy closes today 4 PM and the till is down", [("today 4 pm", TODAY)]),
+        ("Please send the file today 4pm", [("today 4pm", TODAY)]),
+        ("X-ray printer prints blank pages. Dr. Lee needs them for the 2pm patient.", [("2pm patient", TODAY)]),
+        ("Please fix it before the 3 pm meeting", [("3 pm meeting", TODAY)]),
+        # short and dialect durations
+        ("Please respond in next one hour", [("in next one hour", TODAY)]),
+        ("The courier arrives in 40 min", [("in 40 min", TODAY)]),
+        ("Class starts in 20 mins and the projector is dead", [("in 20 mins", TODAY)]),
+        ("三個鐘後要開會", [("三个钟后", TODAY)]),  # Cantonese, traditional characters normalised
+        ("三个钟后要开会", [("三个钟后", TODAY)]),
+        ("仲有兩個鐘就開舖", [("仲有两个钟", TODAY)]),
+        ("兩個鐘內要搞掂", [("两个钟内", TODAY)]),
+        # people and vehicles waiting now
+        ("大厅里30多人等着办业务", [("30多人等着", WAITING)]),
+        ("我们已经在门口等20分钟", [("已经在门口等20分钟", WAITING)]),
+        ("已经等咗兩個鐘", [("已经等咗两个钟", WAITING)]),
+        ("3 trucks outside waiting to load", [("trucks outside waiting", WAITING)]),
+        ("We have vehicles waiting at the gate", [("vehicles waiting", WAITING)]),
+        ("drivers here waiting since 6", [("drivers here waiting", WAITING)]),
+        # a bare 急 ending the message or a line: now
+        ("收银机又死机了。急", [("急", TODAY)]),
+        ("打印机卡纸 急", [("急", TODAY)]),
+        ("急!", [("急", TODAY)]),
+        ("急!!", [("急", TODAY)]),
+        ("系统登不上\n急\n谢谢", [("急", TODAY)]),
+    ],
+)
+def test_clock_events_short_durations_waiting_and_a_bare_ji_are_found(text, expected):
+    assert kinds(text) == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        # clinic events: a routine, a past day, a question about opening hours
+        "每天上午10点出门诊",
+        "每天上午10点开门",
+        "昨天上午10点出门诊的时候卡住了",
+        "请问周六上午8点开诊吗?",
+        "周六上午8点开诊是吗",
+        # English clock times: questions about opening hours, a past time, a routine
+        "Are you open tomorrow 10 AM?",
+        "Are you open today 4pm?",
+        "Since today 9am the scanner shows an error",
+        "Every day the 2pm patients have to wait",
+        "Yesterday's 2pm meeting was fine",
+        "the 3 pm meeting yesterday went fine",
+        # durations: more than 12 hours, a routine, the past, "in" of another verb, a quoted display
+        "Please reply in next 48 hours",
+        "Appointments are booked in 15 min slots",
+        "Last time your engineer fixed it in 40 min",
+        "front desk refused to let me in 5 min before closing",
+        'The app said "ready in 10 mins" and it took an hour',
+        "上次搞咗三個鐘後先好",  # past
+        "每日開兩個鐘",  # routine, no marker
+        "等咗兩個鐘",  # a past wait, no one named waiting now
+        "三点钟后再打给你",  # 点钟 is a clock time, not hours
+        # waiting: a routine, the past, a calm estimate, how slow it is, a place
+        "每天都有30多人等着",
+        "上次30多人等着",
+        "大概要等20分钟左右",
+        "现在要等20分钟才能开机",
+        "the drivers waiting room has no wifi",
+        "Every morning trucks outside waiting to load block the road",
+        # 急 inside a word, or negated
+        "有空看看就行,不着急",
+        "不急。",
+        "我很着急",
+        "急诊科的电脑坏了",
+        "病人送去急诊",
+        "请填写紧急联系人",
+    ],
+)
+def test_near_misses_of_the_new_patterns_are_no_deadline(text):
+    assert kinds(text) == []
+
+
+def test_a_bare_ji_is_urgent_and_no_rush_in_the_field_still_cancels_it():
+    rules = Classifier.from_file(ROOT / "config" / "rules.toml")
+    result = rules.classify("收银机", "收银机又死机了,扫不了码。急")
+    (match,) = [m for m in result.matches if m.rule == "time:today"]
+    assert match.keyword == "急" and match.target == "urgency:urgent" and not match.negated
+    assert result.urgency == "urgent"
+    # the customer takes it back in the same field: 不急 cancels the time expression
+    result = rules.classify("收银机", "收银机又死机了。急!\n其实也不急,下周修好就行")
+    (match,) = [m for m in result.matches if m.rule == "time:today"]
+    assert match.keyword == "急" and match.negated and match.negated_by == "不急"
+    assert result.urgency != "urgent"
+    # no bare 急 at all in "不着急"
+    result = rules.classify("打印机", "打印机有点卡纸,不着急")
+    assert not [m for m in result.matches if m.rule == "time:today"]
+
+
 def test_cost_is_linear_in_the_text():
     """Hostile shapes: a marker repeated, a marker before a long run of spaces."""
     for unit in (
@@ -116,6 +218,17 @@ def test_cost_is_linear_in_the_text():
         "20 people ",
         "collects at 3 ",
         "next friday ",
+        "急 ",  # a bare 急 at every line end
+        "。急\n",
+        "急" + " " * 500,
+        "每天上午10点出门诊",  # a veto on every match
+        "today 4pm ",
+        "in 40 min ",
+        "两个钟",
+        "已经在门口等",
+        "30多人",
+        "3 trucks outside ",
+        "trucks" + " " * 500,
     ):
         small, large = unit * (10_000 // len(unit)), unit * (100_000 // len(unit))
         # the least CPU of three runs each: one run can carry a garbage collection of the
