@@ -225,7 +225,7 @@ class Classifier:
         if rs.lexicon is not None and rs.lexicon_weight > 0 and rs.lexicon_axes:
             wording = rs.lexicon.read(terms(texts[0][1] + "\n" + texts[1][1]), rs.lexicon_axes)
         if wording is not None and "type" in rs.lexicon_axes:
-            type_ = self._weigh("type", TYPES, scores, wording["type"], rs.type_tie_order, decision)
+            type_ = self._weigh("type", TYPES, scores, wording["type"], rs.default_type, rs.type_tie_order, decision)
         else:
             type_ = self._decide("type", TYPES, scores, rs.default_type, rs.type_tie_order, decision)
         calm = self._no_rush(texts, scores, matches)
@@ -243,7 +243,7 @@ class Classifier:
             if scores["urgency:important"] > 0:
                 decision["urgency"].update(runner_up="important", runner_up_score=scores["urgency:important"])
         elif wording is not None and "urgency" in rs.lexicon_axes:
-            urgency = self._weigh("urgency", URGENCIES, scores, wording["urgency"], rs.urgency_tie_order, decision)
+            urgency = self._weigh("urgency", URGENCIES, scores, wording["urgency"], rs.urgency_fallback(type_), rs.urgency_tie_order, decision)
         else:
             urgency = self._decide("urgency", URGENCIES, scores, rs.urgency_fallback(type_), rs.urgency_tie_order, decision)
         return Classification(
@@ -298,7 +298,14 @@ class Classifier:
             matches.append(Match(f"time:{deadline.kind}", deadline.text, field_name, target, weight, negated_by is not None, negated_by))
 
     def _weigh(
-        self, axis: str, values: tuple[str, ...], scores: dict[str, float], reading: Reading, tie_order: tuple[str, ...], decision: dict
+        self,
+        axis: str,
+        values: tuple[str, ...],
+        scores: dict[str, float],
+        reading: Reading,
+        fallback: str,
+        tie_order: tuple[str, ...],
+        decision: dict,
     ) -> str:
         """The keyword scores and the learned wording together: each value's score scaled
         to the top score (1 for the keywords' winner, 0 when no keyword matched) plus the
@@ -307,6 +314,8 @@ class Classifier:
         weight = self.ruleset.lexicon_weight
         keyword_scores = [scores[key] for key in _KEYS[axis]]
         top = max(keyword_scores)
+        if top <= 0 and not reading.found:  # nothing to go on, neither keyword nor known term: the default
+            return self._decide(axis, values, scores, fallback, tie_order, decision)
         scale = 1 / top if top > 0 else 0.0
         combined = [score * scale + weight * p for score, p in zip(keyword_scores, reading.probabilities, strict=True)]
         best = max(combined)

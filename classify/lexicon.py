@@ -185,18 +185,21 @@ def learn(examples: list[tuple[str, str | None, str | None]], *, min_examples: i
     corrections on top of the shipped lexicon is the sum of the two), and every term of the
     base takes its new counts whatever their number."""
     per_term: dict[str, Counter] = {}
+    holding: Counter = Counter()  # term → labelled examples holding it (on either axis)
     labelled: Counter = Counter()
     for text, type_, urgency in examples:
         labels = [label for label in (type_, urgency) if label is not None]
         if not labels:
             continue
         labelled.update(labels)
-        for term in terms(text):
+        found = terms(text)
+        holding.update(found)
+        for term in found:
             per_term.setdefault(term, Counter()).update(labels)
     old = base.counts if base is not None else {}
     counts = {term: list(row) for term, row in old.items()}
     for term, by_label in per_term.items():
-        if term in old or max(sum(by_label[t] for t in TYPES), sum(by_label[u] for u in URGENCIES)) >= min_examples:
+        if term in old or holding[term] >= min_examples:
             row = counts.setdefault(term, [0] * len(COLUMNS))
             for c, label in enumerate(COLUMNS):
                 row[c] += by_label[label]
@@ -221,7 +224,7 @@ def render(lexicon: Lexicon, header: list[str]) -> str:
 def load_lexicon(path: Path, *, smoothing: float = 1.0) -> Lexicon:
     """Read a lexicon file; a bad line raises RulesError naming the file and the line."""
     try:
-        text = Path(path).read_bytes().decode("utf-8")
+        text = Path(path).read_bytes().decode("utf-8-sig")  # a spreadsheet's byte-order mark is no term
     except OSError as exc:
         raise RulesError(path, None, f"cannot read the lexicon: {exc.strerror or exc}") from exc
     except UnicodeDecodeError as exc:
@@ -248,6 +251,8 @@ def load_lexicon(path: Path, *, smoothing: float = 1.0) -> Lexicon:
         if any(value < 0 for value in row):
             raise RulesError(path, number, f"'{term}': counts must not be negative")
         if term == EXAMPLES_ROW:
+            if examples is not None:
+                raise RulesError(path, number, f"a second '{EXAMPLES_ROW}' row")
             examples = dict(zip(COLUMNS, row, strict=True))
         elif not term:
             raise RulesError(path, number, "an empty term")

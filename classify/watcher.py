@@ -118,7 +118,7 @@ class _Handler(FileSystemEventHandler):
         self.files, self.changed = files, changed
 
     def on_any_event(self, event: FileSystemEvent) -> None:
-        if event.event_type not in ("created", "modified", "moved", "closed"):
+        if event.event_type not in ("created", "modified", "moved", "closed", "deleted"):
             return
         # str paths, as watched (watchdog gives bytes only for a folder watched as bytes)
         paths = {os.fsdecode(event.src_path), os.fsdecode(getattr(event, "dest_path", "") or "")}

@@ -109,7 +109,8 @@ def cmd_learn(args, out, rules_file: Path) -> int:
     held = [held_out(e, 4) for e in examples]
     trial = learn([r for r, h in zip(rows, held, strict=True) if not h], min_examples=args.min_examples, base=base)
     now = Classifier(ruleset)
-    then = Classifier(replace(ruleset, lexicon=trial, lexicon_weight=ruleset.lexicon_weight or 1.0))
+    # as rules.toml would read it: the table as written, or for rules without one yet, its defaults
+    then = Classifier(replace(ruleset, lexicon=trial, lexicon_weight=ruleset.lexicon_weight or 1.0, lexicon_axes=ruleset.lexicon_axes or ("type",)))
     measured = {"type": [0, 0, 0], "urgency": [0, 0, 0]}  # axis → held-out examples labelled, right now, right then
     for example, is_held in zip(examples, held, strict=True):
         if not is_held:
@@ -130,7 +131,7 @@ def cmd_learn(args, out, rules_file: Path) -> int:
     header = [
         f"Learned by `intake rules learn`, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, for {rules_file}",
         "examples: " + ", ".join(["stored corrections not read" if args.no_stored else f"{stored} corrected tickets", *map(str, args.imports)]),
-        "added to: " + ("nothing (--no-base)" if base is None else base.path),
+        "added to: " + (base.path if base is not None else "nothing (--no-base)" if args.no_base else "nothing (the rules name no lexicon)"),
         f"terms in at least {args.min_examples} of the new examples; {len(lexicon.counts)} terms, {lexicon.trained_on} examples in all",
         *figures,
         "To use it: read it, copy it over the file named by [lexicon] file in the rules, and save; the daemon reloads it.",

@@ -183,11 +183,6 @@ def test_the_held_out_figures_measure_the_lexicon(site, tmp_path):
     assert n > 0 and now == 0.0 and then == 100.0  # the rules call them inquiries; the words learned call them requests
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="cmd_learn measures `replace(ruleset, lexicon=trial, lexicon_weight=...)` but keeps lexicon_axes, which is () "
-    "for rules without a [lexicon] table: the trial lexicon is never read and 'with this lexicon' repeats the rules' figure",
-)
 def test_the_held_out_figures_measure_the_lexicon_for_rules_without_one_yet(site, tmp_path):
     text = site.rules.read_text(encoding="utf-8")
     start = text.index("\n[lexicon]\n") + 1

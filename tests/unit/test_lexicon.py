@@ -198,12 +198,6 @@ def _examples(**labels: int) -> dict[str, int]:
     return {c: labels.get(c, 0) for c in COLUMNS}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="learn() keeps a new term when max(type examples, urgency examples) >= min_examples, not when it is in "
-    "min_examples labelled examples as its docstring and `rules learn --min-examples` help say: a term in 2 "
-    "type-only and 1 urgency-only corrections (3 examples) is dropped at min_examples=3",
-)
 def test_min_examples_counts_examples_labelled_on_either_axis():
     lex = learn([("zorbulator", "fault", None), ("zorbulator", "fault", None), ("zorbulator", None, "urgent")], min_examples=3)
     assert lex.counts.get("zorbulator") == _row(fault=2, urgent=1)
@@ -361,11 +355,6 @@ def test_windows_line_ends_and_comments_are_read(tmp_path):
     assert lex.counts == {"printer": (1, 1, 30, 1, 0, 12, 16, 4)} and lex.examples["normal"] == 60
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="load_lexicon decodes with 'utf-8', not 'utf-8-sig' (as classify/evaluate.load_labelled does): a lexicon saved "
-    "with a byte-order mark, as spreadsheets and Windows editors do, is refused at line 1 although its column names are right",
-)
 def test_a_lexicon_saved_with_a_byte_order_mark_is_read(tmp_path):
     path = tmp_path / "from-a-spreadsheet.tsv"
     path.write_bytes(b"\xef\xbb\xbf" + LEXICON_TSV.encode("utf-8"))
@@ -612,11 +601,6 @@ def test_the_default_rules_name_the_shipped_lexicon():
     assert len(rs.lexicon.counts) > 1000
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="with a lexicon the type is always weighed (_weigh): a message with no keyword and no known term gets the "
-    "lexicon's prior favourite (fault, then urgency important by urgency_by_type) instead of [defaults] type/urgency",
-)
 @pytest.mark.parametrize("subject, body", [("", ""), ("xyzzy", "plugh qwerty")])
 def test_no_evidence_at_all_gives_the_defaults_with_the_shipped_rules(subject, body):
     c = Classifier.from_file(ROOT / "config" / "rules.toml")
