@@ -366,3 +366,15 @@ def test_an_earlier_reply_that_quoted_the_notification_does_not_disarm_the_cut_o
     assert left[0] == "Refund sent, please check."
     assert all(after_first.is_internal(line) for line in left[1:] if len(line.strip("| ")) >= 12)
     assert len(left) < len(second.splitlines()) - 4  # cut at the notification, not relayed whole
+
+
+def test_a_command_line_that_ends_several_replies_is_never_learned_as_a_signature():
+    """A member who ends three replies with '#urgency urgent' and the same answer line keeps
+    the command and the answer: before, the two lines were learned as her signature and the
+    third reply's command and answer were dropped without a word."""
+    from intake.inbound.quote import learned_signature
+
+    earlier = [f"工单{n}已看过。\n#type fault\n#urgency urgent\n已转技术部。" for n in range(3)]
+    assert learned_signature(earlier) == ""
+    signed = [f"好的,第{n}个问题已处理。\n李娜\n售后部 138****0000" for n in range(3)]
+    assert learned_signature(signed) == "李娜\n售后部 138****0000"

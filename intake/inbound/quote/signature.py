@@ -15,7 +15,10 @@ MAX_LINES = 6
 def learned_signature(earlier: Iterable[str], *, min_replies: int = 2) -> str:
     """The longest run of 2 to 6 lines ending the new text of `min_replies` earlier
     replies, each with text above it; '' when there is none. A single closing line
-    ("谢谢！") is part of the answer, never a signature."""
+    ("谢谢！") is part of the answer, never a signature, and so is a run holding a line that
+    starts with '#': a staff command (intake/staffmail/commands.py) that a member ends
+    several replies with ("#urgency urgent / 已转技术部。") would otherwise be cut off as
+    their signature, and the command and the answer dropped."""
     tails = []
     for text in earlier:
         lines = [line.strip() for line in split(text).splitlines() if line.strip()]
@@ -25,7 +28,7 @@ def learned_signature(earlier: Iterable[str], *, min_replies: int = 2) -> str:
         for key, count in seen.most_common():
             if count < min_replies:
                 break
-            if sum(len(n) for n in key) >= 6:
+            if sum(len(n) for n in key) >= 6 and not any(line.startswith("#") for line in key):
                 lines = next(lines for lines in tails if len(lines) > size and tuple(normalise(x) for x in lines[-size:]) == key)
                 return "\n".join(lines[-size:])
     return ""
