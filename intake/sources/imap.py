@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 
 from imapclient import IMAPClient
 from imapclient.exceptions import IMAPClientError
-from imapclient.imapclient import DELETED, SocketTimeout
+from imapclient.imapclient import DELETED, SocketTimeout, _parse_untagged_response
 
 from intake.oauth import TokenSource
 from intake.oauth.sasl import imap_login
@@ -39,7 +39,6 @@ log = logging.getLogger("intake.sources.imap")
 
 FETCH_MAX_BYTES = 16_000_000  # bodies fetched in one command: bounds memory, not count
 STOP_CHECK = 0.5  # how often a wait (IDLE, poll, backoff) looks at the stop event
-SECOND_LOOK = 1.0  # seconds into IDLE: leave it once to see what came just before it began
 
 
 @dataclass
@@ -359,10 +358,12 @@ class ImapSource(MailboxSource):
         if _pop_exists(client):
             return
         client.idle()
-        idling = True
         try:
+            # news may have come with IDLE's own answer (Dovecot tells what came after the
+            # NOOP there), where idle_check cannot see it
+            if any(_is_new_mail(r) for r in _already_read(client)):
+                return
             deadline = time.monotonic() + self.account.idle_timeout
-            second_look = time.monotonic() + SECOND_LOOK
             while not self.stop.is_set() and time.monotonic() < deadline:
                 started = time.monotonic()
                 responses = client.idle_check(timeout=STOP_CHECK)
@@ -374,20 +375,8 @@ class ImapSource(MailboxSource):
                     # idle_check swallows EOF and returns at once: leave IDLE, whose
                     # DONE fails if the connection is gone.
                     return
-                if second_look and time.monotonic() >= second_look:
-                    # Mail that came between the NOOP's answer and the IDLE (one round
-                    # trip, longer when this thread waits for the interpreter) is told
-                    # only at DONE: look once, then idle for good.
-                    second_look = 0.0
-                    idling = False
-                    _, responses = client.idle_done()
-                    if any(_is_new_mail(r) for r in responses) or _pop_exists(client):
-                        return
-                    client.idle()
-                    idling = True
         finally:
-            if idling:
-                client.idle_done()
+            client.idle_done()
 
     def _keep_token_fresh(self) -> None:
         """With OAuth2, ask for the access token once per wait: the provider's library
@@ -415,6 +404,34 @@ def _pop_exists(client: IMAPClient) -> bool:
     """Whether the server announced new messages (untagged EXISTS) since the last look.
     imaplib keeps untagged responses that came with other commands' replies."""
     return client._imap.untagged_responses.pop("EXISTS", None) is not None
+
+
+def _already_read(client: IMAPClient) -> list:
+    """The responses the server sent together with IDLE's continuation. Dovecot answers an
+    IDLE with '+ idling' and any news in one packet ('+ idling\r\n* 1 EXISTS'); imaplib
+    reads the packet, hands back the first line and keeps the rest in its buffered file (and
+    TLS in its own buffer), where idle_check's poll of the socket cannot see it: the news
+    waited for the next data on the connection, minutes away (bench/ack_latency.md). Reads
+    the complete lines already received, without waiting for more."""
+    imap = client._imap
+    sock = client.socket()
+    timeout = sock.gettimeout()
+    sock.setblocking(False)
+    try:
+        try:
+            waiting = imap.file.peek(1)  # what the buffers hold; one read that cannot wait if empty
+        except (BlockingIOError, ssl.SSLWantReadError, InterruptedError):
+            return []
+        responses = []
+        while waiting and b"\n" in waiting:
+            responses.append(_parse_untagged_response(imap._get_line()))
+            try:
+                waiting = imap.file.peek(1)
+            except (BlockingIOError, ssl.SSLWantReadError, InterruptedError):
+                break
+        return responses
+    finally:
+        sock.settimeout(timeout)
 
 
 def _is_new_mail(response: tuple) -> bool:
