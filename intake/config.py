@@ -216,6 +216,9 @@ class Smtp(_OAuthLogin):
     timeout: float = Field(30.0, gt=0)
     ca_file: str = ""
     verify_tls: bool = True
+    # the name given in EHLO; empty: this machine's host name. Not smtplib's default, which
+    # looks the host name up in DNS at every connection (seconds when DNS is slow)
+    helo: str = ""
 
     def secret(self) -> str:
         return _secret(self.password, self.password_env, "smtp.password_env")

@@ -95,10 +95,11 @@ class SmtpTransport:
     def _connect(self) -> smtplib.SMTP:
         s = self.settings
         conn: smtplib.SMTP
+        helo = s.helo or socket.gethostname()  # smtplib would ask DNS for the FQDN every time
         if s.security == "tls":
-            conn = smtplib.SMTP_SSL(s.host, s.port, timeout=s.timeout, context=self._tls_context())
+            conn = smtplib.SMTP_SSL(s.host, s.port, local_hostname=helo, timeout=s.timeout, context=self._tls_context())
         else:
-            conn = smtplib.SMTP(s.host, s.port, timeout=s.timeout)
+            conn = smtplib.SMTP(s.host, s.port, local_hostname=helo, timeout=s.timeout)
             if s.security == "starttls":
                 conn.starttls(context=self._tls_context())
         try:

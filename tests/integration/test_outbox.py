@@ -443,3 +443,30 @@ def test_the_local_maildir_is_synced_once_a_group_and_before_the_group_is_record
     with pytest.raises(OSError):
         OutboxWorker(ctx).run_once()
     assert sum(row.status == "pending" for row in rows(ctx)) == 2  # written, but not recorded as sent
+
+
+def test_ehlo_names_this_host_without_asking_dns_or_the_configured_name(make_ctx, db_url, smtp_server, monkeypatch):
+    """smtplib's default EHLO name is socket.getfqdn(), a DNS lookup at every connection
+    (seconds when DNS is slow, and traffic off the machine); the mailer gives the host name,
+    or [smtp] helo."""
+    import smtplib
+    import socket
+
+    class NoFqdn:  # smtplib's socket module, without getfqdn (the test server needs the real one)
+        def __getattr__(self, name):
+            if name == "getfqdn":
+                raise AssertionError("smtplib called socket.getfqdn(): a DNS lookup")
+            return getattr(socket, name)
+
+    monkeypatch.setattr(smtplib, "socket", NoFqdn())
+    ctx = mailer_ctx(make_ctx, db_url, smtp_server)
+    queue(ctx, ["notify"])
+    assert OutboxWorker(ctx).run_once() == (1, 0)
+    assert smtp_server.messages[-1].helo == socket.gethostname()
+
+    cfg = staff_config(smtp_server)
+    cfg["smtp"]["helo"] = "intake.example.test"
+    named = make_ctx(db_url, Clock(MONDAY_10), **cfg)
+    queue(named, ["notify"])
+    assert OutboxWorker(named).run_once() == (1, 0)
+    assert smtp_server.messages[-1].helo == "intake.example.test"

@@ -26,6 +26,7 @@ class Received:
     rcpt_tos: tuple[str, ...]
     raw: bytes
     at: float = field(default_factory=time.time)
+    helo: str = ""  # the name the client gave in EHLO/HELO
 
 
 class _Collector:
@@ -40,7 +41,7 @@ class _Collector:
         raw = envelope.original_content or envelope.content or b""
         if isinstance(raw, str):
             raw = raw.encode("utf-8", "surrogateescape")
-        self.server._add(Received(envelope.mail_from or "", tuple(envelope.rcpt_tos), bytes(raw)))
+        self.server._add(Received(envelope.mail_from or "", tuple(envelope.rcpt_tos), bytes(raw), helo=session.host_name or ""))
         return "250 OK"
 
 
