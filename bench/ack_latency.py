@@ -287,7 +287,7 @@ def run_round(db_url: str, n: int, dovecot: DovecotServer, smtp: SmtpServer, wor
             time.sleep(1.0)
         watcher = IdleWatcher(dovecot)
         watcher.start()
-        time.sleep(1.5)  # the daemon's one look out of IDLE a second in (SECOND_LOOK) is behind it
+        time.sleep(1.5)  # the daemon is in IDLE (before 818727c it also left it once a second in)
         nudges = iter(customer_message(rng, tag + "nudge", i) for i in range(n))
         for raw, message_id in mails[WARM_UP:]:
             started = time.time()
