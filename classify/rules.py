@@ -28,6 +28,7 @@ File format (every key is shown in config/rules.toml):
 from __future__ import annotations
 
 import difflib
+import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -305,6 +306,19 @@ def _lexicon(c: _Checker, data: dict, path: Path) -> tuple[Lexicon | None, float
     for axis in axes:
         c.choice(axis, ("type", "urgency"), axes_line, "[lexicon] axes entry", "axes")
     return load_lexicon(_lexicon_file(file, path), smoothing=smoothing), weight, tuple(dict.fromkeys(axes))
+
+
+def named_lexicon(rules_path: Path) -> Path | None:
+    """The lexicon file a rules file names ([lexicon] file), as it would be read: for the
+    watcher and `intake status`. None when the file names none or cannot be read as TOML."""
+    try:
+        table = tomllib.loads(Path(rules_path).read_text(encoding="utf-8")).get("lexicon", {})
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        return None
+    file = table.get("file") if isinstance(table, dict) else None
+    if not isinstance(file, str) or not file.strip():
+        return None
+    return _lexicon_file(Path(file.strip()), Path(rules_path)).resolve()
 
 
 def _lexicon_file(file: Path, rules_path: Path) -> Path:

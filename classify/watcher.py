@@ -13,7 +13,6 @@ import hashlib
 import logging
 import os
 import threading
-import tomllib
 from collections.abc import Callable
 from pathlib import Path
 
@@ -23,6 +22,7 @@ from watchdog.observers.api import BaseObserver
 
 from classify.classifier import Classifier
 from classify.errors import RulesError
+from classify.rules import named_lexicon
 
 log = logging.getLogger("intake.classify.rules")
 
@@ -47,14 +47,8 @@ class RulesWatcher:
     def _files(self) -> list[Path]:
         """The rules file and the lexicon it names now (read from the file, so that a
         rules file that starts or stops naming one is followed)."""
-        files = [self.path]
-        try:
-            lexicon = tomllib.loads(self.path.read_text(encoding="utf-8")).get("lexicon", {}).get("file")
-        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError, AttributeError):
-            return files
-        if isinstance(lexicon, str) and lexicon.strip():
-            files.append((self.path.parent / lexicon.strip()).resolve())
-        return files
+        lexicon = named_lexicon(self.path)
+        return [self.path, lexicon] if lexicon is not None else [self.path]
 
     def _read_digest(self) -> str | None:
         digest = hashlib.sha256()

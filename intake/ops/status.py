@@ -47,6 +47,7 @@ def collect(ctx: Context) -> dict:
 
 def paths(config) -> dict:
     """Every file and folder the daemon uses, resolved: what a relative path in the config became."""
+    from classify.rules import named_lexicon
     from intake.config import masked_url
 
     return {
@@ -58,6 +59,7 @@ def paths(config) -> dict:
         "outgoing": str(config.outgoing_maildir),
         "archive": str(config.archive.path) if config.archive.storage == "local" else f"s3://{config.archive.s3_bucket}",
         "rules": str(config.rules_file),
+        "lexicon": str(lexicon) if (lexicon := named_lexicon(config.rules_file)) is not None else None,
         "staff": str(config.staff_file),
         "templates": [str(t) for t in config.template_dirs],
     }

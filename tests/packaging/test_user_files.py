@@ -87,6 +87,7 @@ def test_the_written_config_dir_is_used_as_is_with_its_own_rules_and_staff(tmp_p
     # the example's var = "var" is relative to the config's folder; its rules and staff are the copies beside it
     assert paths["var"] == str(target / "var")
     assert paths["rules"] == str(target / "rules.toml") and paths["staff"] == str(target / "staff.toml")
+    assert paths["lexicon"] == str((target / "lexicon.tsv").resolve())
 
 
 def test_rules_toml_in_config_folder_of_the_working_directory_wins_without_a_config_file(tmp_path):
@@ -95,6 +96,7 @@ def test_rules_toml_in_config_folder_of_the_working_directory_wins_without_a_con
     assert run(tmp_path, "init").returncode == 0
     paths = json.loads(run(tmp_path, "status", "--json").stdout)["paths"]
     assert paths["rules"] == str(tmp_path / "config" / "rules.toml")
+    assert paths["lexicon"] == str((resources.defaults() / "lexicon.tsv").resolve())  # not copied: the shipped one
     assert paths["staff"] == str(resources.defaults() / "staff.toml")
 
 
