@@ -151,6 +151,11 @@ def _wording_reason(d: dict, zh: bool) -> str:
             if zh
             else f"score {d['keywords_score']:g}, over the learned wording ({wording})"
         )
+    if d["wording"] != d["chosen"]:  # neither side's first choice: the second of both
+        chosen = f"{label(d['chosen'])} {d['probability']:.0%}"
+        if zh:
+            return f"关键词倾向{label(d['keywords'])}(得分 {d['keywords_score']:g}),学到的措辞倾向{wording};两者合计{chosen}(得分 {d['score']:g})最高"
+        return f"keywords lean to {d['keywords']} (score {d['keywords_score']:g}), the learned wording to {wording}; together {chosen} (score {d['score']:g}) is highest"
     if zh:
         return f"关键词倾向{label(d['keywords'])}(得分 {d['keywords_score']:g}),学到的措辞更有力:{wording}" + (f"({quoted})" if quoted else "")
     return f"keywords lean to {d['keywords']} (score {d['keywords_score']:g}); the learned wording outweighs them: {wording}" + (
@@ -314,7 +319,7 @@ class Classifier:
         weight = self.ruleset.lexicon_weight
         keyword_scores = [scores[key] for key in _KEYS[axis]]
         top = max(keyword_scores)
-        if top <= 0 and not reading.found:  # nothing to go on, neither keyword nor known term: the default
+        if not reading.found:  # the wording knows no word of the message: the keywords alone (and the tie order, the default)
             return self._decide(axis, values, scores, fallback, tie_order, decision)
         scale = 1 / top if top > 0 else 0.0
         combined = [score * scale + weight * p for score, p in zip(keyword_scores, reading.probabilities, strict=True)]

@@ -250,6 +250,8 @@ def load_lexicon(path: Path, *, smoothing: float = 1.0) -> Lexicon:
             raise RulesError(path, number, f"'{term}': counts must be whole numbers, got {' '.join(cells[1:])}") from None
         if any(value < 0 for value in row):
             raise RulesError(path, number, f"'{term}': counts must not be negative")
+        if any(value > 10**12 for value in row):
+            raise RulesError(path, number, f"'{term}': counts above 10^12 are no counts of messages")
         if term == EXAMPLES_ROW:
             if examples is not None:
                 raise RulesError(path, number, f"a second '{EXAMPLES_ROW}' row")

@@ -28,6 +28,7 @@ File format (every key is shown in config/rules.toml):
 from __future__ import annotations
 
 import difflib
+import math
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -144,7 +145,7 @@ class _Checker:
         return value.strip()
 
     def number(self, value: object, line: int | None, what: str, key: str, *, positive: bool = False) -> float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or abs(value) > 1e9:
             raise self.fail(line, f"{what} must be a number, got {describe(value)}", key)
         if positive and value <= 0:
             raise self.fail(line, f"{what} must be greater than 0, got {value}", key)
@@ -308,6 +309,25 @@ def _lexicon(c: _Checker, data: dict, path: Path) -> tuple[Lexicon | None, float
     return load_lexicon(_lexicon_file(file, path), smoothing=smoothing), weight, tuple(dict.fromkeys(axes))
 
 
+def lexicon_places(rules_path: Path) -> list[Path]:
+    """Every place the lexicon a rules file names may be read from: for a relative name,
+    beside the rules file and the shipped one; the watcher watches them all (a file created
+    beside the rules takes over from the shipped one) and `intake rules learn` writes to none."""
+    try:
+        table = tomllib.loads(Path(rules_path).read_text(encoding="utf-8")).get("lexicon", {})
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        return []
+    file = table.get("file") if isinstance(table, dict) else None
+    if not isinstance(file, str) or not file.strip():
+        return []
+    name = Path(file.strip())
+    if name.is_absolute():
+        return [name.resolve()]
+    places = [(Path(rules_path).parent / name).resolve()]
+    shipped = _shipped(name)
+    return places + [shipped.resolve()] if shipped is not None else places
+
+
 def named_lexicon(rules_path: Path) -> Path | None:
     """The lexicon file a rules file names ([lexicon] file), as it would be read: for the
     watcher and `intake status`. None when the file names none or cannot be read as TOML."""
@@ -330,13 +350,18 @@ def _lexicon_file(file: Path, rules_path: Path) -> Path:
     beside = rules_path.parent / file
     if beside.exists():
         return beside
+    shipped = _shipped(file)
+    return shipped if shipped is not None and shipped.exists() else beside
+
+
+def _shipped(file: Path) -> Path | None:
+    """The shipped defaults' file of that name (intake's package intake_defaults), if any."""
     try:
         from importlib.resources import files
 
-        shipped = Path(str(files("intake_defaults") / str(file)))
+        return Path(str(files("intake_defaults") / str(file)))
     except (ModuleNotFoundError, TypeError):  # classify used without intake
-        return beside
-    return shipped if shipped.exists() else beside
+        return None
 
 
 def _rule(c: _Checker, raw: object, index: int, negation_sets: dict, subject_weight: float) -> Rule:

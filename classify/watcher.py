@@ -22,7 +22,7 @@ from watchdog.observers.api import BaseObserver
 
 from classify.classifier import Classifier
 from classify.errors import RulesError
-from classify.rules import named_lexicon
+from classify.rules import lexicon_places
 
 log = logging.getLogger("intake.classify.rules")
 
@@ -45,10 +45,9 @@ class RulesWatcher:
         self._observer: BaseObserver | None = None  # Observer is the platform's BaseObserver subclass
 
     def _files(self) -> list[Path]:
-        """The rules file and the lexicon it names now (read from the file, so that a
-        rules file that starts or stops naming one is followed)."""
-        lexicon = named_lexicon(self.path)
-        return [self.path, lexicon] if lexicon is not None else [self.path]
+        """The rules file and the places of the lexicon it names now (read from the file, so
+        that a rules file that starts or stops naming one is followed)."""
+        return [self.path, *lexicon_places(self.path)]
 
     def _read_digest(self) -> str | None:
         digest = hashlib.sha256()

@@ -84,25 +84,32 @@ def cmd_rules(args, out) -> int:
 
 
 def cmd_learn(args, out, rules_file: Path) -> int:
-    """A lexicon learned from the examples, added to the lexicon in force (or alone with
-    --no-base), measured first on a held-out quarter of the new examples."""
+    """A lexicon learned from the examples, added to the shipped lexicon (or --base, or alone
+    with --no-base), measured first on a held-out quarter of the new examples."""
     from dataclasses import replace
 
     from classify.classifier import Classifier
     from classify.lexicon import learn, load_lexicon, render
-    from classify.rules import load_rules
+    from classify.rules import lexicon_places, load_rules
     from classify.suggest import held_out, text_of
+    from intake import resources
 
     ruleset = load_rules(rules_file)
-    live = Path(ruleset.lexicon.path).resolve() if ruleset.lexicon is not None else None
-    if args.out is not None and args.out.resolve() in (rules_file.resolve(), live):
-        print(f"intake: --out {args.out} is in force; write the lexicon elsewhere, read it, then copy it over", file=sys.stderr)
+    if args.out is not None and args.out.resolve() in (rules_file.resolve(), *lexicon_places(rules_file)):
+        print(
+            f"intake: --out {args.out} is in force, or would be once written; write the lexicon elsewhere, read it, then copy it over",
+            file=sys.stderr,
+        )
         return 2
     examples, stored = _examples(args)
     if not examples:
         print("intake: no labelled examples: no staff correction is stored yet and no --import file was given", file=sys.stderr)
         return 1
-    base = None if args.no_base else (load_lexicon(args.base) if args.base else ruleset.lexicon)
+    # the default base is the shipped lexicon, not the one in force: that one may hold the
+    # same corrections from an earlier run, and counting them again each month would weigh
+    # them double, then triple
+    shipped = resources.defaults() / "lexicon.tsv"
+    base = None if args.no_base else load_lexicon(args.base) if args.base else load_lexicon(shipped) if shipped.exists() else ruleset.lexicon
     rows = [(text_of(e), e.type, e.urgency) for e in examples]
     # the measure: learned without a quarter of the new examples (chosen by a hash of their
     # text, the same on every run), those classified with the rules in force and with it
@@ -180,7 +187,8 @@ def add_parser(sub, common: argparse.ArgumentParser) -> None:
         parents=[common],
         help="learn the wording (a lexicon) from staff corrections and labelled files",
         description="Counts the terms of the staff's #type/#urgency corrections and any --import files (.jsonl or .csv with "
-        "subject, body, type, urgency), adds them to the lexicon in force (--base FILE: to another; --no-base: alone), "
+        "subject, body, type, urgency), adds them to the shipped lexicon (--base FILE: to another, e.g. one you edited; "
+        "--no-base: alone), "
         "and writes the new lexicon with its effect on a held-out quarter of the new examples. The live files are never changed.",
     )
     learn.add_argument(
@@ -194,7 +202,7 @@ def add_parser(sub, common: argparse.ArgumentParser) -> None:
     )
     learn.add_argument("--out", type=Path, metavar="FILE", help="write the lexicon here (default: standard output)")
     learn.add_argument("--no-stored", action="store_true", help="only the imported files, not the corrections in the database")
-    learn.add_argument("--base", type=Path, metavar="FILE", help="add to this lexicon instead of the one in force")
+    learn.add_argument("--base", type=Path, metavar="FILE", help="add to this lexicon instead of the shipped one")
     learn.add_argument("--no-base", action="store_true", help="learn from the examples alone")
     learn.add_argument("--min-examples", type=int, default=3, help="a new term must be in this many examples (default 3)")
     p.set_defaults(func=cmd_rules)

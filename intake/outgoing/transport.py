@@ -95,13 +95,19 @@ class SmtpTransport:
     def _connect(self) -> smtplib.SMTP:
         s = self.settings
         conn: smtplib.SMTP
-        helo = s.helo or socket.gethostname()  # smtplib would ask DNS for the FQDN every time
+        # smtplib would ask DNS for the FQDN at every connection; strict relays refuse a name
+        # without a dot in EHLO, so a bare host name gives way to our address literal
+        helo = s.helo or socket.gethostname()
         if s.security == "tls":
-            conn = smtplib.SMTP_SSL(s.host, s.port, local_hostname=helo, timeout=s.timeout, context=self._tls_context())
+            conn = smtplib.SMTP_SSL(local_hostname=helo, timeout=s.timeout, context=self._tls_context())
         else:
-            conn = smtplib.SMTP(s.host, s.port, local_hostname=helo, timeout=s.timeout)
-            if s.security == "starttls":
-                conn.starttls(context=self._tls_context())
+            conn = smtplib.SMTP(local_hostname=helo, timeout=s.timeout)
+        conn.connect(s.host, s.port)
+        if not s.helo and "." not in helo and conn.sock is not None:
+            address = conn.sock.getsockname()[0]
+            conn.local_hostname = f"[IPv6:{address}]" if ":" in address else f"[{address}]"
+        if s.security == "starttls":
+            conn.starttls(context=self._tls_context())
         try:
             if self.tokens is not None:
                 smtp_login(conn, s.username, self.tokens)

@@ -349,11 +349,11 @@ class ImapSource(MailboxSource):
         if not (self.account.idle and self._can_idle):
             self._sleep(self.account.poll_interval)
             return
-        # IDLE announces only what changes after it began (Dovecot 2.3 says nothing in
-        # IDLE of mail that came since our last command, only at DONE): mail that arrived
-        # after the pass's last SEARCH, e.g. while its report was being written, would wait
-        # for idle_timeout. A NOOP just before IDLE shows it, and shrinks that window to
-        # the one round trip between the NOOP's answer and the IDLE.
+        # Mail that arrived after the pass's last SEARCH (e.g. while its report was being
+        # written) must not wait for idle_timeout: a NOOP just before IDLE shows it. What comes
+        # between the NOOP's answer and IDLE, Dovecot 2.3 tells with IDLE's own answer
+        # ('+ idling' and the EXISTS in one packet), read by _already_read below. A server
+        # that told it only at DONE would hold it until idle_timeout: only Dovecot is tested.
         client.noop()
         if _pop_exists(client):
             return
@@ -361,7 +361,10 @@ class ImapSource(MailboxSource):
         try:
             # news may have come with IDLE's own answer (Dovecot tells what came after the
             # NOOP there), where idle_check cannot see it
-            if any(_is_new_mail(r) for r in _already_read(client)):
+            already = _already_read(client)
+            if any(_is_bye(r) for r in already):
+                raise ConnectionLost(f"server said BYE: {already}")
+            if any(_is_new_mail(r) for r in already):
                 return
             deadline = time.monotonic() + self.account.idle_timeout
             while not self.stop.is_set() and time.monotonic() < deadline:

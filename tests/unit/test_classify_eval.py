@@ -120,11 +120,12 @@ def test_default_rules_stay_linear():
 def test_default_rules_do_not_get_worse_on_the_writer_sets():
     """Regression guards on the writer sets of issue 15, each just under what the default rules
     and lexicon score (type / urgency / urgent called normal). Tuned at the end of session 8:
-    a 0.983 / 0.942 / 0, b 0.983 / 0.908 / 0, g 0.993 / 0.940 / 0, h 0.933 / 0.947 / 0, i 0.960 /
-    0.900 / 0, j 0.933 / 0.920 / 0, k 0.833 / 0.893 / 0, m 0.980 / 0.900 / 0, n 0.953 / 0.933 / 0,
-    o 0.940 / 0.893 / 0. Held out, scored once at the end of session 8: c 0.858 / 0.842 / 0.029,
-    d 0.900 / 0.742 / 0.086, e 0.800 / 0.740 / 0.067, f 0.820 / 0.730 / 0, l (written in session
-    8, never opened by its rules work) 0.933 / 0.867 / 0.
+    a 0.983 / 0.942 / 0, b 0.983 / 0.908 / 0, g 0.993 / 0.940 / 0, h 0.933 / 0.940 / 0, i 0.960 /
+    0.900 / 0, j 0.933 / 0.893 / 0, k 0.833 / 0.887 / 0.022, m 0.980 / 0.893 / 0, n 0.953 / 0.927 / 0,
+    o 0.940 / 0.887 / 0. Held out, scored at the end of session 8 (once before and once after a
+    review removed over-general keywords; nothing was tuned on them): c 0.858 / 0.833 / 0.029,
+    d 0.900 / 0.733 / 0.086, e 0.800 / 0.730 / 0.067, f 0.820 / 0.720 / 0, l (written in session
+    8, never opened by its rules work) 0.933 / 0.860 / 0.
     Floors, not targets: the issue's targets (0.90 / 0.85 / under 2% on held-out sets) are met
     on writer-l alone."""
     from classify.evaluate import figures, load_labelled, score
@@ -137,7 +138,7 @@ def test_default_rules_do_not_get_worse_on_the_writer_sets():
         "writer-g": (0.97, 0.92, 0.03),
         "writer-h": (0.91, 0.92, 0.03),
         "writer-i": (0.94, 0.88, 0.03),
-        "writer-j": (0.91, 0.90, 0.03),
+        "writer-j": (0.91, 0.87, 0.03),
         "writer-k": (0.81, 0.87, 0.03),
         "writer-m": (0.96, 0.88, 0.03),
         "writer-n": (0.93, 0.91, 0.03),

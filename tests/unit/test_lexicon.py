@@ -662,3 +662,24 @@ def test_rewriting_only_the_lexicon_reloads_and_a_broken_one_is_refused(tmp_path
         assert in_force["rules"].classify("", "the printer jams").type == "suggestion"
     finally:
         watcher.stop()
+
+
+def test_a_lexicon_created_beside_rules_that_used_the_shipped_one_takes_over_at_once(tmp_path):
+    """A rules file copied alone reads the shipped lexicon; a lexicon.tsv written beside it
+    later is what the next start would read, so the watcher reloads at once (before, it
+    watched only the shipped file and the new one took effect at some restart)."""
+    shipped_rules = (ROOT / "config" / "rules.toml").read_text(encoding="utf-8")
+    path = tmp_path / "rules.toml"
+    path.write_text(shipped_rules, encoding="utf-8")
+    first = Classifier.from_file(path)
+    assert first.ruleset.lexicon is not None and Path(first.ruleset.lexicon.path).resolve() == (ROOT / "config" / "lexicon.tsv").resolve()
+    reloads: queue.Queue = queue.Queue()
+    watcher = RulesWatcher(path, reloads.put, debounce=0.05)
+    watcher.start()
+    try:
+        time.sleep(0.2)
+        (tmp_path / "lexicon.tsv").write_text(LEXICON_TSV, encoding="utf-8")
+        reloaded = reloads.get(timeout=10)
+        assert Path(reloaded.ruleset.lexicon.path).resolve() == (tmp_path / "lexicon.tsv").resolve()
+    finally:
+        watcher.stop()
