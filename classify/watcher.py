@@ -51,7 +51,7 @@ class RulesWatcher:
 
     def _read_digest(self) -> str | None:
         digest = hashlib.sha256()
-        for file in self._files():
+        for file in self._watched:
             try:
                 digest.update(file.read_bytes())
             except OSError:

@@ -159,16 +159,9 @@ def cmd_learn(args, out, rules_file: Path) -> int:
 
 def add_parser(sub, common: argparse.ArgumentParser) -> None:
     p = sub.add_parser("rules", parents=[common], help="keyword rules and learned wording from labelled examples")
-    rsub = p.add_subparsers(dest="action", required=True)
-    s = rsub.add_parser(
-        "suggest",
-        parents=[common],
-        help="propose keyword rules from staff corrections and labelled files",
-        description="Reads the staff's #type/#urgency corrections and any --import files (.jsonl or .csv with subject, body, "
-        "type, urgency) and writes candidate [[rules]] with their precision, support and effect on a held-out part. "
-        "The live rules are never changed.",
-    )
-    s.add_argument(
+    # where both sub-commands take their labelled examples from (_examples)
+    examples = argparse.ArgumentParser(add_help=False)
+    examples.add_argument(
         "--import",
         dest="imports",
         type=Path,
@@ -177,31 +170,30 @@ def add_parser(sub, common: argparse.ArgumentParser) -> None:
         metavar="FILE",
         help="a labelled .jsonl or .csv file (may be given more than once)",
     )
+    examples.add_argument("--no-stored", action="store_true", help="only the imported files, not the corrections in the database")
+    rsub = p.add_subparsers(dest="action", required=True)
+    s = rsub.add_parser(
+        "suggest",
+        parents=[common, examples],
+        help="propose keyword rules from staff corrections and labelled files",
+        description="Reads the staff's #type/#urgency corrections and any --import files (.jsonl or .csv with subject, body, "
+        "type, urgency) and writes candidate [[rules]] with their precision, support and effect on a held-out part. "
+        "The live rules are never changed.",
+    )
     s.add_argument("--out", type=Path, metavar="FILE", help="write the candidate rules here (default: standard output)")
-    s.add_argument("--no-stored", action="store_true", help="only the imported files, not the corrections in the database")
     s.add_argument("--top", type=int, default=10, help="at most this many candidates per target (default 10)")
     s.add_argument("--min-support", type=int, default=3, help="examples of the label a term must be in (default 3)")
     s.add_argument("--min-precision", type=float, default=0.8, help="share of a term's examples with the label (default 0.8)")
     learn = rsub.add_parser(
         "learn",
-        parents=[common],
+        parents=[common, examples],
         help="learn the wording (a lexicon) from staff corrections and labelled files",
         description="Counts the terms of the staff's #type/#urgency corrections and any --import files (.jsonl or .csv with "
         "subject, body, type, urgency), adds them to the shipped lexicon (--base FILE: to another, e.g. one you edited; "
         "--no-base: alone), "
         "and writes the new lexicon with its effect on a held-out quarter of the new examples. The live files are never changed.",
     )
-    learn.add_argument(
-        "--import",
-        dest="imports",
-        type=Path,
-        action="append",
-        default=[],
-        metavar="FILE",
-        help="a labelled .jsonl or .csv file (may be given more than once)",
-    )
     learn.add_argument("--out", type=Path, metavar="FILE", help="write the lexicon here (default: standard output)")
-    learn.add_argument("--no-stored", action="store_true", help="only the imported files, not the corrections in the database")
     learn.add_argument("--base", type=Path, metavar="FILE", help="add to this lexicon instead of the shipped one")
     learn.add_argument("--no-base", action="store_true", help="learn from the examples alone")
     learn.add_argument("--min-examples", type=int, default=3, help="a new term must be in this many examples (default 3)")
