@@ -309,18 +309,23 @@ def _lexicon(c: _Checker, data: dict, path: Path) -> tuple[Lexicon | None, float
     return load_lexicon(_lexicon_file(file, path), smoothing=smoothing), weight, tuple(dict.fromkeys(axes))
 
 
+def _lexicon_name(rules_path: Path) -> Path | None:
+    """[lexicon] file as a rules file writes it; None when it names none or is no TOML."""
+    try:
+        table = tomllib.loads(Path(rules_path).read_text(encoding="utf-8")).get("lexicon", {})
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        return None
+    file = table.get("file") if isinstance(table, dict) else None
+    return Path(file.strip()) if isinstance(file, str) and file.strip() else None
+
+
 def lexicon_places(rules_path: Path) -> list[Path]:
     """Every place the lexicon a rules file names may be read from: for a relative name,
     beside the rules file and the shipped one; the watcher watches them all (a file created
     beside the rules takes over from the shipped one) and `intake rules learn` writes to none."""
-    try:
-        table = tomllib.loads(Path(rules_path).read_text(encoding="utf-8")).get("lexicon", {})
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+    name = _lexicon_name(rules_path)
+    if name is None:
         return []
-    file = table.get("file") if isinstance(table, dict) else None
-    if not isinstance(file, str) or not file.strip():
-        return []
-    name = Path(file.strip())
     if name.is_absolute():
         return [name.resolve()]
     places = [(Path(rules_path).parent / name).resolve()]
@@ -329,16 +334,10 @@ def lexicon_places(rules_path: Path) -> list[Path]:
 
 
 def named_lexicon(rules_path: Path) -> Path | None:
-    """The lexicon file a rules file names ([lexicon] file), as it would be read: for the
-    watcher and `intake status`. None when the file names none or cannot be read as TOML."""
-    try:
-        table = tomllib.loads(Path(rules_path).read_text(encoding="utf-8")).get("lexicon", {})
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
-        return None
-    file = table.get("file") if isinstance(table, dict) else None
-    if not isinstance(file, str) or not file.strip():
-        return None
-    return _lexicon_file(Path(file.strip()), Path(rules_path)).resolve()
+    """The lexicon file a rules file names ([lexicon] file), as it would be read: for
+    `intake status`. None when the file names none or cannot be read as TOML."""
+    name = _lexicon_name(rules_path)
+    return _lexicon_file(name, Path(rules_path)).resolve() if name is not None else None
 
 
 def _lexicon_file(file: Path, rules_path: Path) -> Path:
