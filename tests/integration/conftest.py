@@ -12,6 +12,10 @@ from intake.context import build_context
 from intake.pipeline.runner import Pipeline
 from intake.store.db import make_engine, upgrade
 
+# The shipped departments and nobody in them: tests that count the mail one case sends use
+# it, as with the shipped staff a colleague on shift is notified only in office hours.
+NOBODY_ON_DUTY = Path(__file__).parents[1] / "fixtures" / "staff" / "nobody.toml"
+
 
 class Clock:
     """A controllable clock: tests move time instead of sleeping."""

@@ -18,6 +18,7 @@ from intake.pipeline.runner import Pipeline
 from intake.sources.graph import GraphSource, graph_account
 from intake.store.db import make_engine, upgrade
 from intake.store.models import SourceItem, Ticket
+from tests.integration.conftest import NOBODY_ON_DUTY
 from tests.integration.oauth_helpers import SECRET, SECRET_ENV, idp, secret_env  # noqa: F401 (fixtures are used by name)
 from tests.servers.graph_api import GraphApi, idp_authorizer
 
@@ -71,7 +72,7 @@ def account(idp, graph, name: str = "support", **keys) -> dict:
 def context(tmp_path, accounts: list[dict], **sections):
     data = {
         "database": {"url": f"sqlite:///{tmp_path / 'intake.db'}"},
-        "paths": {"var": str(tmp_path / "var")},
+        "paths": {"var": str(tmp_path / "var"), "staff": str(NOBODY_ON_DUTY)},
         "graph": accounts,
         "pipeline": {"processes": 0},
         "archive": {"enabled": False},

@@ -22,7 +22,7 @@ from intake.outgoing.mailer import OutboxWorker
 from intake.pipeline.runner import Pipeline
 from intake.sources.base import SourceRef
 from intake.store.models import OutboxMail
-from tests.integration.conftest import Clock
+from tests.integration.conftest import NOBODY_ON_DUTY, Clock
 from tests.integration.graph_helpers import (  # noqa: F401 (fixtures are used by name)
     SECRET_ENV,
     account,
@@ -85,6 +85,7 @@ def test_smtp_refusing_our_login_turns_the_mailer_red_alerts_once_and_recovers(m
     ctx = make_ctx(
         f"sqlite:///{tmp_path / 'intake.db'}",
         clock,
+        paths={"staff": str(NOBODY_ON_DUTY)},
         smtp={"host": HOST, "port": login_smtp.port, "username": "intake", "password_env": "INTAKE_TEST_SMTP_PASSWORD", "timeout": 5},
         alerts={"to": ["ops@example.com"], "failing_seconds": 60},
         outbox={"retry_initial_seconds": 1, "retry_max_seconds": 1},

@@ -22,6 +22,7 @@ from sqlalchemy import select
 from intake.outgoing.mailer import GROUP, OutboxWorker
 from intake.store.models import OutboxMail
 from tests.daemonproc import DaemonProcess, Db, wait_until, write_config
+from tests.integration.conftest import NOBODY_ON_DUTY
 from tests.integration.test_daemon_email import customer_mail
 from tests.integration.test_outbox import queue
 from tests.servers.smtp import SmtpServer
@@ -294,7 +295,7 @@ def test_ingest_send_leaves_the_sending_to_a_running_daemon(tmp_path, monkeypatc
     from intake.ops.guard import daemon_lock
 
     db = tmp_path / "var" / "intake.db"
-    (tmp_path / "intake.toml").write_text(f'[database]\nurl = "sqlite:///{db}"\n[paths]\nvar = "{tmp_path / "var"}"\n', encoding="utf-8")
+    (tmp_path / "intake.toml").write_text(f'[database]\nurl = "sqlite:///{db}"\n[paths]\nvar = "{tmp_path / "var"}"\nstaff = "{NOBODY_ON_DUTY}"\n', encoding="utf-8")
     mail = tmp_path / "m.eml"
     mail.write_bytes(customer_mail(1))
     config = str(tmp_path / "intake.toml")
