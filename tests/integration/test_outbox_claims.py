@@ -295,7 +295,9 @@ def test_ingest_send_leaves_the_sending_to_a_running_daemon(tmp_path, monkeypatc
     from intake.ops.guard import daemon_lock
 
     db = tmp_path / "var" / "intake.db"
-    (tmp_path / "intake.toml").write_text(f'[database]\nurl = "sqlite:///{db}"\n[paths]\nvar = "{tmp_path / "var"}"\nstaff = "{NOBODY_ON_DUTY}"\n', encoding="utf-8")
+    (tmp_path / "intake.toml").write_text(
+        f'[database]\nurl = "sqlite:///{db}"\n[paths]\nvar = "{tmp_path / "var"}"\nstaff = "{NOBODY_ON_DUTY}"\n', encoding="utf-8"
+    )
     mail = tmp_path / "m.eml"
     mail.write_bytes(customer_mail(1))
     config = str(tmp_path / "intake.toml")
