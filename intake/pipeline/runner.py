@@ -24,6 +24,7 @@ from __future__ import annotations
 import logging
 import time
 import traceback
+from collections import namedtuple
 from collections.abc import Callable, Sequence
 
 from sqlalchemy import bindparam, select
@@ -36,8 +37,8 @@ from intake.pipeline.builtin import PIPELINE
 from intake.pipeline.case import Case, Quarantine, Stop
 from intake.pipeline.stages import prepare
 from intake.sources.base import Result, SourceRef
-from intake.store.db import add_row, drop_rows, transaction, write_rows
-from intake.store.fastsql import Prepared
+from intake.store.db import transaction
+from intake.store.fastsql import Prepared, add_row, drop_rows, write_rows
 from intake.store.models import QuarantineItem, SourceItem, SourceState
 
 log = logging.getLogger("intake.pipeline.runner")
@@ -66,6 +67,19 @@ _PRIOR_TAKE = Prepared(
         _SOURCE_ITEMS.c.source == bindparam("source"), _SOURCE_ITEMS.c.key == bindparam("key")
     )
 )
+
+
+_Taken = namedtuple("_Taken", "outcome ticket_ref reason")
+
+
+def _taken_before(session: Session, refs: Sequence[SourceRef]) -> dict[tuple[str, str], _Taken]:
+    """The refs of a group already taken, in one statement for the group."""
+    c = _SOURCE_ITEMS.c
+    wanted = {(ref.source, ref.key) for ref in refs}
+    rows = session.execute(
+        select(c.source, c.key, c.outcome, c.ticket_ref, c.reason).where(c.source.in_({s for s, _ in wanted}), c.key.in_({k for _, k in wanted}))
+    )
+    return {(row.source, row.key): _Taken(row.outcome, row.ticket_ref, row.reason) for row in rows if (row.source, row.key) in wanted}
 
 
 class Pipeline:
@@ -152,9 +166,10 @@ class Pipeline:
         taken = []
         try:
             with transaction(self.ctx.sessions) as session:
+                earlier = _taken_before(session, [case.ref for case in cases])  # one lookup for the group
                 for case in cases:
                     started = time.perf_counter()
-                    taken.append((case.ref, self._stages(session, case, None), time.perf_counter() - started))
+                    taken.append((case.ref, self._stages(session, case, None, earlier), time.perf_counter() - started))
         except (IntegrityError, OperationalError):
             raise  # the batch's business, as with savepoints: the items one by one
         except Exception as exc:
@@ -172,7 +187,9 @@ class Pipeline:
         raw, ref = case.raw, case.ref
         try:
             with session.begin_nested():
-                return self._stages(session, case, None)
+                result = self._stages(session, case, None)
+                write_rows(session)  # inside the savepoint: a later item's failure drops only its own rows
+                return result
         except Quarantine as q:
             reason = q.reason
         except (IntegrityError, OperationalError):
@@ -207,10 +224,15 @@ class Pipeline:
         except Quarantine as q:  # rolled back: nothing of the item stays but its quarantine row
             return self._quarantine(case.raw, case.ref, q.reason, quarantine_id)
 
-    def _stages(self, session: Session, case: Case, quarantine_id: int | None) -> Result:
-        """The item's work inside the caller's transaction (or savepoint)."""
+    def _stages(self, session: Session, case: Case, quarantine_id: int | None, earlier: dict | None = None) -> Result:
+        """The item's work inside the caller's transaction (or savepoint). `earlier`: the
+        group's refs already taken (_taken_before), kept up to date here, instead of a
+        lookup an item."""
         ref = case.ref
-        prior = _PRIOR_TAKE.first(session, {"source": ref.source, "key": ref.key})
+        if earlier is None:
+            prior = _PRIOR_TAKE.first(session, {"source": ref.source, "key": ref.key})
+        else:
+            prior = earlier.get((ref.source, ref.key))
         if prior is not None:
             return Result("duplicate", prior.ticket_ref, f"already taken from {ref.source} as {prior.outcome}")
         try:
@@ -231,9 +253,10 @@ class Pipeline:
                 "at": self.ctx.now(),
             },
         )
+        if earlier is not None:  # the same ref again later in the group is a duplicate of this one
+            earlier[(ref.source, ref.key)] = _Taken(result.outcome, result.ticket, result.reason)
         if quarantine_id is not None:
             _release(session, quarantine_id, result.ticket, self.ctx)
-        write_rows(session)  # the item's appended rows, a statement a table, inside its savepoint
         return result
 
     def quarantine(self, raw: bytes, ref: SourceRef, reason: str) -> Result:

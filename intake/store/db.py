@@ -11,11 +11,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import ClassVar
 
-from sqlalchemy import Table, create_engine, event
+from sqlalchemy import Table, create_engine
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
-
-from intake.store.fastsql import insert_rows
 
 
 class Base(DeclarativeBase):
@@ -53,45 +51,6 @@ def transaction(sessions: sessionmaker[Session]) -> Iterator[Session]:
     with sessions() as session:
         with session.begin():
             yield session
-
-
-# Rows that are only ever appended (events, outbox mail, outbound and inbound messages,
-# archive jobs, source refs) wait in the session and are written table by table in one
-# executemany each: at the end of each pipeline item (Pipeline._stages) and before any
-# commit. On PostgreSQL that is one round trip a table instead of one a row.
-_ROWS = "intake_rows"
-
-
-def add_row(session: Session, table: Table, row: dict) -> None:
-    """Queue an INSERT into `table`, written with the others by `write_rows` (at the
-    latest before the transaction commits; a rollback drops it)."""
-    session.info.setdefault(_ROWS, {}).setdefault(table, []).append(row)
-
-
-def write_rows(session: Session) -> None:
-    for table, rows in session.info.pop(_ROWS, {}).items():
-        # one executemany per run of rows with the same columns, in the order queued
-        run: list[dict] = []
-        for row in rows:
-            if run and row.keys() != run[0].keys():
-                insert_rows(session, table, run)
-                run = []
-            run.append(row)
-        insert_rows(session, table, run)
-
-
-def drop_rows(session: Session) -> None:
-    session.info.pop(_ROWS, None)
-
-
-@event.listens_for(Session, "before_commit")
-def _write_before_commit(session: Session) -> None:
-    write_rows(session)
-
-
-@event.listens_for(Session, "after_rollback")
-def _drop_after_rollback(session: Session) -> None:
-    drop_rows(session)
 
 
 def upgrade(engine: Engine) -> list[str]:

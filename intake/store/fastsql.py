@@ -11,17 +11,25 @@ through the session as ever.
 
 Driver errors are raised as SQLAlchemy's own exceptions (IntegrityError,
 OperationalError, ...), so callers handle them as before.
+
+Rows that are only ever appended (events, outbox mail, messages, archive jobs, source
+refs) wait in the session (`add_row`) and are written table by table, one executemany
+each, when the transaction commits: a group of ten messages writes its events in one
+statement, not ten. Nothing can see them early or late: any statement on a table that
+has rows waiting, through this module or the session, writes the waiting rows first.
 """
 
 from __future__ import annotations
 
 from collections import namedtuple
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from typing import Any
 
 from sqlalchemy import Table, event, insert
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
+from sqlalchemy.sql import TableClause
+from sqlalchemy.sql.util import find_tables
 
 # Statements run by this module in this process (the pipeline benchmark reports them).
 statements_run = 0
@@ -54,6 +62,8 @@ class _Compiled:
         self.names = list(compiled.positiontup) if compiled.positional else None
         # values the statement carries itself (a LIMIT, literals)
         self.fixed = {name: bind.effective_value for bind, name in compiled.bind_names.items() if not bind.required}
+        # the tables it reads or writes: rows waiting for one of them are written first
+        self.tables = frozenset(find_tables(statement, include_crud=True))
         self.processors: dict[str, Callable[[Any], Any]] = {}
         for bind, name in compiled.bind_names.items():
             processor = bind.type.dialect_impl(dialect).bind_processor(dialect)
@@ -115,6 +125,9 @@ class Prepared:
             connection = session.info[_CONNECTION] = session.connection()  # begins the transaction or savepoint
         dialect = connection.dialect
         compiled = self._compiled(dialect)
+        waiting = session.info.get(_ROWS)
+        if waiting and not compiled.tables.isdisjoint(waiting):
+            write_rows(session, compiled.tables)
         params = [compiled.params(v) for v in values] if many else compiled.params(values)
         driver_connection = connection.connection.driver_connection
         assert driver_connection is not None, "the session's connection is open"  # None only once closed
@@ -161,6 +174,63 @@ class Prepared:
     def executemany(self, session: Session, rows: list[dict]) -> None:
         _, cursor = self._run(session, rows, many=True)
         cursor.close()
+
+
+# Appended rows: waiting in the session until the commit or a statement on their table.
+_ROWS = "intake_rows"
+
+
+def add_row(session: Session, table: Table, row: dict) -> None:
+    """Queue an INSERT into `table`, written with the others by `write_rows`: before
+    the transaction commits or anything reads the table (a rollback drops it)."""
+    session.info.setdefault(_ROWS, {}).setdefault(table, []).append(row)
+
+
+def write_rows(session: Session, tables: Collection[TableClause] | None = None) -> None:
+    """Write the rows waiting for `tables` (default: all), a table at a time in the
+    order queued: ids keep the order in which things happened. Tables are independent
+    here (a row that needs another's id waits only for a row already written)."""
+    waiting = session.info.get(_ROWS)
+    if not waiting:
+        return
+    if tables is None:
+        del session.info[_ROWS]
+        chosen = waiting
+    else:
+        chosen = {table: waiting.pop(table) for table in tables if table in waiting}
+        if not waiting:
+            del session.info[_ROWS]
+    for table, rows in chosen.items():
+        # one executemany per run of rows with the same columns, in the order queued
+        run: list[dict] = []
+        for row in rows:
+            if run and row.keys() != run[0].keys():
+                insert_rows(session, table, run)
+                run = []
+            run.append(row)
+        insert_rows(session, table, run)
+
+
+def drop_rows(session: Session) -> None:
+    session.info.pop(_ROWS, None)
+
+
+@event.listens_for(Session, "before_commit")
+def _write_before_commit(session: Session) -> None:
+    write_rows(session)
+
+
+@event.listens_for(Session, "do_orm_execute")
+def _write_before_a_query(state) -> None:
+    """A query through the session (session.execute, get, a lazy load) sees the waiting
+    rows of its tables; a statement whose tables are unknown (text) sees them all."""
+    if state.session.info.get(_ROWS):
+        write_rows(state.session, find_tables(state.statement, include_crud=True) or None)
+
+
+@event.listens_for(Session, "after_rollback")
+def _drop_after_rollback(session: Session) -> None:
+    drop_rows(session)
 
 
 _INSERTS: dict[tuple[Table, tuple[str, ...], bool], tuple[Prepared, list]] = {}

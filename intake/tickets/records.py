@@ -10,8 +10,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import bindparam, func, insert, literal, select, update
 from sqlalchemy.orm import Session, make_transient_to_detached
 
-from intake.store.db import add_row, write_rows
-from intake.store.fastsql import Prepared, insert_returning_id, insert_rows, python_default
+from intake.store.fastsql import Prepared, add_row, insert_returning_id, insert_rows, python_default, write_rows
 from intake.store.models import Attachment, Counter, Customer, Event, Message, Ticket, utcnow
 from intake.vocabulary import OPEN_STATUSES, STATUSES
 
@@ -147,7 +146,7 @@ def row_id(session: Session, obj) -> int:
 
 def store_message(session: Session, row: dict, attachments: Sequence[dict] = ()) -> None:
     """One message of a thread (inbound or outbound), written once and never changed.
-    Without attachments it waits with the other appended rows (intake.store.db.add_row);
+    Without attachments it waits with the other appended rows (intake.store.fastsql.add_row);
     with them it needs its id now, so the rows queued before it are written first:
     ids keep the order in which the thread happened."""
     if not attachments:
@@ -160,7 +159,7 @@ def store_message(session: Session, row: dict, attachments: Sequence[dict] = ())
 
 def log_event(session: Session, ticket: Ticket, actor: str, kind: str, *, at: datetime | None = None, **detail) -> None:
     """One entry in the ticket's event log (who, when, what). The log is only ever
-    appended to: a plain insert (intake.store.db.add_row), a fraction of the ORM's cost."""
+    appended to: a plain insert (intake.store.fastsql.add_row), a fraction of the ORM's cost."""
     add_row(session, Event.__table__, {"ticket_id": row_id(session, ticket), "actor": actor, "kind": kind, "detail": detail, "at": at or utcnow()})
 
 

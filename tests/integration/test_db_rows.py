@@ -1,4 +1,5 @@
-"""intake.store.db.add_row: append-only rows wait in the session and are written before commit."""
+"""intake.store.fastsql.add_row: append-only rows wait in the session and are written
+before the commit, or before any statement on their table: no read misses them."""
 
 from __future__ import annotations
 
@@ -6,11 +7,17 @@ from datetime import UTC, datetime
 
 from sqlalchemy import select, text
 
-from intake.store.db import add_row, transaction, write_rows
+from intake.store.db import transaction
+from intake.store.fastsql import add_row, write_rows
 from intake.store.models import Event, Message, SourceItem
 from intake.tickets.records import insert_new, log_event
 
 AT = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)
+
+
+def waiting(session) -> set[str]:
+    """The tables with rows waiting in the session."""
+    return {table.name for table, rows in session.info.get("intake_rows", {}).items() if rows}
 
 
 def _ticket(session):
@@ -39,7 +46,7 @@ def test_queued_rows_are_written_at_commit_in_order_whatever_their_columns(ctx):
         add_row(session, Message.__table__, {"ticket_id": ticket.id, "direction": "in", "channel": "email", "fingerprint": "f1", "raw": b"1"})
         add_row(session, Message.__table__, {"ticket_id": ticket.id, "direction": "out", "channel": "email", "raw": b"2"})
         log_event(session, ticket, "system", "second", at=AT, n=2)
-        assert session.execute(text("select count(*) from events")).scalar() == 0  # still waiting
+        assert waiting(session) == {"events", "messages"}  # nothing has read their tables
     with ctx.sessions() as session:
         assert [e.kind for e in session.scalars(select(Event).order_by(Event.id))] == ["first", "second"]
         assert [(m.direction, m.fingerprint, m.raw) for m in session.scalars(select(Message).order_by(Message.id))] == [
@@ -96,3 +103,44 @@ def test_a_message_with_attachments_keeps_its_place_in_the_thread(ctx):
         assert [m.kind for m in thread] == ["staff", "staff_reply", "customer"]
         [attachment] = session.scalars(select(Attachment)).all()
         assert attachment.message_id == thread[1].id and attachment.filename == "维修单.pdf"
+
+
+def test_a_read_of_a_table_with_rows_waiting_sees_them_first(ctx):
+    """A group of messages writes its appended rows at the commit; an item that looks up
+    what an earlier item of the group wrote (the same mail twice, a reply to it, a
+    sender's earlier acknowledgements) must find it, through a prepared statement or the
+    session alike."""
+    from intake.pipeline.runner import _PRIOR_TAKE
+
+    with transaction(ctx.sessions) as session:
+        ticket = _ticket(session)
+        add_row(session, SourceItem.__table__, {"source": "s", "key": "k1", "outcome": "opened", "ticket_ref": ticket.ref, "at": AT})
+        assert _PRIOR_TAKE.first(session, {"source": "s", "key": "k1"}).ticket_ref == ticket.ref
+        log_event(session, ticket, "system", "first", at=AT)
+        assert session.execute(text("select count(*) from events")).scalar() == 1
+        log_event(session, ticket, "system", "second", at=AT)
+        assert [e.kind for e in session.scalars(select(Event).order_by(Event.id))] == ["first", "second"]
+        assert waiting(session) == set()
+
+
+def test_rows_waiting_for_other_tables_stay_waiting(ctx):
+    from intake.pipeline.runner import _PRIOR_TAKE
+
+    with transaction(ctx.sessions) as session:
+        ticket = _ticket(session)
+        log_event(session, ticket, "system", "first", at=AT)
+        assert _PRIOR_TAKE.first(session, {"source": "s", "key": "k1"}) is None  # reads source_items only
+        assert waiting(session) == {"events"}
+    with ctx.sessions() as session:
+        assert [e.kind for e in session.scalars(select(Event))] == ["first"]
+
+
+def test_a_query_through_the_session_writes_the_rows_of_its_tables_and_sql_text_all(ctx):
+    with transaction(ctx.sessions) as session:
+        ticket = _ticket(session)
+        log_event(session, ticket, "system", "first", at=AT)
+        add_row(session, SourceItem.__table__, {"source": "s", "key": "k1", "outcome": "opened", "at": AT})
+        assert [e.kind for e in session.scalars(select(Event))] == ["first"]
+        assert waiting(session) == {"source_items"}  # source refs still wait
+        assert session.execute(text("select count(*) from source_items")).scalar() == 1
+        assert waiting(session) == set()

@@ -172,6 +172,32 @@ def test_a_mixed_batch_quarantines_the_oversize_item_and_dedupes_and_threads_wit
     assert sorted(a.rcpt_to for a in outbox(ctx)) == ["chen.jing@kehu.example.cn", "dave@example.org"]
 
 
+def test_a_group_that_goes_through_at_once_dedupes_and_threads_on_rows_it_has_not_written_yet(ctx, pipeline):
+    """Without a failing item the group runs without savepoints and writes its appended
+    rows (messages, source refs, events, mail) at the commit; the duplicate and the reply
+    must still find what the first item left waiting."""
+    good = mail(
+        "你好，发票金额开错了，请帮忙重开。", subject="发票开错了", sender="陈静 <chen.jing@kehu.example.cn>", message_id="<first@kehu.example.cn>"
+    )
+    reply = mail(
+        "补充：发票号 No.20261123。",
+        subject="Re: 发票开错了",
+        sender="陈静 <chen.jing@kehu.example.cn>",
+        headers={"In-Reply-To": "<first@kehu.example.cn>"},
+    )
+    refs = [ref("1:1", "imap:support/INBOX"), ref("3:9", "imap:sales/INBOX"), ref("1:3", "imap:support/INBOX"), ref("1:3", "imap:support/INBOX")]
+    with commits(ctx) as seen:
+        first, dup, threaded, again = pipeline.take_many(list(zip([good, good, reply, reply], refs)))
+    assert len(seen) == 1
+    assert first.outcome == "opened"
+    assert dup.outcome == "duplicate" and dup.ticket == first.ticket
+    assert threaded.outcome == "appended" and threaded.ticket == first.ticket
+    assert again.outcome == "duplicate" and again.ticket == first.ticket  # the same source ref twice
+    assert count(ctx, Ticket) == 1
+    assert [m.raw for m in ticket(ctx, first.ticket).messages if m.direction == "in"] == [good, reply]
+    assert [a.rcpt_to for a in outbox(ctx) if a.kind == "ack"] == ["chen.jing@kehu.example.cn"]
+
+
 def test_garbage_in_a_batch_is_quarantined_and_the_rest_is_taken(ctx, pipeline):
     garbage = b"\x00\x01\x02 not a message"
     items = [
