@@ -83,6 +83,10 @@ def queue_mail(
             "channel": "email",
             "kind": kind,
             "message_id": message_id,
+            # the columns an inbound message fills too: rows with the same columns go
+            # into one executemany (intake/store/fastsql.py write_rows)
+            "fingerprint": None,
+            "content_hash": None,
             "from_addr": support.address,
             "from_name": from_name or support.name,
             "to_addrs": [to_addr],

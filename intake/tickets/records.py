@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import bindparam, func, insert, literal, select, update
 from sqlalchemy.orm import Session, make_transient_to_detached
 
-from intake.store.fastsql import Prepared, add_row, insert_returning_id, insert_rows, python_default, write_rows
+from intake.store.fastsql import Prepared, add_row, insert_returning_id, insert_rows, python_default
 from intake.store.models import Attachment, Counter, Customer, Event, Message, Ticket, utcnow
 from intake.vocabulary import OPEN_STATUSES, STATUSES
 
@@ -147,12 +147,11 @@ def row_id(session: Session, obj) -> int:
 def store_message(session: Session, row: dict, attachments: Sequence[dict] = ()) -> None:
     """One message of a thread (inbound or outbound), written once and never changed.
     Without attachments it waits with the other appended rows (intake.store.fastsql.add_row);
-    with them it needs its id now, so the rows queued before it are written first:
-    ids keep the order in which the thread happened."""
+    with them it needs its id now, and its INSERT writes the messages waiting before it
+    first (any statement on a table does): ids keep the order in which the thread happened."""
     if not attachments:
         add_row(session, Message.__table__, row)
         return
-    write_rows(session)
     stored_id = insert_returning_id(session, Message.__table__, row)
     insert_rows(session, Attachment.__table__, [{**a, "message_id": stored_id} for a in attachments])
 
