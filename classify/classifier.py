@@ -100,6 +100,14 @@ class Classification:
             lines.append(f"departments: {', '.join(depts) or 'none'}" + (f"; lead: {depts[0]}" if len(depts) > 1 else ""))
             if self.flagged:
                 lines.append("flagged: 加急 (urgent; notify the department head)")
+        hurry = self.decision.get("hurry")
+        if hurry:
+            words = "、".join(hurry["words"]) if zh else ", ".join(hurry["words"])
+            lines.append(
+                f"  催促的字眼({words})只算重要:期限“{hurry['deadline']}”在几天后,不是今天"
+                if zh
+                else f"  words of hurry ({words}) count as important: the deadline '{hurry['deadline']}' is days away, not today"
+            )
         for m in self.matches:
             axis, value = m.target.split(":", 1)
             if zh:
@@ -184,6 +192,10 @@ def _longest_per_axis(hits: list[Hit], rules) -> list[Hit]:
     return [h for i, h in enumerate(hits) if i not in inside]
 
 
+# a deadline tomorrow or tonight means work today (normalised text: 聽日 is 听日)
+_TOMORROW = ("tomorrow", "tonight", "明天", "明日", "明早", "明晚", "听日", "今晚")
+
+
 class Classifier:
     """A loaded rule set, ready to classify; replaced whole on hot reload."""
 
@@ -225,6 +237,7 @@ class Classifier:
                 self._time_pressure(field_name, normalized, scores, matches)
 
         decision: dict[str, dict] = {}
+        self._hurry_before_days(scores, matches, decision)
         rs = self.ruleset
         wording = None  # what the learned wording says of the message, when there is one
         if rs.lexicon is not None and rs.lexicon_weight > 0 and rs.lexicon_axes:
@@ -284,6 +297,32 @@ class Classifier:
                 m.negated, m.negated_by = True, phrase
                 scores[m.target] -= m.weight
         return phrase
+
+    def _hurry_before_days(self, scores: dict[str, float], matches: list[Match], decision: dict) -> None:
+        """LABELS.md: urgent is business blocked now or work due today; a deadline within
+        days is important, however anxious the customer sounds ("急!", "ASAP", "越快越好").
+        When every urgent hit is a word of hurry (rules with hurry = true, a bare 急) and the
+        message names a deadline days away (time:days, rules with days = true) but nothing
+        today, tomorrow or tonight and nobody waiting, the hurry counts for important."""
+        hurry, days = self.ruleset.hurry_rules, self.ruleset.days_rules
+        urgent = [m for m in matches if m.target == "urgency:urgent" and not m.negated]
+        if not urgent or not all(m.rule in hurry for m in urgent):
+            return
+        deadline = None
+        for m in matches:
+            if m.negated:
+                continue
+            if m.rule in ("time:today", "time:waiting") or any(word in m.keyword for word in _TOMORROW):
+                return  # due today or tomorrow: work today
+            if deadline is None and m.rule in days:
+                deadline = m.keyword
+        if deadline is None:
+            return
+        for m in urgent:
+            m.target = "urgency:important"
+            scores["urgency:urgent"] -= m.weight
+            scores["urgency:important"] += m.weight
+        decision["hurry"] = {"words": list(dict.fromkeys(m.keyword for m in urgent)), "deadline": deadline}
 
     def _time_pressure(self, field_name: str, text: str, scores: dict[str, float], matches: list[Match]) -> None:
         """Deadlines and people waiting ([time] of the rules): the first of each kind in

@@ -9,9 +9,9 @@ File format (every key is shown in config/rules.toml):
                           [defaults.urgency_of_type] type = urgency (whatever the keywords say)
     [routing]             type = [departments...], the first is the lead
     [negation_sets]       name = [phrases...]
-    [time]                today, waiting, days (weights of the time expressions of
-                          classify/timeexpr.py: today and waiting count for urgent,
-                          days for important), negation_sets (phrases that cancel them)
+    [time]                today, waiting, days, hurry (weights of the time expressions of
+                          classify/timeexpr.py: today, waiting and a bare 急 (hurry) count
+                          for urgent, days for important), negation_sets (phrases that cancel them)
     [lexicon]             file (a lexicon learned by `intake rules learn`, relative to this file,
                           else the shipped one of that name;
                           classify/lexicon.py), weight (how much its probabilities count against the
@@ -22,7 +22,10 @@ File format (every key is shown in config/rules.toml):
                           exceptions: longer phrases that hold one and mean the opposite ("能不急吗")
     [[rules]]             name, target ("type:X" | "urgency:Y"), keywords ('crash*' also
                           matches longer words, '^how' only at a sentence start), weight,
-                          fields, subject_weight, negations, negation_sets, note
+                          fields, subject_weight, negations, negation_sets, note,
+                          hurry (urgent words asking for speed: alone they count as important
+                          when the message names a deadline days away and nothing today),
+                          days (important words naming such a deadline, as [time] days)
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ import difflib
 import math
 import tomllib
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 from classify.errors import RulesError, SourceLines, describe, read_toml
@@ -44,9 +48,9 @@ TARGETS = tuple(f"type:{t}" for t in TYPES) + tuple(f"urgency:{u}" for u in URGE
 _TOP_KEYS = ("defaults", "routing", "negation_sets", "time", "no_rush", "lexicon", "rules")
 _LEXICON_KEYS = ("file", "weight", "axes", "smoothing", "note")
 _NO_RUSH_KEYS = ("phrases", "exceptions", "note")
-_TIME_KEYS = ("today", "waiting", "days", "negation_sets")
+_TIME_KEYS = ("today", "waiting", "days", "hurry", "negation_sets")
 # the urgency each kind of time expression (classify/timeexpr.py) counts for
-TIME_TARGETS = {"today": "urgency:urgent", "waiting": "urgency:urgent", "days": "urgency:important"}
+TIME_TARGETS = {"today": "urgency:urgent", "waiting": "urgency:urgent", "days": "urgency:important", "hurry": "urgency:urgent"}
 _DEFAULT_KEYS = (
     "type",
     "urgency",
@@ -58,7 +62,7 @@ _DEFAULT_KEYS = (
     "urgency_tie_order",
     "urgent_wins_at",
 )
-_RULE_KEYS = ("name", "target", "keywords", "weight", "fields", "subject_weight", "negations", "negation_sets", "note")
+_RULE_KEYS = ("name", "target", "keywords", "weight", "fields", "subject_weight", "negations", "negation_sets", "hurry", "days", "note")
 
 
 @dataclass(frozen=True)
@@ -80,6 +84,8 @@ class Rule:
     negations: tuple[str, ...]  # phrases as written; inline ones and those of the named sets
     note: str = ""
     line: int | None = None
+    hurry: bool = False  # urgent words that ask for speed and say nothing of the situation
+    days: bool = False  # important words that name a deadline days away
 
 
 @dataclass(frozen=True)
@@ -115,6 +121,16 @@ class RuleSet:
 
     def urgency_fallback(self, type_: str) -> str:
         return self.urgency_by_type.get(type_, self.default_urgency)
+
+    @cached_property
+    def hurry_rules(self) -> frozenset[str]:
+        """Names of the rules with hurry = true, and the bare 急 of [time]."""
+        return frozenset([*(r.name for r in self.rules if r.hurry), "time:hurry"])
+
+    @cached_property
+    def days_rules(self) -> frozenset[str]:
+        """Names of the rules with days = true, and the deadlines in days of [time]."""
+        return frozenset([*(r.name for r in self.rules if r.days), "time:days"])
 
 
 class _Checker:
@@ -405,4 +421,12 @@ def _rule(c: _Checker, raw: object, index: int, negation_sets: dict, subject_wei
     note = raw.get("note", "")
     if not isinstance(note, str):
         raise c.fail(at("note"), f"{where}note must be a string, got {describe(note)}", "note")
-    return Rule(name, target, tuple(keywords), weight, fields, rule_subject_weight, tuple(dict.fromkeys(negations)), note, line)
+    flags = {}
+    for key, needs in (("hurry", "urgency:urgent"), ("days", "urgency:important")):
+        value = raw.get(key, False)
+        if not isinstance(value, bool):
+            raise c.fail(at(key), f"{where}{key} must be true or false, got {describe(value)}", key)
+        if value and target != needs:
+            raise c.fail(at(key), f'{where}{key} = true is only for target "{needs}", not {target!r}', key)
+        flags[key] = value
+    return Rule(name, target, tuple(keywords), weight, fields, rule_subject_weight, tuple(dict.fromkeys(negations)), note, line, **flags)

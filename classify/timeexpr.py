@@ -27,7 +27,8 @@ import ahocorasick
 TODAY = "today"  # must be done today (or within hours, or first thing tomorrow)
 WAITING = "waiting"  # people are waiting on it now: patients queuing, a truck at the gate
 DAYS = "days"  # a deadline within days
-KINDS = (TODAY, WAITING, DAYS)
+HURRY = "hurry"  # a bare 急: the writer is in a hurry, which says nothing of when (rules `hurry`)
+KINDS = (TODAY, WAITING, DAYS, HURRY)
 
 _S = r"\s{0,2}"  # gaps are bounded: see the module's docstring
 _W = r"\s{1,3}"
@@ -100,7 +101,7 @@ _PATTERNS: tuple[tuple[str, tuple[str, ...], str] | tuple[str, tuple[str, ...], 
     (TODAY, ("马上", "立刻", "立即"), r"(?:马上|立刻|立即)\s{0,2}(?:就要|要用|要交|开始|开会|上课)"),
     # a bare 急 ending the message or a line, after a space or punctuation ("。急", " 急", "急!"): now.
     # Never inside a word: 急诊, 紧急联系人, 着急 ("不急", "不着急" are no bare 急, and cancel time in [time])
-    (TODAY, ("急",), r"(?<![^\s,.!?;:。、~])急(?=[!.。~]{0,4}[ \t]{0,3}(?:\n|\Z))"),
+    (HURRY, ("急",), r"(?<![^\s,.!?;:。、~])急(?=[!.。~]{0,4}[ \t]{0,3}(?:\n|\Z))"),
     # minutes away: "5分钟后上课", "还有几分钟就开课", "再等半小时就要走"
     (TODAY, ("分钟", "分鐘"), rf"(?<!\d)(?:\d{{1,2}}|[一二两三四五六七八九十几半]{{1,2}}){_S}(?:个)?{_S}分钟{_S}(?:后|以后|之后|内|之内|就)"),
     (TODAY, ("还有", "再等"), r"(?:还有|再等)\s{0,2}(?:\d{1,2}|[一二两三四五六七八九十几半])\s{0,2}(?:个)?\s{0,2}(?:分钟|小时|钟头)"),

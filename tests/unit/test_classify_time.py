@@ -12,7 +12,7 @@ from classify import Classifier
 from classify.errors import RulesError
 from classify.normalize import normalize
 from classify.rules import load_rules
-from classify.timeexpr import DAYS, TODAY, WAITING, find_deadlines
+from classify.timeexpr import DAYS, HURRY, TODAY, WAITING, find_deadlines
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -130,12 +130,12 @@ def test_no_deadline_where_there_is_none(text):
         ("3 trucks outside waiting to load", [("trucks outside waiting", WAITING)]),
         ("We have vehicles waiting at the gate", [("vehicles waiting", WAITING)]),
         ("drivers here waiting since 6", [("drivers here waiting", WAITING)]),
-        # a bare 急 ending the message or a line: now
-        ("收银机又死机了。急", [("急", TODAY)]),
-        ("打印机卡纸 急", [("急", TODAY)]),
-        ("急!", [("急", TODAY)]),
-        ("急!!", [("急", TODAY)]),
-        ("系统登不上\n急\n谢谢", [("急", TODAY)]),
+        # a bare 急 ending the message or a line: a hurry (which says nothing of when)
+        ("收银机又死机了。急", [("急", HURRY)]),
+        ("打印机卡纸 急", [("急", HURRY)]),
+        ("急!", [("急", HURRY)]),
+        ("急!!", [("急", HURRY)]),
+        ("系统登不上\n急\n谢谢", [("急", HURRY)]),
     ],
 )
 def test_clock_events_short_durations_waiting_and_a_bare_ji_are_found(text, expected):
@@ -191,17 +191,17 @@ def test_near_misses_of_the_new_patterns_are_no_deadline(text):
 def test_a_bare_ji_is_urgent_and_no_rush_in_the_field_still_cancels_it():
     rules = Classifier.from_file(ROOT / "config" / "rules.toml")
     result = rules.classify("收银机", "收银机又死机了,扫不了码。急")
-    (match,) = [m for m in result.matches if m.rule == "time:today"]
+    (match,) = [m for m in result.matches if m.rule == "time:hurry"]
     assert match.keyword == "急" and match.target == "urgency:urgent" and not match.negated
     assert result.urgency == "urgent"
     # the customer takes it back in the same field: 不急 cancels the time expression
     result = rules.classify("收银机", "收银机又死机了。急!\n其实也不急,下周修好就行")
-    (match,) = [m for m in result.matches if m.rule == "time:today"]
+    (match,) = [m for m in result.matches if m.rule == "time:hurry"]
     assert match.keyword == "急" and match.negated and match.negated_by == "不急"
     assert result.urgency != "urgent"
     # no bare 急 at all in "不着急"
     result = rules.classify("打印机", "打印机有点卡纸,不着急")
-    assert not [m for m in result.matches if m.rule == "time:today"]
+    assert not [m for m in result.matches if m.rule == "time:hurry"]
 
 
 def test_cost_is_linear_in_the_text():
