@@ -180,8 +180,10 @@ class _Checker:
         return value
 
 
-def load_rules(path: Path) -> RuleSet:
-    """Read and validate a rules file; raises RulesError naming the line and the problem."""
+def load_rules(path: Path, *, read_lexicon: bool = True) -> RuleSet:
+    """Read and validate a rules file; raises RulesError naming the line and the problem.
+    read_lexicon=False leaves the [lexicon] file unread (`intake rules learn` builds a new
+    one when the one in force is broken)."""
     path = Path(path)
     data, lines = read_toml(path)
     c = _Checker(path, lines)
@@ -267,7 +269,7 @@ def load_rules(path: Path) -> RuleSet:
     if any(not p for p in no_rush_exceptions):
         raise c.fail(lines.key(nr_line, "exceptions"), "[no_rush] exceptions: an empty phrase", "exceptions")
 
-    lexicon, lexicon_weight, lexicon_axes = _lexicon(c, data, path)
+    lexicon, lexicon_weight, lexicon_axes = _lexicon(c, data, path, read_lexicon)
 
     raw_rules = data.get("rules", [])
     if not isinstance(raw_rules, list):
@@ -303,9 +305,9 @@ def load_rules(path: Path) -> RuleSet:
     )
 
 
-def _lexicon(c: _Checker, data: dict, path: Path) -> tuple[Lexicon | None, float, tuple[str, ...]]:
-    """[lexicon]: the learned wording's file, read now (a broken one refuses the rules file),
-    its weight and the axes it decides with the keywords."""
+def _lexicon(c: _Checker, data: dict, path: Path, read: bool = True) -> tuple[Lexicon | None, float, tuple[str, ...]]:
+    """[lexicon]: the learned wording's file, read now (a broken one refuses the rules file)
+    unless `read` is false, its weight and the axes it decides with the keywords."""
     line = c.lines.table("lexicon")
     table = c.table(data, "lexicon", None)
     c.known_keys(table, _LEXICON_KEYS, line, "[lexicon]: ")
@@ -322,7 +324,8 @@ def _lexicon(c: _Checker, data: dict, path: Path) -> tuple[Lexicon | None, float
     axes = c.strings(table.get("axes", ["type"]), axes_line, "[lexicon] axes", "axes", allow_empty=True)
     for axis in axes:
         c.choice(axis, ("type", "urgency"), axes_line, "[lexicon] axes entry", "axes")
-    return load_lexicon(_lexicon_file(file, path), smoothing=smoothing), weight, tuple(dict.fromkeys(axes))
+    lexicon = load_lexicon(_lexicon_file(file, path), smoothing=smoothing) if read else None
+    return lexicon, weight, tuple(dict.fromkeys(axes))
 
 
 def _lexicon_name(rules_path: Path) -> Path | None:

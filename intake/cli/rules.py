@@ -89,12 +89,19 @@ def cmd_learn(args, out, rules_file: Path) -> int:
     from dataclasses import replace
 
     from classify.classifier import Classifier
+    from classify.errors import RulesError
     from classify.lexicon import learn, load_lexicon, render
     from classify.rules import lexicon_places, load_rules
     from classify.suggest import held_out, text_of
     from intake import resources
 
-    ruleset = load_rules(rules_file)
+    try:
+        ruleset = load_rules(rules_file)
+    except RulesError as broken:
+        # a broken lexicon in force is what a new one replaces: learn, and measure against
+        # the keywords alone (a broken rules file itself still stops here)
+        ruleset = load_rules(rules_file, read_lexicon=False)
+        print(f"intake: the lexicon in force is refused ({broken}); measuring against the keyword rules alone", file=sys.stderr)
     if args.out is not None and args.out.resolve() in (rules_file.resolve(), *lexicon_places(rules_file)):
         print(
             f"intake: --out {args.out} is in force, or would be once written; write the lexicon elsewhere, read it, then copy it over",

@@ -308,3 +308,24 @@ def test_the_learned_lexicon_put_in_force_classifies_by_the_new_words(site, tmp_
     after = classified()
     assert before["matches"] == after["matches"] == []
     assert before["type"] != label and after["type"] == label, (label, before, after)
+
+
+def test_a_broken_lexicon_in_force_can_be_replaced_by_learning_a_new_one(site, tmp_path):
+    """The lexicon in force is refused (a hand edit gone wrong): `rules learn` still writes a
+    new one from the shipped lexicon and the examples, measured against the keywords alone,
+    and says so; a broken rules file itself still stops it with its line."""
+    imported, lines = _labelled(tmp_path)
+    site.lexicon.write_text(site.lexicon.read_text(encoding="utf-8") + "labeller\tnot a number\n", encoding="utf-8")
+    out = tmp_path / "repaired.tsv"
+    proc = site.learn("--no-stored", "--import", str(imported), "--out", str(out))
+    assert proc.returncode == 0, proc.stderr.decode()
+    err = proc.stderr.decode()
+    assert "the lexicon in force is refused" in err and str(site.lexicon) in err and "keyword rules alone" in err
+    from intake import resources
+
+    assert load_lexicon(out).trained_on == load_lexicon(resources.defaults() / "lexicon.tsv").trained_on + len(lines)
+
+    site.rules.write_text(site.rules.read_text(encoding="utf-8").replace("\n[defaults]\n", "\n[defaults]\nbogus = 1\n", 1), encoding="utf-8")
+    refused = site.learn("--no-stored", "--import", str(imported), "--out", str(tmp_path / "never.tsv"))
+    assert refused.returncode != 0 and "bogus" in refused.stderr.decode()
+    assert not (tmp_path / "never.tsv").exists()
