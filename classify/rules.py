@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import difflib
 import math
+import os
 import tomllib
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -341,15 +342,17 @@ def _lexicon_name(rules_path: Path) -> Path | None:
 def lexicon_places(rules_path: Path) -> list[Path]:
     """Every place the lexicon a rules file names may be read from: for a relative name,
     beside the rules file and the shipped one; the watcher watches them all (a file created
-    beside the rules takes over from the shipped one) and `intake rules learn` writes to none."""
+    beside the rules takes over from the shipped one) and `intake rules learn` writes to none.
+    Absolute, symbolic links not followed: a link swapped to another file is a change of
+    the link's own path."""
     name = _lexicon_name(rules_path)
     if name is None:
         return []
     if name.is_absolute():
-        return [name.resolve()]
-    places = [(Path(rules_path).parent / name).resolve()]
+        return [Path(os.path.abspath(name))]
+    places = [Path(os.path.abspath(Path(rules_path).parent / name))]
     shipped = _shipped(name)
-    return places + [shipped.resolve()] if shipped is not None else places
+    return places + [Path(os.path.abspath(shipped))] if shipped is not None else places
 
 
 def named_lexicon(rules_path: Path) -> Path | None:

@@ -36,7 +36,7 @@ class RulesWatcher:
         *,
         debounce: float = 0.2,
     ) -> None:
-        self.path = Path(rules_path).resolve()
+        self.path = Path(os.path.abspath(rules_path))  # as named: a link swapped over it is a change
         self.on_reload, self.on_error, self.debounce = on_reload, on_error, debounce
         self._watched = self._files()  # what a change of reloads the rules: refreshed at each reload
         self._digest = self._read_digest()  # the rules already in force came from these bytes
@@ -48,6 +48,12 @@ class RulesWatcher:
         """The rules file and the places of the lexicon it names now (read from the file, so
         that a rules file that starts or stops naming one is followed)."""
         return [self.path, *lexicon_places(self.path)]
+
+    def _paths(self) -> set[Path]:
+        """What an event's path is compared with: each watched file as named and, when it is
+        a symbolic link, the file it points to (an edit of the target, a swap of the link)."""
+        files = self._watched
+        return {*files, *(file.resolve() for file in files)}
 
     def _read_digest(self) -> str | None:
         digest = hashlib.sha256()
@@ -61,11 +67,11 @@ class RulesWatcher:
         return digest.hexdigest()
 
     def start(self) -> None:
-        handler = _Handler(lambda: self._watched, self._changed)
+        handler = _Handler(self._paths, self._changed)
         self._observer = Observer()
-        # the folders as they are at start; a lexicon moved to another folder later is
-        # seen at the next change of the rules file
-        for folder in sorted({str(file.parent) for file in self._watched}):
+        # the folders as they are at start (a link's and its target's); a lexicon moved to
+        # another folder later is seen at the next change of the rules file
+        for folder in sorted({str(file.parent) for file in self._paths()}):
             self._observer.schedule(handler, folder, recursive=False)
         self._observer.daemon = True
         self._observer.start()
@@ -107,7 +113,7 @@ class RulesWatcher:
 
 
 class _Handler(FileSystemEventHandler):
-    def __init__(self, files: Callable[[], list[Path]], changed: Callable[[], None]) -> None:
+    def __init__(self, files: Callable[[], set[Path]], changed: Callable[[], None]) -> None:
         self.files, self.changed = files, changed
 
     def on_any_event(self, event: FileSystemEvent) -> None:
@@ -116,5 +122,5 @@ class _Handler(FileSystemEventHandler):
         # str paths, as watched (watchdog gives bytes only for a folder watched as bytes)
         paths = {os.fsdecode(event.src_path), os.fsdecode(getattr(event, "dest_path", "") or "")}
         watched = self.files()
-        if any(p and Path(p).resolve() in watched for p in paths):
+        if any(p and (Path(os.path.abspath(p)) in watched or Path(p).resolve() in watched) for p in paths):
             self.changed()

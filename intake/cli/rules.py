@@ -102,7 +102,7 @@ def cmd_learn(args, out, rules_file: Path) -> int:
         # the keywords alone (a broken rules file itself still stops here)
         ruleset = load_rules(rules_file, read_lexicon=False)
         print(f"intake: the lexicon in force is refused ({broken}); measuring against the keyword rules alone", file=sys.stderr)
-    if args.out is not None and args.out.resolve() in (rules_file.resolve(), *lexicon_places(rules_file)):
+    if args.out is not None and args.out.resolve() in {p.resolve() for p in (rules_file, *lexicon_places(rules_file))}:
         print(
             f"intake: --out {args.out} is in force, or would be once written; write the lexicon elsewhere, read it, then copy it over",
             file=sys.stderr,

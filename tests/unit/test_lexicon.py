@@ -683,3 +683,40 @@ def test_a_lexicon_created_beside_rules_that_used_the_shipped_one_takes_over_at_
         assert Path(reloaded.ruleset.lexicon.path).resolve() == (tmp_path / "lexicon.tsv").resolve()
     finally:
         watcher.stop()
+
+
+def test_a_symbolic_link_swapped_to_another_lexicon_reloads_and_an_edit_of_its_target_too(tmp_path):
+    """Teams keep versions side by side and point a link at the one in force (`ln -sfn`): the
+    swap replaces the link, not the file the old link pointed to; before, the watcher watched
+    only that old target and missed it."""
+    path = _rules(tmp_path)
+    versions = tmp_path / "versions"
+    versions.mkdir()
+    (versions / "v1.tsv").write_text(LEXICON_TSV, encoding="utf-8")
+    (versions / "v2.tsv").write_text(_flipped("request"), encoding="utf-8")
+    lexicon = tmp_path / "lex.tsv"
+    lexicon.unlink(missing_ok=True)
+    lexicon.symlink_to(versions / "v1.tsv")
+    in_force = {"rules": Classifier.from_file(path)}
+    assert in_force["rules"].classify("", "the printer jams").type == "fault"
+    reloads: queue.Queue = queue.Queue()
+
+    def reloaded(c: Classifier) -> None:
+        in_force["rules"] = c
+        reloads.put(c)
+
+    watcher = RulesWatcher(path, reloaded, debounce=0.05)
+    watcher.start()
+    try:
+        time.sleep(0.2)
+        swap = tmp_path / ".lex.tsv.new"
+        swap.symlink_to(versions / "v2.tsv")
+        os.replace(swap, lexicon)  # what `ln -sfn` does: a new link renamed over the old
+        reloads.get(timeout=10)
+        assert in_force["rules"].classify("", "the printer jams").type == "request"
+
+        (versions / "v2.tsv").write_text(_flipped("suggestion"), encoding="utf-8")  # the target edited in its own folder
+        reloads.get(timeout=10)
+        assert in_force["rules"].classify("", "the printer jams").type == "suggestion"
+    finally:
+        watcher.stop()
