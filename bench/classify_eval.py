@@ -55,7 +55,19 @@ UNSEEN_SET = ROOT / "tests" / "classify_eval" / "unseen.jsonl"
 FRESH_SETS = sorted((ROOT / "tests" / "classify_eval").glob("fresh*.jsonl"))
 WRITERS_DIR = ROOT / "tests" / "classify_eval" / "writers"
 # Writer sets whose errors may be read and tuned on; any other writer set is held out.
-TUNED_WRITER_SETS = ("writer-a", "writer-b", "writer-g", "writer-h", "writer-i", "writer-j", "writer-k", "writer-m", "writer-n", "writer-o", "writer-r")
+TUNED_WRITER_SETS = (
+    "writer-a",
+    "writer-b",
+    "writer-g",
+    "writer-h",
+    "writer-i",
+    "writer-j",
+    "writer-k",
+    "writer-m",
+    "writer-n",
+    "writer-o",
+    "writer-r",
+)
 LEXICON = ROOT / "config" / "lexicon.tsv"
 NOTES = "## Notes"
 
