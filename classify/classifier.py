@@ -237,7 +237,7 @@ class Classifier:
                 self._time_pressure(field_name, normalized, scores, matches)
 
         decision: dict[str, dict] = {}
-        self._hurry_before_days(scores, matches, decision)
+        self._hurry_before_days(texts, scores, matches, decision)
         rs = self.ruleset
         wording = None  # what the learned wording says of the message, when there is one
         if rs.lexicon is not None and rs.lexicon_weight > 0 and rs.lexicon_axes:
@@ -264,6 +264,8 @@ class Classifier:
             urgency = self._weigh("urgency", URGENCIES, scores, wording["urgency"], rs.urgency_fallback(type_), rs.urgency_tie_order, decision)
         else:
             urgency = self._decide("urgency", URGENCIES, scores, rs.urgency_fallback(type_), rs.urgency_tie_order, decision)
+        if decision.get("urgency", {}).get("how") in ("type", "no_rush"):
+            decision.pop("hurry", None)  # the type or the customer's calm decided: the hurry did not matter
         return Classification(
             type=type_,
             urgency=urgency,
@@ -298,24 +300,20 @@ class Classifier:
                 scores[m.target] -= m.weight
         return phrase
 
-    def _hurry_before_days(self, scores: dict[str, float], matches: list[Match], decision: dict) -> None:
-        """LABELS.md: urgent is business blocked now or work due today; a deadline within
-        days is important, however anxious the customer sounds ("急!", "ASAP", "越快越好").
-        When every urgent hit is a word of hurry (rules with hurry = true, a bare 急) and the
-        message names a deadline days away (time:days, rules with days = true) but nothing
-        today, tomorrow or tonight and nobody waiting, the hurry counts for important."""
+    def _hurry_before_days(self, texts, scores: dict[str, float], matches: list[Match], decision: dict) -> None:
+        """LABELS.md says both: 紧急 / ASAP said outright is urgent, and a deadline within days
+        is important. When a message's only urgent evidence is words of hurry (rules with
+        hurry = true, a bare 急: "急!", "ASAP", "越快越好") and it names a deadline days away
+        (time:days, rules with days = true) but nothing today, tomorrow or tonight and nobody
+        waiting, the deadline says when: the hurry counts for important."""
         hurry, days = self.ruleset.hurry_rules, self.ruleset.days_rules
         urgent = [m for m in matches if m.target == "urgency:urgent" and not m.negated]
         if not urgent or not all(m.rule in hurry for m in urgent):
             return
-        deadline = None
-        for m in matches:
-            if m.negated:
-                continue
-            if m.rule in ("time:today", "time:waiting") or any(word in m.keyword for word in _TOMORROW):
-                return  # due today or tomorrow: work today
-            if deadline is None and m.rule in days:
-                deadline = m.keyword
+        if any(word in text for _, text in texts for word in _TOMORROW):
+            return  # due tomorrow or tonight: work today
+        # (a deadline today or people waiting are urgent evidence of their own: not all hurry)
+        deadline = next((m.keyword for m in matches if m.rule in days and not m.negated), None)
         if deadline is None:
             return
         for m in urgent:

@@ -244,6 +244,9 @@ def load_rules(path: Path, *, read_lexicon: bool = True) -> RuleSet:
     time_table = c.table(data, "time", None)
     c.known_keys(time_table, _TIME_KEYS, t_line, "[time]: ")
     time_weights = {kind: c.number(time_table[kind], lines.key(t_line, kind), f"[time] {kind}", kind) for kind in TIME_TARGETS if kind in time_table}
+    if "hurry" not in time_table and "today" in time_weights:
+        # a rules file from before [time] hurry: its today weight counted the bare 急
+        time_weights["hurry"] = time_weights["today"]
     time_negations: list[str] = []
     for set_name in c.strings(
         time_table.get("negation_sets", []), lines.key(t_line, "negation_sets"), "[time] negation_sets", "negation_sets", allow_empty=True

@@ -185,6 +185,7 @@ class Pipeline:
     def _take_in(self, session: Session, case: Case) -> Result:
         """One item of a batch, in a savepoint of the batch's transaction."""
         raw, ref = case.raw, case.ref
+        write_rows(session)  # nothing of an earlier item may wait inside this item's savepoint
         try:
             with session.begin_nested():
                 result = self._stages(session, case, None)

@@ -15,8 +15,9 @@ OperationalError, ...), so callers handle them as before.
 Rows that are only ever appended (events, outbox mail, messages, archive jobs, source
 refs) wait in the session (`add_row`) and are written table by table, one executemany
 each, when the transaction commits: a group of ten messages writes its events in one
-statement, not ten. Nothing can see them early or late: any statement on a table that
-has rows waiting, through this module or the session, writes the waiting rows first.
+statement, not ten. A prepared statement on a table with rows waiting writes that
+table's rows first, and any query through the session writes them all first, so no
+lookup misses what an earlier item of the group did.
 """
 
 from __future__ import annotations
@@ -222,15 +223,23 @@ def _write_before_commit(session: Session) -> None:
 
 @event.listens_for(Session, "do_orm_execute")
 def _write_before_a_query(state) -> None:
-    """A query through the session (session.execute, get, a lazy load) sees the waiting
-    rows of its tables; a statement whose tables are unknown (text) sees them all."""
+    """A query through the session (session.execute, get, a lazy load) sees every waiting
+    row: an ORM statement may reach tables its text does not name (a join along a
+    relationship, an eager load), so all are written. Rare on the hot path, where the
+    lookups are prepared statements. (`session.connection().execute` bypasses this: not
+    used where rows wait.)"""
     if state.session.info.get(_ROWS):
-        write_rows(state.session, find_tables(state.statement, include_crud=True) or None)
+        write_rows(state.session)
 
 
-@event.listens_for(Session, "after_rollback")
-def _drop_after_rollback(session: Session) -> None:
-    drop_rows(session)
+@event.listens_for(Session, "after_transaction_end")
+def _drop_at_the_end(session: Session, transaction) -> None:
+    """The outermost transaction ended: after a commit nothing waits (before_commit wrote
+    it), after a rollback what waited goes with it. A savepoint's end changes nothing:
+    the pipeline writes what waits before it begins one and drops an item's own rows
+    when the item's savepoint rolls back (intake/pipeline/runner.py)."""
+    if transaction.parent is None:
+        drop_rows(session)
 
 
 _INSERTS: dict[tuple[Table, tuple[str, ...], bool], tuple[Prepared, list]] = {}

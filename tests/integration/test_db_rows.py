@@ -9,7 +9,7 @@ from sqlalchemy import select, text
 
 from intake.store.db import transaction
 from intake.store.fastsql import add_row, write_rows
-from intake.store.models import Event, Message, SourceItem
+from intake.store.models import Event, Message, SourceItem, Ticket
 from intake.tickets.records import insert_new, log_event
 
 AT = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)
@@ -21,7 +21,7 @@ def waiting(session) -> set[str]:
 
 
 def _ticket(session):
-    from intake.store.models import Customer, Ticket
+    from intake.store.models import Customer
 
     customer = insert_new(session, Customer(number="C000001", email="li@example.cn", language="zh"))
     return insert_new(
@@ -135,12 +135,29 @@ def test_rows_waiting_for_other_tables_stay_waiting(ctx):
         assert [e.kind for e in session.scalars(select(Event))] == ["first"]
 
 
-def test_a_query_through_the_session_writes_the_rows_of_its_tables_and_sql_text_all(ctx):
+def test_any_query_through_the_session_writes_every_waiting_row_first(ctx):
+    """An ORM statement may reach tables its text does not name (a join along a
+    relationship, an eager load): a query through the session writes all that waits."""
     with transaction(ctx.sessions) as session:
         ticket = _ticket(session)
         log_event(session, ticket, "system", "first", at=AT)
         add_row(session, SourceItem.__table__, {"source": "s", "key": "k1", "outcome": "opened", "at": AT})
-        assert [e.kind for e in session.scalars(select(Event))] == ["first"]
-        assert waiting(session) == {"source_items"}  # source refs still wait
-        assert session.execute(text("select count(*) from source_items")).scalar() == 1
+        assert waiting(session) == {"events", "source_items"}
+        assert session.execute(select(Ticket.ref).join(Ticket.events)).scalars().all() == [ticket.ref]
         assert waiting(session) == set()
+
+
+def test_a_savepoint_rolled_back_keeps_the_rows_queued_before_it(ctx):
+    """Only the outermost transaction's end drops waiting rows: a failed item's savepoint
+    takes its own rows (the pipeline drops them), not those queued before it began."""
+    with transaction(ctx.sessions) as session:
+        ticket = _ticket(session)
+        log_event(session, ticket, "system", "before", at=AT)
+        try:
+            with session.begin_nested():
+                raise RuntimeError("the item fails")
+        except RuntimeError:
+            pass
+        assert waiting(session) == {"events"}
+    with ctx.sessions() as session:
+        assert [e.kind for e in session.scalars(select(Event))] == ["before"]
