@@ -159,7 +159,8 @@ def cmd_status(args, out: Output) -> int:
     for s in status["sources"]:
         print(
             f"  {s['source']}: {'up' if s.get('up', True) else 'FAILING'}, last success {s['last_success_at'] or 'never'}, backlog {s['backlog'] if s['backlog'] is not None else '?'}, "
-            f"taken {s['taken']}, errors {s['errors']}" + (f", last error {s['last_error_at']}: {s['last_error']}" if s["last_error"] else "")
+            f"taken in 24 h {s['taken_24h']}, errors {s['errors']}"
+            + (f", last error {s['last_error_at']}: {s['last_error']}" if s["last_error"] else "")
         )
     if not status["sources"]:
         print("  (no source has run yet)")
@@ -169,7 +170,7 @@ def cmd_status(args, out: Output) -> int:
         renew = ", RENEW IT" if c["warn"] else ""
         print(f"  {label}: client secret/certificate expires {c['expires_at']:%Y-%m-%d} (in {c['days_left']:g} days){renew}")
     o = status["outbox"]
-    print(f"outbox: {o['pending']} pending (oldest {o['oldest_pending'] or '-'}), {o['sent']} sent, {o['failed']} failed")
+    print(f"outbox: {o['pending']} pending (oldest {o['oldest_pending'] or '-'}), {o['sent_24h']} sent in 24 h, {o['failed']} failed")
     print(f"quarantine: {status['quarantine']['held']} held, {status['quarantine']['released']} released")
     if "archive" in status:
         a = status["archive"]

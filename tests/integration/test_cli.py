@@ -95,8 +95,8 @@ def test_run_once_sends_acknowledgements_into_the_outgoing_maildir_and_status_co
     [raw] = outgoing_acks(home)
     assert b"Auto-Submitted: auto-replied" in raw and b"amy@example.org" in raw
     [status] = lines(run(home, "status", "--json"))
-    assert status["outbox"]["sent"] >= 1 and status["outbox"]["pending"] == 0
-    assert any(s["source"] == "ingest" and s["taken"] == 1 for s in status["sources"])
+    assert status["outbox"]["sent_24h"] >= 1 and status["outbox"]["pending"] == 0
+    assert any(s["source"] == "ingest" and s["taken_24h"] == 1 for s in status["sources"])
 
 
 def test_run_once_takes_the_drop_folder(home):
