@@ -19,7 +19,10 @@ RECENT = timedelta(hours=24)
 def collect(ctx: Context) -> dict:
     since = ctx.now() - RECENT
     with ctx.read_sessions() as session:
-        taken = dict(session.execute(select(SourceItem.source, func.count()).where(SourceItem.at >= since).group_by(SourceItem.source)).all())
+        # grouped by an expression, not the column: SQLite would otherwise group along the
+        # (source, key) index, reading every row ever taken (96 ms for 300,000, against 1 ms)
+        source = (SourceItem.source + "").label("source")
+        taken = dict(session.execute(select(source, func.count()).where(SourceItem.at >= since).group_by(source)).all())
         states = {s.source: s for s in session.scalars(select(SourceState))}
         sources = [
             {
