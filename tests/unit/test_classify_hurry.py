@@ -10,13 +10,6 @@ import pytest
 
 from classify import Classifier, RulesError
 
-ROOT = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture(scope="module")
-def shipped() -> Classifier:
-    return Classifier.from_file(ROOT / "config" / "rules.toml")
-
 
 @pytest.mark.parametrize(
     "subject, body",
@@ -26,8 +19,8 @@ def shipped() -> Classifier:
         ("", "新店下周六试营业，需要加购8台点餐平板，越快越好，最迟下周三要装好。"),
     ],
 )
-def test_hurry_before_a_deadline_days_away_is_important_and_says_why(shipped, subject, body):
-    c = shipped.classify(subject, body)
+def test_hurry_before_a_deadline_days_away_is_important_and_says_why(shipped_rules, subject, body):
+    c = shipped_rules.classify(subject, body)
     assert c.urgency == "important"
     assert c.decision["hurry"]["words"]
     assert "days away" in c.explain("en") and "几天后" in c.explain("zh")
@@ -53,8 +46,8 @@ def test_hurry_before_a_deadline_days_away_is_important_and_says_why(shipped, su
         ("", "收银机坏了，现在怎么办？周五还要营业"),
     ],
 )
-def test_hurry_stays_urgent_when_due_today_tomorrow_blocked_or_without_a_later_deadline(shipped, subject, body):
-    c = shipped.classify(subject, body)
+def test_hurry_stays_urgent_when_due_today_tomorrow_blocked_or_without_a_later_deadline(shipped_rules, subject, body):
+    c = shipped_rules.classify(subject, body)
     assert c.urgency == "urgent", c.explain("en")
     assert "hurry" not in c.decision
 
@@ -119,10 +112,10 @@ def test_a_wrong_flag_is_refused_with_its_rule_and_line(tmp_path: Path, line, pr
     assert "line 13:" in str(info.value)  # the flag's own line
 
 
-def test_the_hurry_line_is_shown_only_when_the_scores_decided(shipped):
+def test_the_hurry_line_is_shown_only_when_the_scores_decided(shipped_rules):
     """A suggestion's urgency is fixed by its type: the hurry did not matter, and the
     explanation does not say it did."""
-    c = shipped.classify("紧急建议:希望下周一前增加夜间模式", "")
+    c = shipped_rules.classify("紧急建议:希望下周一前增加夜间模式", "")
     assert c.urgency == "normal" and "hurry" not in c.decision
     assert "words of hurry" not in c.explain("en")
 

@@ -4,18 +4,7 @@ was urgent, or normal, with those rules before the over-general keywords were ta
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
-
-from classify import Classifier
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture(scope="module")
-def classifier() -> Classifier:
-    return Classifier.from_file(ROOT / "config" / "rules.toml")
 
 
 @pytest.mark.parametrize(
@@ -39,8 +28,8 @@ def classifier() -> Classifier:
         "Please help me update my billing address",
     ],
 )
-def test_routine_mail_is_not_urgent(classifier, body):
-    assert classifier.classify("", body).urgency != "urgent"
+def test_routine_mail_is_not_urgent(shipped_rules, body):
+    assert shipped_rules.classify("", body).urgency != "urgent"
 
 
 @pytest.mark.parametrize(
@@ -51,5 +40,5 @@ def test_routine_mail_is_not_urgent(classifier, body):
         "这个型号紧急停机，请派人",
     ],
 )
-def test_an_outage_is_not_calmed_by_a_phrase_beside_it(classifier, body):
-    assert classifier.classify("", body).urgency == "urgent"
+def test_an_outage_is_not_calmed_by_a_phrase_beside_it(shipped_rules, body):
+    assert shipped_rules.classify("", body).urgency == "urgent"

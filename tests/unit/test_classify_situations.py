@@ -10,8 +10,6 @@ from classify import Classifier
 from classify.errors import RulesError
 from classify.rules import load_rules
 
-ROOT = Path(__file__).resolve().parents[2]
-
 SMALL_RULES = """
 [defaults]
 type = "inquiry"
@@ -66,11 +64,6 @@ def test_urgent_wins_at_is_validated(tmp_path):
         load_rules(path)
 
 
-@pytest.fixture(scope="module")
-def default_rules() -> Classifier:
-    return Classifier.from_file(ROOT / "config" / "rules.toml")
-
-
 @pytest.mark.parametrize(
     "subject, body, type_, urgency",
     [
@@ -83,8 +76,8 @@ def default_rules() -> Classifier:
         ("投诉", "我要投诉你们的安装师傅,迟到两个小时还态度恶劣。", "complaint", "important"),
     ],
 )
-def test_keyword_traps(default_rules, subject, body, type_, urgency):
-    result = default_rules.classify(subject, body)
+def test_keyword_traps(shipped_rules, subject, body, type_, urgency):
+    result = shipped_rules.classify(subject, body)
     assert (result.type, result.urgency) == (type_, urgency), result.explain()
 
 
@@ -104,8 +97,8 @@ def test_keyword_traps(default_rules, subject, body, type_, urgency):
         ("Dangerous goods", "Can lithium batteries go in your standard cargo service? What paperwork is involved?", "normal"),
     ],
 )
-def test_urgency_from_situations(default_rules, subject, body, urgency):
-    assert default_rules.classify(subject, body).urgency == urgency, default_rules.classify(subject, body).explain()
+def test_urgency_from_situations(shipped_rules, subject, body, urgency):
+    assert shipped_rules.classify(subject, body).urgency == urgency, shipped_rules.classify(subject, body).explain()
 
 
 @pytest.mark.parametrize(
@@ -119,13 +112,8 @@ def test_urgency_from_situations(default_rules, subject, body, urgency):
         ("积分", "会员小程序里上个月的积分没到账,购物记录里有,积分那一栏显示0。", "fault"),
     ],
 )
-def test_type_from_families(default_rules, subject, body, type_):
-    assert default_rules.classify(subject, body).type == type_, default_rules.classify(subject, body).explain()
-
-
-@pytest.fixture(scope="module")
-def default_rules() -> Classifier:
-    return Classifier.from_file(ROOT / "config" / "rules.toml")
+def test_type_from_families(shipped_rules, subject, body, type_):
+    assert shipped_rules.classify(subject, body).type == type_, shipped_rules.classify(subject, body).explain()
 
 
 @pytest.mark.parametrize(
@@ -141,11 +129,11 @@ def default_rules() -> Classifier:
         ("Billing", "You charge by the minute, is that right?"),
     ],
 )
-def test_figures_of_speech_and_prices_are_not_urgent(default_rules, subject, body):
+def test_figures_of_speech_and_prices_are_not_urgent(shipped_rules, subject, body):
     """A number after 'start at' is a price unless the clause ends there; 'flooded with orders',
     'sales exploded', 'by the minute' are not water, a blast or harm growing (a review found
     each of these called urgent)."""
-    assert default_rules.classify(subject, body).urgency != "urgent"
+    assert shipped_rules.classify(subject, body).urgency != "urgent"
 
 
 @pytest.mark.parametrize(
@@ -156,5 +144,5 @@ def test_figures_of_speech_and_prices_are_not_urgent(default_rules, subject, bod
         ("Kitchen", "The pipe burst and water is flooding the kitchen."),
     ],
 )
-def test_the_same_words_meant_literally_stay_urgent(default_rules, subject, body):
-    assert default_rules.classify(subject, body).urgency == "urgent"
+def test_the_same_words_meant_literally_stay_urgent(shipped_rules, subject, body):
+    assert shipped_rules.classify(subject, body).urgency == "urgent"
