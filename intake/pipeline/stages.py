@@ -21,7 +21,7 @@ from intake.outgoing.queue import queue_mail
 from intake.pipeline.case import Case, Quarantine, Stop
 from intake.pipeline.message_row import write_inbound
 from intake.staffmail.sla import due_time
-from intake.store.fastsql import Prepared
+from intake.store.fastsql import Prepared, waiting, write_rows
 from intake.store.models import Customer, Message, OutboxMail, Ticket
 from intake.tickets.records import (
     IS_OPEN,
@@ -109,6 +109,8 @@ def dedupe(case: Case, session: Session, ctx: Context) -> None:
         return
     identity = msg.message_id or (msg.date.isoformat() if msg.date else "")
     case.fingerprint = _sha256("email", identity, case.content_hash)
+    if any(row.get("fingerprint") == case.fingerprint for row in waiting(session, _MESSAGES)):
+        write_rows(session, [_MESSAGES])  # a copy earlier in this group (rare): written, then found as any other
     earlier = _SAME_EMAIL.first(session, {"fingerprint": case.fingerprint})
     if earlier is not None:
         raise Stop("duplicate", f"message already taken (Message-ID {msg.message_id or 'none'})", earlier.ref)
@@ -118,7 +120,8 @@ def dedupe(case: Case, session: Session, ctx: Context) -> None:
 # share of the per-message cost); each gives the ticket reference of an earlier copy.
 _MESSAGES, _TICKETS = Message.__table__, Ticket.__table__
 _EARLIER = select(_TICKETS.c.ref).select_from(_MESSAGES.outerjoin(_TICKETS, _MESSAGES.c.ticket_id == _TICKETS.c.id))
-_SAME_EMAIL = Prepared(_EARLIER.where(_MESSAGES.c.fingerprint == bindparam("fingerprint")))
+# every item asks: the group's messages are left waiting (dedupe looks at them itself)
+_SAME_EMAIL = Prepared(_EARLIER.where(_MESSAGES.c.fingerprint == bindparam("fingerprint")), sees_waiting=False)
 _SAME_FORM = _EARLIER.where(
     _MESSAGES.c.content_hash == bindparam("hash"), _MESSAGES.c.channel == "form", _MESSAGES.c.received_at >= bindparam("since")
 ).limit(1)
@@ -350,10 +353,11 @@ def store(case: Case, session: Session, ctx: Context) -> None:
 
 
 _OUTBOX = OutboxMail.__table__
-_RECENT_ACKS = Prepared(
+_RECENT_ACKS = Prepared(  # every new case asks: the group's mail is left waiting (counted by acknowledge)
     select(func.count())
     .select_from(_OUTBOX)
-    .where(_OUTBOX.c.kind == "ack", _OUTBOX.c.rcpt_to == bindparam("to"), _OUTBOX.c.created_at >= bindparam("since"))
+    .where(_OUTBOX.c.kind == "ack", _OUTBOX.c.rcpt_to == bindparam("to"), _OUTBOX.c.created_at >= bindparam("since")),
+    sees_waiting=False,
 )
 # a form case is acknowledged as it opens: the last hour's form tickets (on the
 # created_at index), not a scan of the whole outbox
@@ -383,6 +387,7 @@ def acknowledge(case: Case, session: Session, ctx: Context) -> None:
         return
     limits, since = ctx.config.limits, ctx.now() - timedelta(hours=1)
     recent = _RECENT_ACKS.scalar(session, {"to": msg.from_addr, "since": since})
+    recent += sum(1 for row in waiting(session, _OUTBOX) if row["kind"] == "ack" and row["rcpt_to"] == msg.from_addr)  # queued this group
     if recent >= limits.acks_per_sender_per_hour:
         log_event(
             session,

@@ -17,7 +17,10 @@ refs) wait in the session (`add_row`) and are written table by table, one execut
 each, when the transaction commits: a group of ten messages writes its events in one
 statement, not ten. A prepared statement on a table with rows waiting writes that
 table's rows first, and any query through the session writes them all first, so no
-lookup misses what an earlier item of the group did.
+lookup misses what an earlier item of the group did. A lookup that every item makes on
+such a table (the copy of this email, the acknowledgements to this sender) would write
+the group's rows an item at a time: it leaves them waiting (`sees_waiting=False`) and
+looks at them itself (`waiting`).
 """
 
 from __future__ import annotations
@@ -106,11 +109,14 @@ class _Compiled:
 
 class Prepared:
     """A Core statement (built once, at import) run on the session's connection.
-    `column_keys` names the columns of an INSERT whose values are given."""
+    `column_keys` names the columns of an INSERT whose values are given. With
+    `sees_waiting=False` the rows waiting for its tables are not written first: the
+    caller looks at them itself (`waiting`)."""
 
-    def __init__(self, statement, column_keys: Sequence[str] | None = None):
+    def __init__(self, statement, column_keys: Sequence[str] | None = None, *, sees_waiting: bool = True):
         self.statement = statement
         self.column_keys = list(column_keys) if column_keys is not None else None
+        self.sees_waiting = sees_waiting
         self._by_dialect: dict[str, _Compiled] = {}
 
     def _compiled(self, dialect) -> _Compiled:
@@ -127,7 +133,7 @@ class Prepared:
         dialect = connection.dialect
         compiled = self._compiled(dialect)
         waiting = session.info.get(_ROWS)
-        if waiting and not compiled.tables.isdisjoint(waiting):
+        if waiting and self.sees_waiting and not compiled.tables.isdisjoint(waiting):
             write_rows(session, compiled.tables)
         params = [compiled.params(v) for v in values] if many else compiled.params(values)
         driver_connection = connection.connection.driver_connection
@@ -185,6 +191,11 @@ def add_row(session: Session, table: Table, row: dict) -> None:
     """Queue an INSERT into `table`, written with the others by `write_rows`: before
     the transaction commits or anything reads the table (a rollback drops it)."""
     session.info.setdefault(_ROWS, {}).setdefault(table, []).append(row)
+
+
+def waiting(session: Session, table: Table) -> list[dict]:
+    """The rows waiting for `table` (not to be changed)."""
+    return session.info.get(_ROWS, {}).get(table, [])
 
 
 def write_rows(session: Session, tables: Collection[TableClause] | None = None) -> None:

@@ -198,6 +198,31 @@ def test_a_group_that_goes_through_at_once_dedupes_and_threads_on_rows_it_has_no
     assert [a.rcpt_to for a in outbox(ctx)] == ["chen.jing@kehu.example.cn"]
 
 
+def test_a_group_of_new_cases_writes_its_messages_and_mail_once_at_the_commit(ctx, pipeline, monkeypatch):
+    """Every item asks whether its email was taken before and how many acknowledgements its
+    sender got this hour; those lookups look at the group's waiting rows themselves
+    instead of writing them an item at a time (one INSERT a table a group, not one an item)."""
+    from intake.store import fastsql
+
+    inserts: Counter[str] = Counter()
+    run = fastsql.Prepared._run
+
+    def counted(self, session, values, many):
+        compiled, cursor = run(self, session, values, many)
+        if compiled.sql.startswith("INSERT INTO"):
+            inserts[compiled.sql.split()[2]] += 1
+        return compiled, cursor
+
+    monkeypatch.setattr(fastsql.Prepared, "_run", counted)
+    raws = [mail(f"第 {i} 个问题：订单没到。", subject=f"订单 {i}", sender=f"k{i}@kehu.example.cn") for i in range(5)]
+    with commits(ctx) as seen:
+        results = pipeline.take_many([(raw, ref(f"1:{i}", "imap:support/INBOX")) for i, raw in enumerate(raws)])
+    assert [r.outcome for r in results] == ["opened"] * 5 and len(seen) == 1
+    assert inserts["messages"] == 1 and inserts["outbox"] == 1  # inbound and acknowledgements together
+    assert inserts["tickets"] == 5
+    assert count(ctx, Message) == 10 and len(outbox(ctx)) == 5
+
+
 def test_a_group_holding_a_ref_taken_before_commits_once_and_answers_duplicate(ctx, pipeline):
     """The group looks up its refs taken before in one statement: the ref taken earlier is a
     duplicate at once, not a unique-key failure at the commit that sends the whole group
