@@ -130,8 +130,14 @@ def test_default_rules_do_not_get_worse_on_the_writer_sets():
     fresh, 0.967 / 0.840 / 0 after the review's fixes); held out, written in session 9 and scored once at its end:
     p 0.933 / 0.853 / 0, q 0.933 / 0.873 / 0, s 0.893 / 0.847 / 0, t 0.813 / 0.860 / 0.022
     (c 0.858 / 0.833, d 0.900 / 0.742, e 0.790 / 0.730, f 0.820 / 0.720, l 0.933 / 0.860 then).
+    Session 10 (situations of the work standing still, an exam being sat; writer-u, -v, -w tuned
+    on: fresh 0.900 / 0.833 / 0.031, 0.900 / 0.707 / 0.100, 0.847 / 0.747 / 0.065; after
+    0.973 / 0.853 / 0.031, 0.953 / 0.773 / 0.067, 0.920 / 0.800 / 0); held out, written in
+    session 10 and scored once at its end, before and after the change: x 0.847 / 0.787 / 0.067
+    -> 0.860 / 0.787 / 0.067, y 0.847 / 0.807 / 0.034 -> 0.840 / 0.807 / 0.034, z 0.807 / 0.740 / 0
+    -> 0.820 / 0.747 / 0.
     Floors, not targets: the issue's targets (0.90 / 0.85 / under 2% on held-out sets) are met
-    on writer-l, -p and -q, not on c, d, e, f, s, t."""
+    on writer-l, -p and -q, not on c, d, e, f, s, t, x, y, z."""
     from classify.evaluate import figures, load_labelled, score
 
     bench = _bench()
@@ -157,6 +163,12 @@ def test_default_rules_do_not_get_worse_on_the_writer_sets():
         "writer-q": (0.91, 0.85, 0.03),
         "writer-s": (0.87, 0.82, 0.03),
         "writer-t": (0.79, 0.84, 0.04),
+        "writer-u": (0.95, 0.83, 0.05),
+        "writer-v": (0.93, 0.75, 0.08),
+        "writer-w": (0.90, 0.78, 0.03),
+        "writer-x": (0.84, 0.76, 0.08),
+        "writer-y": (0.82, 0.78, 0.05),
+        "writer-z": (0.80, 0.72, 0.03),
     }
     sets = bench.writer_sets()
     assert set(floors) <= set(sets)

@@ -91,6 +91,17 @@ def test_keyword_traps(shipped_rules, subject, body, type_, urgency):
         ("Queue ticket machine", "the ticket machine cannot print, now got like 20 people standing there", "urgent"),
         ("冷藏柜", "冷藏柜温度还在往上走,里面有今天下午要打的疫苗。", "urgent"),
         ("Portal won't accept PDFs", "Every PDF gets 'file type not supported'. Our filing is due 5pm today.", "urgent"),
+        # the work stands still now, or an exam is being sat: no deadline is named, the situation is one (writer-u, -v, -w)
+        ("又登不上", "一直提示网络异常 早上八点到现在 车间扫菲全部停掉了 六十几个工人站在那里等", "urgent"),
+        ("Submit button dead", "the submit button does not work for several students, mid-exam", "urgent"),
+        ("岗亭", "收费软件一打开就闪退 现在车出不去 排队排到马路上了", "urgent"),
+        # an answer needed before a visitor leaves today
+        ("操作日誌", "稽核委員目前在館,要求調閱操作日誌。委員下午四時離館,盼能於此前回覆。", "urgent"),
+        # the customer says what is at stake: nothing much, or solved meanwhile
+        ("标签机", "打出来的条码右边一半是白的,现在先用另外一台打,没什么影响,就是想问问要换多少钱。", "normal"),
+        ("热线态度", "上周打热线,接电话的人很不耐烦,后来问题已经解决了,但这个态度我觉得要反映一下。", "normal"),
+        # a how-to about the payroll module is a routine question; wages not paid are not
+        ("夜班补贴怎么设置", "请问工资模块里面夜班补贴要在哪里设置?", "normal"),
         # an injury told afterwards, or a topic word, is not urgent
         ("孩子受伤", "孩子上课摔伤了膝盖,老师没有通知家长,对你们的管理很失望。", "important"),
         ("Vaccine fridge prices", "What does the 200-litre vaccine fridge cost, and is delivery included?", "normal"),
@@ -110,6 +121,10 @@ def test_urgency_from_situations(shipped_rules, subject, body, urgency):
         ("", "建议APP首页加一个一键冻结卡片的按钮,现在要点好几层菜单才能找到。", "suggestion"),
         ("Name correction", "Her name is printed without the middle name. Kindly correct the same and send the revised ticket.", "request"),
         ("积分", "会员小程序里上个月的积分没到账,购物记录里有,积分那一栏显示0。", "fault"),
+        # "no idea" proposes nothing; a Cantonese wish is a suggestion; deactivating a pass is a change to their own setup
+        ("Equations as raw code", "Every equation in the exam shows as raw LaTeX. I have no idea whether to cancel.", "fault"),
+        ("", "你哋啲教學影片全部都係普通話,如果可以出多啲粵語版就好啦,其他書店都會覺得有用。", "suggestion"),
+        ("Pass", "Could you deactivate pass no. 0014-2287 please? He left our employment this morning.", "request"),
     ],
 )
 def test_type_from_families(shipped_rules, subject, body, type_):

@@ -130,6 +130,13 @@ def test_no_deadline_where_there_is_none(text):
         ("3 trucks outside waiting to load", [("trucks outside waiting", WAITING)]),
         ("We have vehicles waiting at the gate", [("vehicles waiting", WAITING)]),
         ("drivers here waiting since 6", [("drivers here waiting", WAITING)]),
+        # an exam being sat, a visit at a time today, people standing idle (writer-u, -v, -w)
+        ("好几个学生说交卷按钮点了没反应 还剩3分钟!!", [("还剩3分钟", TODAY)]),
+        ("50 min left. she's panicking", [("50 min left", TODAY)]),
+        ("I have fifty minutes of exam left", [("fifty minutes of exam left", TODAY)]),
+        ("客户的QC下午两点到厂验货", [("下午两点到厂", TODAY)]),
+        ("委員下午四時離館,盼能於此前回覆", [("下午四时离馆", TODAY)]),
+        ("六十几个工人站在那里等", [("工人站在那里等", WAITING)]),
         # a bare 急 ending the message or a line: a hurry (which says nothing of when)
         ("收银机又死机了。急", [("急", HURRY)]),
         ("打印机卡纸 急", [("急", HURRY)]),
@@ -157,6 +164,9 @@ def test_clock_events_short_durations_waiting_and_a_bare_ji_are_found(text, expe
         "Since today 9am the scanner shows an error",
         "Every day the 2pm patients have to wait",
         "Yesterday's 2pm meeting was fine",
+        # time left that is no hurry: a subscription's days, a stock count
+        "还剩3天到期",
+        "only 3 licences left",
         "the 3 pm meeting yesterday went fine",
         # durations: more than 12 hours, a routine, the past, "in" of another verb, a quoted display
         "Please reply in next 48 hours",
