@@ -105,11 +105,13 @@ _PATTERNS: tuple[tuple[str, tuple[str, ...], str] | tuple[str, tuple[str, ...], 
     # minutes away: "5分钟后上课", "还有几分钟就开课", "再等半小时就要走"
     (TODAY, ("分钟", "分鐘"), rf"(?<!\d)(?:\d{{1,2}}|[一二两三四五六七八九十几半]{{1,2}}){_S}(?:个)?{_S}分钟{_S}(?:后|以后|之后|内|之内|就)"),
     (TODAY, ("还有", "再等"), r"(?:还有|再等)\s{0,2}(?:\d{1,2}|[一二两三四五六七八九十几半])\s{0,2}(?:个)?\s{0,2}(?:分钟|小时|钟头)"),
-    # time running out: "还剩3分钟", "只剩半小时" (writer-w: an exam being sat)
+    # time running out: "还剩3分钟!!" (writer-w: an exam being sat); minutes only, and not what a screen or a
+    # battery shows ("进度条显示还剩5分钟", "播放到还剩3分钟的时候卡住", "课时还剩10个小时")
     (
         TODAY,
         ("剩",),
-        r"(?:还剩|只剩|仅剩|剩下|就剩)\s{0,2}(?:不到)?\s{0,2}(?:\d{1,2}|[一二两三四五六七八九十几半])\s{0,2}(?:个)?\s{0,2}(?:分钟|小时|钟头)",
+        r"(?:还剩|只剩|仅剩|就剩)\s{0,2}(?:不到)?\s{0,2}(?:\d{1,2}|[一二两三四五六七八九十几])\s{0,2}分钟(?!的时候|时|就)",
+        Veto(before=rf"(?:显示|进度|播放|视频|充|电池|电量|提醒|提示|设置|倒计时|{_ZH_ROUTINE_OR_PAST}){_CLAUSE_ZH}{{0,6}}"),
     ),
     # hours in Cantonese, 个钟 or 粒钟: "三個鐘後", "仲有兩個鐘", "兩個鐘內" ("搞咗三個鐘後" is past, "每日兩個鐘" routine)
     (
@@ -125,7 +127,7 @@ _PATTERNS: tuple[tuple[str, tuple[str, ...], str] | tuple[str, tuple[str, ...], 
         ("点", "时", ":"),
         rf"(?:今天|今日|今早|今晚|上午|中午|下午|晚上|早上|待会|等下)?{_S}{_CLOCK_ZH}{_S}(?:就|要|准时)?{_S}"
         r"(?:来收|来取|来拿|开始|开课|上课|开考|考试|截止|开会|开门|开业|开诊|出门诊|门诊|接诊|坐诊|开播|直播|发车|上线|出成绩|的课|的直播|的会|的考试|"
-        r"就到|就来|要到|要来|到齐|集合|起飞|出发|登机|关门|提货|揽收|来揽收|来提货|装车|装柜|到厂|来厂|到场|验货|验厂|剪彩|开张|离开|离馆|离场|离厂)",
+        r"就到|就来|要到|要来|到齐|集合|起飞|出发|登机|关门|提货|揽收|来揽收|来提货|装车|装柜|到厂|来厂|到场|验货|验厂|剪彩|开张|离馆|离场|离厂)",
         Veto(before=_ZH_ROUTINE_OR_PAST, after=_ZH_QUESTION),
     ),
     # tomorrow morning is as good as today: "明天上午八点考试", "明早的单子"
@@ -147,9 +149,17 @@ _PATTERNS: tuple[tuple[str, tuple[str, ...], str] | tuple[str, tuple[str, ...], 
     # someone waiting now, named: "在等配件" or "排队等了20分钟" is no one waiting on us today
     (
         WAITING,
-        ("排", "等着", "在等", "等紧", "干等", "围着", "围在", "堵在", "里等", "儿等", "边等", "地等"),
+        ("排", "等着", "在等", "等紧", "干等", "围着", "围在", "堵在"),
         r"(?:病人|患者|病号|顾客|客人|客户们|学生|家长|老师|司机|货车|车队|工人|大家|所有人|一屋子人|好多人|很多人|几十个人|上百人)"
-        r"(?:都|全|已经|还)?(?:在)?[^,.!?;,。!?;\n]{0,6}?(?:排着队|排队|排长队|等着|在等|干等|围着|围在|堵在|等紧|那里等|那儿等|那边等|原地等)",
+        r"(?:都|全|已经|还)?(?:在)?[^,.!?;,。!?;\n]{0,6}?(?:排着队|排队|排长队|等着|在等|干等|围着|围在|堵在|等紧)",
+    ),
+    # people standing idle where they work: "六十几个工人站在那里等" (writer-v); not "在那里等了两个小时" (past),
+    # a question ("客户们可以在那边等吗?") or a routine
+    (
+        WAITING,
+        ("里等", "儿等", "边等", "地等"),
+        r"(?:病人|患者|顾客|客人|学生|考生|司机|工人|员工|大家|所有人)[^,.!?;,。!?;\n]{0,6}?(?:那里等|那儿等|那边等|原地等)(?![了咗过])",
+        Veto(before=_ZH_ROUTINE_OR_PAST, after=_ZH_QUESTION),
     ),
     # a number of people waiting: "外面排了二十多个人在等", "还坐着三十几个人", "十几个客人拎住券等紧"
     (
@@ -295,7 +305,12 @@ _PATTERNS: tuple[tuple[str, tuple[str, ...], str] | tuple[str, tuple[str, ...], 
     (
         TODAY,
         ("left", "remaining", "to go"),
-        r"\b(?:\d{1,2}|a few|few|ten|fifteen|twenty|thirty|forty|fifty)\s{1,3}(?:minutes?|mins?)\s{1,3}(?:of\s{1,3}[a-z]+\s{1,3})?(?:left|remaining|to go)\b",
+        r"\b(?:\d{1,2}|a few|few|ten|fifteen|twenty|thirty|forty|fifty)\s{1,3}(?:minutes?|mins?)\s{1,3}(?:of\s{1,3}(?:the\s{1,3})?(?:exam|test|class)\s{1,3})?"
+        r"(?:left|remaining|to go)\b(?!\s{0,2}(?:on|of|in|to|when)\b)",
+        # not what a screen or a battery shows ("freezes with 5 minutes left", "shows 20 minutes left on a full charge")
+        Veto(
+            before=r"\b(?:with|show|shows|showing|display|displays|says|when|warning|video|battery|charge|upload|plan|timer|there are)\b[^.!?\n]{0,12}"
+        ),
     ),
     (TODAY, ("due",), rf"\bdue{_W}(?:(?:at|by){_W})?(?:{_CLOCK_EN}{_W})?today\b|\bdue{_W}{_CLOCK_EN}"),
     (

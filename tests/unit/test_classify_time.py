@@ -167,6 +167,10 @@ def test_clock_events_short_durations_waiting_and_a_bare_ji_are_found(text, expe
         # time left that is no hurry: a subscription's days, a stock count
         "还剩3天到期",
         "only 3 licences left",
+        "进度条一直显示还剩5分钟,但已经两天了",
+        "The tablet shows 20 minutes left on a full charge.",
+        "客户们可以在那边等吗?",
+        "上个月司机在那里等了两个小时",
         "the 3 pm meeting yesterday went fine",
         # durations: more than 12 hours, a routine, the past, "in" of another verb, a quoted display
         "Please reply in next 48 hours",
