@@ -135,9 +135,12 @@ def test_default_rules_do_not_get_worse_on_the_writer_sets():
     0.973 / 0.853 / 0.031, 0.953 / 0.773 / 0.067, 0.907 / 0.793 / 0); held out, written in
     session 10 and scored once at its end, before and after the change: x 0.847 / 0.787 / 0.067
     -> 0.860 / 0.787 / 0.067, y 0.847 / 0.807 / 0.034 -> 0.840 / 0.807 / 0.034, z 0.807 / 0.740 / 0
-    -> 0.820 / 0.747 / 0.
+    -> 0.820 / 0.747 / 0. Then the learned wording's weight 1.0 -> 1.5, chosen by leaving one tuned writer
+    out (type 90.2 -> 91.6 % over 14 folds, nothing held out read): x 0.900 / 0.793 / 0.067,
+    y 0.900 / 0.813 / 0.034, z 0.887 / 0.747 / 0; c .925, d .925, e .820, f .900, l .960, p .947,
+    q .960, s .913, t .887 type.
     Floors, not targets: the issue's targets (0.90 / 0.85 / under 2% on held-out sets) are met
-    on writer-l, -p and -q, not on c, d, e, f, s, t, x, y, z."""
+    on writer-l, -p and -q, on type alone on c, d, f, s, x, y, not on e, t, z."""
     from classify.evaluate import figures, load_labelled, score
 
     bench = _bench()
@@ -149,26 +152,26 @@ def test_default_rules_do_not_get_worse_on_the_writer_sets():
         "writer-h": (0.91, 0.92, 0.03),
         "writer-i": (0.94, 0.88, 0.03),
         "writer-j": (0.91, 0.87, 0.03),
-        "writer-k": (0.81, 0.87, 0.03),
+        "writer-k": (0.84, 0.87, 0.03),
         "writer-m": (0.96, 0.88, 0.03),
         "writer-n": (0.93, 0.91, 0.03),
         "writer-o": (0.92, 0.87, 0.03),
-        "writer-c": (0.83, 0.82, 0.06),
-        "writer-d": (0.88, 0.72, 0.12),
-        "writer-e": (0.77, 0.72, 0.10),
-        "writer-f": (0.80, 0.71, 0.05),
-        "writer-l": (0.91, 0.84, 0.03),
+        "writer-c": (0.90, 0.82, 0.06),
+        "writer-d": (0.90, 0.72, 0.12),
+        "writer-e": (0.80, 0.73, 0.10),
+        "writer-f": (0.88, 0.72, 0.05),
+        "writer-l": (0.94, 0.84, 0.03),
         "writer-r": (0.94, 0.83, 0.03),
-        "writer-p": (0.91, 0.83, 0.03),
-        "writer-q": (0.91, 0.85, 0.03),
-        "writer-s": (0.87, 0.82, 0.03),
-        "writer-t": (0.79, 0.84, 0.04),
-        "writer-u": (0.95, 0.83, 0.05),
-        "writer-v": (0.93, 0.75, 0.08),
-        "writer-w": (0.90, 0.78, 0.03),
-        "writer-x": (0.84, 0.76, 0.08),
-        "writer-y": (0.82, 0.78, 0.05),
-        "writer-z": (0.80, 0.72, 0.03),
+        "writer-p": (0.92, 0.83, 0.03),
+        "writer-q": (0.94, 0.85, 0.03),
+        "writer-s": (0.89, 0.84, 0.03),
+        "writer-t": (0.86, 0.85, 0.04),
+        "writer-u": (0.97, 0.84, 0.05),
+        "writer-v": (0.97, 0.75, 0.08),
+        "writer-w": (0.96, 0.76, 0.03),
+        "writer-x": (0.88, 0.77, 0.08),
+        "writer-y": (0.88, 0.79, 0.05),
+        "writer-z": (0.86, 0.72, 0.03),
     }
     sets = bench.writer_sets()
     assert set(floors) <= set(sets)
