@@ -16,7 +16,7 @@ split, the held-out split, the whole evaluation set and the unseen set.
 And the writer sets under tests/classify_eval/writers/ (issue 15): messages written by
 independent writers who never saw the rules, labelled by ../shared/LABELS.md, each reported
 on its own through classify/evaluate.py (by language and easy/hard, urgent called normal,
-urgent missed). writer-a, -b, -g, -h, -i, -j, -k, -m, -n, -o, -r, -u, -v and -w are tuning sets; every other writer set is held out.
+urgent missed). writer-a, -b, -g, -h, -i, -j, -k, -m, -n, -o, -r, -u, -v, -w, -aa and -ab are tuning sets; every other writer set is held out.
 
 --learn-lexicon writes config/lexicon.tsv, the default learned wording (classify/lexicon.py),
 from the tuned sets alone: the `tune` split and the tuning writer sets. tests/unit check that
@@ -74,6 +74,8 @@ TUNED_WRITER_SETS = (
     "writer-u",
     "writer-v",
     "writer-w",
+    "writer-aa",
+    "writer-ab",
 )
 LEXICON = ROOT / "config" / "lexicon.tsv"
 NOTES = "## Notes"

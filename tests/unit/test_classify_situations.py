@@ -95,6 +95,14 @@ def test_keyword_traps(shipped_rules, subject, body, type_, urgency):
         ("又登不上", "一直提示网络异常 早上八点到现在 车间扫菲全部停掉了 六十几个工人站在那里等", "urgent"),
         ("Submit button dead", "the submit button does not work for several students, mid-exam", "urgent"),
         ("岗亭", "收费软件一打开就闪退 现在车出不去 排队排到马路上了", "urgent"),
+        # a shop that cannot take money at its rush, a cold room warming (writer-aa)
+        ("", "剛剛12點整,POS跳出一個視窗然後就什麼都不能結帳了,現在中午外面排了一堆人", "urgent"),
+        ("Card machine", "Since lunchtime the terminal is declining every card, Visa, Amex, Apple Pay, all of them.", "urgent"),
+        ("Walk-in freezer", "The walk-in freezer said -18 this morning, now -8 and the temperature is rising.", "urgent"),
+        # a store opening today or tomorrow is urgent, next week important
+        ("", "今天新店开业,打印机不能用,客人都进来了。", "urgent"),
+        ("", "明天新店开业,收银机还没装。", "urgent"),
+        ("", "新店开业在下周三,收银机还没到,麻烦安排一下。", "important"),
         # an answer needed before a visitor leaves today
         ("操作日誌", "稽核委員目前在館,要求調閱操作日誌。委員下午四時離館,盼能於此前回覆。", "urgent"),
         # the customer says nothing much is at stake
@@ -126,6 +134,13 @@ def test_urgency_from_situations(shipped_rules, subject, body, urgency):
         ("", "上个月司机在那里等了两个小时才提到货,希望以后能改善一下。"),
         ("", "培训视频每次播放到还剩3分钟的时候就卡住了"),
         ("", "The video always freezes with 5 minutes left."),
+        # the second review's probes: payments, rush hours and temperatures asked about or past
+        ("", "Do you accept every card brand?"),
+        ("", "门口排了一个新的取号机,怎么设置?"),
+        ("", "现在是高峰期吗?你们客服几点下班"),
+        ("", "温度在升高的时候风扇会自动加速吗?"),
+        ("", "mid-service report: is there one?"),
+        ("", "昨天正是饭点的时候打印机不出单,后来自己好了,想问问原因。"),
     ],
 )
 def test_situation_words_in_calm_messages_are_not_urgent(shipped_rules, subject, body):
