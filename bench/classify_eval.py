@@ -16,7 +16,7 @@ split, the held-out split, the whole evaluation set and the unseen set.
 And the writer sets under tests/classify_eval/writers/ (issue 15): messages written by
 independent writers who never saw the rules, labelled by ../shared/LABELS.md, each reported
 on its own through classify/evaluate.py (by language and easy/hard, urgent called normal,
-urgent missed). writer-a, -b, -g, -h, -i, -j, -k, -m, -n, -o, -r, -u, -v, -w, -aa and -ab are tuning sets; every other writer set is held out.
+urgent missed). writer-a, -b, -g, -h, -i, -j, -k, -m, -n, -o, -r, -u, -v, -w, -aa, -ab, -ae and -af are tuning sets; every other writer set is held out.
 
 --learn-lexicon writes config/lexicon.tsv, the default learned wording (classify/lexicon.py),
 from the tuned sets alone: the `tune` split and the tuning writer sets. tests/unit check that
@@ -76,6 +76,8 @@ TUNED_WRITER_SETS = (
     "writer-w",
     "writer-aa",
     "writer-ab",
+    "writer-ae",
+    "writer-af",
 )
 LEXICON = ROOT / "config" / "lexicon.tsv"
 NOTES = "## Notes"

@@ -141,9 +141,11 @@ def test_default_rules_do_not_get_worse_on_the_writer_sets():
     q .960, s .913, t .887 type. Then writer-aa, -ab tuned on (restaurants, energy equipment; fresh
     0.907 / 0.773 / 0, 0.907 / 0.787 / 0; after 0.993 / 0.800 / 0, 1.0 / 0.813 / 0); held out, written
     then and scored once at the end: ac 0.907 / 0.813 / 0 (session start) -> 0.967 / 0.820 / 0,
-    ad 0.873 / 0.780 / 0.143 -> 0.907 / 0.787 / 0.107.
+    ad 0.873 / 0.780 / 0.143 -> 0.907 / 0.787 / 0.107. A third round: writer-ae, -af tuned on (construction,
+    security; fresh 0.927 / 0.767 / 0, 0.887 / 0.807 / 0.029); held out ag 0.860 / 0.787 / 0.034 (session
+    start) -> 0.927 / 0.780 / 0.034, ah 0.900 / 0.827 / 0.033 -> 0.967 / 0.820 / 0.
     Floors, not targets: the issue's targets (0.90 / 0.85 / under 2% on held-out sets) are met
-    on writer-l, -p and -q, on type alone on c, d, s, x, y, ac, ad, not on e, f, t, z."""
+    on writer-l, -p and -q, on type alone on c, d, s, x, y, ac, ad, ag, ah, not on e, f, t, z."""
     from classify.evaluate import figures, load_labelled, score
 
     bench = _bench()
@@ -179,6 +181,10 @@ def test_default_rules_do_not_get_worse_on_the_writer_sets():
         "writer-ab": (0.97, 0.79, 0.03),
         "writer-ac": (0.94, 0.80, 0.03),
         "writer-ad": (0.88, 0.76, 0.12),
+        "writer-ae": (0.97, 0.76, 0.05),
+        "writer-af": (0.97, 0.82, 0.03),
+        "writer-ag": (0.90, 0.76, 0.05),
+        "writer-ah": (0.94, 0.80, 0.03),
     }
     sets = bench.writer_sets()
     assert set(floors) <= set(sets)

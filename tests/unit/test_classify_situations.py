@@ -99,6 +99,10 @@ def test_keyword_traps(shipped_rules, subject, body, type_, urgency):
         ("", "剛剛12點整,POS跳出一個視窗然後就什麼都不能結帳了,現在中午外面排了一堆人", "urgent"),
         ("Card machine", "Since lunchtime the terminal is declining every card, Visa, Amex, Apple Pay, all of them.", "urgent"),
         ("Walk-in freezer", "The walk-in freezer said -18 this morning, now -8 and the temperature is rising.", "urgent"),
+        # locked out at night, an alarm that will not stop, a break-in under way (writer-af)
+        ("锁打不开", "租客现在在门口进不去,密码输了提示错误,现在晚上11点40。", "urgent"),
+        ("Alarm", "The alarm is sounding and the code does not reset it, the whole street is looking.", "urgent"),
+        ("画面离线", "值班员看到有人在撬卷闸,我们已经报警,这家店的画面全部离线。", "urgent"),
         # a store opening today or tomorrow is urgent, next week important
         ("", "今天新店开业,打印机不能用,客人都进来了。", "urgent"),
         ("", "明天新店开业,收银机还没装。", "urgent"),
@@ -141,6 +145,13 @@ def test_urgency_from_situations(shipped_rules, subject, body, urgency):
         ("", "温度在升高的时候风扇会自动加速吗?"),
         ("", "mid-service report: is there one?"),
         ("", "昨天正是饭点的时候打印机不出单,后来自己好了,想问问原因。"),
+        # the third review's probes: a product's name, a question, a past event
+        ("", "Is there a discount for the intruder alarm bundle?"),
+        ("", "I can't get in touch with your sales rep, could someone call me back about the quote?"),
+        ("", "If a user is locked out after failed logins, how do they reset?"),
+        ("", "视频自动播放停不下来,怎么关?"),
+        ("", "the auditors arrived last Tuesday and everything went fine"),
+        ("", "上周警报一直响的问题已经解决了,谢谢。"),
     ],
 )
 def test_situation_words_in_calm_messages_are_not_urgent(shipped_rules, subject, body):
