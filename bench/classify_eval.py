@@ -23,7 +23,7 @@ from the tuned sets alone: the `tune` split and the tuning writer sets. tests/un
 the shipped file is exactly what this gives, so nothing held out is in it.
 --rules-only scores the keyword rules without the lexicon.
 
---lexicon-weights 1,1.5,2 [--lexicon-axes type,urgency] leaves one tuned writer out at a time
+--lexicon-weights 1,1.5,2 [--lexicon-axes type,urgency] [--important-or-normal 0,1,2] leaves one tuned writer out at a time
 (the lexicon learned from the others) and scores it at each weight: how the shipped weight
 and axes were chosen without reading a held-out set.
 
@@ -232,22 +232,25 @@ def learned_lexicon_text() -> str:
     return render(lexicon, header)
 
 
-def leave_one_writer_out(ruleset, weights: list[float], axes: tuple[str, ...] = ("type",)) -> dict[float, tuple[float, float, int, int]]:
+def leave_one_writer_out(
+    ruleset, weights: list[float], axes: tuple[str, ...] = ("type",), settles: list[float] | None = None
+) -> dict[tuple[float, float], tuple[float, float, int, int]]:
     """How the learned wording does on writers it has not seen, using tuned sets alone: for each
     tuning writer set, the lexicon learned from the others (and the `tune` split) and that set
-    scored with each `[lexicon] weight`. Gives (type accuracy, urgency accuracy, urgent called
-    normal, urgent cases) per weight, over all folds. What chose the shipped weight: nothing held
-    out is read."""
+    scored with each `[lexicon] weight` and `important_or_normal` (default: the rules file's).
+    Gives (type accuracy, urgency accuracy, urgent called normal, urgent cases) per pair of
+    weights, over all folds. What chose the shipped weights: nothing held out is read."""
+    pairs = [(w, s) for w in weights for s in (settles if settles is not None else [ruleset.lexicon_important_or_normal])]
     sets = writer_sets()
     tune = [r for r in load_set() if r["split"] == "tune"]
-    totals = {w: [0, 0, 0, 0, 0] for w in weights}
+    totals = {pair: [0, 0, 0, 0, 0] for pair in pairs}
     for held in TUNED_WRITER_SETS:
         rows = tune + [r for name in TUNED_WRITER_SETS if name != held for r in load_set(sets[name])]
         lexicon = learn([(text_of(Example(r["subject"], r["body"])), r["type"], r["urgency"]) for r in rows])
         test = load_set(sets[held])
-        for weight in weights:
-            classifier = Classifier(replace(ruleset, lexicon=lexicon, lexicon_weight=weight, lexicon_axes=axes))
-            total = totals[weight]
+        for weight, settle in pairs:
+            classifier = Classifier(replace(ruleset, lexicon=lexicon, lexicon_weight=weight, lexicon_axes=axes, lexicon_important_or_normal=settle))
+            total = totals[(weight, settle)]
             for r in test:
                 result = classifier.classify(r["subject"], r["body"])
                 total[0] += 1
@@ -255,7 +258,7 @@ def leave_one_writer_out(ruleset, weights: list[float], axes: tuple[str, ...] = 
                 total[2] += result.urgency == r["urgency"]
                 total[3] += r["urgency"] == "urgent" and result.urgency == "normal"
                 total[4] += r["urgency"] == "urgent"
-    return {w: (t[1] / t[0], t[2] / t[0], t[3], t[4]) for w, t in totals.items()}
+    return {pair: (t[1] / t[0], t[2] / t[0], t[3], t[4]) for pair, t in totals.items()}
 
 
 def load_labelled_rows(rows: list[dict]) -> list[dict]:
@@ -308,14 +311,18 @@ def main() -> None:
         help="leave one tuned writer out at a time and score the learned wording at these [lexicon] weights (tuned sets only), then stop",
     )
     parser.add_argument("--lexicon-axes", default="type", help="with --lexicon-weights: type, or type,urgency")
+    parser.add_argument("--important-or-normal", metavar="W,W,...", help="with --lexicon-weights: these [lexicon] important_or_normal weights too")
     args = parser.parse_args()
     if args.lexicon_weights:
         weights = [float(w) for w in args.lexicon_weights.split(",")]
         axes = tuple(args.lexicon_axes.split(","))
-        for weight, (type_acc, urgency_acc, urgent_normal, urgent) in leave_one_writer_out(
-            Classifier.from_file(args.rules).ruleset, weights, axes
-        ).items():
-            print(f"weight {weight:g}: type {type_acc:.1%}, urgency {urgency_acc:.1%}, urgent called normal {urgent_normal}/{urgent}")
+        settles = [float(w) for w in args.important_or_normal.split(",")] if args.important_or_normal else None
+        folds = leave_one_writer_out(Classifier.from_file(args.rules).ruleset, weights, axes, settles)
+        for (weight, settle), (type_acc, urgency_acc, urgent_normal, urgent) in folds.items():
+            print(
+                f"weight {weight:g}, important_or_normal {settle:g}: type {type_acc:.1%}, urgency {urgency_acc:.1%}, "
+                f"urgent called normal {urgent_normal}/{urgent}"
+            )
         return
     if args.learn_lexicon:
         LEXICON.write_text(learned_lexicon_text(), encoding="utf-8")

@@ -16,7 +16,9 @@ File format (every key is shown in config/rules.toml):
                           else the shipped one of that name;
                           classify/lexicon.py), weight (how much its probabilities count against the
                           rules' scores, each scaled to the top score; default 1), axes (what it
-                          decides with the keywords: ["type"] by default, "urgency" too), smoothing (default 1)
+                          decides with the keywords: ["type"] by default, "urgency" too), important_or_normal
+                          (its weight in raising the rules' normal to important; default 0: the
+                          rules alone), smoothing (default 1)
     [no_rush]             phrases: a customer saying one of them anywhere in the message
                           ("不着急", "no rush") gets urgency normal, whatever else matched;
                           exceptions: longer phrases that hold one and mean the opposite ("能不急吗")
@@ -47,7 +49,7 @@ FIELDS = ("subject", "body")
 TARGETS = tuple(f"type:{t}" for t in TYPES) + tuple(f"urgency:{u}" for u in URGENCIES)
 
 _TOP_KEYS = ("defaults", "routing", "negation_sets", "time", "no_rush", "lexicon", "rules")
-_LEXICON_KEYS = ("file", "weight", "axes", "smoothing", "note")
+_LEXICON_KEYS = ("file", "weight", "axes", "important_or_normal", "smoothing", "note")
 _NO_RUSH_KEYS = ("phrases", "exceptions", "note")
 _TIME_KEYS = ("today", "waiting", "days", "hurry", "negation_sets")
 # the urgency each kind of time expression (classify/timeexpr.py) counts for
@@ -119,6 +121,9 @@ class RuleSet:
     lexicon: Lexicon | None = None
     lexicon_weight: float = 1.0
     lexicon_axes: tuple[str, ...] = ("type",)
+    # [lexicon] important_or_normal: the learned wording's weight in raising the rules' normal
+    # to important (0: the rules alone)
+    lexicon_important_or_normal: float = 0.0
 
     def urgency_fallback(self, type_: str) -> str:
         return self.urgency_by_type.get(type_, self.default_urgency)
@@ -273,7 +278,7 @@ def load_rules(path: Path, *, read_lexicon: bool = True) -> RuleSet:
     if any(not p for p in no_rush_exceptions):
         raise c.fail(lines.key(nr_line, "exceptions"), "[no_rush] exceptions: an empty phrase", "exceptions")
 
-    lexicon, lexicon_weight, lexicon_axes = _lexicon(c, data, path, read_lexicon)
+    lexicon, lexicon_weight, lexicon_axes, important_or_normal = _lexicon(c, data, path, read_lexicon)
 
     raw_rules = data.get("rules", [])
     if not isinstance(raw_rules, list):
@@ -299,6 +304,7 @@ def load_rules(path: Path, *, read_lexicon: bool = True) -> RuleSet:
         lexicon=lexicon,
         lexicon_weight=lexicon_weight,
         lexicon_axes=lexicon_axes,
+        lexicon_important_or_normal=important_or_normal,
         urgency_tie_order=urgency_tie_order,
         time_weights=time_weights,
         time_negations=tuple(dict.fromkeys(time_negations)),
@@ -309,16 +315,17 @@ def load_rules(path: Path, *, read_lexicon: bool = True) -> RuleSet:
     )
 
 
-def _lexicon(c: _Checker, data: dict, path: Path, read: bool = True) -> tuple[Lexicon | None, float, tuple[str, ...]]:
+def _lexicon(c: _Checker, data: dict, path: Path, read: bool = True) -> tuple[Lexicon | None, float, tuple[str, ...], float]:
     """[lexicon]: the learned wording's file, read now (a broken one refuses the rules file)
-    unless `read` is false, its weight and the axes it decides with the keywords."""
+    unless `read` is false, its weight, the axes it decides with the keywords and its weight
+    between important and normal."""
     line = c.lines.table("lexicon")
     table = c.table(data, "lexicon", None)
     c.known_keys(table, _LEXICON_KEYS, line, "[lexicon]: ")
     if "file" not in table:
         if table:
             raise c.fail(line, "[lexicon]: 'file' is missing (the lexicon written by `intake rules learn`)", "file")
-        return None, 0.0, ()
+        return None, 0.0, (), 0.0
     file = Path(c.string(table["file"], c.lines.key(line, "file"), "[lexicon] file", "file"))
     weight = c.number(table.get("weight", 1.0), c.lines.key(line, "weight"), "[lexicon] weight", "weight")
     smoothing = c.number(table.get("smoothing", 1.0), c.lines.key(line, "smoothing"), "[lexicon] smoothing", "smoothing", positive=True)
@@ -328,8 +335,12 @@ def _lexicon(c: _Checker, data: dict, path: Path, read: bool = True) -> tuple[Le
     axes = c.strings(table.get("axes", ["type"]), axes_line, "[lexicon] axes", "axes", allow_empty=True)
     for axis in axes:
         c.choice(axis, ("type", "urgency"), axes_line, "[lexicon] axes entry", "axes")
+    settle_line = c.lines.key(line, "important_or_normal")
+    important_or_normal = c.number(table.get("important_or_normal", 0.0), settle_line, "[lexicon] important_or_normal", "important_or_normal")
+    if important_or_normal < 0:
+        raise c.fail(settle_line, f"[lexicon] important_or_normal must not be negative, got {important_or_normal:g}", "important_or_normal")
     lexicon = load_lexicon(_lexicon_file(file, path), smoothing=smoothing) if read else None
-    return lexicon, weight, tuple(dict.fromkeys(axes))
+    return lexicon, weight, tuple(dict.fromkeys(axes)), important_or_normal
 
 
 def _lexicon_name(rules_path: Path) -> Path | None:

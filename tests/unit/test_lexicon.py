@@ -427,6 +427,8 @@ def test_rules_naming_a_broken_lexicon_are_refused_with_its_line(tmp_path):
         ('file = "lex.tsv"\naxes = ["type", "topic"]', "axes", "axes entry must be one of type, urgency, got 'topic'"),
         ('file = "lex.tsv"\naxes = "type"', "axes", "axes must be a list"),
         ('file = "lex.tsv"\nsmoothing = 0', "smoothing", "smoothing must be greater than 0"),
+        ('file = "lex.tsv"\nimportant_or_normal = -1', "important_or_normal", "important_or_normal must not be negative, got -1"),
+        ('file = "lex.tsv"\nimportant_or_normal = "yes"', "important_or_normal", "important_or_normal must be a number, got 'yes'"),
         ('file = "lex.tsv"\nwieght = 1.0', "wieght", "[lexicon]: unknown key 'wieght' (did you mean 'weight'?)"),
         ('flie = "lex.tsv"', "flie", "[lexicon]: unknown key 'flie' (did you mean 'file'?)"),
         ("weight = 1.0", "[lexicon]", "'file' is missing"),
@@ -447,7 +449,8 @@ def test_lexicon_table_is_read(tmp_path):
     assert (rs.lexicon_weight, rs.lexicon_axes) == (2.5, ("urgency", "type"))
     assert rs.lexicon.counts["printer"] == (1, 1, 30, 1, 0, 12, 16, 4)
     default = load_rules(_rules(tmp_path, 'file = "lex.tsv"'))
-    assert (default.lexicon_weight, default.lexicon_axes) == (1.0, ("type",))
+    assert (default.lexicon_weight, default.lexicon_axes, default.lexicon_important_or_normal) == (1.0, ("type",), 0.0)
+    assert load_rules(_rules(tmp_path, 'file = "lex.tsv"\nimportant_or_normal = 2')).lexicon_important_or_normal == 2.0
     # an absolute path is taken as it is
     elsewhere = _write(tmp_path / "elsewhere.tsv", LEXICON_TSV.replace("printer\t1\t1\t30", "printer\t1\t1\t31"))
     assert load_rules(_rules(tmp_path, f'file = "{elsewhere}"')).lexicon.counts["printer"][2] == 31
@@ -507,6 +510,34 @@ def test_the_wording_outweighs_weak_keywords_and_the_reason_says_so(tmp_path):
     assert _classifier(tmp_path, 'file = "lex.tsv"\nweight = 0.5').classify("", "complaint: the printer jams, slow").type == "complaint"
     # a larger weight lets the wording beat even a single keyword
     assert _classifier(tmp_path, 'file = "lex.tsv"\nweight = 10').classify("", "complaint: the printer jams").type == "fault"
+
+
+def test_the_wording_may_raise_a_normal_call_to_important_and_never_lowers_one(tmp_path):
+    """[lexicon] important_or_normal: when the rules say normal, the keywords' scores and the
+    wording's share of important and normal together may say important; an important call is
+    never lowered (a normal call on an urgent case is the costly error)."""
+    lexicon_text = LEXICON_TSV + "overdue\t1\t20\t1\t1\t0\t0\t40\t1\n"  # said almost only in important cases
+
+    def classifier(settle: str) -> Classifier:
+        return Classifier.from_file(_rules(tmp_path, 'file = "lex.tsv"\nweight = 1.0\naxes = ["type"]' + settle, lexicon_text))
+
+    overdue = "complaint: the reply is overdue"
+    assert classifier("").classify("", overdue).urgency == "normal"  # the rules alone: no urgency keyword, the default
+    assert classifier("\nimportant_or_normal = 0.5").classify("", overdue).urgency == "normal"  # too light to outweigh them
+    raised = classifier("\nimportant_or_normal = 5").classify("", overdue)
+    d = raised.decision["urgency"]
+    assert raised.urgency == "important" and d["how"] == "wording" and d["keywords"] is None and d["terms"] == ["overdue"]
+    assert 0.5 < d["wording_probability"] < 1
+    assert f"urgency: important — no keyword matched; the learned wording: important {d['wording_probability']:.0%} ('overdue')" in raised.explain()
+    # never lowered: a fault's important (its type's default) stays, though the wording says normal ("invoice")
+    c = classifier("\nimportant_or_normal = 50")
+    lowered = c.classify("", "slow invoice, invoice")
+    assert c.ruleset.lexicon is not None
+    reading = c.ruleset.lexicon.read(terms("slow invoice, invoice"), ("urgency",))["urgency"]
+    assert reading.probability("normal") > 2 * reading.probability("important")
+    assert (lowered.type, lowered.urgency) == ("fault", "important") and lowered.decision["urgency"]["how"] == "no_match"
+    # and an urgent call is the rules' alone
+    assert classifier("\nimportant_or_normal = 50").classify("", "urgent: the invoice").urgency == "urgent"
 
 
 MESSAGES = [
