@@ -240,7 +240,7 @@ class Classifier:
         self._hurry_before_days(texts, scores, matches, decision)
         rs = self.ruleset
         wording = None  # what the learned wording says of the message, when there is one
-        settles = rs.lexicon_important_or_normal > 0
+        settles = rs.lexicon_important_or_normal > 0 and rs.lexicon_weight > 0  # weight 0 leaves the keywords alone
         if rs.lexicon is not None and ((rs.lexicon_weight > 0 and rs.lexicon_axes) or settles):
             axes = rs.lexicon_axes + ("urgency",) if settles and "urgency" not in rs.lexicon_axes else rs.lexicon_axes
             wording = rs.lexicon.read(terms(texts[0][1] + "\n" + texts[1][1]), axes)
@@ -266,7 +266,7 @@ class Classifier:
             urgency = self._weigh("urgency", URGENCIES, scores, wording["urgency"], rs.urgency_fallback(type_), rs.urgency_tie_order, decision)
         else:
             urgency = self._decide("urgency", URGENCIES, scores, rs.urgency_fallback(type_), rs.urgency_tie_order, decision)
-            if urgency == "normal" and settles and wording is not None:
+            if urgency == "normal" and settles and wording is not None and scores["urgency:normal"] <= 0:
                 urgency = self._important_or_normal(urgency, scores, wording["urgency"], decision)
         if decision.get("urgency", {}).get("how") in ("type", "no_rush"):
             decision.pop("hurry", None)  # the type or the customer's calm decided: the hurry did not matter
@@ -387,8 +387,8 @@ class Classifier:
         return chosen
 
     def _important_or_normal(self, rules_choice: str, scores: dict[str, float], reading: Reading, decision: dict) -> str:
-        """The rules said normal: important instead when the keywords and the learned wording
-        together say so. Each of the two scores scaled to the higher (the rules' choice 1 and
+        """The rules said normal and no calm keyword matched (a team's normal rules stay in
+        charge): important instead when the keywords and the learned wording together say so. Each of the two scores scaled to the higher (the rules' choice 1 and
         the other 0 when neither matched, as when the type's default decided), plus [lexicon]
         important_or_normal times the wording's share of the two. Only ever raises: lowering
         an important call to normal as well was more often right on the tuned writers, but
@@ -416,7 +416,7 @@ class Classifier:
                 "probability": round(share[chosen], 3),
                 "terms": list(reading.terms) if reading.best == chosen else [],
                 "wording": chosen,
-                "wording_probability": round(share[chosen], 3),
+                "wording_probability": round(reading.probability(chosen), 3),  # its probability, as for the type
                 "trained_on": lexicon.trained_on if lexicon is not None else 0,
             }
         return chosen

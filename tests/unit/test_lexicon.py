@@ -527,8 +527,18 @@ def test_the_wording_may_raise_a_normal_call_to_important_and_never_lowers_one(t
     raised = classifier("\nimportant_or_normal = 5").classify("", overdue)
     d = raised.decision["urgency"]
     assert raised.urgency == "important" and d["how"] == "wording" and d["keywords"] is None and d["terms"] == ["overdue"]
-    assert 0.5 < d["wording_probability"] < 1
+    c5 = classifier("\nimportant_or_normal = 5")
+    assert c5.ruleset.lexicon is not None
+    raised_reading = c5.ruleset.lexicon.read(terms(overdue), ("urgency",))["urgency"]
+    assert d["wording_probability"] == round(raised_reading.probability("important"), 3)  # its probability, as for the type
     assert f"urgency: important — no keyword matched; the learned wording: important {d['wording_probability']:.0%} ('overdue')" in raised.explain()
+    # a calm keyword of the rules keeps its normal (a team's normal rules stay in charge), and weight 0 turns it all off
+    calm = '\n\n[[rules]]\nname = "calm"\ntarget = "urgency:normal"\nweight = 1\nkeywords = ["reply"]'
+    assert classifier("\nimportant_or_normal = 5" + calm).classify("", overdue).urgency == "normal"
+    assert (
+        Classifier.from_file(_rules(tmp_path, 'file = "lex.tsv"\nweight = 0\nimportant_or_normal = 5', lexicon_text)).classify("", overdue).urgency
+        == "normal"
+    )
     # never lowered: a fault's important (its type's default) stays, though the wording says normal ("invoice")
     c = classifier("\nimportant_or_normal = 50")
     lowered = c.classify("", "slow invoice, invoice")
