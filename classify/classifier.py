@@ -266,8 +266,9 @@ class Classifier:
             urgency = self._weigh("urgency", URGENCIES, scores, wording["urgency"], rs.urgency_fallback(type_), rs.urgency_tie_order, decision)
         else:
             urgency = self._decide("urgency", URGENCIES, scores, rs.urgency_fallback(type_), rs.urgency_tie_order, decision)
+            # normal with no normal keyword counted means no urgency keyword counted at all
             if urgency == "normal" and settles and wording is not None and scores["urgency:normal"] <= 0:
-                urgency = self._important_or_normal(urgency, scores, wording["urgency"], decision)
+                urgency = self._important_or_normal(scores, wording["urgency"], decision)
         if decision.get("urgency", {}).get("how") in ("type", "no_rush"):
             decision.pop("hurry", None)  # the type or the customer's calm decided: the hurry did not matter
         return Classification(
@@ -386,40 +387,32 @@ class Classifier:
         }
         return chosen
 
-    def _important_or_normal(self, rules_choice: str, scores: dict[str, float], reading: Reading, decision: dict) -> str:
-        """The rules said normal and no calm keyword matched (a team's normal rules stay in
-        charge): important instead when the keywords and the learned wording together say so. Each of the two scores scaled to the higher (the rules' choice 1 and
-        the other 0 when neither matched, as when the type's default decided), plus [lexicon]
-        important_or_normal times the wording's share of the two. Only ever raises: lowering
-        an important call to normal as well was more often right on the tuned writers, but
-        called more urgent cases normal, the costly error (bench/classify_eval.md)."""
-        important, normal = max(scores["urgency:important"], 0.0), max(scores["urgency:normal"], 0.0)
-        top = max(important, normal)
-        if top > 0:
-            base = {"important": important / top, "normal": normal / top}
-        else:
-            base = {"important": float(rules_choice == "important"), "normal": float(rules_choice == "normal")}
+    def _important_or_normal(self, scores: dict[str, float], reading: Reading, decision: dict) -> str:
+        """No urgency keyword counted (so the type's default said normal; a calm keyword of the
+        team's rules keeps its normal and never gets here): important instead when [lexicon]
+        important_or_normal times the wording's share of important outweighs the rules' choice
+        (1) plus that weight times its share of normal. Only ever raises: lowering an important
+        call to normal as well was more often right on the tuned writers, but called more
+        urgent cases normal, the costly error (bench/classify_eval.md)."""
         p_important, p_normal = reading.probability("important"), reading.probability("normal")
-        share = {"important": p_important / (p_important + p_normal) if p_important + p_normal > 0 else 0.5}
-        share["normal"] = 1 - share["important"]
+        share = p_important / (p_important + p_normal) if p_important + p_normal > 0 else 0.5
         weight = self.ruleset.lexicon_important_or_normal
-        combined = {value: base[value] + weight * share[value] for value in ("important", "normal")}
-        chosen = "important" if combined["important"] >= combined["normal"] else "normal"
-        if chosen != rules_choice:
-            lexicon = self.ruleset.lexicon
-            decision["urgency"] = {
-                "how": "wording",
-                "score": scores[f"urgency:{chosen}"],
-                "keywords": rules_choice if top > 0 else None,  # None: no keyword matched, the type's default stood
-                "keywords_score": top,
-                "chosen": chosen,
-                "probability": round(share[chosen], 3),
-                "terms": list(reading.terms) if reading.best == chosen else [],
-                "wording": chosen,
-                "wording_probability": round(reading.probability(chosen), 3),  # its probability, as for the type
-                "trained_on": lexicon.trained_on if lexicon is not None else 0,
-            }
-        return chosen
+        if weight * share < 1 + weight * (1 - share):
+            return "normal"
+        lexicon = self.ruleset.lexicon
+        decision["urgency"] = {
+            "how": "wording",
+            "score": scores["urgency:important"],
+            "keywords": None,  # no keyword matched: the type's default stood
+            "keywords_score": 0.0,
+            "chosen": "important",
+            "probability": round(share, 3),
+            "terms": list(reading.terms) if reading.best == "important" else [],
+            "wording": "important",
+            "wording_probability": round(p_important, 3),  # its probability, as for the type
+            "trained_on": lexicon.trained_on if lexicon is not None else 0,
+        }
+        return "important"
 
     @staticmethod
     def _decide(
