@@ -16,14 +16,14 @@ split, the held-out split, the whole evaluation set and the unseen set.
 And the writer sets under tests/classify_eval/writers/ (issue 15): messages written by
 independent writers who never saw the rules, labelled by ../shared/LABELS.md, each reported
 on its own through classify/evaluate.py (by language and easy/hard, urgent called normal,
-urgent missed). writer-a, -b, -g, -h, -i, -j, -k, -m, -n, -o, -r, -u, -v, -w, -aa, -ab, -ae and -af are tuning sets; every other writer set is held out.
+urgent missed). writer-a, -b, -g, -h, -i, -j, -k, -m, -n, -o, -r, -u, -v, -w, -aa, -ab, -ae, -af, -ao and -ap are tuning sets; every other writer set is held out.
 
 --learn-lexicon writes config/lexicon.tsv, the default learned wording (classify/lexicon.py),
 from the tuned sets alone: the `tune` split and the tuning writer sets. tests/unit check that
 the shipped file is exactly what this gives, so nothing held out is in it.
 --rules-only scores the keyword rules without the lexicon.
 
---lexicon-weights 1,1.5,2 [--lexicon-axes type,urgency] [--important-or-normal 0,1,2] leaves one tuned writer out at a time
+--lexicon-weights 1,1.5,2 [--lexicon-axes type,urgency] [--urgent-leans off,1,2] leaves one tuned writer out at a time
 (the lexicon learned from the others) and scores it at each weight: how the shipped weight
 and axes were chosen without reading a held-out set.
 
@@ -51,8 +51,10 @@ sys.path.insert(0, str(ROOT))
 
 from classify import TYPES, URGENCIES, Classifier  # noqa: E402
 from classify.evaluate import figures, groups, load_labelled, score, worst  # noqa: E402
-from classify.lexicon import learn, render  # noqa: E402
+from classify.lexicon import Lexicon, learn, render  # noqa: E402
+from classify.rules import load_rules  # noqa: E402
 from classify.suggest import Example, text_of  # noqa: E402
+from classify.urgency_model import with_learned_urgency  # noqa: E402
 
 EVAL_SET = ROOT / "tests" / "classify_eval" / "messages.jsonl"
 UNSEEN_SET = ROOT / "tests" / "classify_eval" / "unseen.jsonl"
@@ -78,6 +80,8 @@ TUNED_WRITER_SETS = (
     "writer-ab",
     "writer-ae",
     "writer-af",
+    "writer-ao",
+    "writer-ap",
 )
 LEXICON = ROOT / "config" / "lexicon.tsv"
 NOTES = "## Notes"
@@ -211,46 +215,63 @@ def tuned_report(classifier: Classifier) -> str:
     return writer_report(scored)
 
 
-def tuned_examples() -> list[tuple[str, str | None, str | None]]:
-    """(text as the classifier reads it, type, urgency) of every tuned message, in a fixed order."""
+def tuned_rows() -> list[dict]:
+    """Every tuned message, in a fixed order."""
     rows = [r for r in load_set() if r["split"] == "tune"]
     sets = writer_sets()
-    rows += [r for name in TUNED_WRITER_SETS if name in sets for r in load_set(sets[name])]
-    return [(text_of(Example(r["subject"], r["body"])), r["type"], r["urgency"]) for r in rows]
+    return rows + [r for name in TUNED_WRITER_SETS if name in sets for r in load_set(sets[name])]
 
 
-def learned_lexicon_text() -> str:
-    """config/lexicon.tsv as the tuned sets give it."""
-    lexicon = learn(tuned_examples())
+def learned_lexicon(rows: list[dict], ruleset) -> Lexicon:
+    """The lexicon these rows give: the counts, then the urgency learned with `ruleset`'s rules."""
+    lexicon = learn([(text_of(Example(r["subject"], r["body"])), r["type"], r["urgency"]) for r in rows])
+    return with_learned_urgency(lexicon, ruleset, [(r["subject"], r["body"], r["urgency"]) for r in rows])
+
+
+def learned_lexicon_text(ruleset) -> str:
+    """config/lexicon.tsv as the tuned sets give it, with the rules of `ruleset`."""
+    lexicon = learned_lexicon(tuned_rows(), ruleset)
     header = [
         "The learned wording of the default rules (classify/lexicon.py; [lexicon] in rules.toml).",
         f"Learned by `bench/classify_eval.py --learn-lexicon` from {lexicon.trained_on} labelled customer messages: the `tune`",
         f"split of tests/classify_eval/messages.jsonl and the writer sets {', '.join(TUNED_WRITER_SETS)}; no held-out set.",
         "Each row: a term and the number of training messages holding it, per type and per urgency. A team learns its",
         "own with `intake rules learn`; edit a count or delete a row and save, and the daemon reloads the rules.",
+        "The last section is the urgency learned from the same messages with the default rules ([lexicon] learned_urgency).",
     ]
     return render(lexicon, header)
 
 
 def leave_one_writer_out(
-    ruleset, weights: list[float], axes: tuple[str, ...] = ("type",), settles: list[float] | None = None
-) -> dict[tuple[float, float], tuple[float, float, int, int]]:
+    ruleset, weights: list[float], axes: tuple[str, ...] = ("type",), leans: list[float | None] | None = None
+) -> dict[tuple[float, float | None], tuple[float, float, int, int]]:
     """How the learned wording does on writers it has not seen, using tuned sets alone: for each
-    tuning writer set, the lexicon learned from the others (and the `tune` split) and that set
-    scored with each `[lexicon] weight` and `important_or_normal` (default: the rules file's).
-    Gives (type accuracy, urgency accuracy, urgent called normal, urgent cases) per pair of
-    weights, over all folds. What chose the shipped weights: nothing held out is read."""
-    pairs = [(w, s) for w in weights for s in (settles if settles is not None else [ruleset.lexicon_important_or_normal])]
+    tuning writer set, the lexicon (counts and learned urgency) learned from the others (and the
+    `tune` split) and that set scored with each `[lexicon] weight` and `urgent_lean` (None: the
+    learned urgency off; default: the rules file's settings).
+    Gives (type accuracy, urgency accuracy, urgent called normal, urgent cases) per setting,
+    over all folds. What chose the shipped settings: nothing held out is read."""
+    leans_: list[float | None] = list(leans) if leans is not None else [ruleset.urgent_lean if ruleset.learned_urgency else None]
+    pairs = [(w, lean) for w in weights for lean in leans_]
     sets = writer_sets()
     tune = [r for r in load_set() if r["split"] == "tune"]
     totals = {pair: [0, 0, 0, 0, 0] for pair in pairs}
     for held in TUNED_WRITER_SETS:
         rows = tune + [r for name in TUNED_WRITER_SETS if name != held for r in load_set(sets[name])]
-        lexicon = learn([(text_of(Example(r["subject"], r["body"])), r["type"], r["urgency"]) for r in rows])
+        lexicon = learned_lexicon(rows, ruleset)
         test = load_set(sets[held])
-        for weight, settle in pairs:
-            classifier = Classifier(replace(ruleset, lexicon=lexicon, lexicon_weight=weight, lexicon_axes=axes, lexicon_important_or_normal=settle))
-            total = totals[(weight, settle)]
+        for weight, lean in pairs:
+            classifier = Classifier(
+                replace(
+                    ruleset,
+                    lexicon=lexicon,
+                    lexicon_weight=weight,
+                    lexicon_axes=axes,
+                    learned_urgency=lean is not None,
+                    urgent_lean=lean or 0.0,
+                )
+            )
+            total = totals[(weight, lean)]
             for r in test:
                 result = classifier.classify(r["subject"], r["body"])
                 total[0] += 1
@@ -311,21 +332,24 @@ def main() -> None:
         help="leave one tuned writer out at a time and score the learned wording at these [lexicon] weights (tuned sets only), then stop",
     )
     parser.add_argument("--lexicon-axes", default="type", help="with --lexicon-weights: type, or type,urgency")
-    parser.add_argument("--important-or-normal", metavar="W,W,...", help="with --lexicon-weights: these [lexicon] important_or_normal weights too")
+    parser.add_argument(
+        "--urgent-leans", metavar="W,W,...", help="with --lexicon-weights: the learned urgency at these urgent_lean ('off': without it)"
+    )
     args = parser.parse_args()
     if args.lexicon_weights:
         weights = [float(w) for w in args.lexicon_weights.split(",")]
         axes = tuple(args.lexicon_axes.split(","))
-        settles = [float(w) for w in args.important_or_normal.split(",")] if args.important_or_normal else None
-        folds = leave_one_writer_out(Classifier.from_file(args.rules).ruleset, weights, axes, settles)
-        for (weight, settle), (type_acc, urgency_acc, urgent_normal, urgent) in folds.items():
+        leans = [None if w == "off" else float(w) for w in args.urgent_leans.split(",")] if args.urgent_leans else None
+        folds = leave_one_writer_out(load_rules(args.rules, read_lexicon=False), weights, axes, leans)
+        for (weight, lean), (type_acc, urgency_acc, urgent_normal, urgent) in folds.items():
+            learned = "off" if lean is None else f"urgent_lean {lean:g}"
             print(
-                f"weight {weight:g}, important_or_normal {settle:g}: type {type_acc:.1%}, urgency {urgency_acc:.1%}, "
+                f"weight {weight:g}, learned urgency {learned}: type {type_acc:.1%}, urgency {urgency_acc:.1%}, "
                 f"urgent called normal {urgent_normal}/{urgent}"
             )
         return
     if args.learn_lexicon:
-        LEXICON.write_text(learned_lexicon_text(), encoding="utf-8")
+        LEXICON.write_text(learned_lexicon_text(load_rules(args.rules, read_lexicon=False)), encoding="utf-8")
         print(f"{LEXICON.relative_to(ROOT)}: {len(LEXICON.read_text(encoding='utf-8').splitlines())} lines")
         return
     if args.tuned_only and args.write:

@@ -10,6 +10,7 @@ from classify.matcher import Hit, Matcher
 from classify.normalize import drop_quoted, normalize
 from classify.rules import TARGETS, TIME_TARGETS, TYPES, URGENCIES, RuleSet, load_rules
 from classify.timeexpr import find_deadlines
+from classify.urgency_model import UrgencyModel, signals
 
 LABELS_ZH = {
     "inquiry": "咨询",
@@ -70,6 +71,8 @@ class Classification:
             return text
         if d.get("how") == "wording":
             return _wording_reason(d, zh)
+        if d.get("how") == "learned":
+            return _learned_reason(d, zh)
         if d.get("how") == "tie":
             tied = ", ".join(d.get("tied", []))
             if d.get("chosen") != d.get("fallback"):
@@ -171,10 +174,24 @@ def _wording_reason(d: dict, zh: bool) -> str:
     )
 
 
+def _learned_reason(d: dict, zh: bool) -> str:
+    """How the learned urgency decided, beside what the rules alone said."""
+    label = (lambda v: LABELS_ZH.get(v, v)) if zh else (lambda v: v)
+    chosen = f"{label(d['chosen'])} {d['probability']:.0%}"
+    quoted = ("、".join(f"“{t}”" for t in d["terms"]) if zh else ", ".join(f"'{t}'" for t in d["terms"])) if d.get("terms") else ""
+    if d["rules"] == d["chosen"]:
+        return f"学到的紧急程度:{chosen},与规则相同" if zh else f"the learned urgency: {chosen}, as the rules say"
+    if zh:
+        return f"学到的紧急程度:{chosen}" + (f"({quoted})" if quoted else "") + f";仅按规则为{label(d['rules'])}"
+    return f"the learned urgency: {chosen}" + (f" ({quoted})" if quoted else "") + f"; the rules alone: {d['rules']}"
+
+
 def _longest_per_axis(hits: list[Hit], rules) -> list[Hit]:
     """Drop a hit lying inside a longer hit on the same axis (type or urgency):
     '离线模式' (offline mode, a request) is not also '离线' (offline, a fault), but
     '瘫痪' still counts for urgency inside '系统瘫痪' counted for the type."""
+    if len(hits) < 2:
+        return hits  # nothing to lie inside anything: most fields of most messages
     inside: set[int] = set()
     by_axis: dict[str, list[int]] = {}
     for i, h in enumerate(hits):
@@ -240,10 +257,12 @@ class Classifier:
         self._hurry_before_days(texts, scores, matches, decision)
         rs = self.ruleset
         wording = None  # what the learned wording says of the message, when there is one
-        settles = rs.lexicon_important_or_normal > 0 and rs.lexicon_weight > 0  # weight 0 leaves the keywords alone
-        if rs.lexicon is not None and ((rs.lexicon_weight > 0 and rs.lexicon_axes) or settles):
-            axes = rs.lexicon_axes + ("urgency",) if settles and "urgency" not in rs.lexicon_axes else rs.lexicon_axes
-            wording = rs.lexicon.read(terms(texts[0][1] + "\n" + texts[1][1]), axes)
+        learned = rs.lexicon.urgency if rs.lexicon is not None and rs.learned_urgency else None
+        message_terms: set[str] = set()
+        if rs.lexicon is not None and ((rs.lexicon_weight > 0 and rs.lexicon_axes) or learned is not None):
+            message_terms = terms(texts[0][1] + "\n" + texts[1][1])
+            # weight 0 leaves the keywords alone
+            wording = rs.lexicon.read(message_terms, rs.lexicon_axes) if rs.lexicon_weight > 0 and rs.lexicon_axes else None
         if wording is not None and "type" in rs.lexicon_axes and rs.lexicon_weight > 0:
             type_ = self._weigh("type", TYPES, scores, wording["type"], rs.default_type, rs.type_tie_order, decision)
         else:
@@ -266,9 +285,10 @@ class Classifier:
             urgency = self._weigh("urgency", URGENCIES, scores, wording["urgency"], rs.urgency_fallback(type_), rs.urgency_tie_order, decision)
         else:
             urgency = self._decide("urgency", URGENCIES, scores, rs.urgency_fallback(type_), rs.urgency_tie_order, decision)
-            # normal with no normal keyword counted means no urgency keyword counted at all
-            if urgency == "normal" and settles and wording is not None and scores["urgency:normal"] <= 0:
-                urgency = self._important_or_normal(scores, wording["urgency"], decision)
+        if learned is not None and decision["urgency"]["how"] not in ("type", "no_rush"):
+            # the lexicon's list of the message's known terms is the model's (it covers the lexicon)
+            reading = next(iter(wording.values())) if wording else None
+            urgency = self._learned_urgency(learned, reading, message_terms, scores, urgency, type_, decision)
         if decision.get("urgency", {}).get("how") in ("type", "no_rush"):
             decision.pop("hurry", None)  # the type or the customer's calm decided: the hurry did not matter
         return Classification(
@@ -282,20 +302,22 @@ class Classifier:
         )
 
     def _no_rush(self, texts, scores: dict[str, float], matches: list[Match]) -> str | None:
-        """The first [no_rush] phrase in the message ("不着急", "no rush"), or None. The customer
+        """The first [no_rush] phrase of the message ("不着急", "no rush"), or None. The customer
         is believed over every urgency keyword of the message ("加急配送怎么收费?不着急" is
         normal): the urgent and important matches are shown as cancelled by the phrase.
         A phrase inside one of [no_rush] exceptions ("能不急吗") does not count."""
         rs = self.ruleset
-        if not rs.no_rush:
+        pattern = rs.no_rush_pattern
+        if pattern is None:
             return None
         phrase = None
         for _, text in texts:
             for exception in rs.no_rush_exceptions:
                 if exception in text:
                     text = text.replace(exception, " ")
-            phrase = next((p for p in rs.no_rush if p in text), None)
-            if phrase is not None:
+            found = pattern.search(text)
+            if found is not None:
+                phrase = found.group(0)
                 break
         if phrase is None:
             return None
@@ -387,32 +409,37 @@ class Classifier:
         }
         return chosen
 
-    def _important_or_normal(self, scores: dict[str, float], reading: Reading, decision: dict) -> str:
-        """No urgency keyword counted (so the type's default said normal; a calm keyword of the
-        team's rules keeps its normal and never gets here): important instead when [lexicon]
-        important_or_normal times the wording's share of important outweighs the rules' choice
-        (1) plus that weight times its share of normal. Only ever raises: lowering an important
-        call to normal as well was more often right on the tuned writers, but called more
-        urgent cases normal, the costly error (bench/classify_eval.md)."""
-        p_important, p_normal = reading.probability("important"), reading.probability("normal")
-        share = p_important / (p_important + p_normal) if p_important + p_normal > 0 else 0.5
-        weight = self.ruleset.lexicon_important_or_normal
-        if weight * share < 1 + weight * (1 - share):
-            return "normal"
+    def _learned_urgency(
+        self,
+        learned: UrgencyModel,
+        wording: Reading | None,
+        message_terms: set[str],
+        scores: dict[str, float],
+        rules_urgency: str,
+        type_: str,
+        decision: dict,
+    ) -> str:
+        """The lexicon's learned urgency decides, the rules' scores and call among its evidence
+        (classify/urgency_model.py). The decision keeps the rules' own call beside it, and the
+        terms that favoured the chosen urgency most where the two differ. Where the lexicon
+        was read, its list of the message's terms and its sum serve (the model covers it)."""
+        rules_how = decision["urgency"]["how"]
+        evidence = signals(scores, rules_urgency, rules_how, type_)
+        if wording is not None:
+            reading = learned.read(wording.found, evidence, self.ruleset.urgent_lean, wording.learned_sum)
+        else:
+            reading = learned.read(learned.known(message_terms), evidence, self.ruleset.urgent_lean)
         lexicon = self.ruleset.lexicon
         decision["urgency"] = {
-            "how": "wording",
-            "score": scores["urgency:important"],
-            "keywords": None,  # no keyword matched: the type's default stood
-            "keywords_score": 0.0,
-            "chosen": "important",
-            "probability": round(share, 3),
-            "terms": list(reading.terms) if reading.best == "important" else [],
-            "wording": "important",
-            "wording_probability": round(p_important, 3),  # its probability, as for the type
+            "how": "learned",
+            "chosen": reading.best,
+            "probability": round(reading.probability(reading.best), 3),
+            "rules": rules_urgency,
+            "rules_how": rules_how,
+            "terms": list(learned.strongest(reading)) if reading.best != rules_urgency else [],
             "trained_on": lexicon.trained_on if lexicon is not None else 0,
         }
-        return "important"
+        return reading.best
 
     @staticmethod
     def _decide(

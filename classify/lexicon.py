@@ -21,10 +21,18 @@ File format (`config/lexicon.tsv`; `#` lines are comments):
     term	inquiry	complaint	fault	request	suggestion	urgent	important	normal
     (examples)	412	380	455	390	255	402	431	1059
     打不开	1	2	17	0	0	6	8	6
+
+and, learned from the same examples, an optional last section: the learned urgency's weights
+(classify/urgency_model.py), a feature and three numbers a row:
+
+    (learned urgency)	urgent	important	normal
+    (rules: normal)	-0.929	-1.165	1.276
+    停产	1.2	-0.3	-0.8
 """
 
 from __future__ import annotations
 
+import io
 import math
 import re
 from collections import Counter
@@ -35,6 +43,7 @@ from pathlib import Path
 
 from classify.errors import RulesError
 from classify.labels import TYPES, URGENCIES
+from classify.urgency_model import MAX_WEIGHT, SECTION_HEADER, UrgencyModel, render_section
 
 COLUMNS = (*TYPES, *URGENCIES)
 HEADER = "term\t" + "\t".join(COLUMNS)
@@ -77,15 +86,21 @@ def terms(text: str) -> set[str]:
 class Reading:
     """What the lexicon says of one message on one axis (type or urgency)."""
 
-    __slots__ = ("labels", "probabilities", "best", "found", "_strongest")
+    __slots__ = ("labels", "probabilities", "best", "found", "learned_sum", "_strongest")
 
     def __init__(
-        self, labels: tuple[str, ...], probabilities: list[float], found: list[str], strongest: Callable[[list[str], int], tuple[str, ...]]
+        self,
+        labels: tuple[str, ...],
+        probabilities: list[float],
+        found: list[str],
+        strongest: Callable[[list[str], int], tuple[str, ...]],
+        learned_sum: int | None = None,
     ) -> None:
         self.labels = labels
         self.probabilities = probabilities  # per label, in the order of `labels`, summing to 1
         self.best = labels[probabilities.index(max(probabilities))]  # the most probable label
         self.found = found  # the message's terms in the lexicon
+        self.learned_sum = learned_sum  # the learned urgency's packed sum over `found` (UrgencyModel.read), if any
         self._strongest = strongest
 
     def probability(self, label: str) -> float:
@@ -118,6 +133,7 @@ class Lexicon:
     examples: dict[str, int]  # label → training examples with it (the priors)
     counts: dict[str, tuple[int, ...]]  # term → examples holding it, per label in COLUMNS order
     smoothing: float = 1.0
+    urgency: UrgencyModel | None = None  # the learned urgency, when the file has its section
     # derived once: term → its packed weights; the log priors (COLUMNS order); per axis, what
     # picks a message's terms that favour a label most
     _packed: dict[str, int] = field(default_factory=dict, repr=False, compare=False)
@@ -134,6 +150,12 @@ class Lexicon:
         weights = {term: [math.log((row[c] + self.smoothing) / denominators[c]) for c in columns] for term, row in self.counts.items()}
         for term, w in weights.items():
             self._packed[term] = sum(round(-w[c] * _SCALE) << (_BITS * c) for c in columns)
+        if self.urgency is not None:
+            # a message's known terms (Reading.found) are the model's too, and its sums come
+            # out of the same sum() as the counts' (fields above theirs)
+            self.urgency.cover(self.counts)
+            for term in self._packed:
+                self._packed[term] += self.urgency.packed(term) << (_BITS * len(COLUMNS))
         for axis, (labels, cut) in _AXES.items():
             all_examples = sum(self.examples.get(label, 0) for label in labels)
             self._priors.extend(math.log((self.examples.get(label, 0) + 1) / (all_examples + len(labels))) for label in labels)
@@ -157,6 +179,7 @@ class Lexicon:
         found = [t for t in message_terms if t in packed]
         total = sum(map(packed.__getitem__, found))
         logp = [prior - ((total >> (_BITS * c)) & _MASK) / _SCALE for c, prior in enumerate(self._priors)]
+        learned_sum = total >> (_BITS * len(COLUMNS)) if self.urgency is not None else None
         readings = {}
         for axis in axes:
             labels, cut = _AXES[axis]
@@ -164,7 +187,7 @@ class Lexicon:
             top = max(values)
             exp = [math.exp((v - top) / SOFTEN) for v in values]
             norm = sum(exp)
-            readings[axis] = Reading(labels, [e / norm for e in exp], found, self._strongest[axis])
+            readings[axis] = Reading(labels, [e / norm for e in exp], found, self._strongest[axis], learned_sum)
         return readings
 
 
@@ -218,6 +241,8 @@ def render(lexicon: Lexicon, header: list[str]) -> str:
     lines += [HEADER, EXAMPLES_ROW + "\t" + "\t".join(str(lexicon.examples.get(c, 0)) for c in COLUMNS)]
     for term, row in sorted(lexicon.counts.items(), key=lambda tr: (-sum(tr[1]), tr[0])):
         lines.append(term + "\t" + "\t".join(map(str, row)))
+    if lexicon.urgency is not None:
+        lines += render_section(lexicon.urgency)
     return "\n".join(lines) + "\n"
 
 
@@ -231,13 +256,22 @@ def load_lexicon(path: Path, *, smoothing: float = 1.0) -> Lexicon:
         raise RulesError(path, None, f"not UTF-8: {exc.reason} at byte {exc.start}") from exc
     examples: dict[str, int] | None = None
     counts: dict[str, tuple[int, ...]] = {}
+    weights: dict[str, tuple[float, float, float]] | None = None  # the learned urgency's section, once its header is seen
     header_seen = False
-    for number, line in enumerate(text.splitlines(), 1):
+    # a line at a time (30,000 lines at once were megabytes more at load); any line end
+    for number, line in enumerate(io.StringIO(text, newline=None), 1):
+        line = line.rstrip("\n")
         if not line.strip() or line.startswith("#"):
             continue
-        cells = line.rstrip("\r").split("\t")
+        cells = line.split("\t")
+        if weights is not None:
+            _weight_row(weights, cells, path, number)
+            continue
+        if header_seen and line == SECTION_HEADER:
+            weights = {}
+            continue
         if not header_seen:
-            if line.rstrip("\r") != HEADER:
+            if line != HEADER:
                 raise RulesError(path, number, "the first line that is not a comment must be the column names: " + HEADER.replace("\t", " <tab> "))
             header_seen = True
             continue
@@ -266,4 +300,22 @@ def load_lexicon(path: Path, *, smoothing: float = 1.0) -> Lexicon:
         raise RulesError(path, None, "no column names: not a lexicon file")
     if examples is None:
         raise RulesError(path, None, f"no '{EXAMPLES_ROW}' row: the number of training examples of each label")
-    return Lexicon(str(path), examples, counts, smoothing)
+    return Lexicon(str(path), examples, counts, smoothing, UrgencyModel(weights) if weights is not None else None)
+
+
+def _weight_row(weights: dict[str, tuple[float, float, float]], cells: list[str], path: Path, number: int) -> None:
+    """One row of the learned urgency's section: a feature and its three weights."""
+    if len(cells) != 4:
+        raise RulesError(path, number, f"the learned urgency: expected a feature and 3 weights separated by tabs, got {len(cells)} fields")
+    name = cells[0].strip()
+    try:
+        row = tuple(float(cell) for cell in cells[1:])
+    except ValueError:
+        raise RulesError(path, number, f"the learned urgency: '{name}': weights must be numbers, got {' '.join(cells[1:])}") from None
+    if not all(math.isfinite(w) and abs(w) <= MAX_WEIGHT for w in row):
+        raise RulesError(path, number, f"the learned urgency: '{name}': weights must lie between -{MAX_WEIGHT:g} and {MAX_WEIGHT:g}")
+    if not name:
+        raise RulesError(path, number, "the learned urgency: an empty feature")
+    if name in weights:
+        raise RulesError(path, number, f"the learned urgency: '{name}' is listed twice")
+    weights[name] = (row[0], row[1], row[2])

@@ -276,6 +276,12 @@ def test_stored_corrections_are_learned(site, tmp_path, make_ctx, smtp_server):
     assert lexicon.examples == {c: base.examples[c] + (3 if c in ("fault", "urgent") else 0) for c in COLUMNS}
     for term in ("坏了", "上门", "维修"):  # in every correction and in the base: added up
         assert lexicon.counts[term] == tuple(b + (3 if c in ("fault", "urgent") else 0) for b, c in zip(base.counts[term], COLUMNS, strict=True))
+    # the learned urgency goes on from the base's: the corrections' new word leans urgent, a
+    # word none of them holds keeps the base's weights, and the file says so in its section
+    assert lexicon.urgency is not None and base.urgency is not None
+    zorbulator = lexicon.urgency.row("zorbulator")
+    assert zorbulator[0] > max(zorbulator[1:]), zorbulator
+    assert "电话" not in ZORB and lexicon.urgency.row("电话") == base.urgency.row("电话") != (0.0, 0.0, 0.0)
 
     # with a file as well: both are learned
     imported, lines = _labelled(tmp_path)

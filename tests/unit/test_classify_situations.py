@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -155,8 +156,18 @@ def test_urgency_from_situations(shipped_rules, subject, body, urgency):
     ],
 )
 def test_situation_words_in_calm_messages_are_not_urgent(shipped_rules, subject, body):
+    rules_alone = Classifier(replace(shipped_rules.ruleset, learned_urgency=False)).classify(subject, body)
+    assert rules_alone.urgency != "urgent", rules_alone.explain()
     result = shipped_rules.classify(subject, body)
-    assert result.urgency != "urgent", result.explain()
+    if body in LEARNED_URGENCY_COSTS:  # known, and checked so that a change of it is seen
+        assert result.urgency == "urgent" and result.decision["urgency"]["how"] == "learned", result.explain()
+    else:
+        assert result.urgency != "urgent", result.explain()
+
+
+# Calm messages the learned urgency calls urgent where the rules alone did not: its urgent_lean
+# tips a close call to urgent (the costly error is the other way; bench/classify_eval.md).
+LEARNED_URGENCY_COSTS = {"If a user is locked out after failed logins, how do they reset?"}
 
 
 @pytest.mark.parametrize(

@@ -20,6 +20,7 @@ from classify import Classifier, RulesError, RulesWatcher, load_rules
 from classify.labels import TYPES, URGENCIES
 from classify.lexicon import COLUMNS, HEADER, MAX_CHARS, SOFTEN, Lexicon, learn, load_lexicon, render, terms
 from classify.normalize import normalize
+from classify.urgency_model import SECTION_HEADER
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -427,8 +428,6 @@ def test_rules_naming_a_broken_lexicon_are_refused_with_its_line(tmp_path):
         ('file = "lex.tsv"\naxes = ["type", "topic"]', "axes", "axes entry must be one of type, urgency, got 'topic'"),
         ('file = "lex.tsv"\naxes = "type"', "axes", "axes must be a list"),
         ('file = "lex.tsv"\nsmoothing = 0', "smoothing", "smoothing must be greater than 0"),
-        ('file = "lex.tsv"\nimportant_or_normal = -1', "important_or_normal", "important_or_normal must not be negative, got -1"),
-        ('file = "lex.tsv"\nimportant_or_normal = "yes"', "important_or_normal", "important_or_normal must be a number, got 'yes'"),
         ('file = "lex.tsv"\nwieght = 1.0', "wieght", "[lexicon]: unknown key 'wieght' (did you mean 'weight'?)"),
         ('flie = "lex.tsv"', "flie", "[lexicon]: unknown key 'flie' (did you mean 'file'?)"),
         ("weight = 1.0", "[lexicon]", "'file' is missing"),
@@ -449,8 +448,7 @@ def test_lexicon_table_is_read(tmp_path):
     assert (rs.lexicon_weight, rs.lexicon_axes) == (2.5, ("urgency", "type"))
     assert rs.lexicon.counts["printer"] == (1, 1, 30, 1, 0, 12, 16, 4)
     default = load_rules(_rules(tmp_path, 'file = "lex.tsv"'))
-    assert (default.lexicon_weight, default.lexicon_axes, default.lexicon_important_or_normal) == (1.0, ("type",), 0.0)
-    assert load_rules(_rules(tmp_path, 'file = "lex.tsv"\nimportant_or_normal = 2')).lexicon_important_or_normal == 2.0
+    assert (default.lexicon_weight, default.lexicon_axes, default.learned_urgency, default.urgent_lean) == (1.0, ("type",), False, 0.5)
     # an absolute path is taken as it is
     elsewhere = _write(tmp_path / "elsewhere.tsv", LEXICON_TSV.replace("printer\t1\t1\t30", "printer\t1\t1\t31"))
     assert load_rules(_rules(tmp_path, f'file = "{elsewhere}"')).lexicon.counts["printer"][2] == 31
@@ -512,42 +510,16 @@ def test_the_wording_outweighs_weak_keywords_and_the_reason_says_so(tmp_path):
     assert _classifier(tmp_path, 'file = "lex.tsv"\nweight = 10').classify("", "complaint: the printer jams").type == "fault"
 
 
-def test_the_wording_may_raise_a_normal_call_to_important_and_never_lowers_one(tmp_path):
-    """[lexicon] important_or_normal: when the rules say normal, the keywords' scores and the
-    wording's share of important and normal together may say important; an important call is
-    never lowered (a normal call on an urgent case is the costly error)."""
+def test_a_retired_important_or_normal_is_read_and_changes_nothing(tmp_path):
+    """[lexicon] important_or_normal (the wording raising the rules' normal to important) gave
+    way to the learned urgency: a team's rules file that still sets it loads, and classifies as
+    without it."""
     lexicon_text = LEXICON_TSV + "overdue\t1\t20\t1\t1\t0\t0\t40\t1\n"  # said almost only in important cases
-
-    def classifier(settle: str) -> Classifier:
-        return Classifier.from_file(_rules(tmp_path, 'file = "lex.tsv"\nweight = 1.0\naxes = ["type"]' + settle, lexicon_text))
-
-    overdue = "complaint: the reply is overdue"
-    assert classifier("").classify("", overdue).urgency == "normal"  # the rules alone: no urgency keyword, the default
-    assert classifier("\nimportant_or_normal = 0.5").classify("", overdue).urgency == "normal"  # too light to outweigh them
-    raised = classifier("\nimportant_or_normal = 5").classify("", overdue)
-    d = raised.decision["urgency"]
-    assert raised.urgency == "important" and d["how"] == "wording" and d["keywords"] is None and d["terms"] == ["overdue"]
-    c5 = classifier("\nimportant_or_normal = 5")
-    assert c5.ruleset.lexicon is not None
-    raised_reading = c5.ruleset.lexicon.read(terms(overdue), ("urgency",))["urgency"]
-    assert d["wording_probability"] == round(raised_reading.probability("important"), 3)  # its probability, as for the type
-    assert f"urgency: important — no keyword matched; the learned wording: important {d['wording_probability']:.0%} ('overdue')" in raised.explain()
-    # a calm keyword of the rules keeps its normal (a team's normal rules stay in charge), and weight 0 turns it all off
-    calm = '\n\n[[rules]]\nname = "calm"\ntarget = "urgency:normal"\nweight = 1\nkeywords = ["reply"]'
-    assert classifier("\nimportant_or_normal = 5" + calm).classify("", overdue).urgency == "normal"
-    assert (
-        Classifier.from_file(_rules(tmp_path, 'file = "lex.tsv"\nweight = 0\nimportant_or_normal = 5', lexicon_text)).classify("", overdue).urgency
-        == "normal"
-    )
-    # never lowered: a fault's important (its type's default) stays, though the wording says normal ("invoice")
-    c = classifier("\nimportant_or_normal = 50")
-    lowered = c.classify("", "slow invoice, invoice")
-    assert c.ruleset.lexicon is not None
-    reading = c.ruleset.lexicon.read(terms("slow invoice, invoice"), ("urgency",))["urgency"]
-    assert reading.probability("normal") > 2 * reading.probability("important")
-    assert (lowered.type, lowered.urgency) == ("fault", "important") and lowered.decision["urgency"]["how"] == "no_match"
-    # and an urgent call is the rules' alone
-    assert classifier("\nimportant_or_normal = 50").classify("", "urgent: the invoice").urgency == "urgent"
+    with_key = Classifier.from_file(_rules(tmp_path, 'file = "lex.tsv"\nimportant_or_normal = 50', lexicon_text))
+    without = Classifier.from_file(_rules(tmp_path, 'file = "lex.tsv"', lexicon_text))
+    for subject, body in [("", "complaint: the reply is overdue"), ("", "overdue overdue"), ("slow", "invoice")]:
+        assert with_key.classify(subject, body).to_dict() == without.classify(subject, body).to_dict()
+    assert with_key.classify("", "complaint: the reply is overdue").urgency == "normal"
 
 
 MESSAGES = [
@@ -623,15 +595,16 @@ def _bench():
 
 def test_the_shipped_lexicon_is_learned_from_the_tuned_sets_only():
     """config/lexicon.tsv is byte for byte what `bench/classify_eval.py --learn-lexicon` writes
-    from the tuned sets: no held-out message is in it."""
+    from the tuned sets, its learned urgency included: no held-out message is in it."""
     bench = _bench()
     shipped = (ROOT / "config" / "lexicon.tsv").read_bytes()
-    assert bench.learned_lexicon_text().encode("utf-8") == shipped
-    tuned = bench.tuned_examples()
+    assert bench.learned_lexicon_text(load_rules(ROOT / "config" / "rules.toml", read_lexicon=False)).encode("utf-8") == shipped
+    tuned = bench.tuned_rows()
     lex = load_lexicon(ROOT / "config" / "lexicon.tsv")
     assert sum(lex.examples[t] for t in TYPES) == len(tuned) == lex.trained_on
     assert sum(lex.examples[u] for u in URGENCIES) == len(tuned)
-    assert all(t is not None and u is not None for _, t, u in tuned)
+    assert all(r["type"] is not None and r["urgency"] is not None for r in tuned)
+    assert lex.urgency is not None and set(lex.urgency.weights) - set(lex.counts) == {n for n in lex.urgency.weights if n.startswith("(")}
     assert set(bench.TUNED_WRITER_SETS) <= set(bench.writer_sets())  # every tuned set was found and read
 
 
@@ -719,7 +692,8 @@ def test_a_lexicon_created_beside_rules_that_used_the_shipped_one_takes_over_at_
     watcher.start()
     try:
         time.sleep(0.2)
-        (tmp_path / "lexicon.tsv").write_text(LEXICON_TSV, encoding="utf-8")
+        # the shipped rules let the learned urgency decide: a lexicon without it is refused
+        (tmp_path / "lexicon.tsv").write_text(LEXICON_TSV + SECTION_HEADER + "\nprinter\t0.5\t0\t-0.5\n", encoding="utf-8")
         reloaded = reloads.get(timeout=10)
         assert Path(reloaded.ruleset.lexicon.path).resolve() == (tmp_path / "lexicon.tsv").resolve()
     finally:

@@ -1,0 +1,262 @@
+"""The learned urgency: how much each term of a message, and each thing the keyword rules
+found in it, says for urgent, important or normal.
+
+Why: keyword rounds stopped moving urgency on writers the rules never saw (about 80 % right
+on eighteen of them, against 85 % asked), and weighing the lexicon's naive-Bayes counts
+against the keywords made it worse. What separates urgent from important from normal is
+seldom one word: it is a blocked shop and a time today, a fault and people waiting, a
+deadline and no word of hurry. A logistic regression learns how much each piece of
+evidence counts next to the others, from the same labelled examples as the lexicon.
+
+It stays readable: every feature has three weights (urgent, important, normal) in the
+lexicon file, after its counts; a message's score for a label is the sum of its features'
+weights for it, and the decision shows the rules' call and the terms that pushed the chosen
+label most. Features are the message's terms (classify.lexicon.terms, those in the
+lexicon) and the rules' signals (`signals()`): what the keywords scored, what the rules
+decided and how, the type. The rules keep the last word where a person wrote one: a type
+whose urgency is fixed, a customer who says there is no rush.
+
+Learned by stochastic gradient descent on the log loss (AdaGrad steps, an L2 pull toward
+the base weights or toward 0), a fixed number of passes in an order seeded the same way on
+every run: the same examples give the same file.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Collection, Iterable
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from classify.classifier import Classifier
+    from classify.lexicon import Lexicon
+    from classify.rules import RuleSet
+
+URGENCY = ("urgent", "important", "normal")
+SECTION_HEADER = "(learned urgency)\t" + "\t".join(URGENCY)  # "(": no term starts with one
+MAX_WEIGHT = 50.0  # a weight beyond this is no learned weight: refused on load, clipped on learning
+
+# Terms' weights are packed as for the lexicon (one integer a term, one field a label) so that
+# a message's sums are one sum() in C; a field holds (weight + _OFFSET) in thousandths.
+_SCALE = 1000
+_OFFSET = 64
+_BITS = 40
+_MASK = (1 << _BITS) - 1
+
+
+_KEYWORDS = [(f"urgency:{label}", f"(keywords: {label})", f"(any keyword: {label})") for label in URGENCY]
+
+
+def signals(scores: dict[str, float], rules_urgency: str, how: str, type_: str) -> dict[str, float]:
+    """The rules' evidence on a message's urgency as named features (their names are
+    parenthesised: no term has a parenthesis): each urgency's keyword score (capped at 3,
+    scaled to 1) and whether any keyword of it counted, what the rules decided and how,
+    and the type."""
+    found = {"(bias)": 1.0, f"(rules: {rules_urgency})": 1.0, f"(decided by: {how})": 1.0, f"(type: {type_})": 1.0}
+    for key, keywords, any_keyword in _KEYWORDS:
+        score = scores[key]
+        if score > 0:
+            found[keywords] = min(score, 3.0) / 3.0
+            found[any_keyword] = 1.0
+    return found
+
+
+@dataclass(frozen=True)
+class UrgencyReading:
+    best: str
+    probabilities: tuple[float, float, float]  # urgent, important, normal
+    found: list[str]  # the message's terms that have weights
+
+    def probability(self, label: str) -> float:
+        return self.probabilities[URGENCY.index(label)]
+
+
+class UrgencyModel:
+    """The learned weights. A term's three are kept only packed (15,000 terms: a few MB less in
+    every classifying process than as tuples of floats); `row()` and `weights` decode them."""
+
+    __slots__ = ("_packed", "_signals")
+
+    def __init__(self, weights: dict[str, tuple[float, float, float]]) -> None:
+        self._signals = {name: row for name, row in weights.items() if name.startswith("(")}
+        self._packed = {
+            name: sum(round((w + _OFFSET) * _SCALE) << (_BITS * c) for c, w in enumerate(row))
+            for name, row in weights.items()
+            if not name.startswith("(")
+        }
+
+    def row(self, name: str) -> tuple[float, float, float]:
+        """A feature's weights for urgent, important, normal (0, 0, 0 when it has none)."""
+        if name.startswith("("):
+            return self._signals.get(name, (0.0, 0.0, 0.0))
+        packed = self._packed.get(name)
+        if packed is None:
+            return (0.0, 0.0, 0.0)
+        w = [round(((packed >> (_BITS * c)) & _MASK) / _SCALE - _OFFSET, 3) + 0.0 for c in range(3)]
+        return (w[0], w[1], w[2])
+
+    @property
+    def weights(self) -> dict[str, tuple[float, float, float]]:
+        """Every feature's weights (the rules' signals first; no row of zeros, as `cover` adds)."""
+        return {**self._signals, **{name: row for name in self._packed if any(row := self.row(name))}}
+
+    def cover(self, vocabulary: Iterable[str]) -> None:
+        """Give every term of `vocabulary` (the lexicon's) a row, of zeros where it had none: the
+        lexicon's list of a message's known terms is then this model's too, with no second lookup."""
+        zero = sum(_OFFSET * _SCALE << (_BITS * c) for c in range(3))
+        for term in vocabulary:
+            self._packed.setdefault(term, zero)
+
+    def packed(self, term: str) -> int:
+        """A term's three weights as one integer (fields of _BITS bits, (weight + _OFFSET) in
+        thousandths): the lexicon adds them to its own (Reading.learned_sum)."""
+        return self._packed[term]
+
+    def known(self, message_terms: Iterable[str]) -> list[str]:
+        """The message's terms that have weights."""
+        return [t for t in message_terms if t in self._packed]
+
+    def read(self, found: list[str], rules_signals: dict[str, float], lean: float = 0.0, packed_sum: int | None = None) -> UrgencyReading:
+        """The probabilities of urgent, important and normal for a message with these known
+        terms (`known()`, or the lexicon's list where the model `cover`s the lexicon) and
+        signals; `lean` is added to urgent's score (calling an urgent case anything else is
+        the costly error). `packed_sum`: the terms' sum as the lexicon's reading made it."""
+        total = sum(map(self._packed.__getitem__, found)) if packed_sum is None else packed_sum
+        sums = [((total >> (_BITS * c)) & _MASK) / _SCALE - _OFFSET * len(found) for c in range(3)]
+        weights = self._signals
+        for name, value in rules_signals.items():
+            row = weights.get(name)
+            if row is not None:
+                sums[0] += row[0] * value
+                sums[1] += row[1] * value
+                sums[2] += row[2] * value
+        sums[0] += lean
+        top = max(sums)
+        exp = [math.exp(s - top) for s in sums]
+        norm = exp[0] + exp[1] + exp[2]
+        probabilities = (exp[0] / norm, exp[1] / norm, exp[2] / norm)
+        return UrgencyReading(URGENCY[probabilities.index(max(probabilities))], probabilities, found)
+
+    def strongest(self, reading: UrgencyReading) -> tuple[str, ...]:
+        """Up to 3 terms of the message that favour its best urgency most, the strongest first."""
+        best = URGENCY.index(reading.best)
+        others = [c for c in range(3) if c != best]
+        margin = {}
+        for term in reading.found:  # in thousandths, straight from the packed fields
+            packed = self._packed[term]
+            mine = (packed >> (_BITS * best)) & _MASK
+            margin[term] = mine - max((packed >> (_BITS * c)) & _MASK for c in others)
+        return tuple(sorted((t for t, m in margin.items() if m > 0), key=lambda t: (-margin[t], t))[:3])
+
+
+def learn_urgency(
+    examples: Iterable[tuple[Iterable[str], dict[str, float], str]],
+    vocabulary: Collection[str],
+    *,
+    base: UrgencyModel | None = None,
+    passes: int = 15,
+    step: float = 0.1,
+    pull: float = 1e-3,
+) -> UrgencyModel:
+    """A model from (terms, signals, urgency) examples: terms outside `vocabulary` (the
+    lexicon's terms) are not features. With a `base`, learning starts from its weights and
+    is pulled toward them (a team's corrections adjust the shipped model, not replace it).
+    Chosen on the tuned writer sets, leaving one out at a time (bench/classify_eval.md): 15
+    passes, step 0.1, pull 1e-3 (1e-4 and 1e-2 each cost urgency or urgent cases)."""
+    rows: list[tuple[dict[str, float], int]] = []
+    for message_terms, rules_signals, urgency in examples:
+        features = {t: 1.0 for t in message_terms if t in vocabulary}
+        features.update(rules_signals)
+        rows.append((features, URGENCY.index(urgency)))
+    prior = {name: list(row) for name, row in (base.weights.items() if base is not None else ())}
+    weights: dict[str, list[float]] = {name: list(row) for name, row in prior.items()}
+    squares: dict[str, list[float]] = {}
+    order = list(range(len(rows)))
+    shuffle = random.Random(15).shuffle
+    zero = [0.0, 0.0, 0.0]
+    for _ in range(passes):
+        shuffle(order)
+        for i in order:
+            features, label = rows[i]
+            sums = [0.0, 0.0, 0.0]
+            for name, value in features.items():
+                row = weights.get(name)
+                if row is not None:
+                    sums[0] += row[0] * value
+                    sums[1] += row[1] * value
+                    sums[2] += row[2] * value
+            top = max(sums)
+            exp = [math.exp(s - top) for s in sums]
+            norm = sum(exp)
+            errors = [exp[c] / norm - (c == label) for c in range(3)]
+            for name, value in features.items():
+                row = weights.setdefault(name, [0.0, 0.0, 0.0])
+                square = squares.setdefault(name, [0.0, 0.0, 0.0])
+                centre = prior.get(name, zero)
+                for c in range(3):
+                    gradient = errors[c] * value + pull * (row[c] - centre[c])
+                    square[c] += gradient * gradient
+                    row[c] -= step * gradient / (math.sqrt(square[c]) + 1e-8)
+    learned = {}
+    for name, row in weights.items():
+        rounded = tuple(round(max(-MAX_WEIGHT, min(MAX_WEIGHT, w)), 3) + 0.0 for w in row)  # + 0.0: no "-0" in the file
+        if any(rounded):
+            learned[name] = (rounded[0], rounded[1], rounded[2])
+    return UrgencyModel(learned)
+
+
+def training_examples(classifier: Classifier, rows: Iterable[tuple[str, str, str]]) -> list[tuple[set[str], dict[str, float], str]]:
+    """(subject, body, urgency) rows as the learning reads them: the message's terms and
+    the rules' signals, each classified with the learned urgency switched off (what the model
+    is given at classification time)."""
+    from classify.classifier import Classifier  # the classifier uses this module: imported here, not at the top
+    from classify.lexicon import terms
+    from classify.normalize import drop_quoted, normalize
+
+    rules_alone = Classifier(replace(classifier.ruleset, learned_urgency=False))
+    examples = []
+    for subject, body, urgency in rows:
+        result = rules_alone.classify(subject, body)
+        how = result.decision["urgency"]["how"]
+        if how in ("type", "no_rush"):
+            continue  # the rules keep the last word there: nothing for the model to learn
+        text = normalize(subject or "") + "\n" + normalize(drop_quoted(body or ""))  # as the classifier reads it
+        examples.append((terms(text), signals(result.scores, result.urgency, how, result.type), urgency))
+    return examples
+
+
+def with_learned_urgency(
+    lexicon: Lexicon, ruleset: RuleSet, rows: Iterable[tuple[str, str, str | None]], base: UrgencyModel | None = None
+) -> Lexicon:
+    """The lexicon with an urgency learned from (subject, body, urgency) rows (rows without
+    an urgency are skipped): the rules of `ruleset` give the signals, with this lexicon in
+    force for the type; its terms are the model's vocabulary."""
+    from classify.classifier import Classifier
+    from classify.lexicon import Lexicon
+
+    classifier = Classifier(replace(ruleset, lexicon=lexicon))
+    labelled = [(subject, body, urgency) for subject, body, urgency in rows if urgency is not None]
+    model = learn_urgency(training_examples(classifier, labelled), lexicon.counts, base=base)
+    return Lexicon(lexicon.path, lexicon.examples, lexicon.counts, lexicon.smoothing, model)
+
+
+def render_section(model: UrgencyModel) -> list[str]:
+    """The model as the lexicon file's last section: its header, then the rules' signals,
+    then the terms, strongest first."""
+    lines = [
+        "#",
+        "# The learned urgency (classify/urgency_model.py): each feature's weight for urgent,",
+        "# important and normal; a message's score for a label is the sum over its features.",
+        "# Parenthesised features are what the keyword rules found; the others are terms.",
+        SECTION_HEADER,
+    ]
+
+    def strength(item: tuple[str, tuple[float, float, float]]) -> tuple[bool, float, str]:
+        name, row = item
+        return (not name.startswith("("), -max(map(abs, row)), name)
+
+    for name, row in sorted(model.weights.items(), key=strength):
+        lines.append(name + "\t" + "\t".join(f"{w:g}" for w in row))
+    return lines

@@ -1,0 +1,251 @@
+"""classify/urgency_model.py, the learned urgency (issue 15): learning from examples, reading a
+message (checked against a softmax computed here with plain floats), its section of the
+lexicon file written and read back, a broken section refused with its line, the rules'
+switch for it, and how the classifier lets it decide while the rules keep their last word."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+
+from classify import Classifier, RulesError, load_rules
+from classify.lexicon import Lexicon, learn, load_lexicon, render
+from classify.urgency_model import SECTION_HEADER, URGENCY, UrgencyModel, learn_urgency, signals, with_learned_urgency
+
+# ---------------------------------------------------------------- learning and reading
+
+
+def _examples() -> list[tuple[set[str], dict[str, float], str]]:
+    """A line stopped is urgent, a deadline next week important, a question normal; 'printer'
+    is in all three and says nothing."""
+    rows = []
+    for i in range(20):
+        rows.append(({"停产", "printer", f"x{i}"}, {"(bias)": 1.0}, "urgent"))
+        rows.append(({"下周", "printer", f"y{i}"}, {"(bias)": 1.0}, "important"))
+        rows.append(({"请问", "printer", f"z{i}"}, {"(bias)": 1.0}, "normal"))
+    return rows
+
+
+VOCABULARY = {"停产", "下周", "请问", "printer"}
+
+
+def _read(model: UrgencyModel, message_terms: set[str], rules_signals: dict[str, float], lean: float = 0.0):
+    return model.read(model.known(message_terms), rules_signals, lean)
+
+
+def test_learning_finds_the_terms_that_tell_the_urgencies_apart():
+    model = learn_urgency(_examples(), VOCABULARY)
+    assert _read(model, {"停产"}, {"(bias)": 1.0}).best == "urgent"
+    assert _read(model, {"下周", "printer"}, {"(bias)": 1.0}).best == "important"
+    assert _read(model, {"请问"}, {"(bias)": 1.0}).best == "normal"
+    # a term outside the vocabulary is no feature, however often it was seen
+    assert "x1" not in model.weights and "printer" in model.weights
+    # the word every label holds weighs little next to the ones that tell them apart
+    assert max(map(abs, model.weights["printer"])) < min(max(model.weights[t]) for t in ("停产", "下周", "请问"))
+
+
+def test_learning_is_the_same_on_every_run():
+    assert learn_urgency(_examples(), VOCABULARY).weights == learn_urgency(_examples(), VOCABULARY).weights
+
+
+def test_read_is_the_softmax_of_the_summed_weights():
+    model = UrgencyModel({"停产": (1.5, -0.25, -1.0), "today": (0.75, 0.5, -2.0), "(rules: normal)": (-0.5, 0.0, 1.25), "(bias)": (0.1, 0.2, 0.3)})
+    reading = _read(model, {"停产", "today", "unknown"}, {"(rules: normal)": 1.0, "(bias)": 1.0, "(never learned)": 1.0}, lean=0.4)
+    sums = [1.5 + 0.75 - 0.5 + 0.1 + 0.4, -0.25 + 0.5 + 0.0 + 0.2, -1.0 - 2.0 + 1.25 + 0.3]
+    expected = [math.exp(s) / sum(math.exp(x) for x in sums) for s in sums]
+    assert reading.probabilities == pytest.approx(expected, abs=1e-3)
+    assert reading.best == "urgent" and model.strongest(reading) == ("停产", "today")  # the terms that favour urgent most, the strongest first
+    # the lean tips a close call to urgent and only adds to urgent
+    close = UrgencyModel({"w": (0.0, 0.3, 0.0)})
+    assert _read(close, {"w"}, {}).best == "important" and _read(close, {"w"}, {}, lean=0.5).best == "urgent"
+    # no evidence at all: the three alike
+    assert _read(model, set(), {}).probabilities == pytest.approx((1 / 3, 1 / 3, 1 / 3))
+
+
+def test_covering_a_vocabulary_adds_rows_of_zeros_that_change_nothing_and_are_not_written():
+    model = UrgencyModel({"停产": (1.5, -0.25, -1.0)})
+    before = _read(model, {"停产", "请问"}, {}).probabilities
+    model.cover(["停产", "请问", "下周"])
+    assert set(model.known({"停产", "请问", "明天"})) == {"停产", "请问"}
+    assert model.read(["停产", "请问"], {}).probabilities == pytest.approx(before)
+    assert model.weights == {"停产": (1.5, -0.25, -1.0)} and model.row("请问") == (0.0, 0.0, 0.0)
+
+
+def test_a_base_is_where_learning_starts_and_what_it_is_pulled_back_to():
+    base = UrgencyModel({"停产": (2.0, 0.0, -2.0), "月底": (-1.0, 2.0, -1.0)})
+    # the team's examples say nothing of 月底: it keeps the base's weights
+    adjusted = learn_urgency([({"停产"}, {}, "urgent"), ({"请问"}, {}, "normal")], {"停产", "请问", "月底"}, base=base)
+    assert adjusted.weights["月底"] == (-1.0, 2.0, -1.0)
+    assert adjusted.weights["停产"][0] >= 2.0 and _read(adjusted, {"请问"}, {}).best == "normal"
+
+
+def test_signals_name_what_the_rules_found():
+    scores = {"urgency:urgent": 4.5, "urgency:important": 1.5, "urgency:normal": 0.0}
+    assert signals(scores, "urgent", "urgent_wins", "fault") == {
+        "(bias)": 1.0,
+        "(rules: urgent)": 1.0,
+        "(decided by: urgent_wins)": 1.0,
+        "(type: fault)": 1.0,
+        "(keywords: urgent)": 1.0,  # capped at 3, scaled to 1
+        "(any keyword: urgent)": 1.0,
+        "(keywords: important)": 0.5,
+        "(any keyword: important)": 1.0,
+    }
+
+
+# ---------------------------------------------------------------- the file
+
+
+LEXICON_TSV = "term\tinquiry\tcomplaint\tfault\trequest\tsuggestion\turgent\timportant\tnormal\n(examples)\t10\t10\t10\t10\t10\t10\t10\t30\nprinter\t1\t1\t8\t1\t0\t4\t4\t3\n"
+
+
+def _lexicon_with(section: str) -> str:
+    return LEXICON_TSV + "# the learned urgency\n" + SECTION_HEADER + "\n" + section
+
+
+def test_the_section_is_written_and_read_back(tmp_path):
+    model = learn_urgency(_examples(), VOCABULARY)
+    lexicon = learn([("停产 printer", "fault", "urgent"), ("请问 printer", "inquiry", "normal")] * 3)
+    text = render(Lexicon("", lexicon.examples, lexicon.counts, 1.0, model), ["a header"])
+    assert SECTION_HEADER in text.splitlines()
+    path = tmp_path / "lex.tsv"
+    path.write_text(text, encoding="utf-8")
+    back = load_lexicon(path)
+    assert back.counts == lexicon.counts and back.urgency is not None
+    assert back.urgency.weights == model.weights  # three decimals, written in full
+    assert load_lexicon(_write(tmp_path / "old.tsv", LEXICON_TSV)).urgency is None  # a lexicon of counts alone is still a lexicon
+
+
+def _write(path: Path, text: str) -> Path:
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize(
+    "section, words",
+    [
+        ("停产\t1\t2\n", "expected a feature and 3 weights"),
+        ("停产\t1\tx\t2\n", "'停产': weights must be numbers, got 1 x 2"),
+        ("停产\t1\t51\t2\n", "weights must lie between -50 and 50"),
+        ("停产\tnan\t0\t0\n", "weights must lie between"),
+        ("停产\t1\t0\t0\n停产\t0\t0\t1\n", "'停产' is listed twice"),
+        ("\t1\t0\t0\n", "an empty feature"),
+    ],
+)
+def test_a_bad_weight_row_names_the_file_and_the_line(tmp_path, section, words):
+    path = _write(tmp_path / "lex.tsv", _lexicon_with(section))
+    with pytest.raises(RulesError) as err:
+        load_lexicon(path)
+    assert err.value.path == str(path) and err.value.line == len(_lexicon_with(section).splitlines())
+    assert words in str(err.value)
+
+
+# ---------------------------------------------------------------- the rules and the classifier
+
+
+RULES = """[defaults]
+type = "inquiry"
+urgency = "normal"
+
+[defaults.urgency_of_type]
+suggestion = "normal"
+
+[no_rush]
+phrases = ["no rush"]
+
+[lexicon]
+file = "lex.tsv"
+weight = 0
+{extra}
+
+[[rules]]
+name = "suggestion"
+target = "type:suggestion"
+weight = 2
+keywords = ["suggest"]
+
+[[rules]]
+name = "urgent"
+target = "urgency:urgent"
+weight = 2
+keywords = ["urgent"]
+"""
+# the model: 'stopped' says urgent, 'urgent' alone (the rules' word) is weighed down by 'test',
+# and with no evidence a message leans normal
+SECTION = "stopped\t3\t0\t-3\ntest\t-3\t0\t3\n(rules: urgent)\t1\t0\t0\n(bias)\t0\t0\t0.5\n"
+
+
+def _rules(tmp_path: Path, extra: str, section: str | None = SECTION) -> Path:
+    _write(tmp_path / "lex.tsv", _lexicon_with(section) if section is not None else LEXICON_TSV)
+    return _write(tmp_path / "rules.toml", RULES.format(extra=extra))
+
+
+def test_the_learned_urgency_decides_and_says_so_beside_the_rules_call(tmp_path):
+    classifier = Classifier.from_file(_rules(tmp_path, "learned_urgency = true\nurgent_lean = 0"))
+    r = classifier.classify("line stopped", "")
+    assert r.urgency == "urgent" and r.flagged
+    d = r.decision["urgency"]
+    assert (d["how"], d["rules"], d["rules_how"], d["terms"]) == ("learned", "normal", "no_match", ["stopped"])
+    assert "the learned urgency: urgent" in r.explain() and "the rules alone: normal" in r.explain()
+    assert "学到的紧急程度" in r.explain("zh")
+    # the rules' urgent word weighed against a word the model learned to read as routine
+    assert classifier.classify("urgent test", "").urgency == "normal"
+    # agreeing with the rules says so and names no terms
+    agreed = classifier.classify("hello", "").decision["urgency"]
+    assert agreed["how"] == "learned" and agreed["chosen"] == agreed["rules"] == "normal" and agreed["terms"] == []
+    # off: the rules alone
+    off = Classifier.from_file(_rules(tmp_path, "learned_urgency = false"))
+    assert off.classify("line stopped", "").urgency == "normal"
+    assert off.classify("urgent test", "").urgency == "urgent"
+
+
+def test_the_rules_keep_the_last_word_on_a_fixed_urgency_and_on_no_rush(tmp_path):
+    classifier = Classifier.from_file(_rules(tmp_path, "learned_urgency = true"))
+    calm = classifier.classify("line stopped", "no rush")
+    assert calm.urgency == "normal" and calm.decision["urgency"]["how"] == "no_rush"
+    fixed = classifier.classify("suggest", "line stopped")
+    assert fixed.type == "suggestion" and fixed.urgency == "normal" and fixed.decision["urgency"]["how"] == "type"
+
+
+def test_the_lean_goes_to_urgent(tmp_path):
+    # 'stopped test' sums to 0 for urgent and important, 0.5 (the bias) for normal: a lean above that decides
+    assert Classifier.from_file(_rules(tmp_path, "learned_urgency = true\nurgent_lean = 0.25")).classify("stopped test", "").urgency == "normal"
+    assert Classifier.from_file(_rules(tmp_path, "learned_urgency = true\nurgent_lean = 0.75")).classify("stopped test", "").urgency == "urgent"
+
+
+@pytest.mark.parametrize(
+    "extra, key, words",
+    [
+        ('learned_urgency = "yes"', "learned_urgency", "learned_urgency must be true or false, got 'yes'"),
+        ("urgent_lean = true", "urgent_lean", "urgent_lean must be a number"),
+    ],
+)
+def test_bad_settings_are_refused_with_their_line(tmp_path, extra, key, words):
+    path = _rules(tmp_path, extra)
+    with pytest.raises(RulesError) as err:
+        load_rules(path)
+    assert err.value.line == next(n for n, line in enumerate(path.read_text().splitlines(), 1) if line.startswith(key))
+    assert words in str(err.value)
+
+
+def test_learned_urgency_on_a_lexicon_without_it_names_the_key_and_the_remedy(tmp_path):
+    path = _rules(tmp_path, "learned_urgency = true", section=None)
+    with pytest.raises(RulesError) as err:
+        load_rules(path)
+    assert err.value.path == str(path) and "has no learned urgency" in str(err.value) and "intake rules learn" in str(err.value)
+    assert load_rules(path, read_lexicon=False).learned_urgency  # `intake rules learn` can still read the rules to replace it
+
+
+def test_with_learned_urgency_learns_from_what_the_rules_say(tmp_path):
+    rules = load_rules(_rules(tmp_path, ""), read_lexicon=False)
+    rows = [("machine stopped", "", "urgent"), ("a test", "", "normal"), ("urgent!", "no rush", "normal")] * 10
+    lexicon = learn([(f"{s} {b}", "fault", u) for s, b, u in rows], min_examples=1)
+    learned = with_learned_urgency(lexicon, rules, rows)
+    assert learned.urgency is not None and learned.counts == lexicon.counts
+    assert _read(learned.urgency, {"stopped"}, {"(bias)": 1.0}).best == "urgent"
+    # the rules' no rush had the last word on the third row: not learned from ('rush' never weighed)
+    assert "rush" not in learned.urgency.weights
+    assert {n for n in learned.urgency.weights if n.startswith("(rules: ")} == {"(rules: normal)"}
+    assert set(URGENCY) == {"urgent", "important", "normal"}
