@@ -147,55 +147,71 @@ def test_default_rules_do_not_get_worse_on_the_writer_sets():
     important_or_normal = 1.5 (the wording may raise the rules' normal to important), chosen leaving
     one tuned writer out; writer-ai, -aj written for it and scored once: 0.883 / 0.760 / 0.017 at the
     session's start, 0.950 / 0.763 / 0 without it, 0.950 / 0.753 / 0 with it.
-    Floors, not targets: the issue's targets (0.90 / 0.85 / under 2% on held-out sets) are met
-    on writer-l, -p and -q, on type alone on c, d, s, x, y, ac, ad, ag, ah, ai, aj, not on e, f, t, z."""
+    Session 11: the learned urgency (classify/urgency_model.py), chosen leaving one tuned writer
+    out; writer-ao, -ap tuned on (fresh 0.953 / 0.860 / 0, 0.813 / 0.753 / 0.067); held out,
+    written before it and scored before and after: ak 0.980 / 0.793 / 0 -> 0.987 / 0.913 / 0,
+    al 0.920 / 0.740 / 0.111 -> 0.920 / 0.820 / 0, am 0.920 / 0.700 / 0 -> 0.927 / 0.813 / 0.037,
+    an 0.953 / 0.780 / 0.034 -> 0.953 / 0.893 / 0; the eighteen earlier held-out sets 80.3 -> 87.1 %
+    urgency together. The tuned sets' urgency is now the model's training data (near 1.0).
+    Floors, not targets, each about two points under the figure: the issue's targets (0.90 / 0.85 /
+    under 2% on held-out sets) are met on the twenty-two held-out sets together (0.935 / 0.869 /
+    0.011) and on c, f, l, p, q, s, x, ac, ah, aj, ak, an; on type alone on d, y, ag, ai, al, am, ad
+    (ad also calls 3 of 28 urgent cases normal), not on e, t, z (type) or d, z (urgency)."""
     from classify.evaluate import figures, load_labelled, score
 
     bench = _bench()
     classifier = bench.Classifier.from_file(ROOT / "config" / "rules.toml")
     floors = {
-        "writer-a": (0.96, 0.92, 0.03),
-        "writer-b": (0.96, 0.88, 0.03),
-        "writer-g": (0.97, 0.92, 0.03),
-        "writer-h": (0.91, 0.92, 0.03),
-        "writer-i": (0.94, 0.88, 0.03),
-        "writer-j": (0.91, 0.87, 0.03),
-        "writer-k": (0.84, 0.87, 0.03),
-        "writer-m": (0.96, 0.88, 0.03),
-        "writer-n": (0.93, 0.91, 0.03),
-        "writer-o": (0.92, 0.87, 0.03),
-        "writer-c": (0.90, 0.82, 0.06),
-        "writer-d": (0.90, 0.72, 0.12),
-        "writer-e": (0.80, 0.73, 0.10),
-        "writer-f": (0.88, 0.72, 0.05),
-        "writer-l": (0.94, 0.84, 0.03),
-        "writer-r": (0.94, 0.83, 0.03),
-        "writer-p": (0.92, 0.83, 0.03),
-        "writer-q": (0.94, 0.85, 0.03),
-        "writer-s": (0.89, 0.84, 0.03),
-        "writer-t": (0.86, 0.85, 0.04),
-        "writer-u": (0.97, 0.84, 0.05),
-        "writer-v": (0.97, 0.75, 0.08),
-        "writer-w": (0.96, 0.76, 0.03),
-        "writer-x": (0.88, 0.77, 0.08),
-        "writer-y": (0.88, 0.79, 0.05),
-        "writer-z": (0.86, 0.72, 0.03),
-        "writer-aa": (0.97, 0.78, 0.03),
-        "writer-ab": (0.97, 0.79, 0.03),
-        "writer-ac": (0.94, 0.80, 0.03),
-        "writer-ad": (0.88, 0.76, 0.12),
-        "writer-ae": (0.97, 0.76, 0.05),
-        "writer-af": (0.97, 0.82, 0.03),
-        "writer-ag": (0.90, 0.76, 0.05),
-        "writer-ah": (0.94, 0.79, 0.03),
-        "writer-ai": (0.92, 0.71, 0.03),
-        "writer-aj": (0.93, 0.75, 0.03),
+        "writer-a": (0.97, 0.98, 0.03),
+        "writer-b": (0.96, 0.98, 0.03),
+        "writer-g": (0.98, 0.98, 0.03),
+        "writer-h": (0.98, 0.98, 0.03),
+        "writer-i": (0.97, 0.94, 0.03),
+        "writer-j": (0.97, 0.98, 0.03),
+        "writer-k": (0.84, 0.98, 0.03),
+        "writer-m": (0.97, 0.98, 0.03),
+        "writer-n": (0.97, 0.98, 0.03),
+        "writer-o": (0.97, 0.96, 0.03),
+        "writer-c": (0.93, 0.86, 0.05),
+        "writer-d": (0.92, 0.75, 0.03),
+        "writer-e": (0.82, 0.80, 0.06),
+        "writer-f": (0.87, 0.83, 0.03),
+        "writer-l": (0.94, 0.88, 0.03),
+        "writer-r": (0.98, 0.96, 0.03),
+        "writer-p": (0.94, 0.91, 0.03),
+        "writer-q": (0.95, 0.88, 0.03),
+        "writer-s": (0.90, 0.90, 0.03),
+        "writer-t": (0.86, 0.90, 0.03),
+        "writer-u": (0.97, 0.98, 0.03),
+        "writer-v": (0.97, 0.98, 0.03),
+        "writer-w": (0.96, 0.98, 0.03),
+        "writer-x": (0.92, 0.86, 0.03),
+        "writer-y": (0.90, 0.83, 0.06),
+        "writer-z": (0.86, 0.76, 0.03),
+        "writer-aa": (0.98, 0.98, 0.03),
+        "writer-ab": (0.97, 0.98, 0.03),
+        "writer-ac": (0.94, 0.88, 0.03),
+        "writer-ad": (0.89, 0.85, 0.13),
+        "writer-ae": (0.98, 0.98, 0.03),
+        "writer-af": (0.97, 0.98, 0.03),
+        "writer-ag": (0.91, 0.82, 0.06),
+        "writer-ah": (0.93, 0.88, 0.03),
+        "writer-ai": (0.92, 0.80, 0.03),
+        "writer-aj": (0.93, 0.83, 0.03),
+        "writer-ak": (0.96, 0.89, 0.03),
+        "writer-al": (0.90, 0.80, 0.03),
+        "writer-am": (0.90, 0.79, 0.06),
+        "writer-an": (0.93, 0.87, 0.03),
+        "writer-ao": (0.98, 0.98, 0.03),
+        "writer-ap": (0.92, 0.97, 0.06),
     }
     sets = bench.writer_sets()
     assert set(floors) <= set(sets)
     for name, (type_floor, urgency_floor, urgent_normal_ceiling) in floors.items():
         rows = load_labelled(sets[name])
-        assert len(rows) >= 100 and {r["lang"] for r in rows} >= {"zh", "en"} and any(r["hard"] for r in rows)
+        # (writer-al writes English only, writer-ap Chinese only: the rest both)
+        assert len(rows) >= 100 and {r["lang"] for r in rows} >= ({"en"} if name == "writer-al" else {"zh"} if name == "writer-ap" else {"zh", "en"})
+        assert any(r["hard"] for r in rows)
         f = figures(score(classifier, rows))
         assert f["type_accuracy"] >= type_floor, (name, f["type_accuracy"])
         assert f["urgency_accuracy"] >= urgency_floor, (name, f["urgency_accuracy"])
