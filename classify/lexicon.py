@@ -38,7 +38,7 @@ import re
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from itertools import islice
+from functools import partial
 from pathlib import Path
 
 from classify.errors import RulesError
@@ -143,29 +143,42 @@ class Lexicon:
 
     def __post_init__(self) -> None:
         self._trained_on.append(sum(self.examples.get(t, 0) for t in TYPES))
-        # a term's weight for a label: the smoothed share of that label's term occurrences it makes up
+        # a term's weight for a label: the smoothed share of that label's term occurrences it
+        # makes up, packed at once (a table of all the weights first was megabytes more at load)
         columns = range(len(COLUMNS))
         size = len(self.counts) or 1
-        denominators = [sum(row[c] for row in self.counts.values()) + self.smoothing * size for c in columns]
-        weights = {term: [math.log((row[c] + self.smoothing) / denominators[c]) for c in columns] for term, row in self.counts.items()}
-        for term, w in weights.items():
-            self._packed[term] = sum(round(-w[c] * _SCALE) << (_BITS * c) for c in columns)
+        smoothing = self.smoothing
+        denominators = [sum(row[c] for row in self.counts.values()) + smoothing * size for c in columns]
+        log, shifts = math.log, [_BITS * c for c in columns]
+        for term, row in self.counts.items():
+            self._packed[term] = sum(round(-log((row[c] + smoothing) / denominators[c]) * _SCALE) << shifts[c] for c in columns)
         if self.urgency is not None:
             # a message's known terms (Reading.found) are the model's too, and its sums come
             # out of the same sum() as the counts' (fields above theirs)
             self.urgency.cover(self.counts)
-            for term in self._packed:
-                self._packed[term] += self.urgency.packed(term) << (_BITS * len(COLUMNS))
-        for axis, (labels, cut) in _AXES.items():
+            self.urgency.adopt(self._packed, _BITS * len(COLUMNS))
+        for axis, (labels, _) in _AXES.items():
             all_examples = sum(self.examples.get(label, 0) for label in labels)
             self._priors.extend(math.log((self.examples.get(label, 0) + 1) / (all_examples + len(labels))) for label in labels)
-            label_of: dict[str, int] = {}
-            margin_of: dict[str, float] = {}
-            for term, w in weights.items():
-                first, second = sorted(w[cut], reverse=True)[:2]
-                label_of[term], margin_of[term] = w[cut].index(first), first - second
-            order = sorted(margin_of, key=lambda t: (-margin_of[t], -len(t), t))
-            self._strongest[axis] = _strongest(label_of, {term: rank for rank, term in enumerate(order)})
+            self._strongest[axis] = partial(self._strongest_terms, axis)
+
+    def _strongest_terms(self, axis: str, found: list[str], label: int) -> tuple[str, ...]:
+        """Of a message's terms, the three that favour `label` of the axis most: terms that
+        weigh most for it, by how far ahead of the axis's next label (then the longer, then
+        alphabetical). From the packed weights when asked, only where the wording decided:
+        two tables a term for it were megabytes in every classifying process."""
+        _, cut = _AXES[axis]
+        shifts = [_BITS * c for c in range(cut.start, cut.stop)]
+        ranked = []
+        for term in found:
+            packed = self._packed[term]
+            fields = [(packed >> shift) & _MASK for shift in shifts]  # -log weights in thousandths: the least weighs most
+            least = min(fields)
+            if fields.index(least) != label:
+                continue
+            runner_up = min(f for i, f in enumerate(fields) if i != label)
+            ranked.append((least - runner_up, -len(term), term))
+        return tuple(term for *_, term in sorted(ranked)[:3])
 
     @property
     def trained_on(self) -> int:
@@ -189,16 +202,6 @@ class Lexicon:
             norm = sum(exp)
             readings[axis] = Reading(labels, [e / norm for e in exp], found, self._strongest[axis], learned_sum)
         return readings
-
-
-def _strongest(label_of: dict[str, int], rank_of: dict[str, int]) -> Callable[[list[str], int], tuple[str, ...]]:
-    """What picks, of a message's terms, the three that favour a label most (each term
-    favours one label of the axis: the one it weighs most for)."""
-
-    def strongest(found: list[str], label: int) -> tuple[str, ...]:
-        return tuple(islice((t for t in sorted(found, key=rank_of.__getitem__) if label_of[t] == label), 3))
-
-    return strongest
 
 
 def learn(examples: list[tuple[str, str | None, str | None]], *, min_examples: int = 3, base: Lexicon | None = None, path: str = "") -> Lexicon:

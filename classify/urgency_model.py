@@ -77,9 +77,10 @@ class UrgencyModel:
     """The learned weights. A term's three are kept only packed (15,000 terms: a few MB less in
     every classifying process than as tuples of floats); `row()` and `weights` decode them."""
 
-    __slots__ = ("_packed", "_signals")
+    __slots__ = ("_packed", "_shift", "_signals")
 
     def __init__(self, weights: dict[str, tuple[float, float, float]]) -> None:
+        self._shift = 0  # where its fields start in the integers of _packed (see adopt)
         self._signals = {name: row for name, row in weights.items() if name.startswith("(")}
         self._packed = {
             name: sum(round((w + _OFFSET) * _SCALE) << (_BITS * c) for c, w in enumerate(row))
@@ -94,6 +95,7 @@ class UrgencyModel:
         packed = self._packed.get(name)
         if packed is None:
             return (0.0, 0.0, 0.0)
+        packed >>= self._shift
         w = [round(((packed >> (_BITS * c)) & _MASK) / _SCALE - _OFFSET, 3) + 0.0 for c in range(3)]
         return (w[0], w[1], w[2])
 
@@ -105,14 +107,23 @@ class UrgencyModel:
     def cover(self, vocabulary: Iterable[str]) -> None:
         """Give every term of `vocabulary` (the lexicon's) a row, of zeros where it had none: the
         lexicon's list of a message's known terms is then this model's too, with no second lookup."""
+        if self._shift:
+            raise ValueError("the model's weights already live in a lexicon's table (adopt)")
         zero = sum(_OFFSET * _SCALE << (_BITS * c) for c in range(3))
         for term in vocabulary:
             self._packed.setdefault(term, zero)
 
-    def packed(self, term: str) -> int:
-        """A term's three weights as one integer (fields of _BITS bits, (weight + _OFFSET) in
-        thousandths): the lexicon adds them to its own (Reading.learned_sum)."""
-        return self._packed[term]
+    def adopt(self, packed: dict[str, int], shift: int) -> None:
+        """Keep the terms' weights in the lexicon's integers from bit `shift` on, where their
+        sums come out of the lexicon's one sum() (Reading.learned_sum), instead of a second
+        table of 15,000 integers. Call after cover(): every term of `packed` gets its fields;
+        weights of a term `packed` lacks (one whose counts were deleted) are dropped with it."""
+        if self._shift:
+            raise ValueError("the model's weights already live in a lexicon's table")
+        for term, fields in self._packed.items():
+            if term in packed:
+                packed[term] += fields << shift
+        self._packed, self._shift = packed, shift
 
     def known(self, message_terms: Iterable[str]) -> list[str]:
         """The message's terms that have weights."""
@@ -123,7 +134,7 @@ class UrgencyModel:
         terms (`known()`, or the lexicon's list where the model `cover`s the lexicon) and
         signals; `lean` is added to urgent's score (calling an urgent case anything else is
         the costly error). `packed_sum`: the terms' sum as the lexicon's reading made it."""
-        total = sum(map(self._packed.__getitem__, found)) if packed_sum is None else packed_sum
+        total = sum(map(self._packed.__getitem__, found)) >> self._shift if packed_sum is None else packed_sum
         sums = [((total >> (_BITS * c)) & _MASK) / _SCALE - _OFFSET * len(found) for c in range(3)]
         weights = self._signals
         for name, value in rules_signals.items():
@@ -145,7 +156,7 @@ class UrgencyModel:
         others = [c for c in range(3) if c != best]
         margin = {}
         for term in reading.found:  # in thousandths, straight from the packed fields
-            packed = self._packed[term]
+            packed = self._packed[term] >> self._shift
             mine = (packed >> (_BITS * best)) & _MASK
             margin[term] = mine - max((packed >> (_BITS * c)) & _MASK for c in others)
         return tuple(sorted((t for t, m in margin.items() if m > 0), key=lambda t: (-margin[t], t))[:3])
@@ -249,7 +260,8 @@ def render_section(model: UrgencyModel) -> list[str]:
         "#",
         "# The learned urgency (classify/urgency_model.py): each feature's weight for urgent,",
         "# important and normal; a message's score for a label is the sum over its features.",
-        "# Parenthesised features are what the keyword rules found; the others are terms.",
+        "# Parenthesised features are what the keyword rules found; the others are terms, read only",
+        "# with their counts above (delete a term's counts and its weights go too).",
         SECTION_HEADER,
     ]
 

@@ -177,8 +177,13 @@ keywords = ["urgent"]
 SECTION = "stopped\t3\t0\t-3\ntest\t-3\t0\t3\n(rules: urgent)\t1\t0\t0\n(bias)\t0\t0\t0.5\n"
 
 
+# the lexicon's counts of the model's terms: a term's weights are read only with its counts
+COUNTED = "stopped\t1\t1\t1\t1\t1\t1\t1\t1\ntest\t1\t1\t1\t1\t1\t1\t1\t1\n"
+
+
 def _rules(tmp_path: Path, extra: str, section: str | None = SECTION) -> Path:
-    _write(tmp_path / "lex.tsv", _lexicon_with(section) if section is not None else LEXICON_TSV)
+    counted = LEXICON_TSV + COUNTED
+    _write(tmp_path / "lex.tsv", counted + "# the learned urgency\n" + SECTION_HEADER + "\n" + section if section is not None else counted)
     return _write(tmp_path / "rules.toml", RULES.format(extra=extra))
 
 
@@ -207,6 +212,16 @@ def test_the_rules_keep_the_last_word_on_a_fixed_urgency_and_on_no_rush(tmp_path
     assert calm.urgency == "normal" and calm.decision["urgency"]["how"] == "no_rush"
     fixed = classifier.classify("suggest", "line stopped")
     assert fixed.type == "suggestion" and fixed.urgency == "normal" and fixed.decision["urgency"]["how"] == "type"
+
+
+def test_weights_of_a_term_the_lexicon_does_not_count_are_not_read(tmp_path):
+    """Deleting a term's counts from the file deletes it from the learned urgency too."""
+    path = _rules(tmp_path, "learned_urgency = true\nurgent_lean = 0")
+    path.with_name("lex.tsv").write_text(LEXICON_TSV + "test\t1\t1\t1\t1\t1\t1\t1\t1\n" + SECTION_HEADER + "\n" + SECTION, encoding="utf-8")
+    classifier = Classifier.from_file(path)
+    assert classifier.classify("line stopped", "").urgency == "normal"
+    assert classifier.ruleset.lexicon is not None and classifier.ruleset.lexicon.urgency is not None
+    assert "stopped" not in classifier.ruleset.lexicon.urgency.weights and "test" in classifier.ruleset.lexicon.urgency.weights
 
 
 def test_the_lean_goes_to_urgent(tmp_path):
