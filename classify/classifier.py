@@ -48,40 +48,15 @@ class Classification:
     flagged: bool
     matches: list[Match]
     scores: dict[str, float]
-    # how each axis was decided: {"type": {"how": "score"|"no_match"|"tie", "score": 4.0,
-    # "runner_up": "request", "runner_up_score": 2.0, "tied": [...], "fallback": "inquiry"}, "urgency": {...}}
+    # how each axis was decided: {"type": {"how": "score"|"no_match"|"tie"|"wording", "score": 4.0,
+    # "runner_up": "request", "runner_up_score": 2.0, "tied": [...], "fallback": "inquiry"}, "urgency": {...}};
+    # urgency's "how" may also be "type", "no_rush", "urgent_wins", or "learned" (the learned
+    # urgency decided; "rules_decision" holds what the rules alone decided and how)
     decision: dict[str, dict] = field(default_factory=dict)
 
     def reason(self, axis: str, lang: str = "en") -> str:
         """One phrase saying how the type or urgency was decided."""
-        d = self.decision.get(axis, {})
-        zh = lang.lower().startswith("zh")
-        if d.get("how") == "no_match":
-            return "未匹配关键词,取默认值" if zh else "no keyword matched: the default"
-        if d.get("how") == "type":
-            return f"{LABELS_ZH.get(d['type'], d['type'])}的紧急程度固定" if zh else f"fixed for a {d['type']}"
-        if d.get("how") == "no_rush":
-            return f"客户说“{d['phrase']}”,一般" if zh else f"the customer says '{d['phrase']}': normal"
-        if d.get("how") == "urgent_wins":
-            text = (
-                f"紧急得分 {d['score']:g} ≥ {d['threshold']:g},紧急优先" if zh else f"urgent score {d['score']:g} ≥ {d['threshold']:g}: urgent first"
-            )
-            if d.get("runner_up"):
-                text += f"(重要 {d['runner_up_score']:g})" if zh else f" (important {d['runner_up_score']:g})"
-            return text
-        if d.get("how") == "wording":
-            return _wording_reason(d, zh)
-        if d.get("how") == "learned":
-            return _learned_reason(d, zh)
-        if d.get("how") == "tie":
-            tied = ", ".join(d.get("tied", []))
-            if d.get("chosen") != d.get("fallback"):
-                return f"{tied} 同分 {d['score']:g},按平局顺序" if zh else f"tie between {tied} at {d['score']:g}: first in the tie order"
-            return f"{tied} 同分 {d['score']:g},取默认值" if zh else f"tie between {tied} at {d['score']:g}: the default"
-        text = f"得分 {d.get('score', 0):g}" if zh else f"score {d.get('score', 0):g}"
-        if d.get("runner_up"):
-            text += f",其次 {d['runner_up']} {d['runner_up_score']:g}" if zh else f", next {d['runner_up']} {d['runner_up_score']:g}"
-        return text
+        return _reason(self.decision.get(axis, {}), lang.lower().startswith("zh"))
 
     def explain(self, lang: str = "en", labels: dict[str, str] | None = None) -> str:
         """Readable lines: the decision, then which keyword in which field moved which score.
@@ -141,6 +116,34 @@ class Classification:
         }
 
 
+def _reason(d: dict, zh: bool) -> str:
+    """One phrase saying how a decision (Classification.decision[axis]) was made."""
+    if d.get("how") == "no_match":
+        return "未匹配关键词,取默认值" if zh else "no keyword matched: the default"
+    if d.get("how") == "type":
+        return f"{LABELS_ZH.get(d['type'], d['type'])}的紧急程度固定" if zh else f"fixed for a {d['type']}"
+    if d.get("how") == "no_rush":
+        return f"客户说“{d['phrase']}”,一般" if zh else f"the customer says '{d['phrase']}': normal"
+    if d.get("how") == "urgent_wins":
+        text = f"紧急得分 {d['score']:g} ≥ {d['threshold']:g},紧急优先" if zh else f"urgent score {d['score']:g} ≥ {d['threshold']:g}: urgent first"
+        if d.get("runner_up"):
+            text += f"(重要 {d['runner_up_score']:g})" if zh else f" (important {d['runner_up_score']:g})"
+        return text
+    if d.get("how") == "wording":
+        return _wording_reason(d, zh)
+    if d.get("how") == "learned":
+        return _learned_reason(d, zh)
+    if d.get("how") == "tie":
+        tied = ", ".join(d.get("tied", []))
+        if d.get("chosen") != d.get("fallback"):
+            return f"{tied} 同分 {d['score']:g},按平局顺序" if zh else f"tie between {tied} at {d['score']:g}: first in the tie order"
+        return f"{tied} 同分 {d['score']:g},取默认值" if zh else f"tie between {tied} at {d['score']:g}: the default"
+    text = f"得分 {d.get('score', 0):g}" if zh else f"score {d.get('score', 0):g}"
+    if d.get("runner_up"):
+        text += f",其次 {d['runner_up']} {d['runner_up_score']:g}" if zh else f", next {d['runner_up']} {d['runner_up_score']:g}"
+    return text
+
+
 def _wording_reason(d: dict, zh: bool) -> str:
     """How the keywords and the learned wording decided together, in one phrase."""
     quoted = ("、".join(f"“{t}”" for t in d["terms"]) if zh else ", ".join(f"'{t}'" for t in d["terms"])) if d.get("terms") else ""
@@ -175,15 +178,18 @@ def _wording_reason(d: dict, zh: bool) -> str:
 
 
 def _learned_reason(d: dict, zh: bool) -> str:
-    """How the learned urgency decided, beside what the rules alone said."""
+    """How the learned urgency decided, beside what the rules alone said and why."""
     label = (lambda v: LABELS_ZH.get(v, v)) if zh else (lambda v: v)
     chosen = f"{label(d['chosen'])} {d['probability']:.0%}"
+    if d.get("tipped"):
+        chosen += ",由 urgent_lean 倾向紧急" if zh else ", tipped by urgent_lean"
     quoted = ("、".join(f"“{t}”" for t in d["terms"]) if zh else ", ".join(f"'{t}'" for t in d["terms"])) if d.get("terms") else ""
+    rules = _reason(d.get("rules_decision", {}), zh)
     if d["rules"] == d["chosen"]:
-        return f"学到的紧急程度:{chosen},与规则相同" if zh else f"the learned urgency: {chosen}, as the rules say"
+        return f"学到的紧急程度:{chosen},与规则相同({rules})" if zh else f"the learned urgency: {chosen}, as the rules say ({rules})"
     if zh:
-        return f"学到的紧急程度:{chosen}" + (f"({quoted})" if quoted else "") + f";仅按规则为{label(d['rules'])}"
-    return f"the learned urgency: {chosen}" + (f" ({quoted})" if quoted else "") + f"; the rules alone: {d['rules']}"
+        return f"学到的紧急程度:{chosen}" + (f"({quoted})" if quoted else "") + f";仅按规则为{label(d['rules'])}({rules})"
+    return f"the learned urgency: {chosen}" + (f" ({quoted})" if quoted else "") + f"; the rules alone: {d['rules']} ({rules})"
 
 
 def _longest_per_axis(hits: list[Hit], rules) -> list[Hit]:
@@ -423,8 +429,8 @@ class Classifier:
         (classify/urgency_model.py). The decision keeps the rules' own call beside it, and the
         terms that favoured the chosen urgency most where the two differ. Where the lexicon
         was read, its list of the message's terms and its sum serve (the model covers it)."""
-        rules_how = decision["urgency"]["how"]
-        evidence = signals(scores, rules_urgency, rules_how, type_)
+        rules_decision = decision["urgency"]
+        evidence = signals(scores, rules_urgency, rules_decision["how"], type_)
         if wording is not None:
             reading = learned.read(wording.found, evidence, self.ruleset.urgent_lean, wording.learned_sum)
         else:
@@ -433,9 +439,10 @@ class Classifier:
         decision["urgency"] = {
             "how": "learned",
             "chosen": reading.best,
-            "probability": round(reading.probability(reading.best), 3),
+            "probability": round(reading.probability(reading.best), 3),  # the evidence's, without the lean
+            "tipped": reading.tipped,
             "rules": rules_urgency,
-            "rules_how": rules_how,
+            "rules_decision": rules_decision,
             "terms": list(learned.strongest(reading)) if reading.best != rules_urgency else [],
             "trained_on": lexicon.trained_on if lexicon is not None else 0,
         }

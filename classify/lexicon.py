@@ -32,6 +32,7 @@ and, learned from the same examples, an optional last section: the learned urgen
 
 from __future__ import annotations
 
+import difflib
 import io
 import math
 import re
@@ -43,9 +44,10 @@ from pathlib import Path
 
 from classify.errors import RulesError
 from classify.labels import TYPES, URGENCIES
-from classify.urgency_model import MAX_WEIGHT, SECTION_HEADER, UrgencyModel, render_section
+from classify.urgency_model import MAX_WEIGHT, SECTION_HEADER, UrgencyModel, render_section, signal_names
 
 COLUMNS = (*TYPES, *URGENCIES)
+SIGNAL_NAMES = signal_names()
 HEADER = "term\t" + "\t".join(COLUMNS)
 EXAMPLES_ROW = "(examples)"
 MAX_CHARS = 4000  # of each text: the terms of a long mail come from its opening (linear time)
@@ -136,10 +138,10 @@ class Lexicon:
     urgency: UrgencyModel | None = None  # the learned urgency, when the file has its section
     # derived once: term → its packed weights; the log priors (COLUMNS order); per axis, what
     # picks a message's terms that favour a label most
-    _packed: dict[str, int] = field(default_factory=dict, repr=False, compare=False)
-    _priors: list[float] = field(default_factory=list, repr=False, compare=False)
-    _strongest: dict[str, Callable[[list[str], int], tuple[str, ...]]] = field(default_factory=dict, repr=False, compare=False)
-    _trained_on: list[int] = field(default_factory=list, repr=False, compare=False)
+    _packed: dict[str, int] = field(default_factory=dict, init=False, repr=False, compare=False)
+    _priors: list[float] = field(default_factory=list, init=False, repr=False, compare=False)
+    _strongest: dict[str, Callable[[list[str], int], tuple[str, ...]]] = field(default_factory=dict, init=False, repr=False, compare=False)
+    _trained_on: list[int] = field(default_factory=list, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         self._trained_on.append(sum(self.examples.get(t, 0) for t in TYPES))
@@ -153,6 +155,9 @@ class Lexicon:
         for term, row in self.counts.items():
             self._packed[term] = sum(round(-log((row[c] + smoothing) / denominators[c]) * _SCALE) << shifts[c] for c in columns)
         if self.urgency is not None:
+            if self.urgency.adopted:  # another lexicon's (dataclasses.replace): a copy of its own
+                object.__setattr__(self, "urgency", UrgencyModel(self.urgency.weights))
+            assert self.urgency is not None
             # a message's known terms (Reading.found) are the model's too, and its sums come
             # out of the same sum() as the counts' (fields above theirs)
             self.urgency.cover(self.counts)
@@ -273,6 +278,8 @@ def load_lexicon(path: Path, *, smoothing: float = 1.0) -> Lexicon:
         if header_seen and line == SECTION_HEADER:
             weights = {}
             continue
+        if header_seen and line.strip().lower().startswith(SECTION_HEADER.split("\t")[0]):
+            raise RulesError(path, number, "the learned urgency's header must read exactly: " + SECTION_HEADER.replace("\t", " <tab> "))
         if not header_seen:
             if line != HEADER:
                 raise RulesError(path, number, "the first line that is not a comment must be the column names: " + HEADER.replace("\t", " <tab> "))
@@ -303,7 +310,8 @@ def load_lexicon(path: Path, *, smoothing: float = 1.0) -> Lexicon:
         raise RulesError(path, None, "no column names: not a lexicon file")
     if examples is None:
         raise RulesError(path, None, f"no '{EXAMPLES_ROW}' row: the number of training examples of each label")
-    return Lexicon(str(path), examples, counts, smoothing, UrgencyModel(weights) if weights is not None else None)
+    # an empty section is no learned urgency: rules that ask for one refuse it
+    return Lexicon(str(path), examples, counts, smoothing, UrgencyModel(weights) if weights else None)
 
 
 def _weight_row(weights: dict[str, tuple[float, float, float]], cells: list[str], path: Path, number: int) -> None:
@@ -319,6 +327,11 @@ def _weight_row(weights: dict[str, tuple[float, float, float]], cells: list[str]
         raise RulesError(path, number, f"the learned urgency: '{name}': weights must lie between -{MAX_WEIGHT:g} and {MAX_WEIGHT:g}")
     if not name:
         raise RulesError(path, number, "the learned urgency: an empty feature")
+    if name.startswith("(") and name not in SIGNAL_NAMES:
+        close = difflib.get_close_matches(name, SIGNAL_NAMES, 1)
+        raise RulesError(
+            path, number, f"the learned urgency: '{name}' is no signal of the rules" + (f" (did you mean '{close[0]}'?)" if close else "")
+        )
     if name in weights:
         raise RulesError(path, number, f"the learned urgency: '{name}' is listed twice")
     weights[name] = (row[0], row[1], row[2])

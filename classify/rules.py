@@ -19,7 +19,8 @@ File format (every key is shown in config/rules.toml):
                           decides with the keywords: ["type"] by default, "urgency" too),
                           smoothing (default 1), learned_urgency (true: the
                           lexicon file's learned urgency decides it, classify/urgency_model.py;
-                          default false), urgent_lean (added to urgent's score there; default 0.5)
+                          default false), urgent_lean (added to urgent's score there, 0 to 50;
+                          default 2)
     [no_rush]             phrases: a customer saying one of them anywhere in the message
                           ("不着急", "no rush") gets urgency normal, whatever else matched;
                           exceptions: longer phrases that hold one and mean the opposite ("能不急吗")
@@ -34,6 +35,7 @@ File format (every key is shown in config/rules.toml):
 from __future__ import annotations
 
 import difflib
+import logging
 import math
 import os
 import re
@@ -46,7 +48,9 @@ from classify.errors import RulesError, SourceLines, describe, read_toml
 from classify.labels import TYPES, URGENCIES
 from classify.lexicon import Lexicon, load_lexicon
 from classify.normalize import normalize
-from classify.urgency_model import SECTION_HEADER
+from classify.urgency_model import MAX_WEIGHT, SECTION_HEADER
+
+log = logging.getLogger("intake.classify.rules")
 
 FIELDS = ("subject", "body")
 TARGETS = tuple(f"type:{t}" for t in TYPES) + tuple(f"urgency:{u}" for u in URGENCIES)
@@ -131,7 +135,7 @@ class RuleSet:
     # [lexicon] learned_urgency: the lexicon's learned urgency decides (the rules' evidence is
     # part of it), urgent_lean added to urgent's score there
     learned_urgency: bool = False
-    urgent_lean: float = 0.5
+    urgent_lean: float = 2.0
 
     def urgency_fallback(self, type_: str) -> str:
         return self.urgency_by_type.get(type_, self.default_urgency)
@@ -354,7 +358,15 @@ def _lexicon(c: _Checker, data: dict, path: Path, read: bool = True) -> tuple[Le
     learned_urgency = table.get("learned_urgency", False)
     if not isinstance(learned_urgency, bool):
         raise c.fail(learned_line, f"[lexicon] learned_urgency must be true or false, got {describe(learned_urgency)}", "learned_urgency")
-    urgent_lean = c.number(table.get("urgent_lean", 0.5), c.lines.key(line, "urgent_lean"), "[lexicon] urgent_lean", "urgent_lean")
+    lean_line = c.lines.key(line, "urgent_lean")
+    urgent_lean = c.number(table.get("urgent_lean", 2.0), lean_line, "[lexicon] urgent_lean", "urgent_lean")
+    if not 0 <= urgent_lean <= MAX_WEIGHT:
+        raise c.fail(lean_line, f"[lexicon] urgent_lean must lie between 0 and {MAX_WEIGHT:g}, got {urgent_lean:g}", "urgent_lean")
+    if "urgent_lean" in table and not learned_urgency:
+        log.warning("%s line %s: [lexicon] urgent_lean has no effect without learned_urgency = true", path, lean_line)
+    for key in _RETIRED_LEXICON_KEYS:
+        if key in table:
+            log.warning("%s line %s: [lexicon] %s is no longer read: learned_urgency = true replaces it", path, c.lines.key(line, key), key)
     lexicon = load_lexicon(_lexicon_file(file, path), smoothing=smoothing) if read else None
     if learned_urgency and lexicon is not None and lexicon.urgency is None:
         raise c.fail(

@@ -29,6 +29,8 @@ from collections.abc import Collection, Iterable
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
+from classify.labels import TYPES
+
 if TYPE_CHECKING:
     from classify.classifier import Classifier
     from classify.lexicon import Lexicon
@@ -47,6 +49,16 @@ _MASK = (1 << _BITS) - 1
 
 
 _KEYWORDS = [(f"urgency:{label}", f"(keywords: {label})", f"(any keyword: {label})") for label in URGENCY]
+# how the rules may have decided an urgency the model is asked about (classifier.py: not
+# "type" or "no_rush", where the rules keep the last word)
+HOWS = ("score", "tie", "no_match", "urgent_wins", "wording")
+
+
+def signal_names() -> frozenset[str]:
+    """Every name `signals()` can give: a section's parenthesised feature must be one of them."""
+    names = {"(bias)", *(f"(rules: {u})" for u in URGENCY), *(f"(decided by: {h})" for h in HOWS), *(f"(type: {t})" for t in TYPES)}
+    names |= {name for _, keywords, any_keyword in _KEYWORDS for name in (keywords, any_keyword)}
+    return frozenset(names)
 
 
 def signals(scores: dict[str, float], rules_urgency: str, how: str, type_: str) -> dict[str, float]:
@@ -65,9 +77,10 @@ def signals(scores: dict[str, float], rules_urgency: str, how: str, type_: str) 
 
 @dataclass(frozen=True)
 class UrgencyReading:
-    best: str
-    probabilities: tuple[float, float, float]  # urgent, important, normal
+    best: str  # with the lean
+    probabilities: tuple[float, float, float]  # urgent, important, normal: the evidence's, without the lean
     found: list[str]  # the message's terms that have weights
+    tipped: bool = False  # the lean made it urgent: without it another urgency scored higher
 
     def probability(self, label: str) -> float:
         return self.probabilities[URGENCY.index(label)]
@@ -87,6 +100,16 @@ class UrgencyModel:
             for name, row in weights.items()
             if not name.startswith("(")
         }
+
+    @property
+    def adopted(self) -> bool:
+        """Whether its term weights live in a lexicon's table (adopt)."""
+        return self._shift != 0
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, UrgencyModel) and self.weights == other.weights
+
+    __hash__ = None  # type: ignore[assignment]  # mutable until adopted; compared by its weights
 
     def row(self, name: str) -> tuple[float, float, float]:
         """A feature's weights for urgent, important, normal (0, 0, 0 when it has none)."""
@@ -132,8 +155,9 @@ class UrgencyModel:
     def read(self, found: list[str], rules_signals: dict[str, float], lean: float = 0.0, packed_sum: int | None = None) -> UrgencyReading:
         """The probabilities of urgent, important and normal for a message with these known
         terms (`known()`, or the lexicon's list where the model `cover`s the lexicon) and
-        signals; `lean` is added to urgent's score (calling an urgent case anything else is
-        the costly error). `packed_sum`: the terms' sum as the lexicon's reading made it."""
+        signals; `lean` is added to urgent's score when choosing (calling an urgent case
+        anything else is the costly error), not to the probabilities, which are the evidence's.
+        `packed_sum`: the terms' sum as the lexicon's reading made it."""
         total = sum(map(self._packed.__getitem__, found)) >> self._shift if packed_sum is None else packed_sum
         sums = [((total >> (_BITS * c)) & _MASK) / _SCALE - _OFFSET * len(found) for c in range(3)]
         weights = self._signals
@@ -143,12 +167,14 @@ class UrgencyModel:
                 sums[0] += row[0] * value
                 sums[1] += row[1] * value
                 sums[2] += row[2] * value
-        sums[0] += lean
         top = max(sums)
         exp = [math.exp(s - top) for s in sums]
         norm = exp[0] + exp[1] + exp[2]
-        probabilities = (exp[0] / norm, exp[1] / norm, exp[2] / norm)
-        return UrgencyReading(URGENCY[probabilities.index(max(probabilities))], probabilities, found)
+        probabilities = (exp[0] / norm, exp[1] / norm, exp[2] / norm)  # the evidence's, without the lean
+        unleaned = sums.index(top)
+        sums[0] += lean
+        best = sums.index(max(sums))
+        return UrgencyReading(URGENCY[best], probabilities, found, tipped=best != unleaned)
 
     def strongest(self, reading: UrgencyReading) -> tuple[str, ...]:
         """Up to 3 terms of the message that favour its best urgency most, the strongest first."""
@@ -178,7 +204,8 @@ def learn_urgency(
     passes, step 0.1, pull 1e-3 (1e-4 and 1e-2 each cost urgency or urgent cases)."""
     rows: list[tuple[dict[str, float], int]] = []
     for message_terms, rules_signals, urgency in examples:
-        features = {t: 1.0 for t in message_terms if t in vocabulary}
+        # sorted: the sums' order, hence the floats, the same whatever the hash seed
+        features = {t: 1.0 for t in sorted(message_terms) if t in vocabulary}
         features.update(rules_signals)
         rows.append((features, URGENCY.index(urgency)))
     prior = {name: list(row) for name, row in (base.weights.items() if base is not None else ())}

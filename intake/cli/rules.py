@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -83,6 +84,10 @@ def cmd_rules(args, out) -> int:
     return 0
 
 
+# examples of each urgency a learned urgency needs when no base has one (`intake rules learn`)
+MIN_URGENCY_EXAMPLES = 20
+
+
 def cmd_learn(args, out, rules_file: Path) -> int:
     """A lexicon learned from the examples, added to the shipped lexicon (or --base, or alone
     with --no-base), measured first on a held-out quarter of the new examples."""
@@ -90,6 +95,7 @@ def cmd_learn(args, out, rules_file: Path) -> int:
 
     from classify.classifier import Classifier
     from classify.errors import RulesError
+    from classify.labels import URGENCIES
     from classify.lexicon import Lexicon, learn, load_lexicon, render
     from classify.rules import lexicon_places, load_rules
     from classify.suggest import held_out, text_of
@@ -121,11 +127,20 @@ def cmd_learn(args, out, rules_file: Path) -> int:
     rows = [(text_of(e), e.type, e.urgency) for e in examples]
     messages = [(e.subject, e.body, e.urgency) for e in examples]
     base_urgency = base.urgency if base is not None else None
+    # the rules as they will read the new file: the [lexicon] table as written, or for rules
+    # without one yet, its defaults (the learning's signals and the measure alike)
+    reading = replace(ruleset, lexicon_weight=ruleset.lexicon_weight or 1.0, lexicon_axes=ruleset.lexicon_axes or ("type",))
+    # a learned urgency from nothing needs examples of every urgency: from a few dozen, a
+    # model knows too little and urgent_lean calls everything urgent
+    per_urgency = Counter(e.urgency for e in examples if e.urgency is not None)
+    learns_urgency = base_urgency is not None or min(per_urgency[u] for u in URGENCIES) >= MIN_URGENCY_EXAMPLES
 
     def learned(which: list[bool]) -> Lexicon:
         """Counts added to the base's, and the urgency learned onward from the base's."""
         lexicon = learn([r for r, keep in zip(rows, which, strict=True) if keep], min_examples=args.min_examples, base=base)
-        return with_learned_urgency(lexicon, ruleset, [m for m, keep in zip(messages, which, strict=True) if keep], base=base_urgency)
+        if not learns_urgency:
+            return lexicon
+        return with_learned_urgency(lexicon, reading, [m for m, keep in zip(messages, which, strict=True) if keep], base=base_urgency)
 
     # the measure: learned without a quarter of the new examples (chosen by a hash of their
     # text, the same on every run), those classified with the rules in force and with it
@@ -133,7 +148,7 @@ def cmd_learn(args, out, rules_file: Path) -> int:
     trial = learned([not h for h in held])
     now = Classifier(ruleset)
     # as rules.toml would read it: the table as written, or for rules without one yet, its defaults
-    then = Classifier(replace(ruleset, lexicon=trial, lexicon_weight=ruleset.lexicon_weight or 1.0, lexicon_axes=ruleset.lexicon_axes or ("type",)))
+    then = Classifier(replace(reading, lexicon=trial, learned_urgency=ruleset.learned_urgency and trial.urgency is not None))
     measured = {"type": [0, 0, 0], "urgency": [0, 0, 0]}  # axis → held-out examples labelled, right now, right then
     for example, is_held in zip(examples, held, strict=True):
         if not is_held:
@@ -156,6 +171,15 @@ def cmd_learn(args, out, rules_file: Path) -> int:
         "examples: " + ", ".join(["stored corrections not read" if args.no_stored else f"{stored} corrected tickets", *map(str, args.imports)]),
         "added to: " + (base.path if base is not None else "nothing (--no-base)" if args.no_base else "nothing (the rules name no lexicon)"),
         f"terms in at least {args.min_examples} of the new examples; {len(lexicon.counts)} terms, {lexicon.trained_on} examples in all",
+        (
+            "the learned urgency: "
+            + ("onward from " + str(base.path) if base is not None and base_urgency is not None else "from these examples alone")
+            if learns_urgency
+            else "no learned urgency: "
+            + ", ".join(f"{per_urgency[u]} {u}" for u in URGENCIES)
+            + f" examples, and at least {MIN_URGENCY_EXAMPLES} of each are needed without a base that has one;"
+            " rules with learned_urgency = true refuse this file"
+        ),
         *figures,
         "To use it: read it, copy it over the file named by [lexicon] file in the rules, and save; the daemon reloads it.",
     ]
@@ -206,7 +230,8 @@ def add_parser(sub, common: argparse.ArgumentParser) -> None:
         help="learn the wording (a lexicon) from staff corrections and labelled files",
         description="Counts the terms of the staff's #type/#urgency corrections and any --import files (.jsonl or .csv with "
         "subject, body, type, urgency), adds them to the shipped lexicon (--base FILE: to another, e.g. one you edited; "
-        "--no-base: alone), "
+        "--no-base: alone), learns the urgency onward from the base's learned urgency (from the examples alone only with "
+        f"at least {MIN_URGENCY_EXAMPLES} of each urgency), "
         "and writes the new lexicon with its effect on a held-out quarter of the new examples. The live files are never changed.",
     )
     learn.add_argument("--out", type=Path, metavar="FILE", help="write the lexicon here (default: standard output)")

@@ -220,11 +220,16 @@ def test_no_base_counts_the_examples_alone_and_the_default_adds_to_the_lexicon_i
     assert alone.counts["label"] == _row(inquiry=12, normal=12)
     assert alone.counts["labels"] == _row(fault=16, important=16)  # LABELLER[0] and [2]
     assert "我们" not in alone.counts and "added to: nothing (--no-base)" in alone_path.read_text(encoding="utf-8")
+    # no urgent example and no base to learn onward from: no learned urgency, and the file says why
+    # (from a few dozen examples a model would call everything urgent)
+    assert alone.urgency is None
+    assert "no learned urgency: 0 urgent, 24 important, 12 normal examples" in alone_path.read_text(encoding="utf-8")
     every_term = set().union(*(terms(text_of(Example(x["subject"], x["body"]))) for x in lines))
     assert set(alone.counts) <= every_term
 
-    # added: the lexicon in force plus the examples
+    # added: the lexicon in force plus the examples, its urgency learned onward from the base's
     assert added.examples == {c: base.examples[c] + alone.examples[c] for c in COLUMNS}
+    assert added.urgency is not None and "the learned urgency: onward from" in added_path.read_text(encoding="utf-8")
     assert added.trained_on == base.trained_on + len(lines)
     for term, row in alone.counts.items():
         old = base.counts.get(term, _row())

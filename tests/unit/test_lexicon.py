@@ -448,7 +448,7 @@ def test_lexicon_table_is_read(tmp_path):
     assert (rs.lexicon_weight, rs.lexicon_axes) == (2.5, ("urgency", "type"))
     assert rs.lexicon.counts["printer"] == (1, 1, 30, 1, 0, 12, 16, 4)
     default = load_rules(_rules(tmp_path, 'file = "lex.tsv"'))
-    assert (default.lexicon_weight, default.lexicon_axes, default.learned_urgency, default.urgent_lean) == (1.0, ("type",), False, 0.5)
+    assert (default.lexicon_weight, default.lexicon_axes, default.learned_urgency, default.urgent_lean) == (1.0, ("type",), False, 2.0)
     # an absolute path is taken as it is
     elsewhere = _write(tmp_path / "elsewhere.tsv", LEXICON_TSV.replace("printer\t1\t1\t30", "printer\t1\t1\t31"))
     assert load_rules(_rules(tmp_path, f'file = "{elsewhere}"')).lexicon.counts["printer"][2] == 31

@@ -5,7 +5,10 @@ switch for it, and how the classifier lets it decide while the rules keep their 
 
 from __future__ import annotations
 
+import json
+import logging
 import math
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -53,13 +56,16 @@ def test_learning_is_the_same_on_every_run():
 def test_read_is_the_softmax_of_the_summed_weights():
     model = UrgencyModel({"停产": (1.5, -0.25, -1.0), "today": (0.75, 0.5, -2.0), "(rules: normal)": (-0.5, 0.0, 1.25), "(bias)": (0.1, 0.2, 0.3)})
     reading = _read(model, {"停产", "today", "unknown"}, {"(rules: normal)": 1.0, "(bias)": 1.0, "(never learned)": 1.0}, lean=0.4)
-    sums = [1.5 + 0.75 - 0.5 + 0.1 + 0.4, -0.25 + 0.5 + 0.0 + 0.2, -1.0 - 2.0 + 1.25 + 0.3]
+    sums = [1.5 + 0.75 - 0.5 + 0.1, -0.25 + 0.5 + 0.0 + 0.2, -1.0 - 2.0 + 1.25 + 0.3]
     expected = [math.exp(s) / sum(math.exp(x) for x in sums) for s in sums]
-    assert reading.probabilities == pytest.approx(expected, abs=1e-3)
-    assert reading.best == "urgent" and model.strongest(reading) == ("停产", "today")  # the terms that favour urgent most, the strongest first
-    # the lean tips a close call to urgent and only adds to urgent
+    assert reading.probabilities == pytest.approx(expected, abs=1e-3)  # the evidence's: the lean is not in them
+    assert reading.best == "urgent" and not reading.tipped
+    assert model.strongest(reading) == ("停产", "today")  # the terms that favour urgent most, the strongest first
+    # the lean tips a close call to urgent, only adds to urgent, and says so
     close = UrgencyModel({"w": (0.0, 0.3, 0.0)})
-    assert _read(close, {"w"}, {}).best == "important" and _read(close, {"w"}, {}, lean=0.5).best == "urgent"
+    assert _read(close, {"w"}, {}).best == "important" and not _read(close, {"w"}, {}).tipped
+    tipped = _read(close, {"w"}, {}, lean=0.5)
+    assert tipped.best == "urgent" and tipped.tipped and tipped.probability("urgent") < tipped.probability("important")
     # no evidence at all: the three alike
     assert _read(model, set(), {}).probabilities == pytest.approx((1 / 3, 1 / 3, 1 / 3))
 
@@ -192,14 +198,17 @@ def test_the_learned_urgency_decides_and_says_so_beside_the_rules_call(tmp_path)
     r = classifier.classify("line stopped", "")
     assert r.urgency == "urgent" and r.flagged
     d = r.decision["urgency"]
-    assert (d["how"], d["rules"], d["rules_how"], d["terms"]) == ("learned", "normal", "no_match", ["stopped"])
-    assert "the learned urgency: urgent" in r.explain() and "the rules alone: normal" in r.explain()
+    assert (d["how"], d["rules"], d["rules_decision"]["how"], d["terms"], d["tipped"]) == ("learned", "normal", "no_match", ["stopped"], False)
+    assert "the learned urgency: urgent" in r.explain() and "the rules alone: normal (no keyword matched: the default)" in r.explain()
     assert "学到的紧急程度" in r.explain("zh")
     # the rules' urgent word weighed against a word the model learned to read as routine
     assert classifier.classify("urgent test", "").urgency == "normal"
-    # agreeing with the rules says so and names no terms
-    agreed = classifier.classify("hello", "").decision["urgency"]
+    # agreeing with the rules says so, and how the rules decided, and names no terms
+    hello = classifier.classify("hello", "")
+    agreed = hello.decision["urgency"]
     assert agreed["how"] == "learned" and agreed["chosen"] == agreed["rules"] == "normal" and agreed["terms"] == []
+    assert "as the rules say (no keyword matched: the default)" in hello.explain()
+    json.dumps(hello.to_dict(), allow_nan=False)  # stored on the ticket as it is
     # off: the rules alone
     off = Classifier.from_file(_rules(tmp_path, "learned_urgency = false"))
     assert off.classify("line stopped", "").urgency == "normal"
@@ -224,10 +233,14 @@ def test_weights_of_a_term_the_lexicon_does_not_count_are_not_read(tmp_path):
     assert "stopped" not in classifier.ruleset.lexicon.urgency.weights and "test" in classifier.ruleset.lexicon.urgency.weights
 
 
-def test_the_lean_goes_to_urgent(tmp_path):
+def test_the_lean_goes_to_urgent_and_the_explanation_says_it_tipped_the_call(tmp_path):
     # 'stopped test' sums to 0 for urgent and important, 0.5 (the bias) for normal: a lean above that decides
     assert Classifier.from_file(_rules(tmp_path, "learned_urgency = true\nurgent_lean = 0.25")).classify("stopped test", "").urgency == "normal"
-    assert Classifier.from_file(_rules(tmp_path, "learned_urgency = true\nurgent_lean = 0.75")).classify("stopped test", "").urgency == "urgent"
+    r = Classifier.from_file(_rules(tmp_path, "learned_urgency = true\nurgent_lean = 0.75")).classify("stopped test", "")
+    assert r.urgency == "urgent" and r.decision["urgency"]["tipped"] and r.decision["urgency"]["probability"] < 0.5
+    assert "tipped by urgent_lean" in r.explain() and "urgent_lean" in r.explain("zh")
+    # the default lean is the shipped one
+    assert load_rules(_rules(tmp_path, "learned_urgency = true")).urgent_lean == 2.0
 
 
 @pytest.mark.parametrize(
@@ -235,6 +248,8 @@ def test_the_lean_goes_to_urgent(tmp_path):
     [
         ('learned_urgency = "yes"', "learned_urgency", "learned_urgency must be true or false, got 'yes'"),
         ("urgent_lean = true", "urgent_lean", "urgent_lean must be a number"),
+        ("learned_urgency = true\nurgent_lean = -1", "urgent_lean", "urgent_lean must lie between 0 and 50, got -1"),
+        ("learned_urgency = true\nurgent_lean = 1e9", "urgent_lean", "urgent_lean must lie between 0 and 50"),
     ],
 )
 def test_bad_settings_are_refused_with_their_line(tmp_path, extra, key, words):
@@ -264,3 +279,51 @@ def test_with_learned_urgency_learns_from_what_the_rules_say(tmp_path):
     assert "rush" not in learned.urgency.weights
     assert {n for n in learned.urgency.weights if n.startswith("(rules: ")} == {"(rules: normal)"}
     assert set(URGENCY) == {"urgent", "important", "normal"}
+
+
+def test_a_lean_without_the_learned_urgency_and_a_retired_key_are_logged(tmp_path, caplog):
+    with caplog.at_level(logging.WARNING, logger="intake.classify.rules"):
+        load_rules(_rules(tmp_path, "urgent_lean = 1\nimportant_or_normal = 1.5"))
+    assert "urgent_lean has no effect without learned_urgency = true" in caplog.text
+    assert "important_or_normal is no longer read" in caplog.text
+
+
+@pytest.mark.parametrize(
+    "section, words",
+    [
+        ("(bais)\t1\t0\t0\n", "'(bais)' is no signal of the rules (did you mean '(bias)'?)"),
+        ("(rules: urgnet)\t1\t0\t0\n", "did you mean '(rules: urgent)'"),
+    ],
+)
+def test_a_misspelt_signal_is_refused_with_its_line(tmp_path, section, words):
+    path = _write(tmp_path / "lex.tsv", _lexicon_with(section))
+    with pytest.raises(RulesError) as err:
+        load_lexicon(path)
+    assert err.value.line == len(_lexicon_with(section).splitlines()) and words in str(err.value)
+
+
+@pytest.mark.parametrize("header", [SECTION_HEADER + "\t", SECTION_HEADER.upper(), SECTION_HEADER.replace("\t", " ", 1)])
+def test_a_section_header_not_quite_right_says_what_it_must_read(tmp_path, header):
+    path = _write(tmp_path / "lex.tsv", LEXICON_TSV + header + "\nprinter\t1\t0\t0\n")
+    with pytest.raises(RulesError) as err:
+        load_lexicon(path)
+    assert err.value.line == 4 and "the learned urgency's header must read exactly" in str(err.value)
+
+
+def test_an_empty_section_is_no_learned_urgency(tmp_path):
+    _write(tmp_path / "lex.tsv", _lexicon_with(""))
+    assert load_lexicon(tmp_path / "lex.tsv").urgency is None
+    path = _write(tmp_path / "rules.toml", RULES.format(extra="learned_urgency = true"))
+    with pytest.raises(RulesError, match="has no learned urgency"):
+        load_rules(path)
+
+
+def test_lexicons_compare_by_what_they_hold_and_can_be_replaced(tmp_path):
+    path = _write(tmp_path / "lex.tsv", _lexicon_with("printer\t1\t0\t-1\n(bias)\t0\t0\t1\n"))
+    assert load_lexicon(path) == load_lexicon(path)
+    rules = _write(tmp_path / "rules.toml", RULES.format(extra=""))
+    assert load_rules(rules) == load_rules(rules)
+    lexicon = load_lexicon(path)
+    other = replace(lexicon, smoothing=2.0)
+    assert other.urgency == lexicon.urgency and other.urgency is not lexicon.urgency
+    assert _read(other.urgency, {"printer"}, {"(bias)": 1.0}).best == _read(lexicon.urgency, {"printer"}, {"(bias)": 1.0}).best == "urgent"
