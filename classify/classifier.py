@@ -303,7 +303,7 @@ class Classifier:
             departments=self.departments_for(type_),
             flagged=urgency == "urgent",
             matches=matches,
-            scores={k: round(v, 6) for k, v in scores.items()},
+            scores={k: round(v, 6) if v else 0.0 for k, v in scores.items()},  # most are 0: no round() for them
             decision=decision,
         )
 
