@@ -112,8 +112,14 @@ class Classification:
             "flagged": self.flagged,
             "matches": [dict(m.__dict__) for m in self.matches],
             "scores": dict(self.scores),
-            "decision": {axis: {k: list(v) if isinstance(v, list) else v for k, v in d.items()} for axis, d in self.decision.items()},
+            "decision": {axis: _copied(d) for axis, d in self.decision.items()},
         }
+
+
+def _copied(d: dict) -> dict:
+    """A decision's dict with its lists and dicts copied (the learned urgency's holds the
+    rules' own decision)."""
+    return {k: list(v) if isinstance(v, list) else _copied(v) if isinstance(v, dict) else v for k, v in d.items()}
 
 
 def _reason(d: dict, zh: bool) -> str:

@@ -155,7 +155,10 @@ class Lexicon:
         for term, row in self.counts.items():
             self._packed[term] = sum(round(-log((row[c] + smoothing) / denominators[c]) * _SCALE) << shifts[c] for c in columns)
         if self.urgency is not None:
-            if self.urgency.adopted:  # another lexicon's (dataclasses.replace): a copy of its own
+            # the model given is adopted: its term weights move into this lexicon's table (the
+            # model object changes). One another lexicon adopted already (dataclasses.replace)
+            # is copied first, with the terms of that lexicon.
+            if self.urgency.adopted:
                 object.__setattr__(self, "urgency", UrgencyModel(self.urgency.weights))
             assert self.urgency is not None
             # a message's known terms (Reading.found) are the model's too, and its sums come

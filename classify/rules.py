@@ -344,7 +344,7 @@ def _lexicon(c: _Checker, data: dict, path: Path, read: bool = True) -> tuple[Le
     if "file" not in table:
         if table:
             raise c.fail(line, "[lexicon]: 'file' is missing (the lexicon written by `intake rules learn`)", "file")
-        return None, 0.0, (), False, 0.0
+        return None, 0.0, (), False, 2.0
     file = Path(c.string(table["file"], c.lines.key(line, "file"), "[lexicon] file", "file"))
     weight = c.number(table.get("weight", 1.0), c.lines.key(line, "weight"), "[lexicon] weight", "weight")
     smoothing = c.number(table.get("smoothing", 1.0), c.lines.key(line, "smoothing"), "[lexicon] smoothing", "smoothing", positive=True)

@@ -101,13 +101,17 @@ class UrgencyModel:
     def __init__(self, weights: dict[str, tuple[float, float, float]]) -> None:
         self._shift = 0  # where its fields start in the integers of _packed (see adopt)
         self._signals = {name: row for name, row in weights.items() if name.startswith("(")}
+        if any(abs(w) > MAX_WEIGHT for row in weights.values() for w in row):
+            raise ValueError(f"a learned urgency weight beyond ±{MAX_WEIGHT:g}")  # a field would go negative
         terms = {name: row for name, row in weights.items() if not name.startswith("(")}
         # above the three fields, what explains a call (strongest): the label a term weighs
-        # most for (3: none, a tie) and its rank among all terms by how far ahead it is
+        # most for (3: none, a tie) and its rank among all terms by how far ahead it is, in
+        # thousandths as the fields hold them (ties then go by name, not by float noise)
         margins = {}
         for name, row in terms.items():
-            ordered = sorted(row, reverse=True)
-            margins[name] = (row.index(ordered[0]) if ordered[0] > ordered[1] else 3, ordered[0] - ordered[1])
+            fields = [round(w * _SCALE) for w in row]
+            ordered = sorted(fields, reverse=True)
+            margins[name] = (fields.index(ordered[0]) if ordered[0] > ordered[1] else 3, ordered[0] - ordered[1])
         ranked = sorted(terms, key=lambda name: (-margins[name][1], name))
         self._packed = {
             name: sum(round((w + _OFFSET) * _SCALE) << (_BITS * c) for c, w in enumerate(terms[name])) + ((rank << 2 | margins[name][0]) << _META)
@@ -137,7 +141,7 @@ class UrgencyModel:
 
     @property
     def weights(self) -> dict[str, tuple[float, float, float]]:
-        """Every feature's weights (the rules' signals first; no row of zeros, as `cover` adds)."""
+        """Every feature's weights (the rules' signals first; no term's row of zeros, as `cover` adds)."""
         return {**self._signals, **{name: row for name in self._packed if any(row := self.row(name))}}
 
     def cover(self, vocabulary: Iterable[str]) -> None:

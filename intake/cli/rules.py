@@ -84,7 +84,8 @@ def cmd_rules(args, out) -> int:
     return 0
 
 
-# examples of each urgency a learned urgency needs when no base has one (`intake rules learn`)
+# examples of each urgency a learned urgency needs to learn from when no base has one (`intake
+# rules learn`; examples whose urgency the rules fix, a type's or no rush, do not count)
 MIN_URGENCY_EXAMPLES = 20
 
 
@@ -97,9 +98,9 @@ def cmd_learn(args, out, rules_file: Path) -> int:
     from classify.errors import RulesError
     from classify.labels import URGENCIES
     from classify.lexicon import Lexicon, learn, load_lexicon, render
-    from classify.rules import lexicon_places, load_rules
+    from classify.rules import lexicon_places, load_rules, named_lexicon
     from classify.suggest import held_out, text_of
-    from classify.urgency_model import with_learned_urgency
+    from classify.urgency_model import training_examples, with_learned_urgency
     from intake import resources
 
     try:
@@ -127,12 +128,19 @@ def cmd_learn(args, out, rules_file: Path) -> int:
     rows = [(text_of(e), e.type, e.urgency) for e in examples]
     messages = [(e.subject, e.body, e.urgency) for e in examples]
     base_urgency = base.urgency if base is not None else None
-    # the rules as they will read the new file: the [lexicon] table as written, or for rules
-    # without one yet, its defaults (the learning's signals and the measure alike)
-    reading = replace(ruleset, lexicon_weight=ruleset.lexicon_weight or 1.0, lexicon_axes=ruleset.lexicon_axes or ("type",))
-    # a learned urgency from nothing needs examples of every urgency: from a few dozen, a
-    # model knows too little and urgent_lean calls everything urgent
-    per_urgency = Counter(e.urgency for e in examples if e.urgency is not None)
+    # the rules as they will read the new file: the [lexicon] table as written (weight 0 and
+    # axes [] included), or for rules without one yet, its defaults (the learning's signals
+    # and the measure alike)
+    has_table = named_lexicon(rules_file) is not None
+    reading = ruleset if has_table else replace(ruleset, lexicon_weight=1.0, lexicon_axes=("type",))
+    # a learned urgency from nothing needs examples of every urgency to learn from (not those
+    # whose urgency the rules fix: a type's, no rush): from a few dozen, a model knows too
+    # little and urgent_lean calls everything urgent
+    per_urgency: Counter[str] = Counter()
+    if base_urgency is None:
+        counted = learn(rows, min_examples=args.min_examples)
+        usable = training_examples(Classifier(replace(reading, lexicon=counted)), [m for m in messages if m[2] is not None])
+        per_urgency.update(urgency for *_, urgency in usable)
     learns_urgency = base_urgency is not None or min(per_urgency[u] for u in URGENCIES) >= MIN_URGENCY_EXAMPLES
 
     def learned(which: list[bool]) -> Lexicon:
@@ -177,7 +185,8 @@ def cmd_learn(args, out, rules_file: Path) -> int:
             if learns_urgency
             else "no learned urgency: "
             + ", ".join(f"{per_urgency[u]} {u}" for u in URGENCIES)
-            + f" examples, and at least {MIN_URGENCY_EXAMPLES} of each are needed without a base that has one;"
+            + f" examples to learn from (whose urgency the rules do not fix), and at least {MIN_URGENCY_EXAMPLES} of each"
+            " are needed without a base that has one;"
             " rules with learned_urgency = true refuse this file"
         ),
         *figures,

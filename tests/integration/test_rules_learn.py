@@ -244,6 +244,27 @@ def test_no_base_counts_the_examples_alone_and_the_default_adds_to_the_lexicon_i
     assert doubled.counts["labeller"] == _row(fault=48, important=48) and doubled.trained_on == 72
 
 
+def test_a_learned_urgency_from_nothing_needs_examples_it_can_learn_from(site, tmp_path):
+    """Twenty examples of each urgency, but the normal ones are suggestions, whose urgency the
+    rules fix: nothing normal to learn from, so no learned urgency (one learned from the urgent
+    and important alone called plain questions urgent). Forty of each learnable: one is learned."""
+    lines = [{"subject": "", "body": f"The gate scanner {n} is down, trucks are queuing", "type": "fault", "urgency": "urgent"} for n in range(20)]
+    lines += [
+        {"subject": "", "body": f"Report {n} shows the wrong totals for last month", "type": "fault", "urgency": "important"} for n in range(20)
+    ]
+    lines += [{"subject": "", "body": f"Suggestion {n}: maybe a dark mode some day", "type": "suggestion", "urgency": "normal"} for n in range(20)]
+    team = tmp_path / "team.jsonl"
+    team.write_text("\n".join(json.dumps(x) for x in lines) + "\n", encoding="utf-8")
+    out = tmp_path / "alone.tsv"
+    assert site.learn("--no-stored", "--no-base", "--import", str(team), "--out", str(out)).returncode == 0
+    assert load_lexicon(out).urgency is None
+    assert "no learned urgency: 20 urgent, 20 important, 0 normal examples to learn from" in out.read_text(encoding="utf-8")
+    lines += [{"subject": "", "body": f"How do I export invoice {n} as PDF?", "type": "inquiry", "urgency": "normal"} for n in range(20)]
+    team.write_text("\n".join(json.dumps(x) for x in lines) + "\n", encoding="utf-8")
+    assert site.learn("--no-stored", "--no-base", "--import", str(team), "--out", str(out)).returncode == 0
+    assert load_lexicon(out).urgency is not None and "the learned urgency: from these examples alone" in out.read_text(encoding="utf-8")
+
+
 # ---------------------------------------------------------------- stored corrections
 
 ZORB = "我要投诉：你们的 zorbulator 第{n}次坏了，维修人员答应上门却一直没来，请给个说法。"
