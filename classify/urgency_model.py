@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
@@ -177,18 +177,10 @@ class UrgencyModel:
         `packed_sum`: the terms' sum as the lexicon's reading made it."""
         total = sum(map(self._packed.__getitem__, found)) >> self._shift if packed_sum is None else packed_sum
         sums = [((total >> (_BITS * c)) & _MASK) / _SCALE - _OFFSET * len(found) for c in range(3)]
-        weights = self._signals
-        for name, value in rules_signals.items():
-            row = weights.get(name)
-            if row is not None:
-                sums[0] += row[0] * value
-                sums[1] += row[1] * value
-                sums[2] += row[2] * value
-        top = max(sums)
-        exp = [math.exp(s - top) for s in sums]
-        norm = exp[0] + exp[1] + exp[2]
-        probabilities = (exp[0] / norm, exp[1] / norm, exp[2] / norm)  # the evidence's, without the lean
-        unleaned = sums.index(top)
+        _add_weighted(sums, rules_signals, self._signals)
+        p = _softmax(sums)
+        probabilities = (p[0], p[1], p[2])  # the evidence's, without the lean
+        unleaned = sums.index(max(sums))
         sums[0] += lean
         best = sums.index(max(sums))
         return UrgencyReading(URGENCY[best], probabilities, found, tipped=best != unleaned)
@@ -205,6 +197,23 @@ class UrgencyModel:
                 ranked.append((meta >> 2, term))
         ranked.sort()
         return tuple(term for _, term in ranked[:3])
+
+
+def _add_weighted(sums: list[float], features: dict[str, float], weights: Mapping[str, Sequence[float]]) -> None:
+    """Add each feature's value times its three weights (if it has any) to the three sums."""
+    for name, value in features.items():
+        row = weights.get(name)
+        if row is not None:
+            sums[0] += row[0] * value
+            sums[1] += row[1] * value
+            sums[2] += row[2] * value
+
+
+def _softmax(sums: list[float]) -> list[float]:
+    top = max(sums)
+    exp = [math.exp(s - top) for s in sums]
+    norm = exp[0] + exp[1] + exp[2]
+    return [e / norm for e in exp]
 
 
 def learn_urgency(
@@ -238,16 +247,9 @@ def learn_urgency(
         for i in order:
             features, label = rows[i]
             sums = [0.0, 0.0, 0.0]
-            for name, value in features.items():
-                row = weights.get(name)
-                if row is not None:
-                    sums[0] += row[0] * value
-                    sums[1] += row[1] * value
-                    sums[2] += row[2] * value
-            top = max(sums)
-            exp = [math.exp(s - top) for s in sums]
-            norm = sum(exp)
-            errors = [exp[c] / norm - (c == label) for c in range(3)]
+            _add_weighted(sums, features, weights)
+            p = _softmax(sums)
+            errors = [p[c] - (c == label) for c in range(3)]
             for name, value in features.items():
                 row = weights.setdefault(name, [0.0, 0.0, 0.0])
                 square = squares.setdefault(name, [0.0, 0.0, 0.0])

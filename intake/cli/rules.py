@@ -136,19 +136,21 @@ def cmd_learn(args, out, rules_file: Path) -> int:
     # a learned urgency from nothing needs examples of every urgency to learn from (not those
     # whose urgency the rules fix: a type's, no rush): from a few dozen, a model knows too
     # little and urgent_lean calls everything urgent
+    counted = learn(rows, min_examples=args.min_examples, base=base)  # the new file's counts
     per_urgency: Counter[str] = Counter()
     if base_urgency is None:
-        counted = learn(rows, min_examples=args.min_examples)
         usable = training_examples(Classifier(replace(reading, lexicon=counted)), [m for m in messages if m[2] is not None])
         per_urgency.update(urgency for *_, urgency in usable)
     learns_urgency = base_urgency is not None or min(per_urgency[u] for u in URGENCIES) >= MIN_URGENCY_EXAMPLES
 
-    def learned(which: list[bool]) -> Lexicon:
-        """Counts added to the base's, and the urgency learned onward from the base's."""
-        lexicon = learn([r for r, keep in zip(rows, which, strict=True) if keep], min_examples=args.min_examples, base=base)
+    def learned(which: list[bool], counts: Lexicon | None = None) -> Lexicon:
+        """Counts added to the base's (or `counts`, made already), and the urgency learned
+        onward from the base's."""
+        if counts is None:
+            counts = learn([r for r, keep in zip(rows, which, strict=True) if keep], min_examples=args.min_examples, base=base)
         if not learns_urgency:
-            return lexicon
-        return with_learned_urgency(lexicon, reading, [m for m, keep in zip(messages, which, strict=True) if keep], base=base_urgency)
+            return counts
+        return with_learned_urgency(counts, reading, [m for m, keep in zip(messages, which, strict=True) if keep], base=base_urgency)
 
     # the measure: learned without a quarter of the new examples (chosen by a hash of their
     # text, the same on every run), those classified with the rules in force and with it
@@ -168,7 +170,7 @@ def cmd_learn(args, out, rules_file: Path) -> int:
                 measured[axis][0] += 1
                 measured[axis][1] += getattr(a, axis) == truth
                 measured[axis][2] += getattr(b, axis) == truth
-    lexicon = learned([True] * len(examples))
+    lexicon = learned([True] * len(examples), counted)
     figures = [
         f"held out ({axis}, {n} examples): {right_now / n:.1%} with the rules in force, {right_then / n:.1%} with this lexicon"
         for axis, (n, right_now, right_then) in measured.items()
