@@ -3,7 +3,7 @@
 Run: .venv/bin/python bench/hostile_bench.py [--runs 5] [--sizes 10000,100000,1000000] [--shapes ...]
 Prints a Markdown table (copy it into bench/hostile_bench.md).
 
-Each message goes through intake.pipeline.prepare.prepare in this process, as the pipeline runs
+Each message goes through intake.pipeline.stages.prepare in this process, as the pipeline runs
 it before an item's transaction: parse_message (headers, MIME, HTML to text, the quote
 stripper) and the classifier, on the rules the daemon ships with. Per message: the
 median CPU time (time.process_time) over the runs, so that other people's work on this
@@ -102,7 +102,7 @@ def make_context(folder: Path):
 
 def prepare_once(ctx, raw: bytes) -> tuple[float, object]:
     from intake.pipeline.case import Case
-    from intake.pipeline.prepare import prepare
+    from intake.pipeline.stages import prepare
     from intake.sources.base import SourceRef
 
     case = Case(raw=raw, ref=SourceRef("bench", "k", "email"))

@@ -580,8 +580,8 @@ class Archive(_Section):
 class PipelineSettings(_Section):
     """Where the pipeline runs (intake/pipeline/pool.py)."""
 
-    # worker processes that parse and classify the IMAP backlog ahead of the daemon, which
-    # writes it (a second core); 0: all in the daemon
+    # worker processes that take the IMAP backlog: the daemon reads mail and sends
+    # acknowledgements while a worker writes tickets (a second core); 0: all in the daemon
     processes: int = Field(1, ge=0, le=8)
 
 

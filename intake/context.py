@@ -7,14 +7,14 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any
+
+from sqlalchemy.orm import Session, sessionmaker
 
 from intake.config import Config
-
-if TYPE_CHECKING:  # the pipeline's worker processes import this module, and nothing of the database
-    from sqlalchemy.orm import Session, sessionmaker
-
-    from intake.outgoing.templates import Templates
+from intake.outgoing.templates import Templates
+from intake.store.db import make_engine, make_read_sessions, make_sessions
+from intake.tickets.records import ref_pattern
 
 log = logging.getLogger("intake.context")
 
@@ -35,8 +35,6 @@ class Context:
     read_sessions: sessionmaker[Session] = field(kw_only=True)  # reads only: no write lock (intake/store/sqlite.py)
 
     def __post_init__(self) -> None:
-        from intake.tickets.records import ref_pattern
-
         self.ref_pattern = ref_pattern(self.config.tickets.ref_prefix)
 
     def classifier(self):
@@ -53,8 +51,6 @@ class Context:
 def build_context(config: Config, *, now: Callable[[], datetime] = system_clock) -> Context:
     """Load everything once, at start-up: a broken rules or staff file stops the boot."""
     from classify import Classifier, load_staff
-    from intake.outgoing.templates import Templates
-    from intake.store.db import make_engine, make_read_sessions, make_sessions
 
     engine = make_engine(config.database.url)
     templates = Templates(config.template_dirs)
@@ -70,14 +66,7 @@ def build_context(config: Config, *, now: Callable[[], datetime] = system_clock)
     )
 
 
-class HoldsRules(Protocol):
-    """What watch_rules needs: a Context, or a pipeline worker's (intake/pipeline/worker.py)."""
-
-    config: Config
-    rules: Any
-
-
-def watch_rules(ctx: HoldsRules):
+def watch_rules(ctx: Context):
     """Edits to the rules file take effect without a restart; a broken file is refused
     and the rules in force stay. Returns the watcher (to stop), or None."""
     try:

@@ -2,8 +2,9 @@
 
 Each source and each worker runs in its own thread until the stop event is set
 (SIGTERM/SIGINT); the item in hand is finished, then the thread returns. The IMAP
-backlog is parsed and classified in a worker process (intake/pipeline/pool.py) while
-this process writes the tickets, reads mail and sends acknowledgements; PDFs are rendered in processes of their own (archive/worker.py). With
+backlog is taken by the pipeline in a worker process (intake/pipeline/pool.py), so
+that reading mail and sending acknowledgements use another core than writing
+tickets; PDFs are rendered in processes of their own (archive/worker.py). With
 --once everything waiting is taken in this one process, every due effect carried
 out, and it exits.
 """
@@ -42,7 +43,7 @@ class Daemon:
 
     def __post_init__(self) -> None:
         self.pipeline = Pipeline(self.ctx)
-        # what the sources feed: batches are prepared in the pipeline's worker process once started
+        # what the sources feed: batches go to the pipeline's worker process once started
         self.sink = PipelinePool(self.ctx, self.pipeline, self.ctx.config.pipeline.processes)
         self.sources = self._sources()
         self.outbox = OutboxWorker(self.ctx)

@@ -1,3 +1,2 @@
-"""The pipeline: one item from a source is prepared (parsed and classified, prepare; in a
-worker process when there is a backlog: pool, worker), then runs its stages in one
-transaction in the daemon's process (runner); the stages read and extend one Case."""
+"""The pipeline: one item from a source runs its stages in one transaction (runner), in a worker process
+when there is a backlog (pool); the stages read and extend one Case."""

@@ -1,21 +1,19 @@
-"""The pipeline's worker processes: a backlog parsed and classified in parallel, written here.
+"""The pipeline in its own process: a Sink that hands each batch to a worker process.
 
-Why: the daemon is one Python interpreter. Parsing and classifying are the work that
-grows with the input and needs no database (intake/pipeline/prepare.py), so with a
-backlog worker processes prepare the groups ahead while the daemon's thread writes the
-group before them. One process writes: the daemon's (on SQLite its threads take turns
-at the write lock, intake/store/turns.py), and it writes a batch's groups in arrival
-order, whichever worker finishes first.
+Why: the daemon is one Python interpreter, and with a backlog it is bound by it: the
+IMAP thread's pipeline (parsing, classifying, the ticket's SQL, rendering the mails)
+and the mailer share one core while the second idles. With the pipeline in a worker
+process, the daemon reads IMAP and sends mail while the worker writes tickets. On
+SQLite both queue at the write lock on one shared turn lock (intake/store/sqlite.py).
 
-What goes to the workers is a source's batch (`take_many`, the IMAP backlog). Single
-items (the Maildir drop, web forms), source reports and quarantine retries are
-prepared in the daemon: they are few, and a round trip would only add latency.
+What goes to the worker is a source's batch (`take_many`, the IMAP backlog). Single
+items (the Maildir drop, web forms), source reports and quarantine retries stay in
+the daemon's own Pipeline: they are few, and a round trip would only add latency.
 
-The guarantees are the pipeline's own: the daemon commits, then the source lets go. A
-worker writes nothing, so one that dies (killed, out of memory, a crash in a C library
-on hostile input) costs no transaction: its group is prepared again item by item in a
-fresh worker, and an item on which a worker dies twice is quarantined with its bytes,
-never retried forever.
+The guarantees are the pipeline's own: the worker commits, then the source lets go.
+If the worker dies (killed, out of memory, a crash in a C library on hostile input),
+the batch is taken again item by item in a fresh worker, and an item on which a worker
+dies twice is quarantined with its bytes, never retried forever.
 """
 
 from __future__ import annotations
@@ -30,20 +28,19 @@ from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 
+from intake.config import Config
 from intake.context import Context
-from intake.pipeline.case import Case, Quarantine
-from intake.pipeline.prepare import Prepared
+from intake.ops.metrics import record_take
 from intake.pipeline.runner import Committed, Items, Pipeline, groups_of
-from intake.pipeline.worker import prepare_group, start_worker, worker_ready
 from intake.sources.base import Result, SourceRef
 
 log = logging.getLogger("intake.pipeline.runner")
 
-# Groups handed to each worker at a time, per batch, so that a worker has the next
-# group at hand while the daemon writes (the hand-over runs through the executor's
-# threads; with two in flight a worker waited for work 18% of the time, with four 2%).
+# Groups handed to the workers at a time, per batch. With two, the worker waited for
+# its next group 18% of the time (py-spy): the hand-over runs through the executor's
+# threads and the source's MOVE of the group before; with four, 2%.
 IN_FLIGHT = 4
-STARTUP_TIMEOUT = 120  # seconds for a worker to import and load the rules
+STARTUP_TIMEOUT = 120  # seconds for a worker to import, connect and be ready
 RESTART_BACKOFF = 60.0  # seconds before trying again to start workers that did not start
 
 
@@ -52,9 +49,9 @@ class PipelinePool:
     (and after `close()`, or while no worker can be started) every call runs in this
     process, as with --once."""
 
-    def __init__(self, ctx: Context, pipeline: Pipeline, processes: int, *, work: Callable[[list], list[Prepared]] | None = None):
+    def __init__(self, ctx: Context, pipeline: Pipeline, processes: int, *, work: Callable[[list], list[Result]] | None = None):
         self.ctx, self.pipeline, self.processes = ctx, pipeline, processes
-        self.work = work or prepare_group  # what a worker runs on a group (a module-level function)
+        self.work = work or take_group  # what a worker runs on a group (a module-level function)
         self._executor: ProcessPoolExecutor | None = None
         self._started = self._closed = False
         self._retry_at = 0.0  # when to try again to start workers after a failed start
@@ -66,7 +63,7 @@ class PipelinePool:
         self._solo_turn = threading.Lock()  # one item tried alone at a time, across threads
 
     def start(self) -> None:
-        """Start the worker processes and wait until they are ready (imports, rules)."""
+        """Start the worker processes and wait until they are ready (imports, database)."""
         with self._lock:
             if self.processes > 0 and self._executor is None and not self._closed:
                 self._started = True
@@ -89,35 +86,50 @@ class PipelinePool:
         return self.pipeline.quarantine(raw, ref, reason)
 
     def take_many(self, items: Items, committed: Committed | None = None) -> list[Result]:
-        """The batch in groups (intake/pipeline/runner.py): the workers prepare the groups
-        ahead, up to IN_FLIGHT a worker, while this thread writes the one before them.
-        Groups are written in arrival order, whichever worker finishes first."""
+        """The batch in groups (intake/pipeline/runner.py), IN_FLIGHT of them handed over at a
+        time: while the source lets go of one committed group, the worker is already
+        taking the next. Groups commit in order, one after the other."""
         if not self._started or self._closed or not items:
             return self.pipeline.take_many(items, committed)
+        # One worker takes the groups in the order handed over, so two in flight still
+        # commit in order (a reply after the message it answers); several workers could
+        # overtake each other: they get one group of a batch at a time (their gain is
+        # several mailboxes at once). A group goes only behind groups handed to the same
+        # pool: after a worker died, the groups in flight are taken again first, in order.
+        limit = IN_FLIGHT if self.processes == 1 else 1
         groups, results = deque(groups_of(items)), []
-        in_flight: deque[tuple[Items, Future | None, ProcessPoolExecutor | None]] = deque()
-        while groups or in_flight:
-            while groups and len(in_flight) < IN_FLIGHT * self.processes:
-                group = groups.popleft()
-                in_flight.append((group, *self._hand_over(group)))
-            group, future, executor = in_flight.popleft()
-            taken = self.pipeline.take_prepared(self._cases(group, future, executor))
+        in_flight: deque[tuple[Items, Future, ProcessPoolExecutor | None, float]] = deque()
+        go_on = True
+        while in_flight or (go_on and groups):
+            while go_on and groups and len(in_flight) < limit:
+                handed = self._hand_over(groups[0], behind=in_flight[-1][2] if in_flight else _NOTHING)
+                if handed is None:
+                    break  # the pool changed: what is in flight comes first
+                in_flight.append((groups.popleft(), *handed, time.perf_counter()))
+            group, future, executor, started = in_flight.popleft()
+            taken = self._outcome(group, future, executor, started)
             results.extend(taken)
+            self.ctx.wake_outbox.set()  # the mailer is in this process
             if committed is not None and committed(group, taken) is False:
-                break  # the groups in flight are only prepared: nothing of them is written, the source keeps them
+                go_on = False  # the groups already handed over are finished and reported all the same
         return results
 
     # -- handing over -------------------------------------------------------------------
-    def _hand_over(self, group: Items) -> tuple[Future | None, ProcessPoolExecutor | None]:
-        """The group handed to a worker to prepare; (None, None) if no worker is to be
-        had: it is then prepared here when its turn comes."""
+    def _hand_over(self, group: Items, behind: object) -> tuple[Future, ProcessPoolExecutor | None] | None:
+        """The group handed to a worker, or taken here and now if no worker is to be
+        had; None (nothing done) if that is not where the groups in flight (`behind`)
+        went: they are to be finished first."""
         with self._lock:
             while self._solo:
                 self._lock.wait()
             executor = self._working_pool()
-            if executor is None:
-                return None, None
-            return self._submit(executor, group), executor
+            if behind is not _NOTHING and behind is not executor:
+                return None
+            if executor is not None:
+                return self._submit(executor, group), executor
+        done: Future = Future()
+        done.set_result(self.pipeline.take_many(group))  # raises as in-process taking does
+        return done, None
 
     def _working_pool(self) -> ProcessPoolExecutor | None:
         """With the lock held: the pool, restarted first if a worker died meanwhile (or
@@ -146,20 +158,19 @@ class PipelinePool:
             self._busy -= 1
             self._lock.notify_all()
 
-    def _cases(self, group: Items, future: Future | None, executor: ProcessPoolExecutor | None) -> list[Case]:
-        """The group's items as the transaction takes them, prepared by a worker (or here)."""
-        if future is None:
-            return [self.pipeline.prepared(raw, ref) for raw, ref in group]
+    def _outcome(self, group: Items, future: Future, executor: ProcessPoolExecutor | None, started: float) -> list[Result]:
         try:
-            prepared = future.result()
+            results = future.result()
         except BrokenProcessPool as exc:
-            log.error("a worker process died preparing a group of %d (%s); preparing them one by one", len(group), exc)
+            log.error("the pipeline's worker process died on a group of %d (%s); taking them one by one", len(group), exc)
             self._restart(executor)
             return [self._alone(raw, ref) for raw, ref in group]
-        return [each.case(raw, ref) for each, (raw, ref) in zip(prepared, group, strict=True)]
+        if executor is not None:
+            _record_taken(group, results, started)
+        return results
 
-    def _alone(self, raw: bytes, ref: SourceRef) -> Case:
-        """One item of a group a worker died on, prepared again alone in a worker while no
+    def _alone(self, raw: bytes, ref: SourceRef) -> Result:
+        """One item of a group a worker died on, taken again alone in a worker while no
         other work is in the workers (of any thread): if a worker dies now, it died on
         this item, which is then quarantined with its bytes, not retried forever."""
         with self._solo_turn:
@@ -174,22 +185,25 @@ class PipelinePool:
                     self._solo = False
                     self._lock.notify_all()
 
-    def _alone_in_a_worker(self, raw: bytes, ref: SourceRef) -> Case:
+    def _alone_in_a_worker(self, raw: bytes, ref: SourceRef) -> Result:
         with self._lock:
             executor = self._working_pool()
             future = self._submit(executor, [(raw, ref)]) if executor is not None else None
-        if future is None:  # no worker to be had: here
-            return self.pipeline.prepared(raw, ref)
+        if future is None:  # no worker to be had: in this process
+            return self.pipeline.take(raw, ref)
+        started = time.perf_counter()
         try:
-            [prepared] = future.result()
+            [result] = future.result()
         except BrokenProcessPool:
             self._restart(executor)
         else:
-            return prepared.case(raw, ref)
-        # Died again on this very message: the transaction keeps its bytes and says why.
+            _record_taken([(raw, ref)], [result], started)
+            return result
+        # Died again on this very message: keep its bytes and say why, in this process
+        # (the pipeline's quarantine answers with the earlier outcome if it was committed).
         reason = "the pipeline's worker process died on this message twice (a crash in a library on this input?)"
         log.error("%s %s: %s", ref.source, ref.key, reason)
-        return Prepared(unready=Quarantine(reason)).case(raw, ref)
+        return self.pipeline.quarantine(raw, ref, reason)
 
     # -- the workers ----------------------------------------------------------------------
     def _restart(self, broken: ProcessPoolExecutor | None) -> None:
@@ -203,23 +217,69 @@ class PipelinePool:
 
     def _started_pool(self) -> ProcessPoolExecutor | None:
         """A pool whose workers are ready, or None (logged) if they do not start."""
+        from intake.store.sqlite import database_path
+        from intake.store.turns import share_turns
+
+        url = self.ctx.config.database.url
+        turns = share_turns(database_path(url)) if url.startswith("sqlite") else {}
         executor = ProcessPoolExecutor(
             self.processes,
             mp_context=multiprocessing.get_context("spawn"),  # no inherited threads or connections
-            initializer=start_worker,
-            initargs=(self.ctx.config, os.getpid()),
+            initializer=_start_worker,
+            initargs=(self.ctx.config, turns, os.getpid()),
         )
         try:
-            for ready in [executor.submit(worker_ready) for _ in range(self.processes)]:
+            for ready in [executor.submit(_ready) for _ in range(self.processes)]:
                 ready.result(timeout=STARTUP_TIMEOUT)
-        except Exception:  # no worker to be had: the daemon prepares the backlog itself rather than not at all
+        except Exception:  # no worker to be had: the daemon takes the backlog itself rather than not at all
             log.exception(
-                "the pipeline's worker process did not start; the daemon prepares the backlog itself, and tries again in %.0f s", RESTART_BACKOFF
+                "the pipeline's worker process did not start; the daemon takes the backlog itself, and tries again in %.0f s", RESTART_BACKOFF
             )
             self._retry_at = time.monotonic() + RESTART_BACKOFF
             for process in dict(getattr(executor, "_processes", None) or {}).values():
                 process.kill()  # a worker hung in its start would otherwise stay (the pool knows no other way)
             executor.shutdown(wait=False, cancel_futures=True)
             return None
-        log.info("the pipeline prepares the backlog in %d worker process(es)", self.processes)
+        log.info("pipeline runs in %d worker process(es)", self.processes)
         return executor
+
+
+_NOTHING = object()  # nothing in flight
+
+
+def _record_taken(group: Items, results: list[Result], started: float) -> None:
+    """/metrics for items a worker took: they live in this process."""
+    elapsed = (time.perf_counter() - started) / len(group)
+    for (_, ref), result in zip(group, results):
+        record_take(ref.source, ref.channel, result.outcome, elapsed)
+
+
+# -- in the worker process ------------------------------------------------------------
+_pipeline: Pipeline | None = None
+
+
+def _start_worker(config: Config, turns: dict, daemon_pid: int) -> None:
+    global _pipeline
+    from intake.context import build_context, watch_rules
+    from intake.ops.logs import setup_logging
+    from intake.ops.processes import exit_with_daemon, leave_signals_to_the_daemon
+    from intake.store.turns import adopt_turns
+
+    threading.current_thread().name = "pipeline"  # as its log lines say
+    leave_signals_to_the_daemon()
+    exit_with_daemon(daemon_pid)
+    setup_logging(config.log, verbose=True)
+    adopt_turns(turns)  # before the first engine: queue with the daemon's own writers
+    ctx = build_context(config)
+    watch_rules(ctx)  # the worker classifies: it follows edits to the rules file as the daemon does
+    _pipeline = Pipeline(ctx)
+
+
+def _ready() -> int:
+    return os.getpid()
+
+
+def take_group(group: list[tuple[bytes, SourceRef]]) -> list[Result]:
+    """In a worker: take one group in one transaction."""
+    assert _pipeline is not None, "the worker was set up first (_start_worker)"
+    return _pipeline.take_many(group)

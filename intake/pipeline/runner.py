@@ -5,11 +5,9 @@ in one transaction:
     parse → dedupe → loop_check → thread → staff_reply → ignore_autoreply → survey_answer
     → classify → route → store → schedule → acknowledge → notify → to_archive
 
-The work whose cost grows with the input (parsing, classifying) is done in prepare
-(intake/pipeline/prepare.py), before the transaction (on SQLite, before the item's turn
-at the write lock), and for a backlog in worker processes (intake/pipeline/pool.py);
-the stages of the same name inside take its result. The writing is always done here,
-in the daemon's process.
+The work whose cost grows with the input (parsing, classifying) is done in prepare,
+before the transaction (on SQLite, before the item's turn at the write lock); the
+stages of the same name inside take its result.
 
 The source ref is stored in the same transaction as the ticket, so a crash at any
 point neither loses nor doubles a ticket. One bad item never stops the daemon: a
@@ -37,7 +35,7 @@ from intake.context import Context
 from intake.ops.metrics import record_take
 from intake.pipeline.builtin import PIPELINE
 from intake.pipeline.case import Case, Quarantine, Stop
-from intake.pipeline.prepare import prepare
+from intake.pipeline.stages import prepare
 from intake.sources.base import Result, SourceRef
 from intake.store.db import transaction
 from intake.store.fastsql import Prepared, add_row, drop_rows, write_rows
@@ -92,9 +90,9 @@ class Pipeline:
 
     def take(self, raw: bytes, ref: SourceRef, *, quarantine_id: int | None = None) -> Result:
         started = time.perf_counter()
-        return self._take_one(self.prepared(raw, ref), quarantine_id, started)  # prepared before the write lock
+        return self._take_prepared(self._prepared(raw, ref), quarantine_id, started)  # prepared before the write lock
 
-    def _take_one(self, prepared: Case, quarantine_id: int | None = None, started: float | None = None) -> Result:
+    def _take_prepared(self, prepared: Case, quarantine_id: int | None = None, started: float | None = None) -> Result:
         """One item in its own transaction; tried again (not parsed again) if a concurrent taker won a race."""
         started = time.perf_counter() if started is None else started
         raw, ref = prepared.raw, prepared.ref
@@ -137,13 +135,9 @@ class Pipeline:
         rolls back alone and its quarantine row joins the group. If that transaction
         itself fails (a concurrent taker's unique key, a deadlock between daemons) it
         rolls back whole and the items are taken one by one, each in its own transaction."""
-        return self.take_prepared([self.prepared(raw, ref) for raw, ref in items])  # prepared before the write lock
-
-    def take_prepared(self, prepared: list[Case]) -> list[Result]:
-        """A group whose items are prepared already (intake/pipeline/prepare.py; with a
-        backlog, in the pool's worker processes), taken as `_take_group` takes it."""
+        prepared = [self._prepared(raw, ref) for raw, ref in items]  # before the write lock
         if len(prepared) <= 1:
-            return [self._take_one(case) for case in prepared]
+            return [self._take_prepared(case) for case in prepared]
         cases = prepared
         try:
             taken = None
@@ -158,8 +152,8 @@ class Pipeline:
                         started = time.perf_counter()
                         taken.append((case.ref, self._take_in(session, case), time.perf_counter() - started))
         except (IntegrityError, OperationalError) as exc:
-            log.info("batch of %d rolled back (%s); taking the items one by one", len(prepared), type(exc.orig).__name__)
-            return [self._take_one(case.again()) for case in prepared]
+            log.info("batch of %d rolled back (%s); taking the items one by one", len(items), type(exc.orig).__name__)
+            return [self._take_prepared(case.again()) for case in prepared]
         self.ctx.wake_outbox.set()
         for ref, result, elapsed in taken:
             self._record(ref, result, elapsed)
@@ -183,7 +177,7 @@ class Pipeline:
             return None
         return taken
 
-    def prepared(self, raw: bytes, ref: SourceRef) -> Case:
+    def _prepared(self, raw: bytes, ref: SourceRef) -> Case:
         case = Case(raw=raw, ref=ref)
         prepare(case, self.ctx)
         return case

@@ -18,9 +18,8 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from intake.context import Context
 from intake.outgoing.queue import queue_mail
-from intake.pipeline.case import Case, Stop
+from intake.pipeline.case import Case, Quarantine, Stop
 from intake.pipeline.message_row import write_inbound
-from intake.pipeline.prepare import classified, parse_bytes
 from intake.staffmail.sla import due_time
 from intake.store.fastsql import Prepared, waiting, write_rows
 from intake.store.models import Customer, Message, OutboxMail, Ticket
@@ -38,13 +37,50 @@ from intake.tickets.records import (
 from intake.vocabulary import TYPES
 
 
+def prepare(case: Case, ctx: Context) -> None:
+    """The work that needs no database, done before the item's transaction begins (on
+    SQLite, before its turn at the write lock): parsing, and classifying the text, the
+    two whose cost grows with the input. What parsing raises is raised again by the
+    parse stage, inside the transaction, and handled there as ever. Every parsed item
+    is classified, since whether it opens a ticket is known only inside."""
+    try:
+        parse(case, None, ctx)
+    except Exception as exc:
+        case.unready = exc
+        return
+    try:
+        case.classification = case.prepared = _classified(case, ctx)
+    except Exception:  # a bug: met again in the classify stage, if this item opens a ticket
+        case.classification = None
+
+
+def _classified(case: Case, ctx: Context):
+    """Type, urgency and departments from the keyword rules: text in, verdict out."""
+    return ctx.classifier().classify(case.parsed.subject, case.parsed.new_text)
+
+
 def parse(case: Case, session: Session | None, ctx: Context) -> None:
-    """Raw bytes → ParsedMessage, done in prepare (intake/pipeline/prepare.py) before the
-    transaction; what it could not read is raised here and quarantined."""
+    """Raw bytes → ParsedMessage; what cannot be read at all is quarantined."""
+    from intake.inbound.message import UnparseableMessage, parse_message
+
     if case.unready is not None:
         raise case.unready
-    if case.parsed is None:  # not prepared
-        parse_bytes(case, ctx)
+    if case.parsed is not None:  # prepared
+        return
+
+    limit = ctx.config.limits.max_message_bytes
+    if len(case.raw) > limit:
+        raise Quarantine(f"{len(case.raw)} bytes exceeds limits.max_message_bytes ({limit})")
+    try:
+        if case.channel == "form":
+            from intake.inbound.form import parse_submission, submission_fields
+
+            case.parsed = parse_submission(case.raw)
+            case.form = submission_fields(case.raw)
+        else:
+            case.parsed = parse_message(case.raw, max_attachment_bytes=ctx.config.limits.max_attachment_bytes)
+    except UnparseableMessage as exc:
+        raise Quarantine(f"unparseable: {exc.reason}") from None
 
 
 def _sha256(*parts: str | bytes) -> str:
@@ -191,7 +227,7 @@ def classify(case: Case, session: Session, ctx: Context) -> None:
     if case.ticket is not None:
         return
     if case.classification is None:  # not prepared, or classifying failed there
-        case.classification = classified(case, ctx)
+        case.classification = _classified(case, ctx)
     chosen = case.form.get("type")
     if chosen in TYPES and chosen != case.classification.type:
         case.notes.append(f"type {chosen!r} chosen by the customer on the form over {case.classification.type!r}")

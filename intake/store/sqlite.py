@@ -3,7 +3,7 @@
 SQLite allows one writer at a time. Left to its busy handler, a waiting writer
 sleeps and polls, and a thread that commits and begins again at once (the IMAP
 source working through a backlog) keeps the lock while the mailer starves. Inside
-the daemon (its threads: the only process that writes) writers therefore
+the daemon (its threads, and its pipeline in a worker process) writers therefore
 queue first-come first-served on a ticket lock (intake/store/turns.py), and the busy
 timeout only matters against other programs (a CLI command beside the daemon). Every transaction is BEGIN IMMEDIATE: taking the write lock up front means
 a transaction never fails half-way when it turns from reading to writing. Sessions

@@ -28,7 +28,7 @@ from intake.inbound.htmltext import html_to_text
 from intake.inbound.message import ParsedMessage
 from intake.inbound.quote import strip_quoted
 from intake.pipeline.case import Case, Quarantine
-from intake.pipeline.prepare import prepare
+from intake.pipeline.stages import prepare
 from intake.sources.base import SourceRef
 
 RULES = Path(__file__).resolve().parents[2] / "config" / "rules.toml"

@@ -1,20 +1,19 @@
-"""The pipeline's worker processes (intake/pipeline/pool.py) on a real database: they
-parse and classify, the daemon's process writes; and SQLite's turn lock for its threads."""
+"""The pipeline in a worker process (intake/pipeline/pool.py) on a real database, and
+SQLite's turn lock shared between processes (intake/store/sqlite.py)."""
 
 from __future__ import annotations
 
+import multiprocessing
 import os
+import signal
 import threading
 import time
 
 import pytest
 from sqlalchemy import select
 
-from intake.pipeline.case import Quarantine
-from intake.pipeline.pool import IN_FLIGHT, PipelinePool
-from intake.pipeline.prepare import Prepared
+from intake.pipeline.pool import IN_FLIGHT, PipelinePool, take_group
 from intake.pipeline.runner import COMMIT_GROUP, Pipeline
-from intake.pipeline.worker import prepare_group
 from intake.sources.base import Result, SourceRef
 from intake.store.models import OutboxMail, QuarantineItem, SourceItem, Ticket
 from tests.integration.test_pipeline import mail
@@ -36,23 +35,11 @@ def take_or_die(group):
     """A worker's work that dies (as a crash in a C library would) on a marked message."""
     if any(raw.startswith(KILLER) for raw, _ in group):
         os._exit(70)
-    return prepare_group(group)
+    return take_group(group)
 
 
 def worker_pid(group):
-    """A worker's work that says which process prepared each item (as a quarantine reason)."""
-    return [Prepared(unready=Quarantine(f"pid {os.getpid()}"))] * len(group)
-
-
-def prepare_slowly(group):
-    """A worker's work that takes its time over every second group's first item."""
-    if int(group[0][1].key.split(":")[1]) % (2 * COMMIT_GROUP) == 0:
-        time.sleep(0.3)
-    return prepare_group(group)
-
-
-def pid_of(result: Result) -> int | None:
-    return int(result.reason.split("pid ")[1]) if result.outcome == "quarantined" else None
+    return [Result("opened", None, str(os.getpid()))] * len(group)
 
 
 @pytest.fixture
@@ -93,43 +80,19 @@ def test_a_batch_is_taken_in_a_worker_process_in_groups_each_let_go_of_after_its
         assert len(s.scalars(select(OutboxMail).where(OutboxMail.kind == "ack")).all()) == len(items)
 
 
-def test_the_items_are_prepared_in_another_process_and_written_in_this_one(ctx, pool):
-    pids = {pid_of(r) for r in pool(work=worker_pid).take_many(batch(3))}
+def test_the_work_really_runs_in_another_process(ctx, pool):
+    pids = {int(r.reason) for r in pool(work=worker_pid).take_many(batch(3))}
     assert len(pids) == 1 and os.getpid() not in pids
-    with ctx.sessions() as s:  # the worker's verdict, written here
-        assert [q.reason for q in s.scalars(select(QuarantineItem))] == [f"pid {pids.pop()}"] * 3
 
 
-def test_with_two_workers_a_group_finished_first_still_waits_for_the_one_before(ctx):
-    pipeline_pool = PipelinePool(ctx, Pipeline(ctx), 2, work=prepare_slowly)
-    pipeline_pool.start()
-    try:
-        seen: list[str] = []
-        items = batch(6 * COMMIT_GROUP)
-        results = pipeline_pool.take_many(items, lambda group, _: seen.extend(ref.key for _, ref in group))
-    finally:
-        pipeline_pool.close()
-    assert seen == [ref.key for _, ref in items]
-    refs = [r.ticket for r in results]
-    assert [r.outcome for r in results] == ["opened"] * len(items) and refs == sorted(refs)
-
-
-def test_a_worker_imports_nothing_of_the_database(ctx):
-    import subprocess
-    import sys
-
-    code = "import sys, intake.pipeline.worker; print(sorted(m for m in ('sqlalchemy', 'psycopg', 'jinja2', 'imapclient') if m in sys.modules))"
-    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "[]"
-
-
-def test_stop_after_a_group_writes_nothing_more(ctx, pool):
+def test_stop_after_a_group_finishes_what_was_handed_over_and_leaves_the_rest(ctx, pool):
     pipeline_pool = pool()
     seen = []
     results = pipeline_pool.take_many(batch((IN_FLIGHT + 3) * COMMIT_GROUP), lambda group, _: seen.append(len(group)) or False)
-    # the first group asked to stop; the groups in flight were only prepared: none is written
-    assert seen == [COMMIT_GROUP] and len(results) == COMMIT_GROUP
+    # the first group asked to stop; the groups already handed over are finished and reported
+    assert len(results) == sum(seen) and COMMIT_GROUP <= sum(seen) <= IN_FLIGHT * COMMIT_GROUP
     with ctx.sessions() as s:
-        assert len(s.scalars(select(SourceItem)).all()) == COMMIT_GROUP
+        assert len(s.scalars(select(SourceItem)).all()) == sum(seen)
 
 
 def test_a_worker_that_dies_costs_nothing_and_the_message_that_kills_it_is_quarantined(ctx, pool):
@@ -138,7 +101,8 @@ def test_a_worker_that_dies_costs_nothing_and_the_message_that_kills_it_is_quara
     results = pipeline_pool.take_many(items)
     assert [r.outcome for r in results] == ["opened"] * 3 + ["quarantined"] + ["opened"] * (len(items) - 4)
     assert "died on this message twice" in results[3].reason
-    # still in arrival order: the daemon writes the groups in order, wherever they were prepared
+    # still in arrival order: the group in flight behind the one the worker died on was
+    # taken again before any later group went to the new worker
     refs = [r.ticket for r in results if r.outcome == "opened"]
     assert refs == sorted(refs)
     with ctx.sessions() as s:
@@ -153,6 +117,79 @@ def test_before_start_and_after_close_the_daemon_takes_the_batch_itself(ctx):
     pipeline_pool = PipelinePool(ctx, Pipeline(ctx), 1, work=worker_pid)
     results = pipeline_pool.take_many(batch(2))
     assert [(r.outcome, r.reason) for r in results] == [("opened", None)] * 2  # taken here, not by worker_pid
+
+
+# -- the turn lock across processes ----------------------------------------------------
+
+
+def _hold_turn(path: str, turns, got, release) -> None:
+    from intake.store.turns import adopt_turns, lock_for
+
+    adopt_turns(turns)
+    lock = lock_for(path)
+    lock.acquire()
+    got.set()
+    release.wait(60)
+    lock.release()
+
+
+def _wait_turn(path: str, turns, waiting) -> None:
+    from intake.store.turns import adopt_turns, lock_for
+
+    adopt_turns(turns)
+    lock = lock_for(path)
+    waiting.set()
+    lock.acquire()
+    lock.release()
+
+
+@pytest.fixture
+def turn_lock(tmp_path):
+    from intake.store.turns import lock_for, share_turns
+
+    path = str(tmp_path / "turns.db")
+    lock = lock_for(path)
+    return path, lock, share_turns(path)
+
+
+def test_the_turn_lock_is_shared_with_a_worker_process(turn_lock):
+    path, lock, turns = turn_lock
+    mp = multiprocessing.get_context("spawn")
+    got, release = mp.Event(), mp.Event()
+    child = mp.Process(target=_hold_turn, args=(path, turns, got, release))
+    child.start()
+    try:
+        assert got.wait(30)
+        taken = threading.Event()
+        waiter = threading.Thread(target=lambda: (lock.acquire(), taken.set(), lock.release()))
+        waiter.start()
+        assert not taken.wait(0.5)  # the worker holds the turn
+        release.set()
+        assert taken.wait(10)
+        waiter.join()
+    finally:
+        release.set()
+        child.join(10)
+
+
+def test_a_worker_killed_holding_the_turn_or_waiting_for_it_is_passed_over(turn_lock):
+    path, lock, turns = turn_lock
+    mp = multiprocessing.get_context("spawn")
+    got, release, waiting = mp.Event(), mp.Event(), mp.Event()
+    holder = mp.Process(target=_hold_turn, args=(path, turns, got, release))
+    holder.start()
+    assert got.wait(30)
+    queued = mp.Process(target=_wait_turn, args=(path, turns, waiting))  # takes a ticket behind the holder
+    queued.start()
+    assert waiting.wait(30)
+    time.sleep(0.3)
+    os.kill(queued.pid, signal.SIGKILL)
+    os.kill(holder.pid, signal.SIGKILL)
+    holder.join(10), queued.join(10)
+    started = time.monotonic()
+    lock.acquire()  # behind a dead holder and a dead waiter
+    lock.release()
+    assert time.monotonic() - started < 10
 
 
 def test_when_no_new_worker_starts_the_group_is_taken_here_and_nothing_is_quarantined(ctx, pool):
@@ -190,11 +227,33 @@ def test_a_message_that_kills_the_worker_is_not_blamed_on_another_threads_messag
         assert [q.key for q in s.scalars(select(QuarantineItem))] == ["7:15"]
 
 
-def test_many_writer_threads_all_get_their_turn_one_at_a_time(tmp_path):
-    from intake.store.turns import lock_for
+def _hold_guard(path: str, turns, got) -> None:
+    from intake.store.turns import adopt_turns, lock_for
 
-    lock = lock_for(str(tmp_path / "turns.db"))
-    writers, rounds = 48, 20  # a busy web server's pool beside the pipeline and the mailer
+    adopt_turns(turns)
+    guard = lock_for(path)._turns._guard
+    guard.__enter__()  # and die in there, as a kill -9 at the wrong microsecond would
+    got.set()
+    time.sleep(60)
+
+
+def test_a_worker_killed_while_changing_the_turn_state_blocks_nobody(turn_lock):
+    path, lock, turns = turn_lock
+    mp = multiprocessing.get_context("spawn")
+    got = mp.Event()
+    child = mp.Process(target=_hold_guard, args=(path, turns, got))
+    child.start()
+    assert got.wait(30)
+    os.kill(child.pid, signal.SIGKILL)
+    child.join(10)
+    done = threading.Event()
+    threading.Thread(target=lambda: (lock.acquire(), lock.release(), done.set()), daemon=True).start()
+    assert done.wait(10)
+
+
+def test_more_writers_than_slots_all_get_their_turn_one_at_a_time(turn_lock):
+    path, lock, _ = turn_lock
+    writers, rounds = 48, 20  # more threads than the lock has slots (a busy web server's pool)
     inside, overlaps, turns_taken = [0], [], []
 
     def write() -> None:
@@ -230,7 +289,7 @@ def test_workers_that_did_not_start_are_started_again_after_a_while(ctx):
         del pipeline_pool._started_pool  # the machine has memory again
         assert [r.reason for r in pipeline_pool.take_many(batch(2, start=10))] == [None, None]  # not yet
         time.sleep(0.6)
-        pids = {pid_of(r) for r in pipeline_pool.take_many(batch(2, start=20))}
-        assert len(pids) == 1 and None not in pids and os.getpid() not in pids  # a worker again
+        pids = {r.reason for r in pipeline_pool.take_many(batch(2, start=20))}
+        assert len(pids) == 1 and str(os.getpid()) not in pids  # a worker again
     finally:
         pipeline_pool.close()
