@@ -5,6 +5,9 @@ IMAP thread's pipeline (parsing, classifying, the ticket's SQL, rendering the ma
 and the mailer share one core while the second idles. With the pipeline in a worker
 process, the daemon reads IMAP and sends mail while the worker writes tickets. On
 SQLite both queue at the write lock on one shared turn lock (intake/store/sqlite.py).
+The other way round (workers that only parse and classify, the daemon writing) was
+measured slower: the mailer costs the writing a third when they share an interpreter,
+more than parsing takes off it (bench/writer_beside_mailer.md).
 
 What goes to the worker is a source's batch (`take_many`, the IMAP backlog). Single
 items (the Maildir drop, web forms), source reports and quarantine retries stay in

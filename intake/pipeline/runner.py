@@ -90,9 +90,9 @@ class Pipeline:
 
     def take(self, raw: bytes, ref: SourceRef, *, quarantine_id: int | None = None) -> Result:
         started = time.perf_counter()
-        return self._take_prepared(self._prepared(raw, ref), quarantine_id, started)  # prepared before the write lock
+        return self._take_one(self.prepared(raw, ref), quarantine_id, started)  # prepared before the write lock
 
-    def _take_prepared(self, prepared: Case, quarantine_id: int | None = None, started: float | None = None) -> Result:
+    def _take_one(self, prepared: Case, quarantine_id: int | None = None, started: float | None = None) -> Result:
         """One item in its own transaction; tried again (not parsed again) if a concurrent taker won a race."""
         started = time.perf_counter() if started is None else started
         raw, ref = prepared.raw, prepared.ref
@@ -135,9 +135,12 @@ class Pipeline:
         rolls back alone and its quarantine row joins the group. If that transaction
         itself fails (a concurrent taker's unique key, a deadlock between daemons) it
         rolls back whole and the items are taken one by one, each in its own transaction."""
-        prepared = [self._prepared(raw, ref) for raw, ref in items]  # before the write lock
+        return self.take_prepared([self.prepared(raw, ref) for raw, ref in items])  # prepared before the write lock
+
+    def take_prepared(self, prepared: list[Case]) -> list[Result]:
+        """A group whose items are prepared already (`prepared`), in one transaction as above."""
         if len(prepared) <= 1:
-            return [self._take_prepared(case) for case in prepared]
+            return [self._take_one(case) for case in prepared]
         cases = prepared
         try:
             taken = None
@@ -152,8 +155,8 @@ class Pipeline:
                         started = time.perf_counter()
                         taken.append((case.ref, self._take_in(session, case), time.perf_counter() - started))
         except (IntegrityError, OperationalError) as exc:
-            log.info("batch of %d rolled back (%s); taking the items one by one", len(items), type(exc.orig).__name__)
-            return [self._take_prepared(case.again()) for case in prepared]
+            log.info("batch of %d rolled back (%s); taking the items one by one", len(prepared), type(exc.orig).__name__)
+            return [self._take_one(case.again()) for case in prepared]
         self.ctx.wake_outbox.set()
         for ref, result, elapsed in taken:
             self._record(ref, result, elapsed)
@@ -177,7 +180,8 @@ class Pipeline:
             return None
         return taken
 
-    def _prepared(self, raw: bytes, ref: SourceRef) -> Case:
+    def prepared(self, raw: bytes, ref: SourceRef) -> Case:
+        """The item parsed and classified (stages.prepare): the work done before the write lock."""
         case = Case(raw=raw, ref=ref)
         prepare(case, self.ctx)
         return case
