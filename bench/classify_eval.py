@@ -54,7 +54,7 @@ from classify.evaluate import figures, groups, load_labelled, score, worst  # no
 from classify.lexicon import Lexicon, learn, render  # noqa: E402
 from classify.rules import load_rules  # noqa: E402
 from classify.suggest import Example, text_of  # noqa: E402
-from classify.urgency_model import with_learned_urgency  # noqa: E402
+from classify.urgency_learning import with_learned_urgency  # noqa: E402
 
 EVAL_SET = ROOT / "tests" / "classify_eval" / "messages.jsonl"
 UNSEEN_SET = ROOT / "tests" / "classify_eval" / "unseen.jsonl"

@@ -100,7 +100,7 @@ def cmd_learn(args, out, rules_file: Path) -> int:
     from classify.lexicon import Lexicon, learn, load_lexicon, render
     from classify.rules import lexicon_places, load_rules, named_lexicon
     from classify.suggest import held_out, text_of
-    from classify.urgency_model import training_examples, with_learned_urgency
+    from classify.urgency_learning import training_examples, with_learned_urgency
     from intake import resources
 
     try:

@@ -21,7 +21,7 @@ from sqlalchemy import BindParameter, bindparam, case, select, text, update
 from sqlalchemy.engine import Connection, Engine
 
 from intake.context import Context
-from intake.outgoing.transport import Transport, TransportError, transport_for
+from intake.outgoing.transport import Transport, TransportError, make_transport
 from intake.store.db import transaction
 from intake.store.models import OutboxMail
 
@@ -30,6 +30,18 @@ log = logging.getLogger("intake.outgoing.mailer")
 # Mail is claimed, sent and marked sent in groups of this many: fewer commits, after a
 # crash at most this many resends, and a claim's lease covers every send of its group.
 GROUP = 10
+
+
+def transport_for(config) -> Transport:
+    """The mailer's way out: the [[graph]] account with send = true (Graph's sendMail), else
+    [smtp] (a local Maildir when it has no host). Graph's client is imported only when a
+    Graph account sends (it needs requests)."""
+    sender = next((account for account in config.graph if account.send), None)
+    if sender is not None:
+        from intake.msgraph.sender import graph_transport
+
+        return graph_transport(sender, config.var)
+    return make_transport(config.smtp, config.outgoing_maildir)
 
 
 class OutboxWorker:

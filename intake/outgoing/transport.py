@@ -171,17 +171,6 @@ class SmtpTransport:
             self.conn = None
 
 
-def transport_for(config) -> Transport:
-    """The mailer's way out: the [[graph]] account with send = true (Graph's sendMail), else
-    [smtp] (a local Maildir when it has no host)."""
-    sender = next((account for account in config.graph if account.send), None)
-    if sender is not None:
-        from intake.msgraph.sender import graph_transport
-
-        return graph_transport(sender, config.var)
-    return make_transport(config.smtp, config.outgoing_maildir)
-
-
 def make_transport(settings: Smtp, outgoing_maildir: Path) -> Transport:
     if not settings.host:
         return MaildirTransport(outgoing_maildir)

@@ -1,4 +1,4 @@
-"""classify/urgency_model.py, the learned urgency (issue 15): learning from examples, reading a
+"""classify/urgency_model.py and urgency_learning.py, the learned urgency (issue 15): learning from examples, reading a
 message (checked against a softmax computed here with plain floats), its section of the
 lexicon file written and read back, a broken section refused with its line, the rules'
 switch for it, and how the classifier lets it decide while the rules keep their last word."""
@@ -15,7 +15,8 @@ import pytest
 
 from classify import Classifier, RulesError, load_rules
 from classify.lexicon import Lexicon, learn, load_lexicon, render
-from classify.urgency_model import SECTION_HEADER, URGENCY, UrgencyModel, learn_urgency, signals, with_learned_urgency
+from classify.urgency_learning import learn_urgency, with_learned_urgency
+from classify.urgency_model import SECTION_HEADER, URGENCY, UrgencyModel, signals
 
 # ---------------------------------------------------------------- learning and reading
 
