@@ -1,23 +1,27 @@
-"""Benchmark: what the mailer costs the pipeline's writing when both share one interpreter.
+"""Benchmark: what the mailer costs the pipeline's writing, in another process or in the same one.
 
 Why the pipeline's worker process writes the backlog (intake/pipeline/pool.py) rather than
 the daemon's own process, which reads IMAP and runs the mailer: this measures the
 writing of a prepared backlog (parsed and classified beforehand, so only the
-transaction's stages are timed) in-process, alone and with the real OutboxWorker
-delivering the same run's mail to the local Maildir from a thread of the same process,
-as it would if the daemon wrote. Rounds alternate, on a fresh database each run.
+transaction's stages are timed) in-process, alone, with the real OutboxWorker delivering
+the same run's mail to the local Maildir from another process (as the daemon runs it
+beside the worker today; on SQLite the two share the turn lock, as there), and with it in
+a thread of the same process (as it would be if the daemon wrote). The modes rotate from
+round to round, on a fresh database each run, after a warm-up run.
 
     .venv/bin/python bench/writer_beside_mailer.py [--messages 1500] [--rounds 3] [--db sqlite,postgres]
 
-Prints messages written per second (median and each round), the ratio, and the CPU
-seconds of the writing thread and of the mailer's. The latest figures are in
-bench/writer_beside_mailer.md.
+Prints messages written per second (median and each round), the ratios, the CPU seconds
+of the writing thread and of the mailer's, and the mails sent while the writing was
+timed. The latest figures are in bench/writer_beside_mailer.md.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import multiprocessing
+import multiprocessing.process
 import statistics
 import sys
 import tempfile
@@ -34,10 +38,12 @@ from bench.machine import machine_speed_ms  # noqa: E402
 from bench.peer_runs import private_postgres_db  # noqa: E402
 from intake.config import from_dict  # noqa: E402
 from intake.context import build_context  # noqa: E402
-from intake.outgoing.mailer import OutboxWorker  # noqa: E402
+from intake.outgoing.mailer import OutboxWorker, transport_for  # noqa: E402
 from intake.pipeline.runner import COMMIT_GROUP, Pipeline  # noqa: E402
 from intake.sources.base import SourceRef  # noqa: E402
 from intake.store.db import make_engine, upgrade  # noqa: E402
+from intake.store.sqlite import database_path  # noqa: E402
+from intake.store.turns import adopt_turns, share_turns  # noqa: E402
 
 
 @contextmanager
@@ -50,8 +56,52 @@ def database(kind: str):
             yield f"sqlite:///{folder}/intake.db"
 
 
-def one_run(kind: str, messages: list[bytes], with_mailer: bool) -> tuple[float, float, float, int]:
-    """(messages written a second, the writer's CPU s, the mailer's CPU s, mail sent)."""
+MODES = ("alone", "mailer in another process", "mailer in the same process")
+
+
+class Counted:
+    """The mailer's way out, counting the mails it sends (a shared counter: any process)."""
+
+    def __init__(self, transport, count):
+        self.transport, self.count = transport, count
+        self.health_name, self.send_seconds = transport.health_name, transport.send_seconds
+
+    def send(self, mail_from: str, rcpt_to: str, raw: bytes) -> None:
+        self.transport.send(mail_from, rcpt_to, raw)
+        with self.count.get_lock():
+            self.count.value += 1
+
+    def flush(self) -> None:
+        self.transport.flush()
+
+    def close(self) -> None:
+        self.transport.close()
+
+
+def mail_until_stopped(ctx, stop, wake, count, cpu, ready) -> None:
+    """The daemon's mailer loop: send what is due, wait to be woken (after each group written)."""
+    mailer = OutboxWorker(ctx, Counted(transport_for(ctx.config), count))
+    ready.set()
+    started = time.thread_time()
+    while not stop.is_set():
+        mailer.run_once(stop)
+        wake.wait(0.5)
+        wake.clear()
+    cpu.value = time.thread_time() - started
+    mailer.close()
+
+
+def mailer_process(config, turns, stop, wake, count, cpu, ready) -> None:
+    """As the daemon's process is beside the pipeline's worker: its writers take turns with
+    the worker's at SQLite's write lock (intake/store/turns.py)."""
+    logging.disable(logging.WARNING)
+    adopt_turns(turns)
+    mail_until_stopped(build_context(config), stop, wake, count, cpu, ready)
+
+
+def one_run(kind: str, messages: list[bytes], mode: str) -> tuple[float, float, float, int]:
+    """(messages written a second, the writer's CPU s, the mailer's CPU s, mail sent while writing)."""
+    mp = multiprocessing.get_context("spawn")
     with database(kind) as url, tempfile.TemporaryDirectory(prefix="intake-writer-var-") as var:
         config = from_dict(
             {
@@ -62,37 +112,37 @@ def one_run(kind: str, messages: list[bytes], with_mailer: bool) -> tuple[float,
             }
         )
         upgrade(make_engine(url))
+        # shared before this process's first engine takes the database's lock into use
+        turns = share_turns(database_path(url)) if kind == "sqlite" and mode == MODES[1] else {}
         ctx = build_context(config)
         pipeline = Pipeline(ctx)
         groups = [
             [pipeline.prepared(raw, SourceRef("bench", f"m{i}")) for i, raw in enumerate(messages[start : start + COMMIT_GROUP], start)]
             for start in range(0, len(messages), COMMIT_GROUP)
         ]
-        stop, mailer_cpu, sent = threading.Event(), [0.0], [0]
-        mailer = OutboxWorker(ctx)
-
-        def send() -> None:
-            started = time.thread_time()
-            while not stop.is_set():
-                sent[0] += mailer.run_once(stop)[0]
-                ctx.wake_outbox.wait(0.5)
-                ctx.wake_outbox.clear()
-            mailer_cpu[0] = time.thread_time() - started
-
-        thread = threading.Thread(target=send, name="outbox")
-        if with_mailer:
-            thread.start()
-        wall, cpu = time.perf_counter(), time.thread_time()
+        stop, wake, ready = mp.Event(), mp.Event(), mp.Event()
+        count, cpu = mp.Value("q", 0), mp.Value("d", 0.0)
+        mailer: threading.Thread | multiprocessing.process.BaseProcess | None = None
+        if mode == MODES[1]:
+            mailer = mp.Process(target=mailer_process, args=(config, turns, stop, wake, count, cpu, ready))
+        elif mode == MODES[2]:
+            mailer = threading.Thread(target=mail_until_stopped, args=(ctx, stop, wake, count, cpu, ready), name="outbox")
+        if mailer is not None:
+            mailer.start()
+            if not ready.wait(120):  # a process imports and loads the rules first
+                raise RuntimeError("the mailer did not start")
+        wall, writer_cpu = time.perf_counter(), time.thread_time()
         for group in groups:
             pipeline.take_prepared(group)
-        wall, cpu = time.perf_counter() - wall, time.thread_time() - cpu
+            wake.set()  # as the pipeline wakes the mailer after each group (ctx.wake_outbox)
+        wall, writer_cpu = time.perf_counter() - wall, time.thread_time() - writer_cpu
+        sent = count.value
         stop.set()
-        ctx.wake_outbox.set()
-        if with_mailer:
-            thread.join()
-        mailer.close()
+        wake.set()
+        if mailer is not None:
+            mailer.join(60)
         ctx.sessions.kw["bind"].dispose()
-        return len(messages) / wall, cpu, mailer_cpu[0], sent[0]
+        return len(messages) / wall, writer_cpu, cpu.value, sent
 
 
 def main() -> None:
@@ -105,22 +155,25 @@ def main() -> None:
     messages = mixed_backlog(args.messages)
     print(f"machine: reference loop {machine_speed_ms():.0f} ms (bench/machine.py; lower is faster)")
     print(f"{args.messages} messages prepared beforehand; the writing timed, in groups of {COMMIT_GROUP}; {args.rounds} alternating rounds\n")
-    print("| database | writing | msg/s, median | each round | writer CPU s | mailer CPU s | mail sent meanwhile |")
+    print("| database | writing | msg/s, median | each round | writer CPU s | mailer CPU s | mail sent while writing |")
     print("|---|---|---|---|---|---|---|")
     for kind in args.db.split(","):
-        runs: dict[bool, list[tuple[float, float, float, int]]] = {False: [], True: []}
+        one_run(kind, messages[:50], MODES[0])  # warm-up: imports, caches, the first database
+        runs: dict[str, list[tuple[float, float, float, int]]] = {mode: [] for mode in MODES}
         for round_ in range(args.rounds):
-            for with_mailer in (False, True) if round_ % 2 == 0 else (True, False):
-                runs[with_mailer].append(one_run(kind, messages, with_mailer))
-        for with_mailer, label in ((False, "alone"), (True, "beside the mailer")):
-            rates = [r[0] for r in runs[with_mailer]]
+            shift = round_ % len(MODES)
+            for mode in MODES[shift:] + MODES[:shift]:  # each mode first in turn
+                runs[mode].append(one_run(kind, messages, mode))
+        for mode in MODES:
+            rates = [r[0] for r in runs[mode]]
             print(
-                f"| {kind} | {label} | **{statistics.median(rates):.0f}** | {', '.join(f'{r:.0f}' for r in rates)} "
-                f"| {statistics.median(r[1] for r in runs[with_mailer]):.2f} | {statistics.median(r[2] for r in runs[with_mailer]):.2f} "
-                f"| {statistics.median(r[3] for r in runs[with_mailer]):.0f} |"
+                f"| {kind} | {mode} | **{statistics.median(rates):.0f}** | {', '.join(f'{r:.0f}' for r in rates)} "
+                f"| {statistics.median(r[1] for r in runs[mode]):.2f} | {statistics.median(r[2] for r in runs[mode]):.2f} "
+                f"| {statistics.median(r[3] for r in runs[mode]):.0f} |"
             )
-        ratio = statistics.median(r[0] for r in runs[True]) / statistics.median(r[0] for r in runs[False])
-        print(f"| {kind} | ratio beside / alone | **{ratio:.2f}** | | | | |")
+        median = {mode: statistics.median(r[0] for r in runs[mode]) for mode in MODES}
+        print(f"| {kind} | ratio: same process / another process | **{median[MODES[2]] / median[MODES[1]]:.2f}** | | | | |")
+        print(f"| {kind} | ratio: another process / alone | {median[MODES[1]] / median[MODES[0]]:.2f} | | | | |")
 
 
 if __name__ == "__main__":
