@@ -127,21 +127,23 @@ def one_run(kind: str, messages: list[bytes], mode: str) -> tuple[float, float, 
             mailer = mp.Process(target=mailer_process, args=(config, turns, stop, wake, count, cpu, ready))
         elif mode == MODES[2]:
             mailer = threading.Thread(target=mail_until_stopped, args=(ctx, stop, wake, count, cpu, ready), name="outbox")
-        if mailer is not None:
-            mailer.start()
-            if not ready.wait(120):  # a process imports and loads the rules first
-                raise RuntimeError("the mailer did not start")
-        wall, writer_cpu = time.perf_counter(), time.thread_time()
-        for group in groups:
-            pipeline.take_prepared(group)
-            wake.set()  # as the pipeline wakes the mailer after each group (ctx.wake_outbox)
-        wall, writer_cpu = time.perf_counter() - wall, time.thread_time() - writer_cpu
-        sent = count.value
-        stop.set()
-        wake.set()
-        if mailer is not None:
-            mailer.join(60)
-        ctx.sessions.kw["bind"].dispose()
+        try:
+            if mailer is not None:
+                mailer.start()
+                if not ready.wait(120):  # a process imports and loads the rules first
+                    raise RuntimeError("the mailer did not start")
+            wall, writer_cpu = time.perf_counter(), time.thread_time()
+            for group in groups:
+                pipeline.take_prepared(group)
+                wake.set()  # as the pipeline wakes the mailer after each group (ctx.wake_outbox)
+            wall, writer_cpu = time.perf_counter() - wall, time.thread_time() - writer_cpu
+            sent = count.value
+        finally:  # the mailer stops before its database goes
+            stop.set()
+            wake.set()
+            if mailer is not None and mailer.is_alive():
+                mailer.join(60)
+            ctx.sessions.kw["bind"].dispose()
         return len(messages) / wall, writer_cpu, cpu.value, sent
 
 
@@ -164,16 +166,17 @@ def main() -> None:
             shift = round_ % len(MODES)
             for mode in MODES[shift:] + MODES[:shift]:  # each mode first in turn
                 runs[mode].append(one_run(kind, messages, mode))
+        name = {"sqlite": "SQLite", "postgres": "PostgreSQL"}.get(kind, kind)
         for mode in MODES:
             rates = [r[0] for r in runs[mode]]
             print(
-                f"| {kind} | {mode} | **{statistics.median(rates):.0f}** | {', '.join(f'{r:.0f}' for r in rates)} "
+                f"| {name} | {mode} | **{statistics.median(rates):.0f}** | {', '.join(f'{r:.0f}' for r in rates)} "
                 f"| {statistics.median(r[1] for r in runs[mode]):.2f} | {statistics.median(r[2] for r in runs[mode]):.2f} "
                 f"| {statistics.median(r[3] for r in runs[mode]):.0f} |"
             )
         median = {mode: statistics.median(r[0] for r in runs[mode]) for mode in MODES}
-        print(f"| {kind} | ratio: same process / another process | **{median[MODES[2]] / median[MODES[1]]:.2f}** | | | | |")
-        print(f"| {kind} | ratio: another process / alone | {median[MODES[1]] / median[MODES[0]]:.2f} | | | | |")
+        print(f"| {name} | ratio: same process / another process | **{median[MODES[2]] / median[MODES[1]]:.2f}** | | | | |")
+        print(f"| {name} | ratio: another process / alone | {median[MODES[1]] / median[MODES[0]]:.2f} | | | | |")
 
 
 if __name__ == "__main__":
