@@ -14,7 +14,6 @@ from intake.tickets.records import set_status
 from tests.integration.conftest import Clock
 from tests.integration.test_staffmail_kit import CUSTOMER, MONDAY_10, complaint, ref, staff_config, ticket
 
-
 # 13:00 in Shanghai: two of after-sales are on shift (config/staff.toml: li.na, sun.yue)
 MONDAY_13 = MONDAY_10 + timedelta(hours=3)
 
