@@ -56,7 +56,7 @@ def database(kind: str):
             yield f"sqlite:///{folder}/intake.db"
 
 
-MODES = ("alone", "mailer in another process", "mailer in the same process")
+ALONE, OTHER_PROCESS, SAME_PROCESS = MODES = ("alone", "mailer in another process", "mailer in the same process")
 
 
 class Counted:
@@ -112,8 +112,8 @@ def one_run(kind: str, messages: list[bytes], mode: str) -> tuple[float, float, 
             }
         )
         upgrade(make_engine(url))
-        # shared before this process's first engine takes the database's lock into use
-        turns = share_turns(database_path(url)) if kind == "sqlite" and mode == MODES[1] else {}
+        # the database's lock made shareable (in place) before anyone writes beside the mailer
+        turns = share_turns(database_path(url)) if kind == "sqlite" and mode == OTHER_PROCESS else {}
         ctx = build_context(config)
         pipeline = Pipeline(ctx)
         groups = [
@@ -123,9 +123,9 @@ def one_run(kind: str, messages: list[bytes], mode: str) -> tuple[float, float, 
         stop, wake, ready = mp.Event(), mp.Event(), mp.Event()
         count, cpu = mp.Value("q", 0), mp.Value("d", 0.0)
         mailer: threading.Thread | multiprocessing.process.BaseProcess | None = None
-        if mode == MODES[1]:
+        if mode == OTHER_PROCESS:
             mailer = mp.Process(target=mailer_process, args=(config, turns, stop, wake, count, cpu, ready))
-        elif mode == MODES[2]:
+        elif mode == SAME_PROCESS:
             mailer = threading.Thread(target=mail_until_stopped, args=(ctx, stop, wake, count, cpu, ready), name="outbox")
         try:
             if mailer is not None:
@@ -160,7 +160,7 @@ def main() -> None:
     print("| database | writing | msg/s, median | each round | writer CPU s | mailer CPU s | mail sent while writing |")
     print("|---|---|---|---|---|---|---|")
     for kind in args.db.split(","):
-        one_run(kind, messages[:50], MODES[0])  # warm-up: imports, caches, the first database
+        one_run(kind, messages[:50], ALONE)  # warm-up: imports, caches, the first database
         runs: dict[str, list[tuple[float, float, float, int]]] = {mode: [] for mode in MODES}
         for round_ in range(args.rounds):
             shift = round_ % len(MODES)
@@ -175,8 +175,8 @@ def main() -> None:
                 f"| {statistics.median(r[3] for r in runs[mode]):.0f} |"
             )
         median = {mode: statistics.median(r[0] for r in runs[mode]) for mode in MODES}
-        print(f"| {name} | ratio: same process / another process | **{median[MODES[2]] / median[MODES[1]]:.2f}** | | | | |")
-        print(f"| {name} | ratio: another process / alone | {median[MODES[1]] / median[MODES[0]]:.2f} | | | | |")
+        print(f"| {name} | ratio: same process / another process | **{median[SAME_PROCESS] / median[OTHER_PROCESS]:.2f}** | | | | |")
+        print(f"| {name} | ratio: another process / alone | {median[OTHER_PROCESS] / median[ALONE]:.2f} | | | | |")
 
 
 if __name__ == "__main__":
