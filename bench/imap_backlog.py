@@ -70,13 +70,15 @@ class CpuAccount:
     worker processes, Dovecot (master and children) and this benchmark process (its
     aiosmtpd server thread and its polling). Shows where a 2-core machine's time went."""
 
-    def __init__(self, daemon_pid: int, dovecot_pid: int):
+    def __init__(self, daemon_pid: int, dovecot_pid: int, *, postgresql: bool = False):
         self.parties = {
             "daemon": lambda: [daemon_pid],
             "its workers": lambda: descendants(daemon_pid),
             "Dovecot": lambda: [dovecot_pid, *descendants(dovecot_pid)],
             "benchmark + SMTP server": lambda: [os.getpid()],
         }
+        if postgresql:  # the server's processes: its share of the two cores is part of the cost
+            self.parties["PostgreSQL"] = postgres_pids
 
     def _snapshot(self) -> dict[str, dict[int, float]]:
         return {name: cpu_seconds(pids()) for name, pids in self.parties.items()}
@@ -93,6 +95,19 @@ class CpuAccount:
         total = sum(self.spent.values())
         parts = ", ".join(f"{name} {s:.1f}" for name, s in self.spent.items())
         return f"{parts}; {total:.1f} s in {self.wall:.1f} s wall ({total / self.wall:.2f} cores busy); stolen by the hypervisor {self.steal:.1f} s"
+
+
+def postgres_pids() -> list[int]:
+    """Every process of the machine's PostgreSQL server (its backends and helpers)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if (entry / "comm").read_text().strip() == "postgres":
+                    found.append(int(entry.name))
+            except OSError:
+                continue  # gone meanwhile
+    return found
 
 
 def steal_seconds() -> float:
@@ -144,7 +159,7 @@ def main() -> None:
             daemon.start()
             wait_until(lambda: db.tickets() > 0, 60, interval=0.01, what="first ticket")
             first = time.monotonic()
-            cpu = CpuAccount(daemon.proc.pid, dovecot.pid)
+            cpu = CpuAccount(daemon.proc.pid, dovecot.pid, postgresql=db_url.startswith("postgresql"))
             cpu.start()
             acks = AckCounter(smtp)
             wait_until(lambda: db.tickets() >= args.messages, 1800, interval=0.05, what="all tickets")
