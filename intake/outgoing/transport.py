@@ -76,15 +76,20 @@ class MaildirTransport:
 
 
 class SmtpTransport:
-    """Keeps one connection open across a batch; reconnects when it was dropped."""
+    """Keeps one connection open while mail keeps coming (the mailer closes it when it
+    goes idle); reconnects when it was dropped. A connection unused for a while is
+    asked NOOP before the next mail: the server may have let it go meanwhile, which
+    must cost a new connection, not a failed attempt of that mail."""
 
     health_name = "smtp"
+    CHECK_AFTER_SECONDS = 1.0  # unused this long: NOOP before the next mail
 
     def __init__(self, settings: Smtp, tokens: TokenSource | None = None):
         self.settings = settings
         self.send_seconds = settings.timeout + 1.0
         self.tokens = tokens  # OAuth2 login (intake/oauth) instead of the password
         self.conn: smtplib.SMTP | None = None
+        self._last_used = 0.0  # monotonic time of the connection's last mail
 
     def _tls_context(self) -> ssl.SSLContext:
         context = ssl.create_default_context(cafile=self.settings.ca_file or None)
@@ -119,8 +124,16 @@ class SmtpTransport:
         return conn
 
     def send(self, mail_from: str, rcpt_to: str, raw: bytes) -> None:
+        if self.conn is not None and time.monotonic() - self._last_used > self.CHECK_AFTER_SECONDS:
+            try:
+                alive = self.conn.noop()[0] == 250
+            except (OSError, smtplib.SMTPException):
+                alive = False
+            if not alive:  # let go by the server meanwhile: a new connection
+                self.close()
         if self.conn is None:
             self.conn = self._connected()
+        self._last_used = time.monotonic()
         try:
             options = [] if rcpt_to.isascii() else ["SMTPUTF8"]  # an internationalised address (RFC 6531)
             if options and not self.conn.has_extn("smtputf8"):

@@ -27,6 +27,7 @@ class Received:
     raw: bytes
     at: float = field(default_factory=time.time)
     helo: str = ""  # the name the client gave in EHLO/HELO
+    connection: int = 0  # which connection carried it: 1 for the server's first, and so on
 
 
 class _Collector:
@@ -41,7 +42,10 @@ class _Collector:
         raw = envelope.original_content or envelope.content or b""
         if isinstance(raw, str):
             raw = raw.encode("utf-8", "surrogateescape")
-        self.server._add(Received(envelope.mail_from or "", tuple(envelope.rcpt_tos), bytes(raw), helo=session.host_name or ""))
+        number = getattr(session, "connection_number", None)
+        if number is None:  # aiosmtpd makes one Session a connection
+            number = session.connection_number = self.server._next_connection()
+        self.server._add(Received(envelope.mail_from or "", tuple(envelope.rcpt_tos), bytes(raw), helo=session.host_name or "", connection=number))
         return "250 OK"
 
 
@@ -54,6 +58,7 @@ class SmtpServer:
         self.port = port or free_port()
         self.delay = delay
         self._messages: list[Received] = []
+        self._connections = 0  # connections that carried mail so far
         self._cond = threading.Condition()
         self._controller: Controller | None = None
 
@@ -81,6 +86,11 @@ class SmtpServer:
     @property
     def running(self) -> bool:
         return self._controller is not None
+
+    def _next_connection(self) -> int:
+        with self._cond:
+            self._connections += 1
+            return self._connections
 
     def _add(self, msg: Received) -> None:
         with self._cond:
