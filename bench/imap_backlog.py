@@ -98,7 +98,7 @@ class CpuAccount:
 
 
 def postgres_pids() -> list[int]:
-    """Every process of the machine's PostgreSQL server (its backends and helpers)."""
+    """Every PostgreSQL process on the machine (backends and helpers; other clusters too, idle here)."""
     found = []
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():

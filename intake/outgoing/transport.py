@@ -75,11 +75,21 @@ class MaildirTransport:
         pass
 
 
+class _LetGo(Exception):
+    """The server let go of the connection before it took the mail."""
+
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
+
+
 class SmtpTransport:
     """Keeps one connection open while mail keeps coming (the mailer closes it when it
-    goes idle); reconnects when it was dropped. A connection unused for a while is
-    asked NOOP before the next mail: the server may have let it go meanwhile, which
-    must cost a new connection, not a failed attempt of that mail."""
+    has sent nothing for its idle wait); reconnects when it was dropped. The server may
+    let a kept connection go (an idle timeout, a limit of mails a connection): that must
+    cost a new connection, not a failed attempt of the mail. So a connection unused for
+    a while is asked NOOP before the next mail, and a mail refused with 421 before the
+    server took it, or met by a closed connection, goes over a new one at once."""
 
     health_name = "smtp"
     CHECK_AFTER_SECONDS = 1.0  # unused this long: NOOP before the next mail
@@ -126,14 +136,31 @@ class SmtpTransport:
     def send(self, mail_from: str, rcpt_to: str, raw: bytes) -> None:
         if self.conn is not None and time.monotonic() - self._last_used > self.CHECK_AFTER_SECONDS:
             try:
-                alive = self.conn.noop()[0] == 250
+                alive = 200 <= self.conn.noop()[0] < 300
             except (OSError, smtplib.SMTPException):
                 alive = False
             if not alive:  # let go by the server meanwhile: a new connection
                 self.close()
-        if self.conn is None:
-            self.conn = self._connected()
-        self._last_used = time.monotonic()
+        if self.conn is not None:
+            try:
+                self._send(mail_from, rcpt_to, raw)
+                return
+            except _LetGo:
+                # A kept connection the server let go of before it took this mail (a
+                # limit of mails a connection, answered 421; a close the NOOP did not
+                # see): the mail goes over a new connection, on this same attempt.
+                self.close()
+        self.conn = self._connected()
+        try:
+            self._send(mail_from, rcpt_to, raw)
+        except _LetGo as exc:  # a new connection let go of at once: the server's trouble
+            self.close()
+            raise TransportError(f"SMTP server {self.settings.host}:{self.settings.port} unavailable: {exc.reason}", server=True) from None
+
+    def _send(self, mail_from: str, rcpt_to: str, raw: bytes) -> None:
+        """One mail over the open connection; raises _LetGo when the server let go of the
+        connection before it took the mail."""
+        assert self.conn is not None, "send() connects first"
         try:
             options = [] if rcpt_to.isascii() else ["SMTPUTF8"]  # an internationalised address (RFC 6531)
             if options and not self.conn.has_extn("smtputf8"):
@@ -146,13 +173,25 @@ class SmtpTransport:
         except smtplib.SMTPRecipientsRefused as exc:
             code, text = next(iter(exc.recipients.values()))
             raise TransportError(f"{rcpt_to} refused: {code} {text!r}", permanent=500 <= code < 600) from None
+        except smtplib.SMTPSenderRefused as exc:
+            if exc.smtp_code == 421:  # closing the connection, before MAIL FROM was taken
+                raise _LetGo(f"SMTP {exc.smtp_code}: {exc.smtp_error!r}") from None
+            self.close()
+            permanent = 500 <= exc.smtp_code < 600
+            raise TransportError(f"SMTP {exc.smtp_code}: {exc.smtp_error!r}", permanent=permanent, server=not permanent) from None
         except smtplib.SMTPResponseException as exc:
             self.close()
             permanent = 500 <= exc.smtp_code < 600
             raise TransportError(f"SMTP {exc.smtp_code}: {exc.smtp_error!r}", permanent=permanent, server=not permanent) from None
+        except (
+            smtplib.SMTPServerDisconnected
+        ) as exc:  # closed under us (after the data: the mail may go twice, one Message-ID, as at its next attempt)
+            raise _LetGo(str(exc)) from None
         except (OSError, smtplib.SMTPException) as exc:
             self.close()
             raise TransportError(f"SMTP server {self.settings.host}:{self.settings.port} unavailable: {exc}", server=True) from None
+        finally:
+            self._last_used = time.monotonic()
         if refused:
             raise TransportError(f"refused: {refused}", permanent=True)
 

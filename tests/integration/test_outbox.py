@@ -524,3 +524,45 @@ def test_a_kept_connection_the_server_let_go_costs_a_new_connection_not_a_failed
     assert [m.connection for m in smtp_server.messages] == [1, 2]
     assert transport.conn is None  # run_once alone closes it
     assert count_status(ctx, "sent") == 2 and {r.attempts for r in rows(ctx)} == {1}
+
+
+class _LimitedPerConnection(_Collector):
+    """Answers 421 to the MAIL after `limit` mails on one connection, as Exim's
+    smtp_accept_max_per_connection does."""
+
+    async def handle_MAIL(self, server, session, envelope, address, mail_options):
+        session.mails = getattr(session, "mails", 0) + 1
+        if session.mails > self.server.limit:
+            return "421 4.7.0 too many messages on this connection"
+        envelope.mail_from = address
+        envelope.mail_options.extend(mail_options)
+        return "250 OK"
+
+
+class LimitedSmtpServer(SmtpServer):
+    def __init__(self, limit: int):
+        super().__init__()
+        self.limit = limit
+
+    def start(self) -> None:
+        if self._controller is None:
+            self._controller = Controller(
+                _LimitedPerConnection(self), hostname=self.host, port=self.port, decode_data=False, enable_SMTPUTF8=True, ready_timeout=10
+            )
+            self._controller.start()
+
+
+def test_a_server_limiting_mails_a_connection_costs_new_connections_not_failed_attempts(make_ctx, db_url):
+    """A kept connection meets the relay's limit of mails a connection (421 before it takes
+    the next one): the mail goes over a new connection on the same attempt; nothing waits
+    for a retry and the mailer's health stays green."""
+    server = LimitedSmtpServer(limit=4)
+    server.start()
+    try:
+        ctx = mailer_ctx(make_ctx, db_url, server)
+        queue(ctx, ["ack"] * GROUP + ["notify"] * 3)
+        assert OutboxWorker(ctx).run_once() == (GROUP + 3, 0)
+        assert [m.connection for m in server.messages] == [1] * 4 + [2] * 4 + [3] * 4 + [4]
+        assert count_status(ctx, "sent") == GROUP + 3 and {r.attempts for r in rows(ctx)} == {1}
+    finally:
+        server.stop()
