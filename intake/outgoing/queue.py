@@ -14,9 +14,9 @@ from sqlalchemy.orm import Session
 from intake.context import Context
 from intake.outgoing.compose import compose, new_message_id
 from intake.outgoing.templates import RenderedMail
-from intake.store.fastsql import add_row
+from intake.store.fastsql import add_row, row_id
 from intake.store.models import OutboxMail, Ticket
-from intake.tickets.records import log_event, row_id, store_message
+from intake.tickets.records import log_event, store_message
 
 
 def queue_mail(

@@ -9,8 +9,9 @@ from sqlalchemy.orm import Session
 
 from intake.context import Context
 from intake.pipeline.case import Case
+from intake.store.fastsql import row_id
 from intake.store.models import Attachment, Message, Ticket
-from intake.tickets.records import clip, row_id, store_message
+from intake.tickets.records import clip, store_message
 
 
 @dataclass(frozen=True)

@@ -38,7 +38,7 @@ from intake.pipeline.case import Case, Quarantine, Stop
 from intake.pipeline.stages import prepare
 from intake.sources.base import Result, SourceRef
 from intake.store.db import transaction
-from intake.store.fastsql import Prepared, add_row, drop_rows, write_rows
+from intake.store.fastsql import Prepared, add_row, drop_rows, insert_new, update_row, write_rows
 from intake.store.models import QuarantineItem, SourceItem, SourceState
 
 log = logging.getLogger("intake.pipeline.runner")
@@ -202,9 +202,10 @@ class Pipeline:
         except Exception as exc:
             log.exception("failed on %s %s", ref.source, ref.key)
             reason = f"internal error: {type(exc).__name__}: {exc}\n{traceback.format_exc(limit=4)}"
-        # Rows written as plain inserts (intake.tickets.records.insert_new) are unknown to the
-        # savepoint's rollback: forget every object, so none of the item's stays. The
-        # earlier items were flushed when their savepoints were released.
+        # Rows written as plain inserts (intake.store.fastsql.insert_new) are unknown to the
+        # savepoint's rollback, and so are the values update_row gave the objects: forget
+        # every object, so none of the item's stays. The earlier items' rows and changes
+        # were written before their savepoints were released.
         session.expunge_all()
         drop_rows(session)
         with session.begin_nested():
@@ -277,15 +278,17 @@ class Pipeline:
         if quarantine_id is not None:
             item = session.get(QuarantineItem, quarantine_id)
             assert item is not None, "a retry: retry_quarantined found the item held"
-            item.reason, item.retried_at, item.retries = reason, now, item.retries + 1
+            update_row(session, item, reason=reason, retried_at=now, retries=item.retries + 1)
         else:
             prior = _PRIOR_TAKE.first(session, {"source": ref.source, "key": ref.key})
             if prior is not None:  # quarantined before, offered again after a crash
                 return Result(prior.outcome, prior.ticket_ref, prior.reason)
-            item = QuarantineItem(source=ref.source, key=ref.key, channel=ref.channel, raw=raw, reason=reason, created_at=now)
-            session.add(item)
-            session.add(SourceItem(source=ref.source, key=ref.key, outcome="quarantined", reason=reason, at=now))
-        session.flush()
+            item = insert_new(session, QuarantineItem(source=ref.source, key=ref.key, channel=ref.channel, raw=raw, reason=reason, created_at=now))
+            add_row(
+                session,
+                _SOURCE_ITEMS,
+                {"source": ref.source, "key": ref.key, "outcome": "quarantined", "ticket_ref": None, "reason": reason, "at": now},
+            )
         log.warning("quarantined %s %s as #%s: %s", ref.source, ref.key, item.id, reason.splitlines()[0])
         return Result("quarantined", None, f"#{item.id}: {reason.splitlines()[0]}")
 
@@ -320,4 +323,4 @@ class Pipeline:
 def _release(session: Session, quarantine_id: int, ticket_ref: str | None, ctx: Context) -> None:
     item = session.get(QuarantineItem, quarantine_id)
     assert item is not None, "a retry: retry_quarantined found the item held"
-    item.status, item.ticket_ref, item.retried_at, item.retries = "released", ticket_ref, ctx.now(), item.retries + 1
+    update_row(session, item, status="released", ticket_ref=ticket_ref, retried_at=ctx.now(), retries=item.retries + 1)

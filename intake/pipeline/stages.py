@@ -21,12 +21,11 @@ from intake.outgoing.queue import queue_mail
 from intake.pipeline.case import Case, Quarantine, Stop
 from intake.pipeline.message_row import write_inbound
 from intake.staffmail.sla import due_time
-from intake.store.fastsql import Prepared, waiting, write_rows
+from intake.store.fastsql import Prepared, insert_new, update_row, waiting, write_rows
 from intake.store.models import Customer, Message, OutboxMail, Ticket
 from intake.tickets.records import (
     IS_OPEN,
     find_or_create_customer,
-    insert_new,
     log_event,
     may_write_to,
     new_ref,
@@ -285,7 +284,7 @@ def store(case: Case, session: Session, ctx: Context) -> None:
     if case.ticket is not None:
         ticket = case.ticket
         case.message = write_inbound(case, session, ctx, ticket, kind="customer")
-        ticket.updated_at = ctx.now()
+        update_row(session, ticket, updated_at=ctx.now())
         log_event(
             session,
             ticket,
@@ -298,7 +297,6 @@ def store(case: Case, session: Session, ctx: Context) -> None:
         if ticket.status in ("resolved", "closed"):
             set_status(session, ticket, "in_progress", "system", reason="the customer wrote again", now=ctx.now())
             case.reopened = True
-        session.flush()
         return
     customer = find_or_create_customer(
         session,

@@ -35,6 +35,7 @@ from intake.staffmail.auth import authenticated
 from intake.staffmail.reading import read_reply
 from intake.staffmail.sent import known_text, signatures
 from intake.staffmail.token import TokenAddress, load_key, parse_address, verify
+from intake.store.fastsql import insert_new, update_row
 from intake.store.models import Message, OutboxMail, QuarantineItem, Ticket
 
 
@@ -120,9 +121,9 @@ def _refuse(case: Case, session: Session, ctx: Context, ticket: Ticket | None, t
     (the quarantine keeps every refused mail), and never echoing the received subject."""
     if case.ref.source.startswith("quarantine:"):
         raise Quarantine(reason)  # a retry refused again: the item stays held; they were told the first time
-    item = QuarantineItem(source=case.ref.source, key=case.ref.key, channel=case.ref.channel, raw=case.raw, reason=reason, created_at=ctx.now())
-    session.add(item)
-    session.flush()
+    item = insert_new(
+        session, QuarantineItem(source=case.ref.source, key=case.ref.key, channel=case.ref.channel, raw=case.raw, reason=reason, created_at=ctx.now())
+    )
     if ticket is not None:
         mailq.event(session, ctx, ticket, "system", "staff_reply_refused", sender=case.parsed.from_addr, reason=reason, quarantine=item.id)
         if tell is not None and tell.email and not _told_within_the_hour(session, ctx, tell.email):
@@ -193,7 +194,7 @@ def _accept(case: Case, session: Session, ctx: Context, ticket: Ticket, member) 
         actions.apply(command, session, ctx, ticket, member, parsed)
     if parsed.commands and not relayed and ticket.status == "new":
         mailq.change_status(session, ctx, ticket, "in_progress", actor, reason="first staff action")
-    ticket.updated_at = ctx.now()
+    update_row(session, ticket, updated_at=ctx.now())
     done = ", ".join(c.name for c in parsed.commands) or "no commands"
     raise Stop("appended", f"staff reply from {member.id}: {done}; {'relayed to the customer' if relayed else 'not relayed'}", ticket.ref)
 
@@ -267,7 +268,7 @@ def relay(session: Session, ctx: Context, ticket: Ticket, member, body: str, att
         )
     now = ctx.now()
     if ticket.first_response_at is None:
-        ticket.first_response_at = now
+        update_row(session, ticket, first_response_at=now)
         minutes = round((now - ticket.created_at).total_seconds() / 60, 1)
         mailq.event(
             session,

@@ -13,8 +13,7 @@ from intake.pipeline.case import Case
 from intake.staffmail import notify as notices
 from intake.staffmail import relay, survey
 from intake.staffmail.models import SlaState
-from intake.store.fastsql import add_row
-from intake.tickets.records import row_id
+from intake.store.fastsql import add_row, row_id
 
 
 def staff_reply(case: Case, session: Session, ctx: Context) -> None:

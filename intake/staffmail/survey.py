@@ -26,6 +26,7 @@ from intake.pipeline.message_row import write_inbound
 from intake.staffmail import mailq, notify
 from intake.staffmail.models import Survey
 from intake.staffmail.token import load_key
+from intake.store.fastsql import insert_new, update_row
 from intake.store.models import Message, Ticket
 from intake.tickets.records import is_customer_address
 
@@ -74,10 +75,13 @@ def start(session: Session, ctx: Context, ticket: Ticket) -> Survey | None:
         return None
     now = ctx.now()
     for old in session.scalars(select(Survey).where(Survey.ticket_id == ticket.id, Survey.outcome == "pending")):
-        old.outcome = "superseded"
-    survey = Survey(ticket=ticket, sent_at=now, expires_at=now + timedelta(days=ctx.config.survey.timeout_days), outcome="pending", answer="", via="")
-    session.add(survey)
-    session.flush()
+        update_row(session, old, outcome="superseded")
+    survey = insert_new(
+        session,
+        Survey(
+            ticket_id=ticket.id, sent_at=now, expires_at=now + timedelta(days=ctx.config.survey.timeout_days), outcome="pending", answer="", via=""
+        ),
+    )
     customer = ticket.customer
     if not customer.email:
         mailq.event(
@@ -100,7 +104,7 @@ def start(session: Session, ctx: Context, ticket: Ticket) -> Survey | None:
         link=link(ctx, ticket, survey),
         timeout_days=ctx.config.survey.timeout_days,
     )
-    survey.message_id = queue_mail(
+    message_id = queue_mail(
         session,
         ctx,
         ticket,
@@ -111,6 +115,7 @@ def start(session: Session, ctx: Context, ticket: Ticket) -> Survey | None:
         in_reply_to=last_in.message_id if last_in is not None else None,
         to_customer=True,
     )
+    update_row(session, survey, message_id=message_id)
     mailq.event(session, ctx, ticket, "system", "survey_sent", survey=survey.id, expires_at=survey.expires_at.isoformat())
     return survey
 
@@ -118,7 +123,7 @@ def start(session: Session, ctx: Context, ticket: Ticket) -> Survey | None:
 def withdraw(session: Session, ctx: Context, ticket: Ticket) -> None:
     """Staff took the ticket up again before the customer answered: the survey is void."""
     for item in session.scalars(select(Survey).where(Survey.ticket_id == ticket.id, Survey.outcome == "pending")):
-        item.outcome = "superseded"
+        update_row(session, item, outcome="superseded")
         mailq.event(session, ctx, ticket, "system", "survey_withdrawn", survey=item.id)
 
 
@@ -129,15 +134,15 @@ def pending(session: Session, ticket: Ticket) -> Survey | None:
 def answer(session: Session, ctx: Context, ticket: Ticket, survey: Survey, score: int, *, via: str, text: str = "") -> str:
     """Record a score; close the ticket (satisfied) or reopen it and tell the assignee."""
     actor = mailq.customer_actor(ticket)
-    survey.score, survey.answer, survey.via, survey.answered_at = score, text[:2000], via, ctx.now()
-    ticket.satisfaction = score
+    update_row(session, survey, score=score, answer=text[:2000], via=via, answered_at=ctx.now())
+    update_row(session, ticket, satisfaction=score)
     mailq.event(session, ctx, ticket, actor, "survey_answered", score=score, via=via, survey=survey.id)
     if score >= ctx.config.survey.close_at:
-        survey.outcome = "satisfied"
-        ticket.outcome = ticket.outcome or "customer satisfied"
+        update_row(session, survey, outcome="satisfied")
+        update_row(session, ticket, outcome=ticket.outcome or "customer satisfied")
         mailq.change_status(session, ctx, ticket, "closed", actor, reason=f"satisfaction {score} of 5 (at least {ctx.config.survey.close_at})")
         return "closed"
-    survey.outcome = "reopened"
+    update_row(session, survey, outcome="reopened")
     mailq.change_status(session, ctx, ticket, "in_progress", actor, reason=f"satisfaction {score} of 5 (below {ctx.config.survey.close_at})")
     notify.notify_assignee(session, ctx, ticket, reason="survey_low")
     return "reopened"
@@ -156,7 +161,7 @@ def handle_reply(case: Case, session: Session, ctx: Context) -> None:
     score = parse_score(case.parsed.new_text)
     if score is None:
         # the customer has something to say: the store stage reopens, notify tells the assignee
-        survey.outcome, survey.answer, survey.via, survey.answered_at = "reopened", case.parsed.new_text[:2000], "email", ctx.now()
+        update_row(session, survey, outcome="reopened", answer=case.parsed.new_text[:2000], via="email", answered_at=ctx.now())
         mailq.event(session, ctx, ticket, "system", "survey_reply_not_a_score", survey=survey.id)
         case.notes.append("survey_reply")
         return
@@ -168,8 +173,8 @@ def handle_reply(case: Case, session: Session, ctx: Context) -> None:
 def expire(session: Session, ctx: Context, survey: Survey) -> None:
     """No answer in time: closed as "no objection" (the seeds' 无异议)."""
     ticket = survey.ticket
-    survey.outcome = "no_objection"
-    ticket.outcome = ticket.outcome or "no objection"
+    update_row(session, survey, outcome="no_objection")
+    update_row(session, ticket, outcome=ticket.outcome or "no objection")
     mailq.event(session, ctx, ticket, "system", "survey_expired", survey=survey.id, days=ctx.config.survey.timeout_days)
     mailq.change_status(
         session, ctx, ticket, "closed", "system", reason=f"no answer to the survey within {ctx.config.survey.timeout_days:g} days: no objection"

@@ -1,4 +1,12 @@
-"""The statements every message runs, on the driver's own cursor.
+"""How the pipeline writes, and the statements every message runs, on the driver's own cursor.
+
+One way of writing for everything an item does (issue 16): a new row the session
+holds as an object is written by `insert_new`, a change to one by `update_row` (both
+one statement, at once), and rows only ever appended (events, outbox mail, messages,
+archive jobs, source refs) by `add_row`, which writes them table by table at the
+commit. The ORM's unit of work writes nothing on an item's path
+(tests/integration/test_one_write_path.py); the ORM stays for reading and for the
+console and command line.
 
 SQLAlchemy's execution machinery (execution context, parameter and result objects,
 events) costs 30-50 µs a statement on this machine, where SQLite itself needs 2-3 µs;
@@ -6,7 +14,7 @@ a new ticket runs about fifteen statements, so that machinery was a third of the
 pipeline's CPU. The hot statements are therefore compiled once per dialect by
 SQLAlchemy itself (the same SQL text, and the same type conversions through each
 type's own bind and result processors) and run on the cursor of the session's
-connection, inside the session's transaction and savepoints. Everything else goes
+connection, inside the session's transaction and savepoints. Other reads go
 through the session as ever.
 
 Driver errors are raised as SQLAlchemy's own exceptions (IntegrityError,
@@ -29,9 +37,10 @@ from collections import namedtuple
 from collections.abc import Callable, Collection, Sequence
 from typing import Any
 
-from sqlalchemy import Table, event, insert
+from sqlalchemy import Table, bindparam, event, insert, update
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, make_transient_to_detached
+from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.sql import TableClause
 from sqlalchemy.sql.util import find_tables
 
@@ -296,3 +305,69 @@ def _insert(table: Table, keys: tuple[str, ...], *, returning_id: bool) -> tuple
         statement = insert(table).returning(table.c.id) if returning_id else insert(table)
         found = _INSERTS[(table, keys, returning_id)] = (Prepared(statement, [*keys, *(key for key, _ in defaults)]), defaults)
     return found
+
+
+# -- rows the session holds as objects: written with one statement, never by the unit of work
+
+
+def insert_new(session: Session, obj):
+    """Write a new ORM object with one plain INSERT and attach it to the session as
+    if loaded from the database. The unit of work's flush of a ticket and its customer
+    was the largest single cost of a new case. Columns left unset get their default
+    here, so nothing on the object is expired (which would cost a SELECT). Foreign keys
+    are given as ids (ticket_id=...), not through relationships."""
+    table = type(obj).__table__
+    values = {}
+    for column in table.columns:
+        if column.key == "id":
+            continue
+        if column.key in obj.__dict__:
+            values[column.key] = obj.__dict__[column.key]
+            continue
+        make = python_default(column)
+        value = make() if make is not None else None
+        setattr(obj, column.key, value)  # only what was left unset: the rest is set already
+        values[column.key] = value
+    obj.id = insert_returning_id(session, table, values)
+    make_transient_to_detached(obj)
+    session.add(obj)
+    return obj
+
+
+def update_row(session: Session, obj, **values) -> None:
+    """Change columns of a row the session holds as an object: one UPDATE by its primary
+    key, now, and the object shows the new values as loaded, so the unit of work has
+    nothing to write at the commit."""
+    if not values:
+        return
+    table = type(obj).__table__
+    statement = _update(table, tuple(values))
+    statement.execute(
+        session, {**{f"v_{key}": value for key, value in values.items()}, **{f"pk_{c.key}": getattr(obj, c.key) for c in table.primary_key}}
+    )
+    for key, value in values.items():
+        set_committed_value(obj, key, value)
+
+
+_UPDATES: dict[tuple[Table, tuple[str, ...]], Prepared] = {}
+
+
+def _update(table: Table, keys: tuple[str, ...]) -> Prepared:
+    """The UPDATE of these columns by primary key, built once."""
+    found = _UPDATES.get((table, keys))
+    if found is None:
+        statement = (
+            update(table)
+            .where(*[column == bindparam(f"pk_{column.key}", type_=column.type) for column in table.primary_key])
+            .values({key: bindparam(f"v_{key}", type_=table.c[key].type) for key in keys})
+        )
+        found = _UPDATES[(table, keys)] = Prepared(statement)
+    return found
+
+
+def row_id(session: Session, obj) -> int:
+    """The database id of an ORM object, flushing it first if it is new (sessions do
+    not autoflush)."""
+    if obj.id is None:
+        session.flush()
+    return obj.id

@@ -14,6 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from intake.inbound.quote import strip_quoted
+from intake.store.fastsql import insert_new
 from intake.store.models import Correction, Message, Ticket
 from intake.vocabulary import TYPES
 
@@ -39,8 +40,7 @@ def record(session: Session, ticket: Ticket, *, axis: str, old: str, new: str, a
         actor=actor,
         at=at,
     )
-    session.add(row)
-    return row
+    return insert_new(session, row)
 
 
 def examples(session: Session) -> list[dict]:

@@ -8,9 +8,9 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import bindparam, func, insert, literal, select, update
-from sqlalchemy.orm import Session, make_transient_to_detached
+from sqlalchemy.orm import Session
 
-from intake.store.fastsql import Prepared, add_row, insert_returning_id, insert_rows, python_default
+from intake.store.fastsql import Prepared, add_row, insert_new, insert_returning_id, insert_rows, row_id, update_row
 from intake.store.models import Attachment, Counter, Customer, Event, Message, Ticket, utcnow
 from intake.vocabulary import OPEN_STATUSES, STATUSES
 
@@ -85,9 +85,12 @@ def find_or_create_customer(session: Session, *, email: str, phone: str, name: s
         if not learn:
             return customer
         # learn what we did not know; never overwrite what staff may have corrected
-        customer.name = customer.name or clip(name, Customer.name)
-        customer.company = customer.company or clip(company, Customer.company)
-        customer.phone = customer.phone or clip(phone, Customer.phone) or None
+        learnt = {
+            "name": customer.name or clip(name, Customer.name),
+            "company": customer.company or clip(company, Customer.company),
+            "phone": customer.phone or clip(phone, Customer.phone) or None,
+        }
+        update_row(session, customer, **{key: value for key, value in learnt.items() if value != getattr(customer, key)})
     return customer
 
 
@@ -111,37 +114,6 @@ def may_write_to(config, ticket: Ticket, sender: str) -> bool:
     customer, sender = (ticket.customer.email or "").lower(), (sender or "").lower()
     domain = customer.rpartition("@")[2]
     return bool(sender and domain) and domain in config.tickets.colleague_domains and sender.rpartition("@")[2] == domain
-
-
-def insert_new(session: Session, obj):
-    """Write a new ORM object with one plain INSERT and attach it to the session as
-    if loaded from the database. The unit of work's flush of a ticket and its customer
-    was the largest single cost of a new case. Columns left unset get their default
-    here, so nothing on the object is expired (which would cost a SELECT)."""
-    table = type(obj).__table__
-    values = {}
-    for column in table.columns:
-        if column.key == "id":
-            continue
-        if column.key in obj.__dict__:
-            values[column.key] = obj.__dict__[column.key]
-            continue
-        make = python_default(column)
-        value = make() if make is not None else None
-        setattr(obj, column.key, value)  # only what was left unset: the rest is set already
-        values[column.key] = value
-    obj.id = insert_returning_id(session, table, values)
-    make_transient_to_detached(obj)
-    session.add(obj)
-    return obj
-
-
-def row_id(session: Session, obj) -> int:
-    """The database id of an ORM object, flushing it first if it is new (sessions do
-    not autoflush)."""
-    if obj.id is None:
-        session.flush()
-    return obj.id
 
 
 def store_message(session: Session, row: dict, attachments: Sequence[dict] = ()) -> None:
@@ -168,13 +140,14 @@ def set_status(session: Session, ticket: Ticket, status: str, actor: str, reason
     if status == ticket.status:
         return
     previous, now = ticket.status, now or utcnow()
-    ticket.status, ticket.updated_at = status, now
+    changes: dict = {"status": status, "updated_at": now}
     if status == "resolved":
-        ticket.resolved_at = now
+        changes["resolved_at"] = now
     elif status == "closed":
-        ticket.closed_at = now
+        changes["closed_at"] = now
     elif previous in ("resolved", "closed"):
-        ticket.resolved_at = ticket.closed_at = None
+        changes["resolved_at"] = changes["closed_at"] = None
+    update_row(session, ticket, **changes)
     log_event(session, ticket, actor, "status", at=now, old=previous, new=status, reason=reason)
     queue_archive(session, ticket, "closed" if status == "closed" else "changed", now)
 
