@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 from intake.context import Context
 from intake.staffmail import commands, mailq, notify, sla, survey
 from intake.staffmail.models import FollowUp, SlaState
-from intake.store.fastsql import insert_new, update_row
+from intake.store.fastsql import insert_new, row_id, update_row
 from intake.store.models import Ticket
 from intake.tickets import corrections
 
@@ -61,7 +61,13 @@ def apply(command: commands.Command, session: Session, ctx: Context, ticket: Tic
     elif name == "followup":
         insert_new(
             session,
-            FollowUp(ticket_id=ticket.id, due_on=date.fromisoformat(command.value), what=command.text, created_by=member.id, created_at=ctx.now()),
+            FollowUp(
+                ticket_id=row_id(session, ticket),
+                due_on=date.fromisoformat(command.value),
+                what=command.text,
+                created_by=member.id,
+                created_at=ctx.now(),
+            ),
         )
         update_row(
             session, ticket, follow_up_plan=(ticket.follow_up_plan + "\n" if ticket.follow_up_plan else "") + f"{command.value} {command.text}"

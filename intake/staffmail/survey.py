@@ -26,7 +26,7 @@ from intake.pipeline.message_row import write_inbound
 from intake.staffmail import mailq, notify
 from intake.staffmail.models import Survey
 from intake.staffmail.token import load_key
-from intake.store.fastsql import insert_new, update_row
+from intake.store.fastsql import insert_new, row_id, update_row
 from intake.store.models import Message, Ticket
 from intake.tickets.records import is_customer_address
 
@@ -79,7 +79,12 @@ def start(session: Session, ctx: Context, ticket: Ticket) -> Survey | None:
     survey = insert_new(
         session,
         Survey(
-            ticket_id=ticket.id, sent_at=now, expires_at=now + timedelta(days=ctx.config.survey.timeout_days), outcome="pending", answer="", via=""
+            ticket_id=row_id(session, ticket),
+            sent_at=now,
+            expires_at=now + timedelta(days=ctx.config.survey.timeout_days),
+            outcome="pending",
+            answer="",
+            via="",
         ),
     )
     customer = ticket.customer
@@ -134,15 +139,13 @@ def pending(session: Session, ticket: Ticket) -> Survey | None:
 def answer(session: Session, ctx: Context, ticket: Ticket, survey: Survey, score: int, *, via: str, text: str = "") -> str:
     """Record a score; close the ticket (satisfied) or reopen it and tell the assignee."""
     actor = mailq.customer_actor(ticket)
-    update_row(session, survey, score=score, answer=text[:2000], via=via, answered_at=ctx.now())
-    update_row(session, ticket, satisfaction=score)
+    satisfied = score >= ctx.config.survey.close_at
+    update_row(session, survey, score=score, answer=text[:2000], via=via, answered_at=ctx.now(), outcome="satisfied" if satisfied else "reopened")
+    update_row(session, ticket, satisfaction=score, outcome=ticket.outcome or "customer satisfied" if satisfied else ticket.outcome)
     mailq.event(session, ctx, ticket, actor, "survey_answered", score=score, via=via, survey=survey.id)
-    if score >= ctx.config.survey.close_at:
-        update_row(session, survey, outcome="satisfied")
-        update_row(session, ticket, outcome=ticket.outcome or "customer satisfied")
+    if satisfied:
         mailq.change_status(session, ctx, ticket, "closed", actor, reason=f"satisfaction {score} of 5 (at least {ctx.config.survey.close_at})")
         return "closed"
-    update_row(session, survey, outcome="reopened")
     mailq.change_status(session, ctx, ticket, "in_progress", actor, reason=f"satisfaction {score} of 5 (below {ctx.config.survey.close_at})")
     notify.notify_assignee(session, ctx, ticket, reason="survey_low")
     return "reopened"

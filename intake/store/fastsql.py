@@ -183,9 +183,12 @@ class Prepared:
         finally:
             cursor.close()
 
-    def execute(self, session: Session, values: dict) -> None:
+    def execute(self, session: Session, values: dict) -> int:
+        """Run it; the number of rows it changed."""
         _, cursor = self._run(session, values, many=False)
+        changed = cursor.rowcount
         cursor.close()
+        return changed
 
     def executemany(self, session: Session, rows: list[dict]) -> None:
         _, cursor = self._run(session, rows, many=True)
@@ -337,16 +340,20 @@ def insert_new(session: Session, obj):
 def update_row(session: Session, obj, **values) -> None:
     """Change columns of a row the session holds as an object: one UPDATE by its primary
     key, now, and the object shows the new values as loaded, so the unit of work has
-    nothing to write at the commit."""
+    nothing to write at the commit. Values the object holds already are left out; the
+    row must exist (the unit of work raised when it did not, and so does this)."""
+    values = {key: value for key, value in values.items() if key not in obj.__dict__ or obj.__dict__[key] != value}
     if not values:
         return
     table = type(obj).__table__
-    statement = _update(table, tuple(values))
-    statement.execute(
-        session, {**{f"v_{key}": value for key, value in values.items()}, **{f"pk_{c.key}": getattr(obj, c.key) for c in table.primary_key}}
-    )
-    for key, value in values.items():
-        set_committed_value(obj, key, value)
+    key = {f"pk_{column.key}": getattr(obj, column.key) for column in table.primary_key}
+    if None in key.values():
+        raise ValueError(f"update_row: {type(obj).__name__} has no primary key yet (write it with insert_new first)")
+    changed = _update(table, tuple(values)).execute(session, {**{f"v_{name}": value for name, value in values.items()}, **key})
+    if changed != 1:
+        raise LookupError(f"update_row: no {table.name} row {key}")
+    for name, value in values.items():
+        set_committed_value(obj, name, value)
 
 
 _UPDATES: dict[tuple[Table, tuple[str, ...]], Prepared] = {}

@@ -8,9 +8,9 @@ from datetime import UTC, datetime
 from sqlalchemy import select, text
 
 from intake.store.db import transaction
-from intake.store.fastsql import add_row, write_rows
+from intake.store.fastsql import add_row, insert_new, write_rows
 from intake.store.models import Event, Message, SourceItem, Ticket
-from intake.tickets.records import insert_new, log_event
+from intake.tickets.records import log_event
 
 AT = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)
 
@@ -161,3 +161,25 @@ def test_a_savepoint_rolled_back_keeps_the_rows_queued_before_it(ctx):
         assert waiting(session) == {"events"}
     with ctx.sessions() as session:
         assert [e.kind for e in session.scalars(select(Event))] == ["before"]
+
+
+def test_update_row_writes_at_once_leaves_nothing_for_the_unit_of_work_and_refuses_a_missing_row(ctx):
+    """One UPDATE now, the object's values as loaded (nothing dirty), an unchanged value left
+    out; an object never written (no id) or a row gone is an error, as the unit of work's
+    StaleDataError was, never a silent no-op."""
+    import pytest
+
+    from intake.store.fastsql import update_row
+
+    with transaction(ctx.sessions) as session:
+        ticket = _ticket(session)
+        update_row(session, ticket, status="in_progress", updated_at=AT.replace(hour=9), notes="")
+        assert not session.is_modified(ticket) and ticket.status == "in_progress"
+        assert session.execute(text("SELECT status, notes FROM tickets WHERE id = :id"), {"id": ticket.id}).one() == ("in_progress", "")
+        update_row(session, ticket, status="in_progress")  # unchanged: nothing to write
+        with pytest.raises(ValueError, match="no primary key"):
+            update_row(session, Ticket(ref="261123-0002", status="new"), status="closed")
+        gone = Ticket(ref=ticket.ref, status="in_progress")
+        gone.id = ticket.id + 1000
+        with pytest.raises(LookupError, match="no tickets row"):
+            update_row(session, gone, status="closed")
