@@ -183,9 +183,8 @@ class SmtpTransport:
             self.close()
             permanent = 500 <= exc.smtp_code < 600
             raise TransportError(f"SMTP {exc.smtp_code}: {exc.smtp_error!r}", permanent=permanent, server=not permanent) from None
-        except (
-            smtplib.SMTPServerDisconnected
-        ) as exc:  # closed under us (after the data: the mail may go twice, one Message-ID, as at its next attempt)
+        except smtplib.SMTPServerDisconnected as exc:
+            # closed under us (if after the data, the mail may go twice, with one Message-ID, as at its next attempt)
             raise _LetGo(str(exc)) from None
         except (OSError, smtplib.SMTPException) as exc:
             self.close()

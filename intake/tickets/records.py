@@ -85,12 +85,13 @@ def find_or_create_customer(session: Session, *, email: str, phone: str, name: s
         if not learn:
             return customer
         # learn what we did not know; never overwrite what staff may have corrected
-        learnt = {
-            "name": customer.name or clip(name, Customer.name),
-            "company": customer.company or clip(company, Customer.company),
-            "phone": customer.phone or clip(phone, Customer.phone) or None,
-        }
-        update_row(session, customer, **{key: value for key, value in learnt.items() if value != getattr(customer, key)})
+        update_row(  # what is known already is left out
+            session,
+            customer,
+            name=customer.name or clip(name, Customer.name),
+            company=customer.company or clip(company, Customer.company),
+            phone=customer.phone or clip(phone, Customer.phone) or None,
+        )
     return customer
 
 
