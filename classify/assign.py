@@ -7,7 +7,11 @@ Choices (documented for the team):
     off-shift holder give way to someone on duty. An away holder always gives way.
   * Otherwise only staff who are not away and on shift at `now` are candidates.
   * least_open: the fewest open tickets; ties go to whoever is listed first in
-    staff.toml, so the outcome never depends on dict or set order.
+    staff.toml, so the outcome never depends on dict or set order. The counts are
+    asked for (`open_counts`, a query in the daemon) only when two or more people
+    are available, and only of them: counting is linear in their open tickets,
+    and with one person on shift it was the costliest statement of a new case on
+    PostgreSQL (bench/imap_backlog.md).
   * round_robin: the next available member after `last_assigned`, in file order,
     wrapping around.
   * Nobody available: None. The caller leaves the case unassigned in the
@@ -16,6 +20,7 @@ Choices (documented for the team):
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from datetime import datetime
 
 from classify.staff import StaffDirectory, StaffMember
@@ -25,7 +30,7 @@ def choose_assignee(
     directory: StaffDirectory,
     department: str,
     *,
-    open_counts: dict[str, int],
+    open_counts: Callable[[list[str]], Mapping[str, int]],
     now: datetime,
     current_holder: str | None = None,
     last_assigned: str | None = None,
@@ -46,5 +51,8 @@ def choose_assignee(
             rotated = members[start:] + members[:start]
             return next(m for m in rotated if m in available)
         return available[0]
+    if len(available) == 1:
+        return available[0]
+    counts = open_counts([m.id for m in available])
     order = {m.id: i for i, m in enumerate(members)}
-    return min(available, key=lambda m: (open_counts.get(m.id, 0), order[m.id]))
+    return min(available, key=lambda m: (counts.get(m.id, 0), order[m.id]))

@@ -21,11 +21,12 @@ from intake.outgoing.queue import queue_mail
 from intake.pipeline.case import Case, Quarantine, Stop
 from intake.pipeline.message_row import write_inbound
 from intake.staffmail.sla import due_time
-from intake.store.fastsql import Prepared, insert_new, update_row, waiting, write_rows
+from intake.store.fastsql import Prepared, update_row, waiting, write_rows
 from intake.store.models import Customer, Message, OutboxMail, Ticket
 from intake.tickets.records import (
     IS_OPEN,
     find_or_create_customer,
+    insert_ticket,
     log_event,
     may_write_to,
     new_ref,
@@ -259,17 +260,15 @@ def route(case: Case, session: Session, ctx: Context) -> None:
     if case.parsed.from_addr:
         holder = _HOLDER.scalar(session, {"email": case.parsed.from_addr, "department": case.department})
     # each strategy reads only what it needs: the last assignee, or the open counts
-    last, counts = None, {}
+    last = None
     if staff.strategy == "round_robin":
         last = session.scalar(
             select(Ticket.assignee).where(Ticket.department == case.department, Ticket.assignee.is_not(None)).order_by(Ticket.id.desc()).limit(1)
         )
-    else:
-        counts = open_counts(session, [m.id for m in staff.members if case.department in m.departments])
     member = choose_assignee(
         staff,
         case.department,
-        open_counts=counts,
+        open_counts=lambda people: open_counts(session, people),
         now=ctx.now(),
         current_holder=holder,
         last_assigned=last,
@@ -326,7 +325,7 @@ def store(case: Case, session: Session, ctx: Context) -> None:
         updated_at=now,
         due_at=due_time(ctx.config, now, c.type, c.urgency),  # type overrides, working hours
     )
-    insert_new(session, ticket)
+    insert_ticket(session, ticket)
     # the relationship set as loaded: setting it would make the customer dirty (its
     # `tickets` backref) and cost a flush of both at the next savepoint
     set_committed_value(ticket, "customer", customer)

@@ -13,6 +13,7 @@ from intake.staffmail.models import FollowUp, SlaState
 from intake.store.fastsql import insert_new, row_id, update_row
 from intake.store.models import Ticket
 from intake.tickets import corrections
+from intake.tickets.records import set_assignee
 
 
 def apply(command: commands.Command, session: Session, ctx: Context, ticket: Ticket, member, parsed: commands.Parsed) -> None:
@@ -34,7 +35,7 @@ def apply(command: commands.Command, session: Session, ctx: Context, ticket: Tic
     elif name == "assign":
         previous = ticket.assignee
         if previous != command.value:
-            update_row(session, ticket, assignee=command.value)
+            set_assignee(session, ticket, command.value)
             mailq.event(session, ctx, ticket, actor, "assigned", department=ticket.department, assignee=command.value, previous=previous)
             notify.notify_assignee(session, ctx, ticket, reason="reassigned", by=member.name)
     elif name == "eta":

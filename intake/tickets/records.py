@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import bindparam, func, insert, literal, select, update
+from sqlalchemy import bindparam, event, func, insert, literal, select, update
 from sqlalchemy.orm import Session
 
 from intake.store.fastsql import Prepared, add_row, insert_new, insert_returning_id, insert_rows, row_id, update_row
@@ -148,7 +148,9 @@ def set_status(session: Session, ticket: Ticket, status: str, actor: str, reason
         changes["closed_at"] = now
     elif previous in ("resolved", "closed"):
         changes["resolved_at"] = changes["closed_at"] = None
+    _count_open(session, ticket.assignee, previous, -1)
     update_row(session, ticket, **changes)
+    _count_open(session, ticket.assignee, status, 1)
     log_event(session, ticket, actor, "status", at=now, old=previous, new=status, reason=reason)
     queue_archive(session, ticket, "closed" if status == "closed" else "changed", now)
 
@@ -174,19 +176,49 @@ def queue_archive(session: Session, ticket: Ticket, reason: str, now: datetime) 
     )
 
 
-def open_counts(session: Session, staff_ids: list[str] | None = None) -> dict[str, int]:
-    """Open tickets per assignee, for least-open assignment (of `staff_ids` only, when
-    given: a department's people, counted on the (assignee, status) index)."""
-    if staff_ids is not None:  # the per-ticket case: one statement, built once per number of people
-        if not staff_ids:
-            return {}
-        return {assignee: count for assignee, count in _open_of(len(staff_ids)).all(session, {f"id{i}": v for i, v in enumerate(staff_ids)})}
-    query = select(Ticket.assignee, func.count()).where(Ticket.status.in_(OPEN_STATUSES), Ticket.assignee.is_not(None))
-    counts: dict[str, int] = {}
-    for assignee, count in session.execute(query.group_by(Ticket.assignee)):
-        assert assignee is not None, "the query leaves out unassigned tickets"
-        counts[assignee] = count
-    return counts
+# Least-open assignment counts the open tickets of a department's people for every new
+# case: a count linear in them (1 ms a case on PostgreSQL with 600 open tickets a person in
+# a backlog, the costliest statement of a new case: bench/imap_backlog.md). So a
+# transaction (a group of up to ten items) counts each person once, and the writes below
+# that open a ticket, change its status or its assignee keep those counts true.
+_OPEN_COUNTS = "open_counts"
+
+
+@event.listens_for(Session, "after_transaction_create")
+@event.listens_for(Session, "after_transaction_end")
+def _forget_open_counts(session: Session, transaction) -> None:
+    session.info.pop(_OPEN_COUNTS, None)
+
+
+def open_counts(session: Session, staff_ids: list[str]) -> dict[str, int]:
+    """Open tickets per assignee of `staff_ids`, for least-open assignment: those not yet
+    counted in this transaction in one statement on the (assignee, status) index."""
+    known: dict[str, int] = session.info.setdefault(_OPEN_COUNTS, {})
+    missing = [person for person in staff_ids if person not in known]
+    if missing:
+        counted = dict(_open_of(len(missing)).all(session, {f"id{i}": v for i, v in enumerate(missing)}))
+        known.update((person, counted.get(person, 0)) for person in missing)
+    return {person: known[person] for person in staff_ids}
+
+
+def _count_open(session: Session, assignee: str | None, status: str, change: int) -> None:
+    """One open ticket more (`change` 1) or fewer (-1) for `assignee`, in the counts this
+    transaction holds; a person not counted yet is counted from the database as written."""
+    known = session.info.get(_OPEN_COUNTS)
+    if known and assignee in known and status in OPEN_STATUSES:
+        known[assignee] += change
+
+
+def insert_ticket(session: Session, ticket: Ticket) -> None:
+    """A new ticket, written at once (its id is needed by everything after)."""
+    insert_new(session, ticket)
+    _count_open(session, ticket.assignee, ticket.status, 1)
+
+
+def set_assignee(session: Session, ticket: Ticket, assignee: str | None) -> None:
+    _count_open(session, ticket.assignee, ticket.status, -1)
+    update_row(session, ticket, assignee=assignee)
+    _count_open(session, assignee, ticket.status, 1)
 
 
 # An open ticket, as a prepared statement (intake/store/fastsql.py) can hold it: the statuses

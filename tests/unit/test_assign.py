@@ -63,11 +63,21 @@ def directory(tmp_path: Path, strategy: str = "least_open", c_away: str = "false
     return load_staff(path)
 
 
-def pick(d, **kw):
-    kw.setdefault("open_counts", {})
+def pick(d, open_counts=None, **kw):
+    """The chosen member's id; `open_counts` as the daemon's query would answer, and the
+    people it was asked about are recorded in ASKED."""
+    ASKED.clear()
+
+    def count(people):
+        ASKED.append(list(people))
+        return {k: v for k, v in (open_counts or {}).items() if k in people}
+
     kw.setdefault("now", DAY)
-    member = choose_assignee(d, "after_sales", **kw)
+    member = choose_assignee(d, "after_sales", open_counts=count, **kw)
     return member.id if member else None
+
+
+ASKED: list[list[str]] = []
 
 
 def test_least_open_wins_and_ties_go_to_the_first_listed(tmp_path: Path):
@@ -121,7 +131,21 @@ def test_nobody_available_gives_none(tmp_path: Path):
     """On Sunday nobody in the department is on shift: no assignee."""
     d = directory(tmp_path)
     assert pick(d, now=SUNDAY) is None
-    assert choose_assignee(d, "no_such_department", open_counts={}, now=DAY) is None
+    assert choose_assignee(d, "no_such_department", open_counts=dict, now=DAY) is None
+
+
+def test_counts_are_asked_only_when_there_is_a_choice(tmp_path: Path):
+    """Counting open tickets is a query in the daemon: asked only of the people
+    available, and not at all when one person or nobody is, or the holder keeps it."""
+    d = directory(tmp_path, c_away="true")
+    assert pick(d, open_counts={"a": 4, "b": 1, "c": 0}) == "b"
+    assert ASKED == [["a", "b"]]  # c is away, night is off shift
+    assert pick(d, now=NIGHT, open_counts={"night": 9}) == "night"
+    assert ASKED == []  # only the night shift is on: no count
+    assert pick(d, open_counts={"a": 9}, current_holder="a") == "a"
+    assert ASKED == []
+    assert pick(d, now=SUNDAY) is None
+    assert ASKED == []
 
 
 def test_shift_parsing():
