@@ -35,6 +35,7 @@ class Case:
     form: dict = field(default_factory=dict)  # the submission's fields, for web forms
     fingerprint: str | None = None
     content_hash: str | None = None
+    group: Any = None  # stages.GroupLookups: lookups made once for the item's group, if any
     autoreply: str | None = None  # why no acknowledgement may be sent
     ticket: Any = None  # intake.store.models.Ticket, once threaded or opened
     opened: bool = False

@@ -35,7 +35,7 @@ from intake.context import Context
 from intake.ops.metrics import record_take
 from intake.pipeline.builtin import PIPELINE
 from intake.pipeline.case import Case, Quarantine, Stop
-from intake.pipeline.stages import prepare
+from intake.pipeline.stages import look_up_group, prepare
 from intake.sources.base import Result, SourceRef
 from intake.store.db import transaction
 from intake.store.fastsql import Prepared, add_row, drop_rows, insert_new, update_row, write_rows
@@ -170,6 +170,8 @@ class Pipeline:
         try:
             with transaction(self.ctx.sessions) as session:
                 earlier = _taken_before(session, [case.ref for case in cases])  # one lookup for the group
+                if not any(case.channel == "form" for case in cases):
+                    look_up_group(session, cases, self.ctx.now())  # and two more for the stages
                 for case in cases:
                     started = time.perf_counter()
                     taken.append((case.ref, self._stages(session, case, None, earlier), time.perf_counter() - started))

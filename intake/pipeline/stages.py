@@ -8,8 +8,9 @@ outbox rows in it. No stage talks to IMAP, SMTP or the file system.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import replace
-from datetime import timedelta
+from collections import Counter
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import ColumnElement, bindparam, func, select, text
@@ -48,6 +49,7 @@ def prepare(case: Case, ctx: Context) -> None:
     except Exception as exc:
         case.unready = exc
         return
+    identify(case)
     try:
         case.classification = case.prepared = _classified(case, ctx)
     except Exception:  # a bug: met again in the classify stage, if this item opens a ticket
@@ -91,12 +93,23 @@ def _sha256(*parts: str | bytes) -> str:
     return digest.hexdigest()
 
 
-def dedupe(case: Case, session: Session, ctx: Context) -> None:
-    """The same message twice (two mailboxes, a re-delivery, a second ingest) is one
-    message; a Message-ID reused by another sender or other content is not."""
+def identify(case: Case) -> None:
+    """What makes two copies of a message one: its content (sender, subject, text,
+    attachments) and, for mail, its Message-ID or date as well. Pure: done in prepare."""
     msg = case.parsed
     sender = msg.from_addr or case.form.get("phone", "")
     case.content_hash = _sha256(sender, msg.subject, msg.text.strip(), *(_sha256(a.filename, a.data) for a in msg.attachments))
+    if case.channel != "form":
+        identity = msg.message_id or (msg.date.isoformat() if msg.date else "")
+        case.fingerprint = _sha256("email", identity, case.content_hash)
+
+
+def dedupe(case: Case, session: Session, ctx: Context) -> None:
+    """The same message twice (two mailboxes, a re-delivery, a second ingest) is one
+    message; a Message-ID reused by another sender or other content is not."""
+    if case.content_hash is None:  # not prepared
+        identify(case)
+    assert case.content_hash is not None, "identify sets it"
     if case.channel == "form":
         if session.get_bind().dialect.name == "postgresql":
             # two identical submissions at the same moment (a double click reaching two
@@ -107,20 +120,73 @@ def dedupe(case: Case, session: Session, ctx: Context) -> None:
         if earlier is not None:
             raise Stop("duplicate", "the same submission again within seconds", earlier.ref)
         return
-    identity = msg.message_id or (msg.date.isoformat() if msg.date else "")
-    case.fingerprint = _sha256("email", identity, case.content_hash)
+    group = case.group
+    if group is not None and not group.copy_in_group(case):
+        if case.fingerprint in group.copies:
+            raise Stop("duplicate", f"message already taken (Message-ID {case.parsed.message_id or 'none'})", group.copies[case.fingerprint])
+        return
     if any(row.get("fingerprint") == case.fingerprint for row in waiting(session, _MESSAGES)):
         write_rows(session, [_MESSAGES])  # a copy earlier in this group (rare): written, then found as any other
     earlier = _SAME_EMAIL.first(session, {"fingerprint": case.fingerprint})
     if earlier is not None:
-        raise Stop("duplicate", f"message already taken (Message-ID {msg.message_id or 'none'})", earlier.ref)
+        raise Stop("duplicate", f"message already taken (Message-ID {case.parsed.message_id or 'none'})", earlier.ref)
 
 
-# The lookups every item makes, built once (statement construction is a measurable
-# share of the per-message cost); each gives the ticket reference of an earlier copy.
-_MESSAGES, _TICKETS = Message.__table__, Ticket.__table__
-_EARLIER = select(_TICKETS.c.ref).select_from(_MESSAGES.outerjoin(_TICKETS, _MESSAGES.c.ticket_id == _TICKETS.c.id))
-# every item asks: the group's messages are left waiting (dedupe looks at them itself)
+@dataclass
+class GroupLookups:
+    """Two lookups that dedupe and acknowledge make for every item, made once for a group
+    at its start (Pipeline._group_at_once): on PostgreSQL each statement is a round trip
+    to the server (9.2 -> 7.4 statements a message, bench/imap_backlog.md). What the group
+    itself does is kept here, not read from rows (some are written during the group, some
+    wait for its commit): an item whose copy is another item of the group looks in the
+    database as before, and a sender's count adds the acknowledgements the group queued.
+    On PostgreSQL what another daemon commits during the group is not seen until the next
+    one, as it was not seen before an item's own lookup: a copy taken there meanwhile
+    fails the group's commit on the unique fingerprint, and its items are taken again one
+    by one (the same outcome, later)."""
+
+    fingerprints: Counter[str | None]  # of the group's items
+    copies: dict[str, str | None]  # fingerprint -> the ticket of a copy taken before the group
+    acks: dict[str, int]  # sender -> acknowledgements to them in the hour before the group
+    queued: Counter[str] = field(default_factory=Counter)  # sender -> acknowledgements queued in the group
+
+    def copy_in_group(self, case: Case) -> bool:
+        return self.fingerprints[case.fingerprint] > 1
+
+    def acks_to(self, address: str) -> int | None:
+        """Acknowledgements to `address` in the last hour, this group's so far included;
+        None for an address not looked up."""
+        before = self.acks.get(address)
+        return None if before is None else before + self.queued[address]
+
+
+def look_up_group(session: Session, cases: list[Case], now: datetime) -> None:
+    """GroupLookups for `cases` (prepared, none a form), set on each case as `case.group`."""
+    wanted = [case.fingerprint for case in cases if case.fingerprint is not None]
+    copies: dict[str, str | None] = {}
+    if wanted:
+        copies = dict(
+            session.execute(
+                select(_MESSAGES.c.fingerprint, _TICKETS.c.ref).select_from(_EARLIER_FROM).where(_MESSAGES.c.fingerprint.in_(wanted))
+            ).all()
+        )
+    senders = {case.parsed.from_addr for case in cases if case.parsed.from_addr}
+    acks = dict.fromkeys(senders, 0)
+    if senders:
+        acks.update(session.execute(_ACKS_TO.where(_OUTBOX.c.rcpt_to.in_(senders)), {"since": now - ACK_WINDOW}).all())
+    lookups = GroupLookups(Counter(case.fingerprint for case in cases), copies, acks)
+    for case in cases:
+        case.group = lookups
+
+
+# The copy lookups, built once (statement construction is a measurable share of the
+# per-message cost); each gives the ticket reference of an earlier copy.
+_MESSAGES, _TICKETS, _OUTBOX = Message.__table__, Ticket.__table__, OutboxMail.__table__
+_EARLIER_FROM = _MESSAGES.outerjoin(_TICKETS, _MESSAGES.c.ticket_id == _TICKETS.c.id)
+_EARLIER = select(_TICKETS.c.ref).select_from(_EARLIER_FROM)
+# asked by an item outside a group taken at once (alone, in a savepoint, in a group
+# with a form) or whose copy is in its group: the group's messages are left waiting
+# (dedupe looks at them itself)
 _SAME_EMAIL = Prepared(_EARLIER.where(_MESSAGES.c.fingerprint == bindparam("fingerprint")), sees_waiting=False)
 _SAME_FORM = _EARLIER.where(
     _MESSAGES.c.content_hash == bindparam("hash"), _MESSAGES.c.channel == "form", _MESSAGES.c.received_at >= bindparam("since")
@@ -349,8 +415,11 @@ def store(case: Case, session: Session, ctx: Context) -> None:
         log_event(session, ticket, "system", "assigned", at=now, department=ticket.department, assignee=ticket.assignee)
 
 
-_OUTBOX = OutboxMail.__table__
-_RECENT_ACKS = Prepared(  # every new case asks: the group's mail is left waiting (counted by acknowledge)
+ACK_WINDOW = timedelta(hours=1)  # limits.acks_per_sender_per_hour
+_ACKS_TO = (
+    select(_OUTBOX.c.rcpt_to, func.count()).where(_OUTBOX.c.kind == "ack", _OUTBOX.c.created_at >= bindparam("since")).group_by(_OUTBOX.c.rcpt_to)
+)
+_RECENT_ACKS = Prepared(  # asked as _SAME_EMAIL is (no GroupLookups): the mail waiting is counted by acknowledge
     select(func.count())
     .select_from(_OUTBOX)
     .where(_OUTBOX.c.kind == "ack", _OUTBOX.c.rcpt_to == bindparam("to"), _OUTBOX.c.created_at >= bindparam("since")),
@@ -382,9 +451,11 @@ def acknowledge(case: Case, session: Session, ctx: Context) -> None:
     if not plain_address(msg.from_addr):  # it would go into our To header and RCPT as it is
         log_event(session, ticket, "system", "ack_skipped", at=ctx.now(), reason="the sender's address is not a plain address we can answer")
         return
-    limits, since = ctx.config.limits, ctx.now() - timedelta(hours=1)
-    recent = _RECENT_ACKS.scalar(session, {"to": msg.from_addr, "since": since})
-    recent += sum(1 for row in waiting(session, _OUTBOX) if row["kind"] == "ack" and row["rcpt_to"] == msg.from_addr)  # queued this group
+    limits, since = ctx.config.limits, ctx.now() - ACK_WINDOW
+    recent = case.group.acks_to(msg.from_addr) if case.group is not None else None
+    if recent is None:
+        recent = _RECENT_ACKS.scalar(session, {"to": msg.from_addr, "since": since})
+        recent += sum(1 for row in waiting(session, _OUTBOX) if row["kind"] == "ack" and row["rcpt_to"] == msg.from_addr)  # queued, not written
     if recent >= limits.acks_per_sender_per_hour:
         log_event(
             session,
@@ -444,6 +515,8 @@ def acknowledge(case: Case, session: Session, ctx: Context) -> None:
         to_customer=True,
     )
     case.acknowledged = True
+    if case.group is not None:
+        case.group.queued[msg.from_addr] += 1
 
 
 def to_archive(case: Case, session: Session, ctx: Context) -> None:

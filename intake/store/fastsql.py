@@ -25,10 +25,11 @@ refs) wait in the session (`add_row`) and are written table by table, one execut
 each, when the transaction commits: a group of ten messages writes its events in one
 statement, not ten. A prepared statement on a table with rows waiting writes that
 table's rows first, and any query through the session writes them all first, so no
-lookup misses what an earlier item of the group did. A lookup that every item makes on
-such a table (the copy of this email, the acknowledgements to this sender) would write
-the group's rows an item at a time: it leaves them waiting (`sees_waiting=False`) and
-looks at them itself (`waiting`).
+lookup misses what an earlier item of the group did. A lookup that an item makes on
+such a table (the copy of this email, the acknowledgements to this sender, when they
+were not looked up for its whole group: intake/pipeline/stages.py GroupLookups) would
+write the group's rows an item at a time: it leaves them waiting (`sees_waiting=False`)
+and looks at them itself (`waiting`).
 """
 
 from __future__ import annotations

@@ -179,8 +179,11 @@ def queue_archive(session: Session, ticket: Ticket, reason: str, now: datetime) 
 # Least-open assignment counts the open tickets of a department's people for every new
 # case: a count linear in them (1 ms a case on PostgreSQL with 600 open tickets a person in
 # a backlog, the costliest statement of a new case: bench/imap_backlog.md). So a
-# transaction (a group of up to ten items) counts each person once, and the writes below
-# that open a ticket, change its status or its assignee keep those counts true.
+# transaction (a group of up to ten items taken at once) counts each person once, and the
+# writes below that open a ticket, change its status or its assignee keep those counts
+# true. The counts are forgotten whenever a transaction or savepoint begins or ends: an
+# item rolled back in its savepoint leaves nothing in them (then a person is counted once
+# an item, as before).
 _OPEN_COUNTS = "open_counts"
 
 

@@ -73,3 +73,23 @@ def test_status_and_assignee_changes_in_the_transaction_keep_the_counts_true(mak
         assert open_counts(s, PEOPLE) == counted_in_the_database(s) == {"sun.yue": 2, "li.na": 1}
         set_assignee(s, third, "li.na")
         assert open_counts(s, PEOPLE) == counted_in_the_database(s) == {"sun.yue": 2, "li.na": 2}
+
+
+def test_an_item_rolled_back_in_its_savepoint_leaves_nothing_in_the_counts(make_ctx, db_url, monkeypatch):
+    """A group with a failing item is taken with a savepoint an item: the failing item's
+    assignment is rolled back, and so must its count be (the counts are forgotten at
+    every savepoint's end), or the next case would go to the wrong person."""
+    from intake.pipeline import runner
+
+    def fails_after_store(case, session, ctx):
+        if case.parsed.subject == "投诉 1":
+            raise RuntimeError("a bug after the ticket was written")
+
+    monkeypatch.setattr(runner, "PIPELINE", (*runner.PIPELINE, fails_after_store))
+    ctx = make_ctx(db_url, Clock(MONDAY_13), **staff_config())
+    results = Pipeline(ctx).take_many(strangers(3))
+    assert [r.outcome for r in results] == ["opened", "quarantined", "opened"]
+    with ctx.sessions() as s:
+        assignees = [s.scalar(select(Ticket.assignee).where(Ticket.ref == r.ticket)) for r in results if r.ticket]
+        assert assignees == PEOPLE  # the second real case goes to li.na, who holds none
+        assert counted_in_the_database(s) == {"sun.yue": 1, "li.na": 1}

@@ -223,6 +223,122 @@ def test_a_group_of_new_cases_writes_its_messages_and_mail_once_at_the_commit(ct
     assert count(ctx, Message) == 10 and len(outbox(ctx)) == 5
 
 
+@contextmanager
+def lookups(ctx, monkeypatch):
+    """Counts the statements that look for an earlier copy of a message (by fingerprint)
+    or count a sender's acknowledgements, however they run: through the session or on
+    the driver's cursor (intake/store/fastsql.py)."""
+    from intake.store import fastsql
+
+    seen: Counter[str] = Counter()
+
+    def note(sql: str) -> None:
+        if sql.startswith("SELECT") and "fingerprint" in sql.split("WHERE", 1)[-1]:
+            seen["copies"] += 1
+        if sql.startswith("SELECT") and "FROM outbox" in sql and "kind" in sql and "rcpt_to" in sql:
+            seen["acks"] += 1
+
+    run = fastsql.Prepared._run
+
+    def counted(self, session, values, many):
+        compiled, cursor = run(self, session, values, many)
+        note(compiled.sql)
+        return compiled, cursor
+
+    def on_execute(conn, cursor, statement, parameters, context, executemany) -> None:
+        note(statement)
+
+    monkeypatch.setattr(fastsql.Prepared, "_run", counted)
+    engine = _engine(ctx)
+    event.listen(engine, "before_cursor_execute", on_execute)
+    try:
+        yield seen
+    finally:
+        event.remove(engine, "before_cursor_execute", on_execute)
+
+
+def test_a_group_looks_for_copies_and_counts_acknowledgements_once_not_once_an_item(ctx, pipeline, monkeypatch):
+    """On PostgreSQL every statement is a round trip: the group asks both questions
+    once, and finds a copy taken before it and a sender's acknowledgements of the last
+    hour, with the group's own acknowledgements counted too (limit 3 an hour here)."""
+    ctx.config.limits.acks_per_sender_per_hour = 3
+    taken_before = mail("Where is my refund?", subject="Refund", sender="dave@example.org")
+    opened = pipeline.take(taken_before, ref("1:1", "imap:support/INBOX"))
+    assert pipeline.take(mail("And my invoice?", subject="Invoice", sender="dave@example.org"), ref("1:2", "imap:support/INBOX")).outcome == "opened"
+    group = [
+        (taken_before, ref("9:1", "imap:sales/INBOX")),  # the same mail from another mailbox
+        *[
+            (mail(f"Order {n} has not arrived.", subject=f"Order {n}", sender="dave@example.org"), ref(f"1:{n + 3}", "imap:support/INBOX"))
+            for n in range(3)
+        ],
+        *[(mail(f"订单 {n} 没到。", subject=f"订单 {n}", sender=f"c{n}@kehu.example.cn"), ref(f"1:{n + 6}", "imap:support/INBOX")) for n in range(3)],
+    ]
+    with lookups(ctx, monkeypatch) as seen, commits(ctx) as committed:
+        results = pipeline.take_many(group)
+    assert len(committed) == 1
+    assert seen == {"copies": 1, "acks": 1}
+    assert [r.outcome for r in results] == ["duplicate"] + ["opened"] * 6
+    assert results[0].ticket == opened.ticket
+    # dave had two acknowledgements this hour: one more, then the cap
+    skipped = [any(e.kind == "ack_skipped" for e in ticket(ctx, r.ticket).events) for r in results[1:4]]
+    assert skipped == [False, True, True]
+    assert Counter(a.rcpt_to for a in outbox(ctx)) == {
+        "dave@example.org": 3,
+        "c0@kehu.example.cn": 1,
+        "c1@kehu.example.cn": 1,
+        "c2@kehu.example.cn": 1,
+    }
+
+
+def test_a_copy_within_the_group_is_still_found_with_the_group_lookups(ctx, pipeline, monkeypatch):
+    """The group's lookups were made before its items wrote anything: an item whose copy is
+    another item of the same group looks in the database, after its rows. (Without that,
+    the unique fingerprint would still fail the commit and the items be taken again one by
+    one: the single commit is what shows the copy was found.)"""
+    raw = mail("发票金额开错了。", subject="发票", sender="chen@kehu.example.cn")
+    other = mail("Other.", subject="Other", sender="o@example.org")
+    items = [(raw, ref("1:1", "imap:support/INBOX")), (other, ref("1:2", "imap:support/INBOX")), (raw, ref("2:1", "imap:sales/INBOX"))]
+    with lookups(ctx, monkeypatch) as seen, commits(ctx) as committed:
+        first, _, copy = pipeline.take_many(items)
+    assert len(committed) == 1
+    assert (first.outcome, copy.outcome) == ("opened", "duplicate") and copy.ticket == first.ticket
+    assert seen["copies"] == 3  # the group's, then one for each of the two items that share a fingerprint
+    assert count(ctx, Ticket) == 2
+
+    # taken before and twice in the next group: both copies are duplicates, in one commit
+    items = [
+        (raw, ref("3:1", "imap:other/INBOX")),
+        (raw, ref("4:1", "imap:more/INBOX")),
+        (mail("New.", subject="New", sender="n@example.org"), ref("1:3", "imap:support/INBOX")),
+    ]
+    with commits(ctx) as committed:
+        results = pipeline.take_many(items)
+    assert len(committed) == 1
+    assert [(r.outcome, r.ticket == first.ticket) for r in results] == [("duplicate", True), ("duplicate", True), ("opened", False)]
+    assert count(ctx, Ticket) == 3
+
+
+def test_a_taken_group_leaves_none_of_its_items_in_memory(ctx, pipeline):
+    """A group's items (raw bytes, parsed text, attachments) are freed when the group is
+    done, by reference counting alone: nothing that outlives an item may point back at it
+    in a cycle (the group's lookups once did), or a backlog's mail piles up until the
+    collector's next full pass."""
+    import gc
+
+    from intake.pipeline.case import Case
+
+    items = [
+        (mail(f"{'很长的正文' * 2000} {n}", subject=f"长 {n}", sender=f"c{n}@example.org"), ref(f"1:{n}", "imap:support/INBOX")) for n in range(5)
+    ]
+    gc.collect()
+    gc.disable()
+    try:
+        assert [r.outcome for r in pipeline.take_many(items)] == ["opened"] * 5
+        assert [o for o in gc.get_objects() if isinstance(o, Case)] == []
+    finally:
+        gc.enable()
+
+
 def test_a_group_holding_a_ref_taken_before_commits_once_and_answers_duplicate(ctx, pipeline):
     """The group looks up its refs taken before in one statement: the ref taken earlier is a
     duplicate at once, not a unique-key failure at the commit that sends the whole group
