@@ -122,14 +122,14 @@ def dedupe(case: Case, session: Session, ctx: Context) -> None:
         return
     group = case.group
     if group is not None and not group.copy_in_group(case):
-        if case.fingerprint in group.copies:
-            raise Stop("duplicate", f"message already taken (Message-ID {case.parsed.message_id or 'none'})", group.copies[case.fingerprint])
-        return
-    if any(row.get("fingerprint") == case.fingerprint for row in waiting(session, _MESSAGES)):
-        write_rows(session, [_MESSAGES])  # a copy earlier in this group (rare): written, then found as any other
-    earlier = _SAME_EMAIL.first(session, {"fingerprint": case.fingerprint})
-    if earlier is not None:
-        raise Stop("duplicate", f"message already taken (Message-ID {case.parsed.message_id or 'none'})", earlier.ref)
+        taken, ticket_ref = case.fingerprint in group.copies, group.copies.get(case.fingerprint)
+    else:
+        if any(row.get("fingerprint") == case.fingerprint for row in waiting(session, _MESSAGES)):
+            write_rows(session, [_MESSAGES])  # a copy earlier in this group (rare): written, then found as any other
+        earlier = _SAME_EMAIL.first(session, {"fingerprint": case.fingerprint})
+        taken, ticket_ref = earlier is not None, earlier.ref if earlier is not None else None
+    if taken:
+        raise Stop("duplicate", f"message already taken (Message-ID {case.parsed.message_id or 'none'})", ticket_ref)
 
 
 @dataclass
@@ -165,11 +165,7 @@ def look_up_group(session: Session, cases: list[Case], now: datetime) -> None:
     wanted = [case.fingerprint for case in cases if case.fingerprint is not None]
     copies: dict[str, str | None] = {}
     if wanted:
-        copies = dict(
-            session.execute(
-                select(_MESSAGES.c.fingerprint, _TICKETS.c.ref).select_from(_EARLIER_FROM).where(_MESSAGES.c.fingerprint.in_(wanted))
-            ).all()
-        )
+        copies = dict(session.execute(_COPIES.where(_MESSAGES.c.fingerprint.in_(wanted))).all())
     senders = {case.parsed.from_addr for case in cases if case.parsed.from_addr}
     acks = dict.fromkeys(senders, 0)
     if senders:
@@ -184,6 +180,7 @@ def look_up_group(session: Session, cases: list[Case], now: datetime) -> None:
 _MESSAGES, _TICKETS, _OUTBOX = Message.__table__, Ticket.__table__, OutboxMail.__table__
 _EARLIER_FROM = _MESSAGES.outerjoin(_TICKETS, _MESSAGES.c.ticket_id == _TICKETS.c.id)
 _EARLIER = select(_TICKETS.c.ref).select_from(_EARLIER_FROM)
+_COPIES = select(_MESSAGES.c.fingerprint, _TICKETS.c.ref).select_from(_EARLIER_FROM)  # a group's (look_up_group)
 # asked by an item outside a group taken at once (alone, in a savepoint, in a group
 # with a form) or whose copy is in its group: the group's messages are left waiting
 # (dedupe looks at them itself)

@@ -32,19 +32,22 @@ def _engine(ctx):
 
 
 @contextmanager
+def listening(ctx, name: str, listener):
+    """`listener` on the context's engine event `name` while the block runs."""
+    engine = _engine(ctx)
+    event.listen(engine, name, listener)
+    try:
+        yield
+    finally:
+        event.remove(engine, name, listener)
+
+
+@contextmanager
 def commits(ctx):
     """Counts the transactions committed on the context's engine while the block runs."""
     seen: list[int] = []
-
-    def on_commit(conn) -> None:
-        seen.append(1)
-
-    engine = _engine(ctx)
-    event.listen(engine, "commit", on_commit)
-    try:
+    with listening(ctx, "commit", lambda conn: seen.append(1)):
         yield seen
-    finally:
-        event.remove(engine, "commit", on_commit)
 
 
 def insert_stage(monkeypatch, stage, before=None) -> None:
@@ -249,12 +252,8 @@ def lookups(ctx, monkeypatch):
         note(statement)
 
     monkeypatch.setattr(fastsql.Prepared, "_run", counted)
-    engine = _engine(ctx)
-    event.listen(engine, "before_cursor_execute", on_execute)
-    try:
+    with listening(ctx, "before_cursor_execute", on_execute):
         yield seen
-    finally:
-        event.remove(engine, "before_cursor_execute", on_execute)
 
 
 def test_a_group_looks_for_copies_and_counts_acknowledgements_once_not_once_an_item(ctx, pipeline, monkeypatch):
