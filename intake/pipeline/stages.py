@@ -25,10 +25,11 @@ from intake.staffmail.sla import due_time
 from intake.store.fastsql import Prepared, update_row, waiting, write_rows
 from intake.store.models import Customer, Message, OutboxMail, Ticket
 from intake.tickets.records import (
-    IS_OPEN,
     find_or_create_customer,
+    holder,
     insert_ticket,
     log_event,
+    look_up_customers,
     may_write_to,
     new_ref,
     open_counts,
@@ -161,7 +162,9 @@ class GroupLookups:
 
 
 def look_up_group(session: Session, cases: list[Case], now: datetime) -> None:
-    """GroupLookups for `cases` (prepared, none a form), set on each case as `case.group`."""
+    """GroupLookups for `cases` (prepared, none a form), set on each case as `case.group`;
+    and the senders' customers and who holds their cases, kept by the transaction
+    (intake/tickets/records.py look_up_customers)."""
     wanted = [case.fingerprint for case in cases if case.fingerprint is not None]
     copies: dict[str, str | None] = {}
     if wanted:
@@ -170,6 +173,7 @@ def look_up_group(session: Session, cases: list[Case], now: datetime) -> None:
     acks = dict.fromkeys(senders, 0)
     if senders:
         acks.update(session.execute(_ACKS_TO.where(_OUTBOX.c.rcpt_to.in_(senders)), {"since": now - ACK_WINDOW}).all())
+        look_up_customers(session, senders)  # the senders' customers and holders, for route and store
     lookups = GroupLookups(Counter(case.fingerprint for case in cases), copies, acks)
     for case in cases:
         case.group = lookups
@@ -297,17 +301,6 @@ def classify(case: Case, session: Session, ctx: Context) -> None:
         case.classification = replace(case.classification, type=chosen, departments=ctx.departments_for(chosen, case.classification.departments))
 
 
-_CUSTOMERS = Customer.__table__
-_HOLDER = Prepared(  # who holds this customer's open case in the department
-    select(_TICKETS.c.assignee)
-    .select_from(_TICKETS.join(_CUSTOMERS, _TICKETS.c.customer_id == _CUSTOMERS.c.id))
-    .where(IS_OPEN, _TICKETS.c.department == bindparam("department"), _TICKETS.c.assignee.is_not(None))
-    .where(_CUSTOMERS.c.email == bindparam("email"))
-    .order_by(_TICKETS.c.id.desc())
-    .limit(1)
-)
-
-
 def route(case: Case, session: Session, ctx: Context) -> None:
     """Department from the type; one person in it, by the configured strategy. A
     customer's new case goes to whoever already holds one of their open cases."""
@@ -319,9 +312,7 @@ def route(case: Case, session: Session, ctx: Context) -> None:
         return
     from classify import choose_assignee
 
-    holder = None
-    if case.parsed.from_addr:
-        holder = _HOLDER.scalar(session, {"email": case.parsed.from_addr, "department": case.department})
+    current = holder(session, case.parsed.from_addr, case.department) if case.parsed.from_addr else None
     # each strategy reads only what it needs: the last assignee, or the open counts
     last = None
     if staff.strategy == "round_robin":
@@ -333,7 +324,7 @@ def route(case: Case, session: Session, ctx: Context) -> None:
         case.department,
         open_counts=lambda people: open_counts(session, people),
         now=ctx.now(),
-        current_holder=holder,
+        current_holder=current,
         last_assigned=last,
         urgent=bool(case.classification.flagged),
     )

@@ -55,12 +55,29 @@ statements_run = 0
 # session again, which then emits the BEGIN or the SAVEPOINT (it does so lazily: a
 # savepoint in which only these statements ran would otherwise never have begun).
 _CONNECTION = "fastsql_connection"
+# What callers learn about rows within a transaction and keep true as they write
+# (transaction_memo), forgotten at the same boundaries, so a rollback leaves nothing in it.
+_MEMOS = "fastsql_memos"
 
 
 @event.listens_for(Session, "after_transaction_create")
 @event.listens_for(Session, "after_transaction_end")
-def _forget_connection(session: Session, transaction) -> None:
+def _forget_transaction_state(session: Session, transaction) -> None:
     session.info.pop(_CONNECTION, None)
+    session.info.pop(_MEMOS, None)
+
+
+def transaction_memo(session: Session, name: str) -> dict:
+    """A dict named `name` that lives as long as the session's current transaction or
+    savepoint: what its caller read once and keeps true through its own writes, instead
+    of asking the database again (intake/tickets/records.py). Forgotten whenever a
+    transaction or savepoint begins or ends."""
+    return session.info.setdefault(_MEMOS, {}).setdefault(name, {})
+
+
+def memo_if_any(session: Session, name: str) -> dict | None:
+    """The transaction's memo `name` if something made it in this transaction, else None."""
+    return session.info.get(_MEMOS, {}).get(name)
 
 
 class _Compiled:

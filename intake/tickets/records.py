@@ -3,14 +3,24 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import bindparam, event, func, insert, literal, select, update
+from sqlalchemy import bindparam, func, insert, literal, select, update
 from sqlalchemy.orm import Session
 
-from intake.store.fastsql import Prepared, add_row, insert_new, insert_returning_id, insert_rows, row_id, update_row
+from intake.store.fastsql import (
+    Prepared,
+    add_row,
+    insert_new,
+    insert_returning_id,
+    insert_rows,
+    memo_if_any,
+    row_id,
+    transaction_memo,
+    update_row,
+)
 from intake.store.models import Attachment, Counter, Customer, Event, Message, Ticket, utcnow
 from intake.vocabulary import OPEN_STATUSES, STATUSES
 
@@ -54,6 +64,9 @@ def clip(value: str | None, column) -> str:
 
 
 _CUSTOMERS = Customer.__table__
+# An open ticket, as a prepared statement (intake/store/fastsql.py) can hold it: the statuses
+# as literals, not an IN of a Python list (an expanding parameter).
+IS_OPEN = Ticket.__table__.c.status.in_([literal(s) for s in OPEN_STATUSES])
 _CUSTOMER_BY_EMAIL = Prepared(select(_CUSTOMERS.c.id).where(_CUSTOMERS.c.email == bindparam("email")))
 _CUSTOMER_BY_PHONE = select(_CUSTOMERS.c.id).where(_CUSTOMERS.c.phone == bindparam("phone"), _CUSTOMERS.c.email.is_(None)).limit(1)
 
@@ -63,7 +76,10 @@ def find_or_create_customer(session: Session, *, email: str, phone: str, name: s
     record lacks from this message; a web form proves nothing about the address typed
     into it, so it never changes a record (learn=False)."""
     known = None
-    if email:
+    looked_up = memo_if_any(session, _CUSTOMER_IDS)  # a group's senders (look_up_customers)
+    if email and looked_up is not None and email in looked_up:
+        known = looked_up[email]
+    elif email:
         known = _CUSTOMER_BY_EMAIL.scalar(session, {"email": email})
     elif phone:
         known = session.execute(_CUSTOMER_BY_PHONE, {"phone": phone}).scalar()
@@ -80,6 +96,9 @@ def find_or_create_customer(session: Session, *, email: str, phone: str, name: s
         )
         insert_new(session, customer)
         customer.new_here = True
+        if email and looked_up is not None:
+            looked_up[email] = customer.id
+            transaction_memo(session, _HOLDERS)[customer.id] = {}  # a new customer holds no case yet
     else:
         customer.new_here = False  # created earlier in this transaction, with the ticket before this one
         if not learn:
@@ -151,6 +170,7 @@ def set_status(session: Session, ticket: Ticket, status: str, actor: str, reason
     _count_open(session, ticket.assignee, previous, -1)
     update_row(session, ticket, **changes)
     _count_open(session, ticket.assignee, status, 1)
+    _forget_holders(session, ticket)
     log_event(session, ticket, actor, "status", at=now, old=previous, new=status, reason=reason)
     queue_archive(session, ticket, "closed" if status == "closed" else "changed", now)
 
@@ -181,22 +201,16 @@ def queue_archive(session: Session, ticket: Ticket, reason: str, now: datetime) 
 # a backlog, the costliest statement of a new case: bench/imap_backlog.md). So a
 # transaction (a group of up to ten items taken at once) counts each person once, and the
 # writes below that open a ticket, change its status or its assignee keep those counts
-# true. The counts are forgotten whenever a transaction or savepoint begins or ends: an
-# item rolled back in its savepoint leaves nothing in them (then a person is counted once
-# an item, as before).
+# true. The counts live in a transaction memo (intake/store/fastsql.py), forgotten whenever
+# a transaction or savepoint begins or ends: an item rolled back in its savepoint leaves
+# nothing in them (then a person is counted once an item, as before).
 _OPEN_COUNTS = "open_counts"
-
-
-@event.listens_for(Session, "after_transaction_create")
-@event.listens_for(Session, "after_transaction_end")
-def _forget_open_counts(session: Session, transaction) -> None:
-    session.info.pop(_OPEN_COUNTS, None)
 
 
 def open_counts(session: Session, staff_ids: list[str]) -> dict[str, int]:
     """Open tickets per assignee of `staff_ids`, for least-open assignment: those not yet
     counted in this transaction in one statement on the (assignee, status) index."""
-    known: dict[str, int] = session.info.setdefault(_OPEN_COUNTS, {})
+    known: dict[str, int] = transaction_memo(session, _OPEN_COUNTS)
     missing = [person for person in staff_ids if person not in known]
     if missing:
         counted = dict(_open_of(len(missing)).all(session, {f"id{i}": v for i, v in enumerate(missing)}))
@@ -207,7 +221,7 @@ def open_counts(session: Session, staff_ids: list[str]) -> dict[str, int]:
 def _count_open(session: Session, assignee: str | None, status: str, change: int) -> None:
     """One open ticket more (`change` 1) or fewer (-1) for `assignee`, in the counts this
     transaction holds; a person not counted yet is counted from the database as written."""
-    known = session.info.get(_OPEN_COUNTS)
+    known = memo_if_any(session, _OPEN_COUNTS)
     if known and assignee in known and status in OPEN_STATUSES:
         known[assignee] += change
 
@@ -216,17 +230,81 @@ def insert_ticket(session: Session, ticket: Ticket) -> None:
     """A new ticket, written at once (its id is needed by everything after)."""
     insert_new(session, ticket)
     _count_open(session, ticket.assignee, ticket.status, 1)
+    holders = memo_if_any(session, _HOLDERS)
+    if holders is not None and ticket.customer_id in holders and ticket.assignee and ticket.status in OPEN_STATUSES:
+        holders[ticket.customer_id][ticket.department] = ticket.assignee  # the newest open case is the holder's
 
 
 def set_assignee(session: Session, ticket: Ticket, assignee: str | None) -> None:
     _count_open(session, ticket.assignee, ticket.status, -1)
     update_row(session, ticket, assignee=assignee)
     _count_open(session, assignee, ticket.status, 1)
+    _forget_holders(session, ticket)
 
 
-# An open ticket, as a prepared statement (intake/store/fastsql.py) can hold it: the statuses
-# as literals, not an IN of a Python list (an expanding parameter).
-IS_OPEN = Ticket.__table__.c.status.in_([literal(s) for s in OPEN_STATUSES])
+# Route gives a customer's new case to whoever holds one of their open cases in the
+# department, and store looks the customer up by address: two statements a new case. A
+# group taken at once (intake/pipeline/stages.py look_up_group) asks both for all its
+# senders in one statement (bench/imap_backlog.md: 7.4 -> 5.6 statements a message on
+# PostgreSQL). What the group then writes keeps these memos true: a customer it creates
+# (find_or_create_customer), a case it opens (insert_ticket); a status or assignee it
+# changes makes the holder of that customer unknown again, asked of the database.
+_CUSTOMER_IDS = "customer_ids"  # email -> the customer's id, None: no such customer
+_HOLDERS = "holders"  # customer id -> {department: assignee of their newest open assigned case}
+
+_HOLDER = Prepared(  # who holds this customer's open case in the department
+    select(Ticket.__table__.c.assignee)
+    .select_from(Ticket.__table__.join(_CUSTOMERS, Ticket.__table__.c.customer_id == _CUSTOMERS.c.id))
+    .where(Ticket.__table__.c.department == bindparam("department"), Ticket.__table__.c.assignee.is_not(None))
+    .where(IS_OPEN)
+    .where(_CUSTOMERS.c.email == bindparam("email"))
+    .order_by(Ticket.__table__.c.id.desc())
+    .limit(1)
+)
+
+
+def look_up_customers(session: Session, emails: Collection[str]) -> None:
+    """The customers with these addresses and who holds each one's open cases, in one
+    statement, for the rest of the transaction (holder, find_or_create_customer)."""
+    tickets = Ticket.__table__
+    found = session.execute(
+        select(_CUSTOMERS.c.email, _CUSTOMERS.c.id, tickets.c.department, tickets.c.assignee)
+        .select_from(
+            _CUSTOMERS.outerjoin(
+                tickets,
+                (tickets.c.customer_id == _CUSTOMERS.c.id) & tickets.c.assignee.is_not(None) & IS_OPEN,
+            )
+        )
+        .where(_CUSTOMERS.c.email.in_(emails))
+        .order_by(tickets.c.id.desc())
+    )
+    ids: dict[str, int | None] = transaction_memo(session, _CUSTOMER_IDS)
+    holders: dict[int, dict[str, str]] = transaction_memo(session, _HOLDERS)
+    ids.update(dict.fromkeys(emails))
+    for email, customer_id, department, assignee in found:
+        ids[email] = customer_id
+        held = holders.setdefault(customer_id, {})
+        if assignee is not None:
+            held.setdefault(department, assignee)  # the newest case first
+
+
+def holder(session: Session, email: str, department: str) -> str | None:
+    """Who holds an open case of the customer with this address in `department`."""
+    ids, holders = memo_if_any(session, _CUSTOMER_IDS), memo_if_any(session, _HOLDERS)
+    if ids is not None and holders is not None and email in ids:
+        customer_id = ids[email]
+        if customer_id is None:
+            return None  # no such customer
+        if customer_id in holders:
+            return holders[customer_id].get(department)
+    return _HOLDER.scalar(session, {"email": email, "department": department})
+
+
+def _forget_holders(session: Session, ticket: Ticket) -> None:
+    holders = memo_if_any(session, _HOLDERS)
+    if holders is not None:
+        holders.pop(ticket.customer_id, None)
+
 
 _OPEN_OF: dict[int, Prepared] = {}
 

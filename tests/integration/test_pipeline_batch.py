@@ -228,9 +228,9 @@ def test_a_group_of_new_cases_writes_its_messages_and_mail_once_at_the_commit(ct
 
 @contextmanager
 def lookups(ctx, monkeypatch):
-    """Counts the statements that look for an earlier copy of a message (by fingerprint)
-    or count a sender's acknowledgements, however they run: through the session or on
-    the driver's cursor (intake/store/fastsql.py)."""
+    """Counts the statements that look for an earlier copy of a message (by fingerprint),
+    count a sender's acknowledgements or look for a sender's customer, however they run:
+    through the session or on the driver's cursor (intake/store/fastsql.py)."""
     from intake.store import fastsql
 
     seen: Counter[str] = Counter()
@@ -240,6 +240,8 @@ def lookups(ctx, monkeypatch):
             seen["copies"] += 1
         if sql.startswith("SELECT") and "FROM outbox" in sql and "kind" in sql and "rcpt_to" in sql:
             seen["acks"] += 1
+        if sql.startswith("SELECT") and "customers.email" in sql.split("WHERE", 1)[-1]:
+            seen["customers"] += 1  # a customer by address, or who holds their cases
 
     run = fastsql.Prepared._run
 
@@ -275,7 +277,7 @@ def test_a_group_looks_for_copies_and_counts_acknowledgements_once_not_once_an_i
     with lookups(ctx, monkeypatch) as seen, commits(ctx) as committed:
         results = pipeline.take_many(group)
     assert len(committed) == 1
-    assert seen == {"copies": 1, "acks": 1}
+    assert seen == {"copies": 1, "acks": 1, "customers": 1}
     assert [r.outcome for r in results] == ["duplicate"] + ["opened"] * 6
     assert results[0].ticket == opened.ticket
     # dave had two acknowledgements this hour: one more, then the cap
