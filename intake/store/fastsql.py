@@ -23,7 +23,7 @@ OperationalError, ...), so callers handle them as before.
 Rows that are only ever appended (events, outbox mail, messages, archive jobs, source
 refs) wait in the session (`add_row`) and are written table by table, one executemany
 each, when the transaction commits: a group of ten messages writes its events in one
-statement, not ten. A prepared statement on a table with rows waiting writes that
+statement, not ten, and on PostgreSQL all its tables in one round trip (a pipeline). A prepared statement on a table with rows waiting writes that
 table's rows first, and any query through the session writes them all first, so no
 lookup misses what an earlier item of the group did. A lookup that an item makes on
 such a table (the copy of this email, the acknowledgements to this sender, when they
@@ -38,8 +38,8 @@ from collections import namedtuple
 from collections.abc import Callable, Collection, Sequence
 from typing import Any
 
-from sqlalchemy import Table, bindparam, event, insert, update
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy import Connection, Table, bindparam, event, insert, update
+from sqlalchemy.exc import DBAPIError, StatementError
 from sqlalchemy.orm import Session, make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.sql import TableClause
@@ -78,6 +78,29 @@ def transaction_memo(session: Session, name: str) -> dict:
 def memo_if_any(session: Session, name: str) -> dict | None:
     """The transaction's memo `name` if something made it in this transaction, else None."""
     return session.info.get(_MEMOS, {}).get(name)
+
+
+def _connection(session: Session) -> Connection:
+    connection = session.info.get(_CONNECTION)
+    if connection is None:
+        connection = session.info[_CONNECTION] = session.connection()  # begins the transaction or savepoint
+    return connection
+
+
+def _driver(connection: Connection):
+    driver_connection = connection.connection.driver_connection
+    assert driver_connection is not None, "the session's connection is open"  # None only once closed
+    return driver_connection
+
+
+def _as_sqlalchemy_error(connection: Connection, exc: Any, sql: str, params, cursor=None) -> StatementError:
+    """The driver's error as SQLAlchemy raises it (IntegrityError, OperationalError, ...),
+    the connection invalidated if the error says it is lost."""
+    dialect = connection.dialect
+    invalidated = dialect.is_disconnect(exc, connection.connection.dbapi_connection, cursor)
+    if invalidated:
+        connection.invalidate(exc)
+    return DBAPIError.instance(sql, params, exc, dialect.loaded_dbapi.Error, connection_invalidated=invalidated, dialect=dialect)
 
 
 class _Compiled:
@@ -154,18 +177,14 @@ class Prepared:
 
     def _run(self, session: Session, values, many: bool):
         global statements_run
-        connection = session.info.get(_CONNECTION)
-        if connection is None:
-            connection = session.info[_CONNECTION] = session.connection()  # begins the transaction or savepoint
+        connection = _connection(session)
         dialect = connection.dialect
         compiled = self._compiled(dialect)
         waiting = session.info.get(_ROWS)
         if waiting and self.sees_waiting and not compiled.tables.isdisjoint(waiting):
             write_rows(session, compiled.tables)
         params = [compiled.params(v) for v in values] if many else compiled.params(values)
-        driver_connection = connection.connection.driver_connection
-        assert driver_connection is not None, "the session's connection is open"  # None only once closed
-        cursor = driver_connection.cursor()
+        cursor = _driver(connection).cursor()
         statements_run += 1
         try:
             if many:
@@ -174,12 +193,7 @@ class Prepared:
                 cursor.execute(compiled.sql, params)
         except dialect.loaded_dbapi.Error as exc:
             cursor.close()
-            invalidated = dialect.is_disconnect(exc, connection.connection.dbapi_connection, cursor)
-            if invalidated:
-                connection.invalidate(exc)
-            raise DBAPIError.instance(
-                compiled.sql, params, exc, dialect.loaded_dbapi.Error, connection_invalidated=invalidated, dialect=dialect
-            ) from exc
+            raise _as_sqlalchemy_error(connection, exc, compiled.sql, params, cursor) from exc
         return compiled, cursor
 
     def first(self, session: Session, values: dict):
@@ -207,6 +221,11 @@ class Prepared:
         changed = cursor.rowcount
         cursor.close()
         return changed
+
+    def run(self, session: Session, values: dict) -> None:
+        """Run it and ask nothing of its outcome (in a pipeline, nothing to wait for)."""
+        _, cursor = self._run(session, values, many=False)
+        cursor.close()
 
     def executemany(self, session: Session, rows: list[dict]) -> None:
         _, cursor = self._run(session, rows, many=True)
@@ -242,6 +261,23 @@ def write_rows(session: Session, tables: Collection[TableClause] | None = None) 
         chosen = {table: waiting.pop(table) for table in tables if table in waiting}
         if not waiting:
             del session.info[_ROWS]
+    connection = _connection(session)
+    if connection.dialect.name != "postgresql" or len(chosen) == 1:
+        _write(session, chosen)
+        return
+    # PostgreSQL: every table's rows in one round trip. Each executemany rides the open
+    # pipeline, where alone it would wait for the server's answer to its own Sync (a
+    # group's commit writes five or six tables: bench/imap_backlog.md). An error in any
+    # of them is raised as the pipeline ends, as SQLAlchemy's exception, as ever.
+    try:
+        with _driver(connection).pipeline():
+            _write(session, chosen)
+    except connection.dialect.loaded_dbapi.Error as exc:
+        names = ", ".join(table.name for table in chosen)
+        raise _as_sqlalchemy_error(connection, exc, f"INSERT of the rows waiting for {names}", None) from exc
+
+
+def _write(session: Session, chosen: dict) -> None:
     for table, rows in chosen.items():
         # one executemany per run of rows with the same columns, in the order queued
         run: list[dict] = []
@@ -293,7 +329,7 @@ def insert_rows(session: Session, table: Table, rows: list[dict]) -> None:
     if defaults:
         rows = [{**row, **{key: default() for key, default in defaults}} for row in rows]
     if len(rows) == 1:
-        prepared.execute(session, rows[0])
+        prepared.run(session, rows[0])
     else:
         prepared.executemany(session, rows)
 

@@ -183,3 +183,51 @@ def test_update_row_writes_at_once_leaves_nothing_for_the_unit_of_work_and_refus
         gone.id = ticket.id + 1000
         with pytest.raises(LookupError, match="no tickets row"):
             update_row(session, gone, status="closed")
+
+
+def test_a_row_the_database_refuses_at_the_commit_raises_sqlalchemys_error_and_leaves_nothing(ctx):
+    """On PostgreSQL every table's waiting rows go in one pipeline: the server's refusal
+    of the last table's row arrives as the pipeline ends. It is raised as SQLAlchemy's
+    IntegrityError all the same (the pipeline takes a group again item by item on it),
+    the whole transaction rolls back, and the connection serves the next one."""
+    import pytest
+    from sqlalchemy.exc import IntegrityError
+
+    with transaction(ctx.sessions) as session:
+        ticket = _ticket(session)
+        add_row(session, SourceItem.__table__, {"source": "s", "key": "taken", "outcome": "opened", "at": AT})
+    with pytest.raises(IntegrityError):
+        with transaction(ctx.sessions) as session:
+            log_event(session, session.merge(ticket), "system", "note", at=AT)
+            add_row(session, Message.__table__, {"ticket_id": ticket.id, "direction": "in", "channel": "email", "kind": "customer", "raw": b"1"})
+            add_row(session, SourceItem.__table__, {"source": "s", "key": "taken", "outcome": "opened", "at": AT})  # taken before
+    with transaction(ctx.sessions) as session:
+        add_row(session, SourceItem.__table__, {"source": "s", "key": "next", "outcome": "opened", "at": AT})
+    with ctx.sessions() as check:
+        assert list(check.scalars(select(SourceItem.key).order_by(SourceItem.id))) == ["taken", "next"]
+        assert check.scalars(select(Event)).all() == [] and check.scalars(select(Message)).all() == []
+
+
+def test_on_postgresql_the_rows_of_every_table_are_written_in_one_round_trip(ctx, monkeypatch):
+    """psycopg's executemany alone opens a pipeline of its own and waits for its answer;
+    within the one write_rows opens, each rides it: one Sync for all the tables."""
+    import psycopg
+    import pytest
+
+    if not ctx.config.database.url.startswith("postgresql"):
+        pytest.skip("SQLite has no round trips")
+    opened = []
+    real = psycopg.Connection.pipeline
+    monkeypatch.setattr(psycopg.Connection, "pipeline", lambda self: opened.append(1) or real(self))
+    with transaction(ctx.sessions) as session:
+        ticket = _ticket(session)
+        opened.clear()
+        for n in range(3):
+            log_event(session, ticket, "system", "note", at=AT, n=n)
+            add_row(session, Message.__table__, {"ticket_id": ticket.id, "direction": "in", "channel": "email", "kind": "customer", "raw": b"%d" % n})
+            add_row(session, SourceItem.__table__, {"source": "s", "key": f"k{n}", "outcome": "opened", "at": AT})
+    assert len(opened) == 1
+    with ctx.sessions() as check:
+        assert (
+            len(check.scalars(select(Event)).all()) == len(check.scalars(select(Message)).all()) == len(check.scalars(select(SourceItem)).all()) == 3
+        )
