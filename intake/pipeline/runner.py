@@ -171,7 +171,7 @@ class Pipeline:
             with transaction(self.ctx.sessions) as session:
                 earlier = _taken_before(session, [case.ref for case in cases])  # one lookup for the group
                 if not any(case.channel == "form" for case in cases):
-                    look_up_group(session, cases, self.ctx.now())  # and two more for the stages
+                    look_up_group(session, cases, self.ctx)  # and the stages' lookups, once for the group
                 for case in cases:
                     started = time.perf_counter()
                     taken.append((case.ref, self._stages(session, case, None, earlier), time.perf_counter() - started))

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 from collections import Counter
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from datetime import timedelta
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import ColumnElement, bindparam, func, select, text
@@ -24,7 +24,9 @@ from intake.pipeline.message_row import write_inbound
 from intake.staffmail.sla import due_time
 from intake.store.fastsql import Prepared, update_row, waiting, write_rows
 from intake.store.models import Customer, Message, OutboxMail, Ticket
+from intake.tickets.numbers import reserve as reserve_numbers
 from intake.tickets.records import (
+    CUSTOMER_NUMBERS,
     find_or_create_customer,
     holder,
     insert_ticket,
@@ -34,6 +36,7 @@ from intake.tickets.records import (
     new_ref,
     open_counts,
     queue_archive,
+    ref_counter,
     set_status,
 )
 from intake.vocabulary import TYPES
@@ -161,10 +164,12 @@ class GroupLookups:
         return None if before is None else before + self.queued[address]
 
 
-def look_up_group(session: Session, cases: list[Case], now: datetime) -> None:
+def look_up_group(session: Session, cases: list[Case], ctx: Context) -> None:
     """GroupLookups for `cases` (prepared, none a form), set on each case as `case.group`;
-    and the senders' customers and who holds their cases, kept by the transaction
-    (intake/tickets/records.py look_up_customers)."""
+    the senders' customers and who holds their cases, kept by the transaction
+    (intake/tickets/records.py look_up_customers); and the numbers the group may need
+    for new customers and tickets (intake/tickets/numbers.py)."""
+    now = ctx.now()
     wanted = [case.fingerprint for case in cases if case.fingerprint is not None]
     copies: dict[str, str | None] = {}
     if wanted:
@@ -173,7 +178,8 @@ def look_up_group(session: Session, cases: list[Case], now: datetime) -> None:
     acks = dict.fromkeys(senders, 0)
     if senders:
         acks.update(session.execute(_ACKS_TO.where(_OUTBOX.c.rcpt_to.in_(senders)), {"since": now - ACK_WINDOW}).all())
-        look_up_customers(session, senders)  # the senders' customers and holders, for route and store
+        new_customers = look_up_customers(session, senders)  # the senders' customers and holders, for route and store
+        reserve_numbers(session, {CUSTOMER_NUMBERS: new_customers, ref_counter(ctx.config.tickets.timezone, now): len(cases)})
     lookups = GroupLookups(Counter(case.fingerprint for case in cases), copies, acks)
     for case in cases:
         case.group = lookups

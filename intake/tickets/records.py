@@ -7,7 +7,7 @@ from collections.abc import Collection, Sequence
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import bindparam, func, insert, literal, select, update
+from sqlalchemy import bindparam, func, literal, select
 from sqlalchemy.orm import Session
 
 from intake.store.fastsql import (
@@ -21,33 +21,26 @@ from intake.store.fastsql import (
     transaction_memo,
     update_row,
 )
-from intake.store.models import Attachment, Counter, Customer, Event, Message, Ticket, utcnow
+from intake.store.models import Attachment, Customer, Event, Message, Ticket, utcnow
+from intake.tickets.numbers import next_number
 from intake.vocabulary import OPEN_STATUSES, STATUSES
 
 REF_BODY = r"\d{6}-\d{4,}"
-
-
-def next_number(session: Session, name: str) -> int:
-    """Take the next value of a named counter in one statement. The UPDATE's row lock
-    (PostgreSQL) or the write lock (SQLite) serialises concurrent openers; a race on
-    the first insert surfaces as an IntegrityError and the pipeline runs again."""
-    taken = _TAKE_NUMBER.scalar(session, {"counter": name})
-    if taken is None:
-        session.execute(insert(_COUNTERS), {"name": name, "last": 1})
-        taken = 1
-    return taken
-
-
-_COUNTERS = Counter.__table__
-_TAKE_NUMBER = Prepared(
-    update(_COUNTERS).where(_COUNTERS.c.name == bindparam("counter")).values(last=_COUNTERS.c.last + 1).returning(_COUNTERS.c.last)
-)
+CUSTOMER_NUMBERS = "customer"  # the counter of customer numbers (C000042)
 
 
 def new_ref(session: Session, prefix: str, tz: str, now: datetime) -> str:
     """Short, human-friendly and sortable: 261123-0007 (day in the team's time zone)."""
-    day = now.astimezone(ZoneInfo(tz)).strftime("%y%m%d")
-    return f"{prefix}{day}-{next_number(session, 't:' + day):04d}"
+    counter = ref_counter(tz, now)
+    return f"{prefix}{counter.removeprefix(_REFS_OF_DAY)}-{next_number(session, counter):04d}"
+
+
+_REFS_OF_DAY = "t:"
+
+
+def ref_counter(tz: str, now: datetime) -> str:
+    """The counter of the references of `now`'s day (intake/tickets/numbers.py)."""
+    return _REFS_OF_DAY + now.astimezone(ZoneInfo(tz)).strftime("%y%m%d")
 
 
 def ref_pattern(prefix: str) -> re.Pattern[str]:
@@ -87,7 +80,7 @@ def find_or_create_customer(session: Session, *, email: str, phone: str, name: s
     customer = session.get(Customer, known) if known is not None else None
     if customer is None:
         customer = Customer(
-            number=f"C{next_number(session, 'customer'):06d}",
+            number=f"C{next_number(session, CUSTOMER_NUMBERS):06d}",
             email=email or None,
             phone=clip(phone, Customer.phone) or None,
             name=clip(name, Customer.name),
@@ -263,9 +256,10 @@ _HOLDER = Prepared(  # who holds this customer's open case in the department
 )
 
 
-def look_up_customers(session: Session, emails: Collection[str]) -> None:
+def look_up_customers(session: Session, emails: Collection[str]) -> int:
     """The customers with these addresses and who holds each one's open cases, in one
-    statement, for the rest of the transaction (holder, find_or_create_customer)."""
+    statement, for the rest of the transaction (holder, find_or_create_customer). Gives
+    the number of addresses no customer has yet."""
     tickets = Ticket.__table__
     found = session.execute(
         select(_CUSTOMERS.c.email, _CUSTOMERS.c.id, tickets.c.department, tickets.c.assignee)
@@ -286,6 +280,7 @@ def look_up_customers(session: Session, emails: Collection[str]) -> None:
         held = holders.setdefault(customer_id, {})
         if assignee is not None:
             held.setdefault(department, assignee)  # the newest case first
+    return sum(1 for email in emails if ids[email] is None)
 
 
 def holder(session: Session, email: str, department: str) -> str | None:
