@@ -170,16 +170,25 @@ def look_up_group(session: Session, cases: list[Case], ctx: Context) -> None:
     (intake/tickets/records.py look_up_customers); and the numbers the group may need
     for new customers and tickets (intake/tickets/numbers.py)."""
     now = ctx.now()
+    customers = [case for case in cases if not (case.parsed.from_addr and _is_staff(ctx, case.parsed.from_addr))]
+    senders = {case.parsed.from_addr for case in cases if case.parsed.from_addr}
+    # first: where another daemon holds the counters, this waits for its commit, and the
+    # lookups below then see what it wrote (its customers, its copies of our mail)
+    reserve_numbers(
+        session,
+        {
+            CUSTOMER_NUMBERS: len({case.parsed.from_addr for case in customers if case.parsed.from_addr}),
+            ref_counter(ctx.config.tickets.timezone, now): len(customers),
+        },
+    )
     wanted = [case.fingerprint for case in cases if case.fingerprint is not None]
     copies: dict[str, str | None] = {}
     if wanted:
         copies = dict(session.execute(_COPIES.where(_MESSAGES.c.fingerprint.in_(wanted))).all())
-    senders = {case.parsed.from_addr for case in cases if case.parsed.from_addr}
     acks = dict.fromkeys(senders, 0)
     if senders:
         acks.update(session.execute(_ACKS_TO.where(_OUTBOX.c.rcpt_to.in_(senders)), {"since": now - ACK_WINDOW}).all())
-        new_customers = look_up_customers(session, senders)  # the senders' customers and holders, for route and store
-        reserve_numbers(session, {CUSTOMER_NUMBERS: new_customers, ref_counter(ctx.config.tickets.timezone, now): len(cases)})
+        look_up_customers(session, senders)  # the senders' customers and holders, for route and store
     lookups = GroupLookups(Counter(case.fingerprint for case in cases), copies, acks)
     for case in cases:
         case.group = lookups

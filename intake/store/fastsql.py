@@ -23,8 +23,8 @@ OperationalError, ...), so callers handle them as before.
 Rows that are only ever appended (events, outbox mail, messages, archive jobs, source
 refs) wait in the session (`add_row`) and are written table by table, one executemany
 each, when the transaction commits: a group of ten messages writes its events in one
-statement, not ten, and on PostgreSQL all its tables in one round trip (a pipeline). A prepared statement on a table with rows waiting writes that
-table's rows first, and any query through the session writes them all first, so no
+statement, not ten, and on PostgreSQL all its tables in one round trip (a pipeline). A
+prepared statement on a table with rows waiting writes that table's rows first, and any query through the session writes them all first, so no
 lookup misses what an earlier item of the group did. A lookup that an item makes on
 such a table (the copy of this email, the acknowledgements to this sender, when they
 were not looked up for its whole group: intake/pipeline/stages.py GroupLookups) would
@@ -262,7 +262,7 @@ def write_rows(session: Session, tables: Collection[TableClause] | None = None) 
         if not waiting:
             del session.info[_ROWS]
     connection = _connection(session)
-    if connection.dialect.name != "postgresql" or len(chosen) == 1:
+    if len(chosen) == 1 or not _has_pipelines(connection):
         _write(session, chosen)
         return
     # PostgreSQL: every table's rows in one round trip. Each executemany rides the open
@@ -275,6 +275,15 @@ def write_rows(session: Session, tables: Collection[TableClause] | None = None) 
     except connection.dialect.loaded_dbapi.Error as exc:
         names = ", ".join(table.name for table in chosen)
         raise _as_sqlalchemy_error(connection, exc, f"INSERT of the rows waiting for {names}", None) from exc
+
+
+def _has_pipelines(connection: Connection) -> bool:
+    """psycopg 3 on a libpq that has pipeline mode (14 or later; psycopg's binary wheel has it)."""
+    if connection.dialect.driver != "psycopg":
+        return False
+    import psycopg
+
+    return psycopg.Pipeline.is_supported()
 
 
 def _write(session: Session, chosen: dict) -> None:

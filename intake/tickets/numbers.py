@@ -10,20 +10,25 @@ round trip each on PostgreSQL (11% of the pipeline worker's time, py-spy). So it
 as many numbers as it may need in one statement at its start (`reserve`), draws them
 item by item, and gives back before its commit what it did not use. Nobody else can
 take one of these numbers meanwhile: the rows stay locked until the commit.
+
+The reservation belongs to the outermost transaction. A number drawn inside a savepoint
+that then rolled back would be neither used nor given back, a gap: so a savepoint may
+not begin while numbers are reserved (the group taken at once has none; its items are
+taken again one by one, in savepoints, only after its transaction rolled back).
 """
 
 from __future__ import annotations
 
 from sqlalchemy import bindparam, case, event, insert, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, SessionTransaction
 
-from intake.store.fastsql import Prepared, memo_if_any, transaction_memo
+from intake.store.fastsql import Prepared
 from intake.store.models import Counter
 
 _COUNTERS = Counter.__table__
 _TAKE = Prepared(update(_COUNTERS).where(_COUNTERS.c.name == bindparam("counter")).values(last=_COUNTERS.c.last + 1).returning(_COUNTERS.c.last))
-_GIVE_BACK = Prepared(update(_COUNTERS).where(_COUNTERS.c.name == bindparam("counter")).values(last=_COUNTERS.c.last - bindparam("unused")))
-# counter name -> [the next number reserved, the last number reserved], this transaction
+# counter name -> [the next number reserved, the last number reserved], in session.info
+# for as long as the outermost transaction lasts
 _RESERVED = "reserved_numbers"
 
 
@@ -31,7 +36,7 @@ def next_number(session: Session, name: str) -> int:
     """The next value of a named counter: one reserved in this transaction, or taken in
     one statement. A race on a counter's first row surfaces as an IntegrityError and the
     pipeline runs again."""
-    reserved = memo_if_any(session, _RESERVED)
+    reserved = session.info.get(_RESERVED)
     if reserved is not None and name in reserved:
         drawn, last = reserved[name]
         if drawn <= last:
@@ -51,24 +56,42 @@ def reserve(session: Session, wanted: dict[str, int]) -> None:
     wanted = {name: n for name, n in wanted.items() if n > 0}
     if not wanted:
         return
-    # the rows locked in the order of their names, as next_number takes them one by one
-    # (customer before t:...): two daemons locking them in opposite orders would deadlock
-    in_order = select(_COUNTERS.c.name).where(_COUNTERS.c.name.in_(wanted)).order_by(_COUNTERS.c.name).with_for_update()
     statement = (
         update(_COUNTERS)
-        .where(_COUNTERS.c.name.in_(in_order.scalar_subquery()))
+        .where(_COUNTERS.c.name.in_(_in_order(wanted)))
         .values(last=_COUNTERS.c.last + case(wanted, value=_COUNTERS.c.name))
         .returning(_COUNTERS.c.name, _COUNTERS.c.last)
     )
-    reserved = transaction_memo(session, _RESERVED)
+    reserved = session.info.setdefault(_RESERVED, {})
     for name, last in session.execute(statement):
         reserved[name] = [last - wanted[name] + 1, last]
 
 
+def _in_order(names):
+    """The counters' rows locked in the order of their names, as next_number takes them
+    one by one (customer before t:...): two transactions taking them in opposite orders
+    would deadlock on them."""
+    return select(_COUNTERS.c.name).where(_COUNTERS.c.name.in_(names)).order_by(_COUNTERS.c.name).with_for_update().scalar_subquery()
+
+
 @event.listens_for(Session, "before_commit")
 def _give_back_the_unused(session: Session) -> None:
-    """What a transaction reserved and did not draw goes back before its commit: its
-    rows are still locked, so the counter is where the next number continues."""
-    for name, (drawn, last) in (memo_if_any(session, _RESERVED) or {}).items():
-        if drawn <= last:
-            _GIVE_BACK.run(session, {"counter": name, "unused": last - drawn + 1})
+    """What a transaction reserved and did not draw goes back before its commit, in one
+    statement: its rows are still locked, so the counter is where the next number continues."""
+    unused = {name: last - drawn + 1 for name, (drawn, last) in session.info.get(_RESERVED, {}).items() if drawn <= last}
+    if unused:
+        session.execute(
+            update(_COUNTERS).where(_COUNTERS.c.name.in_(_in_order(unused))).values(last=_COUNTERS.c.last - case(unused, value=_COUNTERS.c.name))
+        )
+
+
+@event.listens_for(Session, "after_transaction_create")
+def _no_savepoint_while_reserved(session: Session, transaction: SessionTransaction) -> None:
+    if transaction.nested and session.info.get(_RESERVED):
+        raise RuntimeError("a savepoint began while ticket and customer numbers were reserved: a number drawn in it could be lost")
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _forget_at_the_end(session: Session, transaction: SessionTransaction) -> None:
+    if transaction.parent is None:  # committed (given back before) or rolled back (with the rest)
+        session.info.pop(_RESERVED, None)

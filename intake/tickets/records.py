@@ -238,7 +238,7 @@ def set_assignee(session: Session, ticket: Ticket, assignee: str | None) -> None
 # Route gives a customer's new case to whoever holds one of their open cases in the
 # department, and store looks the customer up by address: two statements a new case. A
 # group taken at once (intake/pipeline/stages.py look_up_group) asks both for all its
-# senders in one statement (bench/imap_backlog.md: 7.4 -> 5.6 statements a message on
+# senders in one statement (bench/imap_backlog.md: 7.4 -> 5.5 statements a message on
 # PostgreSQL). What the group then writes keeps these memos true: a customer it creates
 # (find_or_create_customer), a case it opens (insert_ticket); a status or assignee it
 # changes makes the holder of that customer unknown again, asked of the database.
@@ -256,10 +256,9 @@ _HOLDER = Prepared(  # who holds this customer's open case in the department
 )
 
 
-def look_up_customers(session: Session, emails: Collection[str]) -> int:
+def look_up_customers(session: Session, emails: Collection[str]) -> None:
     """The customers with these addresses and who holds each one's open cases, in one
-    statement, for the rest of the transaction (holder, find_or_create_customer). Gives
-    the number of addresses no customer has yet."""
+    statement, for the rest of the transaction (holder, find_or_create_customer)."""
     tickets = Ticket.__table__
     found = session.execute(
         select(_CUSTOMERS.c.email, _CUSTOMERS.c.id, tickets.c.department, tickets.c.assignee)
@@ -275,12 +274,13 @@ def look_up_customers(session: Session, emails: Collection[str]) -> int:
     ids: dict[str, int | None] = transaction_memo(session, _CUSTOMER_IDS)
     holders: dict[int, dict[str, str]] = transaction_memo(session, _HOLDERS)
     ids.update(dict.fromkeys(emails))
+    found_now: dict[int, dict[str, str]] = {}  # what was known of these customers is replaced
     for email, customer_id, department, assignee in found:
         ids[email] = customer_id
-        held = holders.setdefault(customer_id, {})
+        held = found_now.setdefault(customer_id, {})
         if assignee is not None:
             held.setdefault(department, assignee)  # the newest case first
-    return sum(1 for email in emails if ids[email] is None)
+    holders.update(found_now)
 
 
 def holder(session: Session, email: str, department: str) -> str | None:

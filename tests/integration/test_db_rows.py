@@ -209,24 +209,25 @@ def test_a_row_the_database_refuses_at_the_commit_raises_sqlalchemys_error_and_l
 
 
 def test_on_postgresql_the_rows_of_every_table_are_written_in_one_round_trip(ctx, monkeypatch):
-    """psycopg's executemany alone opens a pipeline of its own and waits for its answer;
-    within the one write_rows opens, each rides it: one Sync for all the tables."""
-    import psycopg
+    """psycopg's executemany alone opens a pipeline of its own and sends a Sync, waiting
+    for the server's answer; within the one write_rows opens, each rides it: one Sync
+    for all the tables."""
     import pytest
+    from psycopg._pipeline_base import BasePipeline
 
     if not ctx.config.database.url.startswith("postgresql"):
         pytest.skip("SQLite has no round trips")
-    opened = []
-    real = psycopg.Connection.pipeline
-    monkeypatch.setattr(psycopg.Connection, "pipeline", lambda self: opened.append(1) or real(self))
+    syncs = []
+    real = BasePipeline._enqueue_sync
+    monkeypatch.setattr(BasePipeline, "_enqueue_sync", lambda self: syncs.append(1) or real(self))
     with transaction(ctx.sessions) as session:
         ticket = _ticket(session)
-        opened.clear()
+        syncs.clear()
         for n in range(3):
             log_event(session, ticket, "system", "note", at=AT, n=n)
             add_row(session, Message.__table__, {"ticket_id": ticket.id, "direction": "in", "channel": "email", "kind": "customer", "raw": b"%d" % n})
             add_row(session, SourceItem.__table__, {"source": "s", "key": f"k{n}", "outcome": "opened", "at": AT})
-    assert len(opened) == 1
+    assert len(syncs) == 1
     with ctx.sessions() as check:
         assert (
             len(check.scalars(select(Event)).all()) == len(check.scalars(select(Message)).all()) == len(check.scalars(select(SourceItem)).all()) == 3

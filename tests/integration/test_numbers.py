@@ -6,12 +6,15 @@ its numbers back with it. On a real database, SQLite and PostgreSQL."""
 from __future__ import annotations
 
 from contextlib import contextmanager
+from datetime import UTC, datetime
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from intake.pipeline.runner import Pipeline
 from intake.store.models import Customer, Ticket
+from intake.tickets.numbers import next_number
+from intake.tickets.records import ref_counter
 from tests.integration.conftest import Clock
 from tests.integration.test_pipeline import mail, ref
 from tests.integration.test_pipeline_batch import commits, insert_stage, listening
@@ -88,8 +91,8 @@ def test_a_group_draws_its_numbers_from_one_reservation_and_gives_back_the_rest(
 
 
 def test_a_group_rolled_back_takes_its_reserved_numbers_back(make_ctx, db_url, monkeypatch):
-    """The group fails on its third item after drawing numbers for two: everything rolls
-    back, the items are taken again one by one, and the numbers follow on without a gap."""
+    """The group fails on its third item after that item drew its numbers: everything
+    rolls back, the items are taken again one by one, and the numbers follow on without a gap."""
     ctx = make_ctx(db_url, Clock(MONDAY_10))
     pipeline = Pipeline(ctx)
     pipeline.take(mail("先来一封", subject="零", sender="z@kehu.example.cn"), ref())
@@ -106,3 +109,55 @@ def test_a_group_rolled_back_takes_its_reserved_numbers_back(make_ctx, db_url, m
     assert failed and [r.outcome for r in results] == ["opened"] * 4
     assert numbers(ctx) == (refs(1, 2, 3, 4, 5), customer_numbers(1, 2, 3, 4, 5))
     assert [r.ticket for r in results] == refs(2, 3, 4, 5)
+
+
+def test_a_savepoint_while_numbers_are_reserved_is_refused_and_the_group_taken_again(make_ctx, db_url, monkeypatch):
+    """A number drawn in a savepoint rolled back would be neither used nor given back: a
+    savepoint may not begin while numbers are reserved. The group fails loudly, and is
+    taken again with a savepoint an item, where nothing is reserved."""
+    ctx = make_ctx(db_url, Clock(MONDAY_10))
+    pipeline = Pipeline(ctx)
+    pipeline.take(mail("先来一封", subject="零", sender="z@kehu.example.cn"), ref())
+
+    class Undone(Exception):
+        pass
+
+    def draws_a_number_in_a_savepoint_rolled_back(case, session, ctx):
+        if case.parsed.subject == "二":
+            try:
+                with session.begin_nested():
+                    next_number(session, ref_counter(ctx.config.tickets.timezone, ctx.now()))
+                    raise Undone
+            except Undone:
+                pass
+
+    insert_stage(monkeypatch, draws_a_number_in_a_savepoint_rolled_back)
+    group = [(mail(f"第{n}封", subject=n, sender=f"{n}@kehu.example.cn"), ref()) for n in ("一", "二", "三")]
+    results = pipeline.take_many(group)
+    assert [r.outcome for r in results] == ["opened"] * 3
+    assert numbers(ctx) == (refs(1, 2, 3, 4), customer_numbers(1, 2, 3, 4))
+
+
+def test_a_group_across_midnight_gives_back_the_old_days_numbers(make_ctx, db_url, monkeypatch):
+    """The group reserved references of the day it began; its items after midnight in the
+    team's time zone number the new day from 0001, and the old day's unused references go
+    back: a late ticket of the old day continues its count."""
+    before_midnight = datetime(2026, 11, 23, 15, 59, 58, tzinfo=UTC)  # 23:59:58 in Shanghai
+    clock = Clock(before_midnight)
+    ctx = make_ctx(db_url, clock)
+    assert ctx.config.tickets.timezone == "Asia/Shanghai"
+    pipeline = Pipeline(ctx)
+    pipeline.take(mail("先来一封", subject="零", sender="z@kehu.example.cn"), ref())
+
+    def midnight_after_the_first(case, session, ctx):
+        if case.parsed.subject == "一":
+            clock.advance(seconds=5)
+
+    insert_stage(monkeypatch, midnight_after_the_first)
+    group = [(mail(f"第{n}封", subject=n, sender=f"{n}@kehu.example.cn"), ref()) for n in ("一", "二", "三")]
+    with commits(ctx) as committed:
+        results = pipeline.take_many(group)
+    assert len(committed) == 1
+    assert [r.ticket for r in results] == ["261123-0002", "261124-0001", "261124-0002"]
+    clock.at = before_midnight  # a late one of the old day (a clock set back, say)
+    assert pipeline.take(mail("迟到的一封", subject="迟", sender="late@kehu.example.cn"), ref()).ticket == "261123-0003"
