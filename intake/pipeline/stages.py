@@ -170,15 +170,15 @@ def look_up_group(session: Session, cases: list[Case], ctx: Context) -> None:
     (intake/tickets/records.py look_up_customers); and the numbers the group may need
     for new customers and tickets (intake/tickets/numbers.py)."""
     now = ctx.now()
-    customers = [case for case in cases if not (case.parsed.from_addr and _is_staff(ctx, case.parsed.from_addr))]
     senders = {case.parsed.from_addr for case in cases if case.parsed.from_addr}
+    staff = {sender for sender in senders if _is_staff(ctx, sender)}  # they open no case
     # first: where another daemon holds the counters, this waits for its commit, and the
     # lookups below then see what it wrote (its customers, its copies of our mail)
     reserve_numbers(
         session,
         {
-            CUSTOMER_NUMBERS: len({case.parsed.from_addr for case in customers if case.parsed.from_addr}),
-            ref_counter(ctx.config.tickets.timezone, now): len(customers),
+            CUSTOMER_NUMBERS: len(senders - staff),
+            ref_counter(ctx.config.tickets.timezone, now): sum(1 for case in cases if case.parsed.from_addr not in staff),
         },
     )
     wanted = [case.fingerprint for case in cases if case.fingerprint is not None]

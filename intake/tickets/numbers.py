@@ -56,15 +56,14 @@ def reserve(session: Session, wanted: dict[str, int]) -> None:
     wanted = {name: n for name, n in wanted.items() if n > 0}
     if not wanted:
         return
-    statement = (
-        update(_COUNTERS)
-        .where(_COUNTERS.c.name.in_(_in_order(wanted)))
-        .values(last=_COUNTERS.c.last + case(wanted, value=_COUNTERS.c.name))
-        .returning(_COUNTERS.c.name, _COUNTERS.c.last)
-    )
     reserved = session.info.setdefault(_RESERVED, {})
-    for name, last in session.execute(statement):
+    for name, last in session.execute(_moved(wanted).returning(_COUNTERS.c.name, _COUNTERS.c.last)):
         reserved[name] = [last - wanted[name] + 1, last]
+
+
+def _moved(amounts: dict[str, int]):
+    """The UPDATE that adds `amounts[name]` to each counter (a negative amount gives back)."""
+    return update(_COUNTERS).where(_COUNTERS.c.name.in_(_in_order(amounts))).values(last=_COUNTERS.c.last + case(amounts, value=_COUNTERS.c.name))
 
 
 def _in_order(names):
@@ -78,11 +77,9 @@ def _in_order(names):
 def _give_back_the_unused(session: Session) -> None:
     """What a transaction reserved and did not draw goes back before its commit, in one
     statement: its rows are still locked, so the counter is where the next number continues."""
-    unused = {name: last - drawn + 1 for name, (drawn, last) in session.info.get(_RESERVED, {}).items() if drawn <= last}
+    unused = {name: drawn - last - 1 for name, (drawn, last) in session.info.get(_RESERVED, {}).items() if drawn <= last}
     if unused:
-        session.execute(
-            update(_COUNTERS).where(_COUNTERS.c.name.in_(_in_order(unused))).values(last=_COUNTERS.c.last - case(unused, value=_COUNTERS.c.name))
-        )
+        session.execute(_moved(unused))
 
 
 @event.listens_for(Session, "after_transaction_create")
