@@ -32,10 +32,10 @@ from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 
-from intake.config import Config
 from intake.context import Context
 from intake.ops.metrics import record_take
 from intake.pipeline.runner import Committed, Items, Pipeline, groups_of
+from intake.pipeline.worker import start_worker, take_group, worker_pid
 from intake.sources.base import Result, SourceRef
 
 log = logging.getLogger("intake.pipeline.runner")
@@ -229,11 +229,11 @@ class PipelinePool:
         executor = ProcessPoolExecutor(
             self.processes,
             mp_context=multiprocessing.get_context("spawn"),  # no inherited threads or connections
-            initializer=_start_worker,
+            initializer=start_worker,
             initargs=(self.ctx.config, turns, os.getpid()),
         )
         try:
-            for ready in [executor.submit(_ready) for _ in range(self.processes)]:
+            for ready in [executor.submit(worker_pid) for _ in range(self.processes)]:
                 ready.result(timeout=STARTUP_TIMEOUT)
         except Exception:  # no worker to be had: the daemon takes the backlog itself rather than not at all
             log.exception(
@@ -256,34 +256,3 @@ def _record_taken(group: Items, results: list[Result], started: float) -> None:
     elapsed = (time.perf_counter() - started) / len(group)
     for (_, ref), result in zip(group, results):
         record_take(ref.source, ref.channel, result.outcome, elapsed)
-
-
-# -- in the worker process ------------------------------------------------------------
-_pipeline: Pipeline | None = None
-
-
-def _start_worker(config: Config, turns: dict, daemon_pid: int) -> None:
-    global _pipeline
-    from intake.context import build_context, watch_rules
-    from intake.ops.logs import setup_logging
-    from intake.ops.processes import exit_with_daemon, leave_signals_to_the_daemon
-    from intake.store.turns import adopt_turns
-
-    threading.current_thread().name = "pipeline"  # as its log lines say
-    leave_signals_to_the_daemon()
-    exit_with_daemon(daemon_pid)
-    setup_logging(config.log, verbose=True)
-    adopt_turns(turns)  # before the first engine: queue with the daemon's own writers
-    ctx = build_context(config)
-    watch_rules(ctx)  # the worker classifies: it follows edits to the rules file as the daemon does
-    _pipeline = Pipeline(ctx)
-
-
-def _ready() -> int:
-    return os.getpid()
-
-
-def take_group(group: list[tuple[bytes, SourceRef]]) -> list[Result]:
-    """In a worker: take one group in one transaction."""
-    assert _pipeline is not None, "the worker was set up first (_start_worker)"
-    return _pipeline.take_many(group)

@@ -32,7 +32,6 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
 from intake.context import Context
-from intake.ops.metrics import record_take
 from intake.pipeline.builtin import PIPELINE
 from intake.pipeline.case import Case, Quarantine, Stop
 from intake.pipeline.stages import look_up_group, prepare
@@ -85,8 +84,16 @@ def _taken_before(session: Session, refs: Sequence[SourceRef]) -> dict[tuple[str
 class Pipeline:
     """The Sink every source feeds."""
 
-    def __init__(self, ctx: Context):
+    def __init__(self, ctx: Context, *, metrics: bool = True):
         self.ctx = ctx
+        # Each outcome counted in /metrics (intake/ops), where this process serves them; a
+        # worker process's pipeline counts none (the daemon counts what comes back from it)
+        # and does not load the metrics library.
+        self._record_take: Callable[[str, str, str, float], None] | None = None
+        if metrics:
+            from intake.ops.metrics import record_take
+
+            self._record_take = record_take
 
     def take(self, raw: bytes, ref: SourceRef, *, quarantine_id: int | None = None) -> Result:
         started = time.perf_counter()
@@ -214,7 +221,8 @@ class Pipeline:
             return self._quarantine_in(session, raw, ref, reason, None)
 
     def _record(self, ref: SourceRef, result: Result, elapsed: float) -> None:
-        record_take(ref.source, ref.channel, result.outcome, elapsed)  # /metrics (intake/ops)
+        if self._record_take is not None:
+            self._record_take(ref.source, ref.channel, result.outcome, elapsed)
         log.info(
             "%s %s %s → %s%s (%.0f ms)",
             ref.channel,

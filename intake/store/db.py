@@ -15,6 +15,8 @@ from sqlalchemy import Table, create_engine
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
+from intake.store import READ_ONLY
+
 
 class Base(DeclarativeBase):
     # Every model here is declared with __tablename__, so it is mapped to a Table
@@ -36,8 +38,6 @@ def make_engine(url: str) -> Engine:
 def make_read_sessions(engine: Engine) -> sessionmaker[Session]:
     """Sessions for reading only: on SQLite a snapshot that takes no write lock, so a
     long export or verify never holds up the daemon. Writing through them is an error."""
-    from intake.store.sqlite import READ_ONLY
-
     return sessionmaker(engine.execution_options(**{READ_ONLY: True}), expire_on_commit=False, autoflush=False)
 
 

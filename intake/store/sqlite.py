@@ -19,10 +19,10 @@ from pathlib import Path
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine
 
+from intake.store import READ_ONLY
 from intake.store.turns import TurnLock, lock_for
 
 BUSY_TIMEOUT_MS = 30_000
-READ_ONLY = "intake_read_only"  # execution option of sessions that only read (see db.make_read_sessions)
 
 
 class TurnTakingConnection(sqlite3.Connection):

@@ -12,11 +12,13 @@ import time
 import pytest
 from sqlalchemy import select
 
-from intake.pipeline.pool import IN_FLIGHT, PipelinePool, take_group
+from intake.pipeline.pool import IN_FLIGHT, PipelinePool
 from intake.pipeline.runner import COMMIT_GROUP, Pipeline
+from intake.pipeline.worker import take_group
 from intake.sources.base import Result, SourceRef
 from intake.store.models import OutboxMail, QuarantineItem, SourceItem, Ticket
 from tests.integration.test_pipeline import mail
+from tests.integration.worker_probe import take_and_name_libraries
 
 KILLER = b"X-Test-Kill-Worker: yes"
 
@@ -83,6 +85,20 @@ def test_a_batch_is_taken_in_a_worker_process_in_groups_each_let_go_of_after_its
 def test_the_work_really_runs_in_another_process(ctx, pool):
     pids = {int(r.reason) for r in pool(work=worker_pid).take_many(batch(3))}
     assert len(pids) == 1 and os.getpid() not in pids
+
+
+def test_the_worker_loads_no_library_it_does_not_use_and_the_daemon_counts_its_outcomes(ctx, pool):
+    """Each library is megabytes in every process that loads it: the worker leaves the
+    metrics library to the daemon, which serves /metrics, and SQLite to SQLite databases."""
+    from intake.ops.metrics import TAKEN
+
+    counted = TAKEN.labels(source="imap:support/INBOX", outcome="opened")
+    before = counted._value.get()
+    results = pool(work=take_and_name_libraries).take_many(batch(3))
+    assert [r.outcome for r in results] == ["opened"] * 3
+    sqlite = ctx.config.database.url.startswith("sqlite")
+    assert {r.reason for r in results} == {"sqlite3" if sqlite else ""}
+    assert counted._value.get() == before + 3  # counted in the daemon, for /metrics
 
 
 def test_stop_after_a_group_finishes_what_was_handed_over_and_leaves_the_rest(ctx, pool):
