@@ -221,11 +221,13 @@ class PipelinePool:
 
     def _started_pool(self) -> ProcessPoolExecutor | None:
         """A pool whose workers are ready, or None (logged) if they do not start."""
-        from intake.store.sqlite import database_path
-        from intake.store.turns import share_turns
-
         url = self.ctx.config.database.url
-        turns = share_turns(database_path(url)) if url.startswith("sqlite") else {}
+        turns = {}
+        if url.startswith("sqlite"):  # imported only here: a PostgreSQL daemon loads no SQLite
+            from intake.store.sqlite import database_path
+            from intake.store.turns import share_turns
+
+            turns = share_turns(database_path(url))
         executor = ProcessPoolExecutor(
             self.processes,
             mp_context=multiprocessing.get_context("spawn"),  # no inherited threads or connections

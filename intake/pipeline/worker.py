@@ -27,13 +27,15 @@ def start_worker(config: Config, turns: dict, daemon_pid: int) -> None:
     from intake.context import build_context, watch_rules
     from intake.ops.logs import setup_logging
     from intake.ops.processes import exit_with_daemon, leave_signals_to_the_daemon
-    from intake.store.turns import adopt_turns
 
     threading.current_thread().name = "pipeline"  # as its log lines say
     leave_signals_to_the_daemon()
     exit_with_daemon(daemon_pid)
     setup_logging(config.log, verbose=True)
-    adopt_turns(turns)  # before the first engine: queue with the daemon's own writers
+    if turns:  # SQLite: before the first engine, queue with the daemon's own writers
+        from intake.store.turns import adopt_turns
+
+        adopt_turns(turns)
     ctx = build_context(config)
     watch_rules(ctx)  # the worker classifies: it follows edits to the rules file as the daemon does
     _pipeline = Pipeline(ctx, metrics=False)

@@ -97,7 +97,7 @@ def test_the_worker_loads_no_library_it_does_not_use_and_the_daemon_counts_its_o
     results = pool(work=take_and_name_libraries).take_many(batch(3))
     assert [r.outcome for r in results] == ["opened"] * 3
     sqlite = ctx.config.database.url.startswith("sqlite")
-    assert {r.reason for r in results} == {"sqlite3" if sqlite else ""}
+    assert {r.reason for r in results} == {"sqlite3 intake.store.turns" if sqlite else ""}
     assert counted._value.get() == before + 3  # counted in the daemon, for /metrics
 
 

@@ -8,7 +8,7 @@ import sys
 from intake.pipeline.worker import take_group
 from intake.sources.base import Result
 
-UNNEEDED = ("prometheus_client", "sqlite3")  # the daemon serves /metrics; SQLite only for SQLite
+UNNEEDED = ("prometheus_client", "sqlite3", "intake.store.turns")  # the daemon serves /metrics; SQLite and its turns only for SQLite
 
 
 def take_and_name_libraries(group):
