@@ -221,6 +221,32 @@ def test_batches_take_everything_in_order(dovecot: DovecotServer, stop):
     assert [m["raw"] for m in dovecot.fetch_all("support", "Processed")] == raws
 
 
+def test_sizes_are_asked_for_a_batch_at_a_time_not_for_the_whole_backlog(dovecot: DovecotServer, stop, monkeypatch):
+    """The answer to one size FETCH is held at once: its length follows the batch, not the
+    backlog (ten thousand waiting mails were megabytes of the daemon's peak memory)."""
+    from imapclient import IMAPClient
+
+    asked: list[int] = []
+    fetch = IMAPClient.fetch
+
+    def counted(self, messages, data, *args, **kwargs):
+        if b"RFC822.SIZE" in [d.encode() if isinstance(d, str) else d for d in data]:
+            asked.append(len(messages))
+        return fetch(self, messages, data, *args, **kwargs)
+
+    monkeypatch.setattr(IMAPClient, "fetch", counted)
+    raws = [message(i) for i in range(10)]
+    dovecot.append_many("support", "INBOX", raws)
+    sink = RecordingSink()
+    source = ImapSource(account(dovecot, batch_size=3), "INBOX", sink, stop)
+    try:
+        assert source.run_once() == 10
+    finally:
+        source.close()
+    assert asked == [3, 3, 3, 1]
+    assert sink.raws == raws and sink.reports[-1]["backlog"] == 0
+
+
 def test_without_move_uid_expunge_removes_only_our_messages(dovecot: DovecotServer, stop):
     """No MOVE: COPY + \\Deleted + UID EXPUNGE of our UIDs; another client's \\Deleted message survives."""
     theirs = message("theirs")
