@@ -29,6 +29,20 @@ def test_chunks_split_by_size_and_a_big_message_goes_alone():
     assert list(chunks(pairs, max_count=100, max_bytes=1000)) == [[1, 2], [3], [4], [5]]
 
 
+def test_chunks_give_a_full_batch_without_reading_the_next_pair():
+    """The pairs are asked of the server as they are read (imap._sizes): a batch full by
+    count is given before the next pair is read, so no size is asked ahead of need."""
+    read: list[int] = []
+
+    def pairs():
+        for uid in range(1, 8):
+            read.append(uid)
+            yield uid, 100
+
+    seen = [(batch, len(read)) for batch in chunks(pairs(), max_count=3, max_bytes=10_000)]
+    assert seen == [([1, 2, 3], 3), ([4, 5, 6], 6), ([7], 7)]
+
+
 def test_chunks_of_nothing_is_nothing():
     assert list(chunks([], max_count=3, max_bytes=10)) == []
 
