@@ -89,7 +89,9 @@ def test_the_work_really_runs_in_another_process(ctx, pool):
 
 def test_the_worker_loads_no_library_it_does_not_use_and_the_daemon_counts_its_outcomes(ctx, pool):
     """Each library is megabytes in every process that loads it: the worker leaves the
-    metrics library to the daemon, which serves /metrics, and SQLite to SQLite databases."""
+    metrics library to the daemon, which serves /metrics, and SQLite to SQLite databases.
+    (That the daemon counts what the worker took was so before: here a guard, as the
+    worker's own counts no longer exist.)"""
     from intake.ops.metrics import TAKEN
 
     counted = TAKEN.labels(source="imap:support/INBOX", outcome="opened")
