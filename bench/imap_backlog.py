@@ -2,7 +2,7 @@
 acknowledged by the real daemon process; then the latency from IMAP APPEND to the
 acknowledgement arriving at the SMTP server while the daemon idles (IMAP IDLE).
 
-    .venv/bin/python bench/imap_backlog.py [--messages 2000] [--latency-samples 100] [--db URL]
+    .venv/bin/python bench/imap_backlog.py [--messages 2000] [--latency-samples 100] [--db URL] [--attachment-kb KB]
 
 Prints messages/second, the daemon's peak RSS (alone and with its workers), and latency p50/p95; the latest
 figures are kept in bench/imap_backlog.md. Needs Dovecot (scripts/test installs it).
@@ -11,7 +11,10 @@ figures are kept in bench/imap_backlog.md. Needs Dovecot (scripts/test installs 
 from __future__ import annotations
 
 import argparse
+import email
+import email.policy
 import os
+import random
 import statistics
 import sys
 import tempfile
@@ -27,10 +30,24 @@ from tests.fixtures.mail.build import corpus  # noqa: E402
 from tests.servers import AckCounter, DovecotServer, SmtpServer  # noqa: E402
 
 
-def mixed_backlog(n: int) -> list[bytes]:
+def mixed_backlog(n: int, attachment_kb: int = 0) -> list[bytes]:
     """Every language, charset and attachment kind of the parser's fixtures, each
-    message with its own Message-ID and its own sender (as a real backlog has)."""
-    return [raw.replace(b"li.wei@example.cn", f"customer{i}@example.cn".encode()) for i, raw in enumerate(corpus(n))]
+    message with its own Message-ID and its own sender (as a real backlog has); with
+    `attachment_kb`, each with a file of that size attached as well."""
+    backlog = [raw.replace(b"li.wei@example.cn", f"customer{i}@example.cn".encode()) for i, raw in enumerate(corpus(n))]
+    return [with_attachment(raw, attachment_kb, i) for i, raw in enumerate(backlog)] if attachment_kb else backlog
+
+
+def with_attachment(raw: bytes, kb: int, seed: int) -> bytes:
+    """The message with a scan of `kb` KB attached: the fixtures average under a kilobyte,
+    where a support mailbox carries photos and scanned documents (random bytes: as
+    incompressible as those). A message the email package cannot extend stays as it is."""
+    message = email.message_from_bytes(raw, policy=email.policy.default)
+    try:
+        message.add_attachment(random.Random(seed).randbytes(kb * 1024), maintype="application", subtype="pdf", filename=f"scan-{seed}.pdf")
+        return message.as_bytes()
+    except Exception:
+        return raw
 
 
 def peak_rss_mb(pid: int) -> float:
@@ -130,6 +147,7 @@ def main() -> None:
     parser.add_argument("--no-archive", action="store_true", help="leave case PDFs out (the email core alone)")
     parser.add_argument("--processes", type=int, help="[pipeline] processes (default: the daemon's default)")
     parser.add_argument("--log-level", default="WARNING", help="the daemon's log level (its log is work/daemon.log)")
+    parser.add_argument("--attachment-kb", type=int, default=0, help="attach a file of this many KB to every message (default: none)")
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="intake-bench-"))
@@ -150,7 +168,7 @@ def main() -> None:
         db = Db(db_url)
 
         speed_before = machine_speed_ms()
-        backlog = mixed_backlog(args.messages)
+        backlog = mixed_backlog(args.messages, args.attachment_kb)
         print(f"appending {len(backlog)} messages ({sum(map(len, backlog)) / 1e6:.1f} MB) ...", flush=True)
         dovecot.append_many("support", "INBOX", backlog)
 

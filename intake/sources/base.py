@@ -15,6 +15,12 @@ from dataclasses import dataclass
 from typing import Protocol
 
 OUTCOMES = ("opened", "appended", "duplicate", "autoreply_ignored", "quarantined")
+# Mail a source holds at once, fetched and not yet taken by the pipeline: a fetch of
+# 16 MB of 56 KB mails took the daemon's peak from 98 to 135 MB (its fetch buffers, the
+# groups on their way to the worker); 4 MB, 100; 1 MB, 92 and no slower on loopback, but
+# each fetch is a round trip to the server, which on a network costs its latency.
+# (bench/imap_backlog.md, --attachment-kb)
+HELD_AT_ONCE = 4_000_000
 
 
 @dataclass(frozen=True)

@@ -47,13 +47,12 @@ from pathlib import Path
 from intake.msgraph.client import MAILBOX_CONCURRENCY, GraphClient, GraphError, Stopped, mailbox_limiter, user_path
 from intake.oauth.store import read_private, write_private
 from intake.sources.backoff import Backoff
-from intake.sources.base import Sink, SourceRef
+from intake.sources.base import HELD_AT_ONCE, Sink, SourceRef
 from intake.sources.lease import Lease
 from intake.sources.mailbox import MailboxSource
 
 log = logging.getLogger("intake.sources.graph")
 
-FETCH_MAX_BYTES = 16_000_000  # MIME held at once before the pipeline takes it: bounds memory
 PAGE_SIZE = 200  # ids per delta page (Prefer: odata.maxpagesize): only id and received time are asked for
 # fetches and moves a folder source asks for at once; the client's mailbox limiter holds the
 # requests of all the account's folders and its sender to MAILBOX_CONCURRENCY together
@@ -284,7 +283,7 @@ class GraphSource(MailboxSource):
                 else:
                     batch.append((raw, SourceRef(source=self.name, key=message_id, channel="email")))
                     size += len(raw)
-            if len(batch) >= self.account.batch_size or size >= FETCH_MAX_BYTES:
+            if len(batch) >= self.account.batch_size or size >= HELD_AT_ONCE:
                 left -= self._take(batch, processed_id, by_id, failed)
                 batch, size = [], 0
                 self._report(backlog=left, throttle=True)

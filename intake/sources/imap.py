@@ -31,13 +31,12 @@ from imapclient.imapclient import DELETED, SocketTimeout, _parse_untagged_respon
 from intake.oauth import TokenSource
 from intake.oauth.sasl import imap_login
 from intake.sources.backoff import Backoff
-from intake.sources.base import Sink, SourceRef
+from intake.sources.base import HELD_AT_ONCE, Sink, SourceRef
 from intake.sources.lease import Lease
 from intake.sources.mailbox import MailboxSource
 
 log = logging.getLogger("intake.sources.imap")
 
-FETCH_MAX_BYTES = 16_000_000  # bodies fetched in one command: bounds memory, not count
 SIZES_AT_ONCE = 1000  # UIDs whose sizes one command asks for (_sizes): its answer is held at once
 STOP_CHECK = 0.5  # how often a wait (IDLE, poll, backoff) looks at the stop event
 
@@ -297,7 +296,7 @@ class ImapSource(MailboxSource):
                     continue
                 break
             left = len(uids)
-            for batch in chunks(_sizes(client, uids), self.account.batch_size, FETCH_MAX_BYTES):
+            for batch in chunks(_sizes(client, uids), self.account.batch_size, HELD_AT_ONCE):
                 if self.stop.is_set():
                     self._report(backlog=left)
                     return

@@ -93,6 +93,18 @@ def start_forever(source: ImapSource) -> threading.Thread:
     return thread
 
 
+def stop_after_each_take(sink: RecordingSink, stop: threading.Event) -> None:
+    """The sink sets `stop` once each take_many has returned: a stop asked mid-backlog."""
+    take_many = sink.take_many
+
+    def take_then_stop(items, committed=None):
+        results = take_many(items, committed)
+        stop.set()
+        return results
+
+    sink.take_many = take_then_stop
+
+
 def wait_until_idle(sink: RecordingSink, timeout: float = 5) -> None:
     """After the first successful pass the source enters IDLE a moment later."""
     assert sink.wait(lambda: any(r["error"] is None for r in sink.reports), timeout)
@@ -267,6 +279,37 @@ def test_sizes_are_asked_a_window_at_a_time_and_batches_run_across_windows(dovec
     assert sink.raws == raws and [m["raw"] for m in dovecot.fetch_all("support", "Processed")] == raws
 
 
+def test_bodies_held_at_once_stay_within_the_bound(dovecot: DovecotServer, stop, monkeypatch):
+    """A body FETCH asks for no more mail than HELD_AT_ONCE bytes (a message larger than
+    that alone): what the daemon holds before the pipeline takes it follows the bound, not
+    the batch size."""
+    from imapclient import IMAPClient
+
+    import intake.sources.imap as imap
+
+    raws = [message(i, body="请帮忙查看订单。" * 120) for i in range(6)]  # about 3 KB each
+    monkeypatch.setattr(imap, "HELD_AT_ONCE", 2 * len(raws[0]) + 100)
+    held: list[int] = []
+    fetch = IMAPClient.fetch
+
+    def counted(self, messages, data, *args, **kwargs):
+        answer = fetch(self, messages, data, *args, **kwargs)
+        if "BODY.PEEK[]" in data:
+            held.append(sum(len(item[b"BODY[]"]) for item in answer.values()))
+        return answer
+
+    monkeypatch.setattr(IMAPClient, "fetch", counted)
+    dovecot.append_many("support", "INBOX", raws)
+    sink = RecordingSink()
+    source = ImapSource(account(dovecot, batch_size=500), "INBOX", sink, stop)
+    try:
+        assert source.run_once() == 6
+    finally:
+        source.close()
+    assert len(held) == 3 and all(size <= imap.HELD_AT_ONCE for size in held)
+    assert sink.raws == raws
+
+
 def test_a_message_expunged_before_its_size_is_asked_counts_as_gone_not_waiting(dovecot: DovecotServer, stop, monkeypatch):
     """Another client expunges a waiting message between the SEARCH and the size FETCH:
     nothing else is skipped, and the backlog reported at a stop leaves it out. (A guard on
@@ -291,14 +334,7 @@ def test_a_message_expunged_before_its_size_is_asked_counts_as_gone_not_waiting(
 
     monkeypatch.setattr(IMAPClient, "fetch", expunge_first)
     sink = RecordingSink()
-    take_many = sink.take_many
-
-    def take_then_stop(items, committed=None):
-        results = take_many(items, committed)
-        stop.set()
-        return results
-
-    sink.take_many = take_then_stop
+    stop_after_each_take(sink, stop)
     source = ImapSource(account(dovecot, batch_size=2), "INBOX", sink, stop)
     try:
         assert source.run_once() == 1  # the first batch: the first message, and the second gone
@@ -497,14 +533,7 @@ def test_stop_during_a_batch_finishes_the_batch_in_hand_and_moves_only_taken_one
     raws = [message(i) for i in range(5)]
     dovecot.append_many("support", "INBOX", raws)
     sink = RecordingSink()
-    take_many = sink.take_many
-
-    def take_then_stop(items, committed=None):
-        results = take_many(items, committed)
-        stop.set()
-        return results
-
-    sink.take_many = take_then_stop
+    stop_after_each_take(sink, stop)
     source = ImapSource(account(dovecot, batch_size=2), "INBOX", sink, stop)
     try:
         assert source.run_once() == 2
