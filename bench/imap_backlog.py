@@ -41,13 +41,10 @@ def mixed_backlog(n: int, attachment_kb: int = 0) -> list[bytes]:
 def with_attachment(raw: bytes, kb: int, seed: int) -> bytes:
     """The message with a scan of `kb` KB attached: the fixtures average under a kilobyte,
     where a support mailbox carries photos and scanned documents (random bytes: as
-    incompressible as those). A message the email package cannot extend stays as it is."""
-    message = email.message_from_bytes(raw, policy=email.policy.default)
-    try:
-        message.add_attachment(random.Random(seed).randbytes(kb * 1024), maintype="application", subtype="pdf", filename=f"scan-{seed}.pdf")
-        return message.as_bytes()
-    except Exception:
-        return raw
+    incompressible as those). Written with CRLF line ends, as mail travels."""
+    message = email.message_from_bytes(raw, policy=email.policy.SMTP)
+    message.add_attachment(random.Random(seed).randbytes(kb * 1024), maintype="application", subtype="pdf", filename=f"scan-{seed}.pdf")
+    return message.as_bytes()
 
 
 def peak_rss_mb(pid: int) -> float:

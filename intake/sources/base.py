@@ -15,7 +15,9 @@ from dataclasses import dataclass
 from typing import Protocol
 
 OUTCOMES = ("opened", "appended", "duplicate", "autoreply_ignored", "quarantined")
-# Mail a source holds at once, fetched and not yet taken by the pipeline: a fetch of
+# Mail a source holds at once, fetched and not yet taken by the pipeline (IMAP: at most
+# this, a larger message alone; Graph: about this, plus the fetches of one window of
+# its parallel requests, where the bound is looked at). A fetch of
 # 16 MB of 56 KB mails took the daemon's peak from 98 to 135 MB (its fetch buffers, the
 # groups on their way to the worker); 4 MB, 100; 1 MB, 92 and no slower on loopback, but
 # each fetch is a round trip to the server, which on a network costs its latency.

@@ -280,9 +280,9 @@ def test_sizes_are_asked_a_window_at_a_time_and_batches_run_across_windows(dovec
 
 
 def test_bodies_held_at_once_stay_within_the_bound(dovecot: DovecotServer, stop, monkeypatch):
-    """A body FETCH asks for no more mail than HELD_AT_ONCE bytes (a message larger than
-    that alone): what the daemon holds before the pipeline takes it follows the bound, not
-    the batch size."""
+    """A body FETCH asks for no more mail than HELD_AT_ONCE bytes: what the daemon holds
+    before the pipeline takes it follows the bound, not the batch size. (A message larger
+    than the bound goes alone: test_imap_helpers.)"""
     from imapclient import IMAPClient
 
     import intake.sources.imap as imap
